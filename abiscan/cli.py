@@ -1,0 +1,157 @@
+"""The ``abiscan`` command: a thin shell over the API. The only module that prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .pipeline import scan
+from .render import render_json, render_text
+from .targets import (
+    Target,
+    TargetError,
+    builtin_target,
+    builtin_targets,
+    custom_target,
+    load_target,
+    runtime_names,
+)
+
+EXIT_OK = 0
+EXIT_PREDICTED_ERROR = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="abiscan",
+        description=(
+            "Predict, without executing anything, whether the Python code in Lambda "
+            "layers, function zips, wheels and site-packages imports on a target runtime."
+        ),
+    )
+    p.add_argument("--version", action="version", version=f"abiscan {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("scan", help="scan layers (and function code) for a target")
+    s.add_argument(
+        "layers", nargs="*", metavar="LAYER",
+        help="layer zips or extracted layer directories, in attach order; "
+        "a .whl is installed into site-packages",
+    )
+    s.add_argument("--function", metavar="PATH", help="the function's deployment zip or directory")
+    s.add_argument(
+        "--site-packages", metavar="PATH", action="append", default=[],
+        help="a wheel or directory installed into the target's site-packages (repeatable)",
+    )
+    which = s.add_mutually_exclusive_group()
+    which.add_argument(
+        "--runtime", metavar="NAME", help=f"built-in Lambda runtime ({', '.join(runtime_names())})"
+    )
+    which.add_argument("--python", metavar="X.Y", help="custom target: CPython version")
+    which.add_argument("--target", metavar="FILE", help="a target profile (JSON)")
+    s.add_argument("--arch", default="x86_64", help="x86_64 or arm64 (default: x86_64)")
+    s.add_argument("--glibc", metavar="X.Y", help="custom target: glibc version (with --python)")
+    s.add_argument(
+        "--free-threaded", action="store_true",
+        help="custom target: the free-threaded build (with --python)",
+    )
+    s.add_argument("--format", choices=("text", "json"), default="text")
+    s.add_argument("-v", "--verbose", action="store_true", help="list modules that load, too")
+
+    t = sub.add_parser("targets", help="list the built-in targets, or show one as JSON")
+    t.add_argument(
+        "--show", metavar="NAME", help="print one target profile as JSON, e.g. python3.12-arm64"
+    )
+
+    d = sub.add_parser("demo", help="rebuild the incident offline and show the prediction")
+    d.add_argument("--format", choices=("text", "json"), default="text")
+    return p
+
+
+def _target(args: argparse.Namespace) -> Target:
+    if args.target:
+        if args.glibc or args.free_threaded:
+            raise TargetError("--glibc and --free-threaded go with --python, not --target")
+        return load_target(args.target)
+    if args.python:
+        return custom_target(
+            args.python, args.arch, args.glibc or "2.34", free_threaded=args.free_threaded
+        )
+    if args.glibc or args.free_threaded:
+        raise TargetError("--glibc and --free-threaded go with --python")
+    return builtin_target(args.runtime or "python3.12", args.arch)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    if not args.layers and not args.function and not args.site_packages:
+        print("abiscan scan: error: give at least one layer, --function or --site-packages",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        target = _target(args)
+    except TargetError as exc:
+        print(f"abiscan scan: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = scan(args.layers, args.function, args.site_packages, target=target)
+    if args.format == "json":
+        sys.stdout.write(render_json(report))
+    else:
+        sys.stdout.write(render_text(report, verbose=args.verbose))
+    for summary in report.unreadable_inputs:
+        problem = next((p.problem for p in report.problems if p.source == summary.label), "")
+        print(f"abiscan: cannot read {summary.label}: {problem}", file=sys.stderr)
+    if report.unreadable_inputs:
+        return EXIT_USAGE
+    return EXIT_PREDICTED_ERROR if report.has_errors else EXIT_OK
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    if args.show:
+        name = args.show
+        runtime, _, arch = name.rpartition("-")
+        try:
+            target = builtin_target(runtime or name, arch if runtime else "x86_64")
+        except TargetError as exc:
+            print(f"abiscan targets: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        sys.stdout.write(target.to_json())
+        return EXIT_OK
+    for target in builtin_targets():
+        print(f"{target.name:<20} {target.describe()}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    text, as_expected = run_demo(args.format)
+    sys.stdout.write(text)
+    # The demo succeeds when abiscan predicts the incident: 3.12 fails, 3.8 loads.
+    return EXIT_OK if as_expected else EXIT_PREDICTED_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "scan":
+            return _cmd_scan(args)
+        if args.command == "targets":
+            return _cmd_targets(args)
+        return _cmd_demo(args)
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""The embedded default: the incident that started abiscan, rebuilt offline.
+
+Two synthesised layers, written to a temporary directory and scanned there:
+an "AWS SDK for pandas"-like layer with pure-Python packages (a PyMySQL-like
+driver whose optional crypto import is guarded), and a "Powertools"-like layer
+whose cffi backend was built on a CPython 3.8 base image for every runtime.
+On python3.12 ``_cffi_backend`` is never even tried; on python3.8 it loads.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .elfbuild import build_shared_object
+from .pipeline import scan
+from .render import render_text
+from .report import Report
+
+_PYMYSQL_INIT = '''"""A PyMySQL-like driver (synthesised for the abiscan demo)."""
+from . import connections
+'''
+_PYMYSQL_CONNECTIONS = '''try:
+    from cryptography.hazmat.primitives import serialization  # optional
+except ImportError:
+    serialization = None
+'''
+_WRANGLER_INIT = '''"""An awswrangler-like package (synthesised for the abiscan demo)."""
+import pymysql
+'''
+_CFFI_INIT = '''"""A cffi-like package (synthesised for the abiscan demo)."""
+from _cffi_backend import FFI  # noqa: F401
+'''
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in sorted(members.items()):
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100644 << 16)
+            info.create_system = 3
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return path
+
+
+def build_incident(directory: Path) -> tuple[Path, Path]:
+    """Write the two layer zips of the incident into ``directory``."""
+    layer1 = _zip(
+        directory / "aws-sdk-pandas-like.zip",
+        {
+            "python/awswrangler_like/__init__.py": _WRANGLER_INIT.encode(),
+            "python/pymysql/__init__.py": _PYMYSQL_INIT.encode(),
+            "python/pymysql/connections.py": _PYMYSQL_CONNECTIONS.encode(),
+        },
+    )
+    backend = build_shared_object(machine="x86_64", exports=["PyInit__cffi_backend"])
+    rust = build_shared_object(machine="x86_64", exports=["PyInit__rust"])
+    layer2 = _zip(
+        directory / "powertools-like.zip",
+        {
+            "python/cffi/__init__.py": _CFFI_INIT.encode(),
+            "python/_cffi_backend.cpython-38-x86_64-linux-gnu.so": backend,
+            "python/cryptography/__init__.py": b"",
+            "python/cryptography/hazmat/__init__.py": b"",
+            "python/cryptography/hazmat/bindings/__init__.py": b"",
+            "python/cryptography/hazmat/bindings/_rust.abi3.so": rust,
+        },
+    )
+    return layer1, layer2
+
+
+def _relabel(text: str, directory: Path) -> str:
+    return text.replace(str(directory) + "/", "")
+
+
+def run_demo(fmt: str = "text") -> tuple[str, bool]:
+    """Build the incident, scan it for python3.12 and python3.8; return (output, as expected)."""
+    with tempfile.TemporaryDirectory(prefix="abiscan-demo-") as tmp:
+        tmp_path = Path(tmp)
+        layers = build_incident(tmp_path)
+        reports: dict[str, Report] = {
+            runtime: scan(layers, runtime=runtime, arch="x86_64")
+            for runtime in ("python3.12", "python3.8")
+        }
+        new, old = reports["python3.12"].module("_cffi_backend"), reports["python3.8"].module(
+            "_cffi_backend"
+        )
+        as_expected = (
+            new is not None and new.outcome == "error" and old is not None and old.ok
+        )
+        if fmt == "json":
+            text = json.dumps(
+                {name: r.to_dict() for name, r in reports.items()}, indent=2
+            ) + "\n"
+            return _relabel(text, tmp_path), as_expected
+        parts = [
+            "abiscan demo: the incident, rebuilt from synthesised layers\n"
+            "  layer 1: aws-sdk-pandas-like.zip (pure-Python pymysql-like driver)\n"
+            "  layer 2: powertools-like.zip (cffi with _cffi_backend built for CPython 3.8)\n",
+        ]
+        for runtime, report in reports.items():
+            parts.append(f"=== {runtime} " + "=" * 50 + "\n")
+            parts.append(render_text(report))
+        if as_expected:
+            parts.append(
+                "As predicted: on python3.12 `import _cffi_backend` raises "
+                "ModuleNotFoundError; on python3.8 it loads.\n"
+            )
+        else:
+            parts.append("UNEXPECTED: abiscan did not predict the incident; please report this.\n")
+        return _relabel("".join(parts), tmp_path), as_expected

@@ -1,0 +1,719 @@
+"""ELF facts: what a file is, what it needs and what it exports.
+
+Everything here is read from bytes; nothing is loaded or executed. The parser
+is our own (``struct`` over the raw bytes) rather than pyelftools' object
+model, for two reasons: the dynamic symbol table of a real extension module
+has tens of thousands of entries and pyelftools decodes them one at a time
+(about 25 µs each), and files in the wild are sometimes truncated or corrupt,
+so every offset and size is checked against the file before use and every
+failure becomes an :class:`ElfError` with a short problem text. Work and
+memory are bounded by the size of the input: no count read from the file is
+trusted before the bytes it describes are known to exist.
+
+Dynamic information is read through the section headers (``.dynamic``,
+``.dynsym``, ``.gnu.version_r``, ``.gnu.version_d``); a file without section
+headers (stripped with ``sstrip``, or hand-made) falls back to PT_DYNAMIC and
+the dynamic tags, the way the dynamic linker itself finds them.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+__all__ = [
+    "ElfError",
+    "ElfFacts",
+    "ElfHeader",
+    "read_facts",
+    "read_header",
+    "sniff_format",
+]
+
+EI_NIDENT = 16
+_ELF_MAGIC = b"\x7fELF"
+
+ELFCLASS32 = 1
+ELFCLASS64 = 2
+ELFDATA2LSB = 1
+ELFDATA2MSB = 2
+
+_CLASS_NAMES = {0: "ELFCLASSNONE", 1: "ELFCLASS32", 2: "ELFCLASS64"}
+_TYPE_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+_MACHINE_NAMES = {
+    2: "sparc",
+    3: "i386",
+    8: "mips",
+    20: "ppc",
+    21: "ppc64",
+    22: "s390",
+    40: "arm",
+    42: "sh",
+    43: "sparcv9",
+    50: "ia64",
+    62: "x86_64",
+    183: "aarch64",
+    243: "riscv",
+    258: "loongarch",
+}
+_OSABI_NAMES = {
+    0: "ELFOSABI_SYSV",
+    1: "ELFOSABI_HPUX",
+    2: "ELFOSABI_NETBSD",
+    3: "ELFOSABI_GNU",
+    6: "ELFOSABI_SOLARIS",
+    9: "ELFOSABI_FREEBSD",
+    12: "ELFOSABI_OPENBSD",
+    97: "ELFOSABI_ARM",
+    255: "ELFOSABI_STANDALONE",
+}
+
+_SHN_UNDEF = 0
+_SHN_LORESERVE = 0xFF00
+_SHN_XINDEX = 0xFFFF
+_PN_XNUM = 0xFFFF
+
+_SHT_NOBITS = 8
+_SHT_DYNAMIC = 6
+_SHT_DYNSYM = 11
+_SHT_GNU_VERDEF = 0x6FFFFFFD
+_SHT_GNU_VERNEED = 0x6FFFFFFE
+
+_PT_LOAD = 1
+_PT_DYNAMIC = 2
+
+_DT_NULL = 0
+_DT_NEEDED = 1
+_DT_HASH = 4
+_DT_STRTAB = 5
+_DT_SYMTAB = 6
+_DT_STRSZ = 10
+_DT_SYMENT = 11
+_DT_SONAME = 14
+_DT_RPATH = 15
+_DT_RUNPATH = 29
+_DT_GNU_HASH = 0x6FFFFEF5
+_DT_VERDEF = 0x6FFFFFFC
+_DT_VERDEFNUM = 0x6FFFFFFD
+_DT_VERNEED = 0x6FFFFFFE
+_DT_VERNEEDNUM = 0x6FFFFFFF
+
+_STB_GLOBAL = 1
+_STB_WEAK = 2
+_STB_GNU_UNIQUE = 10
+_STV_DEFAULT = 0
+_STV_PROTECTED = 3
+
+_VER_FLG_BASE = 1
+
+
+class ElfError(Exception):
+    """The bytes are not a readable ELF file; ``str(exc)`` says what is wrong."""
+
+
+def sniff_format(data: bytes) -> str:
+    """Name the executable format of ``data`` from its first bytes.
+
+    Returns ``"elf"``, ``"mach-o"`` (thin 32/64-bit in either byte order, and
+    fat/universal), ``"pe"`` (an ``MZ`` DOS header, as PE/COFF DLLs have),
+    ``"empty"`` or ``"unknown"``.
+    """
+    if not data:
+        return "empty"
+    head = bytes(data[:8])
+    if head.startswith(_ELF_MAGIC):
+        return "elf"
+    magic = head[:4]
+    if magic in (
+        b"\xfe\xed\xfa\xce",
+        b"\xce\xfa\xed\xfe",
+        b"\xfe\xed\xfa\xcf",
+        b"\xcf\xfa\xed\xfe",
+    ):
+        return "mach-o"
+    if magic in (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf"):
+        # Java class files share 0xcafebabe; there the next word is the class
+        # file version (45 and up), while a fat Mach-O has a small arch count.
+        if len(head) < 8:
+            return "unknown"
+        nfat = int.from_bytes(head[4:8], "big")
+        return "mach-o" if 0 < nfat < 45 else "unknown"
+    if head.startswith(b"MZ"):
+        return "pe"
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class ElfHeader:
+    """The identification bytes and ELF header fields, as raw numbers.
+
+    Holds what glibc's ``open_verify`` examines plus the table locations the
+    rest of the parser needs. For an invalid EI_CLASS the fields after
+    ``e_version`` are decoded with the 64-bit layout, and for an invalid
+    EI_DATA in little-endian order: that is how a 64-bit little-endian
+    dynamic linker reads such a file.
+    """
+
+    ei_class: int
+    ei_data: int
+    ei_version: int
+    ei_osabi: int
+    ei_abiversion: int
+    ei_pad: bytes
+    e_type: int
+    e_machine: int
+    e_version: int
+    e_phentsize: int
+    e_phnum: int
+    e_shnum: int
+    e_entry: int = 0
+    e_phoff: int = 0
+    e_shoff: int = 0
+    e_flags: int = 0
+    e_ehsize: int = 0
+    e_shentsize: int = 0
+    e_shstrndx: int = 0
+
+    @property
+    def bits(self) -> int:
+        return {ELFCLASS32: 32, ELFCLASS64: 64}.get(self.ei_class, 0)
+
+    @property
+    def byte_order(self) -> str:
+        return {ELFDATA2LSB: "little", ELFDATA2MSB: "big"}.get(self.ei_data, "invalid")
+
+    @property
+    def machine_name(self) -> str:
+        return _MACHINE_NAMES.get(self.e_machine, f"EM_{self.e_machine}")
+
+    @property
+    def class_name(self) -> str:
+        return _CLASS_NAMES.get(self.ei_class, f"ELFCLASS_{self.ei_class}")
+
+    @property
+    def type_name(self) -> str:
+        return _TYPE_NAMES.get(self.e_type, f"ET_{self.e_type:#x}")
+
+    @property
+    def osabi_name(self) -> str:
+        return _OSABI_NAMES.get(self.ei_osabi, f"ELFOSABI_{self.ei_osabi}")
+
+    def describe(self) -> str:
+        """A ``file(1)``-like phrase: ``ELF 64-bit LSB ET_DYN, machine x86_64``."""
+        bits = f"{self.bits}-bit" if self.bits else f"{self.class_name}"
+        order = {"little": "LSB", "big": "MSB"}.get(self.byte_order, f"EI_DATA={self.ei_data}")
+        return f"ELF {bits} {order} {self.type_name}, machine {self.machine_name}"
+
+
+def read_header(data: bytes) -> ElfHeader:
+    """Decode the identification bytes and the ELF header.
+
+    Raises :class:`ElfError` when ``data`` is shorter than the 16
+    identification bytes, lacks the ELF magic, or is shorter than the ELF
+    header of its class.
+    """
+    n = len(data)
+    if n < EI_NIDENT:
+        raise ElfError(
+            f"file too short: {n} bytes, less than the {EI_NIDENT}-byte ELF identification"
+        )
+    if bytes(data[:4]) != _ELF_MAGIC:
+        raise ElfError(f"not an ELF file: bad magic {bytes(data[:4]).hex()}")
+    ei_class, ei_data, ei_version, ei_osabi, ei_abiversion = data[4:9]
+    e = ">" if ei_data == ELFDATA2MSB else "<"
+    if ei_class == ELFCLASS32:
+        size = 52
+        fmt = e + "HHIIIIIHHHHHH"
+    else:
+        size = 64
+        fmt = e + "HHIQQQIHHHHHH"
+    if n < size:
+        cls = _CLASS_NAMES.get(ei_class, f"ELFCLASS_{ei_class}")
+        raise ElfError(f"file too short: {n} bytes, less than the {size}-byte {cls} ELF header")
+    (
+        e_type,
+        e_machine,
+        e_version,
+        e_entry,
+        e_phoff,
+        e_shoff,
+        e_flags,
+        e_ehsize,
+        e_phentsize,
+        e_phnum,
+        e_shentsize,
+        e_shnum,
+        e_shstrndx,
+    ) = struct.unpack_from(fmt, data, EI_NIDENT)
+    return ElfHeader(
+        ei_class=ei_class,
+        ei_data=ei_data,
+        ei_version=ei_version,
+        ei_osabi=ei_osabi,
+        ei_abiversion=ei_abiversion,
+        ei_pad=bytes(data[9:16]),
+        e_type=e_type,
+        e_machine=e_machine,
+        e_version=e_version,
+        e_phentsize=e_phentsize,
+        e_phnum=e_phnum,
+        e_shnum=e_shnum,
+        e_entry=e_entry,
+        e_phoff=e_phoff,
+        e_shoff=e_shoff,
+        e_flags=e_flags,
+        e_ehsize=e_ehsize,
+        e_shentsize=e_shentsize,
+        e_shstrndx=e_shstrndx,
+    )
+
+
+@dataclass(frozen=True)
+class ElfFacts:
+    """The dynamic-linking facts of one ELF file."""
+
+    header: ElfHeader
+    soname: str | None
+    needed: tuple[str, ...]
+    rpath: tuple[str, ...]
+    runpath: tuple[str, ...]
+    exported: frozenset[str]
+    undefined: tuple[str, ...]
+    weak_undefined: tuple[str, ...]
+    version_needs: tuple[tuple[str, tuple[str, ...]], ...]
+    version_defs: tuple[str, ...]
+
+    @property
+    def pyinit_names(self) -> tuple[str, ...]:
+        """Exported ``PyInit_*`` names, sorted: the module init functions."""
+        return tuple(sorted(n for n in self.exported if n.startswith("PyInit_")))
+
+
+@dataclass(frozen=True)
+class _Section:
+    index: int
+    sh_type: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+    addr: int
+
+
+@dataclass(frozen=True)
+class _Segment:
+    p_type: int
+    offset: int
+    vaddr: int
+    filesz: int
+
+
+def read_facts(data: bytes) -> ElfFacts:
+    """Read the dynamic-linking facts of an ELF file.
+
+    Raises :class:`ElfError` for anything that is not a well-formed ELF file:
+    truncation, tables or strings outside the file, absurd counts or sizes.
+    """
+    try:
+        return _Reader(bytes(data)).facts()
+    except ElfError:
+        raise
+    except (struct.error, ValueError, IndexError, OverflowError, MemoryError) as exc:
+        # The explicit checks below should leave nothing for these to catch;
+        # this keeps the promise of "only ElfError" if one was missed.
+        raise ElfError(f"malformed ELF file: {exc}") from exc
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+        self.header = read_header(data)
+        h = self.header
+        if h.bits == 0:
+            raise ElfError(f"invalid ELF class: EI_CLASS is {h.ei_class}")
+        if h.byte_order == "invalid":
+            raise ElfError(f"invalid data encoding: EI_DATA is {h.ei_data}")
+        self.e = "<" if h.byte_order == "little" else ">"
+        self.is64 = h.bits == 64
+        self.sections = self._read_sections()
+        self.segments = self._read_segments()
+
+    # -- bounds -------------------------------------------------------------
+
+    def _check_range(self, what: str, offset: int, size: int) -> None:
+        end = offset + size
+        if offset > self.size or end > self.size:
+            raise ElfError(
+                f"truncated: {what} ends at {end:#x} past end of file (size {self.size:#x})"
+            )
+
+    def _bytes(self, what: str, offset: int, size: int) -> bytes:
+        self._check_range(what, offset, size)
+        return self.data[offset : offset + size]
+
+    # -- tables -------------------------------------------------------------
+
+    def _read_sections(self) -> list[_Section]:
+        h = self.header
+        if h.e_shoff == 0:
+            return []
+        std = 64 if self.is64 else 40
+        shnum = h.e_shnum
+        if shnum == 0 and h.e_shentsize == 0:
+            return []
+        if h.e_shentsize < std:
+            raise ElfError(f"bad e_shentsize {h.e_shentsize}: a section header is {std} bytes")
+        fmt = self.e + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII")
+        if shnum == 0:
+            # Extended numbering: more than 0xff00 sections, the real count
+            # sits in section 0's sh_size.
+            self._check_range("section header 0", h.e_shoff, std)
+            shnum = struct.unpack_from(fmt, self.data, h.e_shoff)[5]
+        table_size = shnum * h.e_shentsize
+        self._check_range("section header table", h.e_shoff, table_size)
+        out = []
+        for i in range(shnum):
+            (_, sh_type, _, addr, offset, size, link, info, _, entsize) = struct.unpack_from(
+                fmt, self.data, h.e_shoff + i * h.e_shentsize
+            )
+            out.append(_Section(i, sh_type, offset, size, link, info, entsize, addr))
+        return out
+
+    def _read_segments(self) -> list[_Segment]:
+        h = self.header
+        phnum = h.e_phnum
+        if phnum == _PN_XNUM and self.sections:
+            phnum = self.sections[0].info
+        if phnum == 0 or h.e_phoff == 0:
+            return []
+        std = 56 if self.is64 else 32
+        if h.e_phentsize < std:
+            raise ElfError(f"bad e_phentsize {h.e_phentsize}: a program header is {std} bytes")
+        self._check_range("program header table", h.e_phoff, phnum * h.e_phentsize)
+        out = []
+        for i in range(phnum):
+            off = h.e_phoff + i * h.e_phentsize
+            if self.is64:
+                p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+                    self.e + "IIQQQQ", self.data, off
+                )
+            else:
+                p_type, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+                    self.e + "IIIII", self.data, off
+                )
+            out.append(_Segment(p_type, p_offset, p_vaddr, p_filesz))
+        return out
+
+    def _section(self, index: int, what: str) -> _Section:
+        if not 0 < index < len(self.sections):
+            raise ElfError(f"{what} links to section {index}, which does not exist")
+        return self.sections[index]
+
+    def _section_bytes(self, sec: _Section, what: str) -> bytes:
+        if sec.sh_type == _SHT_NOBITS:
+            return b""
+        return self._bytes(f"{what} (section {sec.index})", sec.offset, sec.size)
+
+    def _vaddr_to_offset(self, addr: int, what: str) -> int:
+        for seg in self.segments:
+            if seg.p_type == _PT_LOAD and seg.vaddr <= addr < seg.vaddr + seg.filesz:
+                return seg.offset + (addr - seg.vaddr)
+        raise ElfError(f"{what} address {addr:#x} is not inside any loaded segment")
+
+    def _vaddr_bytes(self, addr: int, size: int, what: str) -> bytes:
+        return self._bytes(what, self._vaddr_to_offset(addr, what), size)
+
+    # -- strings ------------------------------------------------------------
+
+    @staticmethod
+    def _cstr(tab: bytes, off: int, what: str) -> str:
+        if off >= len(tab):
+            raise ElfError(f"string offset {off:#x} out of range of {what} (size {len(tab):#x})")
+        end = tab.find(b"\0", off)
+        if end < 0:
+            raise ElfError(f"unterminated string at offset {off:#x} of {what}")
+        # ELF names are bytes; surrogateescape keeps odd bytes round-trippable.
+        return tab[off:end].decode("utf-8", "surrogateescape")
+
+    # -- the facts ----------------------------------------------------------
+
+    def facts(self) -> ElfFacts:
+        dyn_sec = next((s for s in self.sections if s.sh_type == _SHT_DYNAMIC), None)
+        if dyn_sec is not None:
+            dyn_bytes = self._section_bytes(dyn_sec, ".dynamic")
+            dynstr = self._section_bytes(self._section(dyn_sec.link, ".dynamic"), ".dynstr")
+            tags = self._dyn_entries(dyn_bytes)
+        else:
+            pt_dyn = next((s for s in self.segments if s.p_type == _PT_DYNAMIC), None)
+            if pt_dyn is not None:
+                tags = self._dyn_entries(self._bytes("PT_DYNAMIC", pt_dyn.offset, pt_dyn.filesz))
+                dynstr = self._dynstr_from_tags(tags)
+            else:
+                tags, dynstr = [], b""
+
+        needed: list[str] = []
+        rpath: list[str] = []
+        runpath: list[str] = []
+        soname: str | None = None
+        for tag, val in tags:
+            if tag == _DT_NEEDED:
+                needed.append(self._cstr(dynstr, val, ".dynstr"))
+            elif tag == _DT_SONAME:
+                soname = self._cstr(dynstr, val, ".dynstr")
+            elif tag == _DT_RPATH:
+                rpath.extend(_split_path(self._cstr(dynstr, val, ".dynstr")))
+            elif tag == _DT_RUNPATH:
+                runpath.extend(_split_path(self._cstr(dynstr, val, ".dynstr")))
+
+        exported, undefined, weak_undefined = self._symbols(tags)
+        version_needs = self._version_needs(tags)
+        version_defs = self._version_defs(tags)
+        return ElfFacts(
+            header=self.header,
+            soname=soname,
+            needed=tuple(needed),
+            rpath=tuple(rpath),
+            runpath=tuple(runpath),
+            exported=exported,
+            undefined=undefined,
+            weak_undefined=weak_undefined,
+            version_needs=version_needs,
+            version_defs=version_defs,
+        )
+
+    def _dyn_entries(self, raw: bytes) -> list[tuple[int, int]]:
+        # Tags read unsigned: the OS-specific ones (0x6fff....) then compare
+        # equal in both classes.
+        fmt = self.e + ("QQ" if self.is64 else "II")
+        step = struct.calcsize(fmt)
+        usable = len(raw) - len(raw) % step
+        out = []
+        for tag, val in struct.iter_unpack(fmt, raw[:usable]):
+            if tag == _DT_NULL:
+                break
+            out.append((tag, val))
+        return out
+
+    @staticmethod
+    def _tag(tags: list[tuple[int, int]], which: int) -> int | None:
+        for tag, val in tags:
+            if tag == which:
+                return val
+        return None
+
+    def _dynstr_from_tags(self, tags: list[tuple[int, int]]) -> bytes:
+        strtab = self._tag(tags, _DT_STRTAB)
+        strsz = self._tag(tags, _DT_STRSZ)
+        if strtab is None or strsz is None:
+            return b""
+        return self._vaddr_bytes(strtab, strsz, "DT_STRTAB")
+
+    # -- symbols ------------------------------------------------------------
+
+    def _symbols(
+        self, tags: list[tuple[int, int]]
+    ) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+        std = 24 if self.is64 else 16
+        dynsym_sec = next((s for s in self.sections if s.sh_type == _SHT_DYNSYM), None)
+        if dynsym_sec is not None:
+            if dynsym_sec.entsize != std:
+                raise ElfError(
+                    f"bad .dynsym entry size {dynsym_sec.entsize}: a symbol is {std} bytes"
+                )
+            raw = self._section_bytes(dynsym_sec, ".dynsym")
+            strtab = self._section_bytes(self._section(dynsym_sec.link, ".dynsym"), ".dynstr")
+        elif not self.sections and tags:
+            raw, strtab = self._dynsym_from_tags(tags, std)
+        else:
+            return frozenset(), (), ()
+        raw = raw[: len(raw) - len(raw) % std]
+
+        exported: list[str] = []
+        undefined: list[str] = []
+        weak_undefined: list[str] = []
+        find = strtab.find
+        ntab = len(strtab)
+        if self.is64:
+            records = ((r[0], r[1], r[2], r[3]) for r in struct.iter_unpack(self.e + "IBBHQQ", raw))
+        else:
+            records = ((r[0], r[3], r[4], r[5]) for r in struct.iter_unpack(self.e + "IIIBBH", raw))
+        for st_name, st_info, st_other, st_shndx in records:
+            if st_name == 0:
+                continue
+            bind = st_info >> 4
+            if st_shndx == _SHN_UNDEF:
+                if bind == _STB_GLOBAL:
+                    dest = undefined
+                elif bind == _STB_WEAK:
+                    dest = weak_undefined
+                else:
+                    continue
+            elif bind in (_STB_GLOBAL, _STB_WEAK, _STB_GNU_UNIQUE) and st_other & 3 in (
+                _STV_DEFAULT,
+                _STV_PROTECTED,
+            ):
+                dest = exported
+            else:
+                continue
+            if st_name >= ntab:
+                raise ElfError(
+                    f"string offset {st_name:#x} out of range of .dynstr (size {ntab:#x})"
+                )
+            end = find(b"\0", st_name)
+            if end < 0:
+                raise ElfError(f"unterminated string at offset {st_name:#x} of .dynstr")
+            dest.append(strtab[st_name:end].decode("utf-8", "surrogateescape"))
+        return frozenset(exported), tuple(undefined), tuple(weak_undefined)
+
+    def _dynsym_from_tags(self, tags: list[tuple[int, int]], std: int) -> tuple[bytes, bytes]:
+        symtab = self._tag(tags, _DT_SYMTAB)
+        if symtab is None:
+            return b"", b""
+        syment = self._tag(tags, _DT_SYMENT)
+        if syment is not None and syment != std:
+            raise ElfError(f"bad DT_SYMENT {syment}: a symbol is {std} bytes")
+        count = self._symbol_count(tags)
+        if count is None:
+            return b"", b""
+        off = self._vaddr_to_offset(symtab, "DT_SYMTAB")
+        raw = self._bytes("dynamic symbol table", off, count * std)
+        return raw, self._dynstr_from_tags(tags)
+
+    def _symbol_count(self, tags: list[tuple[int, int]]) -> int | None:
+        """Number of dynamic symbols, from DT_HASH or DT_GNU_HASH."""
+        hash_addr = self._tag(tags, _DT_HASH)
+        if hash_addr is not None:
+            off = self._vaddr_to_offset(hash_addr, "DT_HASH")
+            # s390x and Alpha use 8-byte hash words, everything else 4.
+            wide = self.is64 and self.header.e_machine in (22, 0x9026)
+            fmt = self.e + ("QQ" if wide else "II")
+            _, nchain = struct.unpack(fmt, self._bytes("DT_HASH", off, struct.calcsize(fmt)))
+            return int(nchain)
+        gnu_addr = self._tag(tags, _DT_GNU_HASH)
+        if gnu_addr is None:
+            return None
+        off = self._vaddr_to_offset(gnu_addr, "DT_GNU_HASH")
+        nbuckets, symoffset, bloom_size, _ = struct.unpack(
+            self.e + "IIII", self._bytes("DT_GNU_HASH", off, 16)
+        )
+        word = 8 if self.is64 else 4
+        buckets_off = off + 16 + bloom_size * word
+        buckets = struct.unpack(
+            f"{self.e}{nbuckets}I", self._bytes("DT_GNU_HASH buckets", buckets_off, nbuckets * 4)
+        )
+        last = max(buckets, default=0)
+        if last < symoffset:
+            return int(symoffset)
+        chain_off = buckets_off + nbuckets * 4
+        idx = last
+        # Walk the last chain to its end marker; each step reads one word of
+        # the file, so the walk cannot outlast the file.
+        while True:
+            (value,) = struct.unpack(
+                self.e + "I",
+                self._bytes("DT_GNU_HASH chain", chain_off + (idx - symoffset) * 4, 4),
+            )
+            idx += 1
+            if value & 1:
+                return idx
+
+    # -- symbol versions ----------------------------------------------------
+
+    def _version_table(
+        self, sh_type: int, tag_addr: int, tag_num: int, tags: list[tuple[int, int]], what: str
+    ) -> tuple[bytes, int, bytes] | None:
+        """(section bytes, entry count or 0 for unknown, string table) for a version table."""
+        sec = next((s for s in self.sections if s.sh_type == sh_type), None)
+        if sec is not None:
+            raw = self._section_bytes(sec, what)
+            strtab = self._section_bytes(self._section(sec.link, what), f"{what} strings")
+            return raw, sec.info, strtab
+        if self.sections:
+            return None
+        addr = self._tag(tags, tag_addr)
+        num = self._tag(tags, tag_num)
+        if addr is None or not num:
+            return None
+        off = self._vaddr_to_offset(addr, what)
+        # Without section headers the table's size is unknown; it cannot
+        # extend past the end of the file, so take the rest of the file.
+        return self.data[off:], num, self._dynstr_from_tags(tags)
+
+    def _version_needs(
+        self, tags: list[tuple[int, int]]
+    ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        table = self._version_table(
+            _SHT_GNU_VERNEED, _DT_VERNEED, _DT_VERNEEDNUM, tags, ".gnu.version_r"
+        )
+        if table is None:
+            return ()
+        raw, count, strtab = table
+        out: list[tuple[str, tuple[str, ...]]] = []
+        limit = count or len(raw) // 16
+        off = 0
+        seen: set[int] = set()
+        for _ in range(limit):
+            if off in seen:
+                raise ElfError(f"version need list of .gnu.version_r loops at offset {off:#x}")
+            seen.add(off)
+            if off + 16 > len(raw):
+                raise ElfError(f"truncated: version need entry at {off:#x} of .gnu.version_r")
+            _, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack_from(self.e + "HHIII", raw, off)
+            names: list[str] = []
+            aux = off + vn_aux
+            for _ in range(vn_cnt):
+                if aux + 16 > len(raw):
+                    raise ElfError(
+                        f"truncated: version need aux entry at {aux:#x} of .gnu.version_r"
+                    )
+                _, _, _, vna_name, vna_next = struct.unpack_from(self.e + "IHHII", raw, aux)
+                names.append(self._cstr(strtab, vna_name, ".gnu.version_r strings"))
+                if vna_next == 0:
+                    break
+                aux += vna_next
+            out.append((self._cstr(strtab, vn_file, ".gnu.version_r strings"), tuple(names)))
+            if vn_next == 0:
+                break
+            off += vn_next
+        return tuple(out)
+
+    def _version_defs(self, tags: list[tuple[int, int]]) -> tuple[str, ...]:
+        table = self._version_table(
+            _SHT_GNU_VERDEF, _DT_VERDEF, _DT_VERDEFNUM, tags, ".gnu.version_d"
+        )
+        if table is None:
+            return ()
+        raw, count, strtab = table
+        out: list[str] = []
+        limit = count or len(raw) // 20
+        off = 0
+        seen: set[int] = set()
+        for _ in range(limit):
+            if off in seen:
+                raise ElfError(f"version definition list of .gnu.version_d loops at {off:#x}")
+            seen.add(off)
+            if off + 20 > len(raw):
+                raise ElfError(f"truncated: version definition at {off:#x} of .gnu.version_d")
+            _, vd_flags, _, vd_cnt, _, vd_aux, vd_next = struct.unpack_from(
+                self.e + "HHHHIII", raw, off
+            )
+            # The base definition names the file itself (its soname), not a
+            # version anything can require.
+            if vd_cnt and not vd_flags & _VER_FLG_BASE:
+                aux = off + vd_aux
+                if aux + 8 > len(raw):
+                    raise ElfError(
+                        f"truncated: version definition aux at {aux:#x} of .gnu.version_d"
+                    )
+                (vda_name,) = struct.unpack_from(self.e + "I", raw, aux)
+                out.append(self._cstr(strtab, vda_name, ".gnu.version_d strings"))
+            if vd_next == 0:
+                break
+            off += vd_next
+        return tuple(out)
+
+
+def _split_path(value: str) -> list[str]:
+    return value.split(":") if value else []

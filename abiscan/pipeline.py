@@ -1,0 +1,348 @@
+"""The pipeline: inputs -> stack -> facts -> simulation -> findings -> report.
+
+Everything after the sources are opened is a pure function of the stack's
+bytes and the target: same inputs, same target, same report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .elf import ElfError, ElfFacts, read_facts, sniff_format
+from .findings import Finding, PredictedError
+from .importer import ImportSystem, Resolution
+from .inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
+from .loader import verify_identity
+from .pyc import magic_bytes, version_of_magic
+from .report import Candidate, InputSummary, ModuleOutcome, Report
+from .rules import binaries, imports
+from .sources import InputKind, InputProblem, Source, SourceError, open_source
+from .stack import Provenance, Stack, build_stack
+from .tags import mismatch, parse_extension_filename
+from .targets import Target, builtin_target
+
+PathLike = str | Path
+
+
+@dataclass
+class _Facts:
+    """Facts read from the stack's bytes, each file at most once."""
+
+    stack: Stack
+    problems: list[InputProblem] = field(default_factory=list)
+    _elf: dict[str, ElfFacts | ElfError | SourceError] = field(default_factory=dict)
+
+    def read(self, path: str) -> bytes | SourceError:
+        try:
+            return self.stack.read(path)
+        except SourceError as exc:
+            return exc
+
+    def elf(self, path: str) -> ElfFacts | ElfError | SourceError:
+        cached = self._elf.get(path)
+        if cached is None:
+            data = self.read(path)
+            if isinstance(data, SourceError):
+                cached = data
+            else:
+                try:
+                    cached = read_facts(data)
+                except ElfError as exc:
+                    cached = exc
+            self._elf[path] = cached
+        return cached
+
+    def is_extension(self, path: str) -> bool:
+        """Whether an untagged ``.so`` is meant as an extension module.
+
+        An ELF object exporting no ``PyInit_`` function is a shared library that
+        happens to sit on the path (``libfoo.so`` next to a package); anything
+        that is not ELF, or exports one, is treated as a module.
+        """
+        data = self.read(path)
+        if isinstance(data, SourceError):
+            return True
+        if sniff_format(data) != "elf":
+            return True
+        facts = self.elf(path)
+        if isinstance(facts, (ElfError, SourceError)):
+            return True
+        return bool(facts.pyinit_names)
+
+
+def scan(
+    layers: Sequence[PathLike] = (),
+    function: PathLike | None = None,
+    site_packages: Sequence[PathLike] = (),
+    *,
+    target: Target | None = None,
+    runtime: str = "python3.12",
+    arch: str = "x86_64",
+) -> Report:
+    """Predict, for every module the inputs provide, what ``import`` does on the target.
+
+    ``layers`` are layer zips or extracted layer directories, in the order they
+    are attached (a ``.whl`` among them is installed into site-packages);
+    ``function`` is the deployment zip or directory; ``site_packages`` are
+    wheels or directories installed into the target's site-packages. Without
+    ``target``, the built-in profile of ``runtime`` on ``arch`` is used.
+    """
+    if target is None:
+        target = builtin_target(runtime, arch)
+    specs: list[tuple[PathLike, InputKind]] = [(p, InputKind.LAYER) for p in layers]
+    specs += [(p, InputKind.SITE_PACKAGES) for p in site_packages]
+    if function is not None:
+        specs.append((function, InputKind.FUNCTION))
+    sources: list[Source] = []
+    summaries: list[InputSummary] = []
+    problems: list[InputProblem] = []
+    for path, kind in specs:
+        label = str(path)
+        try:
+            source = open_source(path, kind, label)
+        except SourceError as exc:
+            problems.append(InputProblem(label, None, str(exc).removeprefix(f"{label}: ")))
+            summaries.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
+            continue
+        sources.append(source)
+    try:
+        stack = build_stack(target, sources)
+        for source in sources:
+            files = [e for e in source.entries() if e.kind != "dir"]
+            summaries.append(
+                InputSummary(
+                    source.label,
+                    source.kind.value,
+                    stack.root_for(source.kind),
+                    len(files),
+                    sum(e.size for e in files),
+                    readable=True,
+                )
+            )
+        return analyse(stack, target, summaries, problems + stack.problems)
+    finally:
+        for source in sources:
+            source.close()
+
+
+def analyse(
+    stack: Stack,
+    target: Target,
+    inputs: Sequence[InputSummary] = (),
+    problems: Sequence[InputProblem] = (),
+) -> Report:
+    """The pure part: from a stack and a target to a report."""
+    facts = _Facts(stack)
+    importer = ImportSystem(stack, target)
+    dead = dead_roots(stack, target)
+    found = candidates(stack, target, dead, facts.is_extension)
+    modules: list[ModuleOutcome] = []
+    findings: list[Finding] = []
+    for cand in sorted(found, key=lambda c: c.name):
+        outcome, new = _predict(cand, importer.find(cand.name), stack, facts, target, dead)
+        modules.append(outcome)
+        findings.extend(new)
+    findings.extend(_dead_root_findings(dead, found, modules, stack, target))
+    findings = _dedupe(findings)
+    all_problems = sorted(
+        {(p.source, p.path or "", p.problem): p for p in [*problems, *facts.problems]}.values(),
+        key=lambda p: (p.source, p.path or "", p.problem),
+    )
+    return Report(
+        target=target,
+        modules=tuple(modules),
+        findings=tuple(sorted(findings, key=Finding.sort_key)),
+        inputs=tuple(inputs),
+        problems=tuple(all_problems),
+        tool_version=__version__,
+    )
+
+
+def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    seen: dict[tuple[str, str | None, str | None], Finding] = {}
+    for f in findings:
+        seen.setdefault((f.code, f.path, f.module), f)
+    return list(seen.values())
+
+
+def _origin_of(stack: Stack, path: str | None) -> tuple[str | None, str | None]:
+    if path is None:
+        return None, None
+    sf = stack.entry_at(path) or stack.file(path)
+    if sf is None:
+        return None, None
+    return sf.origin.source, sf.origin.source_path
+
+
+def _predict(
+    cand: ModuleCandidate,
+    res: Resolution,
+    stack: Stack,
+    facts: _Facts,
+    target: Target,
+    dead: Sequence[DeadRoot],
+) -> tuple[ModuleOutcome, list[Finding]]:
+    findings: list[Finding] = []
+    passed: list[Candidate] = []
+    for p in res.passed_over:
+        sf = stack.entry_at(p.path)
+        origin = sf.origin if sf else None
+        why = "shadowed by the file that loads"
+        if p.reason == "suffix-not-tried" and p.tag is not None:
+            mm = mismatch(p.tag, target)
+            if mm is None:
+                continue
+            why = f"never tried: {mm.reason}"
+            if res.spec is None or res.spec.loader_kind != "extension":
+                findings.append(
+                    imports.not_tried(cand.name, p, mm, origin, res.spec, res.error, target)
+                )
+        passed.append(
+            Candidate(p.path, origin.source if origin else None,
+                      origin.source_path if origin else None, why)
+        )
+    if res.spec is None:
+        if not cand.visible:
+            root = next((d for d in dead if d.path == cand.root), None)
+            src, src_path = _origin_of(stack, cand.path)
+            passed.append(
+                Candidate(cand.path, src, src_path,
+                          f"not on sys.path: {root.why}" if root else "not on sys.path")
+            )
+        first = passed[0] if passed else None
+        assert res.error is not None
+        return (
+            ModuleOutcome(
+                cand.name, "error", None,
+                first.source if first else None,
+                first.source_path if first else None,
+                None, res.error,
+                _not_found_reason(res, passed),
+                tuple(passed),
+            ),
+            findings,
+        )
+    spec = res.spec
+    src, src_path = _origin_of(stack, spec.origin)
+    if spec.kind == "namespace":
+        src, src_path = _origin_of(stack, spec.search_locations[0])
+        return (
+            ModuleOutcome(cand.name, "ok", None, src, src_path, "namespace", None,
+                          f"namespace package over {', '.join(spec.search_locations)}",
+                          tuple(passed)),
+            findings,
+        )
+    assert spec.origin is not None
+    kind = spec.kind
+    loader = spec.loader_kind
+    outcome, error, reason = "ok", None, f"{loader} module {spec.origin}"
+    loaded = stack.file(spec.origin)
+    prov = loaded.origin if loaded else None
+    if loader == "extension":
+        outcome, error, reason, new = _load_extension(
+            cand.name, spec.origin, facts, target, prov
+        )
+        findings.extend(new)
+    elif loader == "bytecode":
+        outcome, error, reason, new = _load_bytecode(cand.name, spec.origin, facts, target, prov)
+        findings.extend(new)
+    return (
+        ModuleOutcome(cand.name, outcome, spec.origin, src, src_path, kind, error, reason,
+                      tuple(passed)),
+        findings,
+    )
+
+
+def _not_found_reason(res: Resolution, passed: Sequence[Candidate]) -> str:
+    if res.failed_parent:
+        return f"its parent '{res.failed_parent}' cannot be imported"
+    if passed:
+        return "; ".join(f"{c.path}: {c.why}" for c in passed[:3])
+    return "no file for it on the target's sys.path"
+
+
+def _load_extension(
+    module: str,
+    path: str,
+    facts: _Facts,
+    target: Target,
+    origin: Provenance | None,
+) -> tuple[str, PredictedError | None, str, list[Finding]]:
+    data = facts.read(path)
+    if isinstance(data, SourceError):
+        return "unknown", None, f"cannot read the file: {data}", []
+    verdict = verify_identity(data, path, arch=target.arch)
+    if not verdict.ok:
+        if verdict.message is None:
+            return "unknown", None, verdict.detail, []
+        finding, error = binaries.refused_by_loader(
+            module, path, verdict.reason, verdict.message, verdict.detail,
+            sniff_format(data), origin, target,
+        )
+        return "error", error, verdict.detail, [finding]
+    elf = facts.elf(path)
+    if isinstance(elf, (ElfError, SourceError)):
+        facts.problems.append(
+            InputProblem(origin.source if origin else "stack",
+                         origin.source_path if origin else path,
+                         f"ELF file cannot be read: {elf}")
+        )
+        return (
+            "unknown", None,
+            f"the ELF header is acceptable but the rest cannot be read ({elf}); "
+            "abiscan cannot predict what the loader does with it", [],
+        )
+    short = module.rpartition(".")[2]
+    if f"PyInit_{short}" not in elf.exported:
+        finding, error = imports.missing_init(module, path, elf.pyinit_names, origin)
+        return "error", error, finding.message, [finding]
+    tag = parse_extension_filename(path.rsplit("/", 1)[-1])
+    what = tag.describe() if tag else "extension"
+    return "ok", None, f"extension module for {what}: ELF identity and PyInit_{short} match", []
+
+
+def _load_bytecode(
+    module: str, path: str, facts: _Facts, target: Target, origin: Provenance | None
+) -> tuple[str, PredictedError | None, str, list[Finding]]:
+    data = facts.read(path)
+    if isinstance(data, SourceError):
+        return "unknown", None, f"cannot read the file: {data}", []
+    want = magic_bytes(target.python_version)
+    if want is None:
+        return (
+            "unknown", None,
+            f"abiscan does not know the bytecode magic number of CPython {target.python}", [],
+        )
+    magic = data[:4]
+    if magic == want:
+        return "ok", None, f"bytecode for CPython {target.python}", []
+    written = version_of_magic(magic)
+    by = f"CPython {written[0]}.{written[1]}" if written else "an unknown Python"
+    finding, error = imports.bad_magic(module, path, magic, by, origin, target)
+    return "error", error, finding.message, [finding]
+
+
+def _dead_root_findings(
+    dead: Sequence[DeadRoot],
+    found: Sequence[ModuleCandidate],
+    modules: Sequence[ModuleOutcome],
+    stack: Stack,
+    target: Target,
+) -> list[Finding]:
+    by_name = {m.name: m for m in modules}
+    out = []
+    for root in dead:
+        names = sorted(c.name for c in found if c.root == root.path and "." not in c.name)
+        if not names:
+            continue
+        hidden = [n for n in names if by_name[n].outcome == "error" and by_name[n].path is None]
+        sources = sorted(
+            {sf.origin.source for sf in stack.walk_files()
+             if sf.target_path.startswith(root.path + "/")}
+        )
+        out.append(imports.outside_sys_path(root.path, root.why, names, hidden, sources, target))
+    return out
+

@@ -1,0 +1,84 @@
+"""Turn a :class:`~abiscan.report.Report` into text for people, or JSON for tools."""
+
+from __future__ import annotations
+
+from .findings import Finding, Severity
+from .report import Report
+
+_HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}
+
+
+def render_json(report: Report) -> str:
+    return report.to_json()
+
+
+def _finding_lines(f: Finding) -> list[str]:
+    lines = [f"  {f.code} {f.name} [{f.confidence.value}]" + (
+        f"  module {f.module}" if f.module else ""
+    )]
+    lines.append(f"    {f.message}")
+    if f.path:
+        where = f"    at {f.path}"
+        if f.source:
+            where += f"  (from {f.source}" + (f": {f.source_path})" if f.source_path else ")")
+        lines.append(where)
+    if f.predicted_error:
+        lines.append(f"    predicted: {f.predicted_error}")
+    for ev in f.evidence:
+        lines.append(f"    evidence: {ev}")
+    lines.append(f"    fix: {f.fix}")
+    return lines
+
+
+def render_text(report: Report, *, verbose: bool = False) -> str:
+    t = report.target
+    out = [f"abiscan {report.tool_version}: target {t.name}: {t.describe()}"]
+    if report.inputs:
+        parts = []
+        for i in report.inputs:
+            if i.readable:
+                parts.append(f"{i.label} ({i.kind} -> {i.placed_at}, {i.files} files)")
+            else:
+                parts.append(f"{i.label} ({i.kind}, UNREADABLE)")
+        out.append("inputs: " + "; ".join(parts))
+    out.append("")
+    counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
+    for severity in Severity:
+        group = [f for f in report.findings if f.severity is severity]
+        if not group:
+            continue
+        out.append(f"{_HEADINGS[severity]} ({len(group)})")
+        for f in group:
+            out.extend(_finding_lines(f))
+            out.append("")
+    bad = [m for m in report.modules if m.outcome != "ok"]
+    ok = [m for m in report.modules if m.outcome == "ok"]
+    out.append(
+        f"MODULES: {len(ok)} ok, {sum(m.outcome == 'error' for m in bad)} error, "
+        f"{sum(m.outcome == 'unknown' for m in bad)} unknown"
+    )
+    for m in sorted(bad, key=lambda m: (m.outcome != "error", m.name)):
+        if m.error:
+            out.append(f"  {m.outcome:<8} {m.name}: {m.error}")
+        else:
+            out.append(f"  {m.outcome:<8} {m.name}: {m.reason}")
+    if verbose:
+        for m in ok:
+            out.append(f"  ok       {m.name}: {m.path or m.reason}")
+    elif ok:
+        out.append(f"  ({len(ok)} modules load; -v lists them)")
+    if report.problems:
+        out.append("")
+        out.append(f"INPUT PROBLEMS ({len(report.problems)})")
+        out.extend(f"  {p}" for p in report.problems)
+    out.append("")
+    verdict = (
+        "predicted: import errors on this target"
+        if report.has_errors
+        else "predicted: everything scanned imports on this target"
+    )
+    out.append(
+        f"{verdict} ({counts[Severity.ERROR]} error, {counts[Severity.WARNING]} warning, "
+        f"{counts[Severity.INFO]} note findings)"
+    )
+    return "\n".join(out) + "\n"

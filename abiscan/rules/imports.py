@@ -1,0 +1,169 @@
+"""ABI1xx: what the target's import system will not find, or finds and refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..findings import (
+    ABI101,
+    ABI102,
+    ABI104,
+    ABI105,
+    ABI108,
+    ABI109,
+    CodeInfo,
+    Confidence,
+    Finding,
+    PredictedError,
+    Severity,
+)
+from ..importer import PassedOver, Spec
+from ..stack import Provenance
+from ..tags import Mismatch
+from ..targets import Target
+
+_BY_CODE: dict[str, CodeInfo] = {c.code: c for c in (ABI101, ABI102, ABI104)}
+
+
+def _rebuild_fix(target: Target, what: str) -> str:
+    plat = "manylinux2014_x86_64" if target.arch == "x86_64" else "manylinux2014_aarch64"
+    return (
+        f"Rebuild {what} for the target: pip install --platform {plat} "
+        f"--python-version {target.python} --implementation cp --only-binary=:all: "
+        f"--target python/ <distribution>, or build it inside the "
+        f"{target.runtime or 'target'} image"
+    )
+
+
+def not_tried(
+    module: str,
+    passed: PassedOver,
+    mismatch: Mismatch,
+    origin: Provenance | None,
+    loaded: Spec | None,
+    error: PredictedError | None,
+    target: Target,
+) -> Finding:
+    """An extension file named for the module that the target never tries (ABI101/102/104)."""
+    info = _BY_CODE[mismatch.code]
+    fname = passed.path.rsplit("/", 1)[-1]
+    evidence = (
+        f"file {passed.path} (from {origin.describe() if origin else 'the stack'})",
+        f"target EXTENSION_SUFFIXES: {', '.join(target.extension_suffixes)}",
+    )
+    if loaded is None:
+        message = (
+            f"{fname} is {mismatch.reason}; CPython never tries it, and nothing else "
+            f"provides '{module}'"
+        )
+        severity = info.severity
+    else:
+        message = (
+            f"{fname} is {mismatch.reason}; CPython never tries it and loads "
+            f"{loaded.origin} ({loaded.loader_kind}) instead"
+        )
+        severity = Severity.WARNING
+    return Finding.of(
+        info,
+        message,
+        _rebuild_fix(target, f"the distribution that ships {fname}"),
+        severity=severity,
+        path=passed.path,
+        source=origin.source if origin else None,
+        source_path=origin.source_path if origin else None,
+        module=module,
+        predicted_error=error if loaded is None else None,
+        evidence=evidence,
+    )
+
+
+def outside_sys_path(
+    root: str,
+    why: str,
+    modules: Sequence[str],
+    hidden: Sequence[str],
+    sources: Sequence[str],
+    target: Target,
+) -> Finding:
+    """Content placed where sys.path never looks (ABI108)."""
+    shown = ", ".join(modules[:8]) + (f" and {len(modules) - 8} more" if len(modules) > 8 else "")
+    if hidden:
+        message = (
+            f"{why}; {len(hidden)} module(s) there are found nowhere else and will not "
+            f"import: {', '.join(hidden[:8])}"
+        )
+        severity = ABI108.severity
+        predicted = PredictedError("ModuleNotFoundError", f"No module named '{hidden[0]}'")
+    else:
+        message = f"{why}; its modules ({shown}) are dead weight: other copies load"
+        severity = Severity.WARNING
+        predicted = None
+    fix = (
+        f"Put the packages under python/ in the layer zip (or under "
+        f"python/lib/python{target.python}/site-packages/), e.g. "
+        f"pip install --target python/ ...; for a function zip, at the zip's root"
+    )
+    return Finding.of(
+        ABI108,
+        message,
+        fix,
+        severity=severity,
+        path=root,
+        source=", ".join(sources) or None,
+        module=hidden[0] if hidden else None,
+        predicted_error=predicted,
+        evidence=(
+            f"target sys.path: {', '.join(target.sys_path)}",
+            f"modules under {root}: {shown}",
+        ),
+    )
+
+
+def bad_magic(
+    module: str, path: str, magic: bytes, written_by: str, origin: Provenance | None,
+    target: Target,
+) -> tuple[Finding, PredictedError]:
+    error = PredictedError("ImportError", f"bad magic number in {module!r}: {magic!r}")
+    finding = Finding.of(
+        ABI109,
+        f"{path} is bytecode written by {written_by}; CPython {target.python} refuses it",
+        f"Ship the .py source (or .pyc compiled by CPython {target.python}) instead of "
+        f"{path.rsplit('/', 1)[-1]}",
+        path=path,
+        source=origin.source if origin else None,
+        source_path=origin.source_path if origin else None,
+        module=module,
+        predicted_error=error,
+        evidence=(f"first 4 bytes of {path}: {magic!r}",),
+    )
+    return finding, error
+
+
+def missing_init(
+    module: str, path: str, exported: Sequence[str], origin: Provenance | None,
+    confidence: Confidence = Confidence.CERTAIN,
+) -> tuple[Finding, PredictedError]:
+    """An extension module without ``PyInit_<name>`` (ABI105)."""
+    short = module.rpartition(".")[2]
+    error = PredictedError(
+        "ImportError",
+        f"dynamic module does not define module export function (PyInit_{short})",
+    )
+    if exported:
+        found = f"it exports {', '.join(sorted(exported)[:3])} instead (renamed file?)"
+    else:
+        found = "it exports no PyInit_ function at all (a plain shared library?)"
+    finding = Finding.of(
+        ABI105,
+        f"{path} would be loaded for '{module}' but does not export PyInit_{short}; {found}",
+        "Rename the file to match the module it initialises, or rebuild it from the "
+        "module's sources; a plain shared library must not sit where a module is expected",
+        confidence=confidence,
+        path=path,
+        source=origin.source if origin else None,
+        source_path=origin.source_path if origin else None,
+        module=module,
+        predicted_error=error,
+        evidence=(f"readelf --dyn-syms -W {path.rsplit('/', 1)[-1]} | grep PyInit_",),
+    )
+    return finding, error

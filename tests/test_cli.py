@@ -1,0 +1,159 @@
+"""The CLI and the API end to end on synthesised layers (the incident, bad input, exit codes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import write_zip
+
+import abiscan
+from abiscan.cli import main
+from abiscan.demo import build_incident
+from abiscan.elfbuild import build_shared_object
+
+BACKEND_311 = "_cffi_backend.cpython-311-x86_64-linux-gnu.so"
+
+
+@pytest.fixture
+def incident(tmp_path: Path) -> list[Path]:
+    """Layer 1: pure-Python PyMySQL-like; layer 2: cryptography and cffi built for 3.11."""
+    l1 = write_zip(tmp_path / "L1.zip", {
+        "python/pymysql/__init__.py": "from . import connections\n",
+        "python/pymysql/connections.py": "try:\n    import cryptography\nexcept ImportError:\n"
+                                         "    cryptography = None\n",
+    })
+    l2 = write_zip(tmp_path / "L2.zip", {
+        "python/cffi/__init__.py": "import _cffi_backend\n",
+        f"python/{BACKEND_311}": build_shared_object(exports=["PyInit__cffi_backend"]),
+        "python/cryptography/__init__.py": "",
+        "python/cryptography/hazmat/bindings/_rust.abi3.so":
+            build_shared_object(exports=["PyInit__rust"]),
+    })
+    return [l1, l2]
+
+
+def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, object]]:
+    code = main(argv)
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_incident_on_312_and_311(incident: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["scan", *map(str, incident), "--arch", "x86_64", "--format", "json"]
+    code, data = run_json(capsys, [*args, "--runtime", "python3.12"])
+    assert code == 1
+    assert {"schema_version", "target", "modules", "findings"} <= data.keys()
+    modules = {m["name"]: m for m in data["modules"]}  # type: ignore[attr-defined]
+    backend = modules["_cffi_backend"]
+    assert backend["outcome"] == "error" and backend["path"] is None
+    assert backend["error"] == {"type": "ModuleNotFoundError",
+                                "message": "No module named '_cffi_backend'"}
+    assert backend["source"] == str(incident[1])
+    (finding,) = [f for f in data["findings"] if f["code"] == "ABI101"]  # type: ignore[attr-defined]
+    assert finding["path"] == f"/opt/python/{BACKEND_311}"
+    assert finding["module"] == "_cffi_backend" and finding["severity"] == "error"
+    assert finding["predicted_error"] == backend["error"]
+    for key in ("code", "name", "severity", "confidence", "message", "path", "source",
+                "module", "predicted_error", "fix"):
+        assert key in finding
+    assert modules["cryptography.hazmat.bindings._rust"]["outcome"] == "ok"
+    assert modules["pymysql"]["outcome"] == "ok"
+
+    code, data = run_json(capsys, [*args, "--runtime", "python3.11"])
+    assert code == 0
+    modules = {m["name"]: m for m in data["modules"]}  # type: ignore[attr-defined]
+    assert modules["_cffi_backend"]["outcome"] == "ok"
+    assert modules["_cffi_backend"]["path"] == f"/opt/python/{BACKEND_311}"
+    assert data["findings"] == []
+
+
+def test_api_matches_cli(incident: list[Path]) -> None:
+    report = abiscan.scan(incident, runtime="python3.12", arch="x86_64")
+    m = report.module("_cffi_backend")
+    assert m is not None and m.error is not None and m.error.type == "ModuleNotFoundError"
+    assert [f.code for f in report.findings] == ["ABI101"]
+    again = abiscan.scan(incident, runtime="python3.12", arch="x86_64")
+    assert again.to_json() == report.to_json()  # deterministic, byte for byte
+
+
+def test_text_output_leads_with_the_error_and_its_fix(
+    incident: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scan", *map(str, incident), "--runtime", "python3.12"]) == 1
+    out = capsys.readouterr().out
+    assert out.index("ERRORS (1)") < out.index("MODULES:")
+    assert "ABI101" in out and "fix: " in out
+    assert "predicted: ModuleNotFoundError: No module named '_cffi_backend'" in out
+
+
+def test_custom_and_file_targets(incident: list[Path], tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, ["scan", *map(str, incident), "--python", "3.11",
+                                   "--arch", "x86_64", "--glibc", "2.28", "--format", "json"])
+    assert code == 0 and data["target"]["libc_version"] == "2.28"  # type: ignore[index]
+    assert main(["targets", "--show", "python3.12-arm64"]) == 0
+    profile = tmp_path / "t.json"
+    profile.write_text(capsys.readouterr().out)
+    code, data = run_json(capsys, ["scan", *map(str, incident), "--target", str(profile),
+                                   "--format", "json"])
+    # On arm64 the x86_64 cp311 backend is not even tried (wrong version and platform).
+    assert code == 1 and data["target"]["name"] == "python3.12-arm64"  # type: ignore[index]
+
+
+def test_usage_errors_exit_2(incident: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(incident[0]), "--runtime", "python2.7"]) == 2
+    assert "unknown runtime 'python2.7'" in capsys.readouterr().err
+    assert main(["scan"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["scan", str(incident[0]), "--runtime", "python3.12", "--python", "3.12"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_unreadable_input_is_named_and_the_rest_scanned(
+    incident: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(incident[1].read_bytes()[:100])
+    code = main(["scan", str(incident[0]), str(broken), str(incident[1]), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"cannot read {broken}: not a readable zip file" in captured.err
+    data = json.loads(captured.out)
+    assert any(p["source"] == str(broken) for p in data["problems"])
+    assert "_cffi_backend" in {m["name"] for m in data["modules"]}
+
+
+def test_targets_lists_every_runtime(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 14 and "python3.14-arm64" in out
+
+
+def test_demo_predicts_the_incident(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "As predicted" in out and "ABI101" in out
+    assert main(["demo", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    new = {m["name"]: m for m in data["python3.12"]["modules"]}
+    old = {m["name"]: m for m in data["python3.8"]["modules"]}
+    assert new["_cffi_backend"]["outcome"] == "error" and old["_cffi_backend"]["outcome"] == "ok"
+
+
+def test_demo_layers_are_real_zips(tmp_path: Path) -> None:
+    l1, l2 = build_incident(tmp_path)
+    report = abiscan.scan([l1, l2], runtime="python3.8")
+    assert not report.has_errors
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "abiscan", "targets"], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0 and "python3.8-x86_64" in proc.stdout
