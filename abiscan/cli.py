@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
         "--free-threaded", action="store_true",
         help="custom target: the free-threaded build (with --python)",
     )
+    s.add_argument(
+        "--import", dest="imports", metavar="NAME", action="append", default=[],
+        help="also predict this dotted module name (repeatable)",
+    )
     s.add_argument("--format", choices=("text", "json"), default="text")
     s.add_argument("-v", "--verbose", action="store_true", help="list modules that load, too")
 
@@ -101,7 +105,13 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     except TargetError as exc:
         print(f"abiscan scan: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    report = scan(args.layers, args.function, args.site_packages, target=target)
+    bad = [n for n in args.imports if not _is_dotted_name(n)]
+    if bad:
+        print(f"abiscan scan: error: not a dotted module name: {bad[0]!r}", file=sys.stderr)
+        return EXIT_USAGE
+    report = scan(
+        args.layers, args.function, args.site_packages, target=target, imports=args.imports
+    )
     if args.format == "json":
         sys.stdout.write(render_json(report))
     else:
@@ -112,6 +122,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if report.unreadable_inputs:
         return EXIT_USAGE
     return EXIT_PREDICTED_ERROR if report.has_errors else EXIT_OK
+
+
+def _is_dotted_name(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:

@@ -653,11 +653,9 @@ class _Reader:
         out: list[tuple[str, tuple[str, ...]]] = []
         limit = count or len(raw) // 16
         off = 0
-        seen: set[int] = set()
+        # vn_next / vd_next are unsigned and non-zero, so offsets only grow:
+        # the walk cannot cycle and every step is bounds-checked.
         for _ in range(limit):
-            if off in seen:
-                raise ElfError(f"version need list of .gnu.version_r loops at offset {off:#x}")
-            seen.add(off)
             if off + 16 > len(raw):
                 raise ElfError(f"truncated: version need entry at {off:#x} of .gnu.version_r")
             _, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack_from(self.e + "HHIII", raw, off)
@@ -689,11 +687,9 @@ class _Reader:
         out: list[str] = []
         limit = count or len(raw) // 20
         off = 0
-        seen: set[int] = set()
+        # vn_next / vd_next are unsigned and non-zero, so offsets only grow:
+        # the walk cannot cycle and every step is bounds-checked.
         for _ in range(limit):
-            if off in seen:
-                raise ElfError(f"version definition list of .gnu.version_d loops at {off:#x}")
-            seen.add(off)
             if off + 20 > len(raw):
                 raise ElfError(f"truncated: version definition at {off:#x} of .gnu.version_d")
             _, vd_flags, _, vd_cnt, _, vd_aux, vd_next = struct.unpack_from(

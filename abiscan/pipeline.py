@@ -81,6 +81,7 @@ def scan(
     target: Target | None = None,
     runtime: str = "python3.12",
     arch: str = "x86_64",
+    imports: Sequence[str] = (),
 ) -> Report:
     """Predict, for every module the inputs provide, what ``import`` does on the target.
 
@@ -89,6 +90,8 @@ def scan(
     ``function`` is the deployment zip or directory; ``site_packages`` are
     wheels or directories installed into the target's site-packages. Without
     ``target``, the built-in profile of ``runtime`` on ``arch`` is used.
+    ``imports`` adds dotted module names to predict besides the ones the stack
+    suggests (top-level modules and packages, and every extension module).
     """
     if target is None:
         target = builtin_target(runtime, arch)
@@ -122,7 +125,7 @@ def scan(
                     readable=True,
                 )
             )
-        return analyse(stack, target, summaries, problems + stack.problems)
+        return analyse(stack, target, summaries, problems + stack.problems, imports)
     finally:
         for source in sources:
             source.close()
@@ -133,12 +136,18 @@ def analyse(
     target: Target,
     inputs: Sequence[InputSummary] = (),
     problems: Sequence[InputProblem] = (),
+    imports: Sequence[str] = (),
 ) -> Report:
     """The pure part: from a stack and a target to a report."""
     facts = _Facts(stack)
     importer = ImportSystem(stack, target)
     dead = dead_roots(stack, target)
     found = candidates(stack, target, dead, facts.is_extension)
+    known = {c.name for c in found}
+    for name in imports:
+        if name not in known:
+            known.add(name)
+            found.append(ModuleCandidate(name, "", "", visible=True))
     modules: list[ModuleOutcome] = []
     findings: list[Finding] = []
     for cand in sorted(found, key=lambda c: c.name):
