@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import write_zip
 
 import abiscan
 from abiscan.cli import main
 from abiscan.demo import build_incident
 from abiscan.elfbuild import build_shared_object
+
+from helpers import write_zip
 
 BACKEND_311 = "_cffi_backend.cpython-311-x86_64-linux-gnu.so"
 

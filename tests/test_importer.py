@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import write_tree
-
 from abiscan.importer import ImportSystem
 from abiscan.sources import DirectorySource, InputKind
 from abiscan.stack import build_stack
 from abiscan.targets import Target, builtin_target, custom_target
+
+from helpers import write_tree
 
 T312 = builtin_target("python3.12")
 

@@ -4,7 +4,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import write_tree, write_zip
 
 from abiscan.sources import (
     DirectorySource,
@@ -16,6 +15,8 @@ from abiscan.sources import (
 )
 from abiscan.stack import build_stack
 from abiscan.targets import builtin_target
+
+from helpers import write_tree, write_zip
 
 T312 = builtin_target("python3.12")
 
