@@ -283,7 +283,7 @@ def _load_extension(
     data = facts.read(path)
     if isinstance(data, SourceError):
         return "unknown", None, f"cannot read the file: {data}", []
-    verdict = verify_identity(data, path, arch=target.arch)
+    verdict = verify_identity(data, path, arch=target.arch, glibc=target.libc_version)
     if not verdict.ok:
         if verdict.message is None:
             return "unknown", None, verdict.detail, []
@@ -310,7 +310,11 @@ def _load_extension(
         return "error", error, finding.message, [finding]
     tag = parse_extension_filename(path.rsplit("/", 1)[-1])
     what = tag.describe() if tag else "extension"
-    return "ok", None, f"extension module for {what}: ELF identity and PyInit_{short} match", []
+    return (
+        "ok", None,
+        f"extension module for {what}: ELF identity and PyInit_{short} match "
+        "(needed libraries and symbol versions are not checked yet)", [],
+    )
 
 
 def _load_bytecode(
