@@ -36,7 +36,8 @@ def test_every_finding_has_the_documented_fields(tmp_path: Path) -> None:
     assert d["severity"] == "error" and d["confidence"] == "certain"
     assert d["source"] == str(tmp_path / "layer.zip")
     assert d["source_path"] == "python/_x.cpython-38-x86_64-linux-gnu.so"
-    assert d["predicted_error"] == {"type": "ModuleNotFoundError", "message": "No module named '_x'"}
+    assert d["predicted_error"] == {
+        "type": "ModuleNotFoundError", "message": "No module named '_x'"}
     assert d["fix"].startswith("Rebuild") and "--python-version 3.12" in d["fix"]
 
 
