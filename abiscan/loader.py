@@ -193,6 +193,7 @@ _MIN_LAMBDA_KERNEL = (4, 14, 0)
 _ET_EXEC = 2
 _ET_DYN = 3
 _PT_LOAD = 1
+_PT_DYNAMIC = 2
 _PT_NOTE = 4
 _ELFOSABI_SYSV = 0
 _ELFOSABI_GNU = 3
@@ -503,25 +504,39 @@ def _check(
         _check_abi_note(data, segments, buflen, addr_mask, host, glibc, kernel, fail, e)
 
     # What _dl_map_object_from_fd checks in the program headers before it
-    # maps anything.
+    # maps anything. glibc 2.35 replaced the two p_align checks with one
+    # page-congruence check when it started honouring large p_align values.
     nload = 0
-    for p_type, p_offset, p_vaddr, _, p_align in segments:
+    has_dynamic = False
+    for p_type, p_offset, p_vaddr, p_filesz, p_align in segments:
+        if p_type == _PT_DYNAMIC and p_filesz != 0:
+            has_dynamic = True
         if p_type != _PT_LOAD:
             continue
-        if p_align & (page_size - 1):
-            raise fail(
-                "bad-load-alignment",
-                "ELF load command alignment not page-aligned",
-                f"{file_desc}: a PT_LOAD has p_align {p_align:#x}, not a multiple of the "
-                f"{page_size:#x}-byte page",
-            )
-        if ((p_vaddr - p_offset) & addr_mask) & ((p_align - 1) & addr_mask):
-            raise fail(
-                "bad-load-alignment",
-                "ELF load command address/offset not properly aligned",
-                f"{file_desc}: a PT_LOAD has p_vaddr {p_vaddr:#x} and p_offset {p_offset:#x}, "
-                f"not congruent modulo p_align {p_align:#x}",
-            )
+        delta = (p_vaddr - p_offset) & addr_mask
+        if glibc >= (2, 35):
+            if delta & (page_size - 1):
+                raise fail(
+                    "bad-load-alignment",
+                    "ELF load command address/offset not page-aligned",
+                    f"{file_desc}: a PT_LOAD has p_vaddr {p_vaddr:#x} and p_offset "
+                    f"{p_offset:#x}, not congruent modulo the {page_size:#x}-byte page",
+                )
+        else:
+            if p_align & (page_size - 1):
+                raise fail(
+                    "bad-load-alignment",
+                    "ELF load command alignment not page-aligned",
+                    f"{file_desc}: a PT_LOAD has p_align {p_align:#x}, not a multiple of the "
+                    f"{page_size:#x}-byte page",
+                )
+            if delta & ((p_align - 1) & addr_mask):
+                raise fail(
+                    "bad-load-alignment",
+                    "ELF load command address/offset not properly aligned",
+                    f"{file_desc}: a PT_LOAD has p_vaddr {p_vaddr:#x} and p_offset "
+                    f"{p_offset:#x}, not congruent modulo p_align {p_align:#x}",
+                )
         nload += 1
     if nload == 0:
         raise fail(
@@ -534,6 +549,14 @@ def _check(
             "wrong-type",
             "cannot dynamically load executable",
             f"{file_desc}: an executable, not a shared object",
+        )
+    if not has_dynamic:
+        # 2.35+ checks this before mapping; older glibc right after mapping,
+        # where a mapping failure could be reported first.
+        raise fail(
+            "no-dynamic-section",
+            "object file has no dynamic section",
+            f"{file_desc}: no PT_DYNAMIC with contents (a separate debug-info file?)",
         )
 
 

@@ -12,7 +12,7 @@ import abiscan
 
 project = "abiscan"
 author = "the abiscan authors"
-copyright = "the abiscan authors, Apache-2.0"  # noqa: A001 (Sphinx's name)
+copyright = "the abiscan authors, Apache-2.0"
 version = abiscan.__version__
 release = abiscan.__version__
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 def write_zip(path: Path, members: Mapping[str, bytes | str], *, mode: int = 0o644) -> Path:
     """A zip as Lambda tooling writes it: Unix modes, deflated, fixed timestamps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))

@@ -15,13 +15,16 @@ import json
 import os
 import shutil
 import subprocess
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+from helpers import write_tree, write_zip
+
+__all__ = ["write_tree", "write_zip"]
 
 MIN_VERSION = (3, 8)
 
@@ -259,27 +262,6 @@ class NativeBuilder:
         data = out.read_bytes()
         self._bytecode[key] = data
         return data
-
-
-def write_zip(path: Path, members: Mapping[str, bytes | str]) -> Path:
-    """A zip as Lambda tooling writes it: Unix-made, regular files, mode 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.create_system = 3
-            info.external_attr = (0o100644 << 16)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data.encode() if isinstance(data, str) else data)
-    return path
-
-
-def write_tree(root: Path, members: Mapping[str, bytes | str]) -> Path:
-    for name, data in members.items():
-        full = root / name
-        full.parent.mkdir(parents=True, exist_ok=True)
-        full.write_bytes(data.encode() if isinstance(data, str) else data)
-    return root
 
 
 # The import probe runs in a fresh interpreter per module so that one import's

@@ -4,6 +4,7 @@ The finding pages paste this output. After a change to a rule's wording, run
 
     python docs/examples/regenerate.py            # every example
     python docs/examples/regenerate.py ABI105     # only the examples of one code
+    python docs/examples/regenerate.py quickstart # the quickstart, incident, targets outputs
 
 and paste the new blocks into ``docs/findings/<CODE>.md``. Temporary paths are
 removed from the output; each layer zip is named after its example.
@@ -139,18 +140,60 @@ def write_zip(path: Path, members: Mapping[str, bytes]) -> Path:
 
 def run(example: Example, directory: Path) -> tuple[str, int]:
     write_zip(directory / f"{example.name}.zip", example.members)
-    argv = ["abiscan", "scan", f"{example.name}.zip", *example.args]
+    argv = ["scan", f"{example.name}.zip", *example.args]
+    out, _, rc = cli(argv, directory)
+    return f"$ abiscan {' '.join(argv)}\n{out}", rc
+
+
+def cli(argv: list[str], directory: Path) -> tuple[str, str, int]:
     proc = subprocess.run(
-        [sys.executable, "-m", "abiscan", *argv[1:]],
+        [sys.executable, "-m", "abiscan", *argv],
         cwd=directory, capture_output=True, text=True, check=False,
         env={**os.environ, "PYTHONIOENCODING": "utf-8"},
     )
-    text = proc.stdout.replace(str(directory) + "/", "")
-    return f"$ {' '.join(argv)}\n{text}", proc.returncode
+    strip = str(directory) + "/"
+    return proc.stdout.replace(strip, ""), proc.stderr.replace(strip, ""), proc.returncode
+
+
+def quickstart(directory: Path) -> None:
+    """The outputs quickstart.md, incident.md and targets.md paste."""
+    from abiscan.demo import build_incident
+
+    l1, l2 = build_incident(directory)
+    l1.rename(directory / "L1.zip")
+    l2.rename(directory / "L2.zip")
+    (directory / "broken.zip").write_bytes(b"not a zip\n")
+    runs = [
+        ["demo"],
+        ["scan", "L1.zip", "L2.zip", "--runtime", "python3.12", "--arch", "x86_64"],
+        ["scan", "L1.zip", "L2.zip", "--runtime", "python3.12", "--arch", "x86_64",
+         "--format", "json"],
+        ["scan", "L1.zip", "L2.zip", "--runtime", "python3.8", "--arch", "x86_64", "-v"],
+        ["scan", "L1.zip", "broken.zip", "--runtime", "python3.12"],
+        ["scan", "L1.zip", "--runtime", "python3.7"],
+        ["scan", "L1.zip", "L2.zip", "--python", "3.13", "--arch", "x86_64", "--glibc", "2.34",
+         "--free-threaded"],
+        ["targets"],
+        ["targets", "--show", "python3.12-arm64"],
+    ]
+    for argv in runs:
+        out, err, rc = cli(argv, directory)
+        print(f"### abiscan {' '.join(argv)} (exit status {rc})")
+        print("```console")
+        print(f"$ abiscan {' '.join(argv)}")
+        print(out.rstrip("\n"))
+        if err:
+            print("--- stderr ---")
+            print(err.rstrip("\n"))
+        print("```")
+        print()
 
 
 def main(codes: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="abiscan-docs-") as tmp:
+        if "quickstart" in codes:
+            quickstart(Path(tmp))
+            return 0
         for example in EXAMPLES:
             if codes and example.code not in codes:
                 continue
