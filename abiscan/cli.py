@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .pipeline import scan
-from .render import render_json, render_text
+from .render import render_json, render_sarif, render_text
 from .targets import (
     Target,
     TargetError,
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "--import", dest="imports", metavar="NAME", action="append", default=[],
         help="also predict this dotted module name (repeatable)",
     )
-    s.add_argument("--format", choices=("text", "json"), default="text")
+    s.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     s.add_argument("-v", "--verbose", action="store_true", help="list modules that load, too")
 
     t = sub.add_parser("targets", help="list the built-in targets, or show one as JSON")
@@ -114,6 +114,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     )
     if args.format == "json":
         sys.stdout.write(render_json(report))
+    elif args.format == "sarif":
+        sys.stdout.write(render_sarif(report))
     else:
         sys.stdout.write(render_text(report, verbose=args.verbose))
     for summary in report.unreadable_inputs:

@@ -62,12 +62,25 @@ or directory``                                    (ENOENT) on                  o
 ``cannot read file data: Invalid argument``       same, pread64 with an        here (e_phoff
                                                   offset >= 2**63 (EINVAL)     2**63)
 ``object file has no loadable segments``          _dl_map_object_from_fd       here (e_phnum 0)
-``ELF load command alignment not page-aligned``   _dl_map_object_from_fd       source only
-``ELF load command address/offset not properly    _dl_map_object_from_fd       source only
-aligned``
+``ELF load command alignment not page-aligned``   _dl_map_object_from_fd,      source only; here
+                                                  up to 2.34 (p_align not a    (2.36) a 2 KiB
+                                                  page multiple)               p_align loads
+``ELF load command address/offset not properly    _dl_map_object_from_fd,      source only
+aligned``                                         up to 2.34
+``ELF load command address/offset not             _dl_map_object_from_fd,      here
+page-aligned``                                    2.35 and later
+``object file has no dynamic section``            _dl_map_object_from_fd       here (PT_DYNAMIC
+                                                  (before mapping since 2.35,  turned into
+                                                  just after it before)        PT_NULL)
 ================================================  ===========================  =====================
 
-Differences between glibc versions and builds, all modelled here:
+Differences between glibc versions and builds, all modelled here (give
+``glibc=`` for the target's version; without it a verdict that differs
+across 2.26-2.36 comes back as ``depends-on-glibc-version``):
+
+* ET_EXEC is refused inside open_verify, before the e_phentsize check, up
+  to 2.29; from 2.30 (the PIE-refusal rework) only after the PT_LOAD scan.
+* The PT_LOAD checks changed in 2.35 (see the table).
 
 * The ``.note.ABI-tag`` check (a PT_NOTE naming a non-Linux OS, or a newer
   kernel than the running one, makes the file "not found", ENOENT) exists

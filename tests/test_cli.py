@@ -158,3 +158,18 @@ def test_python_dash_m(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "abiscan", "targets"], capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0 and "python3.8-x86_64" in proc.stdout
+
+
+def test_sarif_output(incident: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", *map(str, incident), "--runtime", "python3.12",
+                 "--format", "sarif"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["version"] == "2.1.0"
+    (run,) = doc["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    (result,) = run["results"]
+    assert result["ruleId"] == "ABI101" and result["level"] == "error"
+    assert rules[result["ruleIndex"]]["id"] == "ABI101"
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(
+        incident[1])
+    assert "No module named '_cffi_backend'" in result["message"]["text"]

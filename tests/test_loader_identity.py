@@ -131,6 +131,19 @@ CASES: dict[str, tuple[bytes, str, str | None]] = {
         "no-loadable-segments",
         "object file has no loadable segments",
     ),
+    # Program header 2 is the builder's PT_DYNAMIC; make it PT_NULL.
+    "no-dynamic": (
+        patched(BASE, (64 + 2 * 56, "<I", 0)),
+        "no-dynamic-section",
+        "object file has no dynamic section",
+    ),
+    # Program header 1 (the RW PT_LOAD): p_vaddr at +16, p_align at +48.
+    "load-vaddr-off-page": (
+        patched(BASE, (64 + 56 + 16, "<Q", 0x10001)),
+        "bad-load-alignment",
+        "ELF load command address/offset not page-aligned",
+    ),
+    "load-align-2k": (patched(BASE, (64 + 48, "<Q", 0x800)), "ok", None),
 }
 
 
@@ -153,7 +166,9 @@ def test_verdict_x86_64_glibc_236(name: str) -> None:
 
 # Cases whose verdict is the same on every glibc from 2.26 to 2.36 (the
 # others are covered by the version tests below).
-VERSION_INDEPENDENT = sorted(set(CASES) - {"ok-gnu-abiversion-3"})
+VERSION_INDEPENDENT = sorted(
+    set(CASES) - {"ok-gnu-abiversion-3", "load-vaddr-off-page", "load-align-2k"}
+)
 
 
 @pytest.mark.parametrize("name", VERSION_INDEPENDENT)
@@ -310,18 +325,25 @@ def test_debian_flavor_skips_foreign_machines_first() -> None:
 
 def test_load_alignment_checks() -> None:
     # First PT_LOAD (program header 0) p_align at +48 of the header.
-    bad_align = patched(BASE, (64 + 48, "<Q", 0x800))
-    v = verify_identity(bad_align, TARGET, arch="x86_64", glibc="2.34")
+    align_2k = patched(BASE, (64 + 48, "<Q", 0x800))
+    v = verify_identity(align_2k, TARGET, arch="x86_64", glibc="2.34")
     assert v.message == f"{TARGET}: ELF load command alignment not page-aligned"
-    # Second PT_LOAD: vaddr and offset not congruent modulo p_align.
-    bad_congruence = patched(BASE, (64 + 56 + 16, "<Q", 0x10001))
-    v = verify_identity(bad_congruence, TARGET, arch="x86_64", glibc="2.34")
+    # glibc 2.35 dropped the p_align test; only page congruence remains.
+    assert verify_identity(align_2k, TARGET, arch="x86_64", glibc="2.35").ok
+    # Second PT_LOAD: p_vaddr - p_offset not a multiple of p_align / the page.
+    off_page = patched(BASE, (64 + 56 + 16, "<Q", 0x10001))
+    v = verify_identity(off_page, TARGET, arch="x86_64", glibc="2.34")
     assert v.message == f"{TARGET}: ELF load command address/offset not properly aligned"
+    v = verify_identity(off_page, TARGET, arch="x86_64", glibc="2.35")
+    assert v.message == f"{TARGET}: ELF load command address/offset not page-aligned"
+    v = verify_identity(off_page, TARGET, arch="x86_64")
+    assert v.reason == "depends-on-glibc-version"
     # 64 KiB pages accept the builder's 64 KiB alignment.
-    assert verify_identity(BASE, TARGET, arch="aarch64", page_size=65536).reason == (
-        "wrong-machine"
-    )
     assert verify_identity(so(machine="aarch64"), TARGET, arch="aarch64", page_size=65536).ok
+    for glibc in ("2.26", "2.36"):
+        assert verify_identity(
+            so(machine="aarch64"), TARGET, arch="aarch64", glibc=glibc, page_size=65536
+        ).ok
 
 
 def test_wrapping_phoff_is_reported_as_unpredictable() -> None:
