@@ -20,7 +20,7 @@ Messages, where they come from, and how they were checked. "2.26" means the
 "2.34" the 2021 one (``lose:`` inline), as read from public copies of
 glibc's source; "here" means reproduced on this project's development host
 (Debian 12, x86_64, glibc 2.36) by ``ctypes.CDLL(path)`` *and* by a real
-``import`` in CPython 3.12 (identical strings), see
+``import`` in CPython 3.11 and 3.12 (identical strings), see
 ``tests/test_loader_identity.py``:
 
 ================================================  ===========================  =====================
@@ -81,13 +81,14 @@ across 2.26-2.36 comes back as ``depends-on-glibc-version``):
 * ET_EXEC is refused inside open_verify, before the e_phentsize check, up
   to 2.29; from 2.30 (the PIE-refusal rework) only after the PT_LOAD scan.
 * The PT_LOAD checks changed in 2.35 (see the table).
-
 * The ``.note.ABI-tag`` check (a PT_NOTE naming a non-Linux OS, or a newer
   kernel than the running one, makes the file "not found", ENOENT) exists
   through 2.35 (source) and is gone in 2.36 (here: a note naming OS 1, or
   kernel 99.0.0, loads). Lambda kernels are not knowable statically; the
   oldest Lambda uses is 4.14, so requirements up to 4.14.0 pass, and above
   it the verdict is ``depends-on-kernel-version`` unless ``kernel`` is given.
+  (Which notes count changed in 2.27 with 8-byte note alignment; the
+  boundary is taken from the source history, not tested.)
 * ``ELFOSABI_GNU`` objects may carry an EI_ABIVERSION below LIBC_ABI_MAX,
   which counts the ``libc-abis`` entries for the architecture: UNIQUE, IFUNC
   (x86, powerpc only), and ABSOLUTE since 2.28. On x86_64 2.36 here: 3 is
@@ -98,6 +99,9 @@ across 2.26-2.36 comes back as ``depends-on-glibc-version``):
   file (whose e_machine, read little-endian, is 0x3e00) gives ENOENT rather
   than "data encoding not little-endian". Amazon Linux (Lambda) carries no
   such patch; ``flavor="debian"`` reproduces it for the differential tests.
+
+A program-header offset so large that glibc's ``size_t`` sum wraps makes it
+read outside its buffer; that verdict is ``crash`` with no message.
 
 Left to later steps: mapping the segments (mmap failures, a file that ends
 inside a PT_LOAD), the dynamic section (DF_1_PIE: "cannot dynamically load
@@ -164,10 +168,6 @@ class _Host:
 
     def libc_abi_max(self, glibc: tuple[int, int]) -> int:
         return 1 + sum(1 for _, since in self.abi_tags if glibc >= since)
-
-    def describe(self) -> str:
-        order = "LSB" if self.byte_order == "little" else "MSB"
-        return f"ELF {self.bits}-bit {order} {self.machine_name}"
 
 
 _OLD = (2, 0)

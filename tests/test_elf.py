@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+from elftools.elf.sections import SymbolTableSection
 
 from abiscan.elf import ElfError, ElfFacts, read_facts, read_header, sniff_format
 from abiscan.elfbuild import ET_DYN, MACHINES, build_shared_object
@@ -35,7 +36,7 @@ def slow_symbols(data: bytes) -> tuple[frozenset[str], tuple[str, ...], tuple[st
     exported: set[str] = set()
     undefined: list[str] = []
     weak: list[str] = []
-    if dynsym is None:
+    if not isinstance(dynsym, SymbolTableSection):
         return frozenset(), (), ()
     for sym in dynsym.iter_symbols():
         if not sym.name:
@@ -62,11 +63,11 @@ def slow_versions(data: bytes) -> tuple[tuple[tuple[str, tuple[str, ...]], ...],
     for sec in elf.iter_sections():
         if isinstance(sec, GNUVerNeedSection):
             for verneed, auxes in sec.iter_versions():
-                needs.append((verneed.name, tuple(a.name for a in auxes)))
+                needs.append((str(verneed.name), tuple(str(a.name) for a in auxes)))
         elif isinstance(sec, GNUVerDefSection):
             for verdef, auxes in sec.iter_versions():
                 if not verdef["vd_flags"] & 1:
-                    defs.append(next(iter(auxes)).name)
+                    defs.append(str(next(iter(auxes)).name))
     return tuple(needs), tuple(defs)
 
 
