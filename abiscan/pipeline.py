@@ -283,7 +283,9 @@ def _load_extension(
     data = facts.read(path)
     if isinstance(data, SourceError):
         return "unknown", None, f"cannot read the file: {data}", []
-    verdict = verify_identity(data, path, arch=target.arch, glibc=target.libc_version)
+    verdict = verify_identity(
+        data, path, arch=target.arch, glibc=target.libc_version, flavor=target.ld_so_flavor
+    )
     if not verdict.ok:
         if verdict.message is None:
             return "unknown", None, verdict.detail, []

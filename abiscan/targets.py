@@ -57,6 +57,9 @@ class Target:
     layer_root: str = LAYER_ROOT
     function_root: str = FUNCTION_ROOT
     site_packages: str = ""
+    # Debian and Ubuntu patch ld.so to skip a file for another machine before
+    # any other header check; Amazon Linux runs glibc's own order ("upstream").
+    ld_so_flavor: str = "upstream"
     max_layers: int = 5
     max_unzipped_bytes: int = 250 * 1024 * 1024
     sources: tuple[str, ...] = ()
@@ -117,6 +120,8 @@ class Target:
                 if not isinstance(values[key], Sequence) or isinstance(values[key], str):
                     raise TargetError(f"target field {key!r} must be a list of strings")
                 values[key] = tuple(str(v) for v in values[key])
+        if values.get("ld_so_flavor", "upstream") not in ("upstream", "debian"):
+            raise TargetError("target field 'ld_so_flavor' must be 'upstream' or 'debian'")
         return cls(**values)
 
 

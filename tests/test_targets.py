@@ -84,6 +84,11 @@ def test_bad_target_inputs_name_the_problem(tmp_path: Path) -> None:
     bad.write_text('{"name": "x"}')
     with pytest.raises(TargetError, match="bad.json: target is missing"):
         load_target(bad)
+    data = custom_target("3.12").to_dict()
+    data["ld_so_flavor"] = "gentoo"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(TargetError, match="ld_so_flavor"):
+        load_target(bad)
     with pytest.raises(TargetError, match="cannot read target file"):
         load_target(tmp_path / "missing.json")
 

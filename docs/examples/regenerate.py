@@ -1,18 +1,22 @@
-"""Rebuild the tiny example layers used in the docs, scan them, print what the CLI says.
+"""Rebuild the example inputs used in the docs, run the real CLI on them, paste its output.
 
-The finding pages paste this output. After a change to a rule's wording, run
+Every pasted output in the docs is a ``console`` code block right after a MyST
+comment line ``% output: <id>``; the ids are the keys of :func:`outputs`.
+After a change to the CLI's wording, run from the repository root:
 
-    python docs/examples/regenerate.py            # every example
-    python docs/examples/regenerate.py ABI105     # only the examples of one code
-    python docs/examples/regenerate.py quickstart # the quickstart, incident, targets outputs
+    python docs/examples/regenerate.py --check   # list the blocks that differ (exit 1 if any)
+    python docs/examples/regenerate.py --write   # rewrite them in place
+    python docs/examples/regenerate.py           # print every output
 
-and paste the new blocks into ``docs/findings/<CODE>.md``. Temporary paths are
-removed from the output; each layer zip is named after its example.
+Blocks without a marker (the shortened JSON in quickstart.md) are edited by
+hand. Temporary paths are removed from the output; each example layer zip is
+named after its example.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -138,14 +142,8 @@ def write_zip(path: Path, members: Mapping[str, bytes]) -> Path:
     return path
 
 
-def run(example: Example, directory: Path) -> tuple[str, int]:
-    write_zip(directory / f"{example.name}.zip", example.members)
-    argv = ["scan", f"{example.name}.zip", *example.args]
-    out, _, rc = cli(argv, directory)
-    return f"$ abiscan {' '.join(argv)}\n{out}", rc
-
-
 def cli(argv: list[str], directory: Path) -> tuple[str, str, int]:
+    """Run ``abiscan ARGV`` in ``directory``: (stdout, stderr, exit status)."""
     proc = subprocess.run(
         [sys.executable, "-m", "abiscan", *argv],
         cwd=directory, capture_output=True, text=True, check=False,
@@ -155,54 +153,88 @@ def cli(argv: list[str], directory: Path) -> tuple[str, str, int]:
     return proc.stdout.replace(strip, ""), proc.stderr.replace(strip, ""), proc.returncode
 
 
-def quickstart(directory: Path) -> None:
-    """The outputs quickstart.md, incident.md and targets.md paste."""
+def session(argv: list[str], directory: Path, *, status: bool = False) -> str:
+    """What a terminal shows: the command, stdout, then stderr (and ``echo $?``)."""
+    out, err, rc = cli(argv, directory)
+    text = f"$ abiscan {' '.join(argv)}\n{out}{err}"
+    if status:
+        text += f"$ echo $?\n{rc}\n"
+    return text
+
+
+# The quickstart, incident and targets runs: id -> (argv, show the exit status).
+RUNS: dict[str, tuple[list[str], bool]] = {
+    "demo": (["demo"], False),
+    "scan-312": (["scan", "L1.zip", "L2.zip", "--runtime", "python3.12", "--arch", "x86_64"],
+                 True),
+    "scan-38": (["scan", "L1.zip", "L2.zip", "--runtime", "python3.8", "--arch", "x86_64", "-v"],
+                True),
+    "scan-broken": (["scan", "L1.zip", "broken.zip", "--runtime", "python3.12"], True),
+    "scan-bad-runtime": (["scan", "L1.zip", "--runtime", "python3.7"], True),
+    "scan-import": (["scan", "L1.zip", "L2.zip", "--runtime", "python3.12",
+                     "--import", "cffi.backend_ctypes"], True),
+    "scan-313t": (["scan", "L1.zip", "L2.zip", "--python", "3.13", "--arch", "x86_64",
+                   "--glibc", "2.34", "--free-threaded"], True),
+    "targets": (["targets"], False),
+    "targets-show": (["targets", "--show", "python3.12-arm64"], False),
+}
+
+
+def outputs(directory: Path) -> dict[str, str]:
+    """Every output the docs paste, by id."""
     from abiscan.demo import build_incident
 
     l1, l2 = build_incident(directory)
     l1.rename(directory / "L1.zip")
     l2.rename(directory / "L2.zip")
     (directory / "broken.zip").write_bytes(b"not a zip\n")
-    runs = [
-        ["demo"],
-        ["scan", "L1.zip", "L2.zip", "--runtime", "python3.12", "--arch", "x86_64"],
-        ["scan", "L1.zip", "L2.zip", "--runtime", "python3.12", "--arch", "x86_64",
-         "--format", "json"],
-        ["scan", "L1.zip", "L2.zip", "--runtime", "python3.8", "--arch", "x86_64", "-v"],
-        ["scan", "L1.zip", "broken.zip", "--runtime", "python3.12"],
-        ["scan", "L1.zip", "--runtime", "python3.7"],
-        ["scan", "L1.zip", "L2.zip", "--python", "3.13", "--arch", "x86_64", "--glibc", "2.34",
-         "--free-threaded"],
-        ["targets"],
-        ["targets", "--show", "python3.12-arm64"],
-    ]
-    for argv in runs:
-        out, err, rc = cli(argv, directory)
-        print(f"### abiscan {' '.join(argv)} (exit status {rc})")
-        print("```console")
-        print(f"$ abiscan {' '.join(argv)}")
-        print(out.rstrip("\n"))
-        if err:
-            print("--- stderr ---")
-            print(err.rstrip("\n"))
-        print("```")
-        print()
+    made = {
+        key: session(argv, directory, status=status) for key, (argv, status) in RUNS.items()
+    }
+    for example in EXAMPLES:
+        write_zip(directory / f"{example.name}.zip", example.members)
+        argv = ["scan", f"{example.name}.zip", *example.args]
+        made[example.name] = session(argv, directory, status=True)
+    return made
 
 
-def main(codes: list[str]) -> int:
+_MARKER = re.compile(r"^% output: (\S+)\n```console\n(.*?)^```$", re.M | re.S)
+
+
+def sync(docs: Path, fresh: Mapping[str, str], write: bool) -> list[str]:
+    """Compare (and with ``write``, replace) every marked block; return what differs."""
+    stale: list[str] = []
+    for page in sorted(docs.rglob("*.md")):
+        if "_build" in page.parts:
+            continue
+        text = page.read_text("utf-8")
+
+        def replace(m: re.Match[str], page: Path = page) -> str:
+            key, old = m.group(1), m.group(2)
+            if key not in fresh:
+                stale.append(f"{page}: unknown output id {key!r}")
+                return m.group(0)
+            if old != fresh[key]:
+                stale.append(f"{page}: {key}")
+            return f"% output: {key}\n```console\n{fresh[key]}```"
+
+        new = _MARKER.sub(replace, text)
+        if write and new != text:
+            page.write_text(new, "utf-8")
+    return stale
+
+
+def main(args: list[str]) -> int:
+    docs = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="abiscan-docs-") as tmp:
-        if "quickstart" in codes:
-            quickstart(Path(tmp))
-            return 0
-        for example in EXAMPLES:
-            if codes and example.code not in codes:
-                continue
-            text, rc = run(example, Path(tmp))
-            print(f"### {example.code} {example.name} (exit status {rc})")
-            print("```console")
-            print(text.rstrip("\n"))
-            print("```")
-            print()
+        fresh = outputs(Path(tmp))
+    if "--check" in args or "--write" in args:
+        stale = sync(docs, fresh, write="--write" in args)
+        for line in stale:
+            print(("rewritten: " if "--write" in args else "differs: ") + line)
+        return 1 if stale and "--check" in args else 0
+    for key, text in fresh.items():
+        print(f"% output: {key}\n```console\n{text}```\n")
     return 0
 
 
