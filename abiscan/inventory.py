@@ -94,9 +94,13 @@ def _looks_like_module(stack: Stack, directory: str, name: str) -> bool:
             child.startswith("__init__.") for child in stack.listdir(full)
         )
     head, _, _ = name.partition(".")
-    return IDENTIFIER.match(head) is not None and (
-        name.endswith(SOURCE_SUFFIXES) or name.endswith(".so")
-    )
+    if IDENTIFIER.match(head) is None:
+        return False
+    if name == head + SOURCE_SUFFIXES[0]:
+        return True
+    # An untagged "libfoo.so" at a layer's root is a misplaced library, not a module.
+    tag = parse_extension_filename(name)
+    return tag is not None and tag.kind != "untagged"
 
 
 def candidates(

@@ -258,9 +258,10 @@ def _predict(
     elif loader == "bytecode":
         outcome, error, reason, new = _load_bytecode(cand.name, spec.origin, facts, target, prov)
         findings.extend(new)
+    replaced = tuple(p.describe() for p in loaded.replaced) if loaded else ()
     return (
         ModuleOutcome(cand.name, outcome, spec.origin, src, src_path, kind, error, reason,
-                      tuple(passed)),
+                      tuple(passed), replaced),
         findings,
     )
 

@@ -45,6 +45,8 @@ class ModuleOutcome:
     error: PredictedError | None = None
     reason: str = ""
     candidates: tuple[Candidate, ...] = field(default=())
+    # Earlier copies of the loaded file that a later input overwrote ("input:member").
+    replaced: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -61,6 +63,7 @@ class ModuleOutcome:
             "error": self.error.to_dict() if self.error else None,
             "reason": self.reason,
             "candidates": [c.to_dict() for c in self.candidates],
+            "replaced": list(self.replaced),
         }
 
 

@@ -173,3 +173,11 @@ def test_sarif_output(incident: list[Path], capsys: pytest.CaptureFixture[str]) 
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(
         incident[1])
     assert "No module named '_cffi_backend'" in result["message"]["text"]
+
+
+def test_overwritten_file_keeps_its_history(tmp_path: Path) -> None:
+    one = write_zip(tmp_path / "one.zip", {"python/dup.py": "1"})
+    two = write_zip(tmp_path / "two.zip", {"python/dup.py": "2"})
+    m = abiscan.scan([one, two]).module("dup")
+    assert m is not None and m.source == str(two)
+    assert m.replaced == (f"{one}:python/dup.py",)
