@@ -7,7 +7,7 @@ bytes and the target: same inputs, same target, same report.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
@@ -148,12 +148,27 @@ def analyse(
         if name not in known:
             known.add(name)
             found.append(ModuleCandidate(name, "", "", visible=True))
-    modules: list[ModuleOutcome] = []
+    by_name = {c.name: c for c in found}
+    memo: dict[str, ModuleOutcome] = {}
     findings: list[Finding] = []
-    for cand in sorted(found, key=lambda c: c.name):
-        outcome, new = _predict(cand, importer.find(cand.name), stack, facts, target, dead)
-        modules.append(outcome)
+
+    def predict(name: str) -> ModuleOutcome:
+        done = memo.get(name)
+        if done is not None:
+            return done
+        cand = by_name.get(name) or ModuleCandidate(name, "", "", visible=True)
+        outcome, new = _predict(cand, importer.find(name), stack, facts, target, dead)
         findings.extend(new)
+        parent = name.rpartition(".")[0]
+        if parent and outcome.outcome != "error":
+            # "import a.b" imports "a" first: a parent that fails fails the child.
+            up = predict(parent)
+            if up.outcome != "ok" and up.path is not None:
+                outcome = _inherit(outcome, up)
+        memo[name] = outcome
+        return outcome
+
+    modules = [predict(c.name) for c in sorted(found, key=lambda c: c.name)]
     findings.extend(_dead_root_findings(dead, found, modules, stack, target))
     findings = _dedupe(findings)
     all_problems = sorted(
@@ -168,6 +183,14 @@ def analyse(
         problems=tuple(all_problems),
         tool_version=__version__,
     )
+
+
+def _inherit(child: ModuleOutcome, parent: ModuleOutcome) -> ModuleOutcome:
+    """The child's outcome when importing its parent package fails or cannot be predicted."""
+    why = f"its parent package '{parent.name}' " + (
+        f"fails to import: {parent.error}" if parent.error else f"is unknown: {parent.reason}"
+    )
+    return replace(child, outcome=parent.outcome, error=parent.error, reason=why)
 
 
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:

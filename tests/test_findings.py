@@ -165,3 +165,15 @@ def test_registry_codes_are_unique_and_described() -> None:
     assert len({c.code for c in codes}) == len(codes)
     assert all(c.summary and c.name for c in codes)
     assert Confidence.CERTAIN.rank < Confidence.POSSIBLE.rank
+
+
+def test_a_failing_parent_package_fails_its_submodules(tmp_path: Path) -> None:
+    report = scan_layer(tmp_path, {
+        "python/pkg/__init__.abi3.so": build_shared_object(machine="aarch64",
+                                                           exports=["PyInit_pkg"]),
+        f"python/pkg/_sub{T}": build_shared_object(exports=["PyInit__sub"]),
+    })
+    parent, child = report.module("pkg"), report.module("pkg._sub")
+    assert parent is not None and child is not None
+    assert parent.outcome == "error" and child.outcome == "error"
+    assert child.error == parent.error and "parent package 'pkg'" in child.reason
