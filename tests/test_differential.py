@@ -231,6 +231,27 @@ def case_sourceless_bytecode(c: Ctx) -> Stack:
     )
 
 
+def case_failing_parent_package(c: Ctx) -> Stack:
+    # "import pkgp._sub" imports pkgp first; its wrong-machine __init__ fails both.
+    from abiscan.elfbuild import build_shared_object
+
+    return Stack(
+        layers=[{
+            f"python/pkgp/__init__{c.suffix}": build_shared_object(
+                machine="aarch64", exports=["PyInit_pkgp"]
+            ),
+            f"python/pkgp/_sub{c.suffix}": c.ext("_sub"),
+            "python/pkgq/__init__.py": "",
+            f"python/pkgq/_old{c.other_suffix(-1)}": c.ext("_old"),
+        }],
+        expect={
+            "pkgp": Expect("error", "ImportError"),
+            "pkgp._sub": Expect("error", "ImportError"),
+            "pkgq._old": Expect("error", MNFE),
+        },
+    )
+
+
 CASES: dict[str, Callable[[Ctx], Stack]] = {
     name.removeprefix("case_"): fn
     for name, fn in dict(globals()).items()
