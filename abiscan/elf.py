@@ -10,6 +10,13 @@ failure becomes an :class:`ElfError` with a short problem text. Work and
 memory are bounded by the size of the input: no count read from the file is
 trusted before the bytes it describes are known to exist.
 
+Symbol names are the bulk of that work and are read only when asked for:
+:func:`read_facts` checks where the dynamic symbol table and its strings
+are, and :class:`ElfFacts` decodes them on demand. Looking up one name
+(:meth:`ElfFacts.has_export`) or the ``PyInit_`` names searches the string
+table and the symbol table's columns with ``bytes`` methods, at C speed,
+and never decodes the whole table.
+
 Dynamic information is read through the section headers (``.dynamic``,
 ``.dynsym``, ``.gnu.version_r``, ``.gnu.version_d``); a file without section
 headers (stripped with ``sstrip``, or hand-made) falls back to PT_DYNAMIC and
@@ -19,7 +26,10 @@ the dynamic tags, the way the dynamic linker itself finds them.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import compress
 
 __all__ = [
     "ElfError",
@@ -270,23 +280,437 @@ def read_header(data: bytes) -> ElfHeader:
 
 @dataclass(frozen=True)
 class ElfFacts:
-    """The dynamic-linking facts of one ELF file."""
+    """The dynamic-linking facts of one ELF file.
+
+    ``header`` through ``version_defs`` are read and checked by
+    :func:`read_facts`. The symbol facts (:attr:`exported`, :attr:`undefined`,
+    :attr:`weak_undefined`, :attr:`pyinit_names`, :meth:`has_export`) come
+    from the dynamic symbol table only when asked for: ``read_facts`` checks
+    that the table and its string table lie inside the file and have the
+    right entry size, but reads no symbol names. The first access to
+    ``exported``, ``undefined`` or ``weak_undefined`` decodes the whole table
+    once (cached for all three); ``has_export`` and ``pyinit_names`` look only
+    at the few symbols whose names can match. A lazily decoded fact may raise
+    :class:`ElfError` (and nothing else) when a symbol it reads has a name
+    outside the string table or without its terminating NUL.
+
+    Two facts compare equal when their eager fields are equal and their
+    dynamic symbol and string tables are byte-for-byte the same; comparing
+    and hashing never decode symbols.
+    """
 
     header: ElfHeader
     soname: str | None
     needed: tuple[str, ...]
     rpath: tuple[str, ...]
     runpath: tuple[str, ...]
-    exported: frozenset[str]
-    undefined: tuple[str, ...]
-    weak_undefined: tuple[str, ...]
     version_needs: tuple[tuple[str, tuple[str, ...]], ...]
     version_defs: tuple[str, ...]
+    _symbols: _DynamicSymbols = field(default_factory=lambda: _DynamicSymbols(), repr=False)
+
+    @property
+    def exported(self) -> frozenset[str]:
+        """Names of the defined GLOBAL/WEAK/GNU_UNIQUE symbols with DEFAULT or
+        PROTECTED visibility: what other objects can bind to.
+
+        Decodes the whole dynamic symbol table on first use; may raise
+        :class:`ElfError` for a damaged string table.
+        """
+        return self._symbols.decoded()[0]
+
+    @property
+    def undefined(self) -> tuple[str, ...]:
+        """Undefined GLOBAL symbols, in table order (decoded like :attr:`exported`)."""
+        return self._symbols.decoded()[1]
+
+    @property
+    def weak_undefined(self) -> tuple[str, ...]:
+        """Undefined WEAK symbols, in table order (decoded like :attr:`exported`)."""
+        return self._symbols.decoded()[2]
 
     @property
     def pyinit_names(self) -> tuple[str, ...]:
-        """Exported ``PyInit_*`` names, sorted: the module init functions."""
-        return tuple(sorted(n for n in self.exported if n.startswith("PyInit_")))
+        """Exported ``PyInit_*`` names, sorted: the module init functions.
+
+        Reads only the symbols whose names start with ``PyInit_``; may raise
+        :class:`ElfError` when such a name is not NUL-terminated.
+        """
+        return self._symbols.pyinit_names()
+
+    def has_export(self, name: str) -> bool:
+        """Whether ``name`` is in :attr:`exported`, without decoding the table.
+
+        Finds ``name`` in the string table and checks only the symbols that
+        point at it, so it costs a few scans at C speed however large the
+        table is.
+        """
+        return self._symbols.has_export(name)
+
+
+# What the lazy symbol decoding treats as unexpected (an ElfError for the
+# caller): the same list read_facts guards.
+_UNEXPECTED = (struct.error, ValueError, IndexError, OverflowError, MemoryError)
+
+
+@contextmanager
+def _only_elf_errors() -> Iterator[None]:
+    """Turn any exception the explicit checks missed into an ElfError."""
+    try:
+        yield
+    except ElfError:
+        raise
+    except _UNEXPECTED as exc:
+        raise ElfError(f"malformed ELF file: {exc}") from exc
+
+
+def _table(match: Callable[[int], bool]) -> bytes:
+    """A ``bytes.translate`` table mapping each byte to 1 or 0."""
+    return bytes(1 if match(i) else 0 for i in range(256))
+
+
+_EXPORT_BINDS = (_STB_GLOBAL, _STB_WEAK, _STB_GNU_UNIQUE)
+_EXPORT_VISIBILITIES = (_STV_DEFAULT, _STV_PROTECTED)
+# Classifiers for the st_info, st_other and st_shndx columns.
+_T_EXPORT_BIND = _table(lambda b: b >> 4 in _EXPORT_BINDS)
+_T_GLOBAL = _table(lambda b: b >> 4 == _STB_GLOBAL)
+_T_WEAK = _table(lambda b: b >> 4 == _STB_WEAK)
+_T_VISIBLE = _table(lambda b: b & 3 in _EXPORT_VISIBILITIES)
+_T_ZERO = _table(lambda b: b == 0)
+_T_NONZERO = _table(lambda b: b != 0)
+
+# has_export / pyinit_names look string offsets up one at a time when there
+# are at most this many; more share one pass over the whole name column.
+_FEW_OFFSETS = 8
+# A lookup verifies the records whose st_name has the wanted low byte one by
+# one when there are at most this many (or one per 32 records); more build an
+# exact 4-byte mask. Real tables give about one hit per 256 records.
+_FEW_HITS = 64
+# Decoding stops with an ElfError past this many bytes of distinct symbol
+# names per byte of string table (plus the slack); see _DynamicSymbols._strings.
+_NAME_BYTES_PER_TABLE_BYTE = 8
+_NAME_BYTES_SLACK = 1 << 20
+
+
+def _equal_to(value: int) -> bytes:
+    """A ``bytes.translate`` table mapping ``value`` to 1 and every other byte to 0."""
+    return bytes(value) + b"\1" + bytes(255 - value)
+
+
+def _and_masks(first: bytes, *rest: bytes) -> bytes:
+    """Bytewise AND of equally long 0/1 byte strings (as big integers: C speed)."""
+    acc = int.from_bytes(first, "little")
+    for mask in rest:
+        acc &= int.from_bytes(mask, "little")
+    return acc.to_bytes(len(first), "little")
+
+
+def _or_bytes(a: bytes, b: bytes) -> bytes:
+    """Bytewise OR of two equally long byte strings."""
+    return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
+def _cstr(tab: bytes, off: int, what: str) -> str:
+    """The NUL-terminated string at ``off`` of a string table."""
+    end = tab.find(b"\0", off) if off < len(tab) else -1
+    if end < 0:
+        raise _bad_string(tab, off, what)
+    # ELF names are bytes; surrogateescape keeps odd bytes round-trippable.
+    return tab[off:end].decode("utf-8", "surrogateescape")
+
+
+def _bad_string(tab: bytes, off: int, what: str) -> ElfError:
+    if off >= len(tab):
+        return ElfError(f"string offset {off:#x} out of range of {what} (size {len(tab):#x})")
+    return ElfError(f"unterminated string at offset {off:#x} of {what}")
+
+
+def _overlapping(tab: bytes, budget: int) -> ElfError:
+    return ElfError(
+        f"symbol names overlap implausibly: more than {budget} bytes of names"
+        f" from a {len(tab)}-byte .dynstr"
+    )
+
+
+class _DynamicSymbols:
+    """A dynamic symbol table and its string table, decoded only as far as asked.
+
+    Holds copies of the two tables, whose location and entry size
+    :func:`read_facts` has checked. Nothing here trusts a symbol's fields:
+    every st_name is checked against the string table before it is read,
+    and work is linear in the size of the tables.
+
+    The fast lookups work on columns: ``symtab[k::entsize]`` is byte ``k`` of
+    every record, cut out at C speed. To find the records whose st_name is a
+    given offset, the column of st_name's least significant byte is searched
+    with ``bytes.find`` and each hit verified (or, when the byte is common,
+    the four byte columns are compared at once through ``bytes.translate``
+    and a big-integer AND). Offsets come from searching the string table for
+    ``name + NUL``, which finds every string equal to ``name``, including
+    ones sharing the tail of a longer string (``"foo"`` at the end of
+    ``"xfoo"``).
+    """
+
+    __slots__ = (
+        "_columns",
+        "_decoded",
+        "_hash",
+        "_info_at",
+        "_little",
+        "_pyinit",
+        "_pyinit_at",
+        "_std",
+        "_strtab",
+        "_symtab",
+    )
+
+    def __init__(
+        self, symtab: bytes = b"", strtab: bytes = b"", *, is64: bool = True, little: bool = True
+    ) -> None:
+        std = 24 if is64 else 16
+        self._std = std
+        # A partial record at the end is ignored, as the dynamic linker would.
+        self._symtab = symtab[: len(symtab) - len(symtab) % std]
+        self._strtab = strtab
+        # st_info, st_other and st_shndx follow each other in both classes.
+        self._info_at = 4 if is64 else 12
+        self._little = little
+        self._columns: dict[int, bytes] = {}
+        self._decoded: tuple[frozenset[str], tuple[str, ...], tuple[str, ...]] | None = None
+        self._pyinit: tuple[str, ...] | None = None
+        self._pyinit_at: list[int] | None = None
+        self._hash: int | None = None
+
+    # -- identity -----------------------------------------------------------
+
+    def _key(self) -> tuple[int, bool, bytes, bytes]:
+        return (self._std, self._little, self._symtab, self._strtab)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _DynamicSymbols):
+            return NotImplemented
+        return self is other or self._key() == other._key()
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(self._key())
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"<{len(self._symtab) // self._std} dynamic symbols>"
+
+    # -- columns ------------------------------------------------------------
+
+    def _column(self, at: int) -> bytes:
+        """Byte ``at`` of every record."""
+        col = self._columns.get(at)
+        if col is None:
+            col = self._columns[at] = self._symtab[at :: self._std]
+        return col
+
+    def _name_byte(self, j: int) -> bytes:
+        """Byte ``j`` (0 = least significant) of every st_name."""
+        return self._column(j if self._little else 3 - j)
+
+    def _st_names(self) -> tuple[int, ...]:
+        """Every st_name as an integer, in table order."""
+        n = len(self._symtab) // self._std
+        packed = bytearray(4 * n)
+        for k in range(4):
+            packed[k::4] = self._column(k)
+        return struct.unpack(f"{'<' if self._little else '>'}{n}I", packed)
+
+    def _st_name(self, index: int) -> int:
+        at = index * self._std
+        return int.from_bytes(self._symtab[at : at + 4], "little" if self._little else "big")
+
+    def _is_exported(self, index: int) -> bool:
+        sym = self._symtab
+        at = index * self._std + self._info_at
+        return (
+            sym[at] >> 4 in _EXPORT_BINDS
+            and sym[at + 1] & 3 in _EXPORT_VISIBILITIES
+            and (sym[at + 2] != 0 or sym[at + 3] != 0)
+        )
+
+    # -- full decode --------------------------------------------------------
+
+    def decoded(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+        """(exported, undefined, weak_undefined), decoded once."""
+        if self._decoded is None:
+            with _only_elf_errors():
+                self._decoded = self._decode()
+        return self._decoded
+
+    def _decode(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+        if not self._symtab:
+            return frozenset(), (), ()
+        at = self._info_at
+        st_names = self._st_names()
+        binds = self._column(at)
+        shndx = _or_bytes(self._column(at + 2), self._column(at + 3))
+        defined = shndx.translate(_T_NONZERO)
+        undefined = shndx.translate(_T_ZERO)
+        exported_mask = _and_masks(
+            binds.translate(_T_EXPORT_BIND), self._column(at + 1).translate(_T_VISIBLE), defined
+        )
+        undefined_mask = _and_masks(binds.translate(_T_GLOBAL), undefined)
+        weak_mask = _and_masks(binds.translate(_T_WEAK), undefined)
+        spent = [0]
+        # filter(None, ...) drops st_name 0, the conventional "no name".
+        return (
+            frozenset(self._strings(filter(None, compress(st_names, exported_mask)), spent)),
+            tuple(self._strings(filter(None, compress(st_names, undefined_mask)), spent)),
+            tuple(self._strings(filter(None, compress(st_names, weak_mask)), spent)),
+        )
+
+    def _strings(self, offsets: Iterable[int], spent: list[int]) -> list[str]:
+        """The names at ``offsets`` of the string table, checked.
+
+        The bytes read are capped (``spent`` carries the count between
+        calls): names that are suffixes of longer names (tail merging) let a
+        hostile table make every symbol name almost the whole table, which
+        would take time and memory quadratic in its size. Linkers overlap
+        names very little (on a Debian system's libraries, the names add up
+        to at most 1.1 times the string table), so the cap sits far above
+        any real file.
+        """
+        tab = self._strtab
+        budget = _NAME_BYTES_PER_TABLE_BYTE * len(tab) + _NAME_BYTES_SLACK
+        total = spent[0]
+        out: list[str] = []
+        append = out.append
+        if tab.isascii():
+            # One decode for the whole table; str.find then works in place.
+            text = tab.decode("ascii")
+            find = text.find
+            for off in offsets:
+                end = find("\0", off)
+                if end < 0:
+                    raise _bad_string(tab, off, ".dynstr")
+                total += end - off
+                if total > budget:
+                    raise _overlapping(tab, budget)
+                append(text[off:end])
+        else:
+            bfind = tab.find
+            for off in offsets:
+                end = bfind(b"\0", off)
+                if end < 0:
+                    raise _bad_string(tab, off, ".dynstr")
+                total += end - off
+                if total > budget:
+                    raise _overlapping(tab, budget)
+                append(tab[off:end].decode("utf-8", "surrogateescape"))
+        spent[0] = total
+        return out
+
+    # -- lookups ------------------------------------------------------------
+
+    def has_export(self, name: str) -> bool:
+        if self._decoded is not None:
+            return name in self._decoded[0]
+        try:
+            encoded = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return False  # a lone surrogate no decoded name can contain
+        if b"\0" in encoded:
+            return False
+        needle = encoded + b"\0"
+        with _only_elf_errors():
+            if encoded.startswith(b"PyInit_") and self._pyinit_at is not None:
+                # Every string equal to the name starts where "PyInit_" does:
+                # reuse the scan pyinit_names made.
+                starts = self._strtab.startswith
+                offsets = [off for off in self._pyinit_at if starts(needle, off)]
+                return bool(self._exported_offsets(offsets, first=True))
+            # Usually the first string equal to the name is the symbol's: stop
+            # there rather than scan the rest of the table for other copies.
+            at = self._strtab.find(needle, 1)
+            if at < 0:
+                return False
+            if any(self._is_exported(i) for i in self._records_named(at)):
+                return True
+            return bool(self._exported_offsets(self._offsets_of(needle, at + 1), first=True))
+
+    def pyinit_names(self) -> tuple[str, ...]:
+        if self._pyinit is None:
+            if self._decoded is not None:
+                names = {n for n in self._decoded[0] if n.startswith("PyInit_")}
+            else:
+                with _only_elf_errors():
+                    offsets = self._exported_offsets(self._pyinit_offsets())
+                    names = set(self._strings(sorted(offsets), [0]))
+            self._pyinit = tuple(sorted(names))
+        return self._pyinit
+
+    def _pyinit_offsets(self) -> list[int]:
+        """Offsets of the string table where a name starting with ``PyInit_`` can start."""
+        if self._pyinit_at is None:
+            self._pyinit_at = self._offsets_of(b"PyInit_")
+        return self._pyinit_at
+
+    def _offsets_of(self, needle: bytes, start: int = 1) -> list[int]:
+        """Every offset of the string table from ``start`` on where ``needle`` starts.
+
+        ``start`` is at least 1: a symbol with st_name 0 has no name.
+        """
+        find = self._strtab.find
+        out: list[int] = []
+        at = find(needle, max(start, 1))
+        while at >= 0:
+            out.append(at)
+            at = find(needle, at + 1)
+        return out
+
+    def _exported_offsets(self, offsets: list[int], *, first: bool = False) -> set[int]:
+        """Those ``offsets`` that are the st_name of at least one exported symbol.
+
+        With ``first``, stop at the first one found.
+        """
+        found: set[int] = set()
+        if not offsets or not self._symtab:
+            return found
+        if len(offsets) > _FEW_OFFSETS:
+            # One pass over all st_names (C-level iteration) instead of a scan
+            # per offset, so the work stays linear in the table.
+            targets = set(offsets)
+            st_names = self._st_names()
+            hits = compress(range(len(st_names)), map(targets.__contains__, st_names))
+            for index in hits:
+                off = st_names[index]
+                if off not in found and self._is_exported(index):
+                    found.add(off)
+                    if first:
+                        break
+            return found
+        for off in offsets:
+            if any(self._is_exported(i) for i in self._records_named(off)):
+                found.add(off)
+                if first:
+                    break
+        return found
+
+    def _records_named(self, off: int) -> Iterator[int]:
+        """Indices of the records whose st_name is ``off``, in table order."""
+        if off > 0xFFFFFFFF:
+            return
+        low = self._name_byte(0)
+        byte0 = off & 0xFF
+        # Each hit costs about as much as the mask costs for 32 records.
+        if low.count(byte0) <= max(_FEW_HITS, len(low) // 32):
+            at = low.find(byte0)
+            while at >= 0:
+                if self._st_name(at) == off:
+                    yield at
+                at = low.find(byte0, at + 1)
+            return
+        mask = _and_masks(
+            *(self._name_byte(j).translate(_equal_to((off >> 8 * j) & 0xFF)) for j in range(4))
+        )
+        at = mask.find(1)
+        while at >= 0:
+            yield at
+            at = mask.find(1, at + 1)
 
 
 @dataclass(frozen=True)
@@ -314,15 +738,14 @@ def read_facts(data: bytes) -> ElfFacts:
 
     Raises :class:`ElfError` for anything that is not a well-formed ELF file:
     truncation, tables or strings outside the file, absurd counts or sizes.
+    Symbol names are not read here (see :class:`ElfFacts`): a bad name in
+    the dynamic symbol table surfaces, as an ElfError, only when a symbol
+    fact that reads it is asked for.
     """
-    try:
+    # The explicit checks below should leave nothing for the guard to catch;
+    # it keeps the promise of "only ElfError" if one was missed.
+    with _only_elf_errors():
         return _Reader(bytes(data)).facts()
-    except ElfError:
-        raise
-    except (struct.error, ValueError, IndexError, OverflowError, MemoryError) as exc:
-        # The explicit checks below should leave nothing for these to catch;
-        # this keeps the promise of "only ElfError" if one was missed.
-        raise ElfError(f"malformed ELF file: {exc}") from exc
 
 
 class _Reader:
@@ -425,18 +848,6 @@ class _Reader:
     def _vaddr_bytes(self, addr: int, size: int, what: str) -> bytes:
         return self._bytes(what, self._vaddr_to_offset(addr, what), size)
 
-    # -- strings ------------------------------------------------------------
-
-    @staticmethod
-    def _cstr(tab: bytes, off: int, what: str) -> str:
-        if off >= len(tab):
-            raise ElfError(f"string offset {off:#x} out of range of {what} (size {len(tab):#x})")
-        end = tab.find(b"\0", off)
-        if end < 0:
-            raise ElfError(f"unterminated string at offset {off:#x} of {what}")
-        # ELF names are bytes; surrogateescape keeps odd bytes round-trippable.
-        return tab[off:end].decode("utf-8", "surrogateescape")
-
     # -- the facts ----------------------------------------------------------
 
     def facts(self) -> ElfFacts:
@@ -459,15 +870,15 @@ class _Reader:
         soname: str | None = None
         for tag, val in tags:
             if tag == _DT_NEEDED:
-                needed.append(self._cstr(dynstr, val, ".dynstr"))
+                needed.append(_cstr(dynstr, val, ".dynstr"))
             elif tag == _DT_SONAME:
-                soname = self._cstr(dynstr, val, ".dynstr")
+                soname = _cstr(dynstr, val, ".dynstr")
             elif tag == _DT_RPATH:
-                rpath.extend(_split_path(self._cstr(dynstr, val, ".dynstr")))
+                rpath.extend(_split_path(_cstr(dynstr, val, ".dynstr")))
             elif tag == _DT_RUNPATH:
-                runpath.extend(_split_path(self._cstr(dynstr, val, ".dynstr")))
+                runpath.extend(_split_path(_cstr(dynstr, val, ".dynstr")))
 
-        exported, undefined, weak_undefined = self._symbols(tags)
+        symbols = self._symbols(tags)
         version_needs = self._version_needs(tags)
         version_defs = self._version_defs(tags)
         return ElfFacts(
@@ -476,11 +887,9 @@ class _Reader:
             needed=tuple(needed),
             rpath=tuple(rpath),
             runpath=tuple(runpath),
-            exported=exported,
-            undefined=undefined,
-            weak_undefined=weak_undefined,
             version_needs=version_needs,
             version_defs=version_defs,
+            _symbols=symbols,
         )
 
     def _dyn_entries(self, raw: bytes) -> list[tuple[int, int]]:
@@ -512,9 +921,8 @@ class _Reader:
 
     # -- symbols ------------------------------------------------------------
 
-    def _symbols(
-        self, tags: list[tuple[int, int]]
-    ) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+    def _symbols(self, tags: list[tuple[int, int]]) -> _DynamicSymbols:
+        """The dynamic symbol table and its strings, checked for place and entry size only."""
         std = 24 if self.is64 else 16
         dynsym_sec = next((s for s in self.sections if s.sh_type == _SHT_DYNSYM), None)
         if dynsym_sec is not None:
@@ -527,45 +935,8 @@ class _Reader:
         elif not self.sections and tags:
             raw, strtab = self._dynsym_from_tags(tags, std)
         else:
-            return frozenset(), (), ()
-        raw = raw[: len(raw) - len(raw) % std]
-
-        exported: list[str] = []
-        undefined: list[str] = []
-        weak_undefined: list[str] = []
-        find = strtab.find
-        ntab = len(strtab)
-        if self.is64:
-            records = ((r[0], r[1], r[2], r[3]) for r in struct.iter_unpack(self.e + "IBBHQQ", raw))
-        else:
-            records = ((r[0], r[3], r[4], r[5]) for r in struct.iter_unpack(self.e + "IIIBBH", raw))
-        for st_name, st_info, st_other, st_shndx in records:
-            if st_name == 0:
-                continue
-            bind = st_info >> 4
-            if st_shndx == _SHN_UNDEF:
-                if bind == _STB_GLOBAL:
-                    dest = undefined
-                elif bind == _STB_WEAK:
-                    dest = weak_undefined
-                else:
-                    continue
-            elif bind in (_STB_GLOBAL, _STB_WEAK, _STB_GNU_UNIQUE) and st_other & 3 in (
-                _STV_DEFAULT,
-                _STV_PROTECTED,
-            ):
-                dest = exported
-            else:
-                continue
-            if st_name >= ntab:
-                raise ElfError(
-                    f"string offset {st_name:#x} out of range of .dynstr (size {ntab:#x})"
-                )
-            end = find(b"\0", st_name)
-            if end < 0:
-                raise ElfError(f"unterminated string at offset {st_name:#x} of .dynstr")
-            dest.append(strtab[st_name:end].decode("utf-8", "surrogateescape"))
-        return frozenset(exported), tuple(undefined), tuple(weak_undefined)
+            raw, strtab = b"", b""
+        return _DynamicSymbols(raw, strtab, is64=self.is64, little=self.e == "<")
 
     def _dynsym_from_tags(self, tags: list[tuple[int, int]], std: int) -> tuple[bytes, bytes]:
         symtab = self._tag(tags, _DT_SYMTAB)
@@ -667,11 +1038,11 @@ class _Reader:
                         f"truncated: version need aux entry at {aux:#x} of .gnu.version_r"
                     )
                 _, _, _, vna_name, vna_next = struct.unpack_from(self.e + "IHHII", raw, aux)
-                names.append(self._cstr(strtab, vna_name, ".gnu.version_r strings"))
+                names.append(_cstr(strtab, vna_name, ".gnu.version_r strings"))
                 if vna_next == 0:
                     break
                 aux += vna_next
-            out.append((self._cstr(strtab, vn_file, ".gnu.version_r strings"), tuple(names)))
+            out.append((_cstr(strtab, vn_file, ".gnu.version_r strings"), tuple(names)))
             if vn_next == 0:
                 break
             off += vn_next
@@ -704,7 +1075,7 @@ class _Reader:
                         f"truncated: version definition aux at {aux:#x} of .gnu.version_d"
                     )
                 (vda_name,) = struct.unpack_from(self.e + "I", raw, aux)
-                out.append(self._cstr(strtab, vda_name, ".gnu.version_d strings"))
+                out.append(_cstr(strtab, vda_name, ".gnu.version_d strings"))
             if vd_next == 0:
                 break
             off += vd_next

@@ -226,6 +226,142 @@ class _Layout:
         return b"".join(struct.pack(fmt, t, v) for t, v in entries)
 
 
+_SHT_RELA = 4
+_SHT_GNU_VERDEF = 0x6FFFFFFD
+_SHT_GNU_VERNEED = 0x6FFFFFFE
+_SHT_GNU_VERSYM = 0x6FFFFFFF
+_DT_RELA = 7
+_DT_RELASZ = 8
+_DT_RELAENT = 9
+_DT_VERSYM = 0x6FFFFFF0
+_DT_VERDEF = 0x6FFFFFFC
+_DT_VERDEFNUM = 0x6FFFFFFD
+_DT_VERNEED = 0x6FFFFFFE
+_DT_VERNEEDNUM = 0x6FFFFFFF
+_VER_FLG_BASE = 1
+# R_X86_64_GLOB_DAT and R_AARCH64_GLOB_DAT: "the address of this symbol".
+_GLOB_DAT = {62: 6, 183: 1025}
+
+
+def _split_version(name: str) -> tuple[str, str | None]:
+    """``"foo@V"`` -> ("foo", "V"); a plain name has no version."""
+    bare, sep, version = name.partition("@")
+    return (bare, version) if sep and version else (name, None)
+
+
+class _Versioning:
+    """The ``.gnu.version*`` sections of one object: indices, bytes, tags, headers."""
+
+    def __init__(
+        self,
+        e: str,
+        dynstr: _StrTab,
+        soname: str | None,
+        defs: Sequence[str],
+        needs: Sequence[tuple[str, Sequence[str]]],
+        sym_versions: Sequence[str | None],
+        sym_kinds: Sequence[tuple[int, int]],
+    ) -> None:
+        self.e = e
+        self.enabled = bool(defs or needs)
+        self.defs = list(defs)
+        self.needs = [(lib, list(vs)) for lib, vs in needs]
+        # Index 1 is the base definition ("global"); definitions then needs.
+        self.def_index = {v: i + 2 for i, v in enumerate(self.defs)}
+        self.need_index: dict[str, int] = {}
+        nxt = len(self.defs) + 2
+        for _, versions in self.needs:
+            for v in versions:
+                self.need_index.setdefault(v, nxt)
+                nxt += 1
+        self.base_name = dynstr.add(soname or "base") if self.defs else 0
+        self.def_names = [dynstr.add(v) for v in self.defs]
+        self.need_files = [dynstr.add(lib) for lib, _ in self.needs]
+        self.need_names = [[dynstr.add(v) for v in vs] for _, vs in self.needs]
+        self.versym: list[int] = []
+        for ver, (_, defined) in zip(sym_versions, sym_kinds, strict=True):
+            if not self.versym:
+                self.versym.append(0)  # the null symbol is local
+                continue
+            table = self.def_index if defined else self.need_index
+            if ver is not None and ver not in table:
+                raise BuildError(f"symbol version {ver!r} is not among the versions given")
+            self.versym.append(table[ver] if ver is not None else 1)
+        if not self.enabled and any(v is not None for v in sym_versions):
+            raise BuildError("a symbol has a version but no version_defs/version_needs are given")
+
+    def section_names(self) -> list[str]:
+        if not self.enabled:
+            return []
+        out = [".gnu.version"]
+        if self.defs:
+            out.append(".gnu.version_d")
+        if self.needs:
+            out.append(".gnu.version_r")
+        return out
+
+    def layout(self, start: int) -> list[tuple[str, int, bytes]]:
+        """(section, file offset, bytes) for each section, from ``start`` on."""
+        if not self.enabled:
+            return []
+        e = self.e
+        blobs = [(".gnu.version", struct.pack(f"{e}{len(self.versym)}H", *self.versym))]
+        if self.defs:
+            names = [("base", self.base_name), *zip(self.defs, self.def_names, strict=True)]
+            parts = []
+            for i, (text, off) in enumerate(names):
+                flags = _VER_FLG_BASE if i == 0 else 0
+                nxt = 28 if i < len(names) - 1 else 0
+                hashed = sysv_hash(text.encode()) if i else 0
+                parts.append(struct.pack(e + "HHHHIII", 1, flags, i + 1, 1, hashed, 20, nxt))
+                parts.append(struct.pack(e + "II", off, 0))
+            blobs.append((".gnu.version_d", b"".join(parts)))
+        if self.needs:
+            parts = []
+            for n, ((_, versions), file_off) in enumerate(
+                zip(self.needs, self.need_files, strict=True)
+            ):
+                size = 16 + 16 * len(versions)
+                nxt = size if n < len(self.needs) - 1 else 0
+                parts.append(struct.pack(e + "HHIII", 1, len(versions), file_off, 16, nxt))
+                for k, (v, name_off) in enumerate(zip(versions, self.need_names[n], strict=True)):
+                    last = k == len(versions) - 1
+                    parts.append(struct.pack(
+                        e + "IHHII", sysv_hash(v.encode()), 0, self.need_index[v], name_off,
+                        0 if last else 16,
+                    ))
+            blobs.append((".gnu.version_r", b"".join(parts)))
+        out = []
+        off = start
+        for name, blob in blobs:
+            off = _align(off, 8)
+            out.append((name, off, blob))
+            off += len(blob)
+        return out
+
+    def dynamic_tags(self, blobs: Sequence[tuple[str, int, bytes]]) -> list[tuple[int, int]]:
+        where = {name: off for name, off, _ in blobs}
+        tags: list[tuple[int, int]] = []
+        if ".gnu.version" in where:
+            tags.append((_DT_VERSYM, where[".gnu.version"]))
+        if ".gnu.version_d" in where:
+            tags += [(_DT_VERDEF, where[".gnu.version_d"]), (_DT_VERDEFNUM, len(self.defs) + 1)]
+        if ".gnu.version_r" in where:
+            tags += [(_DT_VERNEED, where[".gnu.version_r"]), (_DT_VERNEEDNUM, len(self.needs))]
+        return tags
+
+    def headers(
+        self, blobs: Sequence[tuple[str, int, bytes]]
+    ) -> dict[str, tuple[int, int, bytes, int]]:
+        """section -> (sh_type, offset, bytes, sh_info), in section order."""
+        types = {
+            ".gnu.version": (_SHT_GNU_VERSYM, 0),
+            ".gnu.version_d": (_SHT_GNU_VERDEF, len(self.defs) + 1),
+            ".gnu.version_r": (_SHT_GNU_VERNEED, len(self.needs)),
+        }
+        return {name: (types[name][0], off, blob, types[name][1]) for name, off, blob in blobs}
+
+
 def build_shared_object(
     *,
     bits: int = 64,
@@ -244,6 +380,9 @@ def build_shared_object(
     e_flags: int = 0,
     abi_note: tuple[int, int, int, int] | None = None,
     extra_data: bytes = b"",
+    version_defs: Sequence[str] = (),
+    version_needs: Sequence[tuple[str, Sequence[str]]] = (),
+    relocate: bool = False,
 ) -> bytes:
     """Write a minimal ELF shared object and return its bytes.
 
@@ -254,6 +393,15 @@ def build_shared_object(
     ``extra_data`` is appended after the section headers, outside every
     segment and section, the way trailing signatures or padding sit in real
     files.
+
+    Symbol versioning: ``version_defs`` writes ``.gnu.version_d`` (after the
+    base entry, which names ``soname``), ``version_needs`` writes
+    ``.gnu.version_r`` as (library, versions) pairs, and either adds
+    ``.gnu.version``. A name ``"foo@V"`` in ``exports`` is defined at version
+    V, in ``undefined``/``weak_undefined`` bound to the needed version V.
+    ``relocate`` adds a GLOB_DAT relocation (``.rela.dyn`` into a ``.got``)
+    for every undefined symbol, so that the dynamic linker looks each one up,
+    as it does for the references of real code (x86_64 and aarch64 only).
     """
     if bits not in (32, 64):
         raise BuildError(f"bits must be 32 or 64, not {bits!r}")
@@ -269,15 +417,22 @@ def build_shared_object(
     # definitions, which is the order GNU ld uses too.
     sym_names: list[bytes] = [b""]
     sym_kinds: list[tuple[int, int]] = [(0, 0)]  # (st_info, st_shndx marker)
+    sym_versions: list[str | None] = [None]
     for name in undefined:
-        sym_names.append(name.encode())
+        bare, ver = _split_version(name)
+        sym_names.append(bare.encode())
+        sym_versions.append(ver)
         sym_kinds.append(((_STB_GLOBAL << 4) | _STT_NOTYPE, 0))
     for name in weak_undefined:
-        sym_names.append(name.encode())
+        bare, ver = _split_version(name)
+        sym_names.append(bare.encode())
+        sym_versions.append(ver)
         sym_kinds.append(((_STB_WEAK << 4) | _STT_NOTYPE, 0))
     first_export = len(sym_names)
     for name in exports:
-        sym_names.append(name.encode())
+        bare, ver = _split_version(name)
+        sym_names.append(bare.encode())
+        sym_versions.append(ver)
         sym_kinds.append(((_STB_GLOBAL << 4) | _STT_FUNC, 1))
     nsyms = len(sym_names)
     name_offsets = [dynstr.add(n) for n in sym_names]
@@ -286,13 +441,27 @@ def build_shared_object(
     soname_off = dynstr.add(soname) if soname is not None else None
     rpath_off = dynstr.add(rpath) if rpath is not None else None
     runpath_off = dynstr.add(runpath) if runpath is not None else None
+    versioning = _Versioning(
+        e, dynstr, soname, version_defs, version_needs, sym_versions, sym_kinds
+    )
+    n_undef = first_export - 1
+    if relocate and n_undef and em not in _GLOB_DAT:
+        raise BuildError(f"relocations are written for x86_64 and aarch64 only, not {machine!r}")
+    n_relocs = n_undef if relocate else 0
     dynstr_bytes = dynstr.data()
 
     # Section indices, fixed by the order the headers are written below.
-    sections = [".hash", ".dynsym", ".dynstr", ".text"]
+    sections = [".hash", ".dynsym", ".dynstr"]
+    sections += versioning.section_names()
+    if n_relocs:
+        sections.append(".rela.dyn")
+    sections.append(".text")
     if abi_note is not None:
         sections.append(".note.ABI-tag")
-    sections += [".dynamic", ".shstrtab"]
+    sections.append(".dynamic")
+    if n_relocs:
+        sections.append(".got")
+    sections.append(".shstrtab")
     shidx = {name: i + 1 for i, name in enumerate(sections)}
 
     stub = _RET_STUBS.get((em, byte_order), b"\0\0\0\0")
@@ -309,7 +478,12 @@ def build_shared_object(
     dynsym_off = _align(hash_off + hash_size, 8)
     dynsym_size = nsyms * lay.sym_size
     dynstr_off = dynsym_off + dynsym_size
-    text_off = _align(dynstr_off + len(dynstr_bytes), 16)
+    ver_off = _align(dynstr_off + len(dynstr_bytes), 8)
+    ver_blobs = versioning.layout(ver_off)
+    rela_off = _align(ver_off + sum(len(b) for _, _, b in ver_blobs), 8)
+    rela_ent = 24 if bits == 64 else 12
+    rela_size = n_relocs * rela_ent
+    text_off = _align(rela_off + rela_size, 16)
     text_size = max(n_funcs, 1) * len(stub)
     note_off = _align(text_off + text_size, 4)
     note_bytes = b""
@@ -328,6 +502,10 @@ def build_shared_object(
         dyn_entries.append((_DT_RPATH, rpath_off))
     if runpath_off is not None:
         dyn_entries.append((_DT_RUNPATH, runpath_off))
+    dyn_entries += versioning.dynamic_tags(ver_blobs)
+    got_off = 0
+    if n_relocs:
+        dyn_entries += [(_DT_RELA, rela_off), (_DT_RELASZ, rela_size), (_DT_RELAENT, rela_ent)]
     dyn_entries += [
         (_DT_HASH, hash_off),
         (_DT_STRTAB, dynstr_off),
@@ -338,6 +516,21 @@ def build_shared_object(
     ]
     dynamic_bytes = lay.dyn(dyn_entries)
     dynamic_end = dynamic_off + len(dynamic_bytes)
+    rela_bytes = b""
+    if n_relocs:
+        # One GOT slot per undefined symbol, after .dynamic in the writable
+        # segment; symbol i (1-based) gets slot i-1.
+        got_off = _align(dynamic_end, word)
+        rela_fmt = e + ("QQq" if bits == 64 else "IIi")
+        shift = 32 if bits == 64 else 8
+        rela_bytes = b"".join(
+            struct.pack(
+                rela_fmt, got_off + _SEGMENT_ALIGN + (i - 1) * word,
+                (i << shift) | _GLOB_DAT[em], 0,
+            )
+            for i in range(1, n_undef + 1)
+        )
+        dynamic_end = got_off + n_relocs * word
 
     shstr = _StrTab()
     sh_names = {name: shstr.add(name) for name in sections}
@@ -438,7 +631,8 @@ def build_shared_object(
     phdrs = [
         lay.phdr(_PT_LOAD, 5, 0, 0, rx_end, rx_end, _SEGMENT_ALIGN),
         lay.phdr(
-            _PT_LOAD, 6, dynamic_off, dynamic_vaddr, dynamic_size, dynamic_size, _SEGMENT_ALIGN
+            _PT_LOAD, 6, dynamic_off, dynamic_vaddr, dynamic_end - dynamic_off,
+            dynamic_end - dynamic_off, _SEGMENT_ALIGN,
         ),
         lay.phdr(_PT_DYNAMIC, 6, dynamic_off, dynamic_vaddr, dynamic_size, dynamic_size, word),
         lay.phdr(_PT_GNU_STACK, 6, 0, 0, 0, 0, 16),
@@ -489,6 +683,21 @@ def build_shared_object(
             0,
         )
     )
+    for name, (sh_type, sh_off, blob, info) in versioning.headers(ver_blobs).items():
+        shdrs.append(
+            lay.shdr(
+                sh_names[name], sh_type, _SHF_ALLOC, sh_off, sh_off, len(blob),
+                shidx[".dynsym" if name == ".gnu.version" else ".dynstr"], info,
+                2 if name == ".gnu.version" else word, 2 if name == ".gnu.version" else 0,
+            )
+        )
+    if n_relocs:
+        shdrs.append(
+            lay.shdr(
+                sh_names[".rela.dyn"], _SHT_RELA, _SHF_ALLOC, rela_off, rela_off, rela_size,
+                shidx[".dynsym"], 0, word, rela_ent,
+            )
+        )
     shdrs.append(
         lay.shdr(
             sh_names[".text"],
@@ -532,6 +741,13 @@ def build_shared_object(
             lay.dyn_size,
         )
     )
+    if n_relocs:
+        shdrs.append(
+            lay.shdr(
+                sh_names[".got"], _SHT_PROGBITS, _SHF_ALLOC | _SHF_WRITE,
+                got_off + _SEGMENT_ALIGN, got_off, n_relocs * word, 0, 0, word, word,
+            )
+        )
     shdrs.append(
         lay.shdr(
             sh_names[".shstrtab"],
@@ -559,7 +775,10 @@ def build_shared_object(
     out[text_off : text_off + text_size] = stub * max(n_funcs, 1)
     if note_bytes:
         out[note_off : note_off + len(note_bytes)] = note_bytes
-    out[dynamic_off:dynamic_end] = dynamic_bytes
+    out[dynamic_off : dynamic_off + len(dynamic_bytes)] = dynamic_bytes
+    for _, off, blob in ver_blobs:
+        out[off : off + len(blob)] = blob
+    out[rela_off : rela_off + rela_size] = rela_bytes
     out[shstrtab_off : shstrtab_off + len(shstrtab_bytes)] = shstrtab_bytes
     out[shoff:file_end] = b"".join(shdrs)
     return bytes(out) + extra_data

@@ -78,6 +78,10 @@ ABI105 = _register(
     "ABI105", "missing-module-init", Severity.ERROR,
     "Extension module does not export PyInit_<name>.",
 )
+ABI107 = _register(
+    "ABI107", "shadowed-module", Severity.WARNING,
+    "A module is also provided by an earlier sys.path entry, whose copy loads instead.",
+)
 ABI108 = _register(
     "ABI108", "outside-sys-path", Severity.ERROR,
     "Layer or function content sits where the target's sys.path never looks.",
@@ -93,6 +97,80 @@ ABI201 = _register(
 ABI202 = _register(
     "ABI202", "wrong-elf-identity", Severity.ERROR,
     "ELF file for another machine, class or byte order than the target.",
+)
+
+# Distributions (ABI3xx).
+ABI301 = _register(
+    "ABI301", "unsupported-wheel-tag", Severity.ERROR,
+    "No WHEEL tag of an installed distribution is supported by the target.",
+)
+ABI302 = _register(
+    "ABI302", "requires-python-excludes-target", Severity.ERROR,
+    "A distribution's Requires-Python excludes the target's Python version.",
+)
+ABI303 = _register(
+    "ABI303", "missing-dependency", Severity.ERROR,
+    "A required dependency is in neither the stack nor the runtime.",
+)
+ABI304 = _register(
+    "ABI304", "dependency-version-conflict", Severity.WARNING,
+    "A dependency is present at a version its dependent excludes.",
+)
+ABI305 = _register(
+    "ABI305", "duplicate-distribution", Severity.WARNING,
+    "The same project is installed more than once; one copy loads, the rest is dead weight.",
+)
+ABI306 = _register(
+    "ABI306", "mixed-distribution-tree", Severity.ERROR,
+    "Files of a distribution were overwritten by another input: a tree of mixed versions.",
+)
+
+# Layers and deployment (ABI4xx).
+ABI401 = _register(
+    "ABI401", "too-many-layers", Severity.ERROR,
+    "More than five layers: Lambda rejects the function configuration.",
+)
+ABI402 = _register(
+    "ABI402", "deployment-too-large", Severity.ERROR,
+    "Function and layers together are over 250 MB unzipped: Lambda rejects the deployment.",
+)
+ABI403 = _register(
+    "ABI403", "unreadable-entry", Severity.ERROR,
+    "Archive entries the runtime's user cannot read (files need o+r, directories o+x).",
+)
+ABI404 = _register(
+    "ABI404", "unsafe-entry", Severity.WARNING,
+    "Unsafe archive entries: absolute paths, '..' components, links leaving the tree.",
+)
+
+
+# The dynamic linker after the identity checks: dependencies, symbol
+# versions, undefined symbols (abiscan.ldso; rules in rules/linker.py and
+# rules/symbols.py).
+ABI103 = _register(
+    "ABI103", "abi3-needs-newer-python", Severity.ERROR,
+    "An abi3 extension uses stable-ABI functions the target's CPython does not have yet.",
+)
+ABI106 = _register(
+    "ABI106", "extension-built-for-other-python", Severity.ERROR,
+    "An extension (often an untagged .so) was built for another CPython version.",
+)
+ABI203 = _register(
+    "ABI203", "needed-library-not-found", Severity.ERROR,
+    "A library the extension needs (DT_NEEDED) is found nowhere on the target.",
+)
+ABI204 = _register(
+    "ABI204", "symbol-version-not-found", Severity.ERROR,
+    "A symbol version the extension needs (GLIBC_2.28, GLIBCXX_3.4.29, ...) is not defined "
+    "by the target's library.",
+)
+ABI205 = _register(
+    "ABI205", "musl-on-glibc", Severity.ERROR,
+    "An extension linked against musl libc (a musllinux wheel) on a glibc target.",
+)
+ABI206 = _register(
+    "ABI206", "undefined-symbol", Severity.ERROR,
+    "A symbol the extension (or a library it loads) needs is defined nowhere in the process.",
 )
 
 

@@ -111,6 +111,27 @@ class ImportSystem:
             locations = self.target.sys_path
         return self._path_finder(name, tail, locations)
 
+    def providers(self, name: str) -> list[Spec]:
+        """Every location that has a module or package for ``name``, in search order.
+
+        The first one loads; the others are shadowed. Namespace portions are left
+        out: they never shadow anything.
+        """
+        parent, _, tail = name.rpartition(".")
+        if parent:
+            up = self.find(parent).spec
+            if up is None or not up.is_package:
+                return []
+            locations = up.search_locations
+        else:
+            locations = self.target.sys_path
+        out = []
+        for entry in locations:
+            spec = self._file_finder(name, tail, entry)
+            if spec is not None and spec.kind != "namespace":
+                out.append(spec)
+        return out
+
     def _path_finder(self, name: str, tail: str, locations: tuple[str, ...]) -> Resolution:
         namespace: list[str] = []
         passed: list[PassedOver] = []

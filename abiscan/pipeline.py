@@ -11,18 +11,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
+from .capi import unavailable_reason as capi_unavailable_reason
+from .dists import Distribution, find_distributions
 from .elf import ElfError, ElfFacts, read_facts, sniff_format
 from .findings import Finding, PredictedError
 from .importer import ImportSystem, Resolution
 from .inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
+from .ldso import simulate_dlopen
 from .loader import verify_identity
 from .pyc import magic_bytes, version_of_magic
 from .report import Candidate, InputSummary, ModuleOutcome, Report
-from .rules import binaries, imports
+from .rules import binaries, distributions, imports, layers, linker, symbols
+from .runtime_packages import runtime_packages
 from .sources import InputKind, InputProblem, Source, SourceError, open_source
 from .stack import Provenance, Stack, build_stack
-from .tags import mismatch, parse_extension_filename
+from .tags import ExtensionTag, mismatch, parse_extension_filename
 from .targets import Target, builtin_target
+from .wheeltags import supported_tags
 
 PathLike = str | Path
 
@@ -70,7 +75,10 @@ class _Facts:
         facts = self.elf(path)
         if isinstance(facts, (ElfError, SourceError)):
             return True
-        return bool(facts.pyinit_names)
+        try:
+            return bool(facts.pyinit_names)
+        except ElfError:
+            return True
 
 
 def scan(
@@ -170,6 +178,10 @@ def analyse(
 
     modules = [predict(c.name) for c in sorted(found, key=lambda c: c.name)]
     findings.extend(_dead_root_findings(dead, found, modules, stack, target))
+    dists = find_distributions(stack)
+    findings.extend(_distribution_findings(dists, stack, importer, facts, target))
+    findings.extend(_shadowing_findings(found, dists, stack, importer, target))
+    findings.extend(_deployment_findings(stack, inputs, target))
     findings = _dedupe(findings)
     all_problems = sorted(
         {(p.source, p.path or "", p.problem): p for p in [*problems, *facts.problems]}.values(),
@@ -183,6 +195,96 @@ def analyse(
         problems=tuple(all_problems),
         tool_version=__version__,
     )
+
+
+def _distribution_findings(
+    dists: Sequence[Distribution],
+    stack: Stack,
+    importer: ImportSystem,
+    facts: _Facts,
+    target: Target,
+) -> list[Finding]:
+    visible = distributions.visible(dists, target)
+    supported = frozenset(supported_tags(target))
+    runtime = runtime_packages(target)
+
+    def elf_of(path: str) -> ElfFacts | None:
+        got = facts.elf(path)
+        return got if isinstance(got, ElfFacts) else None
+
+    out: list[Finding] = []
+    for dist in visible:
+        for found in (
+            distributions.unsupported_tags(dist, supported, target, elf_of),
+            distributions.requires_python(dist, target),
+        ):
+            if found is not None:
+                out.append(found)
+    out.extend(distributions.requirements(visible, runtime, importer, target))
+    out.extend(distributions.duplicates(visible, importer))
+    out.extend(distributions.mixed_trees(visible, stack))
+    return out
+
+
+def _shadowing_findings(
+    found: Sequence[ModuleCandidate],
+    dists: Sequence[Distribution],
+    stack: Stack,
+    importer: ImportSystem,
+    target: Target,
+) -> list[Finding]:
+    """ABI107: top-level modules provided more than once, by the stack or the runtime."""
+    owner: dict[str, Distribution] = {}
+    # A path two copies' RECORDs list holds the bytes of the copy unpacked last.
+    for d in sorted(dists, key=lambda d: -d.source_index):
+        for path in d.files():
+            owner.setdefault(path, d)
+
+    def label(path: str | None) -> str | None:
+        d = owner.get(path or "")
+        return d.label if d else None
+
+    out = []
+    top_level = sorted({c.name for c in found if c.visible and "." not in c.name})
+    for name in top_level:
+        specs = importer.providers(name)
+        if len(specs) > 1:
+            winner = specs[0]
+            for loser in specs[1:]:
+                sf = stack.file(loser.origin or "")
+                out.append(imports.shadowed(
+                    name, winner, loser, label(winner.origin), label(loser.origin),
+                    sf.origin if sf else None,
+                ))
+    order = {p: i for i, p in enumerate(target.sys_path)}
+    for pkg in runtime_packages(target):
+        for name in pkg.top_level:
+            spec = importer.find(name).spec
+            if spec is None or spec.origin is None:
+                continue
+            if order.get(spec.entry, len(order)) >= order.get(pkg.location, len(order)):
+                continue
+            sf = stack.file(spec.origin)
+            runtime_label = f"{pkg.name} {pkg.version}" if pkg.version else pkg.name
+            out.append(imports.shadows_runtime(
+                name, spec, label(spec.origin), runtime_label, pkg.location,
+                sf.origin if sf else None,
+            ))
+    return out
+
+
+def _deployment_findings(
+    stack: Stack, inputs: Sequence[InputSummary], target: Target
+) -> list[Finding]:
+    out = layers.layer_limits(inputs, target)
+    for source in stack.sources:
+        for found in (
+            layers.permissions(source, stack.root_for(source.kind)),
+            layers.unsafe_entries(source),
+        ):
+            if found is not None:
+                out.append(found)
+    return out
 
 
 def _inherit(child: ModuleOutcome, parent: ModuleOutcome) -> ModuleOutcome:
@@ -273,7 +375,19 @@ def _predict(
     outcome, error, reason = "ok", None, f"{loader} module {spec.origin}"
     loaded = stack.file(spec.origin)
     prov = loaded.origin if loaded else None
-    if loader == "extension":
+    mode = loaded.entry.mode if loaded else None
+    if mode is not None and not mode & 0o004:
+        # The runtime runs as an unprivileged user: "other" in the zip's modes.
+        if loader == "extension":
+            error = PredictedError(
+                "ImportError", f"{spec.origin}: cannot open shared object file: Permission denied"
+            )
+        else:
+            error = PredictedError(
+                "PermissionError", f"[Errno 13] Permission denied: '{spec.origin}'"
+            )
+        outcome, reason = "error", f"file mode {mode:04o} lacks o+r (see ABI403)"
+    elif loader == "extension":
         outcome, error, reason, new = _load_extension(
             cand.name, spec.origin, facts, target, prov
         )
@@ -330,17 +444,110 @@ def _load_extension(
             f"the ELF header is acceptable but the rest cannot be read ({elf}); "
             "abiscan cannot predict what the loader does with it", [],
         )
-    short = module.rpartition(".")[2]
-    if f"PyInit_{short}" not in elf.exported:
-        finding, error = imports.missing_init(module, path, elf.pyinit_names, origin)
-        return "error", error, finding.message, [finding]
     tag = parse_extension_filename(path.rsplit("/", 1)[-1])
+    # dlopen() maps and binds the whole dependency tree before CPython looks
+    # for PyInit_: a missing library or symbol is reported first.
+    link = _link_extension(module, path, data, elf, facts, target, origin, tag)
+    if link.outcome != "ok":
+        return link.outcome, link.error, link.reason, link.findings
+    short = module.rpartition(".")[2]
+    if not elf.has_export(f"PyInit_{short}"):
+        try:
+            others: tuple[str, ...] = elf.pyinit_names
+        except ElfError:
+            others = ()  # a damaged name elsewhere in the table: the verdict stands
+        finding, error = imports.missing_init(module, path, others, origin)
+        return "error", error, finding.message, [*link.findings, finding]
     what = tag.describe() if tag else "extension"
     return (
         "ok", None,
-        f"extension module for {what}: ELF identity and PyInit_{short} match "
-        "(needed libraries and symbol versions are not checked yet)", [],
+        f"extension module for {what}: ELF identity, dependencies, symbol versions, "
+        f"symbols and PyInit_{short} check out{link.reason}", link.findings,
     )
+
+
+@dataclass(frozen=True)
+class _Linked:
+    outcome: str
+    error: PredictedError | None
+    reason: str
+    findings: list[Finding]
+
+
+class _StackLibraries:
+    """The stack as the loader simulation reads it: files under /opt and /var/task."""
+
+    def __init__(self, facts: _Facts, target: Target) -> None:
+        self._facts = facts
+        self._roots = tuple(
+            r.rstrip("/") for r in (target.layer_root, target.function_root) if r
+        )
+
+    def owns(self, path: str) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in self._roots)
+
+    def resolve(self, path: str) -> str | None:
+        sf = self._facts.stack.file(path)
+        return sf.target_path if sf is not None and sf.kind == "file" else None
+
+    def read(self, path: str) -> bytes | None:
+        data = self._facts.read(path)
+        return None if isinstance(data, SourceError) else data
+
+    def elf(self, path: str) -> ElfFacts | None:
+        got = self._facts.elf(path)
+        return got if isinstance(got, ElfFacts) else None
+
+
+def _link_extension(
+    module: str,
+    path: str,
+    data: bytes,
+    elf: ElfFacts,
+    facts: _Facts,
+    target: Target,
+    origin: Provenance | None,
+    tag: ExtensionTag | None,
+) -> _Linked:
+    """Dependencies, symbol versions and undefined symbols, as the target's dlopen checks them."""
+    capi = target.capi_exports()
+    if capi is None:
+        why = (
+            f"abiscan has no C-API data for a CPython {target.python}{target.abiflags} build"
+            if target.abiflags
+            else capi_unavailable_reason(target.python_version)
+        )
+    else:
+        why = ""
+    try:
+        result = simulate_dlopen(
+            path, data, elf, target, _StackLibraries(facts, target), target.inventory(), capi,
+            capi_missing_reason=why,
+        )
+    except ElfError as exc:
+        return _Linked(
+            "unknown", None,
+            f"the dynamic section or symbols cannot be read ({exc}); abiscan cannot predict "
+            "how the loader binds it", [],
+        )
+    problem = result.problem
+    if problem is None:
+        note = ""
+        if result.confidence != "certain":
+            note = f" ({result.confidence}: {'; '.join(result.notes[:2])})"
+        return _Linked("ok", None, note, [])
+    if problem.message is None or result.outcome == "unknown":
+        reason = problem.detail or problem.kind
+        if problem.message is not None:
+            reason = f"possibly {problem.message}: {reason}"
+        return _Linked("unknown", None, reason, [])
+    if problem.kind == "undefined-symbol":
+        finding, error = symbols.undefined_symbol(module, path, problem, tag, origin, target)
+    else:
+        finding, error = linker.dependency_refused(
+            module, path, problem, result.objects, origin, target
+        )
+    return _Linked("error", error, finding.message, [finding])
 
 
 def _load_bytecode(

@@ -8,6 +8,7 @@ from typing import Any
 from .findings import Finding, Severity, registered_codes
 from .report import Report
 
+_EVIDENCE_LINES = 6
 _HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}
 
 
@@ -84,8 +85,10 @@ def _finding_lines(f: Finding) -> list[str]:
         lines.append(where)
     if f.predicted_error:
         lines.append(f"    predicted: {f.predicted_error}")
-    for ev in f.evidence:
+    for ev in f.evidence[:_EVIDENCE_LINES]:
         lines.append(f"    evidence: {ev}")
+    if len(f.evidence) > _EVIDENCE_LINES:
+        lines.append(f"    evidence: ... {len(f.evidence) - _EVIDENCE_LINES} more (--format json)")
     lines.append(f"    fix: {f.fix}")
     return lines
 

@@ -12,11 +12,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .capi import CApiExports, builtin_exports
+from .systemlibs import (
+    InventoryError,
+    SystemInventory,
+    builtin_inventory,
+    generic_glibc_inventory,
+)
 
 TARGET_SCHEMA_VERSION = 1
 
@@ -64,6 +72,32 @@ class Target:
     max_unzipped_bytes: int = 250 * 1024 * 1024
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # The target's system libraries and interpreter C API. Built-in targets
+    # name their OS ("al2", "al2023") and take both from abiscan's data;
+    # captured profiles embed what was read from the real system.
+    os_id: str = ""
+    system: SystemInventory | None = None
+    capi: CApiExports | None = None
+
+    def inventory(self) -> SystemInventory:
+        """The system libraries the dynamic-linker simulation sees on this target."""
+        if self.system is not None:
+            return self.system
+        minor = self.python_version if self.implementation == "cpython" else None
+        if self.os_id:
+            try:
+                return builtin_inventory(self.os_id, self.arch, minor)
+            except InventoryError:
+                pass
+        return generic_glibc_inventory(self.libc_version, self.arch)
+
+    def capi_exports(self) -> CApiExports | None:
+        """The interpreter's exported C API, or None when abiscan has no data for it."""
+        if self.capi is not None:
+            return self.capi
+        if self.abiflags:
+            return None  # debug and free-threaded builds export other symbols
+        return builtin_exports(self.python_version)
 
     @property
     def python(self) -> str:
@@ -94,8 +128,10 @@ class Target:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, system=None, capi=None))
         data["python_version"] = self.python
+        data["system"] = self.system.to_dict() if self.system is not None else None
+        data["capi"] = self.capi.to_dict() if self.capi is not None else None
         for key in ("extension_suffixes", "sys_path", "ld_library_path", "sources", "notes"):
             data[key] = list(data[key])
         return {"schema_version": TARGET_SCHEMA_VERSION, **data}
@@ -122,6 +158,13 @@ class Target:
                 values[key] = tuple(str(v) for v in values[key])
         if values.get("ld_so_flavor", "upstream") not in ("upstream", "debian"):
             raise TargetError("target field 'ld_so_flavor' must be 'upstream' or 'debian'")
+        try:
+            if values.get("system") is not None:
+                values["system"] = SystemInventory.from_dict(values["system"])
+            if values.get("capi") is not None:
+                values["capi"] = CApiExports.from_dict(values["capi"])
+        except (InventoryError, KeyError, TypeError, ValueError) as exc:
+            raise TargetError(f"bad system data in target: {exc}") from None
         return cls(**values)
 
 
@@ -184,6 +227,7 @@ def _build(
     os_name: str,
     runtime: str | None,
     abiflags: str = "",
+    os_id: str = "",
     sources: Sequence[str] = (),
     notes: Sequence[str] = (),
 ) -> Target:
@@ -208,6 +252,7 @@ def _build(
         max_unzipped_bytes=int(table["max_unzipped_bytes"]),
         sources=tuple(sources),
         notes=tuple(notes),
+        os_id=os_id,
     )
 
 
@@ -232,6 +277,7 @@ def builtin_target(runtime: str, arch: str = "x86_64") -> Target:
         libc_version=os_entry["glibc"],
         os_name=os_entry["name"],
         runtime=runtime,
+        os_id=entry["os"],
         sources=tuple(table["sources"]) + tuple(os_entry.get("sources", ())),
         notes=tuple(os_entry.get("notes", ())),
     )

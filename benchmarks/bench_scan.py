@@ -26,11 +26,25 @@ from abiscan.elf import sniff_format
 from abiscan.elfbuild import build_shared_object
 
 
+class _Zip(zipfile.ZipFile):
+    """Members with the Unix mode a real layer build gives them (0644), not writestr's 0600."""
+
+    def writestr(self, name: str | zipfile.ZipInfo, data: bytes | str, *args: object,
+                 **kwargs: object) -> None:
+        if isinstance(name, str):
+            info = zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = 0o100644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            name = info
+        super().writestr(name, data)
+
+
 def build_layer(path: Path, modules: int, big: int, symbols: int) -> tuple[int, int]:
     """Write the layer; return (ELF members, total unzipped bytes)."""
     total = 0
     elves = 0
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+    with _Zip(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for i in range(modules):
             pkg = f"python/pkg{i % 40}"
             if i < 40:

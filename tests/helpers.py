@@ -26,3 +26,44 @@ def write_tree(root: Path, members: Mapping[str, bytes | str]) -> Path:
         full.parent.mkdir(parents=True, exist_ok=True)
         full.write_bytes(data.encode() if isinstance(data, str) else data)
     return root
+
+
+def record_hash(data: bytes) -> str:
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(data).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def installed(
+    name: str,
+    version: str,
+    files: Mapping[str, bytes | str],
+    *,
+    prefix: str = "python/",
+    tags: tuple[str, ...] = ("py3-none-any",),
+    requires_dist: tuple[str, ...] = (),
+    requires_python: str | None = None,
+) -> dict[str, bytes]:
+    """Members of a distribution as ``pip install --target`` leaves it: files plus dist-info."""
+    out = {f"{prefix}{k}": (v.encode() if isinstance(v, str) else v) for k, v in files.items()}
+    info = f"{name.replace('-', '_')}-{version}.dist-info"
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    if requires_python:
+        meta.append(f"Requires-Python: {requires_python}")
+    meta += [f"Requires-Dist: {r}" for r in requires_dist]
+    wheel = ["Wheel-Version: 1.0", "Generator: abiscan-tests", "Root-Is-Purelib: "
+             + ("true" if tags == ("py3-none-any",) else "false")]
+    wheel += [f"Tag: {t}" for t in tags]
+    out[f"{prefix}{info}/METADATA"] = ("\n".join(meta) + "\n").encode()
+    out[f"{prefix}{info}/WHEEL"] = ("\n".join(wheel) + "\n").encode()
+    record = [f"{k},{record_hash(v if isinstance(v, bytes) else v.encode())},"
+              f"{len(v if isinstance(v, bytes) else v.encode())}" for k, v in files.items()]
+    record += [f"{info}/METADATA,{record_hash(out[f'{prefix}{info}/METADATA'])},"
+               f"{len(out[f'{prefix}{info}/METADATA'])}",
+               f"{info}/WHEEL,{record_hash(out[f'{prefix}{info}/WHEEL'])},"
+               f"{len(out[f'{prefix}{info}/WHEEL'])}",
+               f"{info}/RECORD,,"]
+    out[f"{prefix}{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    return out

@@ -11,6 +11,8 @@ import shutil
 import struct
 import subprocess
 import time
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,11 +103,42 @@ def patch(data: bytes, offset: int, fmt: str, *values: int) -> bytes:
 
 
 def facts_or_error(data: bytes) -> ElfFacts | ElfError:
+    """read_facts, or its ElfError; a successful read also has its lazy symbol
+    facts exercised (only ElfError may escape, and what the fast lookups
+    answer must agree with the full decode whenever that succeeds)."""
     try:
-        return read_facts(data)
+        facts = read_facts(data)
     except ElfError as exc:
         assert str(exc), "ElfError must carry a problem text"
         return exc
+    check_lazy_symbols(data)
+    return facts
+
+
+def value_or_error(thunk: object) -> object:
+    assert callable(thunk)
+    try:
+        return thunk()
+    except ElfError as exc:
+        assert str(exc), "ElfError must carry a problem text"
+        return exc
+
+
+def check_lazy_symbols(data: bytes, probes: Iterable[str] = ()) -> None:
+    """The lazy lookups on fresh facts raise only ElfError and, when the full
+    decode works, agree with it; ``probes`` are extra names to look up."""
+    names = ["PyInit_a", "PyInit_gccmod", "a", "b", "x", "", "PyInit_", *probes]
+    lazy = read_facts(data)
+    answers = {name: value_or_error(lambda name=name: lazy.has_export(name)) for name in names}
+    pyinit = value_or_error(lambda: lazy.pyinit_names)
+    full = read_facts(data)
+    exported = value_or_error(lambda: full.exported)
+    value_or_error(lambda: full.undefined)
+    value_or_error(lambda: full.weak_undefined)
+    if isinstance(exported, frozenset):
+        for name, answer in answers.items():
+            assert answer == (name in exported), name
+        assert pyinit == tuple(sorted(n for n in exported if n.startswith("PyInit_")))
 
 
 # -- gcc-built objects ---------------------------------------------------------
@@ -482,6 +515,350 @@ def test_system_library_matches_pyelftools(path: str) -> None:
     assert len(facts.exported) > 1000
 
 
+# -- lazy symbol facts: has_export, pyinit_names ------------------------------------
+
+STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
+STV_DEFAULT, STV_INTERNAL, STV_HIDDEN, STV_PROTECTED = 0, 1, 2, 3
+SHN_ABS = 0xFFF1
+
+
+def dynsym_layout(data: bytes) -> tuple[int, int, str, int]:
+    """(file offset of .dynsym, entry size, struct byte order, offset of st_info)."""
+    h = read_header(data)
+    elf = ELFFile(io.BytesIO(data))
+    sec = elf.get_section_by_name(".dynsym")
+    assert sec is not None
+    e = "<" if h.byte_order == "little" else ">"
+    return int(sec["sh_offset"]), int(sec["sh_entsize"]), e, 4 if h.bits == 64 else 12
+
+
+def dynstr_bytes(data: bytes) -> tuple[int, bytes]:
+    """(file offset, contents) of .dynstr."""
+    elf = ELFFile(io.BytesIO(data))
+    sec = elf.get_section_by_name(".dynstr")
+    assert sec is not None
+    return int(sec["sh_offset"]), sec.data()
+
+
+def symbol_index(data: bytes, name: str) -> int:
+    elf = ELFFile(io.BytesIO(data))
+    sec = elf.get_section_by_name(".dynsym")
+    assert isinstance(sec, SymbolTableSection)
+    return next(i for i, sym in enumerate(sec.iter_symbols()) if sym.name == name)
+
+
+def patch_symbol(
+    data: bytes,
+    name: str,
+    *,
+    st_name: int | None = None,
+    bind: int | None = None,
+    visibility: int | None = None,
+    shndx: int | None = None,
+) -> bytes:
+    """``data`` with fields of the dynamic symbol called ``name`` replaced."""
+    base, entsize, e, info_at = dynsym_layout(data)
+    at = base + symbol_index(data, name) * entsize
+    out = bytearray(data)
+    if st_name is not None:
+        struct.pack_into(e + "I", out, at, st_name)
+    if bind is not None:
+        out[at + info_at] = (bind << 4) | (out[at + info_at] & 0xF)
+    if visibility is not None:
+        out[at + info_at + 1] = (out[at + info_at + 1] & ~3) | visibility
+    if shndx is not None:
+        struct.pack_into(e + "H", out, at + info_at + 2, shndx)
+    return bytes(out)
+
+
+def probes_for(names: Iterable[str]) -> set[str]:
+    """The names plus near misses: suffixes (tail-merged strings), prefixes, extensions."""
+    # A lone surrogate cannot be encoded; U+DCFF is surrogateescape's byte 0xff.
+    out = {"", "PyInit_", "PyInit", "\0", "a\0b", chr(0xD800), chr(0xDCFF)}
+    for n in names:
+        out |= {n, n[1:], n[3:], n[:-1], n + "x", "x" + n, n + "\0"}
+    return out
+
+
+def assert_lazy_equals_full(data: bytes, extra: Iterable[str] = ()) -> None:
+    """has_export and pyinit_names, without a full decode, agree with the full decode."""
+    full = read_facts(data)
+    exported = full.exported
+    probes = probes_for([*exported, *full.undefined, *full.weak_undefined, *extra])
+    lazy = read_facts(data)
+    for name in sorted(probes):
+        assert lazy.has_export(name) == (name in exported), name
+    expected_pyinit = tuple(sorted(n for n in exported if n.startswith("PyInit_")))
+    assert lazy.pyinit_names == expected_pyinit
+    # pyinit_names first, then lookups that reuse its scan of the strings.
+    lazy = read_facts(data)
+    assert lazy.pyinit_names == expected_pyinit
+    for name in sorted(p for p in probes if p.startswith("PyInit_")):
+        assert lazy.has_export(name) == (name in exported), name
+    # Neither needed the whole table decoded.
+    assert lazy._symbols._decoded is None
+    # Once decoded, the same answers come from the decoded set.
+    assert lazy.exported == exported
+    for name in sorted(probes):
+        assert lazy.has_export(name) == (name in exported), name
+    assert lazy.pyinit_names == expected_pyinit
+
+
+def test_has_export_on_gcc_objects(gcc_objects: dict[str, bytes]) -> None:
+    for label, data in gcc_objects.items():
+        facts = read_facts(data)
+        yes = ["PyInit_gccmod", "protected_fn", "weak_defined", "exported_data", "foo", "bar"]
+        no = ["hidden_fn", "local_fn", "missing_strong", "missing_weak", "printf", "strlen"]
+        no += ["PyInit_gccmo", "PyInit_gccmodx", "yInit_gccmod", "", "PyInit_", "nonexistent"]
+        for name in yes:
+            assert facts.has_export(name), (label, name)
+        for name in no:
+            assert not facts.has_export(name), (label, name)
+        assert facts.pyinit_names == ("PyInit_gccmod",)
+        assert facts._symbols._decoded is None, "lookups must not decode the whole table"
+        assert_lazy_equals_full(data, yes + no)
+        assert_lazy_equals_full(strip_section_headers(data), yes + no)
+
+
+@pytest.mark.parametrize("byte_order", ["little", "big"])
+@pytest.mark.parametrize("bits", [32, 64])
+def test_lazy_equals_full_on_builder_output(bits: int, byte_order: str) -> None:
+    exports = ["PyInit_alpha", "PyInit_beta", "helper", "ünïcode_name", "alpha", "a"]
+    data = build_shared_object(
+        bits=bits,
+        byte_order=byte_order,
+        machine="x86_64" if bits == 64 else "i386",
+        exports=exports,
+        needed=["libfoo.so.1"],
+        soname="PyInit_soname_not_a_symbol",
+        undefined=["PyInit_undefined", "malloc", "helper"],
+        weak_undefined=["__gmon_start__", "PyInit_weak"],
+    )
+    facts = read_facts(data)
+    assert facts.has_export("PyInit_alpha")
+    assert facts.has_export("ünïcode_name")
+    assert facts.has_export("helper")  # defined although also referenced undefined
+    assert facts.has_export("a")  # also the tail of "alpha" and "PyInit_alpha"
+    assert not facts.has_export("PyInit_undefined")
+    assert not facts.has_export("PyInit_weak")
+    assert not facts.has_export("malloc")
+    assert not facts.has_export("PyInit_soname_not_a_symbol")  # a string, no symbol
+    assert not facts.has_export("libfoo.so.1")
+    assert facts.pyinit_names == ("PyInit_alpha", "PyInit_beta")
+    assert_lazy_equals_full(data)
+    assert_lazy_equals_full(strip_section_headers(data))
+
+
+@pytest.mark.parametrize("byte_order", ["little", "big"])
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize(
+    ("bind", "visibility", "shndx", "exported"),
+    [
+        (STB_GLOBAL, STV_DEFAULT, None, True),
+        (STB_WEAK, STV_DEFAULT, None, True),
+        (STB_GNU_UNIQUE, STV_DEFAULT, None, True),
+        (STB_GLOBAL, STV_PROTECTED, None, True),
+        (STB_GLOBAL, STV_DEFAULT, SHN_ABS, True),
+        (STB_GLOBAL, STV_HIDDEN, None, False),
+        (STB_GLOBAL, STV_INTERNAL, None, False),
+        (STB_LOCAL, STV_DEFAULT, None, False),
+        (STB_WEAK, STV_HIDDEN, None, False),
+        (3, STV_DEFAULT, None, False),  # STB_NUM: not a binding anything binds to
+        (STB_GLOBAL, STV_DEFAULT, 0, False),  # SHN_UNDEF: a reference
+        (STB_WEAK, STV_DEFAULT, 0, False),
+    ],
+)
+def test_has_export_by_binding_visibility_section(
+    bits: int, byte_order: str, bind: int, visibility: int, shndx: int | None, exported: bool
+) -> None:
+    data = build_shared_object(
+        bits=bits,
+        byte_order=byte_order,
+        machine="x86_64" if bits == 64 else "i386",
+        exports=["PyInit_mod", "other"],
+    )
+    data = patch_symbol(data, "PyInit_mod", bind=bind, visibility=visibility, shndx=shndx)
+    facts = read_facts(data)
+    assert facts.has_export("PyInit_mod") is exported
+    assert facts.pyinit_names == (("PyInit_mod",) if exported else ())
+    assert facts.has_export("other")
+    assert ("PyInit_mod" in read_facts(data).exported) is exported
+    assert_lazy_equals_full(data)
+
+
+@pytest.mark.parametrize("byte_order", ["little", "big"])
+@pytest.mark.parametrize("bits", [32, 64])
+def test_has_export_with_tail_merged_names(bits: int, byte_order: str) -> None:
+    data = build_shared_object(
+        bits=bits,
+        byte_order=byte_order,
+        machine="x86_64" if bits == 64 else "i386",
+        exports=["PyInit_bar", "zzzPyInit_foo", "qux", "PyInit_foobar"],
+    )
+    _, strings = dynstr_bytes(data)
+    long_at = strings.index(b"zzzPyInit_foo\0")
+    # "PyInit_bar" is renamed "PyInit_foo" by pointing into the tail of
+    # "zzzPyInit_foo", as linkers share suffixes; "qux" becomes "foo".
+    data = patch_symbol(data, "PyInit_bar", st_name=long_at + 3)
+    data = patch_symbol(data, "qux", st_name=long_at + 10)
+    facts = read_facts(data)
+    assert facts.has_export("PyInit_foo")
+    assert facts.has_export("zzzPyInit_foo")
+    assert facts.has_export("foo")
+    assert facts.has_export("PyInit_foobar")
+    assert not facts.has_export("PyInit_bar")  # the string is still there, no symbol
+    assert not facts.has_export("qux")
+    assert not facts.has_export("zPyInit_foo")  # a tail nothing points at
+    assert not facts.has_export("oo")
+    assert facts.pyinit_names == ("PyInit_foo", "PyInit_foobar")
+    assert read_facts(data).exported == {"PyInit_foo", "zzzPyInit_foo", "foo", "PyInit_foobar"}
+    assert_lazy_equals_full(data, ["PyInit_bar", "qux"])
+
+
+def test_has_export_only_a_longer_name_or_a_tail() -> None:
+    data = build_shared_object(exports=["PyInit_foobar", "xfoo"], undefined=["PyInit_foo"])
+    facts = read_facts(data)
+    assert not facts.has_export("PyInit_foo")  # defined only as a prefix of another
+    assert not facts.has_export("foo")  # present only as the tail of "xfoo"
+    assert facts.has_export("xfoo")
+    assert facts.pyinit_names == ("PyInit_foobar",)
+
+
+def test_symbol_with_st_name_zero_has_no_name() -> None:
+    data = build_shared_object(exports=["PyInit_a", "b"])
+    data = patch_symbol(data, "b", st_name=0)
+    facts = read_facts(data)
+    assert not facts.has_export("")
+    assert not facts.has_export("b")
+    assert read_facts(data).exported == {"PyInit_a"}
+    assert_lazy_equals_full(data)
+
+
+@pytest.mark.parametrize("byte_order", ["little", "big"])
+@pytest.mark.parametrize("bits", [32, 64])
+def test_lookup_when_st_name_low_bytes_collide(bits: int, byte_order: str) -> None:
+    # Names of 255 characters put every st_name at 1 modulo 256, so a lookup
+    # by the low byte of st_name hits every record and the exact comparison
+    # of all four bytes takes over.
+    names = [f"{i:0255d}" for i in range(300)]
+    exports = [*names[:150], "PyInit_" + "x" * 248, *names[150:]]
+    data = build_shared_object(
+        bits=bits,
+        byte_order=byte_order,
+        machine="x86_64" if bits == 64 else "i386",
+        exports=exports,
+        undefined=[f"{i:0255d}u"[1:] for i in range(100)],
+    )
+    facts = read_facts(data)
+    for name in (names[0], names[149], names[150], names[-1], exports[150]):
+        assert facts.has_export(name), name
+    assert not facts.has_export(f"{300:0255d}")
+    assert not facts.has_export(f"{5:0255d}u"[1:])  # undefined
+    assert facts.pyinit_names == (exports[150],)
+    assert_lazy_equals_full(data)
+
+
+@pytest.mark.parametrize("byte_order", ["little", "big"])
+@pytest.mark.parametrize("bits", [32, 64])
+def test_lookup_of_many_candidate_strings(bits: int, byte_order: str) -> None:
+    # More PyInit_ strings (and more strings ending in "x") than the fast
+    # path looks up one at a time: one pass over the name column instead.
+    exports = [f"PyInit_m{i}" for i in range(40)] + [f"n{i}x" for i in range(40)] + ["x"]
+    data = build_shared_object(
+        bits=bits,
+        byte_order=byte_order,
+        machine="x86_64" if bits == 64 else "i386",
+        exports=exports,
+        undefined=[f"PyInit_u{i}" for i in range(20)],
+    )
+    data = patch_symbol(data, "PyInit_m7", visibility=STV_HIDDEN)
+    facts = read_facts(data)
+    assert facts.pyinit_names == tuple(sorted(f"PyInit_m{i}" for i in range(40) if i != 7))
+    assert facts.has_export("x")
+    assert facts.has_export("PyInit_m39")
+    assert not facts.has_export("PyInit_m7")
+    assert not facts.has_export("PyInit_u3")
+    assert_lazy_equals_full(data)
+    hidden_x = patch_symbol(data, "x", visibility=STV_HIDDEN)
+    assert not read_facts(hidden_x).has_export("x")
+    assert_lazy_equals_full(hidden_x)
+
+
+def test_lazy_facts_of_object_without_symbols() -> None:
+    for data in (build_shared_object(), build_shared_object(needed=["libc.so.6"])):
+        facts = read_facts(data)
+        assert not facts.has_export("anything")
+        assert facts.pyinit_names == ()
+        assert facts.exported == frozenset()
+        assert facts.undefined == facts.weak_undefined == ()
+
+
+def test_facts_made_by_hand_have_no_symbols() -> None:
+    h = read_header(build_shared_object())
+    facts = ElfFacts(
+        header=h, soname="x", needed=(), rpath=(), runpath=(), version_needs=(), version_defs=()
+    )
+    assert facts.exported == frozenset()
+    assert not facts.has_export("x")
+    assert facts.pyinit_names == ()
+    assert replace(facts, soname="y").soname == "y"
+
+
+def test_facts_equality_and_hash_do_not_decode() -> None:
+    data = build_shared_object(exports=["PyInit_a", "b"], needed=["libc.so.6"])
+    a, b = read_facts(data), read_facts(data)
+    assert a == b
+    assert hash(a) == hash(b)
+    assert len({a, b}) == 1
+    assert a._symbols._decoded is None and b._symbols._decoded is None
+    assert "PyInit_a" not in repr(a)  # the symbols are not in the repr
+    other = read_facts(build_shared_object(exports=["PyInit_a", "c"], needed=["libc.so.6"]))
+    assert a != other
+    # Decoding does not change equality.
+    _ = a.exported
+    assert a == b and hash(a) == hash(b)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/x86_64-linux-gnu/libstdc++.so.6",
+        "/usr/lib64/libc.so.6",
+        "/usr/lib64/libstdc++.so.6",
+    ],
+)
+def test_system_library_lazy_lookups(path: str) -> None:
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not on this host")
+    data = Path(path).read_bytes()
+    full = read_facts(data)
+    rng = random.Random(7)
+    everything = sorted({*full.exported, *full.undefined, *full.weak_undefined})
+    sample = rng.sample(everything, min(150, len(everything)))
+    lazy = read_facts(data)
+    for name in sorted(probes_for(sample)):
+        assert lazy.has_export(name) == (name in full.exported), name
+    assert lazy.pyinit_names == ()
+    assert lazy._symbols._decoded is None
+
+
+def test_lazy_lookups_are_fast_on_50000_symbols() -> None:
+    names = [f"some_longer_symbol_name_{i}" for i in range(50_000)]
+    data = build_shared_object(exports=[*names, "PyInit_big"], needed=["libc.so.6"])
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        facts = read_facts(data)
+        assert facts.has_export("PyInit_big")
+        assert not facts.has_export("PyInit_other")
+        assert facts.pyinit_names == ("PyInit_big",)
+        best = min(best, time.perf_counter() - t0)
+    # Typical is ~0.5 ms (the full decode: ~15 ms); generous for slow CI.
+    assert best < 0.05
+    assert facts._symbols._decoded is None
+
+
 # -- hostile input ---------------------------------------------------------------------
 
 
@@ -558,12 +935,36 @@ def test_absurd_fields_give_elferror(label: str, data: bytes) -> None:
 
 
 def test_string_offset_out_of_range() -> None:
-    base = build_shared_object(exports=["PyInit_a"])
+    base = build_shared_object(exports=["PyInit_a", "ok"])
     dynsym = section_header_offset(base, ".dynsym")
     (sym_off,) = struct.unpack_from("<Q", base, dynsym + 24)
     bad = patch(base, sym_off + 24, "<I", 0x7FFFFFFF)  # st_name of symbol 1
-    with pytest.raises(ElfError, match="string offset 0x7fffffff out of range of .dynstr"):
-        read_facts(bad)
+    # Symbol names are read lazily: read_facts succeeds, the full decode
+    # reports the bad name, and lookups that never read it still answer.
+    facts = read_facts(bad)
+    assert facts.soname is None
+    assert facts.has_export("ok")
+    assert not facts.has_export("PyInit_a")
+    assert facts.pyinit_names == ()
+    for attr in ("exported", "undefined", "weak_undefined"):
+        with pytest.raises(ElfError, match="string offset 0x7fffffff out of range of .dynstr"):
+            getattr(read_facts(bad), attr)
+
+
+def test_unterminated_symbol_name_raises_lazily() -> None:
+    base = build_shared_object(exports=["other", "PyInit_last"])
+    dynstr = section_header_offset(base, ".dynstr")
+    (size,) = struct.unpack_from("<Q", base, dynstr + 32)
+    bad = patch(base, dynstr + 32, "<Q", size - 1)  # drop the last NUL
+    facts = read_facts(bad)
+    assert facts.has_export("other")
+    # The NUL-terminated name is not in the table, so nothing matches it...
+    assert not facts.has_export("PyInit_last")
+    # ...but listing PyInit_ names reads the damaged one.
+    with pytest.raises(ElfError, match="unterminated string at offset"):
+        _ = facts.pyinit_names
+    with pytest.raises(ElfError, match="unterminated string at offset"):
+        _ = facts.exported
 
 
 def test_version_need_chain_out_of_bounds(gcc_objects: dict[str, bytes]) -> None:
@@ -605,3 +1006,83 @@ def test_non_elf_and_invalid_ident_give_elferror() -> None:
     for junk in (b"", b"\x7fELF", bytes(64), b"MZ" * 40):
         with pytest.raises(ElfError):
             read_facts(junk)
+
+
+def test_overlapping_names_are_refused_not_quadratic() -> None:
+    # One long name and thousands of symbols pointing into it, each at a
+    # different place: every name would be a tail of almost the whole table.
+    long_name = "L" * 200_000
+    others = [f"s{i}" for i in range(20_000)]
+    data = bytearray(build_shared_object(exports=[long_name, *others, "PyInit_z"]))
+    base, entsize, e, _ = dynsym_layout(bytes(data))
+    _, strings = dynstr_bytes(bytes(data))
+    long_at = strings.index(long_name.encode())
+    first = symbol_index(bytes(data), others[0])
+    for k in range(len(others)):
+        struct.pack_into(e + "I", data, base + (first + k) * entsize, long_at + 1 + k)
+    t0 = time.perf_counter()
+    facts = read_facts(bytes(data))
+    assert facts.has_export("PyInit_z")
+    assert facts.has_export("L" * 199_999)
+    assert facts.pyinit_names == ("PyInit_z",)
+    with pytest.raises(ElfError, match="symbol names overlap implausibly"):
+        _ = facts.exported
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_many_pyinit_strings_stay_linear() -> None:
+    exports = [f"PyInit_{i}" for i in range(20_000)]
+    data = build_shared_object(exports=exports)
+    t0 = time.perf_counter()
+    facts = read_facts(data)
+    assert len(facts.pyinit_names) == 20_000
+    assert facts.has_export("PyInit_19999")
+    assert not facts.has_export("PyInit_20000")
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_all_symbols_sharing_one_name() -> None:
+    # Every record points at the same string; none is exported but the last.
+    data = bytearray(build_shared_object(exports=[f"s{i}" for i in range(5000)] + ["PyInit_t"]))
+    base, entsize, e, info_at = dynsym_layout(bytes(data))
+    _, strings = dynstr_bytes(bytes(data))
+    target = strings.index(b"PyInit_t\0")
+    for k in range(1, 5001):
+        struct.pack_into(e + "I", data, base + k * entsize, target)
+        data[base + k * entsize + info_at + 1] = STV_HIDDEN
+    facts = read_facts(bytes(data))
+    assert facts.has_export("PyInit_t")
+    assert facts.pyinit_names == ("PyInit_t",)
+    last = base + 5001 * entsize  # the original PyInit_t record
+    hidden = patch(bytes(data), last + info_at + 1, "B", STV_HIDDEN)
+    assert not read_facts(hidden).has_export("PyInit_t")
+    assert read_facts(hidden).pyinit_names == ()
+    assert read_facts(hidden).exported == frozenset()
+
+
+def test_random_symbol_mutations_lazy_equals_full() -> None:
+    """Mutate only the symbol and string tables, where the lazy paths read."""
+    rng = random.Random(99)
+    for bits, order in ((64, "little"), (32, "big")):
+        data = build_shared_object(
+            bits=bits,
+            byte_order=order,
+            machine="x86_64" if bits == 64 else "s390",
+            exports=["PyInit_a", "PyInit_ab", "a", "b", "xa", "PyInit_gccmod"],
+            undefined=["PyInit_u", "u"],
+            weak_undefined=["w"],
+        )
+        sym_base, entsize, _, _ = dynsym_layout(data)
+        str_base, strings = dynstr_bytes(data)
+        sym_end = sym_base + entsize * (len(data[sym_base:str_base]) // entsize)
+        for _ in range(400):
+            out = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                if rng.random() < 0.5:
+                    pos = rng.randrange(sym_base, sym_end)
+                else:
+                    pos = rng.randrange(str_base, str_base + len(strings))
+                out[pos] = rng.choice([0, 1, 2, 3, 0x10, 0x12, 0x22, 0xA2, rng.randrange(256)])
+            result = facts_or_error(bytes(out))
+            if isinstance(result, ElfFacts):
+                check_lazy_symbols(bytes(out), ["PyInit_ab", "xa", "u", "w", "ab"])

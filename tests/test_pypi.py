@@ -8,17 +8,17 @@ against their SHA-256 before use.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
-import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import abiscan
 from abiscan.cli import main
+from abiscan.findings import Finding
 from abiscan.targets import custom_target
 
 from native import discover_interpreters, real_import
@@ -31,59 +31,31 @@ pytestmark = [
     ),
 ]
 
-# (requirement, wheel file name, sha256) as published on PyPI.
-WHEELS = {
-    "pymysql": ("PyMySQL==1.1.0", "PyMySQL-1.1.0-py3-none-any.whl",
-                "8969ec6d763c856f7073c4c64662882675702efcb114b4bcbb955aea3a069fa7"),
-    "cffi": ("cffi==1.16.0",
-             "cffi-1.16.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-             "7b78010e7b97fef4bee1e896df8a4bbb6712b7f05b7ef630f9d1da00f6444d2e"),
-    "cryptography": ("cryptography==41.0.7",
-                     "cryptography-41.0.7-cp37-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-                     "841df4caa01008bad253bce2a6f7b47f86dc9f08df4b433c404def869f590a15"),
-}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def wheels(pytestconfig: pytest.Config) -> dict[str, Path]:
-    assert pytestconfig.cache is not None
-    cache = Path(pytestconfig.cache.mkdir("abiscan-wheels"))
-    out = {}
-    for key, (req, filename, digest) in WHEELS.items():
-        path = cache / filename
-        if not path.exists():
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                 "--platform", "manylinux2014_x86_64", "--python-version", "3.11",
-                 "--implementation", "cp", req, "-d", str(cache)],
-                capture_output=True, text=True, check=False, timeout=300,
-            )
-            if proc.returncode != 0 or not path.exists():
-                pytest.skip(f"cannot download {req}: {proc.stderr.strip()[-300:]}")
-        assert _sha256(path) == digest, f"{filename}: SHA-256 mismatch"
-        out[key] = path
-    return out
-
-
 def _layer(path: Path, wheel_paths: list[Path]) -> Path:
     """A layer zip with the wheels' contents under python/ (as pip --target lays them out)."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
         for wheel in wheel_paths:
             with zipfile.ZipFile(wheel) as whl:
                 for info in whl.infolist():
-                    out.writestr(f"python/{info.filename}", whl.read(info))
+                    member = zipfile.ZipInfo(f"python/{info.filename}", info.date_time)
+                    member.create_system = 3
+                    member.external_attr = 0o100644 << 16
+                    member.compress_type = zipfile.ZIP_DEFLATED
+                    out.writestr(member, whl.read(info))
     return path
 
 
 @pytest.fixture(scope="module")
-def incident(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def incident(wheel: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+             ) -> list[Path]:
     tmp = tmp_path_factory.mktemp("incident")
-    return [_layer(tmp / "L1.zip", [wheels["pymysql"]]),
-            _layer(tmp / "L2.zip", [wheels["cryptography"], wheels["cffi"]])]
+    return [
+        _layer(tmp / "L1.zip", [wheel("PyMySQL-1.1.0-py3-none-any.whl")]),
+        _layer(tmp / "L2.zip", [
+            wheel("cryptography-41.0.7-cp37-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+            wheel("cffi-1.16.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+        ]),
+    ]
 
 
 def _scan(incident: list[Path], runtime: str, capsys: pytest.CaptureFixture[str]
@@ -134,3 +106,62 @@ def test_real_wheels_against_real_interpreters(
     if real.outcome == "error":
         assert predicted.error is not None
         assert (predicted.error.type, predicted.error.message) == (real.type, real.message)
+
+
+def _findings(report: abiscan.Report, code: str) -> list[Finding]:
+    return report.findings_for(code)
+
+
+def test_two_urllib3_layers_in_one_directory(wheel: Callable[[str], Path], tmp_path: Path) -> None:
+    l1 = _layer(tmp_path / "L1.zip", [wheel("urllib3-1.26.18-py2.py3-none-any.whl")])
+    l2 = _layer(tmp_path / "L2.zip", [wheel("urllib3-2.2.1-py3-none-any.whl")])
+    report = abiscan.scan([l1, l2], runtime="python3.12")
+    assert [f.distribution for f in _findings(report, "ABI305")] == ["urllib3 2.2.1"]
+    mixed = {f.distribution: f for f in _findings(report, "ABI306")}
+    # urllib3 1.26's contrib/appengine.py is gone from 2.x: it is left over next to 2.2.1.
+    assert "/opt/python/urllib3/contrib/appengine.py" in " ".join(
+        mixed["urllib3 2.2.1"].evidence)
+    assert "overwritten" in mixed["urllib3 1.26.18"].message
+
+
+def test_function_cffi_over_layer_cffi(wheel: Callable[[str], Path], tmp_path: Path) -> None:
+    layer = _layer(tmp_path / "layer.zip", [
+        wheel("cffi-1.16.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")])
+    fn = tmp_path / "fn.zip"
+    with zipfile.ZipFile(fn, "w") as out, zipfile.ZipFile(wheel(
+            "cffi-1.15.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")) as whl:
+        for info in whl.infolist():
+            member = zipfile.ZipInfo(info.filename, info.date_time)
+            member.create_system = 3
+            member.external_attr = 0o100644 << 16
+            out.writestr(member, whl.read(info))
+    report = abiscan.scan([layer], function=fn, runtime="python3.11")
+    shadow = [f for f in _findings(report, "ABI107") if f.module == "cffi"]
+    assert shadow and "/var/task/cffi/__init__.py (cffi 1.15.1) loads" in shadow[0].message
+    (dup,) = _findings(report, "ABI305")
+    assert "the copy in /var/task (1.15.1) loads" in dup.message
+
+
+def test_manylinux_2_28_on_python311(wheel: Callable[[str], Path], tmp_path: Path) -> None:
+    layer = _layer(tmp_path / "layer.zip", [
+        wheel("cryptography-42.0.5-cp39-abi3-manylinux_2_28_x86_64.whl"),
+        wheel("bcrypt-4.1.2-cp39-abi3-manylinux_2_28_x86_64.whl"),
+    ])
+    report = abiscan.scan([layer], runtime="python3.11")
+    assert sorted(f.distribution or "" for f in _findings(report, "ABI301")) == [
+        "bcrypt 4.1.2", "cryptography 42.0.5"]
+    old = abiscan.scan([layer], runtime="python3.8")
+    assert len(_findings(old, "ABI301")) == 2
+    assert _findings(abiscan.scan([layer], runtime="python3.12"), "ABI301") == []
+
+
+def test_clean_pydantic_layer(wheel: Callable[[str], Path], tmp_path: Path) -> None:
+    layer = _layer(tmp_path / "layer.zip", [
+        wheel("pydantic-2.6.4-py3-none-any.whl"),
+        wheel("pydantic_core-2.16.3-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+        wheel("annotated_types-0.6.0-py3-none-any.whl"),
+        wheel("typing_extensions-4.10.0-py3-none-any.whl"),
+    ])
+    report = abiscan.scan([layer], runtime="python3.12", arch="x86_64")
+    assert report.errors == [], [f.to_dict() for f in report.errors]
+    assert not report.has_errors

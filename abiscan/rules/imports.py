@@ -9,6 +9,7 @@ from ..findings import (
     ABI102,
     ABI104,
     ABI105,
+    ABI107,
     ABI108,
     ABI109,
     CodeInfo,
@@ -167,3 +168,53 @@ def missing_init(
         evidence=(f"readelf --dyn-syms -W {path.rsplit('/', 1)[-1]} | grep PyInit_",),
     )
     return finding, error
+
+
+def shadowed(
+    module: str,
+    winner: Spec,
+    loser: Spec,
+    winner_label: str | None,
+    loser_label: str | None,
+    origin: Provenance | None,
+) -> Finding:
+    """A module also present in a later sys.path entry, whose copy never loads (ABI107)."""
+    same = winner_label is not None and winner_label == loser_label
+    a = f"{winner.origin} ({winner_label})" if winner_label else str(winner.origin)
+    b = f"{loser.origin} ({loser_label})" if loser_label else str(loser.origin)
+    return Finding.of(
+        ABI107,
+        f"'{module}' is provided twice: {a} loads, because {winner.entry} comes before "
+        f"{loser.entry} on sys.path; {b} is never used",
+        f"Remove one copy of '{module}' (usually the one in {winner.entry} if it is the "
+        "older), so that the version you tested is the version that loads",
+        severity=Severity.INFO if same else Severity.WARNING,
+        path=loser.origin,
+        source=origin.source if origin else None,
+        source_path=origin.source_path if origin else None,
+        module=module,
+        evidence=(f"sys.path order: {winner.entry} before {loser.entry}",),
+    )
+
+
+def shadows_runtime(
+    module: str, spec: Spec, stack_label: str | None, runtime_label: str, location: str,
+    origin: Provenance | None,
+) -> Finding:
+    """A module in the stack that replaces the runtime's own copy (ABI107, informational)."""
+    mine = f"{spec.origin} ({stack_label})" if stack_label else str(spec.origin)
+    return Finding.of(
+        ABI107,
+        f"'{module}' from the stack, {mine}, loads instead of the runtime's own "
+        f"{runtime_label} in {location}",
+        f"Intended if you pin your own {runtime_label.split()[0]}; otherwise remove it from the "
+        "layer or function package and use the runtime's copy. Keep boto3, botocore and "
+        "s3transfer together: the runtime's boto3 with an older botocore fails",
+        severity=Severity.INFO,
+        confidence=Confidence.LIKELY,
+        path=spec.origin,
+        source=origin.source if origin else None,
+        source_path=origin.source_path if origin else None,
+        module=module,
+        evidence=(f"{spec.entry} comes before {location} on sys.path",),
+    )

@@ -15,6 +15,8 @@ named after its example.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import struct
@@ -31,11 +33,27 @@ from abiscan.pyc import magic_bytes
 
 
 @dataclass(frozen=True)
+class Zeros:
+    """A member of ``size`` zero bytes, written in chunks (for the size limits)."""
+
+    size: int
+
+
+# A member: its bytes, (bytes, st_mode) for a mode or a symbolic link, or Zeros.
+Member = bytes | tuple[bytes, int] | Zeros
+
+
+@dataclass(frozen=True)
 class Example:
     code: str
-    name: str  # the zip is <name>.zip
-    members: Mapping[str, bytes]
-    args: tuple[str, ...]  # target options for `abiscan scan`
+    name: str  # the output id
+    zips: Mapping[str, Mapping[str, Member]]  # file name -> members
+    argv: tuple[str, ...]  # the `abiscan` command line
+
+
+def single(code: str, name: str, members: Mapping[str, Member], *args: str) -> Example:
+    """The common case: one layer zip named after the example."""
+    return Example(code, name, {f"{name}.zip": members}, ("scan", f"{name}.zip", *args))
 
 
 def _so(**kwargs: object) -> bytes:
@@ -49,96 +67,228 @@ def _pyc(version: tuple[int, int]) -> bytes:
     return magic + struct.pack("<III", 0, 0, 0) + b"\xe3"
 
 
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
+    return f"sha256={digest}"
+
+
+def dist(
+    site: str,
+    name: str,
+    version: str,
+    files: Mapping[str, bytes],
+    *,
+    tag: str = "py3-none-any",
+    requires_python: str | None = None,
+    requires: tuple[str, ...] = (),
+) -> dict[str, Member]:
+    """An installed distribution: its files and a dist-info (METADATA, WHEEL, RECORD)."""
+    info = f"{name.replace('-', '_')}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    if requires_python:
+        meta += f"Requires-Python: {requires_python}\n"
+    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    pure = "true" if tag.endswith("-none-any") else "false"
+    wheel = f"Wheel-Version: 1.0\nGenerator: docs\nRoot-Is-Purelib: {pure}\nTag: {tag}\n"
+    content = {**files, f"{info}/METADATA": meta.encode(), f"{info}/WHEEL": wheel.encode()}
+    record = "".join(
+        f"{path},{_record_hash(data)},{len(data)}\n" for path, data in content.items()
+    ) + f"{info}/RECORD,,\n"
+    content[f"{info}/RECORD"] = record.encode()
+    return {f"{site}/{path}": data for path, data in content.items()}
+
+
 # A Mach-O 64-bit little-endian header (MH_MAGIC_64, x86_64, MH_BUNDLE), padded.
 _MACHO = struct.pack("<IiiIIII", 0xFEEDFACF, 0x01000007, 3, 8, 0, 0, 0) + bytes(4) + bytes(64)
+_SP312 = "python/lib/python3.12/site-packages"
+_MIB = 1024 * 1024
 
 EXAMPLES: tuple[Example, ...] = (
-    Example(
+    single(
         "ABI101", "abi101-layer",
         {"python/_speedups.cpython-311-x86_64-linux-gnu.so":
              _so(exports=["PyInit__speedups"])},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI101", "abi101-fallback-layer",
         {"python/markupsafe_like/__init__.py": b"",
          "python/markupsafe_like/_speedups.cpython-311-x86_64-linux-gnu.so":
              _so(exports=["PyInit__speedups"]),
          "python/markupsafe_like/_speedups.py": b"# pure-Python fallback\n"},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI102", "abi102-layer",
         {"python/_native.cpython-312-aarch64-linux-gnu.so":
              _so(machine="aarch64", exports=["PyInit__native"])},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI102", "abi102-darwin-layer",
         {"python/_native.cpython-312-darwin.so": _MACHO},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI104", "abi104-layer",
         {"python/_accel.cpython-313t-x86_64-linux-gnu.so":
              _so(exports=["PyInit__accel"])},
-        ("--runtime", "python3.13", "--arch", "x86_64"),
+        "--runtime", "python3.13", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI104", "abi104-abi3-layer",
         {"python/_accel.abi3.so": _so(exports=["PyInit__accel"])},
-        ("--python", "3.13", "--arch", "x86_64", "--glibc", "2.34", "--free-threaded"),
+        "--python", "3.13", "--arch", "x86_64", "--glibc", "2.34", "--free-threaded",
     ),
-    Example(
+    single(
         "ABI105", "abi105-layer",
         {"python/fastjson/__init__.py": b"",
          "python/fastjson/_core.cpython-312-x86_64-linux-gnu.so":
              _so(exports=["PyInit__speedups", "fastjson_dumps"])},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI108", "abi108-layer",
         {"python/lib/python3.11/site-packages/requests_like/__init__.py": b""},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI108", "abi108-root-layer",
         {"mylib/__init__.py": b"", "helpers.py": b""},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI109", "abi109-layer",
         {"python/legacy_config.pyc": _pyc((3, 8))},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI201", "abi201-layer",
         {"python/_native.cpython-312-x86_64-linux-gnu.so": _MACHO},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI202", "abi202-layer",
         {"python/_native.cpython-312-x86_64-linux-gnu.so":
              _so(machine="aarch64", exports=["PyInit__native"])},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
-    Example(
+    single(
         "ABI202", "abi202-class-layer",
         {"python/_native.cpython-312-x86_64-linux-gnu.so":
              _so(bits=32, machine="i386", exports=["PyInit__native"])},
-        ("--runtime", "python3.12", "--arch", "x86_64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    Example(
+        "ABI107", "abi107-function",
+        {"abi107-layer.zip": {"python/settings_lib/__init__.py": b"VERSION = 2\n"},
+         "abi107-function.zip": {"settings_lib/__init__.py": b"VERSION = 1\n",
+                                 "handler.py": b"import settings_lib\n"}},
+        ("scan", "abi107-layer.zip", "--function", "abi107-function.zip",
+         "--runtime", "python3.12", "--arch", "x86_64"),
+    ),
+    single(
+        "ABI107", "abi107-runtime-layer",
+        dist("python", "botocore", "1.29.0", {"botocore/__init__.py": b"__version__ = '1.29.0'\n"}),
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
+        "ABI301", "abi301-layer",
+        dist(_SP312, "fastcsv", "2.1.0",
+             {"fastcsv/__init__.py": b"",
+              "fastcsv/_parse.cpython-312-aarch64-linux-gnu.so":
+                  _so(machine="aarch64", exports=["PyInit__parse"])},
+             tag="cp312-cp312-manylinux_2_17_aarch64"),
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
+        "ABI302", "abi302-layer",
+        dist("python", "newlib", "3.0.0", {"newlib/__init__.py": b""}, requires_python=">=3.13"),
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
+        "ABI303", "abi303-layer",
+        dist("python", "reportgen", "1.4.0", {"reportgen/__init__.py": b""},
+             requires=("jinja2>=3", "colorama; sys_platform == 'win32'")),
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
+        "ABI304", "abi304-layer",
+        {**dist("python", "oldclient", "0.9.0", {"oldclient/__init__.py": b""},
+                requires=("urllib3<2",)),
+         **dist("python", "urllib3", "2.2.1", {"urllib3/__init__.py": b""})},
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    Example(
+        "ABI305", "abi305-layers",
+        {"abi305-layer1.zip": dist(_SP312, "attrs", "23.1.0",
+                                   {"attrs/__init__.py": b"# 23.1\n"}),
+         "abi305-layer2.zip": dist("python", "attrs", "24.2.0",
+                                   {"attrs/__init__.py": b"# 24.2\n"})},
+        ("scan", "abi305-layer1.zip", "abi305-layer2.zip", "--runtime", "python3.12",
+         "--arch", "x86_64"),
+    ),
+    Example(
+        "ABI306", "abi306-layers",
+        {"abi306-layer1.zip": dist("python", "pydantic_like", "1.10.0",
+                                   {"pydantic_like/__init__.py": b"VERSION = '1.10.0'\n",
+                                    "pydantic_like/v1_only.py": b""}),
+         "abi306-layer2.zip": dist("python", "pydantic_like", "2.5.0",
+                                   {"pydantic_like/__init__.py": b"VERSION = '2.5.0'\n"})},
+        ("scan", "abi306-layer1.zip", "abi306-layer2.zip", "--runtime", "python3.12",
+         "--arch", "x86_64"),
+    ),
+    Example(
+        "ABI401", "abi401-layers",
+        {f"abi401-l{i}.zip": {f"python/pkg{i}/__init__.py": b""} for i in range(1, 7)},
+        ("scan", *(f"abi401-l{i}.zip" for i in range(1, 7)), "--runtime", "python3.12",
+         "--arch", "x86_64"),
+    ),
+    Example(
+        "ABI402", "abi402-layers",
+        {"abi402-models.zip": {"python/models/weights.bin": Zeros(150 * _MIB),
+                               "python/models/__init__.py": b""},
+         "abi402-data.zip": {"python/data/tables.bin": Zeros(120 * _MIB),
+                             "python/data/__init__.py": b""}},
+        ("scan", "abi402-models.zip", "abi402-data.zip", "--runtime", "python3.12",
+         "--arch", "x86_64"),
+    ),
+    single(
+        "ABI403", "abi403-layer",
+        {"python/secrets_lib/": (b"", 0o040755),
+         "python/secrets_lib/__init__.py": (b"from . import keys\n", 0o100600),
+         "python/secrets_lib/keys.py": (b"", 0o100600)},
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
+        "ABI404", "abi404-layer",
+        {"python/ok_pkg/__init__.py": b"",
+         "../python/escaped.py": b"",
+         "/etc/profile.d/layer.sh": b"",
+         "python/ok_pkg/data": (b"/etc/shadow", 0o120777)},
+        "--runtime", "python3.12", "--arch", "x86_64",
     ),
 )
 
 
-def write_zip(path: Path, members: Mapping[str, bytes]) -> Path:
+def write_zip(path: Path, members: Mapping[str, Member]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in sorted(members.items()):
+        for name, member in sorted(members.items()):
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             info.create_system = 3
-            info.external_attr = 0o100644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data)
+            mode = 0o040755 if name.endswith("/") else 0o100644
+            if isinstance(member, tuple):
+                member, mode = member
+            info.external_attr = mode << 16
+            if isinstance(member, Zeros):
+                chunk = bytes(_MIB)
+                with zf.open(info, "w", force_zip64=True) as out:
+                    for _ in range(member.size // _MIB):
+                        out.write(chunk)
+                    out.write(bytes(member.size % _MIB))
+            else:
+                zf.writestr(info, member)
     return path
 
 
@@ -192,9 +342,11 @@ def outputs(directory: Path) -> dict[str, str]:
         key: session(argv, directory, status=status) for key, (argv, status) in RUNS.items()
     }
     for example in EXAMPLES:
-        write_zip(directory / f"{example.name}.zip", example.members)
-        argv = ["scan", f"{example.name}.zip", *example.args]
-        made[example.name] = session(argv, directory, status=True)
+        for file_name, members in example.zips.items():
+            write_zip(directory / file_name, members)
+        made[example.name] = session(list(example.argv), directory, status=True)
+        for file_name in example.zips:
+            (directory / file_name).unlink()
     return made
 
 
