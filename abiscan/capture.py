@@ -40,7 +40,7 @@ import struct
 import subprocess
 import sys
 import sysconfig
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 CAPTURE_VERSION = 1
 TARGET_SCHEMA_VERSION = 1
@@ -60,19 +60,19 @@ _LIB_NAME = re.compile(r"^(?:lib.*\.so(?:\.[0-9.]+)?|ld-.*\.so(?:\.[0-9.]+)?)$")
 _MAX_LIBRARIES = 20000
 
 
-def lambda_sys_path(major: int, minor: int) -> List[str]:
+def lambda_sys_path(major: int, minor: int) -> list[str]:
     """The Lambda runtime's sys.path for CPython major.minor (as abiscan.targets builds it)."""
-    ver = "%d.%d" % (major, minor)
+    ver = f"{major}.{minor}"
     stdlib = [
-        "/var/lang/lib/python%d%d.zip" % (major, minor),
+        f"/var/lang/lib/python{major}{minor}.zip",
         "/var/lang/lib/python" + ver,
-        "/var/lang/lib/python%s/lib-dynload" % ver,
+        f"/var/lang/lib/python{ver}/lib-dynload",
     ]
-    site = "/var/lang/lib/python%s/site-packages" % ver
-    head = ["/var/task", "/opt/python/lib/python%s/site-packages" % ver, "/opt/python"]
+    site = f"/var/lang/lib/python{ver}/site-packages"
+    head = ["/var/task", f"/opt/python/lib/python{ver}/site-packages", "/opt/python"]
     if (major, minor) < (3, 11):
-        return head + ["/var/runtime"] + stdlib + [site]
-    return head + [site, "/var/runtime"] + stdlib
+        return [*head, "/var/runtime", *stdlib, site]
+    return [*head, site, "/var/runtime", *stdlib]
 
 
 # -- a small ELF reader (stdlib only) -----------------------------------------
@@ -85,7 +85,9 @@ class _Elf:
         self.f = f
         self.size = size
         ident = self._read(0, 64)
-        if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+        if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or (
+            ident[5] not in (1, 2)
+        ):
             raise ValueError("not ELF")
         self.is64 = ident[4] == 2
         self.e = "<" if ident[5] == 1 else ">"
@@ -100,8 +102,8 @@ class _Elf:
             self.phentsize, self.phnum, self.shentsize, self.shnum = struct.unpack_from(
                 self.e + "HHHH", ident, 42)
         self.bits = 64 if self.is64 else 32
-        self.loads: List[Tuple[int, int, int]] = []
-        self.dynamic: Optional[Tuple[int, int]] = None
+        self.loads: list[tuple[int, int, int]] = []
+        self.dynamic: tuple[int, int] | None = None
         for i in range(min(self.phnum, 256)):
             raw = self._read(self.phoff + i * self.phentsize, 56 if self.is64 else 32)
             if self.is64:
@@ -112,7 +114,7 @@ class _Elf:
                 self.loads.append((vaddr, off, filesz))
             elif p_type == 2:
                 self.dynamic = (off, filesz)
-        self.tags: Dict[int, List[int]] = {}
+        self.tags: dict[int, list[int]] = {}
         if self.dynamic is not None:
             off, size = self.dynamic
             raw = self._read(off, min(size, 1 << 20))
@@ -148,17 +150,17 @@ class _Elf:
         end = tab.find(b"\0", off)
         return tab[off:end if end >= 0 else len(tab)].decode("utf-8", "surrogateescape")
 
-    def soname(self) -> Optional[str]:
+    def soname(self) -> str | None:
         if 14 not in self.tags:
             return None
         return self._str(self._strtab(), self.tags[14][0])
 
-    def rpath(self) -> List[str]:
+    def rpath(self) -> list[str]:
         if 15 not in self.tags:
             return []
         return self._str(self._strtab(), self.tags[15][0]).split(":")
 
-    def version_defs(self) -> List[str]:
+    def version_defs(self) -> list[str]:
         if 0x6FFFFFFC not in self.tags:
             return []
         tab = self._strtab()
@@ -175,7 +177,7 @@ class _Elf:
             off += nxt
         return out
 
-    def exports(self) -> List[str]:
+    def exports(self) -> list[str]:
         """Defined GLOBAL/WEAK dynamic symbols of default or protected visibility."""
         if not self.shoff or not self.shnum:
             return []
@@ -183,9 +185,10 @@ class _Elf:
         for i in range(min(self.shnum, 65535)):
             raw = self._read(self.shoff + i * self.shentsize, 64 if self.is64 else 40)
             if self.is64:
-                _, sh_type, _, _, off, size, link, _, _, ent = struct.unpack(self.e + "IIQQQQIIQQ", raw)
+                fields = struct.unpack(self.e + "IIQQQQIIQQ", raw)
             else:
-                _, sh_type, _, _, off, size, link, _, _, ent = struct.unpack(self.e + "IIIIIIIIII", raw)
+                fields = struct.unpack(self.e + "IIIIIIIIII", raw)
+            _, sh_type, _, _, off, size, link, _, _, ent = fields
             sections.append((sh_type, off, size, link, ent))
         dynsym = next((s for s in sections if s[0] == 11), None)
         if dynsym is None or dynsym[3] >= len(sections):
@@ -206,9 +209,9 @@ class _Elf:
         return sorted(set(out))
 
 
-def _elf(path: str) -> Optional[_Elf]:
+def _elf(path: str) -> _Elf | None:
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - the _Elf keeps it open; _describe closes it
     except OSError:
         return None
     try:
@@ -219,22 +222,24 @@ def _elf(path: str) -> Optional[_Elf]:
         return None
 
 
-def _describe(path: str, want_exports: bool = False) -> Optional[Dict[str, Any]]:
+def _describe(path: str, want_exports: bool = False) -> dict[str, Any] | None:
     elf = _elf(path)
     if elf is None:
         return None
     try:
         if elf.e_type != 3:
             return None
-        out: Dict[str, Any] = {
+        # Kept small: a system has thousands of libraries, and what is left
+        # out takes the profile reader's defaults (no versions, certain).
+        out: dict[str, Any] = {
             "path": path,
             "soname": elf.soname(),
             "bits": elf.bits,
-            "machine": _MACHINES.get(elf.machine, "EM_%d" % elf.machine),
-            "version_defs": elf.version_defs(),
-            "certainty": "certain",
-            "source": "captured",
+            "machine": _MACHINES.get(elf.machine, f"EM_{elf.machine}"),
         }
+        defs = elf.version_defs()
+        if defs:
+            out["version_defs"] = defs
         if want_exports:
             out["exports"] = elf.exports()
         return out
@@ -247,17 +252,17 @@ def _describe(path: str, want_exports: bool = False) -> Optional[Dict[str, Any]]
 # -- the system ---------------------------------------------------------------
 
 
-def _run(cmd: List[str]) -> str:
+def _run(cmd: list[str]) -> str:
     try:
         return subprocess.run(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60, check=False,
-            universal_newlines=True, env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
+            text=True, env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
 
 
-def _ldconfig_cache(arch: str) -> List[Tuple[str, str]]:
+def _ldconfig_cache(arch: str) -> list[tuple[str, str]]:
     """(name, path) entries of /etc/ld.so.cache for this architecture, in cache order."""
     word = _CACHE_FLAGS.get(arch, arch)
     for exe in ("/sbin/ldconfig", "/usr/sbin/ldconfig", "ldconfig"):
@@ -274,7 +279,7 @@ def _ldconfig_cache(arch: str) -> List[Tuple[str, str]]:
     return out
 
 
-def _parse_cache_file(path: str, arch: str) -> List[Tuple[str, str]]:
+def _parse_cache_file(path: str, arch: str) -> list[tuple[str, str]]:
     """The new (glibc 2.32+ only) format of ld.so.cache, for systems without ldconfig."""
     want = {"x86_64": 0x0300, "aarch64": 0x0A00}.get(arch)
     try:
@@ -299,7 +304,7 @@ def _parse_cache_file(path: str, arch: str) -> List[Tuple[str, str]]:
     return out
 
 
-def _default_dirs(arch: str, flavor: str, multiarch: str) -> List[str]:
+def _default_dirs(arch: str, flavor: str, multiarch: str) -> list[str]:
     """The dynamic linker's system search path (``ld.so --help`` on glibc 2.33+)."""
     interp = _interpreter_path()
     if interp:
@@ -312,7 +317,7 @@ def _default_dirs(arch: str, flavor: str, multiarch: str) -> List[str]:
     return ["/lib64", "/usr/lib64"] if arch in ("x86_64", "aarch64") else ["/lib", "/usr/lib"]
 
 
-def _interpreter_path() -> Optional[str]:
+def _interpreter_path() -> str | None:
     """PT_INTERP of the running interpreter: the dynamic linker's path."""
     try:
         with open(sys.executable, "rb") as f:
@@ -331,9 +336,9 @@ def _interpreter_path() -> Optional[str]:
     return None
 
 
-def _dir_links(dirs: List[str]) -> List[List[str]]:
+def _dir_links(dirs: list[str]) -> list[list[str]]:
     """Directory symlinks on the way to each directory: [link, resolved target]."""
-    seen: Dict[str, str] = {}
+    seen: dict[str, str] = {}
     for d in dirs:
         parts = d.strip("/").split("/")
         for i in range(1, len(parts) + 1):
@@ -343,8 +348,8 @@ def _dir_links(dirs: List[str]) -> List[List[str]]:
     return [[k, v] for k, v in sorted(seen.items())]
 
 
-def _os_release() -> Dict[str, str]:
-    out: Dict[str, str] = {}
+def _os_release() -> dict[str, str]:
+    out: dict[str, str] = {}
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         try:
             with open(path, encoding="utf-8") as f:
@@ -358,9 +363,9 @@ def _os_release() -> Dict[str, str]:
     return out
 
 
-def _startup_objects() -> List[str]:
+def _startup_objects() -> list[str]:
     """Shared objects mapped in this process, except Python's own extension modules."""
-    out: List[str] = []
+    out: list[str] = []
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
@@ -371,7 +376,7 @@ def _startup_objects() -> List[str]:
                 path = parts[5].strip()
                 if not path.startswith("/") or path in out:
                     continue
-                if "lib-dynload" in path or path.endswith(suffixes) and "libpython" not in path:
+                if "lib-dynload" in path or (path.endswith(suffixes) and "libpython" not in path):
                     continue
                 if os.path.realpath(path) == os.path.realpath(sys.executable):
                     continue
@@ -381,8 +386,8 @@ def _startup_objects() -> List[str]:
     return out
 
 
-def _libraries(dirs: List[str], cache: List[Tuple[str, str]]) -> List[Dict[str, Any]]:
-    paths: List[str] = []
+def _libraries(dirs: list[str], cache: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    paths: list[str] = []
     seen = set()
     for _, path in cache:
         if path not in seen:
@@ -407,12 +412,12 @@ def _libraries(dirs: List[str], cache: List[Tuple[str, str]]) -> List[Dict[str, 
     return out
 
 
-def capture() -> Dict[str, Any]:
+def capture() -> dict[str, Any]:
     """The target profile of this interpreter and system."""
     startup = _startup_objects()
     major, minor = sys.version_info[:2]
     arch = _ARCH.get(platform.machine().lower(), platform.machine().lower())
-    multiarch = sysconfig.get_config_var("MULTIARCH") or "%s-linux-gnu" % arch
+    multiarch = sysconfig.get_config_var("MULTIARCH") or f"{arch}-linux-gnu"
     abiflags = getattr(sys, "abiflags", "") or (sysconfig.get_config_var("ABIFLAGS") or "")
     gil_disabled = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
     if gil_disabled and "t" not in abiflags:
@@ -442,7 +447,7 @@ def capture() -> Dict[str, Any]:
     libraries = _libraries(system_dirs, cache)
     by_path = {lib["path"]: lib for lib in libraries}
 
-    preloaded: List[str] = []
+    preloaded: list[str] = []
     capi_source = None
     for path in startup:
         info = _describe(path, want_exports=True)
@@ -464,7 +469,7 @@ def capture() -> Dict[str, Any]:
         for lib in libraries:
             lib.pop("exports", None) if lib.get("soname", "").startswith("libpython") else None
     exe = _elf(sys.executable)
-    exe_rpath: List[str] = []
+    exe_rpath: list[str] = []
     if exe is not None:
         try:
             if 29 not in exe.tags:  # DT_RPATH counts only without DT_RUNPATH
@@ -475,10 +480,10 @@ def capture() -> Dict[str, Any]:
             exe.f.close()
 
     where = release.get("PRETTY_NAME") or platform.platform()
-    version_text = "%d.%d.%d" % sys.version_info[:3]
+    version_text = ".".join(str(v) for v in sys.version_info[:3])
     lib_token = "lib/" + multiarch if flavor == "debian" else "lib64"
     system = {
-        "name": "%s (%s, captured)" % (where, arch),
+        "name": f"{where} ({arch}, captured)",
         "complete": True,
         "absent_confidence": "certain",
         "default_dirs": default_dirs,
@@ -490,13 +495,13 @@ def capture() -> Dict[str, Any]:
         "platform_token": arch,
         "libraries": libraries,
         "absent": [],
-        "sources": ["captured by abiscan capture.py from %s" % sys.executable],
+        "sources": [f"captured by abiscan capture.py from {sys.executable}"],
         "notes": [],
     }
     capi = {
-        "version": "%d.%d" % (major, minor),
+        "version": f"{major}.{minor}",
         "certainty": "certain",
-        "provenance": "exports of %s, CPython %s (captured)" % (
+        "provenance": "exports of {}, CPython {} (captured)".format(
             capi_source.get("path", sys.executable), version_text),
         "symbols": capi_source.get("exports", []),
     }
@@ -504,8 +509,8 @@ def capture() -> Dict[str, Any]:
     return {
         "schema_version": TARGET_SCHEMA_VERSION,
         "capture_version": CAPTURE_VERSION,
-        "name": "captured-%d.%d%s-%s" % (major, minor, tag, arch),
-        "python_version": "%d.%d" % (major, minor),
+        "name": f"captured-{major}.{minor}{tag}-{arch}",
+        "python_version": f"{major}.{minor}",
         "implementation": sys.implementation.name,
         "abiflags": abiflags,
         "arch": arch,
@@ -520,16 +525,16 @@ def capture() -> Dict[str, Any]:
         "runtime": None,
         "layer_root": "/opt",
         "function_root": "/var/task",
-        "site_packages": "/opt/python/lib/python%d.%d/site-packages" % (major, minor),
+        "site_packages": f"/opt/python/lib/python{major}.{minor}/site-packages",
         "sources": [
-            "captured from %s (CPython %s, %s %s) on %s" % (
-                sys.executable, version_text, libc, libc_version, where),
+            f"captured from {sys.executable} (CPython {version_text}, "
+            f"{libc} {libc_version}) on {where}",
         ],
         "notes": [
             "layers and function code keep the Lambda layout (/opt, /var/task, the runtime's "
             "sys.path and LD_LIBRARY_PATH); the interpreter and system libraries are the "
             "captured ones",
-            "captured sys.path: %s" % ":".join(p for p in sys.path if p),
+            "captured sys.path: {}".format(":".join(p for p in sys.path if p)),
             "captured LD_LIBRARY_PATH: %s" % (os.environ.get("LD_LIBRARY_PATH") or "(unset)"),
         ],
         "os_id": "",
@@ -538,7 +543,7 @@ def capture() -> Dict[str, Any]:
     }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     out_path = None
     if args[:1] == ["-o"] and len(args) == 2:
@@ -546,7 +551,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args:
         sys.stderr.write("usage: python capture.py [-o FILE]\n")
         return 2
-    text = json.dumps(capture(), indent=1, sort_keys=True) + "\n"
+    text = json.dumps(capture(), indent=0, sort_keys=True) + "\n"
     if out_path:
         with open(out_path, "w", encoding="utf-8") as f:
             f.write(text)

@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     which.add_argument("--python", metavar="X.Y", help="custom target: CPython version")
     which.add_argument("--target", metavar="FILE", help="a target profile (JSON)")
+    which.add_argument(
+        "--interpreter", metavar="PATH",
+        help="capture the target from this interpreter and its system (runs abiscan's "
+        "capture.py in it), keeping the Lambda layout of layers and function code",
+    )
     s.add_argument("--arch", default="x86_64", help="x86_64 or arm64 (default: x86_64)")
     s.add_argument("--glibc", metavar="X.Y", help="custom target: glibc version (with --python)")
     s.add_argument(
@@ -71,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     s.add_argument("-v", "--verbose", action="store_true", help="list modules that load, too")
 
+    c = sub.add_parser(
+        "capture", help="write a target profile captured from a real interpreter and its system"
+    )
+    c.add_argument(
+        "--python", metavar="PATH", default=sys.executable,
+        help="the interpreter to capture (default: the one running abiscan)",
+    )
+    c.add_argument("-o", "--output", metavar="FILE", help="write the profile here, not stdout")
+
     t = sub.add_parser("targets", help="list the built-in targets, or show one as JSON")
     t.add_argument(
         "--show", metavar="NAME", help="print one target profile as JSON, e.g. python3.12-arm64"
@@ -82,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _target(args: argparse.Namespace) -> Target:
+    if args.interpreter:
+        if args.glibc or args.free_threaded:
+            raise TargetError("--glibc and --free-threaded go with --python, not --interpreter")
+        from .interpreters import capture_target
+
+        return capture_target(args.interpreter)
     if args.target:
         if args.glibc or args.free_threaded:
             raise TargetError("--glibc and --free-threaded go with --python, not --target")
@@ -146,6 +166,29 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_capture(args: argparse.Namespace) -> int:
+    from .interpreters import capture_target
+
+    try:
+        target = capture_target(args.python)
+    except TargetError as exc:
+        print(f"abiscan capture: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    text = target.to_json()
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            print(f"abiscan capture: error: {args.output}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        print(f"abiscan capture: {target.describe()} -> {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -162,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_scan(args)
         if args.command == "targets":
             return _cmd_targets(args)
+        if args.command == "capture":
+            return _cmd_capture(args)
         return _cmd_demo(args)
     except BrokenPipeError:
         return EXIT_OK

@@ -179,8 +179,10 @@ def analyse(
     modules = [predict(c.name) for c in sorted(found, key=lambda c: c.name)]
     findings.extend(_dead_root_findings(dead, found, modules, stack, target))
     dists = find_distributions(stack)
+    owners = _owners(dists)
+    findings = [_attribute(f, owners) for f in findings]
     findings.extend(_distribution_findings(dists, stack, importer, facts, target))
-    findings.extend(_shadowing_findings(found, dists, stack, importer, target))
+    findings.extend(_shadowing_findings(found, owners, stack, importer, target))
     findings.extend(_deployment_findings(stack, inputs, target))
     findings = _dedupe(findings)
     all_problems = sorted(
@@ -226,19 +228,36 @@ def _distribution_findings(
     return out
 
 
-def _shadowing_findings(
-    found: Sequence[ModuleCandidate],
-    dists: Sequence[Distribution],
-    stack: Stack,
-    importer: ImportSystem,
-    target: Target,
-) -> list[Finding]:
-    """ABI107: top-level modules provided more than once, by the stack or the runtime."""
+def _owners(dists: Sequence[Distribution]) -> dict[str, Distribution]:
+    """Which distribution's RECORD lists each file of the stack."""
     owner: dict[str, Distribution] = {}
     # A path two copies' RECORDs list holds the bytes of the copy unpacked last.
     for d in sorted(dists, key=lambda d: -d.source_index):
         for path in d.files():
             owner.setdefault(path, d)
+    return owner
+
+
+def _attribute(finding: Finding, owners: dict[str, Distribution]) -> Finding:
+    """Name the distribution a finding's file belongs to, in the finding and its fix."""
+    dist = owners.get(finding.path or "")
+    if dist is None or finding.distribution:
+        return finding
+    return replace(
+        finding,
+        distribution=dist.label,
+        fix=finding.fix.replace("<distribution>", f"'{dist.name}=={dist.version}'"),
+    )
+
+
+def _shadowing_findings(
+    found: Sequence[ModuleCandidate],
+    owner: dict[str, Distribution],
+    stack: Stack,
+    importer: ImportSystem,
+    target: Target,
+) -> list[Finding]:
+    """ABI107: top-level modules provided more than once, by the stack or the runtime."""
 
     def label(path: str | None) -> str | None:
         d = owner.get(path or "")

@@ -123,7 +123,7 @@ class Report:
         return {
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "abiscan", "version": self.tool_version},
-            "target": self.target.to_dict(),
+            "target": self.target.to_dict(embed=False),
             "inputs": [i.to_dict() for i in self.inputs],
             "summary": {
                 "modules": len(self.modules),

@@ -127,11 +127,31 @@ class Target:
             f"{self.os_name} ({self.libc} {self.libc_version})"
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, embed: bool = True) -> dict[str, Any]:
+        """The profile as JSON-ready data.
+
+        With ``embed=False`` a captured system inventory and C-API list are
+        summarised (name, counts, provenance) instead of listed in full: what
+        a report needs to say which target it was made for.
+        """
         data = asdict(replace(self, system=None, capi=None))
         data["python_version"] = self.python
-        data["system"] = self.system.to_dict() if self.system is not None else None
-        data["capi"] = self.capi.to_dict() if self.capi is not None else None
+        data["system"] = None
+        data["capi"] = None
+        if self.system is not None:
+            data["system"] = self.system.to_dict() if embed else {
+                "name": self.system.name,
+                "libraries": len(self.system.libraries),
+                "complete": self.system.complete,
+                "sources": list(self.system.sources),
+            }
+        if self.capi is not None:
+            data["capi"] = self.capi.to_dict() if embed else {
+                "version": f"{self.capi.version[0]}.{self.capi.version[1]}",
+                "certainty": self.capi.certainty,
+                "provenance": self.capi.provenance,
+                "symbols": len(self.capi.symbols),
+            }
         for key in ("extension_suffixes", "sys_path", "ld_library_path", "sources", "notes"):
             data[key] = list(data[key])
         return {"schema_version": TARGET_SCHEMA_VERSION, **data}

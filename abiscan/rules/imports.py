@@ -67,7 +67,7 @@ def not_tried(
     return Finding.of(
         info,
         message,
-        _rebuild_fix(target, f"the distribution that ships {fname}"),
+        _rebuild_fix(target, f"<distribution> (which ships {fname})"),
         severity=severity,
         path=passed.path,
         source=origin.source if origin else None,
