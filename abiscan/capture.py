@@ -463,6 +463,16 @@ def capture() -> dict[str, Any]:
             entry["exports"] = info["exports"]
         if name.startswith("libpython"):
             capi_source = info
+    # The same file under other names (a link in another directory) is the
+    # same loaded object: give every name its exports.
+    loaded_exports = {
+        os.path.realpath(lib["path"]): lib["exports"] for lib in libraries if "exports" in lib
+    }
+    for lib in libraries:
+        if "exports" not in lib:
+            found = loaded_exports.get(os.path.realpath(lib["path"]))
+            if found is not None:
+                lib["exports"] = found
     if capi_source is None:
         # A statically linked interpreter exports the C API itself.
         capi_source = _describe(sys.executable, want_exports=True) or {"exports": []}

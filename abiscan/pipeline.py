@@ -518,6 +518,27 @@ class _StackLibraries:
         return got if isinstance(got, ElfFacts) else None
 
 
+def _built_for_hint(
+    path: str, facts: _Facts, target: Target
+) -> tuple[tuple[int, int], str] | None:
+    """The CPython an untagged module's tagged neighbours were built for, if not the target's."""
+    directory, _, _ = path.rpartition("/")
+    versions = set()
+    for name in facts.stack.listdir(directory):
+        sibling = parse_extension_filename(name)
+        if sibling is not None and sibling.kind == "cpython" and sibling.python_version:
+            versions.add(sibling.python_version)
+    if len(versions) != 1:
+        return None
+    (version,) = versions
+    if version == target.python_version:
+        return None
+    return version, (
+        f"the extension modules next to it in {directory} are tagged "
+        f"cpython-{version[0]}{version[1]}"
+    )
+
+
 def _link_extension(
     module: str,
     path: str,
@@ -554,7 +575,11 @@ def _link_extension(
         note = ""
         if result.confidence != "certain":
             note = f" ({result.confidence}: {'; '.join(result.notes[:2])})"
-        return _Linked("ok", None, note, [])
+        found: list[Finding] = []
+        hint = _built_for_hint(path, facts, target) if tag and tag.kind == "untagged" else None
+        if hint is not None:
+            found.append(symbols.built_for_other_python(module, path, *hint, origin, target))
+        return _Linked("ok", None, note, found)
     if problem.message is None or result.outcome == "unknown":
         reason = problem.detail or problem.kind
         if problem.message is not None:

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -291,8 +291,18 @@ class RealOutcome:
     file: str | None = None
 
 
-def real_import(interp: Interpreter, name: str, path_entries: Sequence[Path]) -> RealOutcome:
-    """Import ``name`` in a fresh ``python -I -S`` with ``path_entries`` before the stdlib."""
+def real_import(
+    interp: Interpreter,
+    name: str,
+    path_entries: Sequence[Path],
+    extra_env: Mapping[str, str] | None = None,
+) -> RealOutcome:
+    """Import ``name`` in a fresh ``python -I -S`` with ``path_entries`` before the stdlib.
+
+    ``extra_env`` adds environment variables (``LD_LIBRARY_PATH``: ``-I`` only
+    hides ``PYTHON*`` ones, the dynamic linker still reads it).
+    """
+    env = {**_clean_env(), **(extra_env or {})}
     try:
         proc = subprocess.run(
             [
@@ -302,7 +312,7 @@ def real_import(interp: Interpreter, name: str, path_entries: Sequence[Path]) ->
             capture_output=True,
             text=True,
             timeout=IMPORT_TIMEOUT,
-            env=_clean_env(),
+            env=env,
             check=False,
         )
     except subprocess.TimeoutExpired:

@@ -305,6 +305,21 @@ def _describe_real(r: RealOutcome) -> str:
     return f"{r.outcome} {r.type}: {r.message!r}"
 
 
+_CAPTURED: dict[Path, object] = {}
+
+
+def _captured_target(interp: Interpreter) -> object:
+    from abiscan.interpreters import capture_target
+    from abiscan.targets import TargetError
+
+    if interp.executable not in _CAPTURED:
+        try:
+            _CAPTURED[interp.executable] = capture_target(interp.executable)
+        except TargetError:
+            _CAPTURED[interp.executable] = None
+    return _CAPTURED[interp.executable]
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("interp", _interpreter_params())
 def test_prediction_matches_real_import(
@@ -326,7 +341,11 @@ def test_prediction_matches_real_import(
             else write_zip(inputs / "function.zip", stack.function)
         )
 
-    target = custom_target(interp.short, "x86_64", "2.36", free_threaded=interp.free_threaded)
+    # The target captured from the interpreter itself (what `abiscan scan
+    # --interpreter` does); the parameter-built profile is the fallback.
+    target = _captured_target(interp) or custom_target(
+        interp.short, "x86_64", "2.36", free_threaded=interp.free_threaded
+    )
     report = scan(layer_zips, function=function, target=target, imports=list(stack.expect))
 
     root = (tmp_path / "root").resolve()

@@ -23,6 +23,7 @@ from abiscan.systemlibs import (
     glibc_versions,
 )
 from abiscan.targets import Target, builtin_target, custom_target
+
 from helpers import write_zip
 
 ENOENT = "cannot open shared object file: No such file or directory"
@@ -426,3 +427,15 @@ def test_target_profiles_round_trip_with_system_data() -> None:
     assert again == t and again.inventory().library_at("/usr/lib/libq.so") == lib
     summary = t.to_dict(embed=False)["system"]
     assert summary["libraries"] == len(t.inventory().libraries)
+
+
+def test_untagged_module_next_to_modules_tagged_for_another_python(tmp_path: Path) -> None:
+    report = run(tmp_path, {
+        "python/pkg/__init__.py": "",
+        "python/pkg/_yaml.so": ext("_yaml", undefined=["PyModule_Create2"], relocate=True),
+        "python/pkg/_other.cpython-311-x86_64-linux-gnu.so": ext("_other"),
+    }, builtin_target("python3.12"))
+    assert outcome(report, "pkg._yaml").ok
+    (finding,) = report.findings_for("ABI106")
+    assert finding.severity.value == "warning" and finding.confidence.value == "likely"
+    assert "3.11" in finding.message

@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,13 @@ def interpreters() -> dict[tuple[int, int], dict[str, str]]:
     return found
 
 
+def _build_words(info: dict[str, str]) -> str:
+    """The build: pyenv, its multiarch and the configure switches (no local paths)."""
+    pattern = r"'(--(?:enable|disable|with|without)-[^'=]*)"
+    switches = sorted(set(re.findall(pattern, info["config_args"])))
+    return f"pyenv (python-build) {' '.join(switches)}, {info['multiarch'] or 'unknown multiarch'}"
+
+
 def _patch(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 
@@ -107,8 +115,7 @@ def build() -> dict[str, object]:
             "available": True,
             "interpreter": info["version"],
             "library": Path(info["library"]).name,
-            "build": f"pyenv (python-build), {info['multiarch'] or 'unknown multiarch'}; "
-            f"configure {info['config_args'].strip()}",
+            "build": _build_words(info),
             "sha256": hashlib.sha256(data).hexdigest(),
             "symbols": len(exports[ver]),
         }
