@@ -56,6 +56,8 @@ class Stack:
         self.sources: list[Source] = []
         self.problems: list[InputProblem] = []
         self._cache: dict[str, bytes | SourceError] = {}
+        # Paths resolved through links; the stack only changes in add(), which clears it.
+        self._resolved: dict[str, str | None] = {}
 
     # -- building -----------------------------------------------------------
 
@@ -69,6 +71,7 @@ class Stack:
     def add(self, source: Source) -> None:
         index = len(self.sources)
         self.sources.append(source)
+        self._resolved.clear()
         root = self.root_for(source.kind)
         self._add_dir(root)
         for entry in source.entries():
@@ -163,6 +166,17 @@ class Stack:
 
     def _resolve(self, path: str, depth: int = 0) -> str | None:
         """Follow links inside the stack as the kernel would; None when dangling."""
+        if depth == 0:
+            try:
+                return self._resolved[path]
+            except KeyError:
+                pass
+            got = self._resolve_uncached(path, 0)
+            self._resolved[path] = got
+            return got
+        return self._resolve_uncached(path, depth)
+
+    def _resolve_uncached(self, path: str, depth: int) -> str | None:
         if depth > 40:  # the kernel's own limit on nested links (ELOOP)
             return None
         path = posixpath.normpath(path)

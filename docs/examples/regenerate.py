@@ -179,6 +179,63 @@ EXAMPLES: tuple[Example, ...] = (
              _so(bits=32, machine="i386", exports=["PyInit__native"])},
         "--runtime", "python3.12", "--arch", "x86_64",
     ),
+    single(
+        "ABI103", "abi103-layer",
+        {"python/_fastjson.abi3.so": _so(
+            exports=["PyInit__fastjson"],
+            undefined=["PyModule_Create2", "PyInterpreterState_Get"], relocate=True)},
+        "--runtime", "python3.8", "--arch", "x86_64",
+    ),
+    single(
+        "ABI106", "abi106-layer",
+        {"python/_yaml.so": _so(exports=["PyInit__yaml"], undefined=["_PyUnicode_Ready"],
+                                relocate=True)},
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
+        "ABI106", "abi106-neighbours-layer",
+        {"python/yaml_like/__init__.py": b"",
+         "python/yaml_like/_yaml.so": _so(exports=["PyInit__yaml"],
+                                          undefined=["PyModule_Create2"], relocate=True),
+         "python/yaml_like/_emitter.cpython-311-x86_64-linux-gnu.so":
+             _so(exports=["PyInit__emitter"])},
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
+        "ABI203", "abi203-layer",
+        {"python/_ssl_helper.abi3.so": _so(exports=["PyInit__ssl_helper"],
+                                           needed=["libssl.so.3", "libc.so.6"])},
+        "--runtime", "python3.11", "--arch", "x86_64",
+    ),
+    single(
+        "ABI204", "abi204-layer",
+        {"python/cryptography/__init__.py": b"",
+         "python/cryptography/hazmat/__init__.py": b"",
+         "python/cryptography/hazmat/bindings/__init__.py": b"",
+         "python/cryptography/hazmat/bindings/_rust.abi3.so": _so(
+             exports=["PyInit__rust"],
+             needed=["libgcc_s.so.1", "libpthread.so.0", "libdl.so.2", "libc.so.6"],
+             version_needs=[("libgcc_s.so.1", ["GCC_3.0"]),
+                            ("libc.so.6", ["GLIBC_2.2.5", "GLIBC_2.28"])],
+             undefined=["memcpy@GLIBC_2.2.5", "PyModule_Create2"], relocate=True)},
+        "--runtime", "python3.11", "--arch", "x86_64",
+    ),
+    single(
+        "ABI205", "abi205-layer",
+        {"python/_speedups.abi3.so": _so(exports=["PyInit__speedups"],
+                                         needed=["libc.musl-x86_64.so.1"])},
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
+        "ABI206", "abi206-layer",
+        {"python/_geo.cpython-312-x86_64-linux-gnu.so": _so(
+            exports=["PyInit__geo"], needed=["libgeo_python.so.1"],
+            undefined=["geo_wrap_area"], relocate=True),
+         "lib/libgeo_python.so.1": _so(
+             soname="libgeo_python.so.1", exports=["geo_wrap_area"],
+             undefined=["_PyUnicode_Ready"], relocate=True)},
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
     Example(
         "ABI107", "abi107-function",
         {"abi107-layer.zip": {"python/settings_lib/__init__.py": b"VERSION = 2\n"},
