@@ -8,15 +8,15 @@ After a change to the CLI's wording, run from the repository root:
     python docs/examples/regenerate.py --write   # rewrite them in place
     python docs/examples/regenerate.py           # print every output
 
-Blocks without a marker (the shortened JSON in quickstart.md) are edited by
-hand. Temporary paths are removed from the output; each example layer zip is
-named after its example.
+Blocks without a marker are edited by hand. Temporary paths are removed from
+the output; each example layer zip is named after its example.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import struct
@@ -95,7 +95,7 @@ def dist(
         f"{path},{_record_hash(data)},{len(data)}\n" for path, data in content.items()
     ) + f"{info}/RECORD,,\n"
     content[f"{info}/RECORD"] = record.encode()
-    return {f"{site}/{path}": data for path, data in content.items()}
+    return {f"{site}/{path}" if site else path: data for path, data in content.items()}
 
 
 # A Mach-O 64-bit little-endian header (MH_MAGIC_64, x86_64, MH_BUNDLE), padded.
@@ -202,6 +202,11 @@ EXAMPLES: tuple[Example, ...] = (
         "--runtime", "python3.12", "--arch", "x86_64",
     ),
     single(
+        "ABI203", "abi203-ssl11-layer",
+        {"python/_ssl11.abi3.so": _so(exports=["PyInit__ssl11"], needed=["libssl.so.1.1"])},
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    single(
         "ABI203", "abi203-layer",
         {"python/_ssl_helper.abi3.so": _so(exports=["PyInit__ssl_helper"],
                                            needed=["libssl.so.3", "libc.so.6"])},
@@ -277,13 +282,14 @@ EXAMPLES: tuple[Example, ...] = (
         "--runtime", "python3.12", "--arch", "x86_64",
     ),
     Example(
-        "ABI305", "abi305-layers",
-        {"abi305-layer1.zip": dist(_SP312, "attrs", "23.1.0",
-                                   {"attrs/__init__.py": b"# 23.1\n"}),
-         "abi305-layer2.zip": dist("python", "attrs", "24.2.0",
-                                   {"attrs/__init__.py": b"# 24.2\n"})},
-        ("scan", "abi305-layer1.zip", "abi305-layer2.zip", "--runtime", "python3.12",
-         "--arch", "x86_64"),
+        "ABI305", "abi305-function",
+        {"abi305-layer.zip": dist("python", "attrs", "23.1.0",
+                                  {"attrs/__init__.py": b"# 23.1\n"}),
+         "abi305-function.zip": {**dist("", "attrs", "24.2.0",
+                                        {"attrs/__init__.py": b"# 24.2\n"}),
+                                 "handler.py": b"import attrs\n"}},
+        ("scan", "abi305-layer.zip", "--function", "abi305-function.zip",
+         "--runtime", "python3.12", "--arch", "x86_64"),
     ),
     Example(
         "ABI306", "abi306-layers",
@@ -387,6 +393,21 @@ RUNS: dict[str, tuple[list[str], bool]] = {
 }
 
 
+def shortened_json(argv: list[str], directory: Path) -> str:
+    """The JSON report of ``argv``, cut for the page: ``...`` marks what is left out."""
+    out, _, _ = cli(argv, directory)
+    data = json.loads(out)
+    more = "__more__"
+    data["target"] = {**dict(list(data["target"].items())[:5]), more: more}
+    for key in ("inputs", "modules"):
+        if len(data[key]) > 1:
+            data[key] = [data[key][0], more]
+    text = json.dumps(data, indent=2)
+    text = re.sub(rf'^(\s*)"{more}": "{more}"$', r"\1...", text, flags=re.M)
+    text = re.sub(rf'^(\s*)"{more}"$', r"\1...", text, flags=re.M)
+    return f"$ abiscan {' '.join(argv)}\n{text}\n"
+
+
 def outputs(directory: Path) -> dict[str, str]:
     """Every output the docs paste, by id."""
     from abiscan.demo import build_incident
@@ -398,6 +419,9 @@ def outputs(directory: Path) -> dict[str, str]:
     made = {
         key: session(argv, directory, status=status) for key, (argv, status) in RUNS.items()
     }
+    made["scan-312-json"] = shortened_json(
+        ["scan", "L1.zip", "L2.zip", "--runtime", "python3.12", "--arch", "x86_64",
+         "--format", "json"], directory)
     for example in EXAMPLES:
         for file_name, members in example.zips.items():
             write_zip(directory / file_name, members)
