@@ -227,7 +227,9 @@ def _describe(path: str, want_exports: bool = False) -> dict[str, Any] | None:
     if elf is None:
         return None
     try:
-        if elf.e_type != 3:
+        # ET_DYN libraries; the interpreter itself may be ET_EXEC (a non-PIE build
+        # with libpython linked in, as Debian's), and still exports the C API.
+        if elf.e_type != 3 and not (want_exports and elf.e_type == 2):
             return None
         # Kept small: a system has thousands of libraries, and what is left
         # out takes the profile reader's defaults (no versions, certain).
@@ -492,7 +494,7 @@ def capture() -> dict[str, Any]:
     where = release.get("PRETTY_NAME") or platform.platform()
     version_text = ".".join(str(v) for v in sys.version_info[:3])
     lib_token = "lib/" + multiarch if flavor == "debian" else "lib64"
-    system = {
+    system: dict[str, Any] = {
         "name": f"{where} ({arch}, captured)",
         "complete": True,
         "absent_confidence": "certain",
@@ -508,13 +510,21 @@ def capture() -> dict[str, Any]:
         "sources": [f"captured by abiscan capture.py from {sys.executable}"],
         "notes": [],
     }
-    capi = {
+    capi: dict[str, Any] | None = {
         "version": f"{major}.{minor}",
         "certainty": "certain",
         "provenance": "exports of {}, CPython {} (captured)".format(
             capi_source.get("path", sys.executable), version_text),
         "symbols": capi_source.get("exports", []),
     }
+    if "PyObject_GetAttr" not in capi_source.get("exports", []):
+        # A static, non-exporting interpreter (or an unreadable one): an empty list
+        # would claim, with certainty, that no C-API function exists.
+        notes: list[str] = system["notes"]
+        notes.append(
+            "the interpreter's C-API exports could not be read; abiscan's built-in "
+            "data for this version is used instead")
+        capi = None
     tag = "t" if gil_disabled else ""
     return {
         "schema_version": TARGET_SCHEMA_VERSION,

@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         help="capture the target from this interpreter and its system (runs abiscan's "
         "capture.py in it), keeping the Lambda layout of layers and function code",
     )
-    s.add_argument("--arch", default="x86_64", help="x86_64 or arm64 (default: x86_64)")
+    s.add_argument("--arch", help="x86_64 or arm64 (default: x86_64; not with --target or "
+                   "--interpreter, which carry their own)")
     s.add_argument("--glibc", metavar="X.Y", help="custom target: glibc version (with --python)")
     s.add_argument(
         "--free-threaded", action="store_true",
@@ -96,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _target(args: argparse.Namespace) -> Target:
+    if (args.interpreter or args.target) and args.arch:
+        raise TargetError("--arch goes with --runtime or --python; a profile carries its own")
+    arch = args.arch or "x86_64"
     if args.interpreter:
         if args.glibc or args.free_threaded:
             raise TargetError("--glibc and --free-threaded go with --python, not --interpreter")
@@ -108,11 +112,11 @@ def _target(args: argparse.Namespace) -> Target:
         return load_target(args.target)
     if args.python:
         return custom_target(
-            args.python, args.arch, args.glibc or "2.34", free_threaded=args.free_threaded
+            args.python, arch, args.glibc or "2.34", free_threaded=args.free_threaded
         )
     if args.glibc or args.free_threaded:
         raise TargetError("--glibc and --free-threaded go with --python")
-    return builtin_target(args.runtime or "python3.12", args.arch)
+    return builtin_target(args.runtime or "python3.12", arch)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

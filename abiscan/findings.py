@@ -173,6 +173,19 @@ ABI206 = _register(
     "A symbol the extension (or a library it loads) needs is defined nowhere in the process.",
 )
 
+# Impact (ABI5xx): following the import graph from each top-level package to
+# the broken modules it reaches (abiscan.graph, abiscan.impact; rules in
+# rules/impact.py).
+ABI501 = _register(
+    "ABI501", "broken-import-chain", Severity.ERROR,
+    "A top-level package fails to import because of a broken module it reaches.",
+)
+ABI502 = _register(
+    "ABI502", "guard-does-not-catch", Severity.ERROR,
+    "A guarded import (except ImportError) still fails: what arrives is not an ImportError "
+    "(pyo3's PanicException is a BaseException).",
+)
+
 
 def code_info(code: str) -> CodeInfo:
     return _REGISTRY[code]

@@ -55,7 +55,7 @@ import posixpath
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .findings import PredictedError
 
@@ -162,6 +162,12 @@ class ModuleSource:
     # A star import, module-level __getattr__ or globals() writes: any name may exist.
     open_namespace: bool = False
     all_names: tuple[str, ...] | None = None  # a literal __all__, if any
+    # Mentions sys.meta_path/path_hooks: may install a finder for names no file has
+    # (six.moves, vendored "extern" packages).
+    custom_finder: bool = False
+    # Extends its __path__ at run time (pkgutil.extend_path, declare_namespace): its
+    # submodules may come from other sys.path entries too.
+    extends_path: bool = False
 
 
 # -- exceptions --------------------------------------------------------------
@@ -247,14 +253,24 @@ _OLD_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-def _message_for(msg: str, target: tuple[int, int]) -> tuple[str, bool]:
-    """The message the target would print for an error the running parser worded ``msg``."""
+_PRINT_HINT = "Missing parentheses in call to 'print'. Did you mean print(...)?"
+
+
+def _message_for(msg: str, target: tuple[int, int], line: str = "") -> tuple[str, bool]:
+    """The message the target would print for an error the running parser worded ``msg``
+    (``line``: the source line of the error), and whether that wording is certain."""
     if target == RUNNING:
         return msg, True
     if target < (3, 10) <= RUNNING:
+        if msg == _PRINT_HINT and line.strip().startswith("print "):
+            # 3.8 and 3.9 spelled out the call, from the rest of the line.
+            rest = line.strip()[len("print "):].strip().rstrip(";").strip()
+            return f"Missing parentheses in call to 'print'. Did you mean print({rest})?", False
+        if target < (3, 9) and msg.startswith("f-string: unmatched"):
+            return "invalid syntax", False
         for pattern, old in _OLD_WORDING:
             if pattern.match(msg):
-                return pattern.sub(old, msg), msg == "invalid syntax"
+                return pattern.sub(old, msg), False
     return msg, msg == "invalid syntax"
 
 
@@ -291,12 +307,11 @@ def check_syntax(
                         f"{target[0]}.{target[1]} or later to know"
                     ),
                 )
-            return None, _verdict(type(exc).__name__, exc.msg, exc.lineno, filename, target)
+            return None, _verdict(exc, filename, target)
         try:
             tree = ast.parse(source, filename)
         except SyntaxError as plain:
-            return None, _verdict(type(plain).__name__, plain.msg, plain.lineno, filename,
-                                  target)
+            return None, _verdict(plain, filename, target)
         # The running grammar reads it: a construct newer than the target.
         newer = _newer_syntax(tree, source, target, filename)
         if newer is not None:
@@ -315,12 +330,11 @@ def check_syntax(
     return tree, None
 
 
-def _verdict(
-    kind: str, msg: str, line: int | None, filename: str, target: tuple[int, int]
-) -> SyntaxVerdict:
-    text, exact = _message_for(msg, target)
-    return SyntaxVerdict(_syntax_error(kind, text, line, filename), line, exact=exact,
-                         why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})")
+def _verdict(exc: SyntaxError, filename: str, target: tuple[int, int]) -> SyntaxVerdict:
+    msg, line = exc.msg, exc.lineno
+    text, exact = _message_for(msg, target, exc.text or "")
+    return SyntaxVerdict(_syntax_error(type(exc).__name__, text, line, filename), line,
+                         exact=exact, why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})")
 
 
 @dataclass(frozen=True)
@@ -381,11 +395,11 @@ def _constructs(node: ast.AST, lines: Sequence[str], target: tuple[int, int]) ->
         params = getattr(node, "type_params", None) or []
         if params:
             is_def = not isinstance(node, ast.ClassDef)
-            msg = "expected '('" if is_def and target >= (3, 10) else "invalid syntax"
+            msg = "expected '('" if is_def and target >= (3, 11) else "invalid syntax"
             yield _Newer((3, 12), line, col, "a type parameter list", msg)
         for param in params:
             if getattr(param, "default_value", None) is not None:
-                msg = "expected '('" if target >= (3, 10) and not isinstance(
+                msg = "expected '('" if target >= (3, 11) and not isinstance(
                     node, ast.ClassDef) else "invalid syntax"
                 yield _Newer((3, 13), line, col, "a type parameter default", msg)
         for deco in node.decorator_list:
@@ -1030,8 +1044,16 @@ class ImportGraph:
         if tree is None:
             return ModuleSource(name, path, is_package, verdict)
         lines = data.decode("utf-8", "replace").splitlines()
-        return extract(tree, name, path, is_package, lines, self.version, self.is_module,
-                       verdict)
+        parsed = extract(tree, name, path, is_package, lines, self.version, self.is_module,
+                         verdict)
+        # Textual on purpose: these hooks are usually installed from inside a
+        # function (VendorImporter.install()), where the extractor never looks.
+        finder = b"meta_path" in data or b"path_hooks" in data
+        extends = is_package and (b"extend_path" in data or b"declare_namespace" in data
+                                  or b"__path__ =" in data or b"__path__.append" in data)
+        if finder or extends:
+            parsed = replace(parsed, custom_finder=finder, extends_path=extends)
+        return parsed
 
     def edges(self, name: str) -> tuple[ImportEdge, ...]:
         parsed = self.module(name)

@@ -61,6 +61,12 @@ def dead_roots(stack: Stack, target: Target) -> list[DeadRoot]:
                     full = posixpath.join(prefix, rel)
                     if m and full not in on_path and stack.is_dir(full):
                         out.append(DeadRoot(full, _why_site_packages(full, m.group(1), target)))
+    # A profile may leave these off sys.path (Lambda drops /opt when PYTHONPATH is set).
+    for base in (posixpath.join(target.layer_root, "python"), target.function_root):
+        if base in on_path or not stack.is_dir(base):
+            continue
+        if any(_looks_like_module(stack, base, n) for n in stack.listdir(base)):
+            out.append(DeadRoot(base, f"{base} is not on the target's sys.path"))
     layer_root = target.layer_root
     if stack.is_dir(layer_root) and layer_root not in on_path:
         stray = [

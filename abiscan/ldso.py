@@ -663,6 +663,7 @@ class _Sim:
                 detail=self._missing_detail(ref, undecided),
             ))
         if undecided:
+            self.confidence = weakest(self.confidence, "likely")
             self.notes.append(
                 f"{obj.name}: {len(undecided)} symbol(s) could come only from system libraries "
                 f"whose exports abiscan does not know ({', '.join(undecided[:3])}); taken as found"

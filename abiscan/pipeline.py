@@ -108,7 +108,8 @@ def scan(
     if function is not None:
         specs.append((function, InputKind.FUNCTION))
     sources: list[Source] = []
-    summaries: list[InputSummary] = []
+    # In the order given; an unreadable input keeps its place in the list.
+    opened: list[Source | InputSummary] = []
     problems: list[InputProblem] = []
     for path, kind in specs:
         label = str(path)
@@ -116,27 +117,31 @@ def scan(
             source = open_source(path, kind, label)
         except SourceError as exc:
             problems.append(InputProblem(label, None, str(exc).removeprefix(f"{label}: ")))
-            summaries.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
+            opened.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
             continue
         sources.append(source)
+        opened.append(source)
     try:
         stack = build_stack(target, sources)
-        for source in sources:
-            files = [e for e in source.entries() if e.kind != "dir"]
-            summaries.append(
-                InputSummary(
-                    source.label,
-                    source.kind.value,
-                    stack.root_for(source.kind),
-                    len(files),
-                    sum(e.size for e in files),
-                    readable=True,
-                )
-            )
+        summaries = [
+            item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
+        ]
         return analyse(stack, target, summaries, problems + stack.problems, imports)
     finally:
         for source in sources:
             source.close()
+
+
+def _summary(source: Source, stack: Stack) -> InputSummary:
+    files = [e for e in source.entries() if e.kind != "dir"]
+    return InputSummary(
+        source.label,
+        source.kind.value,
+        stack.root_for(source.kind),
+        len(files),
+        sum(e.size for e in files),
+        readable=True,
+    )
 
 
 def analyse(

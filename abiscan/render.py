@@ -12,6 +12,10 @@ _EVIDENCE_LINES = 6
 _HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def render_json(report: Report) -> str:
     return report.to_json()
 
@@ -63,7 +67,6 @@ def render_sarif(report: Report) -> str:
             "tool": {"driver": {
                 "name": "abiscan",
                 "version": report.tool_version,
-                "informationUri": "https://pypi.org/project/abiscan/",
                 "rules": rules,
             }},
             "properties": {"target": report.target.name},
@@ -100,7 +103,7 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         parts = []
         for i in report.inputs:
             if i.readable:
-                parts.append(f"{i.label} ({i.kind} -> {i.placed_at}, {i.files} files)")
+                parts.append(f"{i.label} ({i.kind} -> {i.placed_at}, {_n(i.files, 'file')})")
             else:
                 parts.append(f"{i.label} ({i.kind}, UNREADABLE)")
         out.append("inputs: " + "; ".join(parts))
@@ -129,7 +132,8 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         for m in ok:
             out.append(f"  ok       {m.name}: {m.path or m.reason}")
     elif ok:
-        out.append(f"  ({len(ok)} modules load; -v lists them)")
+        out.append(f"  ({_n(len(ok), 'module')} load{'s' if len(ok) == 1 else ''}; "
+                   "-v lists them)")
     if report.problems:
         out.append("")
         out.append(f"INPUT PROBLEMS ({len(report.problems)})")

@@ -33,6 +33,46 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class ChainStep:
+    """One link of an import chain: while ``module`` is imported, it imports ``imports``."""
+
+    module: str
+    imports: str
+    # "import", "from", "submodule", "name", "star", "dynamic" (a statement of
+    # ``module``'s source), "parent" (a package before its submodule), or
+    # "native" (from the extension module's native code)
+    how: str
+    path: str | None = None  # the file of ``module``
+    line: int | None = None  # the line of the statement in ``path``
+    statement: str = ""  # the statement, as written (or what the native code does)
+    note: str = ""  # guards it passes through, how sure a native edge is
+
+    def describe(self) -> str:
+        where = ""
+        if self.path:
+            where = f"{self.path}:{self.line}" if self.line else self.path
+        text = f"{self.module} -> {self.imports}"
+        if self.statement:
+            text += f": {self.statement}"
+        if where:
+            text += f" ({where})"
+        if self.note:
+            text += f"; {self.note}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "imports": self.imports,
+            "how": self.how,
+            "path": self.path,
+            "line": self.line,
+            "statement": self.statement,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
 class ModuleOutcome:
     """What the target interpreter would do on ``import <name>``."""
 
@@ -47,6 +87,10 @@ class ModuleOutcome:
     candidates: tuple[Candidate, ...] = field(default=())
     # Earlier copies of the loaded file that a later input overwrote ("input:member").
     replaced: tuple[str, ...] = field(default=())
+    # For an error or unknown outcome: the import chain from this module to the
+    # module that fails (just this module when it fails by itself), and its links.
+    chain: tuple[str, ...] = field(default=())
+    steps: tuple[ChainStep, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -64,6 +108,8 @@ class ModuleOutcome:
             "reason": self.reason,
             "candidates": [c.to_dict() for c in self.candidates],
             "replaced": list(self.replaced),
+            "chain": list(self.chain),
+            "chain_steps": [s.to_dict() for s in self.steps],
         }
 
 

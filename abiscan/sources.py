@@ -272,6 +272,6 @@ def open_source(path: str | Path, kind: InputKind, label: str | None = None) -> 
         raise SourceError(f"{shown}: no such file or directory")
     if p.is_dir():
         return DirectorySource(p, kind, shown)
-    if kind is InputKind.LAYER and p.suffix == ".whl":
+    if kind in (InputKind.LAYER, InputKind.SITE_PACKAGES) and p.suffix == ".whl":
         kind = InputKind.WHEEL
     return ZipSource(p, kind, shown)

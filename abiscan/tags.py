@@ -153,10 +153,18 @@ def mismatch(tag: ExtensionTag, target: Target) -> Mismatch | None:
                 "ABI104", f"built for the {built} build of CPython {target.python}; "
                 f"the target is the {runs} build",
             )
+        if tag.python_version == target.python_version and tag.abiflags.replace(
+            "t", ""
+        ) != target.abiflags.replace("t", ""):
+            return Mismatch(
+                "ABI101",
+                f"built for another ABI of CPython {target.python} (ABI flags "
+                f"{tag.abiflags!r}, e.g. a debug build); the target is {want}",
+            )
         if tag.python_version == target.python_version:
             return Mismatch(
                 "ABI102",
-                f"suffix {tag.suffix} has no platform triplet or other ABI flags; "
+                f"tagged {tag.suffix}, without the target's platform triplet; "
                 f"the target tries only {', '.join(target.extension_suffixes)}",
             )
         assert tag.python_version is not None

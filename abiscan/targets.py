@@ -318,6 +318,9 @@ def custom_target(
     version = parse_python_version(python)
     if not re.fullmatch(r"\d+\.\d+", glibc):
         raise TargetError(f"not a glibc version: {glibc!r} (expected e.g. 2.34)")
+    if free_threaded and version < (3, 13):
+        raise TargetError(f"there is no free-threaded build of CPython {version[0]}.{version[1]}"
+                          " (free threading starts with 3.13)")
     norm = normalise_arch(arch)
     abiflags = "t" if free_threaded else ""
     return _build(
@@ -342,6 +345,12 @@ def load_target(path: str | Path) -> Target:
         raise TargetError(f"{path}: not a JSON target profile: {exc}") from None
     if not isinstance(data, dict):
         raise TargetError(f"{path}: a target profile is a JSON object")
+    version = data.get("schema_version", TARGET_SCHEMA_VERSION)
+    if not isinstance(version, int) or version > TARGET_SCHEMA_VERSION:
+        raise TargetError(
+            f"{path}: target schema_version {version!r} is newer than this abiscan reads "
+            f"({TARGET_SCHEMA_VERSION}); upgrade abiscan"
+        )
     try:
         return Target.from_dict(data)
     except TargetError as exc:

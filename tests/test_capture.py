@@ -101,3 +101,20 @@ def test_cli_capture_and_scan_with_interpreter(
     assert "ABI203" in text and "[certain]" in text
     assert "libabiscan_nowhere.so.9: cannot open shared object file" in text
     assert main(["scan", str(layer), "--interpreter", str(tmp_path / "nope")]) == 2
+
+
+def test_capture_of_a_non_pie_interpreter_reads_its_exports(tmp_path: Path) -> None:
+    # Debian's /usr/bin/python3.X is ET_EXEC with libpython linked in: its C API
+    # is in the executable's own dynamic symbol table.
+    import json
+    import shutil
+
+    exe = shutil.which("python3.11", path="/usr/bin")
+    if exe is None:
+        pytest.skip("no /usr/bin/python3.11 on this machine")
+    from abiscan.cli import main
+
+    out = tmp_path / "t.json"
+    assert main(["capture", "--python", exe, "-o", str(out)]) == 0
+    capi = json.loads(out.read_text())["capi"]
+    assert capi is None or "PyObject_GetAttr" in capi["symbols"]

@@ -177,3 +177,21 @@ def test_a_failing_parent_package_fails_its_submodules(tmp_path: Path) -> None:
     assert parent is not None and child is not None
     assert parent.outcome == "error" and child.outcome == "error"
     assert child.error == parent.error and "parent package 'pkg'" in child.reason
+
+
+def test_layer_python_dir_off_sys_path(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    base = custom_target("3.12", "x86_64", "2.34")
+    target = replace(base, sys_path=tuple(p for p in base.sys_path if not p.startswith("/opt")))
+    report = scan_layer(tmp_path, {"python/lonely.py": ""}, target=target)
+    f = only(report, "ABI108")
+    assert f.path == "/opt/python" and "lonely" in f.message
+    m = report.module("lonely")
+    assert m is not None and m.outcome == "error"
+
+
+def test_debug_build_tag_is_another_abi(tmp_path: Path) -> None:
+    report = scan_layer(tmp_path, {"python/_d.cpython-312d-x86_64-linux-gnu.so": b"x"})
+    f = only(report, "ABI101")
+    assert "another ABI of CPython 3.12" in f.message

@@ -9,6 +9,9 @@ from ..targets import Target
 # Loader verdict reasons that mean "this is not an ELF object at all".
 NOT_ELF_REASONS = frozenset({"not-elf", "file-too-short", "empty"})
 
+# The file is a fine ELF object, only for another machine: another build fixes it.
+_IDENTITY_REASONS = frozenset({"wrong-class", "wrong-byte-order", "wrong-machine", "wrong-os"})
+
 _FORMAT_HINT = {
     "mach-o": "a Mach-O binary (built on macOS)",
     "pe": "a PE/COFF binary (built on Windows)",
@@ -41,13 +44,22 @@ def refused_by_loader(
             f"CPython {target.python}); binaries built on macOS or Windows never load on Lambda"
         )
         evidence = (f"file {name}: {what}", detail)
-    else:
+    elif reason in _IDENTITY_REASONS:
         info = ABI202
         text = f"{path}: {detail}"
         fix = (
             f"Install the {target.lambda_arch} build of the distribution "
             f"(pip install --platform manylinux2014_{target.arch} ...) or deploy on the "
             f"architecture it was built for"
+        )
+        evidence = (f"readelf -h {name}", detail)
+    else:
+        info = ABI202
+        text = f"{path}: {detail}"
+        fix = (
+            f"{name} is not a usable shared object ({reason}): it is damaged, truncated or "
+            "was not linked with -shared; reinstall the distribution from its wheel or "
+            "rebuild it"
         )
         evidence = (f"readelf -h {name}", detail)
     finding = Finding.of(

@@ -95,8 +95,9 @@ def _loading_copy(
             spec = importer.find(top).spec
             if spec is None:
                 continue
-            where = spec.origin or (spec.search_locations[0] if spec.search_locations else "")
-            if where.startswith(d.site + "/"):
+            # The sys.path entry it was found in, not a path prefix: /opt/python holds
+            # /opt/python/lib/python3.X/site-packages, which is an entry of its own.
+            if spec.entry == d.site:
                 return d
     return copies[0] if copies else None
 
@@ -257,7 +258,7 @@ def requirements(
                 out.append(Finding.of(
                     ABI303,
                     f"{dist.label} requires {text}, which is neither in the stack nor provided "
-                    "by the runtime",
+                    f"by the runtime (the module name '{top}' is guessed from the project name)",
                     f"Add {req} to the layer (pip install --target python/ '{req}'), or to "
                     "the function package",
                     confidence=Confidence.LIKELY,

@@ -23,6 +23,8 @@ from ..stack import Provenance
 from ..tags import Mismatch
 from ..targets import Target
 
+_AWS_SDK = frozenset({"boto3", "botocore", "s3transfer"})
+
 _BY_CODE: dict[str, CodeInfo] = {c.code: c for c in (ABI101, ABI102, ABI104)}
 
 
@@ -110,12 +112,14 @@ def outside_sys_path(
         fix,
         severity=severity,
         path=root,
-        source=", ".join(sources) or None,
+        # One input per finding (SARIF takes one artifact); the others are in the evidence.
+        source=sources[0] if sources else None,
         module=hidden[0] if hidden else None,
         predicted_error=predicted,
         evidence=(
             f"target sys.path: {', '.join(target.sys_path)}",
             f"modules under {root}: {shown}",
+            f"from: {', '.join(sources)}",
         ),
     )
 
@@ -208,8 +212,9 @@ def shadows_runtime(
         f"'{module}' from the stack, {mine}, loads instead of the runtime's own "
         f"{runtime_label} in {location}",
         f"Intended if you pin your own {runtime_label.split()[0]}; otherwise remove it from the "
-        "layer or function package and use the runtime's copy. Keep boto3, botocore and "
-        "s3transfer together: the runtime's boto3 with an older botocore fails",
+        "layer or function package and use the runtime's copy"
+        + (". Keep boto3, botocore and s3transfer together: the runtime's boto3 with an "
+           "older botocore fails" if module in _AWS_SDK else ""),
         severity=Severity.INFO,
         confidence=Confidence.LIKELY,
         path=spec.origin,
