@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
 from . import __version__
 from .pipeline import scan
-from .render import render_json, render_sarif, render_text
+from .render import render_explain, render_json, render_sarif, render_text
 from .targets import (
     Target,
     TargetError,
@@ -76,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     s.add_argument("-v", "--verbose", action="store_true", help="list modules that load, too")
+
+    # Same inputs and target options as scan; the first positional is the module.
+    sub.add_parser(
+        "explain", parents=[s], add_help=False,
+        usage="abiscan explain NAME [LAYER ...] [--function PATH] [--site-packages PATH] "
+              "[target options]",
+        help="print how importing one module ends on a target, and the import chain behind it",
+        description="NAME is a dotted module name; the rest are scan's inputs and target "
+                    "options. Exit status: 0 when the import is predicted to work, 1 when not.",
+    )
 
     c = sub.add_parser(
         "capture", help="write a target profile captured from a real interpreter and its system"
@@ -150,6 +161,35 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_PREDICTED_ERROR if report.has_errors else EXIT_OK
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    if not args.layers or not _is_dotted_name(args.layers[0]):
+        print("abiscan explain: error: give a dotted module name, then the inputs",
+              file=sys.stderr)
+        return EXIT_USAGE
+    name, layers = args.layers[0], args.layers[1:]
+    if not layers and not args.function and not args.site_packages:
+        print("abiscan explain: error: give at least one layer, --function or "
+              "--site-packages", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        target = _target(args)
+    except TargetError as exc:
+        print(f"abiscan explain: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = scan(layers, args.function, args.site_packages, target=target,
+                  imports=[name, *args.imports])
+    module = report.module(name)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(module.to_dict() if module else None, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_explain(report, name))
+    for summary in report.unreadable_inputs:
+        print(f"abiscan: cannot read {summary.label}", file=sys.stderr)
+    if report.unreadable_inputs:
+        return EXIT_USAGE
+    return EXIT_OK if module is not None and module.ok else EXIT_PREDICTED_ERROR
+
+
 def _is_dotted_name(name: str) -> bool:
     return all(part.isidentifier() for part in name.split("."))
 
@@ -207,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "scan":
             return _cmd_scan(args)
+        if args.command == "explain":
+            return _cmd_explain(args)
         if args.command == "targets":
             return _cmd_targets(args)
         if args.command == "capture":

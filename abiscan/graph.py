@@ -54,12 +54,13 @@ import ast
 import posixpath
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from .findings import PredictedError
 
 RUNNING = (sys.version_info[0], sys.version_info[1])
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 # -- the facts ---------------------------------------------------------------
 
@@ -158,13 +159,17 @@ class ModuleSource:
     syntax: SyntaxVerdict | None  # None: parses under the target's grammar
     body: Block = ()
     edges: tuple[ImportEdge, ...] = ()
-    bound: frozenset[str] = frozenset()  # names the module body binds at module level
+    # Names the module body binds at module level, with the first line that binds each.
+    bound: Mapping[str, int] = field(default_factory=dict)
     # A star import, module-level __getattr__ or globals() writes: any name may exist.
     open_namespace: bool = False
     all_names: tuple[str, ...] | None = None  # a literal __all__, if any
     # Mentions sys.meta_path/path_hooks: may install a finder for names no file has
     # (six.moves, vendored "extern" packages).
     custom_finder: bool = False
+    # With custom_finder: the module-like string literals of its source, the names
+    # its hook may serve (``"distutils"`` in setuptools' _distutils_hack).
+    hook_names: frozenset[str] = frozenset()
     # Extends its __path__ at run time (pkgutil.extend_path, declare_namespace): its
     # submodules may come from other sys.path entries too.
     extends_path: bool = False
@@ -316,6 +321,10 @@ def check_syntax(
         newer = _newer_syntax(tree, source, target, filename)
         if newer is not None:
             return tree, newer
+        if exc.msg.startswith(_FV_COVERED):
+            # feature_version polices these more strictly than the old grammar did
+            # (3.8 reads "with (a, b):" as a tuple); the tree check above decides.
+            return tree, None
         msg = "invalid syntax"
         return tree, SyntaxVerdict(
             _syntax_error("SyntaxError", msg, exc.lineno, filename), exc.lineno, exact=False,
@@ -328,6 +337,13 @@ def check_syntax(
         if newer is not None:
             return tree, newer
     return tree, None
+
+
+# feature_version's messages for the constructs _newer_syntax checks in the tree.
+_FV_COVERED = (
+    "Parenthesized context managers", "Pattern matching", "Exception groups",
+    "Type statement", "Type parameter",
+)
 
 
 def _verdict(exc: SyntaxError, filename: str, target: tuple[int, int]) -> SyntaxVerdict:
@@ -445,8 +461,11 @@ def _parenthesised_with(node: ast.With | ast.AsyncWith, lines: Sequence[str]) ->
     paren_col = len(raw) - len(head)
     if first.lineno == node.lineno and first.col_offset <= paren_col:
         return  # the parenthesis belongs to the first expression: ``with (a) as b:``
-    if len(node.items) > 1 or node.items[0].optional_vars is not None:
-        yield _Newer((3, 9), node.lineno, node.col_offset, "parenthesised context managers")
+    # Without any "as", 3.8 reads the parentheses as a tuple: valid syntax; with
+    # one, its parser stops at that "as".
+    named = next((item.optional_vars for item in node.items if item.optional_vars), None)
+    if named is not None:
+        yield _Newer((3, 9), named.lineno, named.col_offset, "parenthesised context managers")
 
 
 def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) -> _Newer | None:
@@ -548,12 +567,25 @@ class _Conditions:
 
     def __init__(self, version: tuple[int, int]) -> None:
         self.version = version
+        # Module-level names assigned once from something decidable
+        # (``PY_3_14_PLUS = sys.version_info >= (3, 14)``); None marks a name
+        # assigned more than once, which is never trusted.
+        self.consts: dict[str, object] = {}
+
+    def assign(self, name: str, value: ast.expr) -> None:
+        if name in self.consts:
+            self.consts[name] = None
+            return
+        known = self._known(value)
+        self.consts[name] = known if known is not None else self.value(value)
 
     def value(self, node: ast.expr) -> bool | None:
         if isinstance(node, ast.Constant):
             return bool(node.value)
         if _is_type_checking(node):
             return False
+        if isinstance(node, ast.Name) and isinstance(self.consts.get(node.id), bool):
+            return bool(self.consts[node.id])
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             inner = self.value(node.operand)
             return None if inner is None else not inner
@@ -579,6 +611,8 @@ class _Conditions:
 
     def _known(self, node: ast.expr) -> object:
         """The target's value of a few well-known expressions, or None."""
+        if isinstance(node, ast.Name) and self.consts.get(node.id) is not None:
+            return self.consts[node.id]
         name = _dotted(node)
         if name is not None:
             tail = name.split(".")[-2:]
@@ -620,6 +654,14 @@ class _Conditions:
             if isinstance(op, ast.NotEq):
                 return True
         a, b = self._known(left), self._known(right)
+        if _dotted(left) in ("ssl.OPENSSL_VERSION_INFO", "OPENSSL_VERSION_INFO") and \
+                self.version >= (3, 10) and isinstance(b, tuple) and b <= (1, 1, 1):
+            # PEP 644: CPython 3.10 and later build only against OpenSSL 1.1.1+.
+            strict = b < (1, 1, 1)
+            if isinstance(op, ast.Lt) or (strict and isinstance(op, ast.LtE)):
+                return False
+            if isinstance(op, ast.GtE) or (strict and isinstance(op, ast.Gt)):
+                return True
         if a is None or b is None:
             return None
         if isinstance(a, tuple) and isinstance(b, tuple):
@@ -713,7 +755,8 @@ class _Extractor:
         self.cond = conditions
         self.is_module = is_module
         self.edges: list[ImportEdge] = []
-        self.bound: set[str] = set()
+        self.bound: dict[str, int] = {}
+        self.line = 0
         self.open_namespace = False
         self.all_names: tuple[str, ...] | None = None
 
@@ -738,9 +781,10 @@ class _Extractor:
             out.extend(self.stmt(stmt, ctx))
         return tuple(out)
 
-    def bind(self, name: str, ctx: _Ctx) -> None:
+    def bind(self, name: str, ctx: _Ctx, line: int | None = None) -> None:
         if not ctx.in_class:
-            self.bound.add(name)
+            at = self.line if line is None else line
+            self.bound[name] = min(self.bound.get(name, at), at)
 
     def bind_target(self, node: ast.expr, ctx: _Ctx) -> None:
         if isinstance(node, ast.Name):
@@ -752,6 +796,7 @@ class _Extractor:
             self.bind_target(node.value, ctx)
 
     def stmt(self, s: ast.stmt, ctx: _Ctx) -> list[Step]:
+        self.line = s.lineno
         if isinstance(s, ast.Import):
             steps: list[Step] = []
             for alias in s.names:
@@ -833,12 +878,14 @@ class _Extractor:
                 steps.extend(self.calls(expr, ctx))
             inner = _Ctx(ctx.guards, ctx.type_checking, ctx.runs, ctx.condition, in_class=True)
             steps.extend(self.block(s.body, inner))
-            self.bind(s.name, ctx)
+            self.bind(s.name, ctx, s.lineno)
             return steps
         if isinstance(s, ast.Assign):
             for t in s.targets:
                 self.bind_target(t, ctx)
                 self.note_special_target(t, s.value, ctx)
+                if isinstance(t, ast.Name) and not ctx.in_class:
+                    self.cond.assign(t.id, s.value)
         elif isinstance(s, ast.AugAssign) or (isinstance(s, ast.AnnAssign) and s.value):
             self.bind_target(s.target, ctx)
         return self.calls(s, ctx)
@@ -865,7 +912,7 @@ class _Extractor:
         handlers = []
         for h, guard in zip(s.handlers, guards, strict=True):
             if h.name:
-                self.bind(h.name, ctx)
+                self.bind(h.name, ctx, h.lineno)
             hctx = ctx.under(None, f"{guard.text} (when the try block fails)")
             handlers.append(Handler(guard, self.block(h.body, hctx)))
         orelse = self.block(s.orelse, ctx.under(None, "the try block's else"))
@@ -903,7 +950,10 @@ class _Extractor:
     def import_from(self, s: ast.ImportFrom, ctx: _Ctx) -> list[Step]:
         base, problem = self.resolve(s.level, s.module)
         if base is None:
-            return [RaiseStep(s.lineno, self.text(s), "ImportError", problem)]
+            kind = "ImportError"
+            if problem and "beyond" in problem and self.cond.version < (3, 9):
+                kind = "ValueError"  # 3.9 made it an ImportError
+            return [RaiseStep(s.lineno, self.text(s), kind, problem)]
         steps: list[Step] = [self.edge(s, ctx, base, "from")]
         for alias in s.names:
             if alias.name == "*":
@@ -991,7 +1041,7 @@ def extract(
     ex = _Extractor(module, package, lines, _Conditions(target), is_module)
     body = ex.block(tree.body, _Ctx())
     return ModuleSource(
-        module, path, is_package, syntax, body, tuple(ex.edges), frozenset(ex.bound),
+        module, path, is_package, syntax, body, tuple(ex.edges), dict(ex.bound),
         ex.open_namespace, ex.all_names,
     )
 
@@ -1052,7 +1102,15 @@ class ImportGraph:
         extends = is_package and (b"extend_path" in data or b"declare_namespace" in data
                                   or b"__path__ =" in data or b"__path__.append" in data)
         if finder or extends:
-            parsed = replace(parsed, custom_finder=finder, extends_path=extends)
+            names: frozenset[str] = frozenset()
+            if finder:
+                names = frozenset(
+                    n.value for n in ast.walk(tree)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                    and _MODULE_NAME.fullmatch(n.value)
+                )
+            parsed = replace(parsed, custom_finder=finder, extends_path=extends,
+                             hook_names=names)
         return parsed
 
     def edges(self, name: str) -> tuple[ImportEdge, ...]:

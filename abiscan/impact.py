@@ -89,6 +89,7 @@ class Raised:
     reason: str  # why the broken module fails
     certain: bool = True  # False: it may not happen (an undecided condition, an unknown)
     confidence: str = "certain"  # how sure the links are (native edges lower it)
+    missing: bool = False  # the broken module is not found at all (an import hook may serve it)
 
     def via(self, step: ChainStep, confidence: str = "certain") -> Raised:
         return replace(self, steps=(step, *self.steps),
@@ -116,6 +117,11 @@ class _Run:
     index: dict[str, int] = field(default_factory=dict)
     lows: list[int] = field(default_factory=list)
     local: dict[str, Raised | None] = field(default_factory=dict)
+    paused: dict[str, int] = field(default_factory=dict)  # running module -> current line
+    # Names an import hook installed earlier in this run may serve (module -> names).
+    hooks: dict[str, frozenset[str]] = field(default_factory=dict)
+    tainted: bool = False  # a result here depended on those hooks: memoize nothing more
+    results: dict[str, Raised | None] = field(default_factory=dict)  # every import of this run
 
 
 class Simulator:
@@ -131,6 +137,9 @@ class Simulator:
         self.own = own
         self.native = native
         self.done: dict[str, Raised | None] = {}
+        # The import hooks each memoized import installed along the way: a later
+        # import in the same run can still see them.
+        self.done_hooks: dict[str, dict[str, frozenset[str]]] = {}
         self.pierced: dict[tuple[str, int], Pierced] = {}
         self._run = _Run()
 
@@ -143,7 +152,9 @@ class Simulator:
 
     def import_(self, name: str) -> Raised | None:
         run = self._run
-        if name in self.done:
+        if name in self.done and not self._hooked(self.done[name]):
+            run.hooks.update(self.done_hooks.get(name, {}))
+            run.results[name] = self.done[name]
             return self.done[name]
         if name in run.local:
             return run.local[name]
@@ -156,16 +167,29 @@ class Simulator:
             return Raised(None, (), name, f"import chain deeper than {MAX_DEPTH} modules; "
                           "abiscan stops following it", certain=False)
         run.lows.append(depth)
+        hooks_before = set(run.hooks)
         try:
             result = self._import(name, depth)
         finally:
             low = run.lows.pop()
         run.lows[-1] = min(run.lows[-1], low)
-        if low >= depth:
+        if low >= depth and not run.tainted:
             self.done[name] = result
+            added = {k: v for k, v in run.hooks.items() if k not in hooks_before}
+            if added:
+                self.done_hooks[name] = added
         else:
             run.local[name] = result
+        run.results[name] = result
         return result
+
+    def _hooked(self, got: Raised | None) -> str | None:
+        """The import hook of this run that may serve the missing module ``got`` ends in."""
+        if got is None or not got.missing or not self._run.hooks:
+            return None
+        top = got.broken.partition(".")[0]
+        return next((h for h, names in self._run.hooks.items()
+                     if got.broken in names or top in names), None)
 
     def _import(self, name: str, depth: int) -> Raised | None:
         run = self._run
@@ -178,8 +202,8 @@ class Simulator:
                 if up.certain:
                     return up.via(step)
                 maybe = up.via(step)
-            if name in self.done or name in run.local:  # the parent imported it
-                return self.done.get(name, run.local.get(name))
+            if name in run.results:  # the parent's own import imported it
+                return run.results[name]
         run.running.append(name)
         run.index[name] = depth
         try:
@@ -187,12 +211,20 @@ class Simulator:
         finally:
             run.running.pop()
             del run.index[name]
+            run.paused.pop(name, None)
         return result if result is not None else maybe
 
     def _load(self, name: str) -> Raised | None:
         own = self.own(name)
         if own.outcome == "error":
-            return Raised(own.error, (), name, own.reason)
+            got = Raised(own.error, (), name, own.reason, missing=own.path is None)
+            hook = self._hooked(got)
+            if hook is not None:
+                self._run.tainted = True
+                return replace(got, certain=False, reason=(
+                    f"{own.reason}; but {hook}, imported before it, installs an import hook "
+                    f"that may provide '{name}'"))
+            return got
         if own.outcome != "ok":
             return Raised(own.error, (), name, own.reason, certain=False)
         source = self.graph.module(name) if own.kind in ("source", "package") else None
@@ -212,6 +244,8 @@ class Simulator:
                            "are the target's)"
                 return Raised(verdict.error, (), source.name, why)
             return Raised(None, (), source.name, verdict.unknown or "", certain=False)
+        if source.custom_finder:
+            self._run.hooks[source.name] = source.hook_names
         return self._block(source, source.body, None)
 
     def _native(self, name: str, path: str) -> Raised | None:
@@ -226,7 +260,8 @@ class Simulator:
                 continue
             note = f"{edge.confidence}: " + "; ".join(edge.evidence[-2:])
             step = ChainStep(name, edge.imports, "native", path, None,
-                             "imports it from native code while it initialises", note)
+                             f"imports {edge.imports} from native code while it initialises",
+                             note)
             if edge.panics and got.error is not None:
                 panic = PredictedError(PANIC, PANIC_MESSAGE)
                 cause = f"{got.error} inside {name}'s init, which pyo3 turns into a panic"
@@ -327,6 +362,7 @@ class Simulator:
                       confidence="certain" if step.message is not None else "likely")
 
     def _edge(self, source: ModuleSource, edge: ImportEdge) -> Raised | None:
+        self._run.paused[source.name] = edge.line
         step = ChainStep(source.name, edge.target, edge.kind, source.path, edge.line,
                          edge.statement, _guard_note(edge))
         if edge.kind == "name":
@@ -350,17 +386,24 @@ class Simulator:
         if got is not None:
             return got.via(replace(step, how="from"))
         name = edge.name or ""
-        if edge.target in self._run.index:
-            return None  # half-initialised: whether it has the name yet depends on order
         base = self.graph.module(edge.target)
-        if base is None or base.open_namespace or name in base.bound:
+        if base is None or base.open_namespace or base.custom_finder:
+            return None  # any name may exist (an import hook may provide it, too)
+        # A half-initialised module (its own body, or one paused in a circular
+        # import) has only the names bound before the line it is paused at.
+        paused = self._run.paused.get(edge.target)
+        bound_at = base.bound.get(name)
+        if bound_at is not None and (paused is None or bound_at < paused):
             return None
         prefix = edge.target + "."
         if any(e.target.startswith(prefix) and e.target[len(prefix):].split(".")[0] == name
                for e in base.edges):
             return None  # a submodule the package imports becomes its attribute
+        partial = "partially initialized module " if edge.target in self._run.index else ""
+        circular = " (most likely due to a circular import)" if partial else ""
         error = PredictedError(
-            "ImportError", f"cannot import name '{name}' from '{edge.target}' ({base.path})"
+            "ImportError",
+            f"cannot import name '{name}' from {partial}'{edge.target}'{circular} ({base.path})",
         )
         note = f"'{name}' is neither a submodule in the stack nor a name {edge.target} binds"
         return Raised(error, (replace(step, note=note),), edge.target, note)
@@ -449,6 +492,11 @@ def apply_impact(
     findings: list[Finding] = []
     for module in modules:
         got = sim.run(module.name)
+        provided = own(module.name)
+        if module.outcome == "error" and module.path is None and provided.ok:
+            # A name asked for with --import that the target itself provides (os, boto3).
+            module = replace(module, outcome="ok", error=None, kind=provided.kind,
+                             reason=provided.reason, candidates=())
         updated = _outcome(module, got)
         out.append(updated)
         if "." not in module.name and got is not None and got.certain and got.steps \
@@ -479,16 +527,18 @@ def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
         if module.outcome == "ok":
             return replace(module, outcome="unknown", reason=got.reason, chain=chain)
         return replace(module, chain=chain) if module.outcome == "error" else module
-    if module.outcome != "ok":
-        return module
     path = " -> ".join(chain)
+    if module.outcome == "error" and got.certain and got.error == module.error:
+        return replace(module, chain=chain, steps=got.steps)  # its reason already says why
     if got.certain and got.error is not None:
         how = "" if got.confidence == "certain" else f" ({got.confidence})"
-        reason = (f"importing it imports {path}{how}; {got.broken} fails: {got.reason}")
+        reason = f"import chain {path}{how}; {got.broken}: {got.reason}"
         return replace(module, outcome="error", error=got.error, reason=reason, chain=chain,
                        steps=got.steps)
+    if module.outcome == "error":
+        return module
     what = f"{got.error}" if got.error is not None else "an unknown outcome"
-    reason = f"importing it may end in {what} through {path}: {got.reason}"
+    reason = f"may end in {what} through the import chain {path}; {got.broken}: {got.reason}"
     return replace(module, outcome="unknown", reason=reason, chain=chain, steps=got.steps)
 
 

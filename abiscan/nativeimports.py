@@ -54,7 +54,9 @@ MAX_RODATA = 64 << 20
 
 _CSTRING = re.compile(rb"(?<=\x00)([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(?=\x00)")
 _PYO3_VERSION = re.compile(rb"pyo3-(\d+\.\d+\.\d+)")
-_DOTTED = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+# Starts only where an identifier run starts: inner starts would make the scan
+# quadratic in the length of the run-together strings.
+_DOTTED = re.compile(rb"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 # Distributions whose pyo3+cffi binaries are known, with the first version
 # that propagates the embedded cffi module's error instead of panicking.

@@ -15,6 +15,7 @@ from .capi import unavailable_reason as capi_unavailable_reason
 from .dists import Distribution, find_distributions
 from .elf import ElfError, ElfFacts, read_facts, sniff_format
 from .findings import Finding, PredictedError
+from .impact import apply_impact
 from .importer import ImportSystem, Resolution
 from .inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
 from .ldso import simulate_dlopen
@@ -185,6 +186,9 @@ def analyse(
     findings.extend(_dead_root_findings(dead, found, modules, stack, target))
     dists = find_distributions(stack)
     owners = _owners(dists)
+    # Follow each module's imports (Python and native) to the broken modules it reaches.
+    modules, reached = apply_impact(modules, predict, stack, importer, facts, owners, target)
+    findings.extend(reached)
     findings = [_attribute(f, owners) for f in findings]
     findings.extend(_distribution_findings(dists, stack, importer, facts, target))
     findings.extend(_shadowing_findings(found, owners, stack, importer, target))

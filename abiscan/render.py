@@ -96,6 +96,73 @@ def _finding_lines(f: Finding) -> list[str]:
     return lines
 
 
+_BREAKING_SHOWN = 20
+
+
+def _breaking_lines(report: Report) -> list[str]:
+    """The answer people come for first: which top-level imports fail, and through what."""
+    broken = [m for m in report.modules if "." not in m.name and m.outcome == "error"]
+    if not broken:
+        return []
+    # Packages that fail through their imports first: the chain is the news.
+    broken.sort(key=lambda m: (len(m.chain) <= 1, m.name))
+    out = [f"TOP-LEVEL IMPORTS THAT FAIL ({len(broken)})"]
+    for m in broken[:_BREAKING_SHOWN]:
+        out.append(f"  import {m.name}: {m.error}")
+        if len(m.chain) > 1:
+            out.append(f"    chain: {' -> '.join(m.chain)}")
+    if len(broken) > _BREAKING_SHOWN:
+        out.append(f"  ... {len(broken) - _BREAKING_SHOWN} more (MODULES below)")
+    out.append("")
+    return out
+
+
+def render_explain(report: Report, name: str) -> str:
+    """``abiscan explain``: one module's outcome and the import chain behind it."""
+    t = report.target
+    out = [f"abiscan {report.tool_version}: target {t.name}: {t.describe()}"]
+    m = report.module(name)
+    if m is None:
+        out.append(f"import {name}: not predicted")
+        return "\n".join(out) + "\n"
+    out.append(f"import {name}: {m.outcome}")
+    if m.error:
+        out.append(f"  {m.error}")
+    if m.outcome == "ok":
+        where = m.path or m.reason
+        out.append(f"  loads {where}; every import that runs while it is imported loads too, "
+                   "or fails inside an except clause that catches it")
+        return "\n".join(out) + "\n"
+    if m.steps:
+        out.append("")
+        out.append("chain (each module imports the next while it is being imported):")
+        arriving = f", which does not catch {m.error.type}" if m.error else ""
+        for step in m.steps:
+            where = f"{step.path}:{step.line}" if step.path and step.line else (step.path or "")
+            out.append(f"  {step.module}" + (f"  {where}" if where else ""))
+            if step.statement:
+                out.append(f"      {step.statement}")
+            if step.note:
+                note = step.note
+                if note.startswith("inside ") and step.how != "native":
+                    note += arriving
+                out.append(f"      {note}")
+        broken = report.module(m.chain[-1])
+        last = f"  {m.chain[-1]}"
+        if broken is not None and broken.error is not None:
+            last += f"  fails: {broken.error}"
+        out.append(last)
+    out.append("")
+    out.append(f"why: {m.reason}")
+    related = [f for f in report.findings if f.module in m.chain]
+    if related:
+        out.append("")
+        out.append("findings on this chain:")
+        for f in related:
+            out.append(f"  {f.code} {f.name} [{f.confidence.value}]  module {f.module}")
+    return "\n".join(out) + "\n"
+
+
 def render_text(report: Report, *, verbose: bool = False) -> str:
     t = report.target
     out = [f"abiscan {report.tool_version}: target {t.name}: {t.describe()}"]
@@ -108,6 +175,7 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
                 parts.append(f"{i.label} ({i.kind}, UNREADABLE)")
         out.append("inputs: " + "; ".join(parts))
     out.append("")
+    out.extend(_breaking_lines(report))
     counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
     for severity in Severity:
         group = [f for f in report.findings if f.severity is severity]

@@ -27,6 +27,10 @@ WHEELS: dict[str, tuple[str, str, str]] = {
     "cryptography-41.0.7-cp37-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": (
         "cryptography==41.0.7", "3.11",
         "841df4caa01008bad253bce2a6f7b47f86dc9f08df4b433c404def869f590a15"),
+    # sha256 as PyPI's simple index lists it (checked against the download).
+    "cryptography-39.0.2-cp36-abi3-manylinux_2_28_x86_64.whl": (
+        "cryptography==39.0.2", "3.11",
+        "b49a88ff802e1993b7f749b1eeb31134f03c8d5c956e3c125c75558955cda536"),
     "cryptography-42.0.5-cp39-abi3-manylinux_2_28_x86_64.whl": (
         "cryptography==42.0.5", "3.11",
         "cd2030f6650c089aeb304cf093f3244d34745ce0cfcc39f20c6fbfe030102e2a"),

@@ -77,35 +77,87 @@ def test_incident_from_real_wheels(incident: list[Path],
     abi101 = [f for f in data["findings"] if f["code"] == "ABI101"]  # type: ignore[attr-defined]
     assert [f["path"] for f in abi101] == [
         "/opt/python/_cffi_backend.cpython-311-x86_64-linux-gnu.so"]
-    assert modules["pymysql"]["outcome"] == "ok"
+    # cryptography 41's pyo3 module turns the ModuleNotFoundError into a panic,
+    # which pymysql's "except ImportError" does not catch.
+    pymysql = modules["pymysql"]
+    assert pymysql["outcome"] == "error"
+    assert pymysql["error"] == {"type": "pyo3_runtime.PanicException",
+                                "message": "Python API call failed"}
+    assert pymysql["chain"] == [
+        "pymysql", "pymysql.connections", "pymysql._auth",
+        "cryptography.hazmat.primitives.serialization",
+        "cryptography.hazmat.primitives._serialization",
+        "cryptography.hazmat.primitives.hashes", "cryptography.hazmat.bindings._rust",
+        "_cffi_backend"]
+    assert pymysql["chain_steps"][-1]["how"] == "native"
+    by_code = {f["code"]: f for f in data["findings"]}  # type: ignore[attr-defined]
+    assert by_code["ABI501"]["module"] == "pymysql"
+    assert by_code["ABI502"]["module"] == "pymysql._auth"
+    assert by_code["ABI502"]["confidence"] == "certain"
 
     code, data = _scan(incident, "python3.11", capsys)
     modules = {m["name"]: m for m in data["modules"]}  # type: ignore[attr-defined]
     assert modules["_cffi_backend"]["outcome"] == "ok"
     assert modules["cryptography.hazmat.bindings._rust"]["outcome"] == "ok"
+    assert modules["pymysql"]["outcome"] == "ok"
 
 
+@pytest.fixture(scope="module")
+def incident39(wheel: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+               ) -> list[Path]:
+    tmp = tmp_path_factory.mktemp("incident39")
+    return [
+        _layer(tmp / "L1.zip", [wheel("PyMySQL-1.1.0-py3-none-any.whl")]),
+        _layer(tmp / "L2.zip", [
+            wheel("cryptography-39.0.2-cp36-abi3-manylinux_2_28_x86_64.whl"),
+            wheel("cffi-1.16.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+        ]),
+    ]
+
+
+def test_cryptography_39_raises_what_the_guard_catches(incident39: list[Path]) -> None:
+    report = abiscan.scan(incident39, runtime="python3.12", arch="x86_64",
+                          imports=["cryptography.hazmat.bindings._openssl"])
+    openssl = report.module("cryptography.hazmat.bindings._openssl")
+    assert openssl is not None and openssl.outcome == "error"
+    assert str(openssl.error) == "ModuleNotFoundError: No module named '_cffi_backend'"
+    assert openssl.chain == ("cryptography.hazmat.bindings._openssl", "_cffi_backend")
+    pymysql = report.module("pymysql")
+    assert pymysql is not None and pymysql.outcome == "ok", pymysql.reason
+    assert not report.findings_for("ABI502")
+
+
+_COMPARED = ("_cffi_backend", "pymysql", "cryptography.hazmat.bindings._rust",
+             "cryptography.hazmat.bindings._openssl", "cryptography.x509", "cffi")
+
+
+@pytest.mark.parametrize("crypto", ["41", "39"])
 @pytest.mark.parametrize("version", ["3.11", "3.12"])
 def test_real_wheels_against_real_interpreters(
-    incident: list[Path], tmp_path: Path, version: str
+    incident: list[Path], incident39: list[Path], tmp_path: Path, version: str, crypto: str
 ) -> None:
     interp = next((i for i in discover_interpreters() if i.short == version), None)
     if interp is None:
         pytest.skip(f"no local CPython {version}")
     from abiscan import scan
 
-    report = scan(incident, target=custom_target(version, "x86_64", "2.36"))
+    layers = incident if crypto == "41" else incident39
+    report = scan(layers, target=custom_target(version, "x86_64", "2.36"),
+                  imports=list(_COMPARED))
     opt = tmp_path / "opt"
-    for layer in incident:
+    for layer in layers:
         with zipfile.ZipFile(layer) as zf:
             zf.extractall(opt)
-    predicted = report.module("_cffi_backend")
-    real = real_import(interp, "_cffi_backend", [opt / "python"])
-    assert predicted is not None
-    assert predicted.outcome == real.outcome
-    if real.outcome == "error":
-        assert predicted.error is not None
-        assert (predicted.error.type, predicted.error.message) == (real.type, real.message)
+    for name in _COMPARED:
+        predicted = report.module(name)
+        real = real_import(interp, name, [opt / "python"])
+        assert predicted is not None
+        assert predicted.outcome == real.outcome, (name, predicted.reason, real)
+        if real.outcome == "error":
+            assert predicted.error is not None
+            # The real run reports the class name; abiscan qualifies pyo3's.
+            assert predicted.error.type.rpartition(".")[2] == real.type, name
+            assert predicted.error.message == real.message, name
 
 
 def _findings(report: abiscan.Report, code: str) -> list[Finding]:

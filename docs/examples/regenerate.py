@@ -331,6 +331,27 @@ EXAMPLES: tuple[Example, ...] = (
          "python/ok_pkg/data": (b"/etc/shadow", 0o120777)},
         "--runtime", "python3.12", "--arch", "x86_64",
     ),
+    single(
+        "ABI501", "abi501-layer",
+        {"python/reportgen/__init__.py": b"from .render import render\n",
+         "python/reportgen/render.py":
+             b"import fastjson\n\n\ndef render(data):\n    return fastjson.dumps(data)\n",
+         "python/fastjson/__init__.py": b"from ._speedups import dumps\n",
+         "python/fastjson/_speedups.cpython-311-x86_64-linux-gnu.so":
+             _so(exports=["PyInit__speedups"])},
+        "--runtime", "python3.12", "--arch", "x86_64",
+    ),
+    Example(
+        "ABI501", "abi501-explain",
+        {"abi501-layer.zip": {
+            "python/reportgen/__init__.py": b"from .render import render\n",
+            "python/reportgen/render.py":
+                b"import fastjson\n\n\ndef render(data):\n    return fastjson.dumps(data)\n",
+            "python/fastjson/__init__.py": b"from ._speedups import dumps\n",
+            "python/fastjson/_speedups.cpython-311-x86_64-linux-gnu.so":
+                _so(exports=["PyInit__speedups"])}},
+        ("explain", "reportgen", "abi501-layer.zip", "--runtime", "python3.12"),
+    ),
 )
 
 

@@ -1,0 +1,357 @@
+"""Differential tests of the import graph: abiscan's propagated outcomes against real CPythons.
+
+Same harness as ``test_differential.py`` (every local pyenv CPython 3.8+,
+the stack laid out as Lambda lays it out, one fresh ``python -I -S`` per
+module), with stacks whose modules import each other: guarded and unguarded
+imports of broken extensions, relative imports, imports inside functions,
+``TYPE_CHECKING`` blocks, circular imports, version checks, re-raising
+handlers, a C extension that imports a module by name from its ``PyInit_``,
+and sources that use syntax newer than the target.
+
+Outcome, exception type and message must match exactly, except for
+``SyntaxError`` (and its subclasses), where the type and the line must match
+and the message only when abiscan says its wording is exact: CPython's
+wording changes between versions and abiscan parses with the grammar of the
+interpreter that runs it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_differential import (
+    Ctx,
+    Expect,
+    Stack,
+    _captured_target,
+    _describe_real,
+    _lay_out,
+    _mapped_sys_path,
+    _norm,
+)
+
+from native import (
+    ExtensionSpec,
+    Interpreter,
+    NativeBuilder,
+    discover_interpreters,
+    real_import,
+    write_zip,
+)
+
+INTERPRETERS = discover_interpreters()
+MNFE = "ModuleNotFoundError"
+_WORKERS = 4
+
+_GUARDED = "try:\n    from . import _speedups\nexcept ImportError:\n    _speedups = None\n"
+
+
+def _broken(c: Ctx, name: str) -> bytes:
+    """An extension tagged for the next CPython: the target never tries it."""
+    return c.ext(name)
+
+
+def case_guarded_and_unguarded_extension(c: Ctx) -> Stack:
+    other = c.other_suffix(+1)
+    return Stack(
+        layers=[{
+            "python/guarded/__init__.py": _GUARDED,
+            f"python/guarded/_speedups{other}": _broken(c, "_speedups"),
+            "python/unguarded/__init__.py": "from . import _speedups\n",
+            f"python/unguarded/_speedups{other}": _broken(c, "_speedups"),
+            "python/direct.py": "import _backend\n",
+            f"python/_backend{other}": _broken(c, "_backend"),
+        }],
+        expect={
+            "guarded": Expect("ok"),
+            "unguarded": Expect("error", "ImportError"),
+            "direct": Expect("error", MNFE),
+        },
+    )
+
+
+def case_guard_kinds(c: Ctx) -> Stack:
+    other = c.other_suffix(+1)
+    body = "try:\n    import _backend\nexcept {}:\n    _backend = None\n"
+    return Stack(
+        layers=[{
+            f"python/_backend{other}": _broken(c, "_backend"),
+            "python/g_mnfe.py": body.format("ModuleNotFoundError"),
+            "python/g_exc.py": body.format("Exception"),
+            "python/g_bare.py": body.replace("except {}:", "except:"),
+            "python/g_tuple.py": body.format("(OSError, ImportError)"),
+            "python/g_base.py": body.format("BaseException"),
+            "python/g_other.py": body.format("(OSError, AttributeError)"),
+            # "cannot import name" is an ImportError, not a ModuleNotFoundError.
+            "python/g_pkg/__init__.py":
+                "try:\n    from . import _x\nexcept ModuleNotFoundError:\n    _x = None\n",
+            f"python/g_pkg/_x{other}": _broken(c, "_x"),
+            "python/g_suppress.py":
+                "import contextlib\nwith contextlib.suppress(ImportError):\n    import _backend\n",
+        }],
+        expect={
+            "g_mnfe": Expect("ok"), "g_exc": Expect("ok"), "g_bare": Expect("ok"),
+            "g_tuple": Expect("ok"), "g_base": Expect("ok"),
+            "g_other": Expect("error", MNFE), "g_pkg": Expect("error", "ImportError"),
+            "g_suppress": Expect("ok"),
+        },
+    )
+
+
+def case_relative_chain(c: Ctx) -> Stack:
+    return Stack(
+        layers=[{
+            "python/app/__init__.py": "from .sub.core import run\n",
+            "python/app/sub/__init__.py": "",
+            "python/app/sub/core.py": "from ..helpers import helper\n\n\ndef run():\n"
+                                      "    return helper()\n",
+            "python/app/helpers.py": "import _backend\n\n\ndef helper():\n    return 1\n",
+            f"python/_backend{c.other_suffix(-1)}": _broken(c, "_backend"),
+            "python/beyond/__init__.py": "from ... import nothing\n",
+            "python/toplevel_rel.py": "from . import sibling\n",
+            "python/okpkg/__init__.py": "from .a import A\nfrom . import b\n",
+            "python/okpkg/a.py": "A = 1\n",
+            "python/okpkg/b.py": "from .a import A as B\n",
+        }],
+        expect={
+            "app": Expect("error", MNFE),
+            "beyond": Expect("error", "ImportError" if c.minor >= 9 else "ValueError"),
+            "toplevel_rel": Expect("error", "ImportError"),
+            "okpkg": Expect("ok"),
+        },
+    )
+
+
+def case_runtime_only_imports(c: Ctx) -> Stack:
+    """Imports in function bodies, lambdas and TYPE_CHECKING blocks never run at import."""
+    return Stack(
+        layers=[{
+            f"python/_backend{c.other_suffix(+1)}": _broken(c, "_backend"),
+            "python/lazy.py": "def load():\n    import _backend\n    return _backend\n\n"
+                              "get = lambda: __import__('_backend')\n",
+            "python/typed.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                               "    import _backend\n",
+            "python/typed_else.py": "import typing\nif typing.TYPE_CHECKING:\n    pass\nelse:\n"
+                                    "    import _backend\n",
+            "python/in_class.py": "class Loader:\n    import _backend\n",
+            "python/in_main.py": "if __name__ == '__main__':\n    import _backend\n",
+        }],
+        expect={
+            "lazy": Expect("ok"), "typed": Expect("ok"),
+            "typed_else": Expect("error", MNFE), "in_class": Expect("error", MNFE),
+            "in_main": Expect("ok"),
+        },
+    )
+
+
+def case_circular_and_parents(c: Ctx) -> Stack:
+    other = c.other_suffix(+1)
+    return Stack(
+        layers=[{
+            "python/circ_a.py": "import circ_b\nX = 1\n",
+            "python/circ_b.py": "import circ_a\nimport _backend\n",
+            "python/loop_a.py": "import loop_b\n",
+            "python/loop_b.py": "import loop_a\n",
+            f"python/_backend{other}": _broken(c, "_backend"),
+            "python/parentfail/__init__.py": "import _backend\n",
+            "python/parentfail/sub.py": "X = 1\n",
+            "python/cyc/__init__.py": "from . import a\n",
+            "python/cyc/a.py": "from cyc import nothing\n",
+        }],
+        expect={
+            "circ_a": Expect("error", MNFE), "circ_b": Expect("error", MNFE),
+            "loop_a": Expect("ok"), "parentfail.sub": Expect("error", MNFE),
+            "cyc": Expect("error", "ImportError"),
+        },
+    )
+
+
+def case_dynamic_and_conditions(c: Ctx) -> Stack:
+    broken_on = c.minor >= 11
+    return Stack(
+        layers=[{
+            f"python/_backend{c.other_suffix(+1)}": _broken(c, "_backend"),
+            "python/dyn_a.py": "import importlib\nmod = importlib.import_module('_backend')\n",
+            "python/dyn_b.py": "mod = __import__('_backend')\n",
+            "python/ver.py": "import sys\nif sys.version_info >= (3, 11):\n    import _backend\n",
+            "python/plat.py": "import sys\nif sys.platform == 'win32':\n    import _backend\n",
+            "python/reraise.py": "try:\n    import _backend\nexcept ImportError:\n"
+                                 "    raise ImportError('reraise needs _backend')\n",
+            "python/okmod.py": "X = 1\n",
+            "python/missing_name.py": "from okmod import missing\n",
+            "python/stdlib_user.py": "import os, json\nfrom collections import OrderedDict\n",
+        }],
+        expect={
+            "dyn_a": Expect("error", MNFE), "dyn_b": Expect("error", MNFE),
+            "ver": Expect("error", MNFE) if broken_on else Expect("ok"),
+            "plat": Expect("ok"),
+            "reraise": Expect("error", "ImportError"),
+            "missing_name": Expect("error", "ImportError"),
+            "stdlib_user": Expect("ok"),
+        },
+    )
+
+
+_CIMP = """
+static struct PyModuleDef {name}_def = {{ PyModuleDef_HEAD_INIT, "{name}", NULL, 0, NULL }};
+
+PyMODINIT_FUNC PyInit_{name}(void)
+{{
+    /* Import a module by name while initialising, as cffi and many C
+       extensions do; fail the same way they do when it cannot be imported. */
+    PyObject *dep = PyImport_ImportModule("{dep}");
+    if (dep == NULL)
+        return NULL;
+    Py_DECREF(dep);
+    return PyModule_Create(&{name}_def);
+}}
+"""
+
+
+def _importing_ext(c: Ctx, name: str, dep: str) -> bytes:
+    spec = ExtensionSpec(name, init=f"PyInit_{name}_template", extra_c=_CIMP.format(
+        name=name, dep=dep))
+    return c.build.extension(c.interp, spec)
+
+
+def case_extension_imports_at_init(c: Ctx) -> Stack:
+    return Stack(
+        layers=[{
+            f"python/_backend{c.other_suffix(+1)}": _broken(c, "_backend"),
+            f"python/cimp{c.suffix}": _importing_ext(c, "cimp", "_backend"),
+            f"python/cimp_ok{c.suffix}": _importing_ext(c, "cimp_ok", "okdep"),
+            "python/okdep.py": "X = 1\n",
+            "python/uses_cimp.py": "try:\n    import cimp\nexcept ImportError:\n"
+                                   "    cimp = None\n",
+            "python/needs_cimp.py": "import cimp\n",
+        }],
+        expect={
+            "cimp": Expect("error", MNFE), "cimp_ok": Expect("ok"),
+            "uses_cimp": Expect("ok"), "needs_cimp": Expect("error", MNFE),
+        },
+    )
+
+
+def case_newer_syntax(c: Ctx) -> Stack:
+    match_src = "x = 1\nmatch x:\n    case 1:\n        pass\n"
+    rejects_match = c.minor < 10
+    return Stack(
+        layers=[{
+            "python/newsyntax.py": match_src,
+            "python/exstar.py": "try:\n    pass\nexcept* ValueError:\n    pass\n",
+            "python/missing_colon.py": "x = 1\nif x\n    pass\n",
+            "python/bad_indent.py": "def f():\npass\n",
+            "python/guards_syntax.py":
+                "try:\n    import newsyntax\nexcept ImportError:\n    newsyntax = None\n",
+            "python/catches_syntax.py":
+                "try:\n    import newsyntax\nexcept Exception:\n    newsyntax = None\n",
+        }],
+        expect={
+            "newsyntax": Expect("error", "SyntaxError") if rejects_match else Expect("ok"),
+            "exstar": Expect("error", "SyntaxError") if c.minor < 11 else Expect("ok"),
+            "missing_colon": Expect("error", "SyntaxError"),
+            "bad_indent": Expect("error", "IndentationError"),
+            "guards_syntax": (Expect("error", "SyntaxError") if rejects_match
+                              else Expect("ok")),
+            "catches_syntax": Expect("ok"),
+        },
+    )
+
+
+CASES: dict[str, Callable[[Ctx], Stack]] = {
+    name.removeprefix("case_"): fn
+    for name, fn in dict(globals()).items()
+    if name.startswith("case_") and callable(fn)
+}
+
+
+@pytest.fixture(scope="session")
+def graph_builder(tmp_path_factory: pytest.TempPathFactory) -> NativeBuilder:
+    return NativeBuilder(tmp_path_factory.mktemp("native-graph"))
+
+
+def _interpreter_params() -> list[object]:
+    if not INTERPRETERS:
+        return [pytest.param(None, marks=pytest.mark.skip(
+            reason="no pyenv CPython 3.8+ found under $PYENV_ROOT or ~/.pyenv"))]
+    return [pytest.param(i, id=i.short + i.abiflags) for i in INTERPRETERS]
+
+
+_SYNTAX = ("SyntaxError", "IndentationError", "TabError")
+_LINE = re.compile(r"\(([^()]*), line (\d+)\)$")
+
+
+def _same(pred_type: str | None, pred_msg: str | None, exact: bool,
+          real_type: str | None, real_msg: str | None) -> bool:
+    if pred_type in _SYNTAX or real_type in _SYNTAX:
+        if pred_type != real_type or pred_msg is None or real_msg is None:
+            return False
+        p, r = _LINE.search(pred_msg), _LINE.search(real_msg)
+        if p is None or r is None or p.groups() != r.groups():
+            return False
+        return not exact or pred_msg == real_msg
+    return (pred_type, pred_msg) == (real_type, real_msg)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("interp", _interpreter_params())
+def test_propagation_matches_real_import(
+    interp: Interpreter, case: str, graph_builder: NativeBuilder, tmp_path: Path
+) -> None:
+    from abiscan import scan
+    from abiscan.targets import custom_target
+
+    ctx = Ctx(interp, graph_builder, tuple(i for i in INTERPRETERS if i != interp))
+    stack = CASES[case](ctx)
+    inputs = tmp_path / "inputs"
+    layer_zips = [write_zip(inputs / f"layer{n}.zip", m) for n, m in enumerate(stack.layers, 1)]
+    target = _captured_target(interp) or custom_target(
+        interp.short, "x86_64", "2.36", free_threaded=interp.free_threaded
+    )
+    report = scan(layer_zips, target=target, imports=list(stack.expect))  # type: ignore[arg-type]
+
+    root = (tmp_path / "root").resolve()
+    _lay_out(stack, layer_zips, None, root)
+    entries = _mapped_sys_path(target.sys_path, root)  # type: ignore[attr-defined]
+    names = list(dict.fromkeys([*(m.name for m in report.modules), *stack.expect]))
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        raw = pool.map(lambda n: real_import(interp, n, entries), names)
+        reals = {n: replace(r, message=_norm(r.message, root), file=_norm(r.file, root))
+                 for n, r in zip(names, raw, strict=True)}
+    where = f"CPython {'.'.join(map(str, interp.version))}{interp.abiflags}"
+
+    broken = [f"  {n}: case expects {e}, real {_describe_real(reals[n])}"
+              for n, e in stack.expect.items()
+              if (reals[n].outcome, reals[n].type) != (e.outcome, e.type)]
+    if broken:
+        pytest.fail(f"harness error in case {case!r} on {where}:\n" + "\n".join(broken),
+                    pytrace=False)
+
+    disagreements = []
+    for name in names:
+        real, pred = reals[name], report.module(name)
+        if pred is None:
+            disagreements.append(f"  {name}: not predicted; real {_describe_real(real)}")
+            continue
+        ptype = pred.error.type if pred.error else None
+        pmsg = pred.error.message if pred.error else None
+        exact = "closest abiscan knows" not in pred.reason
+        same = pred.outcome == real.outcome and _same(ptype, pmsg, exact, real.type,
+                                                      real.message)
+        if real.type in _SYNTAX and interp.version[:2] > sys.version_info[:2]:
+            # A grammar newer than abiscan's own: it says unknown rather than guess.
+            same = pred.outcome == "unknown"
+        if not same:
+            disagreements.append(
+                f"  {name}:\n    predicted {pred.outcome} {ptype}: {pmsg!r} "
+                f"(chain {' -> '.join(pred.chain)}; {pred.reason})\n"
+                f"    real      {_describe_real(real)}")
+    if disagreements:
+        pytest.fail(f"abiscan disagrees with {where} in case {case!r}:\n"
+                    + "\n".join(disagreements), pytrace=False)
