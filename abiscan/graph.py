@@ -15,7 +15,8 @@ is imported, compiled to bytecode or run. For each module this records
   TYPE_CHECKING:`` and whether it runs at all on the target (``sys.version_info``,
   ``sys.platform`` and ``os.name`` tests are evaluated for the target);
 * the module body as a small program of those steps (:class:`TryStep`,
-  :class:`CondStep`, :class:`ImportStep`, :class:`RaiseStep`), which
+  :class:`CondStep`, :class:`ImportStep`, :class:`RaiseStep`, and
+  :class:`AssignStep` for the ``has_x = True`` flags later ``if`` tests read), which
   :mod:`abiscan.impact` executes to decide which failure arrives where.
 
 The target's grammar
@@ -124,6 +125,19 @@ class CondStep:
     runs: bool | None
     body: Block
     orelse: Block = ()
+    # When the test is a module-level name (``if has_simplejson:``, or ``not``
+    # it), the executor can decide it from what the body assigned before.
+    name: str | None = None
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class AssignStep:
+    """``name = value`` at module level, with its truth value when the source fixes it."""
+
+    line: int
+    name: str
+    value: bool | None
 
 
 @dataclass(frozen=True)
@@ -134,7 +148,7 @@ class RaiseStep:
     message: str | None  # the literal message, when the source has one
 
 
-Step = ImportStep | TryStep | CondStep | RaiseStep
+Step = ImportStep | TryStep | CondStep | RaiseStep | AssignStep
 Block = tuple[Step, ...]
 
 
@@ -817,7 +831,11 @@ class _Extractor:
             body = self.block(s.body, ctx.under(value, cond, type_checking=tc))
             other = None if value is None else not value
             orelse = self.block(s.orelse, ctx.under(other, f"else of {cond}"))
-            return [*steps, CondStep(s.lineno, cond, value, body, orelse)]
+            test, negated = s.test, False
+            if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+                test, negated = test.operand, True
+            name = test.id if isinstance(test, ast.Name) else None
+            return [*steps, CondStep(s.lineno, cond, value, body, orelse, name, negated)]
         if isinstance(s, (ast.Try, getattr(ast, "TryStar", ast.Try))):
             return [self.try_step(s, ctx)]  # type: ignore[arg-type]
         if isinstance(s, (ast.With, ast.AsyncWith)):
@@ -881,11 +899,14 @@ class _Extractor:
             self.bind(s.name, ctx, s.lineno)
             return steps
         if isinstance(s, ast.Assign):
+            flags: list[Step] = []
             for t in s.targets:
                 self.bind_target(t, ctx)
                 self.note_special_target(t, s.value, ctx)
                 if isinstance(t, ast.Name) and not ctx.in_class:
                     self.cond.assign(t.id, s.value)
+                    flags.append(AssignStep(s.lineno, t.id, self.cond.value(s.value)))
+            return [*self.calls(s, ctx), *flags]
         elif isinstance(s, ast.AugAssign) or (isinstance(s, ast.AnnAssign) and s.value):
             self.bind_target(s.target, ctx)
         return self.calls(s, ctx)

@@ -33,7 +33,7 @@ inside them into an ``unknown`` outcome, never an ``error``.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -42,6 +42,7 @@ from .elf import ElfError, ElfFacts
 from .findings import Confidence, Finding, PredictedError
 from .graph import (
     PANIC,
+    AssignStep,
     Block,
     CondStep,
     ImportEdge,
@@ -109,6 +110,14 @@ class Pierced:
     statement: str
     guards: tuple[str, ...]
     raised: Raised
+
+
+@dataclass
+class _Env:
+    """The module-level flags one module body has assigned so far (``has_x = True``)."""
+
+    values: dict[str, bool | None] = field(default_factory=dict)
+    uncertain: bool = False  # inside a branch that may not run: what it assigns is unsure
 
 
 @dataclass
@@ -246,7 +255,7 @@ class Simulator:
             return Raised(None, (), source.name, verdict.unknown or "", certain=False)
         if source.custom_finder:
             self._run.hooks[source.name] = source.hook_names
-        return self._block(source, source.body, None)
+        return self._block(source, source.body, None, _Env())
 
     def _native(self, name: str, path: str) -> Raised | None:
         facts = self.native(name, path)
@@ -272,10 +281,11 @@ class Simulator:
 
     # -- statements ----------------------------------------------------------
 
-    def _block(self, source: ModuleSource, block: Block, caught: Raised | None) -> Raised | None:
+    def _block(self, source: ModuleSource, block: Block, caught: Raised | None, env: _Env
+               ) -> Raised | None:
         maybe: Raised | None = None
         for step in block:
-            got = self._step(source, step, caught)
+            got = self._step(source, step, caught, env)
             if got is None:
                 continue
             if got.certain:
@@ -283,31 +293,40 @@ class Simulator:
             maybe = maybe or got
         return maybe
 
-    def _step(self, source: ModuleSource, step: object, caught: Raised | None) -> Raised | None:
+    def _step(self, source: ModuleSource, step: object, caught: Raised | None, env: _Env
+              ) -> Raised | None:
         if isinstance(step, ImportStep):
             return self._edge(source, step.edge)
+        if isinstance(step, AssignStep):
+            env.values[step.name] = None if env.uncertain else step.value
+            return None
         if isinstance(step, CondStep):
-            if step.runs is True:
-                return self._block(source, step.body, caught)
-            if step.runs is False:
-                return self._block(source, step.orelse, caught)
-            got = self._block(source, step.body, caught) or self._block(
-                source, step.orelse, caught)
+            runs = step.runs
+            if runs is None and step.name is not None and env.values.get(step.name) is not None:
+                runs = bool(env.values[step.name]) != step.negated
+            if runs is True:
+                return self._block(source, step.body, caught, env)
+            if runs is False:
+                return self._block(source, step.orelse, caught, env)
+            unsure = _Env(env.values, uncertain=True)
+            got = self._block(source, step.body, caught, unsure) or self._block(
+                source, step.orelse, caught, unsure)
             if got is not None and got.certain:
                 return replace(got.maybe(), reason=f"{got.reason} (only {step.condition}, "
                                f"line {step.line}, which abiscan cannot decide)")
             return got
         if isinstance(step, TryStep):
-            return self._try(source, step, caught)
+            return self._try(source, step, caught, env)
         if isinstance(step, RaiseStep):
             return self._raise(source, step, caught)
         return None
 
-    def _try(self, source: ModuleSource, step: TryStep, caught: Raised | None) -> Raised | None:
-        got = self._block(source, step.body, caught)
+    def _try(self, source: ModuleSource, step: TryStep, caught: Raised | None, env: _Env
+             ) -> Raised | None:
+        got = self._block(source, step.body, caught, env)
         result: Raised | None
         if got is None:
-            result = self._block(source, step.orelse, caught)
+            result = self._block(source, step.orelse, caught, env)
         else:
             exc = got.error.type if got.error is not None else None
             handler = next((h for h in step.handlers
@@ -316,18 +335,21 @@ class Simulator:
                     catches(h.guard, "BaseException") for h in step.handlers):
                 handler = next(h for h in step.handlers if catches(h.guard, "BaseException"))
             if handler is not None:
-                result = self._block(source, handler.body, got)
+                # A failure that may not happen makes what the handler (or the
+                # else block) assigns uncertain too.
+                branch = env if got.certain else _Env(env.values, uncertain=True)
+                result = self._block(source, handler.body, got, branch)
                 if result is not None and not got.certain:
                     result = result.maybe()
                 if not got.certain:
-                    other = self._block(source, step.orelse, caught)
+                    other = self._block(source, step.orelse, caught, branch)
                     result = result or (other.maybe() if other is not None else None)
             else:
                 result = got
                 self._note_pierced(source, step, got)
                 if exc is None and step.handlers:
                     result = got.maybe()  # unknown failure: a guard may catch it
-        final = self._block(source, step.final, caught)
+        final = self._block(source, step.final, caught, env)
         if final is not None and (final.certain or result is None):
             return final
         return result
@@ -335,7 +357,8 @@ class Simulator:
     def _note_pierced(self, source: ModuleSource, step: TryStep, got: Raised) -> None:
         if got.error is None or not got.steps:
             return
-        guards = [h.guard for h in step.handlers if catches(h.guard, "ImportError")]
+        # Clauses meant for a failing import: they catch ModuleNotFoundError.
+        guards = [h.guard for h in step.handlers if catches(h.guard, "ModuleNotFoundError")]
         if not guards:
             return
         first = got.steps[0]
@@ -592,7 +615,3 @@ def _provenance(stack: Stack, path: str | None) -> tuple[str | None, str | None]
         return None, None
     sf = stack.file(path)
     return (sf.origin.source, sf.origin.source_path) if sf is not None else (None, None)
-
-
-def describe_steps(steps: Iterable[ChainStep]) -> list[str]:
-    return [s.describe() for s in steps]

@@ -7,79 +7,28 @@ bytes and the target: same inputs, same target, same report.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .capi import unavailable_reason as capi_unavailable_reason
 from .dists import Distribution, find_distributions
-from .elf import ElfError, ElfFacts, read_facts, sniff_format
+from .elf import ElfFacts
+from .filefacts import FileFacts
 from .findings import Finding, PredictedError
 from .impact import apply_impact
 from .importer import ImportSystem, Resolution
 from .inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
-from .ldso import simulate_dlopen
-from .loader import verify_identity
-from .pyc import magic_bytes, version_of_magic
+from .loading import load_bytecode, load_extension
 from .report import Candidate, InputSummary, ModuleOutcome, Report
-from .rules import binaries, distributions, imports, layers, linker, symbols
+from .rules import distributions, imports, layers
 from .runtime_packages import runtime_packages
 from .sources import InputKind, InputProblem, Source, SourceError, open_source
-from .stack import Provenance, Stack, build_stack
-from .tags import ExtensionTag, mismatch, parse_extension_filename
+from .stack import Stack, build_stack
+from .tags import mismatch
 from .targets import Target, builtin_target
 from .wheeltags import supported_tags
 
 PathLike = str | Path
-
-
-@dataclass
-class _Facts:
-    """Facts read from the stack's bytes, each file at most once."""
-
-    stack: Stack
-    problems: list[InputProblem] = field(default_factory=list)
-    _elf: dict[str, ElfFacts | ElfError | SourceError] = field(default_factory=dict)
-
-    def read(self, path: str) -> bytes | SourceError:
-        try:
-            return self.stack.read(path)
-        except SourceError as exc:
-            return exc
-
-    def elf(self, path: str) -> ElfFacts | ElfError | SourceError:
-        cached = self._elf.get(path)
-        if cached is None:
-            data = self.read(path)
-            if isinstance(data, SourceError):
-                cached = data
-            else:
-                try:
-                    cached = read_facts(data)
-                except ElfError as exc:
-                    cached = exc
-            self._elf[path] = cached
-        return cached
-
-    def is_extension(self, path: str) -> bool:
-        """Whether an untagged ``.so`` is meant as an extension module.
-
-        An ELF object exporting no ``PyInit_`` function is a shared library that
-        happens to sit on the path (``libfoo.so`` next to a package); anything
-        that is not ELF, or exports one, is treated as a module.
-        """
-        data = self.read(path)
-        if isinstance(data, SourceError):
-            return True
-        if sniff_format(data) != "elf":
-            return True
-        facts = self.elf(path)
-        if isinstance(facts, (ElfError, SourceError)):
-            return True
-        try:
-            return bool(facts.pyinit_names)
-        except ElfError:
-            return True
 
 
 def scan(
@@ -153,7 +102,7 @@ def analyse(
     imports: Sequence[str] = (),
 ) -> Report:
     """The pure part: from a stack and a target to a report."""
-    facts = _Facts(stack)
+    facts = FileFacts(stack)
     importer = ImportSystem(stack, target)
     dead = dead_roots(stack, target)
     found = candidates(stack, target, dead, facts.is_extension)
@@ -212,7 +161,7 @@ def _distribution_findings(
     dists: Sequence[Distribution],
     stack: Stack,
     importer: ImportSystem,
-    facts: _Facts,
+    facts: FileFacts,
     target: Target,
 ) -> list[Finding]:
     visible = distributions.visible(dists, target)
@@ -343,7 +292,7 @@ def _predict(
     cand: ModuleCandidate,
     res: Resolution,
     stack: Stack,
-    facts: _Facts,
+    facts: FileFacts,
     target: Target,
     dead: Sequence[DeadRoot],
 ) -> tuple[ModuleOutcome, list[Finding]]:
@@ -416,12 +365,12 @@ def _predict(
             )
         outcome, reason = "error", f"file mode {mode:04o} lacks o+r (see ABI403)"
     elif loader == "extension":
-        outcome, error, reason, new = _load_extension(
+        outcome, error, reason, new = load_extension(
             cand.name, spec.origin, facts, target, prov
         )
         findings.extend(new)
     elif loader == "bytecode":
-        outcome, error, reason, new = _load_bytecode(cand.name, spec.origin, facts, target, prov)
+        outcome, error, reason, new = load_bytecode(cand.name, spec.origin, facts, target, prov)
         findings.extend(new)
     replaced = tuple(p.describe() for p in loaded.replaced) if loaded else ()
     return (
@@ -437,191 +386,6 @@ def _not_found_reason(res: Resolution, passed: Sequence[Candidate]) -> str:
     if passed:
         return "; ".join(f"{c.path}: {c.why}" for c in passed[:3])
     return "no file for it on the target's sys.path"
-
-
-def _load_extension(
-    module: str,
-    path: str,
-    facts: _Facts,
-    target: Target,
-    origin: Provenance | None,
-) -> tuple[str, PredictedError | None, str, list[Finding]]:
-    data = facts.read(path)
-    if isinstance(data, SourceError):
-        return "unknown", None, f"cannot read the file: {data}", []
-    verdict = verify_identity(
-        data, path, arch=target.arch, glibc=target.libc_version, flavor=target.ld_so_flavor
-    )
-    if not verdict.ok:
-        if verdict.message is None:
-            return "unknown", None, verdict.detail, []
-        finding, error = binaries.refused_by_loader(
-            module, path, verdict.reason, verdict.message, verdict.detail,
-            sniff_format(data), origin, target,
-        )
-        return "error", error, verdict.detail, [finding]
-    elf = facts.elf(path)
-    if isinstance(elf, (ElfError, SourceError)):
-        facts.problems.append(
-            InputProblem(origin.source if origin else "stack",
-                         origin.source_path if origin else path,
-                         f"ELF file cannot be read: {elf}")
-        )
-        return (
-            "unknown", None,
-            f"the ELF header is acceptable but the rest cannot be read ({elf}); "
-            "abiscan cannot predict what the loader does with it", [],
-        )
-    tag = parse_extension_filename(path.rsplit("/", 1)[-1])
-    # dlopen() maps and binds the whole dependency tree before CPython looks
-    # for PyInit_: a missing library or symbol is reported first.
-    link = _link_extension(module, path, data, elf, facts, target, origin, tag)
-    if link.outcome != "ok":
-        return link.outcome, link.error, link.reason, link.findings
-    short = module.rpartition(".")[2]
-    if not elf.has_export(f"PyInit_{short}"):
-        try:
-            others: tuple[str, ...] = elf.pyinit_names
-        except ElfError:
-            others = ()  # a damaged name elsewhere in the table: the verdict stands
-        finding, error = imports.missing_init(module, path, others, origin)
-        return "error", error, finding.message, [*link.findings, finding]
-    what = tag.describe() if tag else "extension"
-    return (
-        "ok", None,
-        f"extension module for {what}: ELF identity, dependencies, symbol versions, "
-        f"symbols and PyInit_{short} check out{link.reason}", link.findings,
-    )
-
-
-@dataclass(frozen=True)
-class _Linked:
-    outcome: str
-    error: PredictedError | None
-    reason: str
-    findings: list[Finding]
-
-
-class _StackLibraries:
-    """The stack as the loader simulation reads it: files under /opt and /var/task."""
-
-    def __init__(self, facts: _Facts, target: Target) -> None:
-        self._facts = facts
-        self._roots = tuple(
-            r.rstrip("/") for r in (target.layer_root, target.function_root) if r
-        )
-
-    def owns(self, path: str) -> bool:
-        return any(path == r or path.startswith(r + "/") for r in self._roots)
-
-    def resolve(self, path: str) -> str | None:
-        sf = self._facts.stack.file(path)
-        return sf.target_path if sf is not None and sf.kind == "file" else None
-
-    def read(self, path: str) -> bytes | None:
-        data = self._facts.read(path)
-        return None if isinstance(data, SourceError) else data
-
-    def elf(self, path: str) -> ElfFacts | None:
-        got = self._facts.elf(path)
-        return got if isinstance(got, ElfFacts) else None
-
-
-def _built_for_hint(
-    path: str, facts: _Facts, target: Target
-) -> tuple[tuple[int, int], str] | None:
-    """The CPython an untagged module's tagged neighbours were built for, if not the target's."""
-    directory, _, _ = path.rpartition("/")
-    versions = set()
-    for name in facts.stack.listdir(directory):
-        sibling = parse_extension_filename(name)
-        if sibling is not None and sibling.kind == "cpython" and sibling.python_version:
-            versions.add(sibling.python_version)
-    if len(versions) != 1:
-        return None
-    (version,) = versions
-    if version == target.python_version:
-        return None
-    return version, (
-        f"the extension modules next to it in {directory} are tagged "
-        f"cpython-{version[0]}{version[1]}"
-    )
-
-
-def _link_extension(
-    module: str,
-    path: str,
-    data: bytes,
-    elf: ElfFacts,
-    facts: _Facts,
-    target: Target,
-    origin: Provenance | None,
-    tag: ExtensionTag | None,
-) -> _Linked:
-    """Dependencies, symbol versions and undefined symbols, as the target's dlopen checks them."""
-    capi = target.capi_exports()
-    if capi is None:
-        why = (
-            f"abiscan has no C-API data for a CPython {target.python}{target.abiflags} build"
-            if target.abiflags
-            else capi_unavailable_reason(target.python_version)
-        )
-    else:
-        why = ""
-    try:
-        result = simulate_dlopen(
-            path, data, elf, target, _StackLibraries(facts, target), target.inventory(), capi,
-            capi_missing_reason=why,
-        )
-    except ElfError as exc:
-        return _Linked(
-            "unknown", None,
-            f"the dynamic section or symbols cannot be read ({exc}); abiscan cannot predict "
-            "how the loader binds it", [],
-        )
-    problem = result.problem
-    if problem is None:
-        note = ""
-        if result.confidence != "certain":
-            note = f" ({result.confidence}: {'; '.join(result.notes[:2])})"
-        found: list[Finding] = []
-        hint = _built_for_hint(path, facts, target) if tag and tag.kind == "untagged" else None
-        if hint is not None:
-            found.append(symbols.built_for_other_python(module, path, *hint, origin, target))
-        return _Linked("ok", None, note, found)
-    if problem.message is None or result.outcome == "unknown":
-        reason = problem.detail or problem.kind
-        if problem.message is not None:
-            reason = f"possibly {problem.message}: {reason}"
-        return _Linked("unknown", None, reason, [])
-    if problem.kind == "undefined-symbol":
-        finding, error = symbols.undefined_symbol(module, path, problem, tag, origin, target)
-    else:
-        finding, error = linker.dependency_refused(
-            module, path, problem, result.objects, origin, target
-        )
-    return _Linked("error", error, finding.message, [finding])
-
-
-def _load_bytecode(
-    module: str, path: str, facts: _Facts, target: Target, origin: Provenance | None
-) -> tuple[str, PredictedError | None, str, list[Finding]]:
-    data = facts.read(path)
-    if isinstance(data, SourceError):
-        return "unknown", None, f"cannot read the file: {data}", []
-    want = magic_bytes(target.python_version)
-    if want is None:
-        return (
-            "unknown", None,
-            f"abiscan does not know the bytecode magic number of CPython {target.python}", [],
-        )
-    magic = data[:4]
-    if magic == want:
-        return "ok", None, f"bytecode for CPython {target.python}", []
-    written = version_of_magic(magic)
-    by = f"CPython {written[0]}.{written[1]}" if written else "an unknown Python"
-    finding, error = imports.bad_magic(module, path, magic, by, origin, target)
-    return "error", error, finding.message, [finding]
 
 
 def _dead_root_findings(

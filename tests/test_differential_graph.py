@@ -186,6 +186,12 @@ def case_dynamic_and_conditions(c: Ctx) -> Stack:
             "python/okmod.py": "X = 1\n",
             "python/missing_name.py": "from okmod import missing\n",
             "python/stdlib_user.py": "import os, json\nfrom collections import OrderedDict\n",
+            "python/flags.py": "has_b = False\ntry:\n    import _backend\n    has_b = True\n"
+                               "except ImportError:\n    pass\nif has_b:\n"
+                               "    from _backend import x\nelse:\n    import okmod\n",
+            "python/flags_neg.py": "ok = True\ntry:\n    import _backend\n"
+                                   "except ImportError:\n    ok = False\nif not ok:\n"
+                                   "    import _backend\n",
         }],
         expect={
             "dyn_a": Expect("error", MNFE), "dyn_b": Expect("error", MNFE),
@@ -194,6 +200,7 @@ def case_dynamic_and_conditions(c: Ctx) -> Stack:
             "reraise": Expect("error", "ImportError"),
             "missing_name": Expect("error", "ImportError"),
             "stdlib_user": Expect("ok"),
+            "flags": Expect("ok"), "flags_neg": Expect("error", MNFE),
         },
     )
 

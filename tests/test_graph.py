@@ -10,6 +10,7 @@ import pytest
 from abiscan.graph import (
     PANIC,
     RUNNING,
+    AssignStep,
     CondStep,
     Guard,
     ImportEdge,
@@ -258,6 +259,14 @@ def test_open_namespaces() -> None:
     assert parse("def __getattr__(name):\n    return 1\n").open_namespace
     assert parse("globals().update(a=1)\n").open_namespace
     assert parse("__all__ = ['a', 'b']\n").all_names == ("a", "b")
+
+
+def test_flag_assignments_and_name_tests() -> None:
+    module = parse("has_x = False\nother = compute()\nif not has_x:\n    import a\n")
+    first, second, cond = module.body
+    assert isinstance(first, AssignStep) and (first.name, first.value) == ("has_x", False)
+    assert isinstance(second, AssignStep) and second.value is None
+    assert isinstance(cond, CondStep) and (cond.name, cond.negated) == ("has_x", True)
 
 
 def test_steps_keep_statement_order() -> None:

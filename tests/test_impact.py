@@ -103,6 +103,21 @@ def test_an_undecidable_condition_makes_the_outcome_unknown(tmp_path: Path) -> N
     assert not report.findings_for("ABI501")
 
 
+def test_flags_assigned_in_try_blocks_decide_later_ifs(tmp_path: Path) -> None:
+    # requests' compat module: the flag says which module the except clause fell back to.
+    report = scan(tmp_path, {
+        **BACKEND_311,
+        "python/compat.py": "has_backend = False\ntry:\n    import _backend\n"
+                            "    has_backend = True\nexcept ImportError:\n    import json\n"
+                            "if has_backend:\n    from _backend import fast\nelse:\n"
+                            "    from json import loads\n",
+        "python/negated.py": "ok = True\ntry:\n    import _backend\nexcept ImportError:\n"
+                             "    ok = False\nif not ok:\n    import _backend\n",
+    })
+    assert outcome(report, "compat") == ("ok", None)
+    assert outcome(report, "negated") == ("error", MNFE)
+
+
 def test_circular_imports_terminate_and_fail_where_cpython_does(tmp_path: Path) -> None:
     ring = {f"python/r{i}.py": f"import r{(i + 1) % 30}\n" for i in range(30)}
     report = scan(tmp_path, {

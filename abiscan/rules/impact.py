@@ -83,7 +83,7 @@ def guard_pierced(
             "later raises an ImportError that the guard catches"
         )
     else:
-        why = f"{error.type} is not an ImportError"
+        why = f"the clause does not catch {error.type}"
         fix = _fix_for(module, broken, error)
     return Finding.of(
         ABI502,
