@@ -316,17 +316,18 @@ class ElfFacts:
         Decodes the whole dynamic symbol table on first use; may raise
         :class:`ElfError` for a damaged string table.
         """
-        return self._symbols.decoded()[0]
+        return self._symbols.exported_names()
 
     @property
     def undefined(self) -> tuple[str, ...]:
-        """Undefined GLOBAL symbols, in table order (decoded like :attr:`exported`)."""
-        return self._symbols.decoded()[1]
+        """Undefined GLOBAL symbols, in table order (decoded on first use, without
+        the exports; may raise :class:`ElfError` like :attr:`exported`)."""
+        return self._symbols.undefined_names()[0]
 
     @property
     def weak_undefined(self) -> tuple[str, ...]:
-        """Undefined WEAK symbols, in table order (decoded like :attr:`exported`)."""
-        return self._symbols.decoded()[2]
+        """Undefined WEAK symbols, in table order (decoded with :attr:`undefined`)."""
+        return self._symbols.undefined_names()[1]
 
     @property
     def pyinit_names(self) -> tuple[str, ...]:
@@ -452,7 +453,7 @@ class _DynamicSymbols:
 
     __slots__ = (
         "_columns",
-        "_decoded",
+        "_exported",
         "_hash",
         "_info_at",
         "_little",
@@ -461,6 +462,7 @@ class _DynamicSymbols:
         "_std",
         "_strtab",
         "_symtab",
+        "_undefined",
     )
 
     def __init__(
@@ -475,7 +477,10 @@ class _DynamicSymbols:
         self._info_at = 4 if is64 else 12
         self._little = little
         self._columns: dict[int, bytes] = {}
-        self._decoded: tuple[frozenset[str], tuple[str, ...], tuple[str, ...]] | None = None
+        # Decoded separately: an extension's few undefined symbols are often all
+        # that is asked of a table with tens of thousands of exports.
+        self._exported: frozenset[str] | None = None
+        self._undefined: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._pyinit: tuple[str, ...] | None = None
         self._pyinit_at: list[int] | None = None
         self._hash: int | None = None
@@ -535,30 +540,49 @@ class _DynamicSymbols:
     # -- full decode --------------------------------------------------------
 
     def decoded(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
-        """(exported, undefined, weak_undefined), decoded once."""
-        if self._decoded is None:
-            with _only_elf_errors():
-                self._decoded = self._decode()
-        return self._decoded
+        """(exported, undefined, weak_undefined), each decoded once."""
+        undefined, weak = self.undefined_names()
+        return self.exported_names(), undefined, weak
 
-    def _decode(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+    def exported_names(self) -> frozenset[str]:
+        if self._exported is None:
+            with _only_elf_errors():
+                self._exported = self._decode_exported()
+        return self._exported
+
+    def undefined_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(undefined GLOBAL, undefined WEAK), in table order."""
+        if self._undefined is None:
+            with _only_elf_errors():
+                self._undefined = self._decode_undefined()
+        return self._undefined
+
+    def _decode_exported(self) -> frozenset[str]:
         if not self._symtab:
-            return frozenset(), (), ()
+            return frozenset()
         at = self._info_at
-        st_names = self._st_names()
-        binds = self._column(at)
         shndx = _or_bytes(self._column(at + 2), self._column(at + 3))
-        defined = shndx.translate(_T_NONZERO)
-        undefined = shndx.translate(_T_ZERO)
         exported_mask = _and_masks(
-            binds.translate(_T_EXPORT_BIND), self._column(at + 1).translate(_T_VISIBLE), defined
+            self._column(at).translate(_T_EXPORT_BIND),
+            self._column(at + 1).translate(_T_VISIBLE),
+            shndx.translate(_T_NONZERO),
         )
+        # filter(None, ...) drops st_name 0, the conventional "no name".
+        return frozenset(
+            self._strings(filter(None, compress(self._st_names(), exported_mask)), [0])
+        )
+
+    def _decode_undefined(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if not self._symtab:
+            return (), ()
+        at = self._info_at
+        binds = self._column(at)
+        undefined = _or_bytes(self._column(at + 2), self._column(at + 3)).translate(_T_ZERO)
         undefined_mask = _and_masks(binds.translate(_T_GLOBAL), undefined)
         weak_mask = _and_masks(binds.translate(_T_WEAK), undefined)
+        st_names = self._st_names()
         spent = [0]
-        # filter(None, ...) drops st_name 0, the conventional "no name".
         return (
-            frozenset(self._strings(filter(None, compress(st_names, exported_mask)), spent)),
             tuple(self._strings(filter(None, compress(st_names, undefined_mask)), spent)),
             tuple(self._strings(filter(None, compress(st_names, weak_mask)), spent)),
         )
@@ -607,8 +631,8 @@ class _DynamicSymbols:
     # -- lookups ------------------------------------------------------------
 
     def has_export(self, name: str) -> bool:
-        if self._decoded is not None:
-            return name in self._decoded[0]
+        if self._exported is not None:
+            return name in self._exported
         try:
             encoded = name.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
@@ -634,8 +658,8 @@ class _DynamicSymbols:
 
     def pyinit_names(self) -> tuple[str, ...]:
         if self._pyinit is None:
-            if self._decoded is not None:
-                names = {n for n in self._decoded[0] if n.startswith("PyInit_")}
+            if self._exported is not None:
+                names = {n for n in self._exported if n.startswith("PyInit_")}
             else:
                 with _only_elf_errors():
                     offsets = self._exported_offsets(self._pyinit_offsets())

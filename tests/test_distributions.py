@@ -133,3 +133,15 @@ def test_deployment_over_the_size_limit(tmp_path: Path) -> None:
     (f,) = codes(abiscan.scan([z], target=target), "ABI402")
     assert "the limit is" in f.message and str(z) in f.evidence[0]
     assert codes(abiscan.scan([z], runtime="python3.12"), "ABI402") == []
+
+
+def test_a_missing_dependency_fails_the_module_that_imports_it(tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "l.zip", installed(
+        "app", "1.0", {"app/__init__.py": "import missing_dep\n"},
+        requires_dist=("missing-dep>=1",)))
+    report = abiscan.scan([z], runtime="python3.12")
+    app = report.module("app")
+    assert app is not None and app.outcome == "error"
+    assert str(app.error) == "ModuleNotFoundError: No module named 'missing_dep'"
+    assert app.chain == ("app", "missing_dep")
+    assert {f.code for f in report.findings} >= {"ABI303", "ABI501"}
