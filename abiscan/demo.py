@@ -2,9 +2,15 @@
 
 Two synthesised layers, written to a temporary directory and scanned there:
 an "AWS SDK for pandas"-like layer with pure-Python packages (a PyMySQL-like
-driver whose optional crypto import is guarded), and a "Powertools"-like layer
-whose cffi backend was built on a CPython 3.8 base image for every runtime.
-On python3.12 ``_cffi_backend`` is never even tried; on python3.8 it loads.
+driver whose optional crypto import is guarded by ``except ImportError``),
+and a "Powertools"-like layer with cryptography 41 and cffi, whose cffi
+backend was built on a CPython 3.8 base image for every runtime.
+
+On python3.12 ``_cffi_backend`` is never even tried; cryptography's pyo3
+module (its stand-in carries the strings the real one has) creates its
+embedded cffi module during init, which fails, and pyo3 turns that into
+``pyo3_runtime.PanicException``: a ``BaseException`` that goes through the
+guard, so ``import pymysql`` fails. On python3.8 everything loads.
 """
 
 from __future__ import annotations
@@ -33,6 +39,25 @@ import pymysql
 _CFFI_INIT = '''"""A cffi-like package (synthesised for the abiscan demo)."""
 from _cffi_backend import FFI  # noqa: F401
 '''
+_SERIALIZATION = '''"""cryptography-like: the primitives import the Rust bindings at import time."""
+from cryptography.hazmat.bindings._rust import openssl  # noqa: F401
+'''
+# What cryptography 41's _rust.abi3.so has in .rodata and abiscan reads: pyo3's
+# panic type and version, and the embedded cffi module's import of its backend.
+_RUST_RODATA = (
+    b"\0pyo3_runtime.PanicException\0pyo3-0.19.2\0"
+    b"_cffi_backend\0_init_cffi_1_0_external_module\0"
+)
+
+
+def _dist_info(name: str, version: str, files: dict[str, bytes]) -> dict[str, bytes]:
+    """A minimal dist-info so findings can name the distribution, as pip leaves it."""
+    info = f"python/{name}-{version}.dist-info"
+    record = "".join(f"{path.removeprefix('python/')},,\n" for path in files)
+    return {
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/RECORD": (record + f"{name}-{version}.dist-info/RECORD,,\n").encode(),
+    }
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -57,16 +82,26 @@ def build_incident(directory: Path) -> tuple[Path, Path]:
         },
     )
     backend = build_shared_object(machine="x86_64", exports=["PyInit__cffi_backend"])
-    rust = build_shared_object(machine="x86_64", exports=["PyInit__rust"])
+    rust = build_shared_object(
+        machine="x86_64", exports=["PyInit__rust"], rodata=_RUST_RODATA
+    )
+    cffi = {
+        "python/cffi/__init__.py": _CFFI_INIT.encode(),
+        "python/_cffi_backend.cpython-38-x86_64-linux-gnu.so": backend,
+    }
+    cryptography = {
+        "python/cryptography/__init__.py": b"",
+        "python/cryptography/hazmat/__init__.py": b"",
+        "python/cryptography/hazmat/primitives/__init__.py": b"",
+        "python/cryptography/hazmat/primitives/serialization.py": _SERIALIZATION.encode(),
+        "python/cryptography/hazmat/bindings/__init__.py": b"",
+        "python/cryptography/hazmat/bindings/_rust.abi3.so": rust,
+    }
     layer2 = _zip(
         directory / "powertools-like.zip",
         {
-            "python/cffi/__init__.py": _CFFI_INIT.encode(),
-            "python/_cffi_backend.cpython-38-x86_64-linux-gnu.so": backend,
-            "python/cryptography/__init__.py": b"",
-            "python/cryptography/hazmat/__init__.py": b"",
-            "python/cryptography/hazmat/bindings/__init__.py": b"",
-            "python/cryptography/hazmat/bindings/_rust.abi3.so": rust,
+            **cffi, **_dist_info("cffi", "1.15.1", cffi),
+            **cryptography, **_dist_info("cryptography", "41.0.7", cryptography),
         },
     )
     return layer1, layer2
@@ -85,11 +120,13 @@ def run_demo(fmt: str = "text") -> tuple[str, bool]:
             runtime: scan(layers, runtime=runtime, arch="x86_64")
             for runtime in ("python3.12", "python3.8")
         }
-        new, old = reports["python3.12"].module("_cffi_backend"), reports["python3.8"].module(
-            "_cffi_backend"
-        )
+        new, old = reports["python3.12"], reports["python3.8"]
+        backend, driver = new.module("_cffi_backend"), new.module("pymysql")
         as_expected = (
-            new is not None and new.outcome == "error" and old is not None and old.ok
+            backend is not None and backend.outcome == "error"
+            and driver is not None and driver.error is not None
+            and driver.error.type == "pyo3_runtime.PanicException"
+            and all(m.ok for m in old.modules)
         )
         if fmt == "json":
             text = json.dumps(
@@ -99,7 +136,8 @@ def run_demo(fmt: str = "text") -> tuple[str, bool]:
         parts = [
             "abiscan demo: the incident, rebuilt from synthesised layers\n"
             "  layer 1: aws-sdk-pandas-like.zip (pure-Python pymysql-like driver)\n"
-            "  layer 2: powertools-like.zip (cffi with _cffi_backend built for CPython 3.8)\n",
+            "  layer 2: powertools-like.zip (cryptography 41 and cffi, with _cffi_backend\n"
+            "           built for CPython 3.8)\n",
         ]
         for runtime, report in reports.items():
             parts.append(f"=== {runtime} " + "=" * 50 + "\n")
@@ -107,7 +145,9 @@ def run_demo(fmt: str = "text") -> tuple[str, bool]:
         if as_expected:
             parts.append(
                 "As predicted: on python3.12 `import _cffi_backend` raises "
-                "ModuleNotFoundError; on python3.8 it loads.\n"
+                "ModuleNotFoundError, and `import pymysql` dies with "
+                "pyo3_runtime.PanicException\nthrough its `except ImportError` guard; "
+                "on python3.8 everything loads.\n"
             )
         else:
             parts.append("UNEXPECTED: abiscan did not predict the incident; please report this.\n")

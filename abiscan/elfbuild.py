@@ -383,6 +383,7 @@ def build_shared_object(
     version_defs: Sequence[str] = (),
     version_needs: Sequence[tuple[str, Sequence[str]]] = (),
     relocate: bool = False,
+    rodata: bytes = b"",
 ) -> bytes:
     """Write a minimal ELF shared object and return its bytes.
 
@@ -402,6 +403,9 @@ def build_shared_object(
     ``relocate`` adds a GLOB_DAT relocation (``.rela.dyn`` into a ``.got``)
     for every undefined symbol, so that the dynamic linker looks each one up,
     as it does for the references of real code (x86_64 and aarch64 only).
+    ``rodata`` becomes a ``.rodata`` section in the read-only segment: the
+    strings real code keeps there (module names it imports, pyo3's panic
+    type), which abiscan reads to find imports made from native code.
     """
     if bits not in (32, 64):
         raise BuildError(f"bits must be 32 or 64, not {bits!r}")
@@ -456,6 +460,8 @@ def build_shared_object(
     if n_relocs:
         sections.append(".rela.dyn")
     sections.append(".text")
+    if rodata:
+        sections.append(".rodata")
     if abi_note is not None:
         sections.append(".note.ABI-tag")
     sections.append(".dynamic")
@@ -485,7 +491,8 @@ def build_shared_object(
     rela_size = n_relocs * rela_ent
     text_off = _align(rela_off + rela_size, 16)
     text_size = max(n_funcs, 1) * len(stub)
-    note_off = _align(text_off + text_size, 4)
+    rodata_off = _align(text_off + text_size, 16)
+    note_off = _align(rodata_off + len(rodata), 4)
     note_bytes = b""
     if abi_note is not None:
         note_bytes = struct.pack(e + "III4sIIII", 4, 16, 1, b"GNU\0", *abi_note)
@@ -712,6 +719,13 @@ def build_shared_object(
             0,
         )
     )
+    if rodata:
+        shdrs.append(
+            lay.shdr(
+                sh_names[".rodata"], _SHT_PROGBITS, _SHF_ALLOC, rodata_off, rodata_off,
+                len(rodata), 0, 0, 16, 0,
+            )
+        )
     if abi_note is not None:
         shdrs.append(
             lay.shdr(
@@ -773,6 +787,7 @@ def build_shared_object(
     out[dynsym_off : dynsym_off + dynsym_size] = dynsym_bytes
     out[dynstr_off : dynstr_off + len(dynstr_bytes)] = dynstr_bytes
     out[text_off : text_off + text_size] = stub * max(n_funcs, 1)
+    out[rodata_off : rodata_off + len(rodata)] = rodata
     if note_bytes:
         out[note_off : note_off + len(note_bytes)] = note_bytes
     out[dynamic_off : dynamic_off + len(dynamic_bytes)] = dynamic_bytes

@@ -191,3 +191,18 @@ def test_overwritten_file_keeps_its_history(tmp_path: Path) -> None:
     m = abiscan.scan([one, two]).module("dup")
     assert m is not None and m.source == str(two)
     assert m.replaced == (f"{one}:python/dup.py",)
+
+
+def test_demo_shows_the_whole_incident_chain() -> None:
+    from abiscan.demo import run_demo
+
+    text, as_expected = run_demo("json")
+    assert as_expected
+    data = json.loads(text)
+    new = {m["name"]: m for m in data["python3.12"]["modules"]}
+    assert new["pymysql"]["error"] == {"type": "pyo3_runtime.PanicException",
+                                       "message": "Python API call failed"}
+    assert new["pymysql"]["chain"][-2:] == ["cryptography.hazmat.bindings._rust",
+                                            "_cffi_backend"]
+    assert "ABI502" in {f["code"] for f in data["python3.12"]["findings"]}
+    assert all(m["outcome"] == "ok" for m in data["python3.8"]["modules"])

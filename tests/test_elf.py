@@ -1087,3 +1087,14 @@ def test_random_symbol_mutations_lazy_equals_full() -> None:
             result = facts_or_error(bytes(out))
             if isinstance(result, ElfFacts):
                 check_lazy_symbols(bytes(out), ["PyInit_ab", "xa", "u", "w", "ab"])
+
+
+def test_builder_rodata_is_a_section_in_the_read_only_segment(tmp_path: Path) -> None:
+    from abiscan.nativeimports import rodata
+
+    strings = b"\0_cffi_backend\0pyo3_runtime.PanicException\0"
+    data = build_shared_object(exports=["PyInit_m"], rodata=strings)
+    section = ELFFile(io.BytesIO(data)).get_section_by_name(".rodata")
+    assert section is not None and section.data() == strings
+    assert strings in rodata(data)
+    assert read_facts(data).has_export("PyInit_m")
