@@ -13,16 +13,16 @@ abiscan lowers its confidence instead of guessing.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from abiscan.elf import read_facts
+
+from _generated import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "abiscan" / "data" / "cpython_exports.json"
@@ -138,19 +138,10 @@ def build() -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file would change")
-    args = parser.parse_args()
-    text = json.dumps(build(), indent=0, sort_keys=True) + "\n"
-    if args.check:
-        current = OUT.read_text("utf-8") if OUT.exists() else ""
-        if current != text:
-            print(f"{OUT} is out of date; run tools/gen_cpython_exports.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, "utf-8")
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check(
+        OUT, lambda: json.dumps(build(), indent=0, sort_keys=True) + "\n",
+        __doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ library:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from _generated import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "abiscan" / "data" / "stdlib_modules.json"
@@ -122,19 +123,10 @@ def collect() -> dict[str, object]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file would change")
-    args = parser.parse_args(argv)
-    text = json.dumps(collect(), indent=1, sort_keys=True) + "\n"
-    if args.check:
-        current = OUT.read_text("utf-8") if OUT.exists() else ""
-        if current != text:
-            print(f"{OUT} is out of date; run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, "utf-8")
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check(
+        OUT, lambda: json.dumps(collect(), indent=1, sort_keys=True) + "\n",
+        __doc__.split("\n\n")[0], argv,
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..findings import ABI201, ABI202, Confidence, Finding, PredictedError
 from ..stack import Provenance
 from ..targets import Target
+from . import located
 
 # Loader verdict reasons that mean "this is not an ELF object at all".
 NOT_ELF_REASONS = frozenset({"not-elf", "file-too-short", "empty"})
@@ -68,8 +69,7 @@ def refused_by_loader(
         fix,
         confidence=confidence,
         path=path,
-        source=origin.source if origin else None,
-        source_path=origin.source_path if origin else None,
+        **located(origin),
         module=module,
         predicted_error=error,
         evidence=evidence,

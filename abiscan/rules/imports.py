@@ -22,6 +22,7 @@ from ..importer import PassedOver, Spec
 from ..stack import Provenance
 from ..tags import Mismatch
 from ..targets import Target
+from . import located
 
 _AWS_SDK = frozenset({"boto3", "botocore", "s3transfer"})
 
@@ -72,8 +73,7 @@ def not_tried(
         _rebuild_fix(target, f"<distribution> (which ships {fname})"),
         severity=severity,
         path=passed.path,
-        source=origin.source if origin else None,
-        source_path=origin.source_path if origin else None,
+        **located(origin),
         module=module,
         predicted_error=error if loaded is None else None,
         evidence=evidence,
@@ -135,8 +135,7 @@ def bad_magic(
         f"Ship the .py source (or .pyc compiled by CPython {target.python}) instead of "
         f"{path.rsplit('/', 1)[-1]}",
         path=path,
-        source=origin.source if origin else None,
-        source_path=origin.source_path if origin else None,
+        **located(origin),
         module=module,
         predicted_error=error,
         evidence=(f"first 4 bytes of {path}: {magic!r}",),
@@ -165,8 +164,7 @@ def missing_init(
         "module's sources; a plain shared library must not sit where a module is expected",
         confidence=confidence,
         path=path,
-        source=origin.source if origin else None,
-        source_path=origin.source_path if origin else None,
+        **located(origin),
         module=module,
         predicted_error=error,
         evidence=(f"readelf --dyn-syms -W {path.rsplit('/', 1)[-1]} | grep PyInit_",),
@@ -194,8 +192,7 @@ def shadowed(
         "older), so that the version you tested is the version that loads",
         severity=Severity.INFO if same else Severity.WARNING,
         path=loser.origin,
-        source=origin.source if origin else None,
-        source_path=origin.source_path if origin else None,
+        **located(origin),
         module=module,
         evidence=(f"sys.path order: {winner.entry} before {loser.entry}",),
     )
@@ -218,8 +215,7 @@ def shadows_runtime(
         severity=Severity.INFO,
         confidence=Confidence.LIKELY,
         path=spec.origin,
-        source=origin.source if origin else None,
-        source_path=origin.source_path if origin else None,
+        **located(origin),
         module=module,
         evidence=(f"{spec.entry} comes before {location} on sys.path",),
     )

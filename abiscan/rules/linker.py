@@ -16,6 +16,7 @@ from ..findings import ABI203, ABI204, ABI205, Confidence, Finding, PredictedErr
 from ..ldso import LinkObject, LinkProblem
 from ..stack import Provenance
 from ..targets import Target
+from . import located
 
 __all__ = ["dependency_refused"]
 
@@ -54,8 +55,7 @@ def dependency_refused(
     needer = posixpath.basename(problem.object)
     where: dict[str, Any] = {
         "path": path,
-        "source": origin.source if origin else None,
-        "source_path": origin.source_path if origin else None,
+        **located(origin),
         "module": module,
         "predicted_error": error,
         "confidence": _confidence(problem.confidence),

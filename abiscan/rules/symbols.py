@@ -26,6 +26,7 @@ from ..ldso import LinkProblem
 from ..stack import Provenance
 from ..tags import ExtensionTag
 from ..targets import Target
+from . import located
 
 __all__ = ["built_for_other_python", "undefined_symbol"]
 
@@ -58,8 +59,7 @@ def undefined_symbol(
     owner = posixpath.basename(problem.object)
     where: dict[str, Any] = {
         "path": path,
-        "source": origin.source if origin else None,
-        "source_path": origin.source_path if origin else None,
+        **located(origin),
         "module": module,
         "predicted_error": error,
         "confidence": Confidence(problem.confidence),
@@ -131,8 +131,7 @@ def built_for_other_python(
         severity=Severity.WARNING,
         confidence=Confidence.LIKELY,
         path=path,
-        source=origin.source if origin else None,
-        source_path=origin.source_path if origin else None,
+        **located(origin),
         module=module,
         evidence=(why,),
     )
