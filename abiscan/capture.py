@@ -104,6 +104,7 @@ class _Elf:
         self.bits = 64 if self.is64 else 32
         self.loads: list[tuple[int, int, int]] = []
         self.dynamic: tuple[int, int] | None = None
+        self.interp: tuple[int, int] | None = None  # PT_INTERP: the dynamic linker's path
         for i in range(min(self.phnum, 256)):
             raw = self._read(self.phoff + i * self.phentsize, 56 if self.is64 else 32)
             if self.is64:
@@ -114,6 +115,8 @@ class _Elf:
                 self.loads.append((vaddr, off, filesz))
             elif p_type == 2:
                 self.dynamic = (off, filesz)
+            elif p_type == 3:
+                self.interp = (off, filesz)
         self.tags: dict[int, list[int]] = {}
         if self.dynamic is not None:
             off, size = self.dynamic
@@ -323,19 +326,13 @@ def _interpreter_path() -> str | None:
     """PT_INTERP of the running interpreter: the dynamic linker's path."""
     try:
         with open(sys.executable, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            elf = _Elf(f, size)
-            for i in range(min(elf.phnum, 256)):
-                raw = elf._read(elf.phoff + i * elf.phentsize, 56 if elf.is64 else 32)
-                if elf.is64:
-                    p_type, _, off, _, _, filesz = struct.unpack_from(elf.e + "IIQQQQ", raw)
-                else:
-                    p_type, off, _, _, filesz = struct.unpack_from(elf.e + "IIIII", raw)
-                if p_type == 3:
-                    return elf._read(off, filesz).rstrip(b"\0").decode()
+            elf = _Elf(f, os.fstat(f.fileno()).st_size)
+            if elf.interp is None:
+                return None
+            off, size = elf.interp
+            return elf._read(off, size).rstrip(b"\0").decode()
     except (OSError, ValueError, struct.error):
         return None
-    return None
 
 
 def _dir_links(dirs: list[str]) -> list[list[str]]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from . import __version__
 from .pipeline import scan
 from .render import render_explain, render_json, render_sarif, render_text
+from .report import Report
 from .targets import (
     Target,
     TargetError,
@@ -130,33 +131,46 @@ def _target(args: argparse.Namespace) -> Target:
     return builtin_target(args.runtime or "python3.12", arch)
 
 
-def _cmd_scan(args: argparse.Namespace) -> int:
-    if not args.layers and not args.function and not args.site_packages:
-        print("abiscan scan: error: give at least one layer, --function or --site-packages",
-              file=sys.stderr)
+def _run_scan(
+    args: argparse.Namespace, command: str, layers: Sequence[str], imports: Sequence[str]
+) -> Report | int:
+    """The scan both commands make, or the exit status of a usage error (already printed)."""
+    if not layers and not args.function and not args.site_packages:
+        print(f"abiscan {command}: error: give at least one layer, --function or "
+              "--site-packages", file=sys.stderr)
         return EXIT_USAGE
     try:
         target = _target(args)
     except TargetError as exc:
-        print(f"abiscan scan: error: {exc}", file=sys.stderr)
+        print(f"abiscan {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    bad = [n for n in args.imports if not _is_dotted_name(n)]
+    bad = [n for n in imports if not _is_dotted_name(n)]
     if bad:
-        print(f"abiscan scan: error: not a dotted module name: {bad[0]!r}", file=sys.stderr)
+        print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}",
+              file=sys.stderr)
         return EXIT_USAGE
-    report = scan(
-        args.layers, args.function, args.site_packages, target=target, imports=args.imports
-    )
+    return scan(layers, args.function, args.site_packages, target=target, imports=imports)
+
+
+def _unreadable(report: Report) -> bool:
+    """Name each input that could not be read, on stderr; whether there was one."""
+    for summary in report.unreadable_inputs:
+        problem = next((p.problem for p in report.problems if p.source == summary.label), "")
+        print(f"abiscan: cannot read {summary.label}: {problem}", file=sys.stderr)
+    return bool(report.unreadable_inputs)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    report = _run_scan(args, "scan", args.layers, args.imports)
+    if isinstance(report, int):
+        return report
     if args.format == "json":
         sys.stdout.write(render_json(report))
     elif args.format == "sarif":
         sys.stdout.write(render_sarif(report))
     else:
         sys.stdout.write(render_text(report, verbose=args.verbose))
-    for summary in report.unreadable_inputs:
-        problem = next((p.problem for p in report.problems if p.source == summary.label), "")
-        print(f"abiscan: cannot read {summary.label}: {problem}", file=sys.stderr)
-    if report.unreadable_inputs:
+    if _unreadable(report):
         return EXIT_USAGE
     return EXIT_PREDICTED_ERROR if report.has_errors else EXIT_OK
 
@@ -166,26 +180,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print("abiscan explain: error: give a dotted module name, then the inputs",
               file=sys.stderr)
         return EXIT_USAGE
-    name, layers = args.layers[0], args.layers[1:]
-    if not layers and not args.function and not args.site_packages:
-        print("abiscan explain: error: give at least one layer, --function or "
-              "--site-packages", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        target = _target(args)
-    except TargetError as exc:
-        print(f"abiscan explain: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    report = scan(layers, args.function, args.site_packages, target=target,
-                  imports=[name, *args.imports])
+    name = args.layers[0]
+    report = _run_scan(args, "explain", args.layers[1:], [name, *args.imports])
+    if isinstance(report, int):
+        return report
     module = report.module(name)
     if args.format == "json":
         sys.stdout.write(json.dumps(module.to_dict() if module else None, indent=2) + "\n")
     else:
         sys.stdout.write(render_explain(report, name))
-    for summary in report.unreadable_inputs:
-        print(f"abiscan: cannot read {summary.label}", file=sys.stderr)
-    if report.unreadable_inputs:
+    if _unreadable(report):
         return EXIT_USAGE
     return EXIT_OK if module is not None and module.ok else EXIT_PREDICTED_ERROR
 

@@ -556,6 +556,10 @@ def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
     if got.certain and got.error is not None:
         how = "" if got.confidence == "certain" else f" ({got.confidence})"
         reason = f"import chain {path}{how}; {got.broken}: {got.reason}"
+        if got.steps[0].how == "parent":
+            # "import a.b" imports "a" first: say so in the words a user expects.
+            reason = (f"its parent package '{got.steps[0].imports}' fails to import "
+                      f"({reason})")
         return replace(module, outcome="error", error=got.error, reason=reason, chain=chain,
                        steps=got.steps)
     if module.outcome == "error":

@@ -122,12 +122,6 @@ def analyse(
         cand = by_name.get(name) or ModuleCandidate(name, "", "", visible=True)
         outcome, new = _predict(cand, importer.find(name), stack, facts, target, dead)
         findings.extend(new)
-        parent = name.rpartition(".")[0]
-        if parent and outcome.outcome != "error":
-            # "import a.b" imports "a" first: a parent that fails fails the child.
-            up = predict(parent)
-            if up.outcome != "ok" and up.path is not None:
-                outcome = _inherit(outcome, up)
         memo[name] = outcome
         return outcome
 
@@ -262,14 +256,6 @@ def _deployment_findings(
             if found is not None:
                 out.append(found)
     return out
-
-
-def _inherit(child: ModuleOutcome, parent: ModuleOutcome) -> ModuleOutcome:
-    """The child's outcome when importing its parent package fails or cannot be predicted."""
-    why = f"its parent package '{parent.name}' " + (
-        f"fails to import: {parent.error}" if parent.error else f"is unknown: {parent.reason}"
-    )
-    return replace(child, outcome=parent.outcome, error=parent.error, reason=why)
 
 
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
