@@ -1,6 +1,6 @@
 """abiscan: will the Python code in Lambda layers, wheels and site-packages import on a target?
 
-The names below are loaded on first use, so that ``import abiscan.elf`` (or
+The names below are loaded on first use, so that ``import abiscan.elf.reader`` (or
 any other low-level module) does not pull in the whole pipeline.
 """
 
@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Confidence": "findings",
-    "Finding": "findings",
-    "PredictedError": "findings",
-    "Severity": "findings",
-    "ModuleOutcome": "report",
-    "Report": "report",
-    "analyse": "pipeline",
-    "scan": "pipeline",
-    "Target": "targets",
-    "builtin_target": "targets",
-    "builtin_targets": "targets",
-    "custom_target": "targets",
-    "load_target": "targets",
+    "Confidence": "report.findings",
+    "Finding": "report.findings",
+    "PredictedError": "report.findings",
+    "Severity": "report.findings",
+    "ModuleOutcome": "report.model",
+    "Report": "report.model",
+    "analyse": "api",
+    "scan": "api",
+    "Target": "target.profiles",
+    "builtin_target": "target.profiles",
+    "builtin_targets": "target.profiles",
+    "custom_target": "target.profiles",
+    "load_target": "target.profiles",
 }
 
 __all__ = [
@@ -45,10 +45,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .findings import Confidence, Finding, PredictedError, Severity
-    from .pipeline import analyse, scan
-    from .report import ModuleOutcome, Report
-    from .targets import Target, builtin_target, builtin_targets, custom_target, load_target
+    from abiscan.api import analyse, scan
+    from abiscan.report.findings import Confidence, Finding, PredictedError, Severity
+    from abiscan.report.model import ModuleOutcome, Report
+    from abiscan.target.profiles import (
+        Target,
+        builtin_target,
+        builtin_targets,
+        custom_target,
+        load_target,
+    )
 
 
 def __getattr__(name: str) -> Any:

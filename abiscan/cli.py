@@ -7,11 +7,11 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .pipeline import scan
-from .render import render_explain, render_json, render_sarif, render_text
-from .report import Report
-from .targets import (
+from abiscan import __version__
+from abiscan.api import scan
+from abiscan.report.model import Report
+from abiscan.report.render import render_explain, render_json, render_sarif, render_text
+from abiscan.target.profiles import (
     Target,
     TargetError,
     builtin_target,
@@ -115,7 +115,7 @@ def _target(args: argparse.Namespace) -> Target:
     if args.interpreter:
         if args.glibc or args.free_threaded:
             raise TargetError("--glibc and --free-threaded go with --python, not --interpreter")
-        from .interpreters import capture_target
+        from abiscan.target.interpreters import capture_target
 
         return capture_target(args.interpreter)
     if args.target:
@@ -215,7 +215,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from .interpreters import capture_target
+    from abiscan.target.interpreters import capture_target
 
     try:
         target = capture_target(args.python)
@@ -238,7 +238,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from abiscan.demo import run_demo
 
     text, as_expected = run_demo(args.format)
     sys.stdout.write(text)

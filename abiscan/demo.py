@@ -20,10 +20,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .elfbuild import build_shared_object
-from .pipeline import scan
-from .render import render_text
-from .report import Report
+from abiscan.api import scan
+from abiscan.report.model import Report
+from abiscan.report.render import render_text
+from abiscan.testing.elf_writer import build_shared_object
 
 _PYMYSQL_INIT = '''"""A PyMySQL-like driver (synthesised for the abiscan demo)."""
 from . import connections

@@ -22,8 +22,8 @@ import zipfile
 from pathlib import Path
 
 from abiscan import scan
-from abiscan.elf import sniff_format
-from abiscan.elfbuild import build_shared_object
+from abiscan.elf.reader import sniff_format
+from abiscan.testing.elf_writer import build_shared_object
 
 
 class _Zip(zipfile.ZipFile):

@@ -9,7 +9,7 @@ import pytest
 
 import abiscan
 from abiscan.cli import main
-from abiscan.elfbuild import build_shared_object
+from abiscan.testing.elf_writer import build_shared_object
 
 from helpers import write_zip
 

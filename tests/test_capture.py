@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from abiscan.capture import LAMBDA_LD_LIBRARY_PATH, lambda_sys_path
 from abiscan.cli import main
-from abiscan.interpreters import capture_script, capture_target
-from abiscan.targets import Target, TargetError, builtin_target
+from abiscan.target.capture import LAMBDA_LD_LIBRARY_PATH, lambda_sys_path
+from abiscan.target.interpreters import capture_script, capture_target
+from abiscan.target.profiles import Target, TargetError, builtin_target
 
 from native import Interpreter, discover_interpreters
 
@@ -82,7 +82,7 @@ def test_capture_of_a_missing_interpreter(tmp_path: Path) -> None:
 def test_cli_capture_and_scan_with_interpreter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from abiscan.elfbuild import build_shared_object
+    from abiscan.testing.elf_writer import build_shared_object
 
     from helpers import write_zip
 

@@ -153,7 +153,7 @@ def case_namespace_over_two_layers(c: Ctx) -> Stack:
 
 
 def case_wrong_machine_elf(c: Ctx) -> Stack:
-    from abiscan.elfbuild import build_shared_object
+    from abiscan.testing.elf_writer import build_shared_object
 
     if not c.abi3_loads:
         pytest.skip(f"CPython {c.interp.short}{c.interp.abiflags} does not load .abi3.so")
@@ -233,7 +233,7 @@ def case_sourceless_bytecode(c: Ctx) -> Stack:
 
 def case_failing_parent_package(c: Ctx) -> Stack:
     # "import pkgp._sub" imports pkgp first; its wrong-machine __init__ fails both.
-    from abiscan.elfbuild import build_shared_object
+    from abiscan.testing.elf_writer import build_shared_object
 
     return Stack(
         layers=[{
@@ -309,8 +309,8 @@ _CAPTURED: dict[Path, object] = {}
 
 
 def _captured_target(interp: Interpreter) -> object:
-    from abiscan.interpreters import capture_target
-    from abiscan.targets import TargetError
+    from abiscan.target.interpreters import capture_target
+    from abiscan.target.profiles import TargetError
 
     if interp.executable not in _CAPTURED:
         try:
@@ -326,7 +326,7 @@ def test_prediction_matches_real_import(
     interp: Interpreter, case: str, native_builder: NativeBuilder, tmp_path: Path
 ) -> None:
     from abiscan import scan
-    from abiscan.targets import custom_target
+    from abiscan.target.profiles import custom_target
 
     ctx = Ctx(interp, native_builder, tuple(i for i in INTERPRETERS if i != interp))
     stack = CASES[case](ctx)

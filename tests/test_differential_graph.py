@@ -312,7 +312,7 @@ def test_propagation_matches_real_import(
     interp: Interpreter, case: str, graph_builder: NativeBuilder, tmp_path: Path
 ) -> None:
     from abiscan import scan
-    from abiscan.targets import custom_target
+    from abiscan.target.profiles import custom_target
 
     ctx = Ctx(interp, graph_builder, tuple(i for i in INTERPRETERS if i != interp))
     stack = CASES[case](ctx)

@@ -6,7 +6,7 @@ plain one), laid into a layer the way Lambda lays it out, and imported for
 real by every local CPython 3.8+ with ``LD_LIBRARY_PATH`` set to the target's
 (its ``/opt`` and ``/var/task`` entries mapped into the temporary root). The
 prediction uses a target *captured* from that same interpreter
-(:func:`abiscan.interpreters.capture_target`, the API behind
+(:func:`abiscan.target.interpreters.capture_target`, the API behind
 ``abiscan scan --interpreter``): its system libraries, ld.so.cache, C API and
 ld.so flavour. Outcome, exception type and message must agree.
 """
@@ -116,7 +116,7 @@ def _build(workdir: Path, include: Path) -> dict[str, bytes]:
 
 
 def _glibc_99() -> bytes:
-    from abiscan.elfbuild import build_shared_object
+    from abiscan.testing.elf_writer import build_shared_object
 
     return build_shared_object(
         exports=["PyInit__dglibc"], needed=["libc.so.6"],
@@ -177,7 +177,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 @cache
 def _captured(executable: Path) -> object:
-    from abiscan.interpreters import capture_target
+    from abiscan.target.interpreters import capture_target
 
     return capture_target(executable)
 
@@ -200,7 +200,7 @@ def test_linker_prediction_matches_glibc(
     interp: Interpreter, built: dict[str, bytes], tmp_path: Path
 ) -> None:
     from abiscan import scan
-    from abiscan.targets import Target
+    from abiscan.target.profiles import Target
 
     target = _captured(interp.executable)
     assert isinstance(target, Target)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import abiscan
-from abiscan.dists import find_distributions
-from abiscan.elfbuild import build_shared_object
-from abiscan.findings import Finding, Severity
-from abiscan.sources import InputKind, open_source
-from abiscan.stack import build_stack
-from abiscan.targets import builtin_target
+from abiscan.inputs.dists import find_distributions
+from abiscan.inputs.sources import InputKind, open_source
+from abiscan.inputs.stack import build_stack
+from abiscan.report.findings import Finding, Severity
+from abiscan.target.profiles import builtin_target
+from abiscan.testing.elf_writer import build_shared_object
 
 from helpers import installed, write_zip
 

@@ -23,10 +23,10 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from abiscan.dists import Distribution, find_distributions
-from abiscan.sources import InputKind, open_source
-from abiscan.stack import build_stack
-from abiscan.targets import builtin_target
+from abiscan.inputs.dists import Distribution, find_distributions
+from abiscan.inputs.sources import InputKind, open_source
+from abiscan.inputs.stack import build_stack
+from abiscan.target.profiles import builtin_target
 
 wheel_inspect = pytest.importorskip("wheel_inspect")
 

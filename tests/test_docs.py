@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from abiscan.findings import CodeInfo, registered_codes
+from abiscan.report.findings import CodeInfo, registered_codes
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

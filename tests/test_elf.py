@@ -1,4 +1,4 @@
-"""abiscan.elf (facts from bytes) and abiscan.elfbuild (the test-object writer)."""
+"""abiscan.elf.reader (facts from bytes) and abiscan.testing.elf_writer (the test-object writer)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.sections import SymbolTableSection
 
-from abiscan.elf import ElfError, ElfFacts, read_facts, read_header, sniff_format
-from abiscan.elfbuild import ET_DYN, MACHINES, build_shared_object
+from abiscan.elf.reader import ElfError, ElfFacts, read_facts, read_header, sniff_format
+from abiscan.testing.elf_writer import ET_DYN, MACHINES, build_shared_object
 
 ALL_MACHINES = sorted(MACHINES)
 GCC = shutil.which("gcc")
@@ -424,7 +424,7 @@ def test_builder_and_reader_are_fast_on_50000_symbols() -> None:
 
 
 def test_builder_rejects_bad_parameters() -> None:
-    from abiscan.elfbuild import BuildError
+    from abiscan.testing.elf_writer import BuildError
 
     with pytest.raises(BuildError):
         build_shared_object(bits=16)
@@ -1090,7 +1090,7 @@ def test_random_symbol_mutations_lazy_equals_full() -> None:
 
 
 def test_builder_rodata_is_a_section_in_the_read_only_segment(tmp_path: Path) -> None:
-    from abiscan.nativeimports import rodata
+    from abiscan.simulate.python.native_imports import rodata
 
     strings = b"\0_cffi_backend\0pyo3_runtime.PanicException\0"
     data = build_shared_object(exports=["PyInit_m"], rodata=strings)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import abiscan
-from abiscan.elfbuild import build_shared_object
-from abiscan.findings import Confidence, Finding, Severity, registered_codes
-from abiscan.pyc import magic_bytes
-from abiscan.targets import custom_target
+from abiscan.report.findings import Confidence, Finding, Severity, registered_codes
+from abiscan.target.bytecode import magic_bytes
+from abiscan.target.profiles import custom_target
+from abiscan.testing.elf_writer import build_shared_object
 
 from helpers import write_zip
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from abiscan.graph import (
+from abiscan.simulate.python.import_graph import (
     PANIC,
     RUNNING,
     AssignStep,

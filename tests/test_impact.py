@@ -11,11 +11,11 @@ import pytest
 
 import abiscan
 from abiscan.cli import main
-from abiscan.elf import read_facts
-from abiscan.elfbuild import build_shared_object
-from abiscan.nativeimports import MAX_RODATA, native_imports, rodata
-from abiscan.report import Report
-from abiscan.targets import custom_target
+from abiscan.elf.reader import read_facts
+from abiscan.report.model import Report
+from abiscan.simulate.python.native_imports import MAX_RODATA, native_imports, rodata
+from abiscan.target.profiles import custom_target
+from abiscan.testing.elf_writer import build_shared_object
 
 from helpers import installed, write_zip
 from native import gcc

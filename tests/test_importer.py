@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from abiscan.importer import ImportSystem
-from abiscan.sources import DirectorySource, InputKind
-from abiscan.stack import build_stack
-from abiscan.targets import Target, builtin_target, custom_target
+from abiscan.inputs.sources import DirectorySource, InputKind
+from abiscan.inputs.stack import build_stack
+from abiscan.simulate.imports.file_finder import ImportSystem
+from abiscan.target.profiles import Target, builtin_target, custom_target
 
 from helpers import write_tree
 

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from abiscan import scan
-from abiscan.elfbuild import build_shared_object
-from abiscan.report import ModuleOutcome, Report
-from abiscan.systemlibs import (
+from abiscan.report.model import ModuleOutcome, Report
+from abiscan.target.profiles import Target, builtin_target, custom_target
+from abiscan.target.system_libraries import (
     SystemInventory,
     SystemLibrary,
     builtin_inventory,
     generic_glibc_inventory,
     glibc_versions,
 )
-from abiscan.targets import Target, builtin_target, custom_target
+from abiscan.testing.elf_writer import build_shared_object
 
 from helpers import write_zip
 

@@ -1,4 +1,4 @@
-"""abiscan.loader.verify_identity: glibc's open_verify, replayed on bytes.
+"""abiscan.simulate.linker.identity.verify_identity: glibc's open_verify, replayed on bytes.
 
 The expected texts come from glibc's elf/dl-load.c and dlerror.c; the
 differential tests at the end dlopen the same bytes with this host's glibc
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from abiscan.elfbuild import ET_DYN, ET_EXEC, ET_REL, build_shared_object
-from abiscan.loader import ARCHES, LoadVerdict, verify_identity
+from abiscan.simulate.linker.identity import ARCHES, LoadVerdict, verify_identity
+from abiscan.testing.elf_writer import ET_DYN, ET_EXEC, ET_REL, build_shared_object
 
 TARGET = "/opt/python/pkg/_native.cpython-312-x86_64-linux-gnu.so"
 ENOENT = "cannot open shared object file: No such file or directory"

@@ -18,7 +18,7 @@ import pytest
 
 import abiscan
 from abiscan.cli import main
-from abiscan.findings import Finding
+from abiscan.report.findings import Finding
 
 from native import discover_interpreters, real_import
 
@@ -139,7 +139,7 @@ def test_real_wheels_against_real_interpreters(
     if interp is None:
         pytest.skip(f"no local CPython {version}")
     from abiscan import scan
-    from abiscan.interpreters import capture_target
+    from abiscan.target.interpreters import capture_target
 
     layers = incident if crypto == "41" else incident39
     # The interpreter's own system as the target: a generic profile does not

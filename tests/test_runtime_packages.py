@@ -7,7 +7,9 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from abiscan.runtime_packages import (
+from abiscan.target.profiles import Target, builtin_target, builtin_targets, custom_target
+from abiscan.target.profiles import runtime_names as target_runtime_names
+from abiscan.target.runtime_packages import (
     CERTAINTIES,
     data_as_of,
     runtime_modules,
@@ -16,14 +18,12 @@ from abiscan.runtime_packages import (
     runtime_packages,
     sources,
 )
-from abiscan.targets import Target, builtin_target, builtin_targets, custom_target
-from abiscan.targets import runtime_names as target_runtime_names
 
 SDK = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 
 
 def _raw() -> dict[str, object]:
-    text = resources.files("abiscan").joinpath("data/runtime_packages.json").read_text("utf-8")
+    text = (resources.files("abiscan.target") / "data" / "runtime_packages.json").read_text()
     data: dict[str, object] = json.loads(text)
     return data
 

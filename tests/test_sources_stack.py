@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from abiscan.sources import (
+from abiscan.inputs.sources import (
     DirectorySource,
     InputKind,
     SourceError,
@@ -13,8 +13,8 @@ from abiscan.sources import (
     normalise_member_name,
     open_source,
 )
-from abiscan.stack import build_stack
-from abiscan.targets import builtin_target
+from abiscan.inputs.stack import build_stack
+from abiscan.target.profiles import builtin_target
 
 from helpers import write_tree, write_zip
 

@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from abiscan.tags import mismatch, parse_extension_filename, split_module_name
-from abiscan.targets import builtin_target, custom_target
+from abiscan.simulate.imports.extension_tags import (
+    mismatch,
+    parse_extension_filename,
+    split_module_name,
+)
+from abiscan.target.profiles import builtin_target, custom_target
 
 
 def test_module_name_stops_at_first_dot() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from abiscan.targets import (
+from abiscan.target.profiles import (
     Target,
     TargetError,
     builtin_target,

@@ -19,9 +19,8 @@ import packaging.version
 import pytest
 from packaging.tags import Tag
 
-from abiscan import wheeltags
-from abiscan.targets import Target, builtin_target, custom_target
-from abiscan.wheeltags import (
+import abiscan.simulate.imports.wheel_tags as wheeltags
+from abiscan.simulate.imports.wheel_tags import (
     best_rank,
     is_supported,
     manylinux_glibc,
@@ -29,6 +28,7 @@ from abiscan.wheeltags import (
     supported_tags,
     unsupported_reason,
 )
+from abiscan.target.profiles import Target, builtin_target, custom_target
 
 
 def _local_interpreters() -> list[str]:

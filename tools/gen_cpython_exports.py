@@ -1,4 +1,4 @@
-"""Regenerate ``abiscan/data/cpython_exports.json``: the C-API symbols each CPython exports.
+"""Regenerate ``abiscan/target/data/cpython_exports.json``: the C-API symbols each CPython exports.
 
 Reads the dynamic symbol table of ``libpython3.X.so.1.0`` of every local pyenv
 CPython 3.8+ built with ``--enable-shared`` (abiscan's own ELF reader; nothing
@@ -20,7 +20,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from abiscan.elf import read_facts
+from abiscan.elf.reader import read_facts
 
 from _generated import write_or_check
 

@@ -1,4 +1,4 @@
-"""Regenerate ``abiscan/data/stdlib_modules.json``: the top-level standard-library names.
+"""Regenerate ``abiscan/target/data/stdlib_modules.json``: the top-level standard-library names.
 
 abiscan never looks at the host's standard library when it predicts an import
 (the target is not the host), yet the import graph has to know that ``import

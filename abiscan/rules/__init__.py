@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from ..stack import Provenance
+from abiscan.inputs.stack import Provenance
 
 
 class Location(TypedDict):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..findings import ABI201, ABI202, Confidence, Finding, PredictedError
-from ..stack import Provenance
-from ..targets import Target
-from . import located
+from abiscan.inputs.stack import Provenance
+from abiscan.report.findings import ABI201, ABI202, Confidence, Finding, PredictedError
+from abiscan.rules import located
+from abiscan.target.profiles import Target
 
 # Loader verdict reasons that mean "this is not an ELF object at all".
 NOT_ELF_REASONS = frozenset({"not-elf", "file-too-short", "empty"})

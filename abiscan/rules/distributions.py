@@ -17,9 +17,11 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ..dists import Distribution
-from ..elf import ElfFacts
-from ..findings import (
+from abiscan.elf.reader import ElfFacts
+from abiscan.inputs.dists import Distribution
+from abiscan.inputs.sources import SourceError
+from abiscan.inputs.stack import Stack
+from abiscan.report.findings import (
     ABI301,
     ABI302,
     ABI303,
@@ -31,11 +33,9 @@ from ..findings import (
     PredictedError,
     Severity,
 )
-from ..importer import ImportSystem
-from ..runtime_packages import RuntimePackage
-from ..sources import SourceError
-from ..stack import Stack
-from ..targets import Target
+from abiscan.simulate.imports.file_finder import ImportSystem
+from abiscan.target.profiles import Target
+from abiscan.target.runtime_packages import RuntimePackage
 
 _GLIBC_NEED = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.\d+)?$")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")

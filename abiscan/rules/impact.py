@@ -1,12 +1,12 @@
-"""ABI5xx: what breaks when a module's imports are followed (see abiscan.impact)."""
+"""ABI5xx: what breaks when a module's imports are followed (see simulate.python.propagation)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..findings import ABI501, ABI502, Confidence, Finding, PredictedError
-from ..graph import PANIC
-from ..report import ChainStep, ModuleOutcome
+from abiscan.report.findings import ABI501, ABI502, Confidence, Finding, PredictedError
+from abiscan.report.model import ChainStep, ModuleOutcome
+from abiscan.simulate.python.import_graph import PANIC
 
 _MAX_EVIDENCE = 12
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..findings import (
+from abiscan.inputs.stack import Provenance
+from abiscan.report.findings import (
     ABI101,
     ABI102,
     ABI104,
@@ -18,11 +19,10 @@ from ..findings import (
     PredictedError,
     Severity,
 )
-from ..importer import PassedOver, Spec
-from ..stack import Provenance
-from ..tags import Mismatch
-from ..targets import Target
-from . import located
+from abiscan.rules import located
+from abiscan.simulate.imports.extension_tags import Mismatch
+from abiscan.simulate.imports.file_finder import PassedOver, Spec
+from abiscan.target.profiles import Target
 
 _AWS_SDK = frozenset({"boto3", "botocore", "s3transfer"})
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
-from ..findings import ABI401, ABI402, ABI403, ABI404, Finding
-from ..report import InputSummary
-from ..sources import Entry, InputKind, Source
-from ..targets import Target
+from abiscan.inputs.sources import Entry, InputKind, Source
+from abiscan.report.findings import ABI401, ABI402, ABI403, ABI404, Finding
+from abiscan.report.model import InputSummary
+from abiscan.target.profiles import Target
 
 
 def _mb(n: int) -> str:

@@ -1,6 +1,6 @@
 """ABI203-ABI205: the target's dynamic linker refuses an extension's dependencies.
 
-Each rule turns one :class:`abiscan.ldso.LinkProblem` into a finding with the
+Each rule turns one :class:`abiscan.simulate.linker.dlopen.LinkProblem` into a finding with the
 predicted exception (glibc's exact ``dlerror()`` text), evidence to check with
 ``readelf -d`` / ``readelf -V``, and a fix.
 """
@@ -12,11 +12,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..findings import ABI203, ABI204, ABI205, Confidence, Finding, PredictedError
-from ..ldso import LinkObject, LinkProblem
-from ..stack import Provenance
-from ..targets import Target
-from . import located
+from abiscan.inputs.stack import Provenance
+from abiscan.report.findings import ABI203, ABI204, ABI205, Confidence, Finding, PredictedError
+from abiscan.rules import located
+from abiscan.simulate.linker.dlopen import LinkObject, LinkProblem
+from abiscan.target.profiles import Target
 
 __all__ = ["dependency_refused"]
 

@@ -20,13 +20,21 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any
 
-from ..capi import exporting_versions, is_capi_name
-from ..findings import ABI103, ABI106, ABI206, Confidence, Finding, PredictedError, Severity
-from ..ldso import LinkProblem
-from ..stack import Provenance
-from ..tags import ExtensionTag
-from ..targets import Target
-from . import located
+from abiscan.inputs.stack import Provenance
+from abiscan.report.findings import (
+    ABI103,
+    ABI106,
+    ABI206,
+    Confidence,
+    Finding,
+    PredictedError,
+    Severity,
+)
+from abiscan.rules import located
+from abiscan.simulate.imports.extension_tags import ExtensionTag
+from abiscan.simulate.linker.dlopen import LinkProblem
+from abiscan.target.capi import exporting_versions, is_capi_name
+from abiscan.target.profiles import Target
 
 __all__ = ["built_for_other_python", "undefined_symbol"]
 

@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from abiscan.elfbuild import build_shared_object
-from abiscan.pyc import magic_bytes
+from abiscan.target.bytecode import magic_bytes
+from abiscan.testing.elf_writer import build_shared_object
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,397 @@
+"""The pipeline: inputs -> stack -> facts -> simulation -> findings -> report.
+
+Everything after the sources are opened is a pure function of the stack's
+bytes and the target: same inputs, same target, same report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from abiscan import __version__
+from abiscan.elf.reader import ElfFacts
+from abiscan.inputs.dists import Distribution, find_distributions
+from abiscan.inputs.member_facts import FileFacts
+from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
+from abiscan.inputs.stack import Stack, build_stack
+from abiscan.predict.extension import load_bytecode, load_extension
+from abiscan.report.findings import Finding, PredictedError
+from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
+from abiscan.rules import distributions, imports, layers
+from abiscan.simulate.imports.extension_tags import mismatch
+from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
+from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
+from abiscan.simulate.imports.wheel_tags import supported_tags
+from abiscan.simulate.python.propagation import apply_impact
+from abiscan.target.profiles import Target, builtin_target
+from abiscan.target.runtime_packages import runtime_packages
+
+PathLike = str | Path
+
+
+def scan(
+    layers: Sequence[PathLike] = (),
+    function: PathLike | None = None,
+    site_packages: Sequence[PathLike] = (),
+    *,
+    target: Target | None = None,
+    runtime: str = "python3.12",
+    arch: str = "x86_64",
+    imports: Sequence[str] = (),
+) -> Report:
+    """Predict, for every module the inputs provide, what ``import`` does on the target.
+
+    ``layers`` are layer zips or extracted layer directories, in the order they
+    are attached (a ``.whl`` among them is installed into site-packages);
+    ``function`` is the deployment zip or directory; ``site_packages`` are
+    wheels or directories installed into the target's site-packages. Without
+    ``target``, the built-in profile of ``runtime`` on ``arch`` is used.
+    ``imports`` adds dotted module names to predict besides the ones the stack
+    suggests (top-level modules and packages, and every extension module).
+    """
+    if target is None:
+        target = builtin_target(runtime, arch)
+    specs: list[tuple[PathLike, InputKind]] = [(p, InputKind.LAYER) for p in layers]
+    specs += [(p, InputKind.SITE_PACKAGES) for p in site_packages]
+    if function is not None:
+        specs.append((function, InputKind.FUNCTION))
+    sources: list[Source] = []
+    # In the order given; an unreadable input keeps its place in the list.
+    opened: list[Source | InputSummary] = []
+    problems: list[InputProblem] = []
+    for path, kind in specs:
+        label = str(path)
+        try:
+            source = open_source(path, kind, label)
+        except SourceError as exc:
+            problems.append(InputProblem(label, None, str(exc).removeprefix(f"{label}: ")))
+            opened.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
+            continue
+        sources.append(source)
+        opened.append(source)
+    try:
+        stack = build_stack(target, sources)
+        summaries = [
+            item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
+        ]
+        return analyse(stack, target, summaries, problems + stack.problems, imports)
+    finally:
+        for source in sources:
+            source.close()
+
+
+def _summary(source: Source, stack: Stack) -> InputSummary:
+    files = [e for e in source.entries() if e.kind != "dir"]
+    return InputSummary(
+        source.label,
+        source.kind.value,
+        stack.root_for(source.kind),
+        len(files),
+        sum(e.size for e in files),
+        readable=True,
+    )
+
+
+def analyse(
+    stack: Stack,
+    target: Target,
+    inputs: Sequence[InputSummary] = (),
+    problems: Sequence[InputProblem] = (),
+    imports: Sequence[str] = (),
+) -> Report:
+    """The pure part: from a stack and a target to a report."""
+    facts = FileFacts(stack)
+    importer = ImportSystem(stack, target)
+    dead = dead_roots(stack, target)
+    found = candidates(stack, target, dead, facts.is_extension)
+    known = {c.name for c in found}
+    for name in imports:
+        if name not in known:
+            known.add(name)
+            found.append(ModuleCandidate(name, "", "", visible=True))
+    by_name = {c.name: c for c in found}
+    memo: dict[str, ModuleOutcome] = {}
+    findings: list[Finding] = []
+
+    def predict(name: str) -> ModuleOutcome:
+        done = memo.get(name)
+        if done is not None:
+            return done
+        cand = by_name.get(name) or ModuleCandidate(name, "", "", visible=True)
+        outcome, new = _predict(cand, importer.find(name), stack, facts, target, dead)
+        findings.extend(new)
+        memo[name] = outcome
+        return outcome
+
+    modules = [predict(c.name) for c in sorted(found, key=lambda c: c.name)]
+    findings.extend(_dead_root_findings(dead, found, modules, stack, target))
+    dists = find_distributions(stack)
+    owners = _owners(dists)
+    # Follow each module's imports (Python and native) to the broken modules it reaches.
+    modules, reached = apply_impact(modules, predict, stack, importer, facts, owners, target)
+    findings.extend(reached)
+    findings = [_attribute(f, owners) for f in findings]
+    findings.extend(_distribution_findings(dists, stack, importer, facts, target))
+    findings.extend(_shadowing_findings(found, owners, stack, importer, target))
+    findings.extend(_deployment_findings(stack, inputs, target))
+    findings = _dedupe(findings)
+    all_problems = sorted(
+        {(p.source, p.path or "", p.problem): p for p in [*problems, *facts.problems]}.values(),
+        key=lambda p: (p.source, p.path or "", p.problem),
+    )
+    return Report(
+        target=target,
+        modules=tuple(modules),
+        findings=tuple(sorted(findings, key=Finding.sort_key)),
+        inputs=tuple(inputs),
+        problems=tuple(all_problems),
+        tool_version=__version__,
+    )
+
+
+def _distribution_findings(
+    dists: Sequence[Distribution],
+    stack: Stack,
+    importer: ImportSystem,
+    facts: FileFacts,
+    target: Target,
+) -> list[Finding]:
+    visible = distributions.visible(dists, target)
+    supported = frozenset(supported_tags(target))
+    runtime = runtime_packages(target)
+
+    def elf_of(path: str) -> ElfFacts | None:
+        got = facts.elf(path)
+        return got if isinstance(got, ElfFacts) else None
+
+    out: list[Finding] = []
+    for dist in visible:
+        for found in (
+            distributions.unsupported_tags(dist, supported, target, elf_of),
+            distributions.requires_python(dist, target),
+        ):
+            if found is not None:
+                out.append(found)
+    out.extend(distributions.requirements(visible, runtime, importer, target))
+    out.extend(distributions.duplicates(visible, importer))
+    out.extend(distributions.mixed_trees(visible, stack))
+    return out
+
+
+def _owners(dists: Sequence[Distribution]) -> dict[str, Distribution]:
+    """Which distribution's RECORD lists each file of the stack."""
+    owner: dict[str, Distribution] = {}
+    # A path two copies' RECORDs list holds the bytes of the copy unpacked last.
+    for d in sorted(dists, key=lambda d: -d.source_index):
+        for path in d.files():
+            owner.setdefault(path, d)
+    return owner
+
+
+def _attribute(finding: Finding, owners: dict[str, Distribution]) -> Finding:
+    """Name the distribution a finding's file belongs to, in the finding and its fix."""
+    dist = owners.get(finding.path or "")
+    if dist is None or finding.distribution:
+        return finding
+    return replace(
+        finding,
+        distribution=dist.label,
+        fix=finding.fix.replace("<distribution>", f"'{dist.name}=={dist.version}'"),
+    )
+
+
+def _shadowing_findings(
+    found: Sequence[ModuleCandidate],
+    owner: dict[str, Distribution],
+    stack: Stack,
+    importer: ImportSystem,
+    target: Target,
+) -> list[Finding]:
+    """ABI107: top-level modules provided more than once, by the stack or the runtime."""
+
+    def label(path: str | None) -> str | None:
+        d = owner.get(path or "")
+        return d.label if d else None
+
+    out = []
+    top_level = sorted({c.name for c in found if c.visible and "." not in c.name})
+    for name in top_level:
+        specs = importer.providers(name)
+        if len(specs) > 1:
+            winner = specs[0]
+            for loser in specs[1:]:
+                sf = stack.file(loser.origin or "")
+                out.append(imports.shadowed(
+                    name, winner, loser, label(winner.origin), label(loser.origin),
+                    sf.origin if sf else None,
+                ))
+    order = {p: i for i, p in enumerate(target.sys_path)}
+    for pkg in runtime_packages(target):
+        for name in pkg.top_level:
+            spec = importer.find(name).spec
+            if spec is None or spec.origin is None:
+                continue
+            if order.get(spec.entry, len(order)) >= order.get(pkg.location, len(order)):
+                continue
+            sf = stack.file(spec.origin)
+            runtime_label = f"{pkg.name} {pkg.version}" if pkg.version else pkg.name
+            out.append(imports.shadows_runtime(
+                name, spec, label(spec.origin), runtime_label, pkg.location,
+                sf.origin if sf else None,
+            ))
+    return out
+
+
+def _deployment_findings(
+    stack: Stack, inputs: Sequence[InputSummary], target: Target
+) -> list[Finding]:
+    out = layers.layer_limits(inputs, target)
+    for source in stack.sources:
+        for found in (
+            layers.permissions(source, stack.root_for(source.kind)),
+            layers.unsafe_entries(source),
+        ):
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    seen: dict[tuple[str, str | None, str | None], Finding] = {}
+    for f in findings:
+        seen.setdefault((f.code, f.path, f.module), f)
+    return list(seen.values())
+
+
+def _origin_of(stack: Stack, path: str | None) -> tuple[str | None, str | None]:
+    if path is None:
+        return None, None
+    sf = stack.entry_at(path) or stack.file(path)
+    if sf is None:
+        return None, None
+    return sf.origin.source, sf.origin.source_path
+
+
+def _predict(
+    cand: ModuleCandidate,
+    res: Resolution,
+    stack: Stack,
+    facts: FileFacts,
+    target: Target,
+    dead: Sequence[DeadRoot],
+) -> tuple[ModuleOutcome, list[Finding]]:
+    findings: list[Finding] = []
+    passed: list[Candidate] = []
+    for p in res.passed_over:
+        sf = stack.entry_at(p.path)
+        origin = sf.origin if sf else None
+        why = "shadowed by the file that loads"
+        if p.reason == "suffix-not-tried" and p.tag is not None:
+            mm = mismatch(p.tag, target)
+            if mm is None:
+                continue
+            why = f"never tried: {mm.reason}"
+            if res.spec is None or res.spec.loader_kind != "extension":
+                findings.append(
+                    imports.not_tried(cand.name, p, mm, origin, res.spec, res.error, target)
+                )
+        passed.append(
+            Candidate(p.path, origin.source if origin else None,
+                      origin.source_path if origin else None, why)
+        )
+    if res.spec is None:
+        if not cand.visible:
+            root = next((d for d in dead if d.path == cand.root), None)
+            src, src_path = _origin_of(stack, cand.path)
+            passed.append(
+                Candidate(cand.path, src, src_path,
+                          f"not on sys.path: {root.why}" if root else "not on sys.path")
+            )
+        first = passed[0] if passed else None
+        assert res.error is not None
+        return (
+            ModuleOutcome(
+                cand.name, "error", None,
+                first.source if first else None,
+                first.source_path if first else None,
+                None, res.error,
+                _not_found_reason(res, passed),
+                tuple(passed),
+            ),
+            findings,
+        )
+    spec = res.spec
+    src, src_path = _origin_of(stack, spec.origin)
+    if spec.kind == "namespace":
+        src, src_path = _origin_of(stack, spec.search_locations[0])
+        return (
+            ModuleOutcome(cand.name, "ok", None, src, src_path, "namespace", None,
+                          f"namespace package over {', '.join(spec.search_locations)}",
+                          tuple(passed)),
+            findings,
+        )
+    assert spec.origin is not None
+    kind = spec.kind
+    loader = spec.loader_kind
+    outcome, error, reason = "ok", None, f"{loader} module {spec.origin}"
+    loaded = stack.file(spec.origin)
+    prov = loaded.origin if loaded else None
+    mode = loaded.entry.mode if loaded else None
+    if mode is not None and not mode & 0o004:
+        # The runtime runs as an unprivileged user: "other" in the zip's modes.
+        if loader == "extension":
+            error = PredictedError(
+                "ImportError", f"{spec.origin}: cannot open shared object file: Permission denied"
+            )
+        else:
+            error = PredictedError(
+                "PermissionError", f"[Errno 13] Permission denied: '{spec.origin}'"
+            )
+        outcome, reason = "error", f"file mode {mode:04o} lacks o+r (see ABI403)"
+    elif loader == "extension":
+        outcome, error, reason, new = load_extension(
+            cand.name, spec.origin, facts, target, prov
+        )
+        findings.extend(new)
+    elif loader == "bytecode":
+        outcome, error, reason, new = load_bytecode(cand.name, spec.origin, facts, target, prov)
+        findings.extend(new)
+    replaced = tuple(p.describe() for p in loaded.replaced) if loaded else ()
+    return (
+        ModuleOutcome(cand.name, outcome, spec.origin, src, src_path, kind, error, reason,
+                      tuple(passed), replaced),
+        findings,
+    )
+
+
+def _not_found_reason(res: Resolution, passed: Sequence[Candidate]) -> str:
+    if res.failed_parent:
+        return f"its parent '{res.failed_parent}' cannot be imported"
+    if passed:
+        return "; ".join(f"{c.path}: {c.why}" for c in passed[:3])
+    return "no file for it on the target's sys.path"
+
+
+def _dead_root_findings(
+    dead: Sequence[DeadRoot],
+    found: Sequence[ModuleCandidate],
+    modules: Sequence[ModuleOutcome],
+    stack: Stack,
+    target: Target,
+) -> list[Finding]:
+    by_name = {m.name: m for m in modules}
+    out = []
+    for root in dead:
+        names = sorted(c.name for c in found if c.root == root.path and "." not in c.name)
+        if not names:
+            continue
+        hidden = [n for n in names if by_name[n].outcome == "error" and by_name[n].path is None]
+        sources = sorted(
+            {sf.origin.source for sf in stack.walk_files()
+             if sf.target_path.startswith(root.path + "/")}
+        )
+        out.append(imports.outside_sys_path(root.path, root.why, names, hidden, sources, target))
+    return out
+

@@ -1,0 +1,1 @@
+"""ELF facts: the model abiscan reads binaries through."""

@@ -1,0 +1,216 @@
+"""The stack: every input's entries placed where the target puts them.
+
+Layers are unpacked into ``/opt`` in the order given (a later layer's file
+replaces an earlier one's, directories merge), function code goes into
+``/var/task``, wheels and site-packages directories into the target's
+site-packages. Each file keeps its provenance and what it replaced.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from abiscan.inputs.sources import Entry, InputKind, InputProblem, Source, SourceError
+from abiscan.target.profiles import Target
+
+# "<name>-<version>.data/<scheme>/..." inside a wheel.
+_WHEEL_DATA = re.compile(r"^[^/]+\.data/([^/]+)/(.*)$")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a file in the stack came from."""
+
+    source: str  # the input's label, as the user named it
+    index: int  # position of the input in the order given
+    kind: InputKind
+    source_path: str  # path inside the input
+
+    def describe(self) -> str:
+        return f"{self.source}:{self.source_path}"
+
+
+@dataclass
+class StackFile:
+    target_path: str
+    entry: Entry
+    origin: Provenance
+    source: Source
+    replaced: list[Provenance] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.entry.kind
+
+
+class Stack:
+    """A read-only file system of what the target will see, built from the inputs."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.files: dict[str, StackFile] = {}
+        self._children: dict[str, set[str]] = {"/": set()}
+        self.sources: list[Source] = []
+        self.problems: list[InputProblem] = []
+        self._cache: dict[str, bytes | SourceError] = {}
+        # Paths resolved through links; the stack only changes in add(), which clears it.
+        self._resolved: dict[str, str | None] = {}
+
+    # -- building -----------------------------------------------------------
+
+    def root_for(self, kind: InputKind) -> str:
+        if kind is InputKind.LAYER:
+            return self.target.layer_root
+        if kind is InputKind.FUNCTION:
+            return self.target.function_root
+        return self.target.site_packages
+
+    def add(self, source: Source) -> None:
+        index = len(self.sources)
+        self.sources.append(source)
+        self._resolved.clear()
+        root = self.root_for(source.kind)
+        self._add_dir(root)
+        for entry in source.entries():
+            rel = entry.path
+            if source.kind is InputKind.WHEEL:
+                placed = _wheel_placement(rel)
+                if placed is None:
+                    continue
+                rel = placed
+            target_path = posixpath.join(root, rel)
+            origin = Provenance(source.label, index, source.kind, entry.path)
+            if entry.kind == "dir":
+                existing = self.files.get(target_path)
+                if existing is not None and existing.kind != "dir":
+                    # A directory over a file: the unzip replaces the file.
+                    existing.replaced.append(existing.origin)
+                self._add_dir(target_path)
+                self.files.setdefault(
+                    target_path, StackFile(target_path, entry, origin, source)
+                )
+                continue
+            self._add_dir(posixpath.dirname(target_path))
+            previous = self.files.get(target_path)
+            replaced: list[Provenance] = []
+            if previous is not None and previous.kind != "dir":
+                replaced = [*previous.replaced, previous.origin]
+            self.files[target_path] = StackFile(target_path, entry, origin, source, replaced)
+            self._children.setdefault(posixpath.dirname(target_path), set()).add(
+                posixpath.basename(target_path)
+            )
+        self.problems.extend(source.problems)
+
+    def _add_dir(self, path: str) -> None:
+        child: str | None = None
+        while True:
+            existed = path in self._children
+            entries = self._children.setdefault(path, set())
+            if child is not None:
+                entries.add(child)
+            parent = posixpath.dirname(path)
+            if existed or parent == path:
+                return
+            child, path = posixpath.basename(path), parent
+
+    # -- reading ------------------------------------------------------------
+
+    def listdir(self, path: str) -> Sequence[str]:
+        return sorted(self._children.get(self._resolve(path) or path, ()))
+
+    def exists(self, path: str) -> bool:
+        return self._resolve(path) is not None
+
+    def is_dir(self, path: str) -> bool:
+        real = self._resolve(path)
+        return real is not None and real in self._children
+
+    def is_file(self, path: str) -> bool:
+        real = self._resolve(path)
+        if real is None or real in self._children:
+            return False
+        entry = self.files.get(real)
+        return entry is not None and entry.kind == "file"
+
+    def file(self, path: str) -> StackFile | None:
+        """The stack file behind a path, links followed."""
+        real = self._resolve(path)
+        return self.files.get(real) if real is not None else None
+
+    def entry_at(self, path: str) -> StackFile | None:
+        """The stack file at exactly this path, links not followed."""
+        return self.files.get(path)
+
+    def read(self, path: str) -> bytes:
+        """The bytes of a file in the stack (links followed), read once and kept."""
+        real = self._resolve(path)
+        sf = self.files.get(real) if real else None
+        if sf is None or sf.kind != "file":
+            raise SourceError(f"{path}: not a file in the stack")
+        cached = self._cache.get(real or path)
+        if cached is None:
+            try:
+                cached = sf.source.read(sf.entry)
+            except SourceError as exc:
+                cached = exc
+            self._cache[real or path] = cached
+        if isinstance(cached, SourceError):
+            raise cached
+        return cached
+
+    def walk_files(self) -> Iterable[StackFile]:
+        return (sf for sf in self.files.values() if sf.kind != "dir")
+
+    def _resolve(self, path: str, depth: int = 0) -> str | None:
+        """Follow links inside the stack as the kernel would; None when dangling."""
+        if depth == 0:
+            try:
+                return self._resolved[path]
+            except KeyError:
+                pass
+            got = self._resolve_uncached(path, 0)
+            self._resolved[path] = got
+            return got
+        return self._resolve_uncached(path, depth)
+
+    def _resolve_uncached(self, path: str, depth: int) -> str | None:
+        if depth > 40:  # the kernel's own limit on nested links (ELOOP)
+            return None
+        path = posixpath.normpath(path)
+        if path in self._children and path not in self.files:
+            return path
+        parent, name = posixpath.split(path)
+        if parent != path:
+            real_parent = self._resolve(parent, depth + 1) if parent != "/" else "/"
+            if real_parent is None:
+                return None
+            path = posixpath.join(real_parent, name)
+        sf = self.files.get(path)
+        if sf is None:
+            return path if path in self._children else None
+        if sf.kind == "symlink" and sf.entry.link_target is not None:
+            link = sf.entry.link_target
+            dest = link if link.startswith("/") else posixpath.join(posixpath.dirname(path), link)
+            return self._resolve(dest, depth + 1)
+        return path
+
+
+def _wheel_placement(rel: str) -> str | None:
+    """Where a wheel member lands relative to site-packages; None for scripts, headers, data."""
+    match = _WHEEL_DATA.match(rel)
+    if match is None:
+        return rel
+    scheme, rest = match.groups()
+    if scheme in ("purelib", "platlib") and rest:
+        return rest
+    return None
+
+
+def build_stack(target: Target, sources: Iterable[Source]) -> Stack:
+    stack = Stack(target)
+    for source in sources:
+        stack.add(source)
+    return stack

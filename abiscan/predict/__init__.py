@@ -1,0 +1,1 @@
+"""Predictions: simulation results judged by the rules, per found file."""

@@ -1,0 +1,210 @@
+"""What loading one found file does on the target.
+
+The import system (``importer``) says which file ``import x`` picks; this
+module predicts what happens when CPython loads it: an extension module goes
+through the dynamic linker's checks in ``dlopen``'s order (identity,
+dependencies, symbol versions, symbols) and then the ``PyInit_`` lookup; a
+sourceless ``.pyc`` through its magic number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from abiscan.elf.reader import ElfError, ElfFacts, sniff_format
+from abiscan.inputs.member_facts import FileFacts
+from abiscan.inputs.sources import InputProblem, SourceError
+from abiscan.inputs.stack import Provenance
+from abiscan.report.findings import Finding, PredictedError
+from abiscan.rules import binaries, imports, linker, symbols
+from abiscan.simulate.imports.extension_tags import ExtensionTag, parse_extension_filename
+from abiscan.simulate.linker.dlopen import simulate_dlopen
+from abiscan.simulate.linker.identity import verify_identity
+from abiscan.target.bytecode import magic_bytes, version_of_magic
+from abiscan.target.capi import unavailable_reason as capi_unavailable_reason
+from abiscan.target.profiles import Target
+
+
+def load_extension(
+    module: str,
+    path: str,
+    facts: FileFacts,
+    target: Target,
+    origin: Provenance | None,
+) -> tuple[str, PredictedError | None, str, list[Finding]]:
+    data = facts.read(path)
+    if isinstance(data, SourceError):
+        return "unknown", None, f"cannot read the file: {data}", []
+    verdict = verify_identity(
+        data, path, arch=target.arch, glibc=target.libc_version, flavor=target.ld_so_flavor
+    )
+    if not verdict.ok:
+        if verdict.message is None:
+            return "unknown", None, verdict.detail, []
+        finding, error = binaries.refused_by_loader(
+            module, path, verdict.reason, verdict.message, verdict.detail,
+            sniff_format(data), origin, target,
+        )
+        return "error", error, verdict.detail, [finding]
+    elf = facts.elf(path)
+    if isinstance(elf, (ElfError, SourceError)):
+        facts.problems.append(
+            InputProblem(origin.source if origin else "stack",
+                         origin.source_path if origin else path,
+                         f"ELF file cannot be read: {elf}")
+        )
+        return (
+            "unknown", None,
+            f"the ELF header is acceptable but the rest cannot be read ({elf}); "
+            "abiscan cannot predict what the loader does with it", [],
+        )
+    tag = parse_extension_filename(path.rsplit("/", 1)[-1])
+    # dlopen() maps and binds the whole dependency tree before CPython looks
+    # for PyInit_: a missing library or symbol is reported first.
+    link = _link_extension(module, path, data, elf, facts, target, origin, tag)
+    if link.outcome != "ok":
+        return link.outcome, link.error, link.reason, link.findings
+    short = module.rpartition(".")[2]
+    if not elf.has_export(f"PyInit_{short}"):
+        try:
+            others: tuple[str, ...] = elf.pyinit_names
+        except ElfError:
+            others = ()  # a damaged name elsewhere in the table: the verdict stands
+        finding, error = imports.missing_init(module, path, others, origin)
+        return "error", error, finding.message, [*link.findings, finding]
+    what = tag.describe() if tag else "extension"
+    return (
+        "ok", None,
+        f"extension module for {what}: ELF identity, dependencies, symbol versions, "
+        f"symbols and PyInit_{short} check out{link.reason}", link.findings,
+    )
+
+
+@dataclass(frozen=True)
+class _Linked:
+    outcome: str
+    error: PredictedError | None
+    reason: str
+    findings: list[Finding]
+
+
+class _StackLibraries:
+    """The stack as the loader simulation reads it: files under /opt and /var/task."""
+
+    def __init__(self, facts: FileFacts, target: Target) -> None:
+        self._facts = facts
+        self._roots = tuple(
+            r.rstrip("/") for r in (target.layer_root, target.function_root) if r
+        )
+
+    def owns(self, path: str) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in self._roots)
+
+    def resolve(self, path: str) -> str | None:
+        sf = self._facts.stack.file(path)
+        return sf.target_path if sf is not None and sf.kind == "file" else None
+
+    def read(self, path: str) -> bytes | None:
+        data = self._facts.read(path)
+        return None if isinstance(data, SourceError) else data
+
+    def elf(self, path: str) -> ElfFacts | None:
+        got = self._facts.elf(path)
+        return got if isinstance(got, ElfFacts) else None
+
+
+def _built_for_hint(
+    path: str, facts: FileFacts, target: Target
+) -> tuple[tuple[int, int], str] | None:
+    """The CPython an untagged module's tagged neighbours were built for, if not the target's."""
+    directory, _, _ = path.rpartition("/")
+    versions = set()
+    for name in facts.stack.listdir(directory):
+        sibling = parse_extension_filename(name)
+        if sibling is not None and sibling.kind == "cpython" and sibling.python_version:
+            versions.add(sibling.python_version)
+    if len(versions) != 1:
+        return None
+    (version,) = versions
+    if version == target.python_version:
+        return None
+    return version, (
+        f"the extension modules next to it in {directory} are tagged "
+        f"cpython-{version[0]}{version[1]}"
+    )
+
+
+def _link_extension(
+    module: str,
+    path: str,
+    data: bytes,
+    elf: ElfFacts,
+    facts: FileFacts,
+    target: Target,
+    origin: Provenance | None,
+    tag: ExtensionTag | None,
+) -> _Linked:
+    """Dependencies, symbol versions and undefined symbols, as the target's dlopen checks them."""
+    capi = target.capi_exports()
+    if capi is None:
+        why = (
+            f"abiscan has no C-API data for a CPython {target.python}{target.abiflags} build"
+            if target.abiflags
+            else capi_unavailable_reason(target.python_version)
+        )
+    else:
+        why = ""
+    try:
+        result = simulate_dlopen(
+            path, data, elf, target, _StackLibraries(facts, target), target.inventory(), capi,
+            capi_missing_reason=why,
+        )
+    except ElfError as exc:
+        return _Linked(
+            "unknown", None,
+            f"the dynamic section or symbols cannot be read ({exc}); abiscan cannot predict "
+            "how the loader binds it", [],
+        )
+    problem = result.problem
+    if problem is None:
+        note = ""
+        if result.confidence != "certain":
+            note = f" ({result.confidence}: {'; '.join(result.notes[:2])})"
+        found: list[Finding] = []
+        hint = _built_for_hint(path, facts, target) if tag and tag.kind == "untagged" else None
+        if hint is not None:
+            found.append(symbols.built_for_other_python(module, path, *hint, origin, target))
+        return _Linked("ok", None, note, found)
+    if problem.message is None or result.outcome == "unknown":
+        reason = problem.detail or problem.kind
+        if problem.message is not None:
+            reason = f"possibly {problem.message}: {reason}"
+        return _Linked("unknown", None, reason, [])
+    if problem.kind == "undefined-symbol":
+        finding, error = symbols.undefined_symbol(module, path, problem, tag, origin, target)
+    else:
+        finding, error = linker.dependency_refused(
+            module, path, problem, result.objects, origin, target
+        )
+    return _Linked("error", error, finding.message, [finding])
+
+
+def load_bytecode(
+    module: str, path: str, facts: FileFacts, target: Target, origin: Provenance | None
+) -> tuple[str, PredictedError | None, str, list[Finding]]:
+    data = facts.read(path)
+    if isinstance(data, SourceError):
+        return "unknown", None, f"cannot read the file: {data}", []
+    want = magic_bytes(target.python_version)
+    if want is None:
+        return (
+            "unknown", None,
+            f"abiscan does not know the bytecode magic number of CPython {target.python}", [],
+        )
+    magic = data[:4]
+    if magic == want:
+        return "ok", None, f"bytecode for CPython {target.python}", []
+    written = version_of_magic(magic)
+    by = f"CPython {written[0]}.{written[1]}" if written else "an unknown Python"
+    finding, error = imports.bad_magic(module, path, magic, by, origin, target)
+    return "error", error, finding.message, [finding]

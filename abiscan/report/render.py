@@ -1,0 +1,219 @@
+"""Turn a :class:`~abiscan.report.model.Report` into text for people, or JSON for tools."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from abiscan.report.findings import Finding, Severity, registered_codes
+from abiscan.report.model import Report
+
+_EVIDENCE_LINES = 6
+_HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def render_json(report: Report) -> str:
+    return report.to_json()
+
+
+_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+def render_sarif(report: Report) -> str:
+    """SARIF 2.1.0, for code-scanning dashboards. Locations are the input files;
+    the member inside a zip and the target path travel as logical locations."""
+    rules = [
+        {
+            "id": info.code,
+            "name": info.name,
+            "shortDescription": {"text": info.summary},
+            "defaultConfiguration": {"level": _SARIF_LEVEL[info.severity]},
+        }
+        for info in registered_codes()
+    ]
+    index = {r["id"]: i for i, r in enumerate(rules)}
+    results: list[dict[str, Any]] = []
+    for f in report.findings:
+        text = f.message
+        if f.predicted_error:
+            text += f" Predicted: {f.predicted_error}."
+        text += f" Fix: {f.fix}"
+        result: dict[str, Any] = {
+            "ruleId": f.code,
+            "ruleIndex": index[f.code],
+            "level": _SARIF_LEVEL[f.severity],
+            "message": {"text": text},
+            "properties": {"confidence": f.confidence.value, "evidence": list(f.evidence)},
+        }
+        if f.source:
+            result["locations"] = [{
+                "physicalLocation": {"artifactLocation": {"uri": f.source}},
+                "logicalLocations": [
+                    {"fullyQualifiedName": name, "kind": kind}
+                    for name, kind in ((f.source_path, "member"), (f.path, "targetPath"),
+                                       (f.module, "module"))
+                    if name
+                ],
+            }]
+        results.append(result)
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "abiscan",
+                "version": report.tool_version,
+                "rules": rules,
+            }},
+            "properties": {"target": report.target.name},
+            "results": results,
+        }],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _finding_lines(f: Finding) -> list[str]:
+    lines = [f"  {f.code} {f.name} [{f.confidence.value}]" + (
+        f"  module {f.module}" if f.module else ""
+    )]
+    lines.append(f"    {f.message}")
+    if f.path:
+        where = f"    at {f.path}"
+        if f.source:
+            where += f"  (from {f.source}" + (f": {f.source_path})" if f.source_path else ")")
+        lines.append(where)
+    if f.predicted_error:
+        lines.append(f"    predicted: {f.predicted_error}")
+    for ev in f.evidence[:_EVIDENCE_LINES]:
+        lines.append(f"    evidence: {ev}")
+    if len(f.evidence) > _EVIDENCE_LINES:
+        lines.append(f"    evidence: ... {len(f.evidence) - _EVIDENCE_LINES} more (--format json)")
+    lines.append(f"    fix: {f.fix}")
+    return lines
+
+
+_BREAKING_SHOWN = 20
+
+
+def _breaking_lines(report: Report) -> list[str]:
+    """The answer people come for first: which top-level imports fail, and through what."""
+    broken = [m for m in report.modules if "." not in m.name and m.outcome == "error"]
+    if not broken:
+        return []
+    # Packages that fail through their imports first: the chain is the news.
+    broken.sort(key=lambda m: (len(m.chain) <= 1, m.name))
+    out = [f"TOP-LEVEL IMPORTS THAT FAIL ({len(broken)})"]
+    for m in broken[:_BREAKING_SHOWN]:
+        out.append(f"  import {m.name}: {m.error}")
+        if len(m.chain) > 1:
+            out.append(f"    chain: {' -> '.join(m.chain)}")
+    if len(broken) > _BREAKING_SHOWN:
+        out.append(f"  ... {len(broken) - _BREAKING_SHOWN} more (MODULES below)")
+    out.append("")
+    return out
+
+
+def render_explain(report: Report, name: str) -> str:
+    """``abiscan explain``: one module's outcome and the import chain behind it."""
+    t = report.target
+    out = [f"abiscan {report.tool_version}: target {t.name}: {t.describe()}"]
+    m = report.module(name)
+    if m is None:
+        out.append(f"import {name}: not predicted")
+        return "\n".join(out) + "\n"
+    out.append(f"import {name}: {m.outcome}")
+    if m.error:
+        out.append(f"  {m.error}")
+    if m.outcome == "ok":
+        where = m.path or m.reason
+        out.append(f"  loads {where}; every import that runs while it is imported loads too, "
+                   "or fails inside an except clause that catches it")
+        return "\n".join(out) + "\n"
+    if m.steps:
+        out.append("")
+        out.append("chain (each module imports the next while it is being imported):")
+        arriving = f", which does not catch {m.error.type}" if m.error else ""
+        for step in m.steps:
+            where = f"{step.path}:{step.line}" if step.path and step.line else (step.path or "")
+            out.append(f"  {step.module}" + (f"  {where}" if where else ""))
+            if step.statement:
+                out.append(f"      {step.statement}")
+            if step.note:
+                note = step.note
+                if note.startswith("inside ") and step.how != "native":
+                    note += arriving
+                out.append(f"      {note}")
+        broken = report.module(m.chain[-1])
+        last = f"  {m.chain[-1]}"
+        if broken is not None and broken.error is not None:
+            last += f"  fails: {broken.error}"
+        out.append(last)
+    out.append("")
+    out.append(f"why: {m.reason}")
+    related = [f for f in report.findings if f.module in m.chain]
+    if related:
+        out.append("")
+        out.append("findings on this chain:")
+        for f in related:
+            out.append(f"  {f.code} {f.name} [{f.confidence.value}]  module {f.module}")
+    return "\n".join(out) + "\n"
+
+
+def render_text(report: Report, *, verbose: bool = False) -> str:
+    t = report.target
+    out = [f"abiscan {report.tool_version}: target {t.name}: {t.describe()}"]
+    if report.inputs:
+        parts = []
+        for i in report.inputs:
+            if i.readable:
+                parts.append(f"{i.label} ({i.kind} -> {i.placed_at}, {_n(i.files, 'file')})")
+            else:
+                parts.append(f"{i.label} ({i.kind}, UNREADABLE)")
+        out.append("inputs: " + "; ".join(parts))
+    out.append("")
+    out.extend(_breaking_lines(report))
+    counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
+    for severity in Severity:
+        group = [f for f in report.findings if f.severity is severity]
+        if not group:
+            continue
+        out.append(f"{_HEADINGS[severity]} ({len(group)})")
+        for f in group:
+            out.extend(_finding_lines(f))
+            out.append("")
+    bad = [m for m in report.modules if m.outcome != "ok"]
+    ok = [m for m in report.modules if m.outcome == "ok"]
+    out.append(
+        f"MODULES: {len(ok)} ok, {sum(m.outcome == 'error' for m in bad)} error, "
+        f"{sum(m.outcome == 'unknown' for m in bad)} unknown"
+    )
+    for m in sorted(bad, key=lambda m: (m.outcome != "error", m.name)):
+        if m.error:
+            out.append(f"  {m.outcome:<8} {m.name}: {m.error}")
+        else:
+            out.append(f"  {m.outcome:<8} {m.name}: {m.reason}")
+    if verbose:
+        for m in ok:
+            out.append(f"  ok       {m.name}: {m.path or m.reason}")
+    elif ok:
+        out.append(f"  ({_n(len(ok), 'module')} load{'s' if len(ok) == 1 else ''}; "
+                   "-v lists them)")
+    if report.problems:
+        out.append("")
+        out.append(f"INPUT PROBLEMS ({len(report.problems)})")
+        out.extend(f"  {p}" for p in report.problems)
+    out.append("")
+    verdict = (
+        "predicted: import errors on this target"
+        if report.has_errors
+        else "predicted: everything scanned imports on this target"
+    )
+    out.append(
+        f"{verdict} ({counts[Severity.ERROR]} error, {counts[Severity.WARNING]} warning, "
+        f"{counts[Severity.INFO]} note findings)"
+    )
+    return "\n".join(out) + "\n"

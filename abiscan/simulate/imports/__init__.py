@@ -1,0 +1,1 @@
+"""The target's import system: which file ``import x`` picks."""

@@ -1,0 +1,205 @@
+"""The target's import system: which file ``import x.y`` would load.
+
+This follows CPython's ``importlib._bootstrap_external`` on the target's
+``sys.path``: ``PathFinder`` walks the entries in order; in each entry
+``FileFinder`` checks for a package directory first (``__init__`` with each
+loader suffix), then ``<name><suffix>`` for the extension suffixes, ``.py``
+and ``.pyc``; a directory without ``__init__`` is a namespace portion, used
+only if no entry has a real module or package. Submodules are searched in the
+parent package's ``__path__``. Nothing here reads file contents.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from abiscan.report.findings import PredictedError
+from abiscan.simulate.imports.extension_tags import (
+    ExtensionTag,
+    loader_suffixes,
+    parse_extension_filename,
+)
+from abiscan.target.profiles import Target
+
+
+class FileSystem(Protocol):
+    def listdir(self, path: str) -> object: ...
+
+    def is_dir(self, path: str) -> bool: ...
+
+    def is_file(self, path: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the target's finder returns for a module."""
+
+    name: str
+    kind: str  # "package", "extension", "source", "bytecode", "namespace"
+    origin: str | None  # the file that would be loaded (None for namespace packages)
+    search_locations: tuple[str, ...] = ()  # a package's __path__
+    entry: str = ""  # the sys.path entry or parent directory it was found in
+    package_init_kind: str | None = None  # for packages: kind of the __init__ file
+
+    @property
+    def is_package(self) -> bool:
+        return self.kind in ("package", "namespace")
+
+    @property
+    def loader_kind(self) -> str:
+        """The loader that runs: for a package, the loader of its ``__init__``."""
+        return self.package_init_kind or self.kind
+
+
+@dataclass(frozen=True)
+class PassedOver:
+    """A file named like the module that the finder did not load, and why."""
+
+    path: str
+    reason: str  # "suffix-not-tried", "shadowed"
+    tag: ExtensionTag | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    name: str
+    spec: Spec | None
+    error: PredictedError | None
+    passed_over: tuple[PassedOver, ...] = field(default=())
+    failed_parent: str | None = None  # the ancestor whose lookup failed, if any
+
+    @property
+    def found(self) -> bool:
+        return self.spec is not None
+
+
+class ImportSystem:
+    """Finds modules on the target's ``sys.path`` in a virtual file system."""
+
+    def __init__(self, fs: FileSystem, target: Target) -> None:
+        self.fs = fs
+        self.target = target
+        self._suffixes = loader_suffixes(target)
+        self._memo: dict[str, Resolution] = {}
+
+    def find(self, name: str) -> Resolution:
+        """Resolve a dotted module name as ``importlib.util.find_spec`` would."""
+        cached = self._memo.get(name)
+        if cached is None:
+            cached = self._find(name)
+            self._memo[name] = cached
+        return cached
+
+    def _find(self, name: str) -> Resolution:
+        parent, _, tail = name.rpartition(".")
+        if parent:
+            up = self.find(parent)
+            if up.spec is None:
+                return Resolution(
+                    name, None, up.error, failed_parent=up.failed_parent or parent
+                )
+            if not up.spec.is_package:
+                return Resolution(
+                    name,
+                    None,
+                    PredictedError(
+                        "ModuleNotFoundError",
+                        f"No module named '{name}'; '{parent}' is not a package",
+                    ),
+                    failed_parent=parent,
+                )
+            locations: tuple[str, ...] = up.spec.search_locations
+        else:
+            locations = self.target.sys_path
+        return self._path_finder(name, tail, locations)
+
+    def providers(self, name: str) -> list[Spec]:
+        """Every location that has a module or package for ``name``, in search order.
+
+        The first one loads; the others are shadowed. Namespace portions are left
+        out: they never shadow anything.
+        """
+        parent, _, tail = name.rpartition(".")
+        if parent:
+            up = self.find(parent).spec
+            if up is None or not up.is_package:
+                return []
+            locations = up.search_locations
+        else:
+            locations = self.target.sys_path
+        out = []
+        for entry in locations:
+            spec = self._file_finder(name, tail, entry)
+            if spec is not None and spec.kind != "namespace":
+                out.append(spec)
+        return out
+
+    def _path_finder(self, name: str, tail: str, locations: tuple[str, ...]) -> Resolution:
+        namespace: list[str] = []
+        passed: list[PassedOver] = []
+        found: Spec | None = None
+        for entry in locations:
+            if found is None:
+                spec = self._file_finder(name, tail, entry)
+                if spec is not None and spec.kind != "namespace":
+                    found = spec
+                elif spec is not None:
+                    namespace.extend(spec.search_locations)
+            passed.extend(self._passed_over(tail, entry, found))
+        if found is None and namespace:
+            found = Spec(name, "namespace", None, tuple(namespace), entry=namespace[0])
+        passed = [p for p in passed if found is None or p.path != found.origin]
+        if found is None:
+            return Resolution(
+                name,
+                None,
+                PredictedError("ModuleNotFoundError", f"No module named '{name}'"),
+                tuple(passed),
+            )
+        return Resolution(name, found, None, tuple(passed))
+
+    def _file_finder(self, name: str, tail: str, directory: str) -> Spec | None:
+        if not self.fs.is_dir(directory):
+            return None
+        base = posixpath.join(directory, tail)
+        is_namespace = False
+        if self.fs.is_dir(base):
+            for suffix, kind in self._suffixes:
+                init = posixpath.join(base, "__init__" + suffix)
+                if self.fs.is_file(init):
+                    return Spec(name, "package", init, (base,), directory, kind)
+            is_namespace = True
+        for suffix, kind in self._suffixes:
+            full = base + suffix
+            if self.fs.is_file(full):
+                return Spec(name, kind, full, (), directory)
+        if is_namespace:
+            return Spec(name, "namespace", None, (base,), directory)
+        return None
+
+    def _passed_over(self, tail: str, directory: str, found: Spec | None) -> list[PassedOver]:
+        """Extension files in this directory named for the module that were not loaded."""
+        if not self.fs.is_dir(directory):
+            return []
+        out = []
+        prefix = tail + "."
+        tried = {s for s, _ in self._suffixes}
+        names = self.fs.listdir(directory)
+        assert isinstance(names, (list, tuple, set, frozenset))
+        for fname in sorted(names):
+            if not fname.startswith(prefix):
+                continue
+            path = posixpath.join(directory, fname)
+            if found is not None and path == found.origin:
+                continue
+            suffix = fname[len(tail):]
+            tag = parse_extension_filename(fname)
+            if suffix in tried:
+                if found is not None and self.fs.is_file(path):
+                    out.append(PassedOver(path, "shadowed", tag))
+                continue
+            if tag is not None and self.fs.is_file(path):
+                out.append(PassedOver(path, "suffix-not-tried", tag))
+        return out

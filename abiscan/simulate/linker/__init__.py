@@ -1,0 +1,1 @@
+"""The target's dynamic linker: identity checks and dlopen."""

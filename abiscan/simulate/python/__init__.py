@@ -1,0 +1,1 @@
+"""Import-time code: the import graph, native imports and propagation."""

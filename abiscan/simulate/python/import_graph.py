@@ -1,0 +1,1144 @@
+"""The static import graph: what each Python source module imports while it is imported.
+
+Every source module is read with :mod:`ast` and nothing else: no scanned code
+is imported, compiled to bytecode or run. For each module this records
+
+* whether the source parses under the **target's** grammar (a ``match``
+  statement is a ``SyntaxError`` on 3.9), with CPython's message and line;
+* the imports that run at import time: the module body, including ``if``,
+  ``try``, ``with``, loop and ``match`` blocks and class bodies, but not
+  function bodies or lambdas; ``import a.b.c``, ``from x import y`` (``y``
+  resolved to a submodule when the stack has one), relative imports, and
+  ``importlib.import_module("literal")`` / ``__import__("literal")`` calls;
+* for each import, the ``except`` clauses of the enclosing ``try`` blocks (and
+  ``with contextlib.suppress(...)``), whether it sits under ``if
+  TYPE_CHECKING:`` and whether it runs at all on the target (``sys.version_info``,
+  ``sys.platform`` and ``os.name`` tests are evaluated for the target);
+* the module body as a small program of those steps (:class:`TryStep`,
+  :class:`CondStep`, :class:`ImportStep`, :class:`RaiseStep`, and
+  :class:`AssignStep` for the ``has_x = True`` flags later ``if`` tests read), which
+  :mod:`abiscan.simulate.python.propagation` executes to decide which failure arrives where.
+
+The target's grammar
+--------------------
+The standard library offers one parser, the running interpreter's, and
+``ast.parse(..., feature_version=(3, minor))`` to reject *some* newer syntax
+for an older target. abiscan parses once with ``feature_version`` set to the
+target; when that fails and the running grammar accepts the source, the
+failure is a newer construct, which :func:`_newer_syntax` then places on the
+line CPython reports. ``feature_version`` does not police everything (checked
+against real CPython 3.8-3.13): relaxed decorators (PEP 614, 3.9),
+``for x in *a, *b`` (3.9), ``a[*b]`` and ``*args: *Ts`` (PEP 646, 3.11),
+nested quotes, backslashes and comments in f-string expressions (PEP 701,
+3.12), ``except A, B:`` without parentheses (PEP 758, 3.14), and with some
+running versions parenthesised context managers (3.9): :func:`_newer_syntax`
+finds those in the tree itself. Compile-time errors that are not grammar
+errors (``return`` outside a function, ``global`` after use, ``nonlocal`` at
+module level) are not predicted.
+
+A target **newer** than the running interpreter cannot be checked with its
+own grammar: the source is parsed with the running grammar, and when that
+fails the outcome is unknown (the construct may be valid on the target),
+never a ``SyntaxError``.
+
+Messages: the line and the exception type (``SyntaxError``,
+``IndentationError``, ``TabError``) are the target's; the message is the
+running parser's, mapped to the older wording for the messages that changed
+in 3.10 (``expected ':'`` was ``invalid syntax`` on 3.8 and 3.9, and so on)
+when the target is older. ``SyntaxVerdict.exact`` says whether the text is
+known to be the target's own.
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from abiscan.report.findings import PredictedError
+
+RUNNING = (sys.version_info[0], sys.version_info[1])
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+# -- the facts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One ``except`` clause (or ``with suppress(...)``) around an import."""
+
+    catches: tuple[str, ...]  # class names as written; bare ``except:`` is ("BaseException",)
+    text: str  # "except ImportError", "except (ImportError, OSError) as e", "with suppress(...)"
+    line: int
+    reraises: bool = False  # its body ends in an unconditional ``raise``
+
+
+@dataclass(frozen=True)
+class ImportEdge:
+    """One import that runs (or may run) while ``importer`` is being imported."""
+
+    importer: str
+    target: str  # the absolute module name imported (for kind "name": the module it reads from)
+    line: int
+    statement: str  # the source line, shortened
+    # "import": ``import a.b`` (imports a, then a.b); "from": the module of a
+    # ``from x import ...``; "submodule": a name of a from-import that is a
+    # submodule in the stack; "name": a name of a from-import that is not;
+    # "star": ``from x import *``; "dynamic": importlib.import_module/__import__.
+    kind: str
+    name: str | None = None  # for "name": the attribute read from ``target``
+    guards: tuple[Guard, ...] = ()  # innermost first
+    type_checking: bool = False  # under ``if TYPE_CHECKING:``: never runs
+    runs: str = "yes"  # "yes", "no" (a branch the target never takes) or "maybe"
+    condition: str | None = None  # the test that makes it "no" or "maybe"
+
+
+@dataclass(frozen=True)
+class ImportStep:
+    edge: ImportEdge
+
+
+@dataclass(frozen=True)
+class Handler:
+    guard: Guard
+    body: Block
+
+
+@dataclass(frozen=True)
+class TryStep:
+    line: int
+    body: Block
+    handlers: tuple[Handler, ...]
+    orelse: Block = ()
+    final: Block = ()
+
+
+@dataclass(frozen=True)
+class CondStep:
+    """A block that runs when ``runs`` is True, never when False, perhaps when None."""
+
+    line: int
+    condition: str
+    runs: bool | None
+    body: Block
+    orelse: Block = ()
+    # When the test is a module-level name (``if has_simplejson:``, or ``not``
+    # it), the executor can decide it from what the body assigned before.
+    name: str | None = None
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class AssignStep:
+    """``name = value`` at module level, with its truth value when the source fixes it."""
+
+    line: int
+    name: str
+    value: bool | None
+
+
+@dataclass(frozen=True)
+class RaiseStep:
+    line: int
+    text: str
+    exc_type: str | None  # None: a bare ``raise`` (re-raises what the handler caught)
+    message: str | None  # the literal message, when the source has one
+
+
+Step = ImportStep | TryStep | CondStep | RaiseStep | AssignStep
+Block = tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class SyntaxVerdict:
+    """Why a source does not import as source: a predicted SyntaxError, or unknown."""
+
+    error: PredictedError | None  # SyntaxError (or IndentationError, TabError) on the target
+    line: int | None
+    unknown: str | None = None  # set instead of ``error`` when the target's grammar is newer
+    exact: bool = True  # the message is known to be the target's own wording
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    """A parsed source module: its import-time program and what it binds."""
+
+    name: str
+    path: str
+    is_package: bool
+    syntax: SyntaxVerdict | None  # None: parses under the target's grammar
+    body: Block = ()
+    edges: tuple[ImportEdge, ...] = ()
+    # Names the module body binds at module level, with the first line that binds each.
+    bound: Mapping[str, int] = field(default_factory=dict)
+    # A star import, module-level __getattr__ or globals() writes: any name may exist.
+    open_namespace: bool = False
+    all_names: tuple[str, ...] | None = None  # a literal __all__, if any
+    # Mentions sys.meta_path/path_hooks: may install a finder for names no file has
+    # (six.moves, vendored "extern" packages).
+    custom_finder: bool = False
+    # With custom_finder: the module-like string literals of its source, the names
+    # its hook may serve (``"distutils"`` in setuptools' _distutils_hack).
+    hook_names: frozenset[str] = frozenset()
+    # Extends its __path__ at run time (pkgutil.extend_path, declare_namespace): its
+    # submodules may come from other sys.path entries too.
+    extends_path: bool = False
+
+
+# -- exceptions --------------------------------------------------------------
+
+PANIC = "pyo3_runtime.PanicException"
+
+# The builtin classes an import can raise or a guard can name, with their base.
+_BASES: dict[str, str | None] = {
+    "BaseException": None,
+    "Exception": "BaseException",
+    "SystemExit": "BaseException",
+    "KeyboardInterrupt": "BaseException",
+    "GeneratorExit": "BaseException",
+    "BaseExceptionGroup": "BaseException",
+    PANIC: "BaseException",
+    "ImportError": "Exception",
+    "ModuleNotFoundError": "ImportError",
+    "SyntaxError": "Exception",
+    "IndentationError": "SyntaxError",
+    "TabError": "IndentationError",
+    "OSError": "Exception",
+    "PermissionError": "OSError",
+    "FileNotFoundError": "OSError",
+    "RuntimeError": "Exception",
+    "NotImplementedError": "RuntimeError",
+    "RecursionError": "RuntimeError",
+    "SystemError": "Exception",
+    "AttributeError": "Exception",
+    "NameError": "Exception",
+    "ValueError": "Exception",
+    "UnicodeError": "ValueError",
+    "UnicodeDecodeError": "UnicodeError",
+    "TypeError": "Exception",
+    "LookupError": "Exception",
+    "KeyError": "LookupError",
+    "IndexError": "LookupError",
+    "ArithmeticError": "Exception",
+    "ZeroDivisionError": "ArithmeticError",
+    "AssertionError": "Exception",
+    "Warning": "Exception",
+    "ImportWarning": "Warning",
+}
+_ALIASES = {"IOError": "OSError", "EnvironmentError": "OSError"}
+
+
+def _canonical(name: str) -> str:
+    name = name.removeprefix("builtins.")
+    if name.endswith(".PanicException"):
+        return PANIC
+    return _ALIASES.get(name, name)
+
+
+def ancestry(exc_type: str) -> list[str]:
+    """``exc_type`` and its bases, nearest first. An unknown class is taken to be an
+    ``Exception`` subclass, as nearly every class a library defines is."""
+    out = [_canonical(exc_type)]
+    while True:
+        current = out[-1]
+        base = _BASES.get(current, "Exception")
+        if base is None:
+            return out
+        out.append(base)
+
+
+def catches(guard: Guard, exc_type: str) -> bool:
+    """Whether the ``except`` clause ``guard`` catches an exception of class ``exc_type``."""
+    mro = ancestry(exc_type)
+    return any(_canonical(name) in mro for name in guard.catches)
+
+
+# -- the target's grammar ----------------------------------------------------
+
+# Messages CPython 3.10 introduced, and what 3.8 and 3.9 said instead.
+_OLD_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^expected an indented block.*"), "expected an indented block"),
+    (re.compile(r"^cannot assign to (.+?) here\. Maybe you meant .*"), r"cannot assign to \1"),
+    (re.compile(r"^'.' was never closed$"), "unexpected EOF while parsing"),
+    (re.compile(r"^unterminated string literal.*"), "EOL while scanning string literal"),
+    (re.compile(r"^unterminated triple-quoted string literal.*"),
+     "EOF while scanning triple-quoted string literal"),
+    (re.compile(r"^(expected ':'|expected '.+'|multiple exception types must be parenthesized"
+                r"|invalid syntax\..*|expected 'except' or 'finally' block)$"), "invalid syntax"),
+)
+
+
+_PRINT_HINT = "Missing parentheses in call to 'print'. Did you mean print(...)?"
+
+
+def _message_for(msg: str, target: tuple[int, int], line: str = "") -> tuple[str, bool]:
+    """The message the target would print for an error the running parser worded ``msg``
+    (``line``: the source line of the error), and whether that wording is certain."""
+    if target == RUNNING:
+        return msg, True
+    if target < (3, 10) <= RUNNING:
+        if msg == _PRINT_HINT and line.strip().startswith("print "):
+            # 3.8 and 3.9 spelled out the call, from the rest of the line.
+            rest = line.strip()[len("print "):].strip().rstrip(";").strip()
+            return f"Missing parentheses in call to 'print'. Did you mean print({rest})?", False
+        if target < (3, 9) and msg.startswith("f-string: unmatched"):
+            return "invalid syntax", False
+        for pattern, old in _OLD_WORDING:
+            if pattern.match(msg):
+                return pattern.sub(old, msg), False
+    return msg, msg == "invalid syntax"
+
+
+def _syntax_error(kind: str, msg: str, line: int | None, filename: str) -> PredictedError:
+    base = posixpath.basename(filename)
+    where = f" ({base}, line {line})" if line is not None else f" ({base})"
+    return PredictedError(kind, msg + where)
+
+
+def check_syntax(
+    source: bytes, filename: str, target: tuple[int, int]
+) -> tuple[ast.Module | None, SyntaxVerdict | None]:
+    """Parse ``source`` for the target: the tree, and a verdict when it does not parse.
+
+    The tree is returned whenever the running grammar can read the source
+    (also with a verdict, so that its imports are still known).
+    """
+    fv = target if target < RUNNING else None
+    try:
+        if fv is not None:
+            tree = ast.parse(source, filename, feature_version=fv)
+        else:
+            tree = ast.parse(source, filename)
+    except SyntaxError as exc:
+        if fv is None:
+            if target > RUNNING:
+                return None, SyntaxVerdict(
+                    None, exc.lineno,
+                    unknown=(
+                        f"the source does not parse with the grammar of CPython "
+                        f"{RUNNING[0]}.{RUNNING[1]}, which runs abiscan ({exc.msg}, line "
+                        f"{exc.lineno}); the target's grammar (CPython {target[0]}.{target[1]}) "
+                        "is newer and may accept it: run abiscan on CPython "
+                        f"{target[0]}.{target[1]} or later to know"
+                    ),
+                )
+            return None, _verdict(exc, filename, target)
+        try:
+            tree = ast.parse(source, filename)
+        except SyntaxError as plain:
+            return None, _verdict(plain, filename, target)
+        # The running grammar reads it: a construct newer than the target.
+        newer = _newer_syntax(tree, source, target, filename)
+        if newer is not None:
+            return tree, newer
+        if exc.msg.startswith(_FV_COVERED):
+            # feature_version polices these more strictly than the old grammar did
+            # (3.8 reads "with (a, b):" as a tuple); the tree check above decides.
+            return tree, None
+        msg = "invalid syntax"
+        return tree, SyntaxVerdict(
+            _syntax_error("SyntaxError", msg, exc.lineno, filename), exc.lineno, exact=False,
+            why=f"{exc.msg} (ast feature_version={target[0]}.{target[1]})",
+        )
+    except ValueError as exc:  # null bytes: the wording and even the type vary by version
+        return None, SyntaxVerdict(None, None, unknown=f"the source cannot be parsed: {exc}")
+    if fv is not None:
+        newer = _newer_syntax(tree, source, target, filename)
+        if newer is not None:
+            return tree, newer
+    return tree, None
+
+
+# feature_version's messages for the constructs _newer_syntax checks in the tree.
+_FV_COVERED = (
+    "Parenthesized context managers", "Pattern matching", "Exception groups",
+    "Type statement", "Type parameter",
+)
+
+
+def _verdict(exc: SyntaxError, filename: str, target: tuple[int, int]) -> SyntaxVerdict:
+    msg, line = exc.msg, exc.lineno
+    text, exact = _message_for(msg, target, exc.text or "")
+    return SyntaxVerdict(_syntax_error(type(exc).__name__, text, line, filename), line,
+                         exact=exact, why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})")
+
+
+@dataclass(frozen=True)
+class _Newer:
+    since: tuple[int, int]
+    line: int
+    col: int
+    what: str
+    message: str = "invalid syntax"
+
+
+def _newer_syntax(
+    tree: ast.Module, source: bytes, target: tuple[int, int], filename: str
+) -> SyntaxVerdict | None:
+    """The first construct of the tree that the target's grammar rejects, on the line
+    CPython reports, or None."""
+    lines = source.decode("utf-8", "replace").splitlines()
+    found: list[_Newer] = []
+    for node in ast.walk(tree):
+        found.extend(n for n in _constructs(node, lines, target) if n.since > target)
+    if not found:
+        return None
+    first = min(found, key=lambda n: (n.line, n.col))
+    return SyntaxVerdict(
+        _syntax_error("SyntaxError", first.message, first.line, filename),
+        first.line, exact=first.message == "invalid syntax",
+        why=f"{first.what} needs CPython {first.since[0]}.{first.since[1]}",
+    )
+
+
+def _segment_char(lines: Sequence[str], line: int, col: int) -> str:
+    """The character at a node position (``col`` counts UTF-8 bytes, as ast does)."""
+    if not 0 < line <= len(lines):
+        return ""
+    raw = lines[line - 1].encode("utf-8")
+    return raw[col:col + 1].decode("utf-8", "replace")
+
+
+def _is_dotted(node: ast.expr) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
+def _constructs(node: ast.AST, lines: Sequence[str], target: tuple[int, int]) -> Iterator[_Newer]:
+    line = getattr(node, "lineno", 0)
+    col = getattr(node, "col_offset", 0)
+    if isinstance(node, ast.Match):
+        yield _Newer((3, 10), line, col, "a match statement")
+    try_star = getattr(ast, "TryStar", None)
+    if try_star is not None and isinstance(node, try_star):
+        first = node.handlers[0] if node.handlers else node
+        yield _Newer((3, 11), first.lineno, first.col_offset, "except*")
+    type_alias = getattr(ast, "TypeAlias", None)
+    if type_alias is not None and isinstance(node, type_alias):
+        yield _Newer((3, 12), line, col, "a type statement")
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        params = getattr(node, "type_params", None) or []
+        if params:
+            is_def = not isinstance(node, ast.ClassDef)
+            msg = "expected '('" if is_def and target >= (3, 11) else "invalid syntax"
+            yield _Newer((3, 12), line, col, "a type parameter list", msg)
+        for param in params:
+            if getattr(param, "default_value", None) is not None:
+                msg = "expected '('" if target >= (3, 11) and not isinstance(
+                    node, ast.ClassDef) else "invalid syntax"
+                yield _Newer((3, 13), line, col, "a type parameter default", msg)
+        for deco in node.decorator_list:
+            call = deco.func if isinstance(deco, ast.Call) else deco
+            if not _is_dotted(call):
+                yield _Newer((3, 9), deco.lineno, deco.col_offset,
+                             "a decorator that is not a dotted name (PEP 614)")
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        yield from _parenthesised_with(node, lines)
+    if isinstance(node, ast.Subscript):
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if any(isinstance(p, ast.Starred) for p in parts):
+            yield _Newer((3, 11), line, col, "a starred subscript (PEP 646)")
+    if isinstance(node, ast.arguments) and node.vararg is not None and isinstance(
+            node.vararg.annotation, ast.Starred):
+        yield _Newer((3, 11), node.vararg.lineno, node.vararg.col_offset,
+                         "a starred *args annotation (PEP 646)")
+    if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.iter, ast.Tuple) and any(
+            isinstance(e, ast.Starred) for e in node.iter.elts) and _segment_char(
+            lines, node.iter.lineno, node.iter.col_offset) != "(":
+        yield _Newer((3, 9), line, col, "an unparenthesised starred for iterable")
+    if isinstance(node, ast.ExceptHandler) and isinstance(node.type, ast.Tuple) and (
+            _segment_char(lines, node.type.lineno, node.type.col_offset) != "("):
+        yield _Newer((3, 14), line, col, "except without parentheses (PEP 758)")
+    template = getattr(ast, "TemplateStr", None)
+    if template is not None and isinstance(node, template):
+        yield _Newer((3, 14), line, col, "a template string (PEP 750)")
+    if isinstance(node, ast.JoinedStr) and RUNNING >= (3, 12) and target < (3, 12):
+        found = _pep701(node, lines, target)
+        if found is not None:
+            yield found
+
+
+def _parenthesised_with(node: ast.With | ast.AsyncWith, lines: Sequence[str]) -> Iterator[_Newer]:
+    """``with (a as b, c):``: parentheses around the items themselves (3.9)."""
+    first = node.items[0].context_expr
+    text = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else ""
+    raw = text.encode("utf-8")
+    head = raw[node.col_offset:].lstrip()
+    head = head.removeprefix(b"async").lstrip().removeprefix(b"with").lstrip()
+    if not head.startswith(b"("):
+        return
+    paren_col = len(raw) - len(head)
+    if first.lineno == node.lineno and first.col_offset <= paren_col:
+        return  # the parenthesis belongs to the first expression: ``with (a) as b:``
+    # Without any "as", 3.8 reads the parentheses as a tuple: valid syntax; with
+    # one, its parser stops at that "as".
+    named = next((item.optional_vars for item in node.items if item.optional_vars), None)
+    if named is not None:
+        yield _Newer((3, 9), named.lineno, named.col_offset, "parenthesised context managers")
+
+
+def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) -> _Newer | None:
+    """Quotes, backslashes or comments inside an f-string's replacement fields (3.12)."""
+    end = getattr(node, "end_lineno", None) or node.lineno
+    chunk = "\n".join(lines[node.lineno - 1:end]).encode("utf-8")
+    last = len(lines[end - 1].encode("utf-8")) if 0 < end <= len(lines) else 0
+    stop = len(chunk) - (last - (node.end_col_offset or 0))
+    text = chunk[node.col_offset:stop].decode("utf-8", "replace")
+
+    def newer(what: str, message: str) -> _Newer:
+        return _Newer((3, 12), node.lineno, node.col_offset, what, message)
+
+    i = 0
+    while i < len(text):
+        m = re.match(r"([rRbBuUfF]*)('\'\'|\"\"\"|'|\")", text[i:])
+        if m is None:
+            i += 1
+            continue
+        prefix, quote = m.group(1).lower(), m.group(2)
+        i += m.end()
+        # Frames of the replacement fields open at i: [kind, open brackets].
+        frames: list[tuple[str, list[str]]] = []
+        while i < len(text):
+            c = text[i]
+            if not frames:
+                if c == "\\" and "r" not in prefix:
+                    i += 2
+                    continue
+                if text.startswith(quote, i):
+                    i += len(quote)
+                    break
+                if "f" in prefix and c == "{":
+                    if text.startswith("{{", i):
+                        i += 2
+                        continue
+                    frames.append(("expr", []))
+                i += 1
+                continue
+            kind, brackets = frames[-1]
+            if text.startswith(quote, i):
+                if target < (3, 9):
+                    msg = "invalid syntax"
+                elif brackets:
+                    msg = f"f-string: unmatched '{brackets[-1]}'"
+                else:
+                    msg = "f-string: expecting '}'"
+                return newer("a quote reused inside an f-string expression (PEP 701)", msg)
+            if kind == "spec":
+                if c == "{":
+                    frames.append(("expr", []))
+                elif c == "}":
+                    frames.pop()
+                i += 1
+                continue
+            if c == "\\":
+                return newer("a backslash inside an f-string expression (PEP 701)",
+                             "f-string expression part cannot include a backslash")
+            if c == "#":
+                return newer("a comment inside an f-string expression (PEP 701)",
+                             "f-string expression part cannot include '#'")
+            if c in "([{":
+                brackets.append(c)
+            elif c in ")]}" and brackets:
+                brackets.pop()
+            elif c == "}":
+                frames.pop()
+            elif c == ":" and not brackets:
+                frames[-1] = ("spec", [])
+            elif c in "'\"":
+                # a string of the other quote kind inside the field: skip it whole
+                j = text.find(c, i + 1)
+                i = j if j > i else i
+            i += 1
+    return None
+
+
+# -- conditions the target decides -------------------------------------------
+
+
+def _dotted(node: ast.expr) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _is_type_checking(node: ast.expr) -> bool:
+    name = _dotted(node)
+    return name is not None and name.rpartition(".")[2] == "TYPE_CHECKING"
+
+
+class _Conditions:
+    """Evaluates the ``if`` tests whose value the target fixes; None for the others."""
+
+    def __init__(self, version: tuple[int, int]) -> None:
+        self.version = version
+        # Module-level names assigned once from something decidable
+        # (``PY_3_14_PLUS = sys.version_info >= (3, 14)``); None marks a name
+        # assigned more than once, which is never trusted.
+        self.consts: dict[str, object] = {}
+
+    def assign(self, name: str, value: ast.expr) -> None:
+        if name in self.consts:
+            self.consts[name] = None
+            return
+        known = self._known(value)
+        self.consts[name] = known if known is not None else self.value(value)
+
+    def value(self, node: ast.expr) -> bool | None:
+        if isinstance(node, ast.Constant):
+            return bool(node.value)
+        if _is_type_checking(node):
+            return False
+        if isinstance(node, ast.Name) and isinstance(self.consts.get(node.id), bool):
+            return bool(self.consts[node.id])
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            inner = self.value(node.operand)
+            return None if inner is None else not inner
+        if isinstance(node, ast.BoolOp):
+            values = [self.value(v) for v in node.values]
+            if isinstance(node.op, ast.And):
+                if False in values:
+                    return False
+                return True if all(v is True for v in values) else None
+            if True in values:
+                return True
+            return False if all(v is False for v in values) else None
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            return self._compare(node.left, node.ops[0], node.comparators[0])
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                node.func.attr == "startswith" and len(node.args) == 1):
+            subject = self._known(node.func.value)
+            arg = node.args[0]
+            if isinstance(subject, str) and isinstance(arg, ast.Constant) and isinstance(
+                    arg.value, (str, tuple)):
+                return subject.startswith(arg.value)
+        return None
+
+    def _known(self, node: ast.expr) -> object:
+        """The target's value of a few well-known expressions, or None."""
+        if isinstance(node, ast.Name) and self.consts.get(node.id) is not None:
+            return self.consts[node.id]
+        name = _dotted(node)
+        if name is not None:
+            tail = name.split(".")[-2:]
+            if tail == ["sys", "platform"]:
+                return "linux"
+            if tail == ["os", "name"]:
+                return "posix"
+            if name == "__name__":
+                return None  # a module's own name: never "__main__" when imported
+            if tail == ["sys", "version_info"]:
+                return self.version
+            if tail in (["version_info", "major"],):
+                return self.version[0]
+            if tail in (["version_info", "minor"],):
+                return self.version[1]
+            if tail == ["implementation", "name"]:
+                return "cpython"
+        if isinstance(node, ast.Subscript) and _dotted(node.value) is not None:
+            base = self._known(node.value)
+            if isinstance(base, tuple):
+                index = node.slice
+                if isinstance(index, ast.Constant) and isinstance(index.value, int):
+                    return base[index.value] if index.value < len(base) else None
+                if isinstance(index, ast.Slice) and index.lower is None and index.step is None \
+                        and isinstance(index.upper, ast.Constant) and isinstance(
+                            index.upper.value, int) and index.upper.value <= len(base):
+                    return base[:index.upper.value]
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant) for e in node.elts):
+            return tuple(e.value for e in node.elts if isinstance(e, ast.Constant))
+        return None
+
+    def _compare(self, left: ast.expr, op: ast.cmpop, right: ast.expr) -> bool | None:
+        if _dotted(left) == "__name__" and isinstance(right, ast.Constant) and \
+                right.value == "__main__":
+            if isinstance(op, ast.Eq):
+                return False
+            if isinstance(op, ast.NotEq):
+                return True
+        a, b = self._known(left), self._known(right)
+        if _dotted(left) in ("ssl.OPENSSL_VERSION_INFO", "OPENSSL_VERSION_INFO") and \
+                self.version >= (3, 10) and isinstance(b, tuple) and b <= (1, 1, 1):
+            # PEP 644: CPython 3.10 and later build only against OpenSSL 1.1.1+.
+            strict = b < (1, 1, 1)
+            if isinstance(op, ast.Lt) or (strict and isinstance(op, ast.LtE)):
+                return False
+            if isinstance(op, ast.GtE) or (strict and isinstance(op, ast.Gt)):
+                return True
+        if a is None or b is None:
+            return None
+        if isinstance(a, tuple) and isinstance(b, tuple):
+            # Only the (major, minor) of the target is known: a longer tuple
+            # decides only where its first two items already do.
+            if len(b) > len(a) and tuple(b[:len(a)]) == a:
+                return None
+            b = tuple(b[:max(len(a), 2)])
+        try:
+            if isinstance(op, ast.Eq):
+                return bool(a == b)
+            if isinstance(op, ast.NotEq):
+                return bool(a != b)
+            if isinstance(op, ast.Lt):
+                return bool(a < b)  # type: ignore[operator]
+            if isinstance(op, ast.LtE):
+                return bool(a <= b)  # type: ignore[operator]
+            if isinstance(op, ast.Gt):
+                return bool(a > b)  # type: ignore[operator]
+            if isinstance(op, ast.GtE):
+                return bool(a >= b)  # type: ignore[operator]
+            if isinstance(op, ast.In) and isinstance(b, tuple):
+                return a in b
+            if isinstance(op, ast.NotIn) and isinstance(b, tuple):
+                return a not in b
+        except TypeError:
+            return None
+        return None
+
+
+# -- extraction --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    guards: tuple[Guard, ...] = ()
+    type_checking: bool = False
+    runs: str = "yes"
+    condition: str | None = None
+    in_class: bool = False
+
+    def under(self, runs: bool | None, condition: str, *, type_checking: bool = False) -> _Ctx:
+        if runs is False or self.runs == "no":
+            new = "no"
+        elif runs is None or self.runs == "maybe":
+            new = "maybe"
+        else:
+            new = "yes"
+        cond = condition if new != "yes" and self.runs == "yes" else self.condition
+        return _Ctx(self.guards, self.type_checking or type_checking, new, cond, self.in_class)
+
+
+_IMPORT_FUNCS = {"importlib.import_module", "import_module", "__import__",
+                 "importlib.__import__"}
+
+
+def _short(line: str) -> str:
+    line = line.strip()
+    return line if len(line) <= 100 else line[:97] + "..."
+
+
+def _handler_names(node: ast.expr | None) -> tuple[str, ...]:
+    if node is None:
+        return ("BaseException",)
+    parts = node.elts if isinstance(node, ast.Tuple) else [node]
+    out = []
+    for p in parts:
+        name = _dotted(p)
+        out.append(name if name is not None else "<expression>")
+    return tuple(out)
+
+
+def _ends_in_raise(body: Sequence[ast.stmt]) -> bool:
+    return any(isinstance(s, ast.Raise) for s in body)
+
+
+class _Extractor:
+    """Walks one module's body: the program of import-time steps, and its edges."""
+
+    def __init__(
+        self,
+        module: str,
+        package: str,
+        lines: Sequence[str],
+        conditions: _Conditions,
+        is_module: Callable[[str], bool],
+    ) -> None:
+        self.module = module
+        self.package = package
+        self.lines = lines
+        self.cond = conditions
+        self.is_module = is_module
+        self.edges: list[ImportEdge] = []
+        self.bound: dict[str, int] = {}
+        self.line = 0
+        self.open_namespace = False
+        self.all_names: tuple[str, ...] | None = None
+
+    def text(self, node: ast.AST) -> str:
+        line = getattr(node, "lineno", 0)
+        if 0 < line <= len(self.lines):
+            return _short(self.lines[line - 1])
+        return ""
+
+    def edge(self, node: ast.AST, ctx: _Ctx, target: str, kind: str,
+             name: str | None = None) -> ImportStep:
+        edge = ImportEdge(
+            self.module, target, getattr(node, "lineno", 0), self.text(node), kind, name,
+            ctx.guards, ctx.type_checking, ctx.runs, ctx.condition,
+        )
+        self.edges.append(edge)
+        return ImportStep(edge)
+
+    def block(self, body: Sequence[ast.stmt], ctx: _Ctx) -> Block:
+        out: list[Step] = []
+        for stmt in body:
+            out.extend(self.stmt(stmt, ctx))
+        return tuple(out)
+
+    def bind(self, name: str, ctx: _Ctx, line: int | None = None) -> None:
+        if not ctx.in_class:
+            at = self.line if line is None else line
+            self.bound[name] = min(self.bound.get(name, at), at)
+
+    def bind_target(self, node: ast.expr, ctx: _Ctx) -> None:
+        if isinstance(node, ast.Name):
+            self.bind(node.id, ctx)
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            for e in node.elts:
+                self.bind_target(e, ctx)
+        elif isinstance(node, ast.Starred):
+            self.bind_target(node.value, ctx)
+
+    def stmt(self, s: ast.stmt, ctx: _Ctx) -> list[Step]:
+        self.line = s.lineno
+        if isinstance(s, ast.Import):
+            steps: list[Step] = []
+            for alias in s.names:
+                steps.append(self.edge(s, ctx, alias.name, "import"))
+                self.bind(alias.asname or alias.name.partition(".")[0], ctx)
+            return steps
+        if isinstance(s, ast.ImportFrom):
+            return self.import_from(s, ctx)
+        if isinstance(s, ast.If):
+            if _is_type_checking(s.test):
+                value: bool | None = False
+                tc = True
+            else:
+                value = self.cond.value(s.test)
+                tc = False
+            cond = f"if {ast.unparse(s.test)}"
+            steps = self.calls(s.test, ctx)
+            body = self.block(s.body, ctx.under(value, cond, type_checking=tc))
+            other = None if value is None else not value
+            orelse = self.block(s.orelse, ctx.under(other, f"else of {cond}"))
+            test, negated = s.test, False
+            if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+                test, negated = test.operand, True
+            name = test.id if isinstance(test, ast.Name) else None
+            return [*steps, CondStep(s.lineno, cond, value, body, orelse, name, negated)]
+        if isinstance(s, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            return [self.try_step(s, ctx)]  # type: ignore[arg-type]
+        if isinstance(s, (ast.With, ast.AsyncWith)):
+            steps = []
+            suppressed: list[str] = []
+            for item in s.items:
+                steps.extend(self.calls(item.context_expr, ctx))
+                if item.optional_vars is not None:
+                    self.bind_target(item.optional_vars, ctx)
+                call = item.context_expr
+                if isinstance(call, ast.Call) and (_dotted(call.func) or "").rpartition(".")[
+                        2] == "suppress":
+                    for arg in call.args:
+                        suppressed.append(_dotted(arg) or "<expression>")
+            if suppressed:
+                guard = Guard(tuple(suppressed), self.text(s), s.lineno)
+                inner = _Ctx((guard, *ctx.guards), ctx.type_checking, ctx.runs, ctx.condition,
+                             ctx.in_class)
+                body = self.block(s.body, inner)
+                return [*steps, TryStep(s.lineno, body, (Handler(guard, ()),))]
+            return [*steps, *self.block(s.body, ctx)]
+        if isinstance(s, (ast.For, ast.AsyncFor, ast.While)):
+            what = "the loop body"
+            if isinstance(s, ast.While):
+                steps = self.calls(s.test, ctx)
+                value = self.cond.value(s.test)
+                if value is not None:
+                    what = f"while {ast.unparse(s.test)}"
+            else:
+                steps = self.calls(s.iter, ctx)
+                self.bind_target(s.target, ctx)
+                value = None
+            body = self.block(s.body, ctx.under(value, what))
+            orelse = self.block(s.orelse, ctx.under(None, "the loop's else"))
+            return [*steps, CondStep(s.lineno, what, value, body),
+                    CondStep(s.lineno, "the loop's else", None, orelse)]
+        if isinstance(s, ast.Match):
+            steps = self.calls(s.subject, ctx)
+            for case in s.cases:
+                what = f"case {ast.unparse(case.pattern)}"
+                steps.append(CondStep(case.pattern.lineno, what, None,
+                                      self.block(case.body, ctx.under(None, what))))
+            return steps
+        if isinstance(s, ast.Raise):
+            return [*self.calls(s.exc, ctx), self.raise_step(s)]
+        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self.bind(s.name, ctx)
+            if s.name == "__getattr__" and not ctx.in_class:
+                self.open_namespace = True
+            steps = []
+            for expr in [*s.decorator_list, *s.args.defaults,
+                         *[d for d in s.args.kw_defaults if d is not None]]:
+                steps.extend(self.calls(expr, ctx))
+            return steps
+        if isinstance(s, ast.ClassDef):
+            steps = []
+            for expr in [*s.decorator_list, *s.bases, *(k.value for k in s.keywords)]:
+                steps.extend(self.calls(expr, ctx))
+            inner = _Ctx(ctx.guards, ctx.type_checking, ctx.runs, ctx.condition, in_class=True)
+            steps.extend(self.block(s.body, inner))
+            self.bind(s.name, ctx, s.lineno)
+            return steps
+        if isinstance(s, ast.Assign):
+            flags: list[Step] = []
+            for t in s.targets:
+                self.bind_target(t, ctx)
+                self.note_special_target(t, s.value, ctx)
+                if isinstance(t, ast.Name) and not ctx.in_class:
+                    self.cond.assign(t.id, s.value)
+                    flags.append(AssignStep(s.lineno, t.id, self.cond.value(s.value)))
+            return [*self.calls(s, ctx), *flags]
+        elif isinstance(s, ast.AugAssign) or (isinstance(s, ast.AnnAssign) and s.value):
+            self.bind_target(s.target, ctx)
+        return self.calls(s, ctx)
+
+    def note_special_target(self, target: ast.expr, value: ast.expr, ctx: _Ctx) -> None:
+        if ctx.in_class:
+            return
+        if isinstance(target, ast.Name) and target.id == "__all__" and isinstance(
+                value, (ast.List, ast.Tuple)):
+            names = [e.value for e in value.elts if isinstance(e, ast.Constant)]
+            if len(names) == len(value.elts) and all(isinstance(n, str) for n in names):
+                self.all_names = tuple(str(n) for n in names)
+        if isinstance(target, ast.Subscript) and _dotted(target.value) == "sys.modules":
+            self.open_namespace = True  # the module replaces itself in sys.modules
+
+    def try_step(self, s: ast.Try, ctx: _Ctx) -> TryStep:
+        guards = tuple(
+            Guard(_handler_names(h.type), self.text(h), h.lineno, _ends_in_raise(h.body))
+            for h in s.handlers
+        )
+        inner = _Ctx((*guards, *ctx.guards), ctx.type_checking, ctx.runs, ctx.condition,
+                     ctx.in_class)
+        body = self.block(s.body, inner)
+        handlers = []
+        for h, guard in zip(s.handlers, guards, strict=True):
+            if h.name:
+                self.bind(h.name, ctx, h.lineno)
+            hctx = ctx.under(None, f"{guard.text} (when the try block fails)")
+            handlers.append(Handler(guard, self.block(h.body, hctx)))
+        orelse = self.block(s.orelse, ctx.under(None, "the try block's else"))
+        final = self.block(s.finalbody, ctx)
+        return TryStep(s.lineno, body, tuple(handlers), orelse, final)
+
+    def raise_step(self, s: ast.Raise) -> RaiseStep:
+        exc = s.exc
+        if exc is None:
+            return RaiseStep(s.lineno, self.text(s), None, None)
+        call = exc if isinstance(exc, ast.Call) else None
+        name = _dotted(call.func if call is not None else exc)
+        message: str | None = None
+        if call is not None:
+            if not call.args:
+                message = ""
+            elif isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+                message = call.args[0].value if len(call.args) == 1 else None
+        elif name is not None:
+            message = ""
+        return RaiseStep(s.lineno, self.text(s), name or "<expression>", message)
+
+    def resolve(self, level: int, module: str | None) -> tuple[str | None, str | None]:
+        """The absolute module of a relative import, or the ImportError message."""
+        if level == 0:
+            return module, None
+        if not self.package:
+            return None, "attempted relative import with no known parent package"
+        parts = self.package.split(".")
+        if level - 1 >= len(parts):
+            return None, "attempted relative import beyond top-level package"
+        base = ".".join(parts[: len(parts) - (level - 1)])
+        return (f"{base}.{module}" if module else base), None
+
+    def import_from(self, s: ast.ImportFrom, ctx: _Ctx) -> list[Step]:
+        base, problem = self.resolve(s.level, s.module)
+        if base is None:
+            kind = "ImportError"
+            if problem and "beyond" in problem and self.cond.version < (3, 9):
+                kind = "ValueError"  # 3.9 made it an ImportError
+            return [RaiseStep(s.lineno, self.text(s), kind, problem)]
+        steps: list[Step] = [self.edge(s, ctx, base, "from")]
+        for alias in s.names:
+            if alias.name == "*":
+                self.open_namespace = True
+                steps.append(self.edge(s, ctx, base, "star"))
+                continue
+            self.bind(alias.asname or alias.name, ctx)
+            full = f"{base}.{alias.name}"
+            if self.is_module(full):
+                steps.append(self.edge(s, ctx, full, "submodule"))
+            else:
+                steps.append(self.edge(s, ctx, base, "name", alias.name))
+        return steps
+
+    def calls(self, node: ast.AST | None, ctx: _Ctx) -> list[Step]:
+        """``import_module("x")`` / ``__import__("x")`` calls evaluated by this statement."""
+        if node is None:
+            return []
+        out: list[Step] = []
+        todo: list[ast.AST] = [node]
+        while todo:
+            n = todo.pop()
+            if isinstance(n, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            if isinstance(n, ast.Call):
+                name = _dotted(n.func)
+                if name == "globals":
+                    self.open_namespace = True
+                if name in _IMPORT_FUNCS:
+                    target = self.dynamic_target(n, name)
+                    if target is not None:
+                        out.append(self.edge(n, ctx, target, "dynamic"))
+            todo.extend(reversed(list(ast.iter_child_nodes(n))))
+        return out
+
+    def dynamic_target(self, call: ast.Call, func: str) -> str | None:
+        if not call.args or not isinstance(call.args[0], ast.Constant):
+            return None
+        name = call.args[0].value
+        if not isinstance(name, str) or not name.strip("."):
+            return None
+        if func.endswith("__import__"):
+            level = 0
+            args = [*call.args[4:5], *(k.value for k in call.keywords if k.arg == "level")]
+            if args:
+                if not isinstance(args[0], ast.Constant) or not isinstance(args[0].value, int):
+                    return None
+                level = args[0].value
+            return name if level == 0 else None
+        if not name.startswith("."):
+            return name
+        pkg_args = [*call.args[1:2], *(k.value for k in call.keywords if k.arg == "package")]
+        if not pkg_args:
+            return None
+        arg = pkg_args[0]
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            package = arg.value
+        elif isinstance(arg, ast.Name) and arg.id == "__package__":
+            package = self.package
+        elif isinstance(arg, ast.Name) and arg.id == "__name__":
+            package = self.module
+        else:
+            return None
+        level = len(name) - len(name.lstrip("."))
+        parts = package.split(".") if package else []
+        if level - 1 >= len(parts):
+            return None
+        base = ".".join(parts[: len(parts) - (level - 1)])
+        rest = name[level:]
+        return f"{base}.{rest}" if rest else base
+
+
+def extract(
+    tree: ast.Module,
+    module: str,
+    path: str,
+    is_package: bool,
+    lines: Sequence[str],
+    target: tuple[int, int],
+    is_module: Callable[[str], bool],
+    syntax: SyntaxVerdict | None = None,
+) -> ModuleSource:
+    """The import-time program of one parsed module."""
+    package = module if is_package else module.rpartition(".")[0]
+    ex = _Extractor(module, package, lines, _Conditions(target), is_module)
+    body = ex.block(tree.body, _Ctx())
+    return ModuleSource(
+        module, path, is_package, syntax, body, tuple(ex.edges), dict(ex.bound),
+        ex.open_namespace, ex.all_names,
+    )
+
+
+# -- the graph over a stack --------------------------------------------------
+
+
+class SourceReader:
+    """What the graph needs from the stack and the import system."""
+
+    def __init__(
+        self,
+        read: Callable[[str], bytes | None],
+        find: Callable[[str], tuple[str, str | None, bool] | None],
+    ) -> None:
+        # ``find(name)`` -> (loader kind, origin, is_package) when the stack has
+        # the module, else None.
+        self.read = read
+        self.find = find
+
+
+@dataclass
+class ImportGraph:
+    """Source modules parsed on demand, each at most once; never executed."""
+
+    reader: SourceReader
+    version: tuple[int, int]
+    _parsed: dict[str, ModuleSource | None] = field(default_factory=dict)
+
+    def is_module(self, name: str) -> bool:
+        return self.reader.find(name) is not None
+
+    def module(self, name: str) -> ModuleSource | None:
+        """The parsed source module ``name``; None when it is not a source module in the stack."""
+        if name in self._parsed:
+            return self._parsed[name]
+        self._parsed[name] = None  # a guard while parsing (star imports look back)
+        found = self.reader.find(name)
+        result: ModuleSource | None = None
+        if found is not None and found[0] == "source" and found[1] is not None:
+            result = self._parse(name, found[1], found[2])
+        self._parsed[name] = result
+        return result
+
+    def _parse(self, name: str, path: str, is_package: bool) -> ModuleSource | None:
+        data = self.reader.read(path)
+        if data is None:
+            return None
+        tree, verdict = check_syntax(data, path, self.version)
+        if tree is None:
+            return ModuleSource(name, path, is_package, verdict)
+        lines = data.decode("utf-8", "replace").splitlines()
+        parsed = extract(tree, name, path, is_package, lines, self.version, self.is_module,
+                         verdict)
+        # Textual on purpose: these hooks are usually installed from inside a
+        # function (VendorImporter.install()), where the extractor never looks.
+        finder = b"meta_path" in data or b"path_hooks" in data
+        extends = is_package and (b"extend_path" in data or b"declare_namespace" in data
+                                  or b"__path__ =" in data or b"__path__.append" in data)
+        if finder or extends:
+            names: frozenset[str] = frozenset()
+            if finder:
+                names = frozenset(
+                    n.value for n in ast.walk(tree)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                    and _MODULE_NAME.fullmatch(n.value)
+                )
+            parsed = replace(parsed, custom_finder=finder, extends_path=extends,
+                             hook_names=names)
+        return parsed
+
+    def edges(self, name: str) -> tuple[ImportEdge, ...]:
+        parsed = self.module(name)
+        return parsed.edges if parsed is not None else ()
+
+    @property
+    def parsed(self) -> dict[str, ModuleSource]:
+        return {k: v for k, v in self._parsed.items() if v is not None}
+

@@ -1,0 +1,306 @@
+"""Imports made from native code, found statically in the extension module's bytes.
+
+An extension module can import other modules while CPython initialises it,
+and no Python source shows it. abiscan reads only the binary's read-only data
+(``.rodata``, bounded) and its undefined dynamic symbols, and recognises:
+
+* **cffi modules** (out-of-line API mode, and the older verifier modules): the
+  init code cffi generates calls ``PyImport_ImportModule("_cffi_backend")``
+  before anything else; its strings ``_cffi_backend`` and
+  ``_init_cffi_1_0_external_module`` are in ``.rodata``. Certain.
+* **pyo3 modules** (``pyo3_runtime.PanicException``, ``pyo3-0.x.y`` source
+  paths in the panic locations). A pyo3 module that embeds a cffi module (the
+  cffi strings in the same binary: cryptography 40 to 42) creates it from its
+  own init by calling the embedded ``PyInit_``. How a failure there surfaces
+  depends on the Rust code around that call: cryptography before 42.0.6 used
+  ``from_owned_ptr``, which panics on NULL with "Python API call failed", so
+  the ``ModuleNotFoundError`` for ``_cffi_backend`` arrives as
+  ``pyo3_runtime.PanicException`` (a ``BaseException``, which ``except
+  ImportError`` and ``except Exception`` do not catch); 42.0.6 and later use
+  ``from_owned_ptr_or_err`` and the ``ModuleNotFoundError`` arrives as it is
+  (checked against cryptography 41.0.7, 42.0.5 and 43.0.0 on CPython 3.12, and
+  the 42.0.6 sources). For another distribution abiscan cannot tell the two
+  apart from the bytes, and says ``likely``.
+  Other module names in a pyo3 binary (Rust strings, not NUL-terminated,
+  run together in ``.rodata``) are imports it *may* make, usually lazily from
+  a function: ``possible``, never used to predict a failure.
+* **other C extensions** that call ``PyImport_ImportModule`` (or
+  ``PyImport_Import`` and friends): NUL-terminated strings that are exactly
+  the name of a module the stack has. ``likely``: the bytes do not show
+  whether the string is passed to the import call, or when.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from abiscan.elf.reader import ElfError, ElfFacts, read_header
+
+PANIC_MESSAGE = "Python API call failed"
+
+_PYIMPORT = frozenset({
+    "PyImport_ImportModule", "PyImport_Import", "PyImport_ImportModuleLevel",
+    "PyImport_ImportModuleLevelObject", "PyImport_ImportModuleNoBlock",
+    "PyImport_ImportModuleEx",
+})
+# Read at most this much read-only data per binary: real extension modules
+# have a few MB of .rodata at most; a hostile file gets no more.
+MAX_RODATA = 64 << 20
+
+_CSTRING = re.compile(rb"(?<=\x00)([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(?=\x00)")
+_PYO3_VERSION = re.compile(rb"pyo3-(\d+\.\d+\.\d+)")
+# Starts only where an identifier run starts: inner starts would make the scan
+# quadratic in the length of the run-together strings.
+_DOTTED = re.compile(rb"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+# Distributions whose pyo3+cffi binaries are known, with the first version
+# that propagates the embedded cffi module's error instead of panicking.
+_PANIC_FIXED_IN = {"cryptography": Version("42.0.6")}
+
+
+@dataclass(frozen=True)
+class NativeImport:
+    """A module an extension module imports from native code."""
+
+    module: str  # the extension module
+    imports: str  # the module it imports
+    confidence: str  # "certain", "likely" or "possible"
+    at_init: bool  # during the module's initialisation (otherwise: perhaps later)
+    panics: bool  # a failure surfaces as pyo3_runtime.PanicException: Python API call failed
+    evidence: tuple[str, ...]
+
+    def describe(self) -> str:
+        how = "panics (pyo3_runtime.PanicException) if it fails" if self.panics else ""
+        when = "during its init" if self.at_init else "perhaps later, from a function"
+        return f"{self.module} imports {self.imports} from native code {when} " \
+               f"[{self.confidence}]" + (f"; {how}" if how else "")
+
+
+@dataclass(frozen=True)
+class NativeFacts:
+    module: str
+    path: str
+    kinds: tuple[str, ...]  # "cffi", "pyo3", "c-import"
+    pyo3_version: str | None
+    imports: tuple[NativeImport, ...]
+    note: str = ""
+
+
+def rodata(data: bytes) -> bytes:
+    """The read-only data sections of an ELF file (``.rodata*``), at most MAX_RODATA bytes.
+
+    Without section headers, the loadable segments that are neither
+    writable nor executable. Empty when the file cannot be read that far.
+    """
+    try:
+        header = read_header(data)
+    except ElfError:
+        return b""
+    e = "<" if header.byte_order == "little" else ">"
+    is64 = header.bits == 64
+    out: list[bytes] = []
+    budget = MAX_RODATA
+    size = len(data)
+    if header.e_shoff and header.e_shnum and header.e_shentsize >= (64 if is64 else 40):
+        fmt = e + ("IIQQQQIIQQ" if is64 else "IIIIIIIIII")
+        table_end = header.e_shoff + header.e_shnum * header.e_shentsize
+        if table_end > size or header.e_shstrndx >= header.e_shnum:
+            return b""
+        sections = [
+            struct.unpack_from(fmt, data, header.e_shoff + i * header.e_shentsize)
+            for i in range(header.e_shnum)
+        ]
+        names_sec = sections[header.e_shstrndx]
+        n_off, n_size = names_sec[4], names_sec[5]
+        if n_off + n_size > size:
+            return b""
+        names = data[n_off:n_off + n_size]
+        for sec in sections:
+            name_off, sh_type, off, length = sec[0], sec[1], sec[4], sec[5]
+            end = names.find(b"\x00", name_off)
+            name = names[name_off:end] if 0 <= name_off < len(names) and end >= 0 else b""
+            if sh_type == 8 or not (name == b".rodata" or name.startswith(b".rodata.")):
+                continue  # SHT_NOBITS has no bytes in the file
+            take = min(length, budget, max(0, size - off))
+            if take > 0:
+                out.append(data[off:off + take])
+                budget -= take
+    else:
+        phfmt = e + ("IIQQQQQQ" if is64 else "IIIIIIII")
+        step = header.e_phentsize
+        for i in range(header.e_phnum):
+            at = header.e_phoff + i * step
+            if at + struct.calcsize(phfmt) > size:
+                break
+            fields = struct.unpack_from(phfmt, data, at)
+            if is64:
+                p_type, p_flags, p_offset, p_filesz = fields[0], fields[1], fields[2], fields[5]
+            else:
+                p_type, p_offset, p_filesz, p_flags = fields[0], fields[1], fields[4], fields[6]
+            if p_type == 1 and p_flags & 0x7 == 0x4:  # PT_LOAD, PF_R only
+                take = min(p_filesz, budget, max(0, size - p_offset))
+                if take > 0:
+                    out.append(data[p_offset:p_offset + take])
+                    budget -= take
+    # A NUL on each side, so that the first and last strings are delimited.
+    return b"\x00" + b"\x00".join(out) + b"\x00" if out else b""
+
+
+def _panics_for(owner: tuple[str, str] | None) -> tuple[bool, str, str]:
+    """(panics, confidence, why) for a pyo3 binary that embeds a cffi module."""
+    if owner is not None:
+        name, version = owner
+        fixed = _PANIC_FIXED_IN.get(name.lower())
+        if fixed is not None:
+            try:
+                v = Version(version)
+            except InvalidVersion:
+                v = None
+            if v is not None:
+                if v < fixed:
+                    return True, "certain", (
+                        f"{name} {version} (before {fixed}) creates its embedded cffi module "
+                        "with pyo3's from_owned_ptr, which panics when the init returns NULL"
+                    )
+                return False, "certain", (
+                    f"{name} {version} ({fixed} or later) propagates the embedded cffi "
+                    "module's error (from_owned_ptr_or_err)"
+                )
+    return True, "likely", (
+        "a pyo3 module that embeds a cffi module: if the Rust code creates it with "
+        "from_owned_ptr (as cryptography 40 to 42.0.5 do), a failure panics"
+    )
+
+
+def native_imports(
+    module: str,
+    path: str,
+    data: bytes,
+    elf: ElfFacts | None,
+    exists: Callable[[str], bool],
+    owner: tuple[str, str] | None = None,
+) -> NativeFacts:
+    """What the extension module ``module`` (the file ``path``) imports from native code.
+
+    ``exists(name)`` says whether the stack has a module of that name (or a
+    file for it the target passes over); ``owner`` is the (name, version) of
+    the distribution that installed the file, when known.
+    """
+    ro = rodata(data)
+    undefined: frozenset[str] = frozenset()
+    if elf is not None:
+        try:
+            undefined = frozenset(elf.undefined)
+        except ElfError:
+            undefined = frozenset()
+    calls_import = sorted(_PYIMPORT & undefined)
+    kinds: list[str] = []
+    out: dict[str, NativeImport] = {}
+    short = module.rpartition(".")[2]
+
+    pyo3 = b"pyo3_runtime.PanicException" in ro or b"PyO3" in ro
+    version_match = _PYO3_VERSION.search(ro)
+    if version_match is not None:
+        pyo3 = True
+    pyo3_version = version_match.group(1).decode() if version_match else None
+    if pyo3:
+        kinds.append("pyo3")
+
+    cffi = b"\x00_cffi_backend\x00" in ro and short != "_cffi_backend"
+    if cffi:
+        kinds.append("cffi")
+        external = b"\x00_init_cffi_1_0_external_module\x00" in ro
+        evidence = (
+            "NUL-terminated string '_cffi_backend' in .rodata",
+            *(["string '_init_cffi_1_0_external_module' (cffi's out-of-line API mode)"]
+              if external else []),
+            *([f"undefined symbol {', '.join(calls_import)}"] if calls_import else []),
+        )
+        if pyo3:
+            panics, confidence, why = _panics_for(owner)
+            out["_cffi_backend"] = NativeImport(
+                module, "_cffi_backend", confidence, True, panics,
+                (*evidence, "pyo3 module with an embedded cffi module: " + why,
+                 *([f"pyo3 {pyo3_version}"] if pyo3_version else [])),
+            )
+        else:
+            confidence = "certain" if external and calls_import else "likely"
+            out["_cffi_backend"] = NativeImport(
+                module, "_cffi_backend", confidence, True, False,
+                (*evidence, "cffi-generated init code imports _cffi_backend first"),
+            )
+
+    if calls_import and not pyo3 and short != "_cffi_backend":
+        for m in _CSTRING.finditer(ro):
+            name = m.group(1).decode("ascii")
+            if name in out or name == module or not exists(name):
+                continue
+            kinds.append("c-import") if "c-import" not in kinds else None
+            out[name] = NativeImport(
+                module, name, "likely", True, False,
+                (f"NUL-terminated string '{name}' in .rodata, the name of a module in the "
+                 "stack", f"undefined symbol {', '.join(calls_import)}"),
+            )
+    elif pyo3:
+        for name in _rust_names(ro, module, exists):
+            if name not in out:
+                out[name] = NativeImport(
+                    module, name, "possible", False, False,
+                    (f"'{name}' in the Rust strings of .rodata (an import pyo3 code may make, "
+                     "usually lazily)",),
+                )
+    return NativeFacts(module, path, tuple(kinds), pyo3_version,
+                       tuple(sorted(out.values(), key=lambda n: n.imports)))
+
+
+def _rust_names(ro: bytes, module: str, exists: Callable[[str], bool]) -> list[str]:
+    """Dotted module names in run-together Rust strings, each cut at the longest prefix
+    that names a module in the stack."""
+    own = set()
+    parts = module.split(".")
+    for i in range(1, len(parts) + 1):
+        own.add(".".join(parts[:i]))
+    found: set[str] = set()
+    tops: dict[str, bool] = {}
+    for m in _DOTTED.finditer(ro):
+        raw = m.group(0).decode("ascii")
+        # The start is as unsure as the end; try each plausible top-level name.
+        comps = raw.split(".")
+        head = comps[0]
+        starts = [head[i:] for i in range(len(head)) if head[i:][0].isalpha() or head[i] == "_"]
+        for start in starts[:8]:
+            if start not in tops:
+                tops[start] = exists(start)
+            if not tops[start]:
+                continue
+            name = _longest_module([start, *comps[1:]], exists)
+            if name is not None and "." in name and name not in own:
+                found.add(name)
+            break
+    return sorted(found)
+
+
+def _longest_module(comps: list[str], exists: Callable[[str], bool]) -> str | None:
+    best: str | None = None
+    current = comps[0]
+    if not exists(current):
+        return None
+    best = current
+    for comp in comps[1:]:
+        hit = None
+        for cut in range(len(comp), 0, -1):
+            candidate = f"{current}.{comp[:cut]}"
+            if exists(candidate):
+                hit = candidate
+                break
+        if hit is None:
+            return best
+        best = current = hit
+        if not hit.endswith(comp):
+            return best  # the component ran on into the next string
+    return best

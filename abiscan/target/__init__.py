@@ -1,0 +1,1 @@
+"""The target runtime: profiles, built-in data and capture from a real interpreter."""

@@ -1,0 +1,1 @@
+"""Test support: writers of synthetic inputs (not part of the scanning API)."""
