@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from abiscan.simulate.python.grammar import RUNNING, check_syntax
 from abiscan.simulate.python.import_graph import (
     PANIC,
-    RUNNING,
     AssignStep,
     CondStep,
     Guard,
@@ -22,7 +22,6 @@ from abiscan.simulate.python.import_graph import (
     TryStep,
     ancestry,
     catches,
-    check_syntax,
     extract,
 )
 

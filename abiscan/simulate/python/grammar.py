@@ -1,0 +1,354 @@
+"""Whether a source parses under the target's grammar, with CPython's message and line.
+
+The target's grammar
+--------------------
+The standard library offers one parser, the running interpreter's, and
+``ast.parse(..., feature_version=(3, minor))`` to reject *some* newer syntax
+for an older target. abiscan parses once with ``feature_version`` set to the
+target; when that fails and the running grammar accepts the source, the
+failure is a newer construct, which :func:`_newer_syntax` then places on the
+line CPython reports. ``feature_version`` does not police everything (checked
+against real CPython 3.8-3.13): relaxed decorators (PEP 614, 3.9),
+``for x in *a, *b`` (3.9), ``a[*b]`` and ``*args: *Ts`` (PEP 646, 3.11),
+nested quotes, backslashes and comments in f-string expressions (PEP 701,
+3.12), ``except A, B:`` without parentheses (PEP 758, 3.14), and with some
+running versions parenthesised context managers (3.9): :func:`_newer_syntax`
+finds those in the tree itself. Compile-time errors that are not grammar
+errors (``return`` outside a function, ``global`` after use, ``nonlocal`` at
+module level) are not predicted.
+
+A target **newer** than the running interpreter cannot be checked with its
+own grammar: the source is parsed with the running grammar, and when that
+fails the outcome is unknown (the construct may be valid on the target),
+never a ``SyntaxError``.
+
+Messages: the line and the exception type (``SyntaxError``,
+``IndentationError``, ``TabError``) are the target's; the message is the
+running parser's, mapped to the older wording for the messages that changed
+in 3.10 (``expected ':'`` was ``invalid syntax`` on 3.8 and 3.9, and so on)
+when the target is older. ``SyntaxVerdict.exact`` says whether the text is
+known to be the target's own.
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from abiscan.report.findings import PredictedError
+
+RUNNING = (sys.version_info[0], sys.version_info[1])
+
+
+@dataclass(frozen=True)
+class SyntaxVerdict:
+    """Why a source does not import as source: a predicted SyntaxError, or unknown."""
+
+    error: PredictedError | None  # SyntaxError (or IndentationError, TabError) on the target
+    line: int | None
+    unknown: str | None = None  # set instead of ``error`` when the target's grammar is newer
+    exact: bool = True  # the message is known to be the target's own wording
+    why: str = ""
+
+
+
+# Messages CPython 3.10 introduced, and what 3.8 and 3.9 said instead.
+_OLD_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^expected an indented block.*"), "expected an indented block"),
+    (re.compile(r"^cannot assign to (.+?) here\. Maybe you meant .*"), r"cannot assign to \1"),
+    (re.compile(r"^'.' was never closed$"), "unexpected EOF while parsing"),
+    (re.compile(r"^unterminated string literal.*"), "EOL while scanning string literal"),
+    (re.compile(r"^unterminated triple-quoted string literal.*"),
+     "EOF while scanning triple-quoted string literal"),
+    (re.compile(r"^(expected ':'|expected '.+'|multiple exception types must be parenthesized"
+                r"|invalid syntax\..*|expected 'except' or 'finally' block)$"), "invalid syntax"),
+)
+
+
+_PRINT_HINT = "Missing parentheses in call to 'print'. Did you mean print(...)?"
+
+
+def _message_for(msg: str, target: tuple[int, int], line: str = "") -> tuple[str, bool]:
+    """The message the target would print for an error the running parser worded ``msg``
+    (``line``: the source line of the error), and whether that wording is certain."""
+    if target == RUNNING:
+        return msg, True
+    if target < (3, 10) <= RUNNING:
+        if msg == _PRINT_HINT and line.strip().startswith("print "):
+            # 3.8 and 3.9 spelled out the call, from the rest of the line.
+            rest = line.strip()[len("print "):].strip().rstrip(";").strip()
+            return f"Missing parentheses in call to 'print'. Did you mean print({rest})?", False
+        if target < (3, 9) and msg.startswith("f-string: unmatched"):
+            return "invalid syntax", False
+        for pattern, old in _OLD_WORDING:
+            if pattern.match(msg):
+                return pattern.sub(old, msg), False
+    return msg, msg == "invalid syntax"
+
+
+def _syntax_error(kind: str, msg: str, line: int | None, filename: str) -> PredictedError:
+    base = posixpath.basename(filename)
+    where = f" ({base}, line {line})" if line is not None else f" ({base})"
+    return PredictedError(kind, msg + where)
+
+
+def check_syntax(
+    source: bytes, filename: str, target: tuple[int, int]
+) -> tuple[ast.Module | None, SyntaxVerdict | None]:
+    """Parse ``source`` for the target: the tree, and a verdict when it does not parse.
+
+    The tree is returned whenever the running grammar can read the source
+    (also with a verdict, so that its imports are still known).
+    """
+    fv = target if target < RUNNING else None
+    try:
+        if fv is not None:
+            tree = ast.parse(source, filename, feature_version=fv)
+        else:
+            tree = ast.parse(source, filename)
+    except SyntaxError as exc:
+        if fv is None:
+            if target > RUNNING:
+                return None, SyntaxVerdict(
+                    None, exc.lineno,
+                    unknown=(
+                        f"the source does not parse with the grammar of CPython "
+                        f"{RUNNING[0]}.{RUNNING[1]}, which runs abiscan ({exc.msg}, line "
+                        f"{exc.lineno}); the target's grammar (CPython {target[0]}.{target[1]}) "
+                        "is newer and may accept it: run abiscan on CPython "
+                        f"{target[0]}.{target[1]} or later to know"
+                    ),
+                )
+            return None, _verdict(exc, filename, target)
+        try:
+            tree = ast.parse(source, filename)
+        except SyntaxError as plain:
+            return None, _verdict(plain, filename, target)
+        # The running grammar reads it: a construct newer than the target.
+        newer = _newer_syntax(tree, source, target, filename)
+        if newer is not None:
+            return tree, newer
+        if exc.msg.startswith(_FV_COVERED):
+            # feature_version polices these more strictly than the old grammar did
+            # (3.8 reads "with (a, b):" as a tuple); the tree check above decides.
+            return tree, None
+        msg = "invalid syntax"
+        return tree, SyntaxVerdict(
+            _syntax_error("SyntaxError", msg, exc.lineno, filename), exc.lineno, exact=False,
+            why=f"{exc.msg} (ast feature_version={target[0]}.{target[1]})",
+        )
+    except ValueError as exc:  # null bytes: the wording and even the type vary by version
+        return None, SyntaxVerdict(None, None, unknown=f"the source cannot be parsed: {exc}")
+    if fv is not None:
+        newer = _newer_syntax(tree, source, target, filename)
+        if newer is not None:
+            return tree, newer
+    return tree, None
+
+
+# feature_version's messages for the constructs _newer_syntax checks in the tree.
+_FV_COVERED = (
+    "Parenthesized context managers", "Pattern matching", "Exception groups",
+    "Type statement", "Type parameter",
+)
+
+
+def _verdict(exc: SyntaxError, filename: str, target: tuple[int, int]) -> SyntaxVerdict:
+    msg, line = exc.msg, exc.lineno
+    text, exact = _message_for(msg, target, exc.text or "")
+    return SyntaxVerdict(_syntax_error(type(exc).__name__, text, line, filename), line,
+                         exact=exact, why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})")
+
+
+@dataclass(frozen=True)
+class _Newer:
+    since: tuple[int, int]
+    line: int
+    col: int
+    what: str
+    message: str = "invalid syntax"
+
+
+def _newer_syntax(
+    tree: ast.Module, source: bytes, target: tuple[int, int], filename: str
+) -> SyntaxVerdict | None:
+    """The first construct of the tree that the target's grammar rejects, on the line
+    CPython reports, or None."""
+    lines = source.decode("utf-8", "replace").splitlines()
+    found: list[_Newer] = []
+    for node in ast.walk(tree):
+        found.extend(n for n in _constructs(node, lines, target) if n.since > target)
+    if not found:
+        return None
+    first = min(found, key=lambda n: (n.line, n.col))
+    return SyntaxVerdict(
+        _syntax_error("SyntaxError", first.message, first.line, filename),
+        first.line, exact=first.message == "invalid syntax",
+        why=f"{first.what} needs CPython {first.since[0]}.{first.since[1]}",
+    )
+
+
+def _segment_char(lines: Sequence[str], line: int, col: int) -> str:
+    """The character at a node position (``col`` counts UTF-8 bytes, as ast does)."""
+    if not 0 < line <= len(lines):
+        return ""
+    raw = lines[line - 1].encode("utf-8")
+    return raw[col:col + 1].decode("utf-8", "replace")
+
+
+def _is_dotted(node: ast.expr) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
+def _constructs(node: ast.AST, lines: Sequence[str], target: tuple[int, int]) -> Iterator[_Newer]:
+    line = getattr(node, "lineno", 0)
+    col = getattr(node, "col_offset", 0)
+    if isinstance(node, ast.Match):
+        yield _Newer((3, 10), line, col, "a match statement")
+    try_star = getattr(ast, "TryStar", None)
+    if try_star is not None and isinstance(node, try_star):
+        first = node.handlers[0] if node.handlers else node
+        yield _Newer((3, 11), first.lineno, first.col_offset, "except*")
+    type_alias = getattr(ast, "TypeAlias", None)
+    if type_alias is not None and isinstance(node, type_alias):
+        yield _Newer((3, 12), line, col, "a type statement")
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        params = getattr(node, "type_params", None) or []
+        if params:
+            is_def = not isinstance(node, ast.ClassDef)
+            msg = "expected '('" if is_def and target >= (3, 11) else "invalid syntax"
+            yield _Newer((3, 12), line, col, "a type parameter list", msg)
+        for param in params:
+            if getattr(param, "default_value", None) is not None:
+                msg = "expected '('" if target >= (3, 11) and not isinstance(
+                    node, ast.ClassDef) else "invalid syntax"
+                yield _Newer((3, 13), line, col, "a type parameter default", msg)
+        for deco in node.decorator_list:
+            call = deco.func if isinstance(deco, ast.Call) else deco
+            if not _is_dotted(call):
+                yield _Newer((3, 9), deco.lineno, deco.col_offset,
+                             "a decorator that is not a dotted name (PEP 614)")
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        yield from _parenthesised_with(node, lines)
+    if isinstance(node, ast.Subscript):
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if any(isinstance(p, ast.Starred) for p in parts):
+            yield _Newer((3, 11), line, col, "a starred subscript (PEP 646)")
+    if isinstance(node, ast.arguments) and node.vararg is not None and isinstance(
+            node.vararg.annotation, ast.Starred):
+        yield _Newer((3, 11), node.vararg.lineno, node.vararg.col_offset,
+                         "a starred *args annotation (PEP 646)")
+    if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.iter, ast.Tuple) and any(
+            isinstance(e, ast.Starred) for e in node.iter.elts) and _segment_char(
+            lines, node.iter.lineno, node.iter.col_offset) != "(":
+        yield _Newer((3, 9), line, col, "an unparenthesised starred for iterable")
+    if isinstance(node, ast.ExceptHandler) and isinstance(node.type, ast.Tuple) and (
+            _segment_char(lines, node.type.lineno, node.type.col_offset) != "("):
+        yield _Newer((3, 14), line, col, "except without parentheses (PEP 758)")
+    template = getattr(ast, "TemplateStr", None)
+    if template is not None and isinstance(node, template):
+        yield _Newer((3, 14), line, col, "a template string (PEP 750)")
+    if isinstance(node, ast.JoinedStr) and RUNNING >= (3, 12) and target < (3, 12):
+        found = _pep701(node, lines, target)
+        if found is not None:
+            yield found
+
+
+def _parenthesised_with(node: ast.With | ast.AsyncWith, lines: Sequence[str]) -> Iterator[_Newer]:
+    """``with (a as b, c):``: parentheses around the items themselves (3.9)."""
+    first = node.items[0].context_expr
+    text = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else ""
+    raw = text.encode("utf-8")
+    head = raw[node.col_offset:].lstrip()
+    head = head.removeprefix(b"async").lstrip().removeprefix(b"with").lstrip()
+    if not head.startswith(b"("):
+        return
+    paren_col = len(raw) - len(head)
+    if first.lineno == node.lineno and first.col_offset <= paren_col:
+        return  # the parenthesis belongs to the first expression: ``with (a) as b:``
+    # Without any "as", 3.8 reads the parentheses as a tuple: valid syntax; with
+    # one, its parser stops at that "as".
+    named = next((item.optional_vars for item in node.items if item.optional_vars), None)
+    if named is not None:
+        yield _Newer((3, 9), named.lineno, named.col_offset, "parenthesised context managers")
+
+
+def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) -> _Newer | None:
+    """Quotes, backslashes or comments inside an f-string's replacement fields (3.12)."""
+    end = getattr(node, "end_lineno", None) or node.lineno
+    chunk = "\n".join(lines[node.lineno - 1:end]).encode("utf-8")
+    last = len(lines[end - 1].encode("utf-8")) if 0 < end <= len(lines) else 0
+    stop = len(chunk) - (last - (node.end_col_offset or 0))
+    text = chunk[node.col_offset:stop].decode("utf-8", "replace")
+
+    def newer(what: str, message: str) -> _Newer:
+        return _Newer((3, 12), node.lineno, node.col_offset, what, message)
+
+    i = 0
+    while i < len(text):
+        m = re.match(r"([rRbBuUfF]*)('\'\'|\"\"\"|'|\")", text[i:])
+        if m is None:
+            i += 1
+            continue
+        prefix, quote = m.group(1).lower(), m.group(2)
+        i += m.end()
+        # Frames of the replacement fields open at i: [kind, open brackets].
+        frames: list[tuple[str, list[str]]] = []
+        while i < len(text):
+            c = text[i]
+            if not frames:
+                if c == "\\" and "r" not in prefix:
+                    i += 2
+                    continue
+                if text.startswith(quote, i):
+                    i += len(quote)
+                    break
+                if "f" in prefix and c == "{":
+                    if text.startswith("{{", i):
+                        i += 2
+                        continue
+                    frames.append(("expr", []))
+                i += 1
+                continue
+            kind, brackets = frames[-1]
+            if text.startswith(quote, i):
+                if target < (3, 9):
+                    msg = "invalid syntax"
+                elif brackets:
+                    msg = f"f-string: unmatched '{brackets[-1]}'"
+                else:
+                    msg = "f-string: expecting '}'"
+                return newer("a quote reused inside an f-string expression (PEP 701)", msg)
+            if kind == "spec":
+                if c == "{":
+                    frames.append(("expr", []))
+                elif c == "}":
+                    frames.pop()
+                i += 1
+                continue
+            if c == "\\":
+                return newer("a backslash inside an f-string expression (PEP 701)",
+                             "f-string expression part cannot include a backslash")
+            if c == "#":
+                return newer("a comment inside an f-string expression (PEP 701)",
+                             "f-string expression part cannot include '#'")
+            if c in "([{":
+                brackets.append(c)
+            elif c in ")]}" and brackets:
+                brackets.pop()
+            elif c == "}":
+                frames.pop()
+            elif c == ":" and not brackets:
+                frames[-1] = ("spec", [])
+            elif c in "'\"":
+                # a string of the other quote kind inside the field: skip it whole
+                j = text.find(c, i + 1)
+                i = j if j > i else i
+            i += 1
+    return None
