@@ -411,389 +411,329 @@ def build_shared_object(
         raise BuildError(f"bits must be 32 or 64, not {bits!r}")
     if byte_order not in ("little", "big"):
         raise BuildError(f"byte_order must be 'little' or 'big', not {byte_order!r}")
-    em = machine_number(machine)
-    lay = _Layout(bits, "<" if byte_order == "little" else ">")
-    e = lay.e
-    word = lay.word
-
-    dynstr = _StrTab()
-    # Symbol 0 is the reserved null symbol; undefined references first, then
-    # definitions, which is the order GNU ld uses too.
-    sym_names: list[bytes] = [b""]
-    sym_kinds: list[tuple[int, int]] = [(0, 0)]  # (st_info, st_shndx marker)
-    sym_versions: list[str | None] = [None]
-    for name in undefined:
-        bare, ver = _split_version(name)
-        sym_names.append(bare.encode())
-        sym_versions.append(ver)
-        sym_kinds.append(((_STB_GLOBAL << 4) | _STT_NOTYPE, 0))
-    for name in weak_undefined:
-        bare, ver = _split_version(name)
-        sym_names.append(bare.encode())
-        sym_versions.append(ver)
-        sym_kinds.append(((_STB_WEAK << 4) | _STT_NOTYPE, 0))
-    first_export = len(sym_names)
-    for name in exports:
-        bare, ver = _split_version(name)
-        sym_names.append(bare.encode())
-        sym_versions.append(ver)
-        sym_kinds.append(((_STB_GLOBAL << 4) | _STT_FUNC, 1))
-    nsyms = len(sym_names)
-    name_offsets = [dynstr.add(n) for n in sym_names]
-
-    needed_offs = [dynstr.add(n) for n in needed]
-    soname_off = dynstr.add(soname) if soname is not None else None
-    rpath_off = dynstr.add(rpath) if rpath is not None else None
-    runpath_off = dynstr.add(runpath) if runpath is not None else None
-    versioning = _Versioning(
-        e, dynstr, soname, version_defs, version_needs, sym_versions, sym_kinds
+    options = _Options(
+        bits=bits, byte_order=byte_order, machine=machine, exports=exports, needed=needed,
+        soname=soname, rpath=rpath, runpath=runpath, undefined=undefined,
+        weak_undefined=weak_undefined, osabi=osabi, abiversion=abiversion, e_type=e_type,
+        e_flags=e_flags, abi_note=abi_note, extra_data=extra_data, version_defs=version_defs,
+        version_needs=version_needs, relocate=relocate, rodata=rodata,
     )
-    n_undef = first_export - 1
-    if relocate and n_undef and em not in _GLOB_DAT:
-        raise BuildError(f"relocations are written for x86_64 and aarch64 only, not {machine!r}")
-    n_relocs = n_undef if relocate else 0
-    dynstr_bytes = dynstr.data()
+    return _Writer(options).write()
 
-    # Section indices, fixed by the order the headers are written below.
-    sections = [".hash", ".dynsym", ".dynstr"]
-    sections += versioning.section_names()
-    if n_relocs:
-        sections.append(".rela.dyn")
-    sections.append(".text")
-    if rodata:
-        sections.append(".rodata")
-    if abi_note is not None:
-        sections.append(".note.ABI-tag")
-    sections.append(".dynamic")
-    if n_relocs:
-        sections.append(".got")
-    sections.append(".shstrtab")
-    shidx = {name: i + 1 for i, name in enumerate(sections)}
 
-    stub = _RET_STUBS.get((em, byte_order), b"\0\0\0\0")
-    n_funcs = nsyms - first_export
+@dataclass(frozen=True)
+class _Options:
+    """The arguments of :func:`build_shared_object`, checked."""
 
-    nphdr = 4 + (1 if abi_note is not None else 0)
-    off = lay.ehdr_size + nphdr * lay.phdr_size
+    bits: int
+    byte_order: str
+    machine: int | str
+    exports: Sequence[str]
+    needed: Sequence[str]
+    soname: str | None
+    rpath: str | None
+    runpath: str | None
+    undefined: Sequence[str]
+    weak_undefined: Sequence[str]
+    osabi: int
+    abiversion: int
+    e_type: int
+    e_flags: int
+    abi_note: tuple[int, int, int, int] | None
+    extra_data: bytes
+    version_defs: Sequence[str]
+    version_needs: Sequence[tuple[str, Sequence[str]]]
+    relocate: bool
+    rodata: bytes
 
-    # s390x and Alpha use 8-byte .hash words; every other 64-bit ABI uses 4.
-    hash_word = 8 if (bits == 64 and em == 22) else 4
-    nbucket = max(1, min(nsyms, 1 << 17) // 2 | 1)
-    hash_off = _align(off, 8)
-    hash_size = (2 + nbucket + nsyms) * hash_word
-    dynsym_off = _align(hash_off + hash_size, 8)
-    dynsym_size = nsyms * lay.sym_size
-    dynstr_off = dynsym_off + dynsym_size
-    ver_off = _align(dynstr_off + len(dynstr_bytes), 8)
-    ver_blobs = versioning.layout(ver_off)
-    rela_off = _align(ver_off + sum(len(b) for _, _, b in ver_blobs), 8)
-    rela_ent = 24 if bits == 64 else 12
-    rela_size = n_relocs * rela_ent
-    text_off = _align(rela_off + rela_size, 16)
-    text_size = max(n_funcs, 1) * len(stub)
-    rodata_off = _align(text_off + text_size, 16)
-    note_off = _align(rodata_off + len(rodata), 4)
-    note_bytes = b""
-    if abi_note is not None:
-        note_bytes = struct.pack(e + "III4sIIII", 4, 16, 1, b"GNU\0", *abi_note)
-    rx_end = note_off + len(note_bytes)
 
-    dynamic_off = _align(rx_end, 8)
-    # The writable segment sits one alignment unit above its file offset so
-    # its pages never overlap the read/execute segment's pages in memory.
-    dynamic_vaddr = dynamic_off + _SEGMENT_ALIGN
-    dyn_entries: list[tuple[int, int]] = [(_DT_NEEDED, o) for o in needed_offs]
-    if soname_off is not None:
-        dyn_entries.append((_DT_SONAME, soname_off))
-    if rpath_off is not None:
-        dyn_entries.append((_DT_RPATH, rpath_off))
-    if runpath_off is not None:
-        dyn_entries.append((_DT_RUNPATH, runpath_off))
-    dyn_entries += versioning.dynamic_tags(ver_blobs)
-    got_off = 0
-    if n_relocs:
-        dyn_entries += [(_DT_RELA, rela_off), (_DT_RELASZ, rela_size), (_DT_RELAENT, rela_ent)]
-    dyn_entries += [
-        (_DT_HASH, hash_off),
-        (_DT_STRTAB, dynstr_off),
-        (_DT_SYMTAB, dynsym_off),
-        (_DT_STRSZ, len(dynstr_bytes)),
-        (_DT_SYMENT, lay.sym_size),
-        (_DT_NULL, 0),
-    ]
-    dynamic_bytes = lay.dyn(dyn_entries)
-    dynamic_end = dynamic_off + len(dynamic_bytes)
-    rela_bytes = b""
-    if n_relocs:
-        # One GOT slot per undefined symbol, after .dynamic in the writable
-        # segment; symbol i (1-based) gets slot i-1.
-        got_off = _align(dynamic_end, word)
-        rela_fmt = e + ("QQq" if bits == 64 else "IIi")
-        shift = 32 if bits == 64 else 8
-        rela_bytes = b"".join(
-            struct.pack(
-                rela_fmt, got_off + _SEGMENT_ALIGN + (i - 1) * word,
-                (i << shift) | _GLOB_DAT[em], 0,
-            )
-            for i in range(1, n_undef + 1)
+@dataclass(frozen=True)
+class _Symbols:
+    """The dynamic symbol table: symbol 0 is the reserved null symbol; undefined
+    references come first, then definitions, which is the order GNU ld uses too."""
+
+    names: list[bytes]
+    kinds: list[tuple[int, int]]  # (st_info, 1 if defined in .text else 0)
+    versions: list[str | None]
+    first_export: int
+
+
+def _symbols(o: _Options) -> _Symbols:
+    names: list[bytes] = [b""]
+    kinds: list[tuple[int, int]] = [(0, 0)]
+    versions: list[str | None] = [None]
+    groups = (
+        (o.undefined, (_STB_GLOBAL << 4) | _STT_NOTYPE, 0),
+        (o.weak_undefined, (_STB_WEAK << 4) | _STT_NOTYPE, 0),
+        (o.exports, (_STB_GLOBAL << 4) | _STT_FUNC, 1),
+    )
+    first_export = 0
+    for group, info, defined in groups:
+        if defined:
+            first_export = len(names)
+        for name in group:
+            bare, ver = _split_version(name)
+            names.append(bare.encode())
+            versions.append(ver)
+            kinds.append((info, defined))
+    return _Symbols(names=names, kinds=kinds, versions=versions, first_export=first_export)
+
+
+class _Writer:
+    """Lays out and writes one shared object; each step sets the offsets the next reads."""
+
+    def __init__(self, o: _Options) -> None:
+        self.o = o
+        self.em = machine_number(o.machine)
+        self.lay = _Layout(o.bits, "<" if o.byte_order == "little" else ">")
+        self.e = self.lay.e
+        self.word = self.lay.word
+        self.syms = _symbols(o)
+        # The order strings enter .dynstr fixes every offset: symbols, DT_NEEDED,
+        # DT_SONAME, DT_RPATH, DT_RUNPATH, then the version sections' names.
+        dynstr = _StrTab()
+        self.name_offsets = [dynstr.add(n) for n in self.syms.names]
+        self.name_tags: list[tuple[int, int]] = [(_DT_NEEDED, dynstr.add(n)) for n in o.needed]
+        for tag, value in ((_DT_SONAME, o.soname), (_DT_RPATH, o.rpath), (_DT_RUNPATH, o.runpath)):
+            if value is not None:
+                self.name_tags.append((tag, dynstr.add(value)))
+        self.versioning = _Versioning(
+            self.e, dynstr, o.soname, o.version_defs, o.version_needs, self.syms.versions,
+            self.syms.kinds,
         )
-        dynamic_end = got_off + n_relocs * word
+        self.n_undef = self.syms.first_export - 1
+        if o.relocate and self.n_undef and self.em not in _GLOB_DAT:
+            raise BuildError(
+                f"relocations are written for x86_64 and aarch64 only, not {o.machine!r}")
+        self.n_relocs = self.n_undef if o.relocate else 0
+        self.dynstr_bytes = dynstr.data()
+        self.sections = self._section_names()
+        self.shidx = {name: i + 1 for i, name in enumerate(self.sections)}
+        self.stub = _RET_STUBS.get((self.em, o.byte_order), b"\0\0\0\0")
+        self.n_funcs = len(self.syms.names) - self.syms.first_export
+        self.nphdr = 4 + (1 if o.abi_note is not None else 0)
 
-    shstr = _StrTab()
-    sh_names = {name: shstr.add(name) for name in sections}
-    shstrtab_bytes = shstr.data()
-    shstrtab_off = dynamic_end
-    shoff = _align(shstrtab_off + len(shstrtab_bytes), 8)
-    shnum = len(sections) + 1
-    file_end = shoff + shnum * lay.shdr_size
+    def _section_names(self) -> list[str]:
+        """Section header order; the section indices follow from it."""
+        sections = [".hash", ".dynsym", ".dynstr", *self.versioning.section_names()]
+        if self.n_relocs:
+            sections.append(".rela.dyn")
+        sections.append(".text")
+        if self.o.rodata:
+            sections.append(".rodata")
+        if self.o.abi_note is not None:
+            sections.append(".note.ABI-tag")
+        sections.append(".dynamic")
+        if self.n_relocs:
+            sections.append(".got")
+        sections.append(".shstrtab")
+        return sections
 
-    # .hash: buckets hold the last symbol of each chain, chains link back.
-    buckets = [0] * nbucket
-    chains = [0] * nsyms
-    for i in range(1, nsyms):
-        b = sysv_hash(sym_names[i]) % nbucket
-        chains[i] = buckets[b]
-        buckets[b] = i
-    hash_fmt = e + ("Q" if hash_word == 8 else "I") * (2 + nbucket + nsyms)
-    hash_bytes = struct.pack(hash_fmt, nbucket, nsyms, *buckets, *chains)
+    def _place_read_only(self) -> None:
+        """Offsets of the read/execute segment: tables, code, .rodata, the note."""
+        o, lay = self.o, self.lay
+        nsyms = len(self.syms.names)
+        # s390x and Alpha use 8-byte .hash words; every other 64-bit ABI uses 4.
+        self.hash_word = 8 if (o.bits == 64 and self.em == 22) else 4
+        self.nbucket = max(1, min(nsyms, 1 << 17) // 2 | 1)
+        self.hash_off = _align(lay.ehdr_size + self.nphdr * lay.phdr_size, 8)
+        self.hash_size = (2 + self.nbucket + nsyms) * self.hash_word
+        self.dynsym_off = _align(self.hash_off + self.hash_size, 8)
+        self.dynsym_size = nsyms * lay.sym_size
+        self.dynstr_off = self.dynsym_off + self.dynsym_size
+        ver_off = _align(self.dynstr_off + len(self.dynstr_bytes), 8)
+        self.ver_blobs = self.versioning.layout(ver_off)
+        self.rela_off = _align(ver_off + sum(len(b) for _, _, b in self.ver_blobs), 8)
+        self.rela_ent = 24 if o.bits == 64 else 12
+        self.rela_size = self.n_relocs * self.rela_ent
+        self.text_off = _align(self.rela_off + self.rela_size, 16)
+        self.text_size = max(self.n_funcs, 1) * len(self.stub)
+        self.rodata_off = _align(self.text_off + self.text_size, 16)
+        self.note_off = _align(self.rodata_off + len(o.rodata), 4)
+        self.note_bytes = b""
+        if o.abi_note is not None:
+            self.note_bytes = struct.pack(self.e + "III4sIIII", 4, 16, 1, b"GNU\0", *o.abi_note)
+        self.rx_end = self.note_off + len(self.note_bytes)
 
-    text_shndx = shidx[".text"]
-    if bits == 64:
-        sym = struct.Struct(e + "IBBHQQ")
-        sym_parts = [
-            sym.pack(
-                name_offsets[i],
-                sym_kinds[i][0],
-                0,
-                text_shndx if sym_kinds[i][1] else 0,
-                text_off + (i - first_export) * len(stub) if sym_kinds[i][1] else 0,
-                len(stub) if sym_kinds[i][1] else 0,
-            )
-            for i in range(nsyms)
+    def _place_writable(self) -> None:
+        """.dynamic and the GOT, in the writable segment, and the relocations into it."""
+        self.dynamic_off = _align(self.rx_end, 8)
+        # The writable segment sits one alignment unit above its file offset so
+        # its pages never overlap the read/execute segment's pages in memory.
+        self.dynamic_vaddr = self.dynamic_off + _SEGMENT_ALIGN
+        entries = [*self.name_tags, *self.versioning.dynamic_tags(self.ver_blobs)]
+        if self.n_relocs:
+            entries += [(_DT_RELA, self.rela_off), (_DT_RELASZ, self.rela_size),
+                        (_DT_RELAENT, self.rela_ent)]
+        entries += [
+            (_DT_HASH, self.hash_off),
+            (_DT_STRTAB, self.dynstr_off),
+            (_DT_SYMTAB, self.dynsym_off),
+            (_DT_STRSZ, len(self.dynstr_bytes)),
+            (_DT_SYMENT, self.lay.sym_size),
+            (_DT_NULL, 0),
         ]
-    else:
-        sym = struct.Struct(e + "IIIBBH")
-        sym_parts = [
-            sym.pack(
-                name_offsets[i],
-                text_off + (i - first_export) * len(stub) if sym_kinds[i][1] else 0,
-                len(stub) if sym_kinds[i][1] else 0,
-                sym_kinds[i][0],
-                0,
-                text_shndx if sym_kinds[i][1] else 0,
+        self.dynamic_bytes = self.lay.dyn(entries)
+        self.dynamic_end = self.dynamic_off + len(self.dynamic_bytes)
+        self.got_off = 0
+        self.rela_bytes = b""
+        if self.n_relocs:
+            # One GOT slot per undefined symbol, after .dynamic; symbol i
+            # (1-based) gets slot i-1.
+            self.got_off = _align(self.dynamic_end, self.word)
+            rela_fmt = self.e + ("QQq" if self.o.bits == 64 else "IIi")
+            shift = 32 if self.o.bits == 64 else 8
+            self.rela_bytes = b"".join(
+                struct.pack(
+                    rela_fmt, self.got_off + _SEGMENT_ALIGN + (i - 1) * self.word,
+                    (i << shift) | _GLOB_DAT[self.em], 0,
+                )
+                for i in range(1, self.n_undef + 1)
             )
-            for i in range(nsyms)
+            self.dynamic_end = self.got_off + self.n_relocs * self.word
+
+    def _place_section_headers(self) -> None:
+        shstr = _StrTab()
+        self.sh_names = {name: shstr.add(name) for name in self.sections}
+        self.shstrtab_bytes = shstr.data()
+        self.shstrtab_off = self.dynamic_end
+        self.shoff = _align(self.shstrtab_off + len(self.shstrtab_bytes), 8)
+        self.shnum = len(self.sections) + 1
+        self.file_end = self.shoff + self.shnum * self.lay.shdr_size
+
+    def _hash_table(self) -> bytes:
+        """SysV .hash: buckets hold the last symbol of each chain, chains link back."""
+        nsyms = len(self.syms.names)
+        buckets = [0] * self.nbucket
+        chains = [0] * nsyms
+        for i in range(1, nsyms):
+            b = sysv_hash(self.syms.names[i]) % self.nbucket
+            chains[i] = buckets[b]
+            buckets[b] = i
+        fmt = self.e + ("Q" if self.hash_word == 8 else "I") * (2 + self.nbucket + nsyms)
+        return struct.pack(fmt, self.nbucket, nsyms, *buckets, *chains)
+
+    def _dynsym(self) -> bytes:
+        text_shndx = self.shidx[".text"]
+        size = len(self.stub)
+        parts = []
+        for i, (info, defined) in enumerate(self.syms.kinds):
+            value = self.text_off + (i - self.syms.first_export) * size if defined else 0
+            shndx = text_shndx if defined else 0
+            if self.o.bits == 64:
+                parts.append(struct.pack(self.e + "IBBHQQ", self.name_offsets[i], info, 0, shndx,
+                                         value, size if defined else 0))
+            else:
+                parts.append(struct.pack(self.e + "IIIBBH", self.name_offsets[i], value,
+                                         size if defined else 0, info, 0, shndx))
+        return b"".join(parts)
+
+    def _ehdr(self) -> bytes:
+        o, lay = self.o, self.lay
+        ident = (
+            b"\x7fELF"
+            + bytes([2 if o.bits == 64 else 1, 1 if o.byte_order == "little" else 2, 1,
+                     o.osabi & 0xFF, o.abiversion & 0xFF])
+            + b"\0" * 7
+        )
+        fmt = self.e + ("HHIQQQIHHHHHH" if o.bits == 64 else "HHIIIIIHHHHHH")
+        return ident + struct.pack(
+            fmt, o.e_type, self.em, 1, 0, lay.ehdr_size, self.shoff, o.e_flags, lay.ehdr_size,
+            lay.phdr_size, self.nphdr, lay.shdr_size, self.shnum, self.shidx[".shstrtab"],
+        )
+
+    def _phdrs(self) -> list[bytes]:
+        lay = self.lay
+        rw_size = self.dynamic_end - self.dynamic_off
+        dyn_size = len(self.dynamic_bytes)
+        phdrs = [
+            lay.phdr(_PT_LOAD, 5, 0, 0, self.rx_end, self.rx_end, _SEGMENT_ALIGN),
+            lay.phdr(_PT_LOAD, 6, self.dynamic_off, self.dynamic_vaddr, rw_size, rw_size,
+                     _SEGMENT_ALIGN),
+            lay.phdr(_PT_DYNAMIC, 6, self.dynamic_off, self.dynamic_vaddr, dyn_size, dyn_size,
+                     self.word),
+            lay.phdr(_PT_GNU_STACK, 6, 0, 0, 0, 0, 16),
         ]
-    dynsym_bytes = b"".join(sym_parts)
+        if self.o.abi_note is not None:
+            size = len(self.note_bytes)
+            phdrs.append(lay.phdr(_PT_NOTE, 4, self.note_off, self.note_off, size, size, 4))
+        return phdrs
 
-    ident = (
-        b"\x7fELF"
-        + bytes(
-            [
-                2 if bits == 64 else 1,
-                1 if byte_order == "little" else 2,
-                1,
-                osabi & 0xFF,
-                abiversion & 0xFF,
-            ]
-        )
-        + b"\0" * 7
-    )
-    if bits == 64:
-        ehdr = ident + struct.pack(
-            e + "HHIQQQIHHHHHH",
-            e_type,
-            em,
-            1,
-            0,
-            lay.ehdr_size,
-            shoff,
-            e_flags,
-            lay.ehdr_size,
-            lay.phdr_size,
-            nphdr,
-            lay.shdr_size,
-            shnum,
-            shidx[".shstrtab"],
-        )
-    else:
-        ehdr = ident + struct.pack(
-            e + "HHIIIIIHHHHHH",
-            e_type,
-            em,
-            1,
-            0,
-            lay.ehdr_size,
-            shoff,
-            e_flags,
-            lay.ehdr_size,
-            lay.phdr_size,
-            nphdr,
-            lay.shdr_size,
-            shnum,
-            shidx[".shstrtab"],
-        )
+    def _section_rows(self) -> list[tuple[str, int, int, int, int, int, str | None, int, int, int]]:
+        """(name, type, flags, addr, offset, size, link section, info, align, entsize)."""
+        word, dyn = self.word, ".dynsym"
+        rows: list[tuple[str, int, int, int, int, int, str | None, int, int, int]] = [
+            (".hash", _SHT_HASH, _SHF_ALLOC, self.hash_off, self.hash_off, self.hash_size,
+             dyn, 0, 8, self.hash_word),
+            (dyn, _SHT_DYNSYM, _SHF_ALLOC, self.dynsym_off, self.dynsym_off, self.dynsym_size,
+             ".dynstr", 1, word, self.lay.sym_size),
+            (".dynstr", _SHT_STRTAB, _SHF_ALLOC, self.dynstr_off, self.dynstr_off,
+             len(self.dynstr_bytes), None, 0, 1, 0),
+        ]
+        for name, (sh_type, off, blob, info) in self.versioning.headers(self.ver_blobs).items():
+            versym = name == ".gnu.version"
+            rows.append((name, sh_type, _SHF_ALLOC, off, off, len(blob),
+                         dyn if versym else ".dynstr", info, 2 if versym else word,
+                         2 if versym else 0))
+        if self.n_relocs:
+            rows.append((".rela.dyn", _SHT_RELA, _SHF_ALLOC, self.rela_off, self.rela_off,
+                         self.rela_size, dyn, 0, word, self.rela_ent))
+        rows.append((".text", _SHT_PROGBITS, _SHF_ALLOC | _SHF_EXECINSTR, self.text_off,
+                     self.text_off, self.text_size, None, 0, 16, 0))
+        return rows + self._later_section_rows()
 
-    dynamic_size = len(dynamic_bytes)
-    phdrs = [
-        lay.phdr(_PT_LOAD, 5, 0, 0, rx_end, rx_end, _SEGMENT_ALIGN),
-        lay.phdr(
-            _PT_LOAD, 6, dynamic_off, dynamic_vaddr, dynamic_end - dynamic_off,
-            dynamic_end - dynamic_off, _SEGMENT_ALIGN,
-        ),
-        lay.phdr(_PT_DYNAMIC, 6, dynamic_off, dynamic_vaddr, dynamic_size, dynamic_size, word),
-        lay.phdr(_PT_GNU_STACK, 6, 0, 0, 0, 0, 16),
-    ]
-    if abi_note is not None:
-        phdrs.append(lay.phdr(_PT_NOTE, 4, note_off, note_off, len(note_bytes), len(note_bytes), 4))
+    def _later_section_rows(
+        self,
+    ) -> list[tuple[str, int, int, int, int, int, str | None, int, int, int]]:
+        word = self.word
+        rows: list[tuple[str, int, int, int, int, int, str | None, int, int, int]] = []
+        if self.o.rodata:
+            rows.append((".rodata", _SHT_PROGBITS, _SHF_ALLOC, self.rodata_off, self.rodata_off,
+                         len(self.o.rodata), None, 0, 16, 0))
+        if self.o.abi_note is not None:
+            rows.append((".note.ABI-tag", _SHT_NOTE, _SHF_ALLOC, self.note_off, self.note_off,
+                         len(self.note_bytes), None, 0, 4, 0))
+        rows.append((".dynamic", _SHT_DYNAMIC, _SHF_ALLOC | _SHF_WRITE, self.dynamic_vaddr,
+                     self.dynamic_off, len(self.dynamic_bytes), ".dynstr", 0, word,
+                     self.lay.dyn_size))
+        if self.n_relocs:
+            rows.append((".got", _SHT_PROGBITS, _SHF_ALLOC | _SHF_WRITE,
+                         self.got_off + _SEGMENT_ALIGN, self.got_off, self.n_relocs * word, None,
+                         0, word, word))
+        rows.append((".shstrtab", _SHT_STRTAB, 0, 0, self.shstrtab_off,
+                     len(self.shstrtab_bytes), None, 0, 1, 0))
+        return rows
 
-    shdrs = [lay.shdr(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
-    shdrs.append(
-        lay.shdr(
-            sh_names[".hash"],
-            _SHT_HASH,
-            _SHF_ALLOC,
-            hash_off,
-            hash_off,
-            hash_size,
-            shidx[".dynsym"],
-            0,
-            8,
-            hash_word,
-        )
-    )
-    shdrs.append(
-        lay.shdr(
-            sh_names[".dynsym"],
-            _SHT_DYNSYM,
-            _SHF_ALLOC,
-            dynsym_off,
-            dynsym_off,
-            dynsym_size,
-            shidx[".dynstr"],
-            1,
-            word,
-            lay.sym_size,
-        )
-    )
-    shdrs.append(
-        lay.shdr(
-            sh_names[".dynstr"],
-            _SHT_STRTAB,
-            _SHF_ALLOC,
-            dynstr_off,
-            dynstr_off,
-            len(dynstr_bytes),
-            0,
-            0,
-            1,
-            0,
-        )
-    )
-    for name, (sh_type, sh_off, blob, info) in versioning.headers(ver_blobs).items():
-        shdrs.append(
-            lay.shdr(
-                sh_names[name], sh_type, _SHF_ALLOC, sh_off, sh_off, len(blob),
-                shidx[".dynsym" if name == ".gnu.version" else ".dynstr"], info,
-                2 if name == ".gnu.version" else word, 2 if name == ".gnu.version" else 0,
-            )
-        )
-    if n_relocs:
-        shdrs.append(
-            lay.shdr(
-                sh_names[".rela.dyn"], _SHT_RELA, _SHF_ALLOC, rela_off, rela_off, rela_size,
-                shidx[".dynsym"], 0, word, rela_ent,
-            )
-        )
-    shdrs.append(
-        lay.shdr(
-            sh_names[".text"],
-            _SHT_PROGBITS,
-            _SHF_ALLOC | _SHF_EXECINSTR,
-            text_off,
-            text_off,
-            text_size,
-            0,
-            0,
-            16,
-            0,
-        )
-    )
-    if rodata:
-        shdrs.append(
-            lay.shdr(
-                sh_names[".rodata"], _SHT_PROGBITS, _SHF_ALLOC, rodata_off, rodata_off,
-                len(rodata), 0, 0, 16, 0,
-            )
-        )
-    if abi_note is not None:
-        shdrs.append(
-            lay.shdr(
-                sh_names[".note.ABI-tag"],
-                _SHT_NOTE,
-                _SHF_ALLOC,
-                note_off,
-                note_off,
-                len(note_bytes),
-                0,
-                0,
-                4,
-                0,
-            )
-        )
-    shdrs.append(
-        lay.shdr(
-            sh_names[".dynamic"],
-            _SHT_DYNAMIC,
-            _SHF_ALLOC | _SHF_WRITE,
-            dynamic_vaddr,
-            dynamic_off,
-            dynamic_size,
-            shidx[".dynstr"],
-            0,
-            word,
-            lay.dyn_size,
-        )
-    )
-    if n_relocs:
-        shdrs.append(
-            lay.shdr(
-                sh_names[".got"], _SHT_PROGBITS, _SHF_ALLOC | _SHF_WRITE,
-                got_off + _SEGMENT_ALIGN, got_off, n_relocs * word, 0, 0, word, word,
-            )
-        )
-    shdrs.append(
-        lay.shdr(
-            sh_names[".shstrtab"],
-            _SHT_STRTAB,
-            0,
-            0,
-            shstrtab_off,
-            len(shstrtab_bytes),
-            0,
-            0,
-            1,
-            0,
-        )
-    )
+    def _shdrs(self) -> list[bytes]:
+        out = [self.lay.shdr(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+        for name, sh_type, flags, addr, off, size, link, info, align, ent in self._section_rows():
+            link_index = self.shidx[link] if link else 0
+            out.append(self.lay.shdr(self.sh_names[name], sh_type, flags, addr, off, size,
+                                     link_index, info, align, ent))
+        return out
 
-    out = bytearray(file_end)
-    out[0 : len(ehdr)] = ehdr
-    pos = lay.ehdr_size
-    for ph in phdrs:
-        out[pos : pos + len(ph)] = ph
-        pos += len(ph)
-    out[hash_off : hash_off + hash_size] = hash_bytes
-    out[dynsym_off : dynsym_off + dynsym_size] = dynsym_bytes
-    out[dynstr_off : dynstr_off + len(dynstr_bytes)] = dynstr_bytes
-    out[text_off : text_off + text_size] = stub * max(n_funcs, 1)
-    out[rodata_off : rodata_off + len(rodata)] = rodata
-    if note_bytes:
-        out[note_off : note_off + len(note_bytes)] = note_bytes
-    out[dynamic_off : dynamic_off + len(dynamic_bytes)] = dynamic_bytes
-    for _, off, blob in ver_blobs:
-        out[off : off + len(blob)] = blob
-    out[rela_off : rela_off + rela_size] = rela_bytes
-    out[shstrtab_off : shstrtab_off + len(shstrtab_bytes)] = shstrtab_bytes
-    out[shoff:file_end] = b"".join(shdrs)
-    return bytes(out) + extra_data
+    def write(self) -> bytes:
+        self._place_read_only()
+        self._place_writable()
+        self._place_section_headers()
+        out = bytearray(self.file_end)
+        ehdr = self._ehdr()
+        out[0 : len(ehdr)] = ehdr
+        phdrs = b"".join(self._phdrs())
+        out[self.lay.ehdr_size : self.lay.ehdr_size + len(phdrs)] = phdrs
+        parts = [
+            (self.hash_off, self._hash_table()),
+            (self.dynsym_off, self._dynsym()),
+            (self.dynstr_off, self.dynstr_bytes),
+            (self.text_off, self.stub * max(self.n_funcs, 1)),
+            (self.rodata_off, self.o.rodata),
+            (self.note_off, self.note_bytes),
+            (self.dynamic_off, self.dynamic_bytes),
+            *((off, blob) for _, off, blob in self.ver_blobs),
+            (self.rela_off, self.rela_bytes),
+            (self.shstrtab_off, self.shstrtab_bytes),
+            (self.shoff, b"".join(self._shdrs())),
+        ]
+        for off, blob in parts:
+            out[off : off + len(blob)] = blob
+        return bytes(out) + self.o.extra_data
