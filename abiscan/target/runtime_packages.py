@@ -39,7 +39,7 @@ class RuntimeDataError(ValueError):
 
 
 @dataclass(frozen=True)
-class Source:
+class Citation:
     """Where a fact comes from, in words a person can follow up."""
 
     id: str
@@ -97,11 +97,11 @@ def _raw() -> dict[str, Any]:
 
 
 @cache
-def sources() -> Mapping[str, Source]:
+def sources() -> Mapping[str, Citation]:
     """Every source the data cites, by id."""
-    out: dict[str, Source] = {}
+    out: dict[str, Citation] = {}
     for source_id, entry in _raw()["sources"].items():
-        out[source_id] = Source(
+        out[source_id] = Citation(
             id=source_id,
             title=_need_str(entry.get("title"), f"source {source_id} title"),
             url=entry.get("url"),
