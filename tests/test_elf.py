@@ -11,7 +11,8 @@ import shutil
 import struct
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.sections import SymbolTableSection
 
+import abiscan.elf.reader as reader_module
 from abiscan.elf.reader import ElfError, ElfFacts, read_facts, read_header, sniff_format
 from abiscan.testing.elf_writer import ET_DYN, MACHINES, build_shared_object
 
@@ -580,8 +582,26 @@ def probes_for(names: Iterable[str]) -> set[str]:
     return out
 
 
+@contextmanager
+def searches_only() -> Iterator[None]:
+    """has_export keeps searching the string table however many lookups come
+    (normally it switches to a decoded set after a few), so that the search
+    path itself is what a test checks."""
+    saved = reader_module._FIND_LOOKUPS
+    reader_module._FIND_LOOKUPS = 1 << 30
+    try:
+        yield
+    finally:
+        reader_module._FIND_LOOKUPS = saved
+
+
 def assert_lazy_equals_full(data: bytes, extra: Iterable[str] = ()) -> None:
     """has_export and pyinit_names, without a full decode, agree with the full decode."""
+    with searches_only():
+        _assert_lazy_equals_full(data, extra)
+
+
+def _assert_lazy_equals_full(data: bytes, extra: Iterable[str] = ()) -> None:
     full = read_facts(data)
     exported = full.exported
     probes = probes_for([*exported, *full.undefined, *full.weak_undefined, *extra])
@@ -605,6 +625,26 @@ def assert_lazy_equals_full(data: bytes, extra: Iterable[str] = ()) -> None:
 
 
 def test_has_export_on_gcc_objects(gcc_objects: dict[str, bytes]) -> None:
+    with searches_only():
+        _check_has_export_on_gcc_objects(gcc_objects)
+
+
+def test_lookups_switch_to_one_decoded_set(gcc_objects: dict[str, bytes]) -> None:
+    """A few lookups search the strings; past _FIND_LOOKUPS the exports are
+    decoded once and every later lookup is a set lookup (issue 10: no cost
+    that grows with references times string-table size)."""
+    data = gcc_objects["gcc-64"] if "gcc-64" in gcc_objects else next(iter(gcc_objects.values()))
+    facts = read_facts(data)
+    names = ["PyInit_gccmod", "missing", "foo", "nope"]
+    for i in range(reader_module._FIND_LOOKUPS):
+        facts.has_export(names[i % len(names)])
+    assert facts._symbols._exported is None
+    assert not facts.has_export("printf")
+    assert facts._symbols._exported == read_facts(data).exported
+    assert facts.has_export("PyInit_gccmod") and not facts.has_export("hidden_fn")
+
+
+def _check_has_export_on_gcc_objects(gcc_objects: dict[str, bytes]) -> None:
     for label, data in gcc_objects.items():
         facts = read_facts(data)
         yes = ["PyInit_gccmod", "protected_fn", "weak_defined", "exported_data", "foo", "bar"]
@@ -837,10 +877,11 @@ def test_system_library_lazy_lookups(path: str) -> None:
     everything = sorted({*full.exported, *full.undefined, *full.weak_undefined})
     sample = rng.sample(everything, min(150, len(everything)))
     lazy = read_facts(data)
-    for name in sorted(probes_for(sample)):
-        assert lazy.has_export(name) == (name in full.exported), name
-    assert lazy.pyinit_names == ()
-    assert lazy._symbols._exported is None
+    with searches_only():
+        for name in sorted(probes_for(sample)):
+            assert lazy.has_export(name) == (name in full.exported), name
+        assert lazy.pyinit_names == ()
+        assert lazy._symbols._exported is None
 
 
 def test_lazy_lookups_are_fast_on_50000_symbols() -> None:

@@ -30,6 +30,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from abiscan.elf.references import SymbolRef
 
 __all__ = [
     "ElfError",
@@ -307,6 +311,19 @@ class ElfFacts:
     version_needs: tuple[tuple[str, tuple[str, ...]], ...]
     version_defs: tuple[str, ...]
     _symbols: _DynamicSymbols = field(default_factory=lambda: _DynamicSymbols(), repr=False)
+    _references: _LazyReferences = field(
+        default_factory=lambda: _LazyReferences(b""), repr=False, compare=False
+    )
+
+    @property
+    def references(self) -> tuple[SymbolRef, ...]:
+        """The undefined symbols the relocations make the dynamic linker look up,
+        in glibc's order (:func:`abiscan.elf.references.symbol_references`).
+
+        Decoded once per object, on first use; raises :class:`ElfError` (every
+        time it is asked) when the relocation tables cannot be read.
+        """
+        return self._references.get()
 
     @property
     def exported(self) -> frozenset[str]:
@@ -348,6 +365,29 @@ class ElfFacts:
         return self._symbols.has_export(name)
 
 
+class _LazyReferences:
+    """The relocation references of one file, decoded on first use and kept."""
+
+    __slots__ = ("_data", "_result")
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+        self._result: tuple[SymbolRef, ...] | ElfError | None = None
+
+    def get(self) -> tuple[SymbolRef, ...]:
+        if self._result is None:
+            from abiscan.elf.references import symbol_references
+
+            try:
+                self._result = symbol_references(self._data or b"") if self._data else ()
+            except ElfError as exc:
+                self._result = exc
+            self._data = None  # the bytes are not needed once decoded
+        if isinstance(self._result, ElfError):
+            raise self._result
+        return self._result
+
+
 # What the lazy symbol decoding treats as unexpected (an ElfError for the
 # caller): the same list read_facts guards.
 _UNEXPECTED = (struct.error, ValueError, IndexError, OverflowError, MemoryError)
@@ -379,6 +419,10 @@ _T_VISIBLE = _table(lambda b: b & 3 in _EXPORT_VISIBILITIES)
 _T_ZERO = _table(lambda b: b == 0)
 _T_NONZERO = _table(lambda b: b != 0)
 
+# has_export searches the string table for its first few lookups (an
+# extension's own PyInit_ lookup, a library's rare use); past this many it
+# decodes the exports into a set once, so lookups never cost table size each.
+_FIND_LOOKUPS = 8
 # has_export / pyinit_names look string offsets up one at a time when there
 # are at most this many; more share one pass over the whole name column.
 _FEW_OFFSETS = 8
@@ -457,6 +501,7 @@ class _DynamicSymbols:
         "_hash",
         "_info_at",
         "_little",
+        "_lookups",
         "_pyinit",
         "_pyinit_at",
         "_std",
@@ -484,6 +529,7 @@ class _DynamicSymbols:
         self._pyinit: tuple[str, ...] | None = None
         self._pyinit_at: list[int] | None = None
         self._hash: int | None = None
+        self._lookups = 0
 
     # -- identity -----------------------------------------------------------
 
@@ -633,6 +679,12 @@ class _DynamicSymbols:
     def has_export(self, name: str) -> bool:
         if self._exported is not None:
             return name in self._exported
+        self._lookups += 1
+        if self._lookups > _FIND_LOOKUPS:
+            # Each search below scans the string table: past a few lookups the
+            # object is a library others bind to, and one decode into a set
+            # keeps the cost linear in (references + table size).
+            return name in self.exported_names()
         try:
             encoded = name.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
@@ -914,6 +966,7 @@ class _Reader:
             version_needs=version_needs,
             version_defs=version_defs,
             _symbols=symbols,
+            _references=_LazyReferences(self.data),
         )
 
     def _dyn_entries(self, raw: bytes) -> list[tuple[int, int]]:

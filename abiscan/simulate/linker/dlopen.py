@@ -612,7 +612,12 @@ class _Sim:
             if obj.data is None:
                 continue
             try:
-                refs = symbol_references(obj.data)
+                # The facts are the scan's, shared by every extension that
+                # loads the object: its relocations are decoded once.
+                refs = (
+                    obj.facts.references if obj.facts is not None
+                    else symbol_references(obj.data)
+                )
             except ElfError as exc:
                 self.notes.append(f"the relocations of {obj.name} cannot be read ({exc})")
                 self.confidence = weakest(self.confidence, "possible")

@@ -1,0 +1,96 @@
+"""Benchmark: symbol references between libraries, at N and 2N references.
+
+Builds, with :mod:`abiscan.testing.elf_writer` (no download), a layer where
+one library (``libconsumer.so``) needs N symbols from another
+(``libprovider.so``, which exports exactly those N), each reference carried
+by a relocation so that the dynamic linker (and abiscan's simulation of it)
+looks every one up; four extension modules need ``libconsumer.so``. Every
+extension's ``dlopen`` therefore binds N references against a library whose
+string table grows with N too: a lookup whose cost grows with the table
+makes the whole case grow with N squared.
+
+It scans the layer at N and at 2N, side by side in one run (median of the
+repeats), and prints both times and their ratio; linear work gives about 2,
+the budget (issue 10) is 2.2. Run:
+
+    python benchmarks/bench_crosslib.py [--symbols 16000] [--extensions 4] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from abiscan import scan
+from abiscan.testing.elf_writer import build_shared_object
+
+_SITE = "python"
+
+
+def build_layer(path: Path, symbols: int, extensions: int) -> int:
+    """Write the layer zip; return the number of references the consumer makes."""
+    names = [f"provider_function_number_{k}" for k in range(symbols)]
+    provider = build_shared_object(exports=names, soname="libprovider.so")
+    consumer = build_shared_object(
+        exports=["consumer_entry"], undefined=names, needed=["libprovider.so"],
+        soname="libconsumer.so", runpath="$ORIGIN", relocate=True,
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        _add(zf, f"{_SITE}/pkg/__init__.py", b"")
+        _add(zf, f"{_SITE}/pkg/libs/libprovider.so", provider)
+        _add(zf, f"{_SITE}/pkg/libs/libconsumer.so", consumer)
+        for i in range(extensions):
+            ext = build_shared_object(
+                exports=[f"PyInit__ext{i}"], undefined=["consumer_entry"],
+                needed=["libconsumer.so"], runpath="$ORIGIN/libs", relocate=True,
+            )
+            _add(zf, f"{_SITE}/pkg/_ext{i}.cpython-312-x86_64-linux-gnu.so", ext)
+    return symbols
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """A member with mode 0644, as a real layer build writes it (writestr gives 0600)."""
+    info = zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0))
+    info.create_system = 3
+    info.external_attr = 0o100644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
+
+
+def time_scan(layer: Path, repeat: int) -> tuple[float, int]:
+    """Median scan time and the number of modules predicted ok."""
+    times = []
+    ok = 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        report = scan([layer], runtime="python3.12", arch="x86_64")
+        times.append(time.perf_counter() - t0)
+        ok = sum(1 for m in report.modules if m.outcome == "ok")
+    return statistics.median(times), ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=16000, help="N, the references")
+    parser.add_argument("--extensions", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="abiscan-crosslib-") as tmp:
+        for n in (args.symbols, 2 * args.symbols):
+            layer = Path(tmp) / f"crosslib-{n}.zip"
+            build_layer(layer, n, args.extensions)
+            seconds, ok = time_scan(layer, args.repeat)
+            results.append(seconds)
+            print(f"N = {n:6d} references, {args.extensions} extensions: "
+                  f"{seconds * 1000:8.1f} ms (median of {args.repeat}); {ok} modules ok")
+    ratio = results[1] / results[0]
+    print(f"ratio 2N / N: {ratio:.2f} (budget 2.2)")
+
+
+if __name__ == "__main__":
+    main()
