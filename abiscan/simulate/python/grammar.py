@@ -33,9 +33,11 @@ known to be the target's own.
 from __future__ import annotations
 
 import ast
+import io
 import posixpath
 import re
 import sys
+import tokenize
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -123,11 +125,11 @@ def check_syntax(
                         f"{target[0]}.{target[1]} or later to know"
                     ),
                 )
-            return None, _verdict(exc, filename, target)
+            return None, _verdict(exc, filename, target, source)
         try:
             tree = ast.parse(source, filename)
         except SyntaxError as plain:
-            return None, _verdict(plain, filename, target)
+            return None, _verdict(plain, filename, target, source)
         # The running grammar reads it: a construct newer than the target.
         newer = _newer_syntax(tree, source, target, filename)
         if newer is not None:
@@ -157,11 +159,58 @@ _FV_COVERED = (
 )
 
 
-def _verdict(exc: SyntaxError, filename: str, target: tuple[int, int]) -> SyntaxVerdict:
+def _verdict(
+    exc: SyntaxError, filename: str, target: tuple[int, int], source: bytes
+) -> SyntaxVerdict:
     msg, line = exc.msg, exc.lineno
+    if target < (3, 10) <= RUNNING and msg == _COMMA_HINT and exc.end_lineno:
+        # 3.10 points at the first of two expressions missing a comma between
+        # them; the older parsers stopped at the second.
+        line = exc.end_lineno
+    if target < (3, 10) <= RUNNING and _UNCLOSED.match(msg):
+        old = _unclosed_before_310(source)
+        if old is not None:
+            text, line = old
+            return SyntaxVerdict(_syntax_error("SyntaxError", text, line, filename), line,
+                                 exact=text != "invalid syntax",
+                                 why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})")
     text, exact = _message_for(msg, target, exc.text or "")
     return SyntaxVerdict(_syntax_error(type(exc).__name__, text, line, filename), line,
                          exact=exact, why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})")
+
+
+_COMMA_HINT = "invalid syntax. Perhaps you forgot a comma?"
+_UNCLOSED = re.compile(r"^'.' was never closed$")
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _unclosed_before_310(source: bytes) -> tuple[str, int] | None:
+    """Where 3.8 and 3.9 report a source with an unclosed bracket (3.10 points at the
+    bracket instead): the token their parser stops at, or the end of the file."""
+    opened: list[str] = []
+    try:
+        for tok in tokenize.tokenize(io.BytesIO(source).readline):
+            if tok.type == tokenize.OP and tok.string in _CLOSERS:
+                opened.append(_CLOSERS[tok.string])
+            elif tok.type == tokenize.OP and tok.string in ")]}" and opened:
+                opened.pop()
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    if not opened:
+        return None
+    n_lines = len(source.splitlines())
+    # Closed at the end, the source parses up to where the old parsers stopped.
+    closed = source + b"\n" + "".join(reversed(opened)).encode()
+    try:
+        ast.parse(closed)
+    except SyntaxError as exc:
+        line = exc.end_lineno if exc.msg == _COMMA_HINT and exc.end_lineno else exc.lineno
+        if line is not None and line <= n_lines:
+            return "invalid syntax", line
+        return None
+    except ValueError:
+        return None
+    return "unexpected EOF while parsing", max(n_lines, 1)
 
 
 @dataclass(frozen=True)
@@ -198,6 +247,40 @@ def _segment_char(lines: Sequence[str], line: int, col: int) -> str:
         return ""
     raw = lines[line - 1].encode("utf-8")
     return raw[col:col + 1].decode("utf-8", "replace")
+
+
+def _parenthesised(node: ast.Tuple, lines: Sequence[str]) -> bool:
+    """Whether a tuple's own parentheses enclose it (``(x, *y)``, not ``(x), *y``)."""
+    end_line = getattr(node, "end_lineno", None)
+    end_col = getattr(node, "end_col_offset", None)
+    if end_line is None or end_col is None or not 0 < node.lineno <= end_line <= len(lines):
+        return False
+    chunk = [ln.encode("utf-8") for ln in lines[node.lineno - 1:end_line]]
+    chunk[-1] = chunk[-1][:end_col]
+    chunk[0] = chunk[0][node.col_offset:]
+    text = b"\n".join(chunk).decode("utf-8", "replace")
+    if not text.startswith("("):
+        return False
+    depth = 0
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    significant = [t for t in tokens if t.type == tokenize.OP or t.type not in _LAYOUT]
+    for i, tok in enumerate(significant):
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+            if depth == 0:
+                # The first parenthesis closes here: it encloses the tuple only if
+                # nothing follows.
+                return i == len(significant) - 1
+    return False
+
+
+_LAYOUT = frozenset({tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT, tokenize.INDENT,
+                     tokenize.DEDENT, tokenize.ENDMARKER})
 
 
 def _is_dotted(node: ast.expr) -> bool:
@@ -237,7 +320,11 @@ def _constructs(node: ast.AST, lines: Sequence[str], target: tuple[int, int]) ->
     if isinstance(node, (ast.With, ast.AsyncWith)):
         yield from _parenthesised_with(node, lines)
     if isinstance(node, ast.Subscript):
-        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        index = node.slice
+        # ``a[(x, *y)]`` is a parenthesised tuple display, valid since 3.5; only a
+        # star directly inside the brackets (``a[*y]``, ``a[x, *y]``) is PEP 646.
+        parts = index.elts if isinstance(index, ast.Tuple) and not _parenthesised(
+            index, lines) else [index]
         if any(isinstance(p, ast.Starred) for p in parts):
             yield _Newer((3, 11), line, col, "a starred subscript (PEP 646)")
     if isinstance(node, ast.arguments) and node.vararg is not None and isinstance(
@@ -271,12 +358,37 @@ def _parenthesised_with(node: ast.With | ast.AsyncWith, lines: Sequence[str]) ->
         return
     paren_col = len(raw) - len(head)
     if first.lineno == node.lineno and first.col_offset <= paren_col:
-        return  # the parenthesis belongs to the first expression: ``with (a) as b:``
+        return  # the parenthesis belongs to the first expression: ``with (f)(x) as b:``
+    if not _parens_enclose_items(lines, node.lineno, paren_col):
+        return  # ``with (a) as b:``: the parenthesis closes before the items end
     # Without any "as", 3.8 reads the parentheses as a tuple: valid syntax; with
     # one, its parser stops at that "as".
     named = next((item.optional_vars for item in node.items if item.optional_vars), None)
     if named is not None:
         yield _Newer((3, 9), named.lineno, named.col_offset, "parenthesised context managers")
+
+
+def _parens_enclose_items(lines: Sequence[str], line: int, col: int) -> bool:
+    """Whether the parenthesis at (line, col) closes right before the with statement's ':'."""
+    chunk = [ln.encode("utf-8") for ln in lines[line - 1:]]
+    chunk[0] = chunk[0][col:]
+    text = b"\n".join(chunk).decode("utf-8", "replace")
+    depth = 0
+    closed = False
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type in _LAYOUT:
+                continue
+            if closed:
+                return tok.string == ":"
+            if tok.type == tokenize.OP and tok.string in "([{":
+                depth += 1
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                depth -= 1
+                closed = depth == 0
+    except (tokenize.TokenError, SyntaxError):
+        return True
+    return True
 
 
 def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) -> _Newer | None:

@@ -24,10 +24,20 @@ and no Python source shows it. abiscan reads only the binary's read-only data
   Other module names in a pyo3 binary (Rust strings, not NUL-terminated,
   run together in ``.rodata``) are imports it *may* make, usually lazily from
   a function: ``possible``, never used to predict a failure.
-* **other C extensions** that call ``PyImport_ImportModule`` (or
+* **Cython and other C extensions** that call ``PyImport_ImportModule`` (or
   ``PyImport_Import`` and friends): NUL-terminated strings that are exactly
-  the name of a module the stack has. ``likely``: the bytes do not show
-  whether the string is passed to the import call, or when.
+  the name of a module the stack has. The bytes do not show whether the
+  string is passed to the import call, nor when: a Cython module imports the
+  names of its module-level ``import`` statements while it initialises, and
+  the names imported inside its functions only when they are called (lxml's
+  ``etree`` carries ``lxml.cssselect``, which it imports lazily). Both are
+  interned the same way, so such a name is ``possible``, never an edge that
+  turns a module that loads into an error or an unknown.
+
+The scan is linear in the bytes read and bounded: ``.rodata`` is read up to
+:data:`MAX_RODATA` bytes, and at most :data:`MAX_PROBES` names per binary are
+looked up in the stack (each distinct string once), so a binary stuffed with
+long dotted strings costs no more than a few thousand look-ups.
 """
 
 from __future__ import annotations
@@ -51,6 +61,13 @@ _PYIMPORT = frozenset({
 # Read at most this much read-only data per binary: real extension modules
 # have a few MB of .rodata at most; a hostile file gets no more.
 MAX_RODATA = 64 << 20
+
+# At most this many names are looked up in the stack per binary: the names a
+# string scan finds are "possible" at best, and a hostile binary can carry
+# any number of them.
+MAX_PROBES = 4096
+# A module name component longer than this is not looked for in run-together strings.
+_MAX_COMPONENT = 64
 
 _CSTRING = re.compile(rb"(?<=\x00)([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(?=\x00)")
 _PYO3_VERSION = re.compile(rb"pyo3-(\d+\.\d+\.\d+)")
@@ -85,7 +102,7 @@ class NativeImport:
 class NativeFacts:
     module: str
     path: str
-    kinds: tuple[str, ...]  # "cffi", "pyo3", "c-import"
+    kinds: tuple[str, ...]  # "cffi", "pyo3", "cython", "c-import"
     pyo3_version: str | None
     imports: tuple[NativeImport, ...]
     note: str = ""
@@ -202,52 +219,32 @@ def native_imports(
     kinds: list[str] = []
     out: dict[str, NativeImport] = {}
     short = module.rpartition(".")[2]
+    probe = _Prober(exists)
 
-    pyo3 = b"pyo3_runtime.PanicException" in ro or b"PyO3" in ro
     version_match = _PYO3_VERSION.search(ro)
-    if version_match is not None:
-        pyo3 = True
+    pyo3 = version_match is not None or b"pyo3_runtime.PanicException" in ro or b"PyO3" in ro
     pyo3_version = version_match.group(1).decode() if version_match else None
     if pyo3:
         kinds.append("pyo3")
-
     cffi = b"\x00_cffi_backend\x00" in ro and short != "_cffi_backend"
     if cffi:
         kinds.append("cffi")
-        external = b"\x00_init_cffi_1_0_external_module\x00" in ro
-        evidence = (
-            "NUL-terminated string '_cffi_backend' in .rodata",
-            *(["string '_init_cffi_1_0_external_module' (cffi's out-of-line API mode)"]
-              if external else []),
-            *([f"undefined symbol {', '.join(calls_import)}"] if calls_import else []),
-        )
-        if pyo3:
-            panics, confidence, why = _panics_for(owner)
-            out["_cffi_backend"] = NativeImport(
-                module, "_cffi_backend", confidence, True, panics,
-                (*evidence, "pyo3 module with an embedded cffi module: " + why,
-                 *([f"pyo3 {pyo3_version}"] if pyo3_version else [])),
-            )
-        else:
-            confidence = "certain" if external and calls_import else "likely"
-            out["_cffi_backend"] = NativeImport(
-                module, "_cffi_backend", confidence, True, False,
-                (*evidence, "cffi-generated init code imports _cffi_backend first"),
-            )
-
+        out["_cffi_backend"] = _cffi_edge(module, ro, calls_import, pyo3, pyo3_version, owner)
     if calls_import and not pyo3 and short != "_cffi_backend":
-        for m in _CSTRING.finditer(ro):
-            name = m.group(1).decode("ascii")
-            if name in out or name == module or not exists(name):
+        cython = any(mark in ro for mark in _CYTHON_MARKS)
+        kinds.append("cython" if cython else "c-import")
+        why = ("Cython interns the names imported at init and in functions alike"
+               if cython else "the bytes do not show when, or whether, it is imported")
+        for name in dict.fromkeys(m.group(1).decode("ascii") for m in _CSTRING.finditer(ro)):
+            if name in out or name == module or not probe(name):
                 continue
-            kinds.append("c-import") if "c-import" not in kinds else None
             out[name] = NativeImport(
-                module, name, "likely", True, False,
+                module, name, "possible", False, False,
                 (f"NUL-terminated string '{name}' in .rodata, the name of a module in the "
-                 "stack", f"undefined symbol {', '.join(calls_import)}"),
+                 "stack", f"undefined symbol {', '.join(calls_import)}", why),
             )
     elif pyo3:
-        for name in _rust_names(ro, module, exists):
+        for name in _rust_names(ro, module, probe):
             if name not in out:
                 out[name] = NativeImport(
                     module, name, "possible", False, False,
@@ -258,25 +255,65 @@ def native_imports(
                        tuple(sorted(out.values(), key=lambda n: n.imports)))
 
 
+# Strings every Cython module carries (its runtime module, and the names of the
+# generated C-API capsule table).
+_CYTHON_MARKS = (b"\x00cython_runtime\x00", b"\x00__pyx_capi__\x00", b"_cython_3_")
+
+
+def _cffi_edge(module: str, ro: bytes, calls_import: list[str], pyo3: bool,
+               pyo3_version: str | None, owner: tuple[str, str] | None) -> NativeImport:
+    """The ``_cffi_backend`` import of a cffi module (or of a pyo3 module embedding one)."""
+    external = b"\x00_init_cffi_1_0_external_module\x00" in ro
+    evidence = (
+        "NUL-terminated string '_cffi_backend' in .rodata",
+        *(["string '_init_cffi_1_0_external_module' (cffi's out-of-line API mode)"]
+          if external else []),
+        *([f"undefined symbol {', '.join(calls_import)}"] if calls_import else []),
+    )
+    if pyo3:
+        panics, confidence, why = _panics_for(owner)
+        return NativeImport(
+            module, "_cffi_backend", confidence, True, panics,
+            (*evidence, "pyo3 module with an embedded cffi module: " + why,
+             *([f"pyo3 {pyo3_version}"] if pyo3_version else [])),
+        )
+    confidence = "certain" if external and calls_import else "likely"
+    return NativeImport(
+        module, "_cffi_backend", confidence, True, False,
+        (*evidence, "cffi-generated init code imports _cffi_backend first"),
+    )
+
+
+class _Prober:
+    """``exists`` with a memo and a budget: at most MAX_PROBES distinct names per binary."""
+
+    def __init__(self, exists: Callable[[str], bool]) -> None:
+        self._exists = exists
+        self._memo: dict[str, bool] = {}
+
+    def __call__(self, name: str) -> bool:
+        known = self._memo.get(name)
+        if known is not None:
+            return known
+        if len(self._memo) >= MAX_PROBES:
+            return False  # out of budget: the name stays unknown, never an edge
+        found = self._memo[name] = self._exists(name)
+        return found
+
+
 def _rust_names(ro: bytes, module: str, exists: Callable[[str], bool]) -> list[str]:
     """Dotted module names in run-together Rust strings, each cut at the longest prefix
     that names a module in the stack."""
-    own = set()
     parts = module.split(".")
-    for i in range(1, len(parts) + 1):
-        own.add(".".join(parts[:i]))
+    own = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
     found: set[str] = set()
-    tops: dict[str, bool] = {}
-    for m in _DOTTED.finditer(ro):
-        raw = m.group(0).decode("ascii")
-        # The start is as unsure as the end; try each plausible top-level name.
-        comps = raw.split(".")
-        head = comps[0]
-        starts = [head[i:] for i in range(len(head)) if head[i:][0].isalpha() or head[i] == "_"]
+    for raw in dict.fromkeys(m.group(0) for m in _DOTTED.finditer(ro)):
+        comps = raw.decode("ascii").split(".")
+        head = comps[0][-_MAX_COMPONENT:]
+        # The start is as unsure as the end: try a few plausible top-level names.
+        starts = [head[i:] for i in range(len(head)) if head[i].isalpha() or head[i] == "_"]
         for start in starts[:8]:
-            if start not in tops:
-                tops[start] = exists(start)
-            if not tops[start]:
+            if not exists(start):
                 continue
             name = _longest_module([start, *comps[1:]], exists)
             if name is not None and "." in name and name not in own:
@@ -285,22 +322,25 @@ def _rust_names(ro: bytes, module: str, exists: Callable[[str], bool]) -> list[s
     return sorted(found)
 
 
+def _cuts(comp: str) -> list[int]:
+    """Where a component may end when the next string ran into it: its whole length,
+    then the places where a lower-case letter or a digit meets an upper-case one."""
+    comp = comp[:_MAX_COMPONENT]
+    inner = [i for i in range(len(comp) - 1, 0, -1)
+             if comp[i].isupper() and (comp[i - 1].islower() or comp[i - 1].isdigit())]
+    return [len(comp), *inner[:4]]
+
+
 def _longest_module(comps: list[str], exists: Callable[[str], bool]) -> str | None:
-    best: str | None = None
     current = comps[0]
     if not exists(current):
         return None
-    best = current
     for comp in comps[1:]:
-        hit = None
-        for cut in range(len(comp), 0, -1):
-            candidate = f"{current}.{comp[:cut]}"
-            if exists(candidate):
-                hit = candidate
-                break
+        hit = next((f"{current}.{comp[:cut]}" for cut in _cuts(comp)
+                    if exists(f"{current}.{comp[:cut]}")), None)
         if hit is None:
-            return best
-        best = current = hit
+            return current
+        current = hit
         if not hit.endswith(comp):
-            return best  # the component ran on into the next string
-    return best
+            return current  # the component ran on into the next string
+    return current

@@ -1,0 +1,51 @@
+"""Unit tests of the target-grammar pass for the cases the running parser alone gets wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from abiscan.simulate.python.grammar import RUNNING, check_syntax
+
+OLD = [(3, 8), (3, 9), (3, 10)]
+
+
+@pytest.mark.parametrize("target", OLD)
+@pytest.mark.parametrize("source", [
+    "Annotated[(self.annotation, *self.metadata)]\n",  # pydantic 2 fields.py
+    "a[((x, *y))]\n", "a[(x, *y), z]\n", "a[(x,\n  *y)]\n", "a[(x), (*y,)]\n",
+])
+def test_parenthesised_star_in_subscript_is_old_syntax(target: tuple[int, int],
+                                                       source: str) -> None:
+    tree, verdict = check_syntax(source.encode(), "fields.py", target)
+    assert tree is not None
+    assert verdict is None
+
+
+@pytest.mark.parametrize("target", OLD)
+@pytest.mark.parametrize("source", ["a[*y]\n", "a[x, *y]\n", "a[(x), *y]\n", "a[1:2, *y]\n"])
+def test_bare_star_in_subscript_needs_311(target: tuple[int, int], source: str) -> None:
+    _, verdict = check_syntax(source.encode(), "m.py", target)
+    assert verdict is not None and verdict.error is not None
+    assert verdict.error.message == "invalid syntax (m.py, line 1)"
+    assert "PEP 646" in verdict.why
+
+
+@pytest.mark.skipif(RUNNING < (3, 10), reason="the running parser already speaks 3.8's words")
+def test_unclosed_bracket_is_reported_where_the_old_parser_stopped() -> None:
+    _, verdict = check_syntax(b"x = [1, 2\nprint(x)\n", "m.py", (3, 9))
+    assert verdict is not None and verdict.error is not None
+    assert (verdict.error.message, verdict.line) == ("invalid syntax (m.py, line 2)", 2)
+    _, verdict = check_syntax(b"x = (1,\n\n\n", "m.py", (3, 8))
+    assert verdict is not None and verdict.error is not None
+    assert verdict.error.message == "unexpected EOF while parsing (m.py, line 3)"
+    assert verdict.exact
+
+
+@pytest.mark.parametrize(("source", "valid_on_38"), [
+    ("with (a) as b:\n    pass\n", True),
+    ("with (a, b):\n    pass\n", True),
+    ("with (a as b, c):\n    pass\n", False),
+])
+def test_parenthesised_with(source: str, valid_on_38: bool) -> None:
+    _, verdict = check_syntax(source.encode(), "m.py", (3, 8))
+    assert (verdict is None) is valid_on_38
