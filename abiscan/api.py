@@ -6,9 +6,11 @@ bytes and the target: same inputs, same target, same report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from abiscan import __version__
 from abiscan.elf.reader import ElfFacts
@@ -16,6 +18,7 @@ from abiscan.inputs.dists import Distribution, find_distributions
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
 from abiscan.inputs.stack import Stack, build_stack
+from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.predict.extension import load_bytecode, load_extension
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
@@ -40,6 +43,7 @@ def scan(
     runtime: str = "python3.12",
     arch: str = "x86_64",
     imports: Sequence[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Report:
     """Predict, for every module the inputs provide, what ``import`` does on the target.
 
@@ -50,6 +54,12 @@ def scan(
     ``target``, the built-in profile of ``runtime`` on ``arch`` is used.
     ``imports`` adds dotted module names to predict besides the ones the stack
     suggests (top-level modules and packages, and every extension module).
+    ``limits`` are the budgets of the scan (``docs/limits.md``).
+
+    An unexpected exception while reading one input or predicting one module
+    is caught there: it becomes an input problem with ``internal=True`` (see
+    :attr:`Report.internal_errors`), the module is ``unknown``, and the rest
+    of the report is made as usual.
     """
     if target is None:
         target = builtin_target(runtime, arch)
@@ -64,9 +74,13 @@ def scan(
     for path, kind in specs:
         label = str(path)
         try:
-            source = open_source(path, kind, label)
+            source = open_source(path, kind, label, limits)
         except SourceError as exc:
             problems.append(InputProblem(label, None, str(exc).removeprefix(f"{label}: ")))
+            opened.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
+            continue
+        except Exception as exc:
+            problems.append(_internal(label, None, "reading the input", exc))
             opened.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
             continue
         sources.append(source)
@@ -125,20 +139,56 @@ def analyse(
         memo[name] = outcome
         return outcome
 
-    modules = [predict(c.name) for c in sorted(found, key=lambda c: c.name)]
-    findings.extend(_dead_root_findings(dead, found, modules, stack, target))
-    dists = find_distributions(stack)
+    internal: list[InputProblem] = []
+    none: list[Finding] = []
+
+    def guarded(name: str) -> ModuleOutcome:
+        # One module's bug must not lose the report: that module is unknown.
+        try:
+            return predict(name)
+        except Exception as exc:
+            cand = by_name.get(name)
+            src, src_path = _origin_of(stack, cand.path if cand else None)
+            internal.append(_internal(src or "abiscan", src_path, f"predicting '{name}'", exc))
+            memo[name] = ModuleOutcome(
+                name, "unknown", cand.path if cand else None, src, src_path,
+                reason=f"internal error in abiscan while predicting it ({type(exc).__name__})",
+            )
+            return memo[name]
+
+    def stage(what: str, run: Callable[[], _T], fallback: _T) -> _T:
+        try:
+            return run()
+        except Exception as exc:
+            internal.append(_internal("abiscan", None, what, exc))
+            return fallback
+
+    modules = [guarded(c.name) for c in sorted(found, key=lambda c: c.name)]
+    findings.extend(stage("finding code outside sys.path",
+                          lambda: _dead_root_findings(dead, found, modules, stack, target), none))
+    no_dists: list[Distribution] = []
+    dists = stage("reading dist-info", lambda: find_distributions(stack), no_dists)
     owners = _owners(dists)
     # Follow each module's imports (Python and native) to the broken modules it reaches.
-    modules, reached = apply_impact(modules, predict, stack, importer, facts, owners, target)
+    modules, reached = stage(
+        "following imports",
+        lambda: apply_impact(modules, guarded, stack, importer, facts, owners, target),
+        (modules, none),
+    )
     findings.extend(reached)
     findings = [_attribute(f, owners) for f in findings]
-    findings.extend(_distribution_findings(dists, stack, importer, facts, target))
-    findings.extend(_shadowing_findings(found, owners, stack, importer, target))
-    findings.extend(_deployment_findings(stack, inputs, target))
+    findings.extend(stage("checking distributions",
+                          lambda: _distribution_findings(dists, stack, importer, facts, target),
+                          none))
+    findings.extend(stage("checking shadowing",
+                          lambda: _shadowing_findings(found, owners, stack, importer, target),
+                          none))
+    findings.extend(stage("checking deployment limits",
+                          lambda: _deployment_findings(stack, inputs, target), none))
     findings = _dedupe(findings)
+    every = [*problems, *facts.problems, *_dist_problems(dists), *internal]
     all_problems = sorted(
-        {(p.source, p.path or "", p.problem): p for p in [*problems, *facts.problems]}.values(),
+        {(p.source, p.path or "", p.problem): p for p in every}.values(),
         key=lambda p: (p.source, p.path or "", p.problem),
     )
     return Report(
@@ -149,6 +199,27 @@ def analyse(
         problems=tuple(all_problems),
         tool_version=__version__,
     )
+
+
+_T = TypeVar("_T")
+
+
+def _internal(source: str, path: str | None, doing: str, exc: BaseException) -> InputProblem:
+    """An unexpected exception, as an input problem that keeps its traceback."""
+    return InputProblem(
+        source, path,
+        f"internal error while {doing}: {type(exc).__name__}: {exc} (please report it)",
+        internal=True,
+        detail="".join(traceback.format_exception(exc)),
+    )
+
+
+def _dist_problems(dists: Sequence[Distribution]) -> list[InputProblem]:
+    """What could not be read in each dist-info, against the input it came from."""
+    return [
+        InputProblem(d.source or d.dist_info, d.dist_info, problem)
+        for d in dists for problem in d.problems
+    ]
 
 
 def _distribution_findings(
@@ -358,6 +429,11 @@ def _predict(
     elif loader == "bytecode":
         outcome, error, reason, new = load_bytecode(cand.name, spec.origin, facts, target, prov)
         findings.extend(new)
+    elif loader == "source":
+        data = facts.read(spec.origin)
+        if isinstance(data, SourceError):
+            # Its imports cannot be followed, nor its syntax checked: never "ok".
+            outcome, reason = "unknown", f"cannot read the file: {data}"
     replaced = tuple(p.describe() for p in loaded.replaced) if loaded else ()
     return (
         ModuleOutcome(cand.name, outcome, spec.origin, src, src_path, kind, error, reason,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
+from io import TextIOWrapper
+from typing import Any
 
 from abiscan import __version__
 from abiscan.api import scan
+from abiscan.limits import Limits, LimitsError, parse_limits
+from abiscan.report.escape import escape_text
 from abiscan.report.model import Report
 from abiscan.report.render import render_explain, render_json, render_sarif, render_text
 from abiscan.target.profiles import (
@@ -24,12 +29,31 @@ from abiscan.target.profiles import (
 EXIT_OK = 0
 EXIT_PREDICTED_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+class _CommandParser(_Parser):
+    """A command's parser: options may follow the inputs (scan a.zip --runtime X b.zip)."""
+
+    _intermixed = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        # The intermixed parse calls back into this method on some versions.
+        if self._intermixed:
+            return super().parse_known_args(args, namespace)
+        self._intermixed = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,9 +63,14 @@ def _parser() -> argparse.ArgumentParser:
             "Predict, without executing anything, whether the Python code in Lambda "
             "layers, function zips, wheels and site-packages imports on a target runtime."
         ),
+        epilog=(
+            "exit status: 0 nothing predicted to fail; 1 an import error is predicted; "
+            "2 usage error or an input that cannot be read; 3 internal error in abiscan "
+            "(the report is still written; INPUT PROBLEMS says where)"
+        ),
     )
     p.add_argument("--version", action="version", version=f"abiscan {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     s = sub.add_parser("scan", help="scan layers (and function code) for a target")
     s.add_argument(
@@ -77,7 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also predict this dotted module name (repeatable)",
     )
     s.add_argument("--format", choices=("text", "json", "sarif"), default="text")
-    s.add_argument("-v", "--verbose", action="store_true", help="list modules that load, too")
+    s.add_argument(
+        "--limits", metavar="NAME=N,...",
+        help="change budgets, e.g. source_bytes=8M,members=500000 (see docs/limits.md)",
+    )
+    s.add_argument("-v", "--verbose", action="store_true",
+                   help="list modules that load, too, and tracebacks of internal errors")
 
     # Same inputs and target options as scan; the first positional is the module.
     sub.add_parser(
@@ -108,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _target(args: argparse.Namespace) -> Target:
+def _target(args: argparse.Namespace, limits: Limits) -> Target:
     if (args.interpreter or args.target) and args.arch:
         raise TargetError("--arch goes with --runtime or --python; a profile carries its own")
     arch = args.arch or "x86_64"
@@ -121,7 +155,7 @@ def _target(args: argparse.Namespace) -> Target:
     if args.target:
         if args.glibc or args.free_threaded:
             raise TargetError("--glibc and --free-threaded go with --python, not --target")
-        return load_target(args.target)
+        return load_target(args.target, limits)
     if args.python:
         return custom_target(
             args.python, arch, args.glibc or "2.34", free_threaded=args.free_threaded
@@ -140,24 +174,39 @@ def _run_scan(
               "--site-packages", file=sys.stderr)
         return EXIT_USAGE
     try:
-        target = _target(args)
-    except TargetError as exc:
-        print(f"abiscan {command}: error: {exc}", file=sys.stderr)
+        limits = parse_limits(args.limits or "")
+        target = _target(args, limits)
+    except (TargetError, LimitsError) as exc:
+        print(escape_text(f"abiscan {command}: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     bad = [n for n in imports if not _is_dotted_name(n)]
     if bad:
         print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}",
               file=sys.stderr)
         return EXIT_USAGE
-    return scan(layers, args.function, args.site_packages, target=target, imports=imports)
+    return scan(layers, args.function, args.site_packages, target=target, imports=imports,
+                limits=limits)
 
 
 def _unreadable(report: Report) -> bool:
     """Name each input that could not be read, on stderr; whether there was one."""
     for summary in report.unreadable_inputs:
         problem = next((p.problem for p in report.problems if p.source == summary.label), "")
-        print(f"abiscan: cannot read {summary.label}: {problem}", file=sys.stderr)
+        print(escape_text(f"abiscan: cannot read {summary.label}: {problem}"), file=sys.stderr)
     return bool(report.unreadable_inputs)
+
+
+def _status(report: Report, verbose: bool, failed: bool) -> int:
+    """The exit status once the report is written; internal errors are named on stderr."""
+    for problem in report.internal_errors:
+        print(escape_text(f"abiscan: {problem}"), file=sys.stderr)
+        if verbose:
+            sys.stderr.write(escape_text(problem.detail, keep_newlines=True))
+    if report.internal_errors:
+        return EXIT_INTERNAL
+    if _unreadable(report):
+        return EXIT_USAGE
+    return EXIT_PREDICTED_ERROR if failed else EXIT_OK
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
@@ -170,9 +219,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         sys.stdout.write(render_sarif(report))
     else:
         sys.stdout.write(render_text(report, verbose=args.verbose))
-    if _unreadable(report):
-        return EXIT_USAGE
-    return EXIT_PREDICTED_ERROR if report.has_errors else EXIT_OK
+    return _status(report, args.verbose, report.has_errors)
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -189,9 +236,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(module.to_dict() if module else None, indent=2) + "\n")
     else:
         sys.stdout.write(render_explain(report, name))
-    if _unreadable(report):
-        return EXIT_USAGE
-    return EXIT_OK if module is not None and module.ok else EXIT_PREDICTED_ERROR
+    return _status(report, args.verbose, module is None or not module.ok)
 
 
 def _is_dotted_name(name: str) -> bool:
@@ -248,6 +293,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Whatever a scanned name holds, writing it must not fail on a strict stdout.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         if args.command == "scan":
             return _cmd_scan(args)
@@ -262,6 +311,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # The API catches what one input or module raises; this is a bug outside
+        # that (argument handling, rendering). Still no bare traceback.
+        print("abiscan: internal error (please report it):", file=sys.stderr)
+        sys.stderr.write(escape_text(traceback.format_exc(), keep_newlines=True))
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

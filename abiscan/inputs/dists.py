@@ -21,9 +21,10 @@ from packaging.utils import canonicalize_name
 
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
+from abiscan.limits import DEFAULT_LIMITS
 
 _DIST_INFO = re.compile(r"^(?P<name>[^-/]+)-(?P<version>[^-/]+)\.dist-info$")
-MAX_METADATA_BYTES = 4 * 1024 * 1024
+MAX_METADATA_BYTES = DEFAULT_LIMITS.metadata_bytes
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,31 @@ def _dist_info_dirs(stack: Stack) -> Iterable[str]:
 
 
 def _read_text(stack: Stack, path: str, problems: list[str]) -> str | None:
-    if not stack.is_file(path):
+    sf = stack.file(path)
+    if sf is None or sf.kind != "file":
+        return None
+    name = posixpath.basename(path)
+    # The size the input declares is checked before anything is inflated
+    # (a member cannot inflate past it: see sources).
+    limit = min(MAX_METADATA_BYTES, sf.source.limits.metadata_bytes)
+    if sf.entry.size > limit:
+        problems.append(
+            f"{name} is {sf.entry.size} bytes, over the budget of {limit}; not read "
+            "(--limits metadata_bytes=N)"
+        )
         return None
     try:
         data = stack.read(path)
     except SourceError as exc:
-        problems.append(str(exc))
+        problems.append(f"{name} cannot be read: {exc.reason}")
         return None
-    if len(data) > MAX_METADATA_BYTES:
-        problems.append(f"{posixpath.basename(path)} is over {MAX_METADATA_BYTES} bytes; ignored")
+    if len(data) > limit:
+        problems.append(f"{name} is over {limit} bytes; ignored")
         return None
-    return data.decode("utf-8", "replace")
+    text = data.decode("utf-8", "replace")
+    if "\ufffd" in text:
+        problems.append(f"{name} is not valid UTF-8; undecodable bytes replaced")
+    return text
 
 
 def read_distribution(stack: Stack, dist_info: str) -> Distribution:
@@ -115,7 +130,11 @@ def read_distribution(stack: Stack, dist_info: str) -> Distribution:
     if text is None:
         problems.append("no readable METADATA")
     else:
-        raw, _unparsed = parse_email(text)
+        raw, unparsed = parse_email(text)
+        if unparsed:
+            problems.append(
+                "METADATA fields that do not parse: " + ", ".join(sorted(unparsed)[:5])
+            )
         name = str(raw.get("name") or name)
         version = str(raw.get("version") or version)
         rp = raw.get("requires_python")

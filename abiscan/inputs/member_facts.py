@@ -21,7 +21,17 @@ class FileFacts:
         try:
             return self.stack.read(path)
         except SourceError as exc:
+            self._unreadable(path, exc)
             return exc
+
+    def _unreadable(self, path: str, exc: SourceError) -> None:
+        """A member that cannot be read is an input problem, named once."""
+        sf = self.stack.file(path)
+        if sf is None:
+            return
+        problem = InputProblem(sf.origin.source, sf.origin.source_path, exc.reason)
+        if problem not in self.problems:
+            self.problems.append(problem)
 
     def elf(self, path: str) -> ElfFacts | ElfError | SourceError:
         cached = self._elf.get(path)

@@ -1,9 +1,12 @@
 """Inputs as read-only trees of entries: zips, wheels and directories.
 
-Nothing is extracted. A zip member is read into memory once, whole, with a
-size bound (never through a seeking decompressor, which would inflate the
-member again for every backwards seek). Every problem is reported against the
-input and the member it concerns; reading goes on with the rest.
+Nothing is extracted. A zip member is read into memory once, whole, in
+bounded chunks and never past the size its directory entry declares (never
+through a seeking decompressor, which would inflate the member again for every
+backwards seek). Inputs are regular files or directories: FIFOs, devices and
+sockets are refused before anything is read from them. Every problem is
+reported against the input and the member it concerns; reading goes on with
+the rest. The budgets are :class:`abiscan.limits.Limits`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,19 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from abiscan.limits import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "MAX_MEMBER_BYTES", "DirectorySource", "Entry", "InputKind", "InputProblem",
+    "Source", "SourceError", "ZipSource", "normalise_member_name", "open_source",
+]
+
 # A member larger than this is not read (a Lambda deployment is at most 250 MB
 # unzipped; anything bigger than that in one member is hostile or broken).
-MAX_MEMBER_BYTES = 256 * 1024 * 1024
+MAX_MEMBER_BYTES = DEFAULT_LIMITS.member_bytes
+# Members are inflated this much at a time: a member that lies about its size
+# costs at most one chunk more than it declares.
+_CHUNK = 1024 * 1024
 
 
 class InputKind(str, Enum):
@@ -31,7 +44,15 @@ class InputKind(str, Enum):
 
 
 class SourceError(Exception):
-    """An input, or one member of it, cannot be read. The text names both."""
+    """An input, or one member of it, cannot be read. The text names both.
+
+    ``reason`` is the same text without the input and member names, for
+    places that name them already.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason if reason is not None else message
 
 
 @dataclass(frozen=True)
@@ -41,13 +62,23 @@ class InputProblem:
     source: str
     path: str | None
     problem: str
+    # An unexpected exception inside abiscan, caught where it happened: the
+    # scan went on, but this part of the report may be incomplete.
+    internal: bool = False
+    detail: str = ""  # the traceback of an internal error
 
     def __str__(self) -> str:
         where = f"{self.source}: {self.path}" if self.path else self.source
         return f"{where}: {self.problem}"
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {"source": self.source, "path": self.path, "problem": self.problem}
+    def to_dict(self) -> dict[str, str | bool | None]:
+        out: dict[str, str | bool | None] = {
+            "source": self.source, "path": self.path, "problem": self.problem,
+        }
+        if self.internal:
+            out["internal"] = True
+            out["traceback"] = self.detail
+        return out
 
 
 @dataclass(frozen=True)
@@ -93,16 +124,35 @@ def normalise_member_name(raw: str) -> tuple[str | None, str | None]:
 class Source:
     """A read-only view of one input."""
 
-    def __init__(self, label: str, kind: InputKind) -> None:
+    def __init__(self, label: str, kind: InputKind, limits: Limits = DEFAULT_LIMITS) -> None:
         self.label = label
         self.kind = kind
+        self.limits = limits
         self.problems: list[InputProblem] = []
 
     def entries(self) -> list[Entry]:
         raise NotImplementedError
 
-    def read(self, entry: Entry, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    def read(self, entry: Entry, limit: int | None = None) -> bytes:
+        """The entry's bytes; over ``limit`` (default: the member budget) is an error."""
         raise NotImplementedError
+
+    def _limit(self, limit: int | None) -> int:
+        budget = self.limits.member_bytes
+        return budget if limit is None else min(limit, budget)
+
+    def _check_directories(self, entries: list[Entry]) -> None:
+        """The entries-per-directory budget (the import system lists directories)."""
+        per_dir: dict[str, int] = {}
+        for entry in entries:
+            parent = posixpath.dirname(entry.path)
+            per_dir[parent] = per_dir.get(parent, 0) + 1
+        crowded = sorted(d for d, n in per_dir.items() if n > self.limits.dir_entries)
+        if crowded:
+            raise SourceError(
+                f"{self.label}: directory '{crowded[0] or '.'}' has {per_dir[crowded[0]]} "
+                f"entries, over the budget of {self.limits.dir_entries} (--limits dir_entries=N)"
+            )
 
     def close(self) -> None:
         pass
@@ -114,9 +164,21 @@ class Source:
 class ZipSource(Source):
     """A layer zip, function zip or wheel, read through its central directory."""
 
-    def __init__(self, path: Path, kind: InputKind, label: str | None = None) -> None:
-        super().__init__(label or str(path), kind)
+    def __init__(
+        self, path: Path, kind: InputKind, label: str | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        super().__init__(label or str(path), kind, limits)
         self.path = path
+        try:
+            declared = _declared_members(path)
+        except OSError as exc:
+            raise SourceError(f"{self.label}: cannot open: {exc.strerror or exc}") from None
+        if declared is not None and declared > limits.members:
+            raise SourceError(
+                f"{self.label}: the zip declares {declared} members, over the budget of "
+                f"{limits.members} (--limits members=N)"
+            )
         try:
             self._zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile as exc:
@@ -129,8 +191,19 @@ class ZipSource(Source):
             raise SourceError(f"{self.label}: cannot open: {exc.strerror or exc}") from None
         except (ValueError, EOFError, NotImplementedError) as exc:
             raise SourceError(f"{self.label}: damaged zip file ({exc})") from None
+        if len(self._zip.infolist()) > limits.members:
+            self._zip.close()
+            raise SourceError(
+                f"{self.label}: {len(self._zip.infolist())} members, over the budget of "
+                f"{limits.members} (--limits members=N)"
+            )
         self._infos: dict[str, zipfile.ZipInfo] = {}
         self._entries = list(self._scan())
+        try:
+            self._check_directories(self._entries)
+        except SourceError:
+            self._zip.close()
+            raise
 
     def _scan(self) -> Iterator[Entry]:
         seen: set[str] = set()
@@ -154,7 +227,7 @@ class ZipSource(Source):
                 try:
                     link_target = self._read_info(info, 4096).decode("utf-8", "surrogateescape")
                 except SourceError as exc:
-                    self._problem(path, str(exc))
+                    self._problem(path, exc.reason)
                     continue
             if path in seen and kind != "dir":
                 self._problem(path, "member appears more than once; the last one wins")
@@ -173,29 +246,53 @@ class ZipSource(Source):
     def entries(self) -> list[Entry]:
         return self._entries
 
-    def read(self, entry: Entry, limit: int = MAX_MEMBER_BYTES) -> bytes:
-        return self._read_info(self._infos[entry.path], limit)
+    def read(self, entry: Entry, limit: int | None = None) -> bytes:
+        return self._read_info(self._infos[entry.path], self._limit(limit))
 
     def _read_info(self, info: zipfile.ZipInfo, limit: int) -> bytes:
         where = f"{self.label}: {info.filename}"
+
+        def fail(reason: str) -> SourceError:
+            return SourceError(f"{where}: {reason}", reason)
+
         if info.file_size > limit:
-            raise SourceError(f"{where}: member of {info.file_size} bytes is over the limit")
+            raise fail(f"member of {info.file_size} bytes is over the limit of {limit} bytes")
         try:
-            with self._zip.open(info) as member:
-                # One sequential read of the whole member; +1 catches a member
-                # that inflates past the size its header claims.
-                data = member.read(limit + 1)
+            data = self._inflate(info)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise SourceError(f"{where}: damaged member ({exc})") from None
+            raise fail(f"damaged member ({exc})") from None
         except NotImplementedError as exc:
-            raise SourceError(f"{where}: unsupported compression ({exc})") from None
+            raise fail(f"unsupported compression ({exc})") from None
         except RuntimeError as exc:  # encrypted members
-            raise SourceError(f"{where}: cannot read ({exc})") from None
+            raise fail(f"cannot read ({exc})") from None
         except OSError as exc:
-            raise SourceError(f"{where}: cannot read ({exc.strerror or exc})") from None
-        if len(data) > limit:
-            raise SourceError(f"{where}: member inflates past the limit of {limit} bytes")
+            raise fail(f"cannot read ({exc.strerror or exc})") from None
+        if len(data) != info.file_size:
+            raise fail(
+                f"damaged member: {len(data)} bytes inflated, {info.file_size} declared"
+            )
         return data
+
+    def _inflate(self, info: zipfile.ZipInfo) -> bytes:
+        """The member's bytes, inflated a chunk at a time up to its declared size.
+
+        ``read(n)`` may inflate up to ``n`` bytes before trimming to the
+        declared size, so a large ``n`` lets a member declaring 100 bytes
+        allocate as much; one chunk at a time bounds that.
+        """
+        parts: list[bytes] = []
+        left = info.file_size
+        with self._zip.open(info) as member:
+            while left > 0:
+                chunk = member.read(min(_CHUNK, left))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                left -= len(chunk)
+            # The CRC is checked when the stream ends: read to the end.
+            if left == 0 and member.read(1):
+                raise zipfile.BadZipFile("member inflates past its declared size")
+        return b"".join(parts)
 
     def close(self) -> None:
         self._zip.close()
@@ -204,8 +301,11 @@ class ZipSource(Source):
 class DirectorySource(Source):
     """An extracted layer, a function directory or a site-packages directory."""
 
-    def __init__(self, path: Path, kind: InputKind, label: str | None = None) -> None:
-        super().__init__(label or str(path), kind)
+    def __init__(
+        self, path: Path, kind: InputKind, label: str | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        super().__init__(label or str(path), kind, limits)
         self.root = path
         if not path.is_dir():
             raise SourceError(f"{self.label}: not a directory")
@@ -213,13 +313,29 @@ class DirectorySource(Source):
             os.listdir(path)
         except OSError as exc:
             raise SourceError(f"{self.label}: cannot list: {exc.strerror or exc}") from None
-        self._entries = list(self._walk(""))
+        self._entries: list[Entry] = []
+        for entry in self._walk(""):
+            if len(self._entries) >= limits.members:
+                raise SourceError(
+                    f"{self.label}: more than {limits.members} entries, over the budget "
+                    "(--limits members=N)"
+                )
+            self._entries.append(entry)
 
     def _walk(self, rel: str) -> Iterator[Entry]:
         full = self.root / rel if rel else self.root
         try:
             with os.scandir(full) as it:
-                children = sorted(it, key=lambda e: e.name)
+                children: list[os.DirEntry[str]] = []
+                for child in it:
+                    if len(children) >= self.limits.dir_entries:
+                        raise SourceError(
+                            f"{self.label}: directory '{rel or '.'}' has more than "
+                            f"{self.limits.dir_entries} entries, over the budget "
+                            "(--limits dir_entries=N)"
+                        )
+                    children.append(child)
+                children.sort(key=lambda e: e.name)
         except OSError as exc:
             self._problem(rel or ".", f"cannot list directory: {exc.strerror or exc}")
             return
@@ -250,28 +366,89 @@ class DirectorySource(Source):
     def entries(self) -> list[Entry]:
         return self._entries
 
-    def read(self, entry: Entry, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    def read(self, entry: Entry, limit: int | None = None) -> bytes:
         where = f"{self.label}: {entry.path}"
+        limit = self._limit(limit)
+
+        def fail(reason: str) -> SourceError:
+            return SourceError(f"{where}: {reason}", reason)
+
         if entry.size > limit:
-            raise SourceError(f"{where}: file of {entry.size} bytes is over the limit")
+            raise fail(f"file of {entry.size} bytes is over the limit of {limit} bytes")
         try:
-            with open(self.root / entry.path, "rb") as fh:
+            # O_NONBLOCK: a file swapped for a FIFO since the walk must not block.
+            fd = os.open(self.root / entry.path, os.O_RDONLY | os.O_NONBLOCK)
+            with open(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    raise fail("no longer a regular file")
                 data = fh.read(limit + 1)
         except OSError as exc:
-            raise SourceError(f"{where}: cannot read: {exc.strerror or exc}") from None
+            raise fail(f"cannot read: {exc.strerror or exc}") from None
         if len(data) > limit:
-            raise SourceError(f"{where}: file grew past the limit of {limit} bytes")
+            raise fail(f"file grew past the limit of {limit} bytes")
         return data
 
 
-def open_source(path: str | Path, kind: InputKind, label: str | None = None) -> Source:
-    """Open an input by what it is on disk: a directory, or a zip (a wheel is a zip)."""
-    p = Path(path)
+def open_source(
+    path: str | Path, kind: InputKind, label: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Source:
+    """Open an input by what it is on disk: a directory, or a zip (a wheel is a zip).
+
+    Anything else (a FIFO, a device, a socket, an empty path) is refused
+    before it is opened: reading one could block forever or never end.
+    """
     shown = label or str(path)
-    if not p.exists() and not p.is_symlink():
-        raise SourceError(f"{shown}: no such file or directory")
-    if p.is_dir():
-        return DirectorySource(p, kind, shown)
+    if str(path) == "":
+        raise SourceError(f"{shown}: an empty path is not an input; refused")
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise SourceError(f"{shown}: no such file or directory") from None
+    except OSError as exc:
+        raise SourceError(f"{shown}: cannot open: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        return DirectorySource(p, kind, shown, limits)
+    if not stat.S_ISREG(mode):
+        raise SourceError(
+            f"{shown}: not a regular file or directory ({_file_type(mode)}); refused"
+        )
     if kind in (InputKind.LAYER, InputKind.SITE_PACKAGES) and p.suffix == ".whl":
         kind = InputKind.WHEEL
-    return ZipSource(p, kind, shown)
+    return ZipSource(p, kind, shown, limits)
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO or pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "an unknown file type"
+
+
+def _declared_members(path: Path) -> int | None:
+    """The member count a zip's end record declares, read before anything else.
+
+    ``zipfile`` builds one object per member while opening; a crafted
+    directory of millions of entries costs memory before any budget could
+    apply. None when no end record is found (zipfile then says what is wrong).
+    """
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        tail_len = min(size, 22 + 65535)
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            return None
+        count = int.from_bytes(tail[at + 10:at + 12], "little")
+        locator = at - 20
+        if count == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+            offset = int.from_bytes(tail[locator + 8:locator + 16], "little")
+            if offset + 40 <= size:
+                fh.seek(offset)
+                record = fh.read(40)
+                if record[:4] == b"PK\x06\x06":
+                    count = int.from_bytes(record[32:40], "little")
+        return count

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abiscan.inputs.sources import InputProblem
+from abiscan.report.escape import json_safe
 from abiscan.report.findings import Finding, PredictedError, Severity
 from abiscan.target.profiles import Target
 
@@ -162,6 +163,11 @@ class Report:
         return bool(self.errors) or any(m.outcome == "error" for m in self.modules)
 
     @property
+    def internal_errors(self) -> list[InputProblem]:
+        """Unexpected exceptions inside abiscan, caught where they happened."""
+        return [p for p in self.problems if p.internal]
+
+    @property
     def unreadable_inputs(self) -> list[InputSummary]:
         return [i for i in self.inputs if not i.readable]
 
@@ -187,4 +193,5 @@ class Report:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False) + "\n"
+        # Valid UTF-8 whatever the inputs' names hold (report.escape says how).
+        return json.dumps(json_safe(self.to_dict()), indent=indent, sort_keys=False) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from abiscan.report.escape import escape_text, json_safe
 from abiscan.report.findings import Finding, Severity, registered_codes
 from abiscan.report.model import Report
 
@@ -73,7 +74,7 @@ def render_sarif(report: Report) -> str:
             "results": results,
         }],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return json.dumps(json_safe(doc), indent=2) + "\n"
 
 
 def _finding_lines(f: Finding) -> list[str]:
@@ -117,6 +118,11 @@ def _breaking_lines(report: Report) -> list[str]:
     return out
 
 
+def _lines(out: list[str]) -> str:
+    # The output boundary: one line per item, whatever the input's names hold.
+    return "".join(escape_text(line) + "\n" for line in out)
+
+
 def render_explain(report: Report, name: str) -> str:
     """``abiscan explain``: one module's outcome and the import chain behind it."""
     t = report.target
@@ -124,7 +130,7 @@ def render_explain(report: Report, name: str) -> str:
     m = report.module(name)
     if m is None:
         out.append(f"import {name}: not predicted")
-        return "\n".join(out) + "\n"
+        return _lines(out)
     out.append(f"import {name}: {m.outcome}")
     if m.error:
         out.append(f"  {m.error}")
@@ -132,7 +138,7 @@ def render_explain(report: Report, name: str) -> str:
         where = m.path or m.reason
         out.append(f"  loads {where}; every import that runs while it is imported loads too, "
                    "or fails inside an except clause that catches it")
-        return "\n".join(out) + "\n"
+        return _lines(out)
     if m.steps:
         out.append("")
         out.append("chain (each module imports the next while it is being imported):")
@@ -160,7 +166,7 @@ def render_explain(report: Report, name: str) -> str:
         out.append("findings on this chain:")
         for f in related:
             out.append(f"  {f.code} {f.name} [{f.confidence.value}]  module {f.module}")
-    return "\n".join(out) + "\n"
+    return _lines(out)
 
 
 def render_text(report: Report, *, verbose: bool = False) -> str:
@@ -216,4 +222,4 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         f"{verdict} ({counts[Severity.ERROR]} error, {counts[Severity.WARNING]} warning, "
         f"{counts[Severity.INFO]} note findings)"
     )
-    return "\n".join(out) + "\n"
+    return _lines(out)

@@ -10,15 +10,19 @@ run on, which is almost never the machine abiscan runs on.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.target._data import read_json
 from abiscan.target.capi import CApiExports, builtin_exports
+from abiscan.target.schema import SchemaError, parse_profile
 from abiscan.target.system_libraries import (
     InventoryError,
     SystemInventory,
@@ -198,7 +202,8 @@ def normalise_arch(arch: str) -> str:
 
 
 def parse_python_version(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(?:python)?3\.(\d+)(?:\.\d+)?", text.strip())
+    # Two digits at most: "3.1000000000000000000000000" is not a version to plan for.
+    match = re.fullmatch(r"(?:python)?3\.(\d{1,2})(?:\.\d{1,3})?", text.strip())
     if not match:
         raise TargetError(f"not a CPython 3 version: {text!r} (expected e.g. 3.12)")
     return (3, int(match.group(1)))
@@ -334,25 +339,32 @@ def custom_target(
     )
 
 
-def load_target(path: str | Path) -> Target:
+def load_target(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Target:
+    """A target profile from a JSON file, validated against ``data/target.schema.json``.
+
+    The file must be a regular file within the ``target_bytes`` budget; every
+    problem is a :class:`TargetError` naming the file and the field.
+    """
     path = Path(path)
     try:
-        data = json.loads(path.read_text("utf-8"))
+        with open(path, "rb", opener=_nonblocking) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise TargetError(f"{path}: not a regular file")
+            raw = fh.read(limits.target_bytes + 1)
     except OSError as exc:
         raise TargetError(f"{path}: cannot read target file: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TargetError(f"{path}: not a JSON target profile: {exc}") from None
-    if not isinstance(data, dict):
-        raise TargetError(f"{path}: a target profile is a JSON object")
-    version = data.get("schema_version", TARGET_SCHEMA_VERSION)
-    if not isinstance(version, int) or version > TARGET_SCHEMA_VERSION:
-        raise TargetError(
-            f"{path}: target schema_version {version!r} is newer than this abiscan reads "
-            f"({TARGET_SCHEMA_VERSION}); upgrade abiscan"
-        )
+    try:
+        data = parse_profile(raw, limits)
+    except SchemaError as exc:
+        raise TargetError(f"{path}: {exc}") from None
     try:
         return Target.from_dict(data)
     except TargetError as exc:
         raise TargetError(f"{path}: {exc}") from None
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise TargetError(f"{path}: bad target profile: {exc}") from None
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    # A FIFO given as a profile must not block the command forever.
+    return os.open(path, flags | os.O_NONBLOCK)

@@ -83,14 +83,42 @@ class ImportSystem:
         self.target = target
         self._suffixes = loader_suffixes(target)
         self._memo: dict[str, Resolution] = {}
+        # Per directory: its names grouped by the part before the first dot.
+        # Built once, so one lookup costs the names it concerns, not the directory.
+        self._by_stem: dict[str, dict[str, list[str]]] = {}
 
     def find(self, name: str) -> Resolution:
         """Resolve a dotted module name as ``importlib.util.find_spec`` would."""
         cached = self._memo.get(name)
         if cached is None:
-            cached = self._find(name)
+            failed = self._ancestors(name)
+            cached = failed if failed is not None else self._find(name)
             self._memo[name] = cached
         return cached
+
+    def _ancestors(self, name: str) -> Resolution | None:
+        """Resolve the parents of ``name`` top down; the answer for ``name`` if one fails.
+
+        Top down and iterative, so that ``import p0.p1...p19999`` costs no
+        recursion, and stops at the first parent that is missing.
+        """
+        dot = name.find(".")
+        while dot != -1:
+            parent = name[:dot]
+            up = self._memo.get(parent)
+            if up is None:
+                up = self._memo[parent] = self._find(parent)
+            if up.spec is None:
+                return Resolution(name, None, up.error, failed_parent=up.failed_parent or parent)
+            if not up.spec.is_package:
+                return Resolution(
+                    name, None,
+                    PredictedError("ModuleNotFoundError",
+                                   f"No module named '{name}'; '{parent}' is not a package"),
+                    failed_parent=parent,
+                )
+            dot = name.find(".", dot + 1)
+        return None
 
     def _find(self, name: str) -> Resolution:
         parent, _, tail = name.rpartition(".")
@@ -184,13 +212,9 @@ class ImportSystem:
         if not self.fs.is_dir(directory):
             return []
         out = []
-        prefix = tail + "."
         tried = {s for s, _ in self._suffixes}
-        names = self.fs.listdir(directory)
-        assert isinstance(names, (list, tuple, set, frozenset))
-        for fname in sorted(names):
-            if not fname.startswith(prefix):
-                continue
+        # A module name has no dot: "name." starts exactly the names whose stem is it.
+        for fname in self._stems(directory).get(tail, ()):
             path = posixpath.join(directory, fname)
             if found is not None and path == found.origin:
                 continue
@@ -203,3 +227,16 @@ class ImportSystem:
             if tag is not None and self.fs.is_file(path):
                 out.append(PassedOver(path, "suffix-not-tried", tag))
         return out
+
+    def _stems(self, directory: str) -> dict[str, list[str]]:
+        index = self._by_stem.get(directory)
+        if index is None:
+            names = self.fs.listdir(directory)
+            assert isinstance(names, (list, tuple, set, frozenset))
+            index = {}
+            for fname in sorted(names):
+                stem, dot, _ = fname.partition(".")
+                if dot:
+                    index.setdefault(stem, []).append(fname)
+            self._by_stem[directory] = index
+        return index

@@ -114,7 +114,7 @@ def check_syntax(
             tree = ast.parse(source, filename)
     except SyntaxError as exc:
         if fv is None:
-            if target > RUNNING:
+            if target > RUNNING and not _undecodable(exc):
                 return None, SyntaxVerdict(
                     None, exc.lineno,
                     unknown=(
@@ -150,6 +150,11 @@ def check_syntax(
         if newer is not None:
             return tree, newer
     return tree, None
+
+
+def _undecodable(exc: SyntaxError) -> bool:
+    """Whether the source failed before any grammar: bytes no CPython version reads."""
+    return any(word in exc.msg for word in ("null bytes", "encoding", "codec can't decode"))
 
 
 # feature_version's messages for the constructs _newer_syntax checks in the tree.

@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.simulate.python.grammar import SyntaxVerdict, check_syntax
 
 RUNNING = (sys.version_info[0], sys.version_info[1])
@@ -727,6 +728,54 @@ def extract(
     )
 
 
+def nesting_depth(tree: ast.AST, stop: int) -> int:
+    """How deep ``tree`` nests, counted without recursion; stops counting past ``stop``."""
+    deepest = 0
+    todo: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > stop:
+                return deepest
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+_DOTTED_RUN = re.compile(rb"(?:\w+[ \t]*\.[ \t]*)+")
+
+
+def _long_dotted_import(data: bytes, limit: int) -> bool:
+    """Whether an import line names a module of more than ``limit`` dotted parts.
+
+    Checked on the bytes, before parsing: CPython's parser takes time and
+    memory quadratic in the parts of one dotted name (20,000 parts: 4 s, 1.6 GB).
+    """
+    if data.count(b".") <= limit:
+        return False
+    for line in data.replace(b"\\\n", b"").split(b"\n"):
+        if (b"import" in line and line.count(b".") > limit
+                and any(m.group().count(b".") >= limit for m in _DOTTED_RUN.finditer(line))):
+            return True
+    return False
+
+
+def _package_depth(tree: ast.AST) -> int:
+    """The most dotted parts one import statement names (each is a package level)."""
+    deepest = 0
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names]
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            deepest = max(deepest, *(n.count(".") + 1 for n in names))
+    return deepest
+
+
+def _unfollowed(name: str, path: str, is_package: bool, why: str) -> ModuleSource:
+    return ModuleSource(name, path, is_package, SyntaxVerdict(None, None, unknown=why))
+
+
 # -- the graph over a stack --------------------------------------------------
 
 
@@ -750,6 +799,7 @@ class ImportGraph:
 
     reader: SourceReader
     version: tuple[int, int]
+    limits: Limits = DEFAULT_LIMITS
     _parsed: dict[str, ModuleSource | None] = field(default_factory=dict)
 
     def is_module(self, name: str) -> bool:
@@ -771,9 +821,33 @@ class ImportGraph:
         data = self.reader.read(path)
         if data is None:
             return None
+        # Hostile sources (megabytes, thousands of nested operators) must cost
+        # bounded time and stack: over a budget, the module's outcome is unknown.
+        if len(data) > self.limits.source_bytes:
+            return _unfollowed(name, path, is_package, (
+                f"the source is {len(data)} bytes, over the budget of "
+                f"{self.limits.source_bytes} (--limits source_bytes=N)"))
+        if _long_dotted_import(data, self.limits.source_depth):
+            return _unfollowed(name, path, is_package, (
+                f"an import names more than {self.limits.source_depth} dotted parts, over the "
+                "budget (--limits source_depth=N)"))
+        try:
+            return self._parse_source(name, path, is_package, data)
+        except (RecursionError, MemoryError) as exc:
+            return _unfollowed(name, path, is_package, (
+                f"the source is nested too deeply for abiscan to follow ({type(exc).__name__})"))
+
+    def _parse_source(
+        self, name: str, path: str, is_package: bool, data: bytes
+    ) -> ModuleSource | None:
         tree, verdict = check_syntax(data, path, self.version)
         if tree is None:
             return ModuleSource(name, path, is_package, verdict)
+        depth = max(nesting_depth(tree, self.limits.source_depth), _package_depth(tree))
+        if depth > self.limits.source_depth:
+            return _unfollowed(name, path, is_package, (
+                f"the source nests more than {self.limits.source_depth} levels deep, over "
+                "the budget (--limits source_depth=N)"))
         lines = data.decode("utf-8", "replace").splitlines()
         parsed = extract(tree, name, path, is_package, lines, self.version, self.is_module,
                          verdict)

@@ -41,6 +41,7 @@ from abiscan.elf.reader import ElfError, ElfFacts
 from abiscan.inputs.dists import Distribution
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
+from abiscan.limits import DEFAULT_LIMITS
 from abiscan.report.findings import Confidence, Finding, PredictedError
 from abiscan.report.model import ChainStep, ModuleOutcome
 from abiscan.rules import impact as rules
@@ -470,7 +471,9 @@ def apply_impact(
     file found, loaded and linked); ``owners`` maps stack paths to the
     distribution that installed them.
     """
-    graph = ImportGraph(_reader(stack, importer, facts), target.python_version)
+    # Every source of one scan has the scan's budgets.
+    limits = stack.sources[0].limits if stack.sources else DEFAULT_LIMITS
+    graph = ImportGraph(_reader(stack, importer, facts), target.python_version, limits)
     runtime = runtime_modules(target)
     tops = _top_level_names(stack, target)
 
