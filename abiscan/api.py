@@ -12,11 +12,13 @@ from pathlib import Path
 
 from abiscan import __version__
 from abiscan.elf.reader import ElfFacts
+from abiscan.inputs.content_cache import ContentCache, default_cache_dir
 from abiscan.inputs.dists import Distribution, find_distributions
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
-from abiscan.inputs.stack import Stack, build_stack
+from abiscan.inputs.stack import DEFAULT_MEMORY_BUDGET, Stack, build_stack
 from abiscan.predict.extension import load_bytecode, load_extension
+from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
 from abiscan.rules import distributions, imports, layers
@@ -40,6 +42,10 @@ def scan(
     runtime: str = "python3.12",
     arch: str = "x86_64",
     imports: Sequence[str] = (),
+    jobs: int | None = None,
+    cache_dir: PathLike | None = None,
+    use_cache: bool = True,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> Report:
     """Predict, for every module the inputs provide, what ``import`` does on the target.
 
@@ -50,6 +56,13 @@ def scan(
     ``target``, the built-in profile of ``runtime`` on ``arch`` is used.
     ``imports`` adds dotted module names to predict besides the ones the stack
     suggests (top-level modules and packages, and every extension module).
+
+    ``jobs`` worker processes parse sources ahead (default: the machine's
+    cores; 1 parses in this process only). Facts are kept in the content cache
+    in ``cache_dir`` (default: ``$ABISCAN_CACHE_DIR``, else the platform's
+    cache directory) unless ``use_cache`` is false. ``memory_budget`` bounds
+    the inflated bytes held at once; a member larger than it is reported as an
+    input problem and not read. None of these change the report.
     """
     if target is None:
         target = builtin_target(runtime, arch)
@@ -72,11 +85,15 @@ def scan(
         sources.append(source)
         opened.append(source)
     try:
-        stack = build_stack(target, sources)
+        stack = build_stack(target, sources, memory_budget)
         summaries = [
             item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
         ]
-        return analyse(stack, target, summaries, problems + stack.problems, imports)
+        cache = None
+        if use_cache:
+            cache = ContentCache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        return analyse(stack, target, summaries, problems + stack.problems, imports,
+                       jobs=default_jobs() if jobs is None else jobs, cache=cache)
     finally:
         for source in sources:
             source.close()
@@ -100,8 +117,30 @@ def analyse(
     inputs: Sequence[InputSummary] = (),
     problems: Sequence[InputProblem] = (),
     imports: Sequence[str] = (),
+    *,
+    jobs: int = 1,
+    cache: ContentCache | None = None,
 ) -> Report:
-    """The pure part: from a stack and a target to a report."""
+    """The pure part: from a stack and a target to a report.
+
+    ``jobs`` and ``cache`` change how fast, never what: see :func:`scan`.
+    """
+    prefetch = SourcePrefetch(stack, target.python_version, cache, jobs)
+    try:
+        prefetch.start()
+        return _analyse(stack, target, inputs, problems, imports, prefetch)
+    finally:
+        prefetch.close()
+
+
+def _analyse(
+    stack: Stack,
+    target: Target,
+    inputs: Sequence[InputSummary],
+    problems: Sequence[InputProblem],
+    imports: Sequence[str],
+    prefetch: SourcePrefetch,
+) -> Report:
     facts = FileFacts(stack)
     importer = ImportSystem(stack, target)
     dead = dead_roots(stack, target)
@@ -130,7 +169,8 @@ def analyse(
     dists = find_distributions(stack)
     owners = _owners(dists)
     # Follow each module's imports (Python and native) to the broken modules it reaches.
-    modules, reached = apply_impact(modules, predict, stack, importer, facts, owners, target)
+    modules, reached = apply_impact(modules, predict, stack, importer, facts, owners, target,
+                                    prefetch)
     findings.extend(reached)
     findings = [_attribute(f, owners) for f in findings]
     findings.extend(_distribution_findings(dists, stack, importer, facts, target))
@@ -138,7 +178,8 @@ def analyse(
     findings.extend(_deployment_findings(stack, inputs, target))
     findings = _dedupe(findings)
     all_problems = sorted(
-        {(p.source, p.path or "", p.problem): p for p in [*problems, *facts.problems]}.values(),
+        {(p.source, p.path or "", p.problem): p
+         for p in [*problems, *facts.problems, *stack.read_problems]}.values(),
         key=lambda p: (p.source, p.path or "", p.problem),
     )
     return Report(

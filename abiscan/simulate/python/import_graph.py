@@ -744,12 +744,22 @@ class SourceReader:
         self.find = find
 
 
+# parses(name, path, is_package, is_module, parse_file) -> the module's program:
+# may answer from elsewhere (a cache, a worker), else calls parse_file.
+ParseHook = Callable[
+    [str, str, bool, Callable[[str], bool],
+     Callable[[str, str, bool, Callable[[str], bool]], "ModuleSource | None"]],
+    "ModuleSource | None",
+]
+
+
 @dataclass
 class ImportGraph:
     """Source modules parsed on demand, each at most once; never executed."""
 
     reader: SourceReader
     version: tuple[int, int]
+    parses: ParseHook | None = None
     _parsed: dict[str, ModuleSource | None] = field(default_factory=dict)
 
     def is_module(self, name: str) -> bool:
@@ -768,6 +778,14 @@ class ImportGraph:
         return result
 
     def _parse(self, name: str, path: str, is_package: bool) -> ModuleSource | None:
+        if self.parses is not None:
+            return self.parses(name, path, is_package, self.is_module, self.parse_file)
+        return self.parse_file(name, path, is_package, self.is_module)
+
+    def parse_file(
+        self, name: str, path: str, is_package: bool, is_module: Callable[[str], bool]
+    ) -> ModuleSource | None:
+        """Read and parse one source module, asking ``is_module`` which names are modules."""
         data = self.reader.read(path)
         if data is None:
             return None
@@ -775,7 +793,7 @@ class ImportGraph:
         if tree is None:
             return ModuleSource(name, path, is_package, verdict)
         lines = data.decode("utf-8", "replace").splitlines()
-        parsed = extract(tree, name, path, is_package, lines, self.version, self.is_module,
+        parsed = extract(tree, name, path, is_package, lines, self.version, is_module,
                          verdict)
         # Textual on purpose: these hooks are usually installed from inside a
         # function (VendorImporter.install()), where the extractor never looks.

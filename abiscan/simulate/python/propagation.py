@@ -54,6 +54,7 @@ from abiscan.simulate.python.import_graph import (
     ImportGraph,
     ImportStep,
     ModuleSource,
+    ParseHook,
     RaiseStep,
     SourceReader,
     TryStep,
@@ -463,6 +464,7 @@ def apply_impact(
     facts: FactsLike,
     owners: Mapping[str, Distribution],
     target: Target,
+    parses: ParseHook | None = None,
 ) -> tuple[list[ModuleOutcome], list[Finding]]:
     """Each module's outcome once its imports are followed, and the ABI5xx findings.
 
@@ -470,7 +472,7 @@ def apply_impact(
     file found, loaded and linked); ``owners`` maps stack paths to the
     distribution that installed them.
     """
-    graph = ImportGraph(_reader(stack, importer, facts), target.python_version)
+    graph = ImportGraph(_reader(stack, importer, facts), target.python_version, parses)
     runtime = runtime_modules(target)
     tops = _top_level_names(stack, target)
 
