@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from abiscan import __version__
 from abiscan.elf.reader import ElfFacts
 from abiscan.inputs.content_cache import ContentCache, default_cache_dir
-from abiscan.inputs.dists import Distribution, find_distributions
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
 from abiscan.inputs.stack import DEFAULT_MEMORY_BUDGET, Stack, build_stack
@@ -21,14 +21,16 @@ from abiscan.predict.extension import load_bytecode, load_extension
 from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
-from abiscan.rules import distributions, imports, layers
+from abiscan.rules import imports, layers
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
-from abiscan.simulate.imports.wheel_tags import supported_tags
 from abiscan.simulate.python.propagation import apply_impact
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
+
+if TYPE_CHECKING:
+    from abiscan.inputs.dists import Distribution
 
 PathLike = str | Path
 
@@ -166,14 +168,15 @@ def _analyse(
 
     modules = [predict(c.name) for c in sorted(found, key=lambda c: c.name)]
     findings.extend(_dead_root_findings(dead, found, modules, stack, target))
-    dists = find_distributions(stack)
+    dists = _distributions(stack)
     owners = _owners(dists)
     # Follow each module's imports (Python and native) to the broken modules it reaches.
     modules, reached = apply_impact(modules, predict, stack, importer, facts, owners, target,
                                     prefetch)
     findings.extend(reached)
     findings = [_attribute(f, owners) for f in findings]
-    findings.extend(_distribution_findings(dists, stack, importer, facts, target))
+    if dists:
+        findings.extend(_distribution_findings(dists, stack, importer, facts, target))
     findings.extend(_shadowing_findings(found, owners, stack, importer, target))
     findings.extend(_deployment_findings(stack, inputs, target))
     findings = _dedupe(findings)
@@ -192,6 +195,15 @@ def _analyse(
     )
 
 
+def _distributions(stack: Stack) -> list[Distribution]:
+    """The stack's dist-info directories; their readers (packaging's) load only if any."""
+    if not any(".dist-info/" in path for path in stack.files):
+        return []
+    from abiscan.inputs.dists import find_distributions
+
+    return list(find_distributions(stack))
+
+
 def _distribution_findings(
     dists: Sequence[Distribution],
     stack: Stack,
@@ -199,6 +211,9 @@ def _distribution_findings(
     facts: FileFacts,
     target: Target,
 ) -> list[Finding]:
+    from abiscan.rules import distributions
+    from abiscan.simulate.imports.wheel_tags import supported_tags
+
     visible = distributions.visible(dists, target)
     supported = frozenset(supported_tags(target))
     runtime = runtime_packages(target)

@@ -21,14 +21,12 @@ report is the same with any number of workers, and with or without cache.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
 from abiscan.inputs.content_cache import ContentCache
@@ -36,6 +34,9 @@ from abiscan.inputs.sources import DirectorySource, Entry, InputKind, Source, Zi
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.simulate.python import grammar, import_graph
 from abiscan.simulate.python.import_graph import ImportGraph, ModuleSource, SourceReader
+
+if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays for them
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 __all__ = ["SourcePrefetch", "default_jobs"]
 
@@ -137,6 +138,9 @@ class SourcePrefetch:
         specs = [s for s in map(_spec, self.stack.sources) if s is not None]
         if len(tasks) < MIN_PREFETCH or len(specs) != len(self.stack.sources):
             return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() \
             else "spawn"
         self._pool = ProcessPoolExecutor(

@@ -284,3 +284,50 @@ def test_member_over_the_budget_is_an_input_problem(tmp_path: Path) -> None:
     # The rest of the layer is still reported.
     names = {m.name for m in report.modules}
     assert {"pkg0", "pkg1"} <= names
+
+
+# -- the command line and start-up ---------------------------------------------------
+
+
+def test_cli_jobs_and_cache_options_keep_the_output(
+    layer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from abiscan.cli import main
+
+    outs = []
+    for extra in (["--jobs", "1", "--no-cache"], ["-j", "2", "--cache-dir", str(tmp_path / "c")],
+                  ["--jobs", "2", "--cache-dir", str(tmp_path / "c"), "--memory-budget", "64"]):
+        status = main(["scan", str(layer), "--format", "json", *extra])
+        outs.append((status, capsys.readouterr().out))
+    assert outs[0] == outs[1] == outs[2]
+    assert list((tmp_path / "c").rglob("*"))
+    with pytest.raises(SystemExit) as exc:
+        main(["scan", str(layer), "--jobs", "0"])
+    assert exc.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_importing_the_cli_loads_no_pipeline() -> None:
+    """``abiscan --help`` must start fast: the pipeline loads on the first scan."""
+    import subprocess
+    import sys
+
+    code = ("import sys, abiscan.cli; print(sorted(m for m in sys.modules if m.startswith("
+            "('abiscan.api', 'abiscan.simulate', 'abiscan.elf', 'abiscan.inputs', "
+            "'abiscan.report.render', 'packaging', 'concurrent', 'multiprocessing'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_scan_without_dist_info_loads_no_metadata_reader(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    layer = write_zip(tmp_path / "l.zip", {"python/m.py": "import json\n"})
+    code = ("import sys; from abiscan import scan; scan([sys.argv[1]], jobs=1, use_cache=False); "
+            "print(sorted(m for m in sys.modules if m.startswith(('packaging.metadata', "
+            "'abiscan.inputs.dists', 'abiscan.rules.distributions', 'concurrent.futures', "
+            "'multiprocessing'))))")
+    out = subprocess.run([sys.executable, "-c", code, str(layer)], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"

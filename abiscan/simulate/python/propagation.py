@@ -35,10 +35,9 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from abiscan.elf.reader import ElfError, ElfFacts
-from abiscan.inputs.dists import Distribution
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
 from abiscan.report.findings import Confidence, Finding, PredictedError
@@ -63,6 +62,9 @@ from abiscan.simulate.python.import_graph import (
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
 from abiscan.target.profiles import Target
 from abiscan.target.runtime_packages import runtime_modules
+
+if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only when present
+    from abiscan.inputs.dists import Distribution
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib
 
 # Deeper than any real package's import nesting; a guard against runaway recursion.
