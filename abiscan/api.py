@@ -10,26 +10,29 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from abiscan import __version__
 from abiscan.elf.reader import ElfFacts
-from abiscan.inputs.dists import Distribution, find_distributions
+from abiscan.inputs.content_cache import ContentCache, default_cache_dir
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
-from abiscan.inputs.stack import Stack, build_stack
+from abiscan.inputs.stack import DEFAULT_MEMORY_BUDGET, Stack, build_stack
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.predict.extension import load_bytecode, load_extension
+from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
-from abiscan.rules import distributions, imports, layers
+from abiscan.rules import imports, layers
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
-from abiscan.simulate.imports.wheel_tags import supported_tags
 from abiscan.simulate.python.propagation import apply_impact
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
+
+if TYPE_CHECKING:
+    from abiscan.inputs.dists import Distribution
 
 PathLike = str | Path
 
@@ -44,6 +47,10 @@ def scan(
     arch: str = "x86_64",
     imports: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
+    jobs: int | None = None,
+    cache_dir: PathLike | None = None,
+    use_cache: bool = True,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> Report:
     """Predict, for every module the inputs provide, what ``import`` does on the target.
 
@@ -60,6 +67,13 @@ def scan(
     is caught there: it becomes an input problem with ``internal=True`` (see
     :attr:`Report.internal_errors`), the module is ``unknown``, and the rest
     of the report is made as usual.
+
+    ``jobs`` worker processes parse sources ahead (default: the machine's
+    cores; 1 parses in this process only). Facts are kept in the content cache
+    in ``cache_dir`` (default: ``$ABISCAN_CACHE_DIR``, else the platform's
+    cache directory) unless ``use_cache`` is false. ``memory_budget`` bounds
+    the inflated bytes held at once; a member larger than it is reported as an
+    input problem and not read. None of these change the report.
     """
     if target is None:
         target = builtin_target(runtime, arch)
@@ -86,11 +100,15 @@ def scan(
         sources.append(source)
         opened.append(source)
     try:
-        stack = build_stack(target, sources)
+        stack = build_stack(target, sources, memory_budget)
         summaries = [
             item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
         ]
-        return analyse(stack, target, summaries, problems + stack.problems, imports)
+        cache = None
+        if use_cache:
+            cache = ContentCache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        return analyse(stack, target, summaries, problems + stack.problems, imports,
+                       jobs=default_jobs() if jobs is None else jobs, cache=cache)
     finally:
         for source in sources:
             source.close()
@@ -114,8 +132,30 @@ def analyse(
     inputs: Sequence[InputSummary] = (),
     problems: Sequence[InputProblem] = (),
     imports: Sequence[str] = (),
+    *,
+    jobs: int = 1,
+    cache: ContentCache | None = None,
 ) -> Report:
-    """The pure part: from a stack and a target to a report."""
+    """The pure part: from a stack and a target to a report.
+
+    ``jobs`` and ``cache`` change how fast, never what: see :func:`scan`.
+    """
+    prefetch = SourcePrefetch(stack, target.python_version, cache, jobs)
+    try:
+        prefetch.start()
+        return _analyse(stack, target, inputs, problems, imports, prefetch)
+    finally:
+        prefetch.close()
+
+
+def _analyse(
+    stack: Stack,
+    target: Target,
+    inputs: Sequence[InputSummary],
+    problems: Sequence[InputProblem],
+    imports: Sequence[str],
+    prefetch: SourcePrefetch,
+) -> Report:
     facts = FileFacts(stack)
     importer = ImportSystem(stack, target)
     dead = dead_roots(stack, target)
@@ -167,19 +207,21 @@ def analyse(
     findings.extend(stage("finding code outside sys.path",
                           lambda: _dead_root_findings(dead, found, modules, stack, target), none))
     no_dists: list[Distribution] = []
-    dists = stage("reading dist-info", lambda: find_distributions(stack), no_dists)
+    dists = stage("reading dist-info", lambda: _distributions(stack), no_dists)
     owners = _owners(dists)
     # Follow each module's imports (Python and native) to the broken modules it reaches.
     modules, reached = stage(
         "following imports",
-        lambda: apply_impact(modules, guarded, stack, importer, facts, owners, target),
+        lambda: apply_impact(modules, guarded, stack, importer, facts, owners, target, prefetch),
         (modules, none),
     )
     findings.extend(reached)
     findings = [_attribute(f, owners) for f in findings]
-    findings.extend(stage("checking distributions",
-                          lambda: _distribution_findings(dists, stack, importer, facts, target),
-                          none))
+    if dists:
+        findings.extend(stage("checking distributions",
+                              lambda: _distribution_findings(dists, stack, importer, facts,
+                                                             target),
+                              none))
     findings.extend(stage("checking shadowing",
                           lambda: _shadowing_findings(found, owners, stack, importer, target),
                           none))
@@ -188,7 +230,8 @@ def analyse(
     findings = _dedupe(findings)
     every = [*problems, *facts.problems, *_dist_problems(dists), *internal]
     all_problems = sorted(
-        {(p.source, p.path or "", p.problem): p for p in every}.values(),
+        {(p.source, p.path or "", p.problem): p
+         for p in [*every, *stack.read_problems]}.values(),
         key=lambda p: (p.source, p.path or "", p.problem),
     )
     return Report(
@@ -220,6 +263,13 @@ def _dist_problems(dists: Sequence[Distribution]) -> list[InputProblem]:
         InputProblem(d.source or d.dist_info, d.dist_info, problem)
         for d in dists for problem in d.problems
     ]
+def _distributions(stack: Stack) -> list[Distribution]:
+    """The stack's dist-info directories; their readers (packaging's) load only if any."""
+    if not any(".dist-info/" in path for path in stack.files):
+        return []
+    from abiscan.inputs.dists import find_distributions
+
+    return list(find_distributions(stack))
 
 
 def _distribution_findings(
@@ -229,6 +279,9 @@ def _distribution_findings(
     facts: FileFacts,
     target: Target,
 ) -> list[Finding]:
+    from abiscan.rules import distributions
+    from abiscan.simulate.imports.wheel_tags import supported_tags
+
     visible = distributions.visible(dists, target)
     supported = frozenset(supported_tags(target))
     runtime = runtime_packages(target)

@@ -8,14 +8,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 from io import TextIOWrapper
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
-from abiscan.api import scan
 from abiscan.limits import Limits, LimitsError, parse_limits
 from abiscan.report.escape import escape_text
-from abiscan.report.model import Report
-from abiscan.report.render import render_explain, render_json, render_sarif, render_text
 from abiscan.target.profiles import (
     Target,
     TargetError,
@@ -25,6 +22,9 @@ from abiscan.target.profiles import (
     load_target,
     runtime_names,
 )
+
+if TYPE_CHECKING:  # the pipeline loads on the first scan, not for --help
+    from abiscan.report.model import Report
 
 EXIT_OK = 0
 EXIT_PREDICTED_ERROR = 1
@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("-v", "--verbose", action="store_true",
                    help="list modules that load, too, and tracebacks of internal errors")
+    _speed_options(s)
 
     # Same inputs and target options as scan; the first positional is the module.
     sub.add_parser(
@@ -140,6 +141,38 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="rebuild the incident offline and show the prediction")
     d.add_argument("--format", choices=("text", "json"), default="text")
     return p
+
+
+def _speed_options(s: argparse.ArgumentParser) -> None:
+    """Options that change how fast a scan runs and what it holds, never its report."""
+    g = s.add_argument_group("speed and resources (the report is the same with any of them)")
+    g.add_argument("--jobs", "-j", metavar="N", type=_positive_int,
+                   help="worker processes parsing sources (default: the machine's cores)")
+    g.add_argument("--cache-dir", metavar="DIR",
+                   help="content cache directory (default: $ABISCAN_CACHE_DIR, else "
+                   "$XDG_CACHE_HOME/abiscan or ~/.cache/abiscan)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    g.add_argument("--memory-budget", metavar="MB", type=_positive_int,
+                   help="most inflated member bytes held at once, in MiB (default: 256); "
+                   "a larger member is reported as an input problem and not read")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _speed(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"jobs": args.jobs, "cache_dir": args.cache_dir,
+                           "use_cache": not args.no_cache}
+    if args.memory_budget is not None:
+        out["memory_budget"] = args.memory_budget * 1024 * 1024
+    return out
 
 
 def _target(args: argparse.Namespace, limits: Limits) -> Target:
@@ -184,8 +217,10 @@ def _run_scan(
         print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}",
               file=sys.stderr)
         return EXIT_USAGE
+    from abiscan.api import scan
+
     return scan(layers, args.function, args.site_packages, target=target, imports=imports,
-                limits=limits)
+                limits=limits, **_speed(args))
 
 
 def _unreadable(report: Report) -> bool:
@@ -210,6 +245,8 @@ def _status(report: Report, verbose: bool, failed: bool) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    from abiscan.report.render import render_json, render_sarif, render_text
+
     report = _run_scan(args, "scan", args.layers, args.imports)
     if isinstance(report, int):
         return report
@@ -223,6 +260,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from abiscan.report.render import render_explain
+
     if not args.layers or not _is_dotted_name(args.layers[0]):
         print("abiscan explain: error: give a dotted module name, then the inputs",
               file=sys.stderr)

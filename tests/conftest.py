@@ -87,3 +87,10 @@ def wheel(pytestconfig: pytest.Config) -> Callable[[str], Path]:
     return get
 
 
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scans in tests keep their content cache in a temporary directory, not ~/.cache."""
+    monkeypatch.setenv("ABISCAN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "abiscan-cache"))

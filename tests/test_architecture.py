@@ -34,6 +34,7 @@ LAYERS: dict[str, float] = {
     "abiscan.rules": 5,
     "abiscan.predict": 6,
     "abiscan.report": 6,
+    "abiscan.prefetch": 6,
     "abiscan.api": 6.5,
     "abiscan.cli": 7,
     "abiscan.demo": 7,

@@ -81,7 +81,7 @@ def test_internal_error_in_a_stage_keeps_the_modules(
     def broken(*args: object) -> object:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(api, "find_distributions", broken)
+    monkeypatch.setattr(api, "_distributions", broken)
     report = _scan(tmp_path)
     assert [p.problem.split(":")[0] for p in report.internal_errors] == [
         "internal error while reading dist-info"]

@@ -92,6 +92,7 @@ class Entry:
     link_target: str | None = None
     raw_name: str | None = None  # the name as stored, when it had to be normalised
     unsafe: str | None = None  # why the stored name is unsafe (absolute, "..")
+    crc: int | None = None  # CRC-32 from the zip directory (the content cache's key)
 
     @property
     def name(self) -> str:
@@ -241,6 +242,7 @@ class ZipSource(Source):
                 link_target=link_target,
                 raw_name=info.filename if info.filename.rstrip("/") != path else None,
                 unsafe=unsafe,
+                crc=info.CRC,
             )
 
     def entries(self) -> list[Entry]:

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from abiscan.inputs.sources import Entry, InputKind, InputProblem, Source, SourceError
+from abiscan.inputs.sources import (
+    MAX_MEMBER_BYTES,
+    Entry,
+    InputKind,
+    InputProblem,
+    Source,
+    SourceError,
+)
 from abiscan.target.profiles import Target
+
+# The most inflated bytes the stack holds at once (a member being read plus the
+# recently read members it keeps). Lambda refuses more than 250 MB unzipped, so
+# one member this size is already past any deployable layer.
+DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
 
 # "<name>-<version>.data/<scheme>/..." inside a wheel.
 _WHEEL_DATA = re.compile(r"^[^/]+\.data/([^/]+)/(.*)$")
@@ -49,13 +62,21 @@ class StackFile:
 class Stack:
     """A read-only file system of what the target will see, built from the inputs."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.target = target
         self.files: dict[str, StackFile] = {}
         self._children: dict[str, set[str]] = {"/": set()}
         self.sources: list[Source] = []
         self.problems: list[InputProblem] = []
-        self._cache: dict[str, bytes | SourceError] = {}
+        # Problems met while reading members (after the stack was built).
+        self.read_problems: list[InputProblem] = []
+        self.memory_budget = memory_budget
+        # Recently read members, oldest first, at most a quarter of the budget:
+        # a library several extensions load is read again from here, while the
+        # layer as a whole is never held (issue 11, shape 3).
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._held = 0
+        self._failed: dict[str, SourceError] = {}
         # Paths resolved through links; the stack only changes in add(), which clears it.
         self._resolved: dict[str, str | None] = {}
 
@@ -145,21 +166,62 @@ class Stack:
         return self.files.get(path)
 
     def read(self, path: str) -> bytes:
-        """The bytes of a file in the stack (links followed), read once and kept."""
+        """The bytes of a file in the stack (links followed), within the memory budget.
+
+        A member larger than the budget is not inflated: the error names it and
+        is kept in :attr:`read_problems`; the scan goes on without its bytes.
+        """
         real = self._resolve(path)
         sf = self.files.get(real) if real else None
-        if sf is None or sf.kind != "file":
+        if real is None or sf is None or sf.kind != "file":
             raise SourceError(f"{path}: not a file in the stack")
-        cached = self._cache.get(real or path)
-        if cached is None:
-            try:
-                cached = sf.source.read(sf.entry)
-            except SourceError as exc:
-                cached = exc
-            self._cache[real or path] = cached
-        if isinstance(cached, SourceError):
-            raise cached
-        return cached
+        failed = self._failed.get(real)
+        if failed is not None:
+            raise failed
+        data = self._recent.get(real)
+        if data is not None:
+            self._recent.move_to_end(real)
+            return data
+        try:
+            data = self._inflate(sf)
+        except SourceError as exc:
+            self._failed[real] = exc
+            raise
+        self._keep(real, data)
+        return data
+
+    def _inflate(self, sf: StackFile) -> bytes:
+        size = sf.entry.size
+        if size > self.memory_budget:
+            problem = (
+                f"member of {size} bytes is over the memory budget of {self.memory_budget} "
+                "bytes (inflated bytes held at once); not read (raise it with --memory-budget)"
+            )
+            self.read_problems.append(
+                InputProblem(sf.origin.source, sf.origin.source_path, problem)
+            )
+            raise SourceError(f"{sf.origin.describe()}: {problem}", reason=problem)
+        # Drop what is kept so that this member and the rest fit in the budget.
+        self._evict(self.memory_budget - size)
+        return sf.source.read(sf.entry, limit=min(self.memory_budget, MAX_MEMBER_BYTES))
+
+    def _keep(self, real: str, data: bytes) -> None:
+        room = self.memory_budget // 4
+        if len(data) > room:
+            return
+        self._evict(room - len(data))
+        self._recent[real] = data
+        self._held += len(data)
+
+    def _evict(self, keep_at_most: int) -> None:
+        while self._recent and self._held > keep_at_most:
+            _, old = self._recent.popitem(last=False)
+            self._held -= len(old)
+
+    @property
+    def held_bytes(self) -> int:
+        """Inflated bytes the stack keeps between reads (for tests and benchmarks)."""
+        return self._held
 
     def walk_files(self) -> Iterable[StackFile]:
         return (sf for sf in self.files.values() if sf.kind != "dir")
@@ -209,8 +271,10 @@ def _wheel_placement(rel: str) -> str | None:
     return None
 
 
-def build_stack(target: Target, sources: Iterable[Source]) -> Stack:
-    stack = Stack(target)
+def build_stack(
+    target: Target, sources: Iterable[Source], memory_budget: int = DEFAULT_MEMORY_BUDGET
+) -> Stack:
+    stack = Stack(target, memory_budget)
     for source in sources:
         stack.add(source)
     return stack

@@ -793,6 +793,15 @@ class SourceReader:
         self.find = find
 
 
+# parses(name, path, is_package, is_module, parse_file) -> the module's program:
+# may answer from elsewhere (a cache, a worker), else calls parse_file.
+ParseHook = Callable[
+    [str, str, bool, Callable[[str], bool],
+     Callable[[str, str, bool, Callable[[str], bool]], "ModuleSource | None"]],
+    "ModuleSource | None",
+]
+
+
 @dataclass
 class ImportGraph:
     """Source modules parsed on demand, each at most once; never executed."""
@@ -800,6 +809,7 @@ class ImportGraph:
     reader: SourceReader
     version: tuple[int, int]
     limits: Limits = DEFAULT_LIMITS
+    parses: ParseHook | None = None
     _parsed: dict[str, ModuleSource | None] = field(default_factory=dict)
 
     def is_module(self, name: str) -> bool:
@@ -818,6 +828,14 @@ class ImportGraph:
         return result
 
     def _parse(self, name: str, path: str, is_package: bool) -> ModuleSource | None:
+        if self.parses is not None:
+            return self.parses(name, path, is_package, self.is_module, self.parse_file)
+        return self.parse_file(name, path, is_package, self.is_module)
+
+    def parse_file(
+        self, name: str, path: str, is_package: bool, is_module: Callable[[str], bool]
+    ) -> ModuleSource | None:
+        """Read and parse one source module, asking ``is_module`` which names are modules."""
         data = self.reader.read(path)
         if data is None:
             return None
@@ -832,13 +850,14 @@ class ImportGraph:
                 f"an import names more than {self.limits.source_depth} dotted parts, over the "
                 "budget (--limits source_depth=N)"))
         try:
-            return self._parse_source(name, path, is_package, data)
+            return self._parse_source(name, path, is_package, data, is_module)
         except (RecursionError, MemoryError) as exc:
             return _unfollowed(name, path, is_package, (
                 f"the source is nested too deeply for abiscan to follow ({type(exc).__name__})"))
 
     def _parse_source(
-        self, name: str, path: str, is_package: bool, data: bytes
+        self, name: str, path: str, is_package: bool, data: bytes,
+        is_module: Callable[[str], bool],
     ) -> ModuleSource | None:
         tree, verdict = check_syntax(data, path, self.version)
         if tree is None:
@@ -849,7 +868,7 @@ class ImportGraph:
                 f"the source nests more than {self.limits.source_depth} levels deep, over "
                 "the budget (--limits source_depth=N)"))
         lines = data.decode("utf-8", "replace").splitlines()
-        parsed = extract(tree, name, path, is_package, lines, self.version, self.is_module,
+        parsed = extract(tree, name, path, is_package, lines, self.version, is_module,
                          verdict)
         # Textual on purpose: these hooks are usually installed from inside a
         # function (VendorImporter.install()), where the extractor never looks.

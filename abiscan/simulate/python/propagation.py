@@ -35,10 +35,9 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from abiscan.elf.reader import ElfError, ElfFacts
-from abiscan.inputs.dists import Distribution
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
 from abiscan.limits import DEFAULT_LIMITS
@@ -55,6 +54,7 @@ from abiscan.simulate.python.import_graph import (
     ImportGraph,
     ImportStep,
     ModuleSource,
+    ParseHook,
     RaiseStep,
     SourceReader,
     TryStep,
@@ -63,6 +63,9 @@ from abiscan.simulate.python.import_graph import (
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
 from abiscan.target.profiles import Target
 from abiscan.target.runtime_packages import runtime_modules
+
+if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only when present
+    from abiscan.inputs.dists import Distribution
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib
 
 # Deeper than any real package's import nesting; a guard against runaway recursion.
@@ -464,6 +467,7 @@ def apply_impact(
     facts: FactsLike,
     owners: Mapping[str, Distribution],
     target: Target,
+    parses: ParseHook | None = None,
 ) -> tuple[list[ModuleOutcome], list[Finding]]:
     """Each module's outcome once its imports are followed, and the ABI5xx findings.
 
@@ -473,7 +477,8 @@ def apply_impact(
     """
     # Every source of one scan has the scan's budgets.
     limits = stack.sources[0].limits if stack.sources else DEFAULT_LIMITS
-    graph = ImportGraph(_reader(stack, importer, facts), target.python_version, limits)
+    graph = ImportGraph(reader=_reader(stack, importer, facts), version=target.python_version,
+                        limits=limits, parses=parses)
     runtime = runtime_modules(target)
     tops = _top_level_names(stack, target)
 

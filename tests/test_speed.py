@@ -1,0 +1,333 @@
+"""The speed machinery changes how fast a scan runs, never what it says.
+
+Worker processes, the content cache and the memory budget each get the same
+report as a plain in-process scan; the cache's own properties (atomic
+writes, a bound, corrupt or foreign entries ignored, an unusable directory
+never failing a scan) are pinned one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from abiscan import api
+from abiscan.inputs.content_cache import (
+    CacheFormatError,
+    ContentCache,
+    decode_plain,
+    default_cache_dir,
+    encode_plain,
+)
+from abiscan.inputs.sources import InputKind, SourceError, open_source
+from abiscan.inputs.stack import build_stack
+from abiscan.report.render import render_json
+from abiscan.simulate.python.import_graph import ImportGraph, SourceReader
+from abiscan.target.profiles import builtin_target
+from abiscan.testing.elf_writer import build_shared_object
+from tests.helpers import write_tree, write_zip
+
+TARGET = builtin_target("python3.12", "x86_64")
+
+
+def _layer_members(packages: int = 12, modules: int = 8) -> dict[str, bytes | str]:
+    """Enough sources for the worker pool to start, with imports that reach each other,
+    a broken import behind a guard and one without, and an extension module."""
+    members: dict[str, bytes | str] = {}
+    for p in range(packages):
+        pkg = f"python/pkg{p}"
+        mods = ", ".join(f"mod{m}" for m in range(modules))
+        members[f"{pkg}/__init__.py"] = (
+            f"from . import {mods}\nfrom .mod1 import value\nimport pkg{(p + 1) % packages}\n"
+        )
+        for m in range(modules):
+            body = f"value = {m}\nimport json\n"
+            if m == 2:
+                body += "try:\n    import missing_optional\nexcept ImportError:\n    pass\n"
+            if m == 3 and p == 5:
+                body += "import missing_required\n"
+            if m == 4:
+                body += "match value:\n    case 1:\n        pass\n"
+            members[f"{pkg}/mod{m}.py"] = body
+        members[f"{pkg}/tests/test_x.py"] = "import pytest\n"
+    members["python/pkg0/_fast.cpython-312-x86_64-linux-gnu.so"] = build_shared_object(
+        machine="x86_64", exports=["PyInit__fast"], needed=["libc.so.6"]
+    )
+    members["python/pkg1/_gone.cpython-312-x86_64-linux-gnu.so"] = build_shared_object(
+        machine="x86_64", exports=["PyInit__gone"], needed=["libnothere.so.1"]
+    )
+    return members
+
+
+@pytest.fixture()
+def layer(tmp_path: Path) -> Path:
+    return write_zip(tmp_path / "layer.zip", _layer_members())
+
+
+def _json(paths: list[Path], **kwargs: object) -> str:
+    report = api.scan([str(p) for p in paths], runtime="python3.12", arch="x86_64",
+                      **kwargs)  # type: ignore[arg-type]
+    return render_json(report)
+
+
+# -- the pool ------------------------------------------------------------------
+
+
+def test_jobs_1_and_2_give_byte_identical_json(layer: Path, tmp_path: Path) -> None:
+    one = _json([layer], jobs=1, use_cache=False)
+    two = _json([layer], jobs=2, use_cache=False)
+    assert one == two
+    report = json.loads(one)
+    assert report["summary"]  # a real report, with modules and findings
+    assert any(f["code"] == "ABI203" for f in report["findings"])
+
+
+def test_workers_parse_for_the_main_process(
+    layer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With workers, the main process parses fewer modules than it reaches."""
+    calls: list[str] = []
+    real = ImportGraph.parse_file
+
+    def counting(self: ImportGraph, name: str, *args: object) -> object:
+        calls.append(name)
+        return real(self, name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ImportGraph, "parse_file", counting)
+    _json([layer], jobs=1, use_cache=False)
+    alone = len(calls)
+    calls.clear()
+    _json([layer], jobs=2, use_cache=False)
+    assert alone >= 100
+    assert len(calls) < alone
+
+
+# -- the content cache -----------------------------------------------------------
+
+
+def test_output_identical_without_cache_cold_and_warm(layer: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    plain = _json([layer], jobs=1, use_cache=False)
+    cold = _json([layer], jobs=1, cache_dir=cache)
+    entries = list((cache / "v1").rglob("*"))
+    warm = _json([layer], jobs=1, cache_dir=cache)
+    assert plain == cold == warm
+    assert any(p.is_file() for p in entries)
+
+
+def test_warm_scan_parses_nothing(
+    layer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    _json([layer], jobs=1, cache_dir=cache)
+    calls: list[str] = []
+    real = ImportGraph.parse_file
+
+    def counting(self: ImportGraph, name: str, *args: object) -> object:
+        calls.append(name)
+        return real(self, name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ImportGraph, "parse_file", counting)
+    _json([layer], jobs=1, cache_dir=cache)
+    assert calls == []
+
+
+def test_changed_member_is_a_miss(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    members = _layer_members(packages=2, modules=2)
+    first = write_zip(tmp_path / "a" / "layer.zip", members)
+    _json([first], jobs=1, cache_dir=cache)
+    members["python/pkg0/mod0.py"] = "import missing_now\n"
+    second = write_zip(tmp_path / "b" / "layer.zip", members)
+    assert _json([second], jobs=1, cache_dir=cache) == _json([second], jobs=1, use_cache=False)
+    assert "missing_now" in _json([second], jobs=1, cache_dir=cache)
+
+
+def test_directory_inputs_use_the_cache_too(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "tree", _layer_members(packages=2, modules=2))
+    cache = tmp_path / "cache"
+    cold = _json([tree], jobs=1, cache_dir=cache)
+    assert list((cache / "v1").rglob("*"))
+    assert _json([tree], jobs=1, cache_dir=cache) == cold
+    (tree / "python/pkg0/mod0.py").write_text("import missing_dir\n")
+    assert "missing_dir" in _json([tree], jobs=1, cache_dir=cache)
+
+
+def test_corrupt_entry_is_ignored_and_rewritten(layer: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    plain = _json([layer], jobs=1, use_cache=False)
+    _json([layer], jobs=1, cache_dir=cache)
+    files = [p for p in (cache / "v1").rglob("*") if p.is_file()]
+    for p in files:
+        data = p.read_bytes()
+        p.write_bytes(data[: len(data) // 2] + b"garbage")
+    assert _json([layer], jobs=1, cache_dir=cache) == plain
+    store = ContentCache(cache)
+    rewritten = [p for p in files if b"garbage" not in p.read_bytes()]
+    assert len(rewritten) == len(files)
+    assert store.directory.is_dir()
+
+
+@pytest.mark.parametrize("how", ["under-a-file", "read-only"])
+def test_unusable_cache_dir_never_fails_a_scan(layer: Path, tmp_path: Path, how: str) -> None:
+    if how == "under-a-file":
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        cache = blocker / "cache"
+    else:
+        cache = tmp_path / "ro"
+        cache.mkdir()
+        cache.chmod(0o500)
+        if os.access(cache, os.W_OK):
+            pytest.skip("running as a user who can write a read-only directory")
+    assert _json([layer], jobs=1, cache_dir=cache) == _json([layer], jobs=1, use_cache=False)
+
+
+def test_atomic_write_leaves_no_partial_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ContentCache(tmp_path)
+
+    def fail(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    store.put("k", {"a": (1, b"x")})
+    monkeypatch.undo()
+    assert store.get("k") is None
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    store = ContentCache(tmp_path)
+    store.put("k", {"a": (1, b"x")})
+    assert store.get("k") == {"a": (1, b"x")}
+    assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+def test_cache_is_bounded_oldest_evicted(tmp_path: Path) -> None:
+    store = ContentCache(tmp_path, max_bytes=4000)
+    for i in range(40):
+        store.put(f"k{i}", b"x" * 500)
+        path = store.entry_path(f"k{i}")
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    store.trim()
+    total = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+    assert total <= 4000
+    assert store.get("k39") == b"x" * 500
+    assert store.get("k0") is None
+
+
+def test_entries_naming_foreign_classes_are_refused(tmp_path: Path) -> None:
+    """A forged entry (valid checksum) naming a class outside abiscan is a miss."""
+    store = ContentCache(tmp_path)
+    store.put("k", (1, "a"))
+    path = store.entry_path("k")
+    doc = json.dumps({"key": "k", "value": {"$o": "os:system", "f": {}}, "blobs": []}).encode()
+    body = struct.pack("<Q", len(doc)) + doc
+    magic = path.read_bytes().split(b"\n", 1)[0] + b"\n"
+    path.write_bytes(magic + struct.pack("<I", zlib.crc32(body)) + body)
+    assert store.get("k") is None
+    with pytest.raises(CacheFormatError):
+        decode_plain({"$e": "subprocess:Popen", "v": 1}, [])
+    with pytest.raises(CacheFormatError):
+        decode_plain({"$o": "abiscan.api:scan", "f": {}}, [])
+
+
+def test_plain_codec_round_trips_a_module_program() -> None:
+    source = b"try:\n    import a.b as c\nexcept ImportError:\n    c = None\n__all__ = ['x']\n"
+    graph = ImportGraph(SourceReader(lambda _: source, lambda _: None), (3, 12))
+    parsed = graph.parse_file("m", "/opt/python/m.py", False, lambda _: False)
+    assert parsed is not None and parsed.edges
+    blobs: list[bytes] = []
+    doc = json.loads(json.dumps(encode_plain(parsed, blobs)))
+    assert decode_plain(doc, blobs) == parsed
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ABISCAN_CACHE_DIR", "/somewhere/abiscan")
+    assert default_cache_dir() == Path("/somewhere/abiscan")
+    monkeypatch.delenv("ABISCAN_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+    assert default_cache_dir() == Path("/xdg/abiscan")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "abiscan"
+
+
+# -- the memory budget -------------------------------------------------------------
+
+
+def test_stack_keeps_only_a_bounded_number_of_bytes(tmp_path: Path) -> None:
+    members = {f"python/m{i}.py": "x = 1\n" * 2000 for i in range(50)}  # 12 KB each
+    layer = write_zip(tmp_path / "l.zip", members)
+    stack = build_stack(TARGET, [open_source(layer, InputKind.LAYER)], memory_budget=100_000)
+    for i in range(50):
+        assert stack.read(f"/opt/python/m{i}.py").startswith(b"x = 1")
+    assert 0 < stack.held_bytes <= 25_000
+
+
+def test_member_over_the_budget_is_an_input_problem(tmp_path: Path) -> None:
+    members = _layer_members(packages=2, modules=2)
+    members["python/pkg0/big.py"] = "x = 1\n" * 50_000  # 300 KB
+    members["python/big_top.py"] = "y = 2\n" * 50_000
+    layer = write_zip(tmp_path / "l.zip", members)
+    stack = build_stack(TARGET, [open_source(layer, InputKind.LAYER)], memory_budget=200_000)
+    with pytest.raises(SourceError, match="memory budget"):
+        stack.read("/opt/python/big_top.py")
+    report = api.scan([str(layer)], runtime="python3.12", memory_budget=200_000, jobs=1,
+                      use_cache=False)
+    problems = [p for p in report.problems if "memory budget" in p.problem]
+    assert [p.path for p in problems] == ["python/big_top.py"]
+    assert problems[0].source == str(layer)
+    # The rest of the layer is still reported.
+    names = {m.name for m in report.modules}
+    assert {"pkg0", "pkg1"} <= names
+
+
+# -- the command line and start-up ---------------------------------------------------
+
+
+def test_cli_jobs_and_cache_options_keep_the_output(
+    layer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from abiscan.cli import main
+
+    outs = []
+    for extra in (["--jobs", "1", "--no-cache"], ["-j", "2", "--cache-dir", str(tmp_path / "c")],
+                  ["--jobs", "2", "--cache-dir", str(tmp_path / "c"), "--memory-budget", "64"]):
+        status = main(["scan", str(layer), "--format", "json", *extra])
+        outs.append((status, capsys.readouterr().out))
+    assert outs[0] == outs[1] == outs[2]
+    assert list((tmp_path / "c").rglob("*"))
+    with pytest.raises(SystemExit) as exc:
+        main(["scan", str(layer), "--jobs", "0"])
+    assert exc.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_importing_the_cli_loads_no_pipeline() -> None:
+    """``abiscan --help`` must start fast: the pipeline loads on the first scan."""
+    import subprocess
+    import sys
+
+    code = ("import sys, abiscan.cli; print(sorted(m for m in sys.modules if m.startswith("
+            "('abiscan.api', 'abiscan.simulate', 'abiscan.elf', 'abiscan.inputs', "
+            "'abiscan.report.render', 'packaging', 'concurrent', 'multiprocessing'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_scan_without_dist_info_loads_no_metadata_reader(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    layer = write_zip(tmp_path / "l.zip", {"python/m.py": "import json\n"})
+    code = ("import sys; from abiscan import scan; scan([sys.argv[1]], jobs=1, use_cache=False); "
+            "print(sorted(m for m in sys.modules if m.startswith(('packaging.metadata', "
+            "'abiscan.inputs.dists', 'abiscan.rules.distributions', 'concurrent.futures', "
+            "'multiprocessing'))))")
+    out = subprocess.run([sys.executable, "-c", code, str(layer)], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
