@@ -20,11 +20,12 @@ from abiscan.predict.extension import load_bytecode, load_extension
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
 from abiscan.rules import distributions, imports, layers
+from abiscan.rules.impact import impact_findings
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
 from abiscan.simulate.imports.wheel_tags import supported_tags
-from abiscan.simulate.python.propagation import apply_impact
+from abiscan.simulate.python.propagation import follow_imports
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
 
@@ -130,8 +131,9 @@ def analyse(
     dists = find_distributions(stack)
     owners = _owners(dists)
     # Follow each module's imports (Python and native) to the broken modules it reaches.
-    modules, reached = apply_impact(modules, predict, stack, importer, facts, owners, target)
-    findings.extend(reached)
+    followed = follow_imports(modules, predict, stack, importer, facts, owners, target)
+    modules = list(followed.modules)
+    findings.extend(impact_findings(followed, stack))
     findings = [_attribute(f, owners) for f in findings]
     findings.extend(_distribution_findings(dists, stack, importer, facts, target))
     findings.extend(_shadowing_findings(found, owners, stack, importer, target))
