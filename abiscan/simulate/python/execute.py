@@ -251,7 +251,9 @@ class BodyRun:
             if raised is not None:
                 return raised
             runs = truth(value)
-            if runs is not None and self.ev.used:
+            # Worth saying only where the side not taken could have failed.
+            if runs is not None and self.ev.used and _may_fail(
+                    step.orelse if runs else step.body):
                 self.runner.assume(Assumption(
                     self.source.path, step.line, step.condition, runs,
                     "; ".join(dict.fromkeys(self.ev.used))))
@@ -443,6 +445,23 @@ def _partial(ev: Evaluator, node: ast.expr) -> str:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _partial(ev, node.left) + _partial(ev, node.right)
     return "..."
+
+
+def _may_fail(block: Block) -> bool:
+    """Whether a block has an import or a raise anywhere in it."""
+    for step in block:
+        if isinstance(step, (ImportStep, RaiseStep)):
+            return True
+        inner: tuple[Block, ...] = ()
+        if isinstance(step, CondStep):
+            inner = (step.body, step.orelse)
+        elif isinstance(step, LoopStep):
+            inner = (step.body,)
+        elif isinstance(step, TryStep):
+            inner = (step.body, step.orelse, step.final, *(h.body for h in step.handlers))
+        if any(_may_fail(b) for b in inner):
+            return True
+    return False
 
 
 def _only_raises(block: Block) -> bool:
