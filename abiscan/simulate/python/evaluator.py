@@ -33,6 +33,7 @@ from typing import Any, Protocol
 __all__ = [
     "MAYBE",
     "MISSING",
+    "MODULE_DUNDERS",
     "UNKNOWN",
     "ClassRef",
     "EvalRaise",
@@ -657,11 +658,6 @@ def _builtin(name: str) -> Any:
     if name in ("True", "False", "None", "Ellipsis"):
         return value
     return _BuiltinFunc(name) if callable(value) else UNKNOWN
-
-
-def environ_value() -> Any:
-    """The value ``os.environ`` has for the evaluator."""
-    return _Environ()
 
 
 _FIXED[("os", "environ")] = _Environ()

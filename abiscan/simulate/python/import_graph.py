@@ -14,10 +14,13 @@ is imported, compiled to bytecode or run. For each module this records
   ``with contextlib.suppress(...)``), whether it sits under ``if
   TYPE_CHECKING:`` and whether it runs at all on the target (``sys.version_info``,
   ``sys.platform`` and ``os.name`` tests are evaluated for the target);
-* the module body as a small program of those steps (:class:`TryStep`,
-  :class:`CondStep`, :class:`ImportStep`, :class:`RaiseStep`, and
-  :class:`AssignStep` for the ``has_x = True`` flags later ``if`` tests read), which
-  :mod:`abiscan.simulate.python.propagation` executes to decide which failure arrives where.
+* the module body as a small program of those steps (:class:`ImportStep`,
+  :class:`TryStep`, :class:`CondStep`, :class:`LoopStep`, :class:`AssignStep`,
+  :class:`ExprStep`, :class:`RaiseStep`), keeping the expressions as ``ast``
+  nodes: :mod:`abiscan.simulate.python.execute` runs it with the values of
+  :mod:`abiscan.simulate.python.evaluator` to decide which failure arrives where.
+  A step that raises a known exception at line N is a :class:`RaiseStep` with
+  ``exc_type`` and ``message`` and no ``exc``.
 
 """
 

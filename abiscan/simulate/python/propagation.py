@@ -25,9 +25,15 @@ is computed once when it does not depend on which modules are half-initialised
 (it is in no import cycle with the modules above it), and again for each way
 into a cycle otherwise.
 
-Conditions abiscan cannot decide (an ``if`` on something other than the
-Python version, the platform or ``TYPE_CHECKING``; a loop body) turn a failure
-inside them into an ``unknown`` outcome, never an ``error``.
+Module bodies run in :mod:`abiscan.simulate.python.execute`, on the values
+:mod:`abiscan.simulate.python.evaluator` computes: the target's fixed values,
+the names bound so far, other modules' values. A condition that stays
+undecided turns a failure inside it into an ``unknown`` outcome, never an
+``error``, unless a documented assumption takes a side (a consistency check in
+an intact distribution, an unset environment variable); each outcome carries
+its ``confidence`` and the ``assumptions`` it rests on (docs/evaluator.md).
+:func:`follow_imports` returns what happened (outcomes, broken chains, pierced
+guards); :mod:`abiscan.rules.impact` makes the findings.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from abiscan.simulate.python.evaluator import (
     Namespace,
     TargetFacts,
 )
-from abiscan.simulate.python.execute import BodyRun, Pierced, Raised
+from abiscan.simulate.python.execute import BodyRun, Pierced, Raised, weaker
 from abiscan.simulate.python.import_graph import (
     PANIC,
     ImportEdge,
@@ -68,6 +74,8 @@ from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, n
 from abiscan.target.profiles import Target
 from abiscan.target.runtime_packages import runtime_modules
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib
+
+__all__ = ["Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
 
 # Deeper than any real package's import nesting; a guard against runaway recursion.
 MAX_DEPTH = 200
@@ -197,7 +205,14 @@ class Simulator:
             run.running.pop()
             del run.index[name]
             run.paused.pop(name, None)
-        return result if result is not None else maybe
+        if result is None:
+            return maybe
+        if maybe is not None and result.certain and maybe.error != result.error:
+            # It fails either way; with which error depends on whether the parent does.
+            result = replace(result, confidence=weaker(result.confidence, "likely"),
+                             reason=f"{result.reason}; unless its parent fails first: "
+                                    f"{maybe.reason}")
+        return result
 
     def _load(self, name: str) -> Raised | None:
         own = self.own(name)
@@ -504,6 +519,12 @@ def follow_imports(
     facts_of_target = TargetFacts(target.python_version, target.arch,
                                   8 if target.arch.endswith("64") else 4)
     sim = Simulator(graph, own, native, facts_of_target, _intact_check(stack, owners))
+    return _follow_each(sim, modules, own)
+
+
+def _follow_each(sim: Simulator, modules: Sequence[ModuleOutcome],
+                 own: Callable[[str], ModuleOutcome]) -> Followed:
+    """Runs ``import name`` for each module, in a fresh simulated interpreter each."""
     out: list[ModuleOutcome] = []
     broken: list[Broken] = []
     for module in modules:
