@@ -24,10 +24,11 @@ from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
 from abiscan.rules import imports, layers
+from abiscan.rules.impact import impact_findings
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
-from abiscan.simulate.python.propagation import apply_impact
+from abiscan.simulate.python.propagation import Followed, follow_imports
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
 
@@ -210,12 +211,15 @@ def _analyse(
     dists = stage("reading dist-info", lambda: _distributions(stack), no_dists)
     owners = _owners(dists)
     # Follow each module's imports (Python and native) to the broken modules it reaches.
-    modules, reached = stage(
+    followed: Followed | None = stage(
         "following imports",
-        lambda: apply_impact(modules, guarded, stack, importer, facts, owners, target, prefetch),
-        (modules, none),
+        lambda: follow_imports(modules, guarded, stack, importer, facts, owners, target,
+                               prefetch),
+        None,
     )
-    findings.extend(reached)
+    if followed is not None:
+        modules = list(followed.modules)
+        findings.extend(impact_findings(followed, stack))
     findings = [_attribute(f, owners) for f in findings]
     if dists:
         findings.extend(stage("checking distributions",

@@ -292,6 +292,57 @@ def case_newer_syntax(c: Ctx) -> Stack:
     )
 
 
+def case_evaluated_conditions(c: Ctx) -> Stack:
+    """The evaluator's rules, each in one module, against the real interpreter."""
+    broken = {f"python/_backend{c.other_suffix(+1)}": _broken(c, "_backend")}
+    sources = {
+        # 'x' in globals() before and after the first assignment (numpy's reload guard).
+        "python/reload_guard.py": "if '_loaded' in globals():\n    raise RuntimeError('again')\n"
+                                  "_loaded = True\n",
+        "python/late_guard.py": "_loaded = True\nif '_loaded' in globals():\n"
+                                "    raise RuntimeError('loaded twice')\n",
+        # A name read before any binding: NameError, caught (numpy's __NUMPY_SETUP__).
+        "python/setup_flag.py": "try:\n    __SETUP__\nexcept NameError:\n    __SETUP__ = False\n"
+                                "if __SETUP__:\n    import _backend\n",
+        # Values from another module of the stack (psutil's WINDOWS, PyYAML's flag).
+        "python/plat_consts.py": "import os, sys\nWINDOWS = os.name == 'nt'\n"
+                                 "LINUX = sys.platform.startswith('linux')\n",
+        "python/uses_consts.py": "from plat_consts import WINDOWS, LINUX\nif WINDOWS:\n"
+                                 "    import _backend\nif not LINUX:\n    import _backend\n",
+        "python/flagpkg/__init__.py": "try:\n    from _backend import *\n    __with_c__ = True\n"
+                                      "except ImportError:\n    __with_c__ = False\n",
+        "python/shim.py": "import flagpkg\nif not getattr(flagpkg, '__with_c__', False):\n"
+                          "    raise ModuleNotFoundError(\"No module named 'shim'\")\n",
+        "python/has_attr.py": "import plat_consts\nif hasattr(plat_consts, 'MACOS'):\n"
+                              "    import _backend\n",
+        # Target-fixed calls.
+        "python/impl.py": "import platform, struct, sys\n"
+                          "if platform.python_implementation() in ('PyPy',):\n    import _backend\n"
+                          "if struct.calcsize('P') != 8 or sys.maxsize < 2**32:\n"
+                          "    import _backend\n",
+        # A loop over a constant tuple with try/import/append, then a message (pandas).
+        "python/deps.py": "_hard = ('okdep', '_backend')\n_missing = []\nfor _d in _hard:\n"
+                          "    try:\n        __import__(_d)\n    except ImportError as _e:\n"
+                          "        _missing.append(f'{_d}: {_e}')\nif _missing:\n"
+                          "    raise ImportError('Unable to import required dependencies:\\n'"
+                          " + '\\n'.join(_missing))\n",
+        "python/okdep.py": "X = 1\n",
+        # Messages built with %, .format and a variable.
+        "python/formats.py": "import sys\nmsg = 'Python %d.%d is %s' % (sys.version_info[0], "
+                             "sys.version_info[1], 'refused')\nraise ImportError("
+                             "'{}; see {}'.format(msg, 'docs'))\n",
+    }
+    return Stack(
+        layers=[{**broken, **sources}],
+        expect={
+            "reload_guard": Expect("ok"), "late_guard": Expect("error", "RuntimeError"),
+            "setup_flag": Expect("ok"), "uses_consts": Expect("ok"),
+            "shim": Expect("error", MNFE), "has_attr": Expect("ok"), "impl": Expect("ok"),
+            "deps": Expect("error", "ImportError"), "formats": Expect("error", "ImportError"),
+        },
+    )
+
+
 CASES: dict[str, Callable[[Ctx], Stack]] = {
     name.removeprefix("case_"): fn
     for name, fn in dict(globals()).items()

@@ -260,12 +260,15 @@ def test_open_namespaces() -> None:
     assert parse("__all__ = ['a', 'b']\n").all_names == ("a", "b")
 
 
-def test_flag_assignments_and_name_tests() -> None:
+def test_assignments_and_tests_keep_their_expressions() -> None:
     module = parse("has_x = False\nother = compute()\nif not has_x:\n    import a\n")
     first, second, cond = module.body
-    assert isinstance(first, AssignStep) and (first.name, first.value) == ("has_x", False)
-    assert isinstance(second, AssignStep) and second.value is None
-    assert isinstance(cond, CondStep) and (cond.name, cond.negated) == ("has_x", True)
+    assert isinstance(first, AssignStep) and ast.unparse(first.targets[0]) == "has_x"
+    assert first.value is not None and ast.unparse(first.value) == "False"
+    assert isinstance(second, AssignStep) and ast.unparse(second.value or first.value) == \
+        "compute()"
+    assert isinstance(cond, CondStep) and cond.test is not None
+    assert ast.unparse(cond.test) == "not has_x"
 
 
 def test_steps_keep_statement_order() -> None:

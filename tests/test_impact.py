@@ -95,12 +95,24 @@ def test_imports_that_never_run(tmp_path: Path) -> None:
 def test_an_undecidable_condition_makes_the_outcome_unknown(tmp_path: Path) -> None:
     report = scan(tmp_path, {
         **BACKEND_311,
+        "python/maybe.py": "import os\nif os.path.exists('/etc/fast'):\n    import _backend\n",
+    })
+    m = report.module("maybe")
+    assert m is not None and m.outcome == "unknown" and m.confidence == "possible"
+    assert "if os.path.exists('/etc/fast')" in m.reason and m.chain == ("maybe", "_backend")
+    assert not report.findings_for("ABI501")
+
+
+def test_an_environment_switch_is_taken_as_unset_and_says_so(tmp_path: Path) -> None:
+    report = scan(tmp_path, {
+        **BACKEND_311,
         "python/maybe.py": "import os\nif os.environ.get('FAST'):\n    import _backend\n",
     })
     m = report.module("maybe")
-    assert m is not None and m.outcome == "unknown"
-    assert "if os.environ.get('FAST')" in m.reason and m.chain == ("maybe", "_backend")
-    assert not report.findings_for("ABI501")
+    assert m is not None and (m.outcome, m.confidence) == ("ok", "likely")
+    (assumed,) = m.assumptions
+    assert (assumed.line, assumed.taken) == (2, False)
+    assert "FAST is not set" in assumed.why
 
 
 def test_flags_assigned_in_try_blocks_decide_later_ifs(tmp_path: Path) -> None:

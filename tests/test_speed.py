@@ -18,6 +18,7 @@ import pytest
 
 from abiscan import api
 from abiscan.inputs.content_cache import (
+    FORMAT_VERSION,
     CacheFormatError,
     ContentCache,
     decode_plain,
@@ -114,7 +115,7 @@ def test_output_identical_without_cache_cold_and_warm(layer: Path, tmp_path: Pat
     cache = tmp_path / "cache"
     plain = _json([layer], jobs=1, use_cache=False)
     cold = _json([layer], jobs=1, cache_dir=cache)
-    entries = list((cache / "v1").rglob("*"))
+    entries = list((cache / f"v{FORMAT_VERSION}").rglob("*"))
     warm = _json([layer], jobs=1, cache_dir=cache)
     assert plain == cold == warm
     assert any(p.is_file() for p in entries)
@@ -152,7 +153,7 @@ def test_directory_inputs_use_the_cache_too(tmp_path: Path) -> None:
     tree = write_tree(tmp_path / "tree", _layer_members(packages=2, modules=2))
     cache = tmp_path / "cache"
     cold = _json([tree], jobs=1, cache_dir=cache)
-    assert list((cache / "v1").rglob("*"))
+    assert list((cache / f"v{FORMAT_VERSION}").rglob("*"))
     assert _json([tree], jobs=1, cache_dir=cache) == cold
     (tree / "python/pkg0/mod0.py").write_text("import missing_dir\n")
     assert "missing_dir" in _json([tree], jobs=1, cache_dir=cache)
@@ -162,7 +163,7 @@ def test_corrupt_entry_is_ignored_and_rewritten(layer: Path, tmp_path: Path) -> 
     cache = tmp_path / "cache"
     plain = _json([layer], jobs=1, use_cache=False)
     _json([layer], jobs=1, cache_dir=cache)
-    files = [p for p in (cache / "v1").rglob("*") if p.is_file()]
+    files = [p for p in (cache / f"v{FORMAT_VERSION}").rglob("*") if p.is_file()]
     for p in files:
         data = p.read_bytes()
         p.write_bytes(data[: len(data) // 2] + b"garbage")
@@ -243,7 +244,10 @@ def test_plain_codec_round_trips_a_module_program() -> None:
     assert parsed is not None and parsed.edges
     blobs: list[bytes] = []
     doc = json.loads(json.dumps(encode_plain(parsed, blobs)))
-    assert decode_plain(doc, blobs) == parsed
+    back = decode_plain(doc, blobs)
+    # Syntax-tree nodes compare by identity: compare the canonical encodings.
+    assert type(back) is type(parsed) and back.edges == parsed.edges
+    assert encode_plain(back, []) == doc
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

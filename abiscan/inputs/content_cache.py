@@ -17,6 +17,7 @@ directory that is absent, read-only or full never fails a scan.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import enum
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 # Bump when the layout of an entry changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: syntax-tree nodes (the evaluator's expressions)
 _MAGIC = b"abiscan-cache %d\n" % FORMAT_VERSION
 # Bounded so that a busy CI machine never fills its disk with facts.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -216,6 +217,11 @@ def encode_plain(value: Any, blobs: list[bytes]) -> Any:
         fields = {f.name: encode_plain(getattr(value, f.name), blobs)
                   for f in dataclasses.fields(value) if f.init}
         return {"$o": _class_name(type(value)), "f": fields}
+    if isinstance(value, ast.AST):
+        names = (*value._fields, *value._attributes)
+        return {"$a": type(value).__name__,
+                "f": {n: encode_plain(getattr(value, n), blobs) for n in names
+                      if hasattr(value, n)}}
     raise TypeError(f"not plain data: {type(value).__name__}")
 
 
@@ -236,6 +242,7 @@ def decode_plain(doc: Any, blobs: list[bytes]) -> Any:
         },
         "$e": lambda name: _enum(name, decode_plain(doc.get("v"), blobs)),
         "$o": lambda name: _dataclass(name, doc.get("f"), blobs),
+        "$a": lambda name: _ast_node(name, doc.get("f"), blobs),
     }
     for tag, decode in decoders.items():
         if tag in doc:
@@ -244,6 +251,16 @@ def decode_plain(doc: Any, blobs: list[bytes]) -> Any:
             except (TypeError, ValueError, KeyError, IndexError) as exc:
                 raise CacheFormatError(f"bad {tag} value: {exc}") from None
     raise CacheFormatError("unknown tag")
+
+
+def _ast_node(name: Any, fields: Any, blobs: list[bytes]) -> ast.AST:
+    """A syntax-tree node (the evaluator keeps expressions to evaluate later); only
+    classes of :mod:`ast` are built, from their own fields."""
+    cls = getattr(ast, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, ast.AST)) or not isinstance(fields, dict):
+        raise CacheFormatError(f"bad syntax node: {name!r}")
+    node: ast.AST = cls(**{str(k): decode_plain(v, blobs) for k, v in fields.items()})
+    return node
 
 
 def _list(v: Any) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from abiscan.inputs.sources import InputProblem
 from abiscan.report.escape import json_safe
@@ -12,7 +12,10 @@ from abiscan.report.findings import Finding, PredictedError, Severity
 from abiscan.target.profiles import Target
 
 # Bump the major part when a documented key changes meaning or disappears.
-SCHEMA_VERSION = "1.0"
+# 1.1: modules carry "confidence" and "assumptions".
+SCHEMA_VERSION = "1.1"
+
+OutcomeConfidence = Literal["certain", "likely", "possible"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,25 @@ class ChainStep:
 
 
 @dataclass(frozen=True)
+class Assumption:
+    """An ``if`` abiscan could not decide, and the side its prediction took."""
+
+    path: str
+    line: int
+    condition: str  # "if __version__ != getattr(core, 'PILLOW_VERSION', None)"
+    taken: bool  # the value the prediction took the test to have
+    why: str
+
+    def describe(self) -> str:
+        side = "true" if self.taken else "false"
+        return f"{self.path}:{self.line}: {self.condition}: taken as {side} ({self.why})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "condition": self.condition,
+                "taken": self.taken, "why": self.why}
+
+
+@dataclass(frozen=True)
 class ModuleOutcome:
     """What the target interpreter would do on ``import <name>``."""
 
@@ -92,6 +114,9 @@ class ModuleOutcome:
     # module that fails (just this module when it fails by itself), and its links.
     chain: tuple[str, ...] = field(default=())
     steps: tuple[ChainStep, ...] = field(default=())
+    # How sure the outcome is: "certain" when nothing undecided was assumed.
+    confidence: OutcomeConfidence = "certain"
+    assumptions: tuple[Assumption, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -111,6 +136,8 @@ class ModuleOutcome:
             "replaced": list(self.replaced),
             "chain": list(self.chain),
             "chain_steps": [s.to_dict() for s in self.steps],
+            "confidence": self.confidence,
+            "assumptions": [a.to_dict() for a in self.assumptions],
         }
 
 

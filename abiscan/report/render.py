@@ -7,7 +7,7 @@ from typing import Any
 
 from abiscan.report.escape import escape_text, json_safe
 from abiscan.report.findings import Finding, Severity, registered_codes
-from abiscan.report.model import Report
+from abiscan.report.model import ModuleOutcome, Report
 
 _EVIDENCE_LINES = 6
 _HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}
@@ -121,6 +121,23 @@ def _breaking_lines(report: Report) -> list[str]:
 def _lines(out: list[str]) -> str:
     # The output boundary: one line per item, whatever the input's names hold.
     return "".join(escape_text(line) + "\n" for line in out)
+def _outcome_word(m: ModuleOutcome) -> str:
+    """The outcome, with its confidence where it is not certain (an unknown is never sure)."""
+    if m.confidence == "certain" or m.outcome == "unknown":
+        return m.outcome
+    return f"{m.outcome} ({m.confidence})"
+
+
+def _assumption_lines(m: ModuleOutcome) -> list[str]:
+    if not m.assumptions:
+        return []
+    out = ["", "assumptions (conditions abiscan could not decide, and the side it took):"]
+    for a in m.assumptions:
+        side = "true" if a.taken else "false"
+        out.append(f"  {a.path}:{a.line}")
+        out.append(f"      {a.condition}  -> taken as {side}")
+        out.append(f"      because {a.why}")
+    return out
 
 
 def render_explain(report: Report, name: str) -> str:
@@ -131,13 +148,14 @@ def render_explain(report: Report, name: str) -> str:
     if m is None:
         out.append(f"import {name}: not predicted")
         return _lines(out)
-    out.append(f"import {name}: {m.outcome}")
+    out.append(f"import {name}: {_outcome_word(m)}")
     if m.error:
         out.append(f"  {m.error}")
     if m.outcome == "ok":
         where = m.path or m.reason
         out.append(f"  loads {where}; every import that runs while it is imported loads too, "
                    "or fails inside an except clause that catches it")
+        out.extend(_assumption_lines(m))
         return _lines(out)
     if m.steps:
         out.append("")
@@ -160,6 +178,7 @@ def render_explain(report: Report, name: str) -> str:
         out.append(last)
     out.append("")
     out.append(f"why: {m.reason}")
+    out.extend(_assumption_lines(m))
     related = [f for f in report.findings if f.module in m.chain]
     if related:
         out.append("")
@@ -167,6 +186,14 @@ def render_explain(report: Report, name: str) -> str:
         for f in related:
             out.append(f"  {f.code} {f.name} [{f.confidence.value}]  module {f.module}")
     return _lines(out)
+
+
+def _unsure(m: ModuleOutcome) -> str:
+    if m.confidence == "certain" or m.outcome == "unknown":
+        return ""
+    n = len(m.assumptions)
+    assumed = f", {_n(n, 'assumption')} (abiscan explain {m.name})" if n else ""
+    return f"  [{m.confidence}{assumed}]"
 
 
 def render_text(report: Report, *, verbose: bool = False) -> str:
@@ -199,12 +226,12 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
     )
     for m in sorted(bad, key=lambda m: (m.outcome != "error", m.name)):
         if m.error:
-            out.append(f"  {m.outcome:<8} {m.name}: {m.error}")
+            out.append(f"  {m.outcome:<8} {m.name}: {m.error}{_unsure(m)}")
         else:
             out.append(f"  {m.outcome:<8} {m.name}: {m.reason}")
     if verbose:
         for m in ok:
-            out.append(f"  ok       {m.name}: {m.path or m.reason}")
+            out.append(f"  ok       {m.name}: {m.path or m.reason}{_unsure(m)}")
     elif ok:
         out.append(f"  ({_n(len(ok), 'module')} load{'s' if len(ok) == 1 else ''}; "
                    "-v lists them)")

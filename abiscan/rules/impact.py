@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from abiscan.inputs.stack import Stack
 from abiscan.report.findings import ABI501, ABI502, Confidence, Finding, PredictedError
 from abiscan.report.model import ChainStep, ModuleOutcome
 from abiscan.simulate.python.import_graph import PANIC
+from abiscan.simulate.python.propagation import Followed
 
 _MAX_EVIDENCE = 12
 
@@ -99,3 +101,29 @@ def guard_pierced(
         evidence=(f"{path}:{line}: {statement}", *(f"guard: {g}" for g in guards),
                   *_evidence(steps, broken, broken_reason)),
     )
+
+
+def impact_findings(followed: Followed, stack: Stack) -> list[Finding]:
+    """The ABI501/ABI502 findings for what following the imports found."""
+    out = [
+        broken_chain(b.module, b.raised.broken, b.raised.reason, Confidence(b.raised.confidence),
+                     _provenance(stack, b.module.path))
+        for b in followed.broken
+    ]
+    for p in followed.pierced:
+        error = p.raised.error
+        if error is None:
+            continue
+        out.append(guard_pierced(
+            p.module, p.path, p.line, p.statement, p.guards, error, p.raised.steps,
+            p.raised.broken, p.raised.reason, Confidence(p.raised.confidence),
+            _provenance(stack, p.path),
+        ))
+    return out
+
+
+def _provenance(stack: Stack, path: str | None) -> tuple[str | None, str | None]:
+    if path is None:
+        return None, None
+    sf = stack.file(path)
+    return (sf.origin.source, sf.origin.source_path) if sf is not None else (None, None)

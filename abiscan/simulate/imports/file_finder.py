@@ -159,7 +159,7 @@ class ImportSystem:
             locations = self.target.sys_path
         out = []
         for entry in locations:
-            spec = self._file_finder(name, tail, entry)
+            spec = self.find_in(name, tail, entry)
             if spec is not None and spec.kind != "namespace":
                 out.append(spec)
         return out
@@ -170,7 +170,7 @@ class ImportSystem:
         found: Spec | None = None
         for entry in locations:
             if found is None:
-                spec = self._file_finder(name, tail, entry)
+                spec = self.find_in(name, tail, entry)
                 if spec is not None and spec.kind != "namespace":
                     found = spec
                 elif spec is not None:
@@ -188,7 +188,8 @@ class ImportSystem:
             )
         return Resolution(name, found, None, tuple(passed))
 
-    def _file_finder(self, name: str, tail: str, directory: str) -> Spec | None:
+    def find_in(self, name: str, tail: str, directory: str) -> Spec | None:
+        """The spec the FileFinder of one ``directory`` gives ``name`` (last part ``tail``)."""
         if not self.fs.is_dir(directory):
             return None
         base = posixpath.join(directory, tail)

@@ -14,10 +14,13 @@ is imported, compiled to bytecode or run. For each module this records
   ``with contextlib.suppress(...)``), whether it sits under ``if
   TYPE_CHECKING:`` and whether it runs at all on the target (``sys.version_info``,
   ``sys.platform`` and ``os.name`` tests are evaluated for the target);
-* the module body as a small program of those steps (:class:`TryStep`,
-  :class:`CondStep`, :class:`ImportStep`, :class:`RaiseStep`, and
-  :class:`AssignStep` for the ``has_x = True`` flags later ``if`` tests read), which
-  :mod:`abiscan.simulate.python.propagation` executes to decide which failure arrives where.
+* the module body as a small program of those steps (:class:`ImportStep`,
+  :class:`TryStep`, :class:`CondStep`, :class:`LoopStep`, :class:`AssignStep`,
+  :class:`ExprStep`, :class:`RaiseStep`), keeping the expressions as ``ast``
+  nodes: :mod:`abiscan.simulate.python.execute` runs it with the values of
+  :mod:`abiscan.simulate.python.evaluator` to decide which failure arrives where.
+  A step that raises a known exception at line N is a :class:`RaiseStep` with
+  ``exc_type`` and ``message`` and no ``exc``.
 
 """
 
@@ -71,12 +74,18 @@ class ImportEdge:
 @dataclass(frozen=True)
 class ImportStep:
     edge: ImportEdge
+    # The module-level name the statement binds once the import succeeds, and
+    # for kind "import" the module bound to it (``import a.b`` binds ``a`` to
+    # module ``a``; ``import a.b as c`` binds ``c`` to ``a.b``).
+    bind: str | None = None
+    value: str | None = None
 
 
 @dataclass(frozen=True)
 class Handler:
     guard: Guard
     body: Block
+    name: str | None = None  # ``except E as name``
 
 
 @dataclass(frozen=True)
@@ -90,26 +99,52 @@ class TryStep:
 
 @dataclass(frozen=True)
 class CondStep:
-    """A block that runs when ``runs`` is True, never when False, perhaps when None."""
+    """A block that runs when ``runs`` is True, never when False, perhaps when None.
+
+    ``runs`` is what the target alone decides; ``test`` (an ``if`` test at
+    module level) is evaluated by the executor against the values of the run
+    when ``runs`` is None."""
 
     line: int
     condition: str
     runs: bool | None
     body: Block
     orelse: Block = ()
-    # When the test is a module-level name (``if has_simplejson:``, or ``not``
-    # it), the executor can decide it from what the body assigned before.
-    name: str | None = None
-    negated: bool = False
+    test: ast.expr | None = None
 
 
 @dataclass(frozen=True)
 class AssignStep:
-    """``name = value`` at module level, with its truth value when the source fixes it."""
+    """A module-level binding: ``targets = value`` (``targets op= value`` with ``op``).
+
+    ``value`` None binds something whose value is not tracked: a function or a
+    class (``what``), or a ``with ... as`` target."""
 
     line: int
-    name: str
-    value: bool | None
+    targets: tuple[ast.expr, ...]
+    value: ast.expr | None
+    op: ast.operator | None = None
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class ExprStep:
+    """An expression statement at module level (``deps.append(x)``, a bare name)."""
+
+    line: int
+    expr: ast.expr
+
+
+@dataclass(frozen=True)
+class LoopStep:
+    """``for target in iter: body`` with no ``break``, ``continue`` or ``else``: the
+    executor unrolls it when ``iter`` is a known sequence."""
+
+    line: int
+    text: str
+    target: ast.expr
+    iter: ast.expr
+    body: Block
 
 
 @dataclass(frozen=True)
@@ -118,9 +153,10 @@ class RaiseStep:
     text: str
     exc_type: str | None  # None: a bare ``raise`` (re-raises what the handler caught)
     message: str | None  # the literal message, when the source has one
+    exc: ast.expr | None = None  # the raised expression, for the executor to evaluate
 
 
-Step = ImportStep | TryStep | CondStep | RaiseStep | AssignStep
+Step = ImportStep | TryStep | CondStep | RaiseStep | AssignStep | ExprStep | LoopStep
 Block = tuple[Step, ...]
 
 
@@ -148,6 +184,10 @@ class ModuleSource:
     # Extends its __path__ at run time (pkgutil.extend_path, declare_namespace): its
     # submodules may come from other sys.path entries too.
     extends_path: bool = False
+    # Names a function declares ``global``: bound whenever that function runs.
+    declared_global: frozenset[str] = frozenset()
+    # Calls globals() for more than reading it: any name may be bound at any time.
+    writes_globals: bool = False
 
 
 # -- exceptions --------------------------------------------------------------
@@ -413,6 +453,27 @@ def _ends_in_raise(body: Sequence[ast.stmt]) -> bool:
     return any(isinstance(s, ast.Raise) for s in body)
 
 
+def _leaves_loop(body: Sequence[ast.stmt]) -> bool:
+    """Whether a ``break`` or ``continue`` of this loop (not of an inner one) is in ``body``."""
+    todo: list[ast.AST] = list(body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Break, ast.Continue)):
+            return True
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            todo.extend(node.orelse)  # an inner loop's own body has its own breaks
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _declared_global(tree: ast.Module) -> frozenset[str]:
+    return frozenset(name for node in ast.walk(tree) if isinstance(node, ast.Global)
+                     for name in node.names)
+
+
 class _Extractor:
     """Walks one module's body: the program of import-time steps, and its edges."""
 
@@ -433,6 +494,7 @@ class _Extractor:
         self.bound: dict[str, int] = {}
         self.line = 0
         self.open_namespace = False
+        self.writes_globals = False
         self.all_names: tuple[str, ...] | None = None
 
     def text(self, node: ast.AST) -> str:
@@ -472,105 +534,164 @@ class _Extractor:
 
     def stmt(self, s: ast.stmt, ctx: _Ctx) -> list[Step]:
         self.line = s.lineno
-        if isinstance(s, ast.Import):
-            steps: list[Step] = []
-            for alias in s.names:
-                steps.append(self.edge(s, ctx, alias.name, "import"))
-                self.bind(alias.asname or alias.name.partition(".")[0], ctx)
+        handler = getattr(self, "stmt_" + type(s).__name__, None)
+        if handler is None:
+            return self.calls(s, ctx)
+        steps: list[Step] = handler(s, ctx)
+        return steps
+
+    def stmt_Import(self, s: ast.Import, ctx: _Ctx) -> list[Step]:
+        steps: list[Step] = []
+        for alias in s.names:
+            bound = alias.asname or alias.name.partition(".")[0]
+            value = alias.name if alias.asname else bound
+            step = self.edge(s, ctx, alias.name, "import")
+            steps.append(replace(step, bind=None if ctx.in_class else bound, value=value))
+            self.bind(bound, ctx)
+        return steps
+
+    def stmt_ImportFrom(self, s: ast.ImportFrom, ctx: _Ctx) -> list[Step]:
+        return self.import_from(s, ctx)
+
+    def stmt_If(self, s: ast.If, ctx: _Ctx) -> list[Step]:
+        tc = _is_type_checking(s.test)
+        value: bool | None = False if tc else self.cond.value(s.test)
+        cond = f"if {ast.unparse(s.test)}"
+        steps = self.calls(s.test, ctx)
+        body = self.block(s.body, ctx.under(value, cond, type_checking=tc))
+        other = None if value is None else not value
+        orelse = self.block(s.orelse, ctx.under(other, f"else of {cond}"))
+        test = None if ctx.in_class else s.test
+        return [*steps, CondStep(s.lineno, cond, value, body, orelse, test)]
+
+    def stmt_Try(self, s: ast.Try, ctx: _Ctx) -> list[Step]:
+        return [self.try_step(s, ctx)]
+
+    stmt_TryStar = stmt_Try
+
+    def stmt_With(self, s: ast.With, ctx: _Ctx) -> list[Step]:
+        steps: list[Step] = []
+        suppressed: list[str] = []
+        for item in s.items:
+            steps.extend(self.calls(item.context_expr, ctx))
+            if item.optional_vars is not None:
+                self.bind_target(item.optional_vars, ctx)
+                if not ctx.in_class:
+                    steps.append(AssignStep(s.lineno, (item.optional_vars,), None))
+            call = item.context_expr
+            if isinstance(call, ast.Call) and (_dotted(call.func) or "").rpartition(".")[
+                    2] == "suppress":
+                suppressed.extend(_dotted(arg) or "<expression>" for arg in call.args)
+        if suppressed:
+            guard = Guard(tuple(suppressed), self.text(s), s.lineno)
+            inner = _Ctx((guard, *ctx.guards), ctx.type_checking, ctx.runs, ctx.condition,
+                         ctx.in_class)
+            body = self.block(s.body, inner)
+            return [*steps, TryStep(s.lineno, body, (Handler(guard, ()),))]
+        return [*steps, *self.block(s.body, ctx)]
+
+    stmt_AsyncWith = stmt_With
+
+    def stmt_While(self, s: ast.While, ctx: _Ctx) -> list[Step]:
+        steps = self.calls(s.test, ctx)
+        value = self.cond.value(s.test)
+        what = f"while {ast.unparse(s.test)}" if value is not None else "the loop body"
+        return [*steps, *self.loop_as_condition(s, ctx, value, what)]
+
+    def stmt_For(self, s: ast.For, ctx: _Ctx) -> list[Step]:
+        steps = self.calls(s.iter, ctx)
+        self.bind_target(s.target, ctx)
+        if ctx.in_class or _leaves_loop(s.body) or s.orelse:
+            return [*steps, *self.loop_as_condition(s, ctx, None, "the loop body")]
+        what = f"for {ast.unparse(s.target)} in {ast.unparse(s.iter)}"
+        body = self.block(s.body, ctx.under(None, what))
+        return [*steps, LoopStep(s.lineno, what, s.target, s.iter, body)]
+
+    stmt_AsyncFor = stmt_For
+
+    def loop_as_condition(self, s: ast.For | ast.AsyncFor | ast.While, ctx: _Ctx,
+                          value: bool | None, what: str) -> list[Step]:
+        """A loop the executor does not unroll: its body runs perhaps, its else perhaps."""
+        body = self.block(s.body, ctx.under(value, what))
+        if not isinstance(s, ast.While) and not ctx.in_class:
+            body = (AssignStep(s.lineno, (s.target,), None), *body)  # the target, unknown
+        orelse = self.block(s.orelse, ctx.under(None, "the loop's else"))
+        return [CondStep(s.lineno, what, value, body),
+                CondStep(s.lineno, "the loop's else", None, orelse)]
+
+    def stmt_Match(self, s: ast.Match, ctx: _Ctx) -> list[Step]:
+        steps = self.calls(s.subject, ctx)
+        for case in s.cases:
+            what = f"case {ast.unparse(case.pattern)}"
+            steps.append(CondStep(case.pattern.lineno, what, None,
+                                  self.block(case.body, ctx.under(None, what))))
+        return steps
+
+    def stmt_Raise(self, s: ast.Raise, ctx: _Ctx) -> list[Step]:
+        return [*self.calls(s.exc, ctx), self.raise_step(s)]
+
+    def stmt_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx
+                         ) -> list[Step]:
+        self.bind(s.name, ctx)
+        if s.name == "__getattr__" and not ctx.in_class:
+            self.open_namespace = True
+        steps: list[Step] = []
+        for expr in [*s.decorator_list, *s.args.defaults,
+                     *[d for d in s.args.kw_defaults if d is not None]]:
+            steps.extend(self.calls(expr, ctx))
+        if not ctx.in_class:
+            steps.append(AssignStep(s.lineno, (ast.Name(s.name, ast.Store()),), None,
+                                    what="function"))
+        return steps
+
+    stmt_AsyncFunctionDef = stmt_FunctionDef
+
+    def stmt_ClassDef(self, s: ast.ClassDef, ctx: _Ctx) -> list[Step]:
+        steps: list[Step] = []
+        for expr in [*s.decorator_list, *s.bases, *(k.value for k in s.keywords)]:
+            steps.extend(self.calls(expr, ctx))
+        inner = _Ctx(ctx.guards, ctx.type_checking, ctx.runs, ctx.condition, in_class=True)
+        steps.extend(self.block(s.body, inner))
+        self.bind(s.name, ctx, s.lineno)
+        if not ctx.in_class:
+            steps.append(AssignStep(s.lineno, (ast.Name(s.name, ast.Store()),), None,
+                                    what="class"))
+        return steps
+
+    def stmt_Assign(self, s: ast.Assign, ctx: _Ctx) -> list[Step]:
+        for t in s.targets:
+            self.bind_target(t, ctx)
+            self.note_special_target(t, s.value, ctx)
+            if isinstance(t, ast.Name) and not ctx.in_class:
+                self.cond.assign(t.id, s.value)
+        steps = self.calls(s, ctx)
+        if not ctx.in_class:
+            steps.append(AssignStep(s.lineno, tuple(s.targets), s.value))
+        return steps
+
+    def stmt_AugAssign(self, s: ast.AugAssign, ctx: _Ctx) -> list[Step]:
+        self.bind_target(s.target, ctx)
+        if isinstance(s.target, ast.Name) and not ctx.in_class:
+            self.cond.consts[s.target.id] = None  # changed in place: never trusted statically
+        steps = self.calls(s, ctx)
+        if not ctx.in_class:
+            steps.append(AssignStep(s.lineno, (s.target,), s.value, op=s.op))
+        return steps
+
+    def stmt_AnnAssign(self, s: ast.AnnAssign, ctx: _Ctx) -> list[Step]:
+        steps = self.calls(s, ctx)
+        if s.value is None:
             return steps
-        if isinstance(s, ast.ImportFrom):
-            return self.import_from(s, ctx)
-        if isinstance(s, ast.If):
-            if _is_type_checking(s.test):
-                value: bool | None = False
-                tc = True
-            else:
-                value = self.cond.value(s.test)
-                tc = False
-            cond = f"if {ast.unparse(s.test)}"
-            steps = self.calls(s.test, ctx)
-            body = self.block(s.body, ctx.under(value, cond, type_checking=tc))
-            other = None if value is None else not value
-            orelse = self.block(s.orelse, ctx.under(other, f"else of {cond}"))
-            test, negated = s.test, False
-            if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-                test, negated = test.operand, True
-            name = test.id if isinstance(test, ast.Name) else None
-            return [*steps, CondStep(s.lineno, cond, value, body, orelse, name, negated)]
-        if isinstance(s, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-            return [self.try_step(s, ctx)]  # type: ignore[arg-type]
-        if isinstance(s, (ast.With, ast.AsyncWith)):
-            steps = []
-            suppressed: list[str] = []
-            for item in s.items:
-                steps.extend(self.calls(item.context_expr, ctx))
-                if item.optional_vars is not None:
-                    self.bind_target(item.optional_vars, ctx)
-                call = item.context_expr
-                if isinstance(call, ast.Call) and (_dotted(call.func) or "").rpartition(".")[
-                        2] == "suppress":
-                    for arg in call.args:
-                        suppressed.append(_dotted(arg) or "<expression>")
-            if suppressed:
-                guard = Guard(tuple(suppressed), self.text(s), s.lineno)
-                inner = _Ctx((guard, *ctx.guards), ctx.type_checking, ctx.runs, ctx.condition,
-                             ctx.in_class)
-                body = self.block(s.body, inner)
-                return [*steps, TryStep(s.lineno, body, (Handler(guard, ()),))]
-            return [*steps, *self.block(s.body, ctx)]
-        if isinstance(s, (ast.For, ast.AsyncFor, ast.While)):
-            what = "the loop body"
-            if isinstance(s, ast.While):
-                steps = self.calls(s.test, ctx)
-                value = self.cond.value(s.test)
-                if value is not None:
-                    what = f"while {ast.unparse(s.test)}"
-            else:
-                steps = self.calls(s.iter, ctx)
-                self.bind_target(s.target, ctx)
-                value = None
-            body = self.block(s.body, ctx.under(value, what))
-            orelse = self.block(s.orelse, ctx.under(None, "the loop's else"))
-            return [*steps, CondStep(s.lineno, what, value, body),
-                    CondStep(s.lineno, "the loop's else", None, orelse)]
-        if isinstance(s, ast.Match):
-            steps = self.calls(s.subject, ctx)
-            for case in s.cases:
-                what = f"case {ast.unparse(case.pattern)}"
-                steps.append(CondStep(case.pattern.lineno, what, None,
-                                      self.block(case.body, ctx.under(None, what))))
-            return steps
-        if isinstance(s, ast.Raise):
-            return [*self.calls(s.exc, ctx), self.raise_step(s)]
-        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            self.bind(s.name, ctx)
-            if s.name == "__getattr__" and not ctx.in_class:
-                self.open_namespace = True
-            steps = []
-            for expr in [*s.decorator_list, *s.args.defaults,
-                         *[d for d in s.args.kw_defaults if d is not None]]:
-                steps.extend(self.calls(expr, ctx))
-            return steps
-        if isinstance(s, ast.ClassDef):
-            steps = []
-            for expr in [*s.decorator_list, *s.bases, *(k.value for k in s.keywords)]:
-                steps.extend(self.calls(expr, ctx))
-            inner = _Ctx(ctx.guards, ctx.type_checking, ctx.runs, ctx.condition, in_class=True)
-            steps.extend(self.block(s.body, inner))
-            self.bind(s.name, ctx, s.lineno)
-            return steps
-        if isinstance(s, ast.Assign):
-            flags: list[Step] = []
-            for t in s.targets:
-                self.bind_target(t, ctx)
-                self.note_special_target(t, s.value, ctx)
-                if isinstance(t, ast.Name) and not ctx.in_class:
-                    self.cond.assign(t.id, s.value)
-                    flags.append(AssignStep(s.lineno, t.id, self.cond.value(s.value)))
-            return [*self.calls(s, ctx), *flags]
-        elif isinstance(s, ast.AugAssign) or (isinstance(s, ast.AnnAssign) and s.value):
-            self.bind_target(s.target, ctx)
-        return self.calls(s, ctx)
+        self.bind_target(s.target, ctx)
+        if not ctx.in_class:
+            steps.append(AssignStep(s.lineno, (s.target,), s.value))
+        return steps
+
+    def stmt_Expr(self, s: ast.Expr, ctx: _Ctx) -> list[Step]:
+        steps = self.calls(s, ctx)
+        if not ctx.in_class and not isinstance(s.value, ast.Constant):
+            steps.append(ExprStep(s.lineno, s.value))
+        return steps
 
     def note_special_target(self, target: ast.expr, value: ast.expr, ctx: _Ctx) -> None:
         if ctx.in_class:
@@ -596,7 +717,8 @@ class _Extractor:
             if h.name:
                 self.bind(h.name, ctx, h.lineno)
             hctx = ctx.under(None, f"{guard.text} (when the try block fails)")
-            handlers.append(Handler(guard, self.block(h.body, hctx)))
+            name = None if ctx.in_class else h.name
+            handlers.append(Handler(guard, self.block(h.body, hctx), name))
         orelse = self.block(s.orelse, ctx.under(None, "the try block's else"))
         final = self.block(s.finalbody, ctx)
         return TryStep(s.lineno, body, tuple(handlers), orelse, final)
@@ -615,7 +737,7 @@ class _Extractor:
                 message = call.args[0].value if len(call.args) == 1 else None
         elif name is not None:
             message = ""
-        return RaiseStep(s.lineno, self.text(s), name or "<expression>", message)
+        return RaiseStep(s.lineno, self.text(s), name or "<expression>", message, exc)
 
     def resolve(self, level: int, module: str | None) -> tuple[str | None, str | None]:
         """The absolute module of a relative import, or the ImportError message."""
@@ -642,12 +764,14 @@ class _Extractor:
                 self.open_namespace = True
                 steps.append(self.edge(s, ctx, base, "star"))
                 continue
-            self.bind(alias.asname or alias.name, ctx)
+            bound = alias.asname or alias.name
+            self.bind(bound, ctx)
             full = f"{base}.{alias.name}"
             if self.is_module(full):
-                steps.append(self.edge(s, ctx, full, "submodule"))
+                step = self.edge(s, ctx, full, "submodule")
             else:
-                steps.append(self.edge(s, ctx, base, "name", alias.name))
+                step = self.edge(s, ctx, base, "name", alias.name)
+            steps.append(replace(step, bind=None if ctx.in_class else bound))
         return steps
 
     def calls(self, node: ast.AST | None, ctx: _Ctx) -> list[Step]:
@@ -656,14 +780,21 @@ class _Extractor:
             return []
         out: list[Step] = []
         todo: list[ast.AST] = [node]
+        reads: set[int] = set()  # globals() calls that only read: 'x' in globals()
         while todo:
             n = todo.pop()
             if isinstance(n, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
+            if isinstance(n, ast.Compare):
+                reads.update(id(c) for op, c in zip(n.ops, n.comparators, strict=True)
+                             if isinstance(op, (ast.In, ast.NotIn)))
+            if isinstance(n, ast.Attribute) and n.attr == "get":
+                reads.add(id(n.value))
             if isinstance(n, ast.Call):
                 name = _dotted(n.func)
-                if name == "globals":
+                if name == "globals" and id(n) not in reads:
                     self.open_namespace = True
+                    self.writes_globals = True
                 if name in _IMPORT_FUNCS:
                     target = self.dynamic_target(n, name)
                     if target is not None:
@@ -724,7 +855,8 @@ def extract(
     body = ex.block(tree.body, _Ctx())
     return ModuleSource(
         module, path, is_package, syntax, body, tuple(ex.edges), dict(ex.bound),
-        ex.open_namespace, ex.all_names,
+        ex.open_namespace, ex.all_names, declared_global=_declared_global(tree),
+        writes_globals=ex.writes_globals,
     )
 
 

@@ -25,9 +25,15 @@ is computed once when it does not depend on which modules are half-initialised
 (it is in no import cycle with the modules above it), and again for each way
 into a cycle otherwise.
 
-Conditions abiscan cannot decide (an ``if`` on something other than the
-Python version, the platform or ``TYPE_CHECKING``; a loop body) turn a failure
-inside them into an ``unknown`` outcome, never an ``error``.
+Module bodies run in :mod:`abiscan.simulate.python.execute`, on the values
+:mod:`abiscan.simulate.python.evaluator` computes: the target's fixed values,
+the names bound so far, other modules' values. A condition that stays
+undecided turns a failure inside it into an ``unknown`` outcome, never an
+``error``, unless a documented assumption takes a side (a consistency check in
+an intact distribution, an unset environment variable); each outcome carries
+its ``confidence`` and the ``assumptions`` it rests on (docs/evaluator.md).
+:func:`follow_imports` returns what happened (outcomes, broken chains, pierced
+guards); :mod:`abiscan.rules.impact` makes the findings.
 """
 
 from __future__ import annotations
@@ -35,27 +41,32 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from abiscan.elf.reader import ElfError, ElfFacts
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
 from abiscan.limits import DEFAULT_LIMITS
-from abiscan.report.findings import Confidence, Finding, PredictedError
-from abiscan.report.model import ChainStep, ModuleOutcome
-from abiscan.rules import impact as rules
+from abiscan.report.findings import PredictedError
+from abiscan.report.model import Assumption, ChainStep, ModuleOutcome, OutcomeConfidence
 from abiscan.simulate.imports.file_finder import ImportSystem
+from abiscan.simulate.python.evaluator import (
+    MAYBE,
+    MISSING,
+    MODULE_DUNDERS,
+    UNKNOWN,
+    ModuleRef,
+    Namespace,
+    TargetFacts,
+)
+from abiscan.simulate.python.execute import BodyRun, Pierced, Raised, weaker
 from abiscan.simulate.python.import_graph import (
     PANIC,
-    AssignStep,
-    Block,
-    CondStep,
     ImportEdge,
     ImportGraph,
     ImportStep,
     ModuleSource,
     ParseHook,
-    RaiseStep,
     SourceReader,
     TryStep,
     catches,
@@ -68,60 +79,15 @@ if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only wh
     from abiscan.inputs.dists import Distribution
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib
 
+__all__ = ["Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
+
 # Deeper than any real package's import nesting; a guard against runaway recursion.
 MAX_DEPTH = 200
-
-_RANK = {"certain": 0, "likely": 1, "possible": 2}
-
-
-def _weaker(a: str, b: str) -> str:
-    return a if _RANK[a] >= _RANK[b] else b
-
 
 class FactsLike(Protocol):
     def read(self, path: str) -> bytes | SourceError: ...
 
     def elf(self, path: str) -> ElfFacts | ElfError | SourceError: ...
-
-
-@dataclass(frozen=True)
-class Raised:
-    """An exception on its way up: what it is, where it started, how it got here."""
-
-    error: PredictedError | None  # None: it fails, but how is not known
-    steps: tuple[ChainStep, ...]  # from the module it arrives at down to the broken one
-    broken: str  # the module that fails by itself
-    reason: str  # why the broken module fails
-    certain: bool = True  # False: it may not happen (an undecided condition, an unknown)
-    confidence: str = "certain"  # how sure the links are (native edges lower it)
-    missing: bool = False  # the broken module is not found at all (an import hook may serve it)
-
-    def via(self, step: ChainStep, confidence: str = "certain") -> Raised:
-        return replace(self, steps=(step, *self.steps),
-                       confidence=_weaker(self.confidence, confidence))
-
-    def maybe(self) -> Raised:
-        return replace(self, certain=False) if self.certain else self
-
-
-@dataclass(frozen=True)
-class Pierced:
-    """An import guarded against ImportError that something else still passes through."""
-
-    module: str
-    path: str | None
-    line: int
-    statement: str
-    guards: tuple[str, ...]
-    raised: Raised
-
-
-@dataclass
-class _Env:
-    """The module-level flags one module body has assigned so far (``has_x = True``)."""
-
-    values: dict[str, bool | None] = field(default_factory=dict)
-    uncertain: bool = False  # inside a branch that may not run: what it assigns is unsure
 
 
 @dataclass
@@ -135,6 +101,8 @@ class _Run:
     hooks: dict[str, frozenset[str]] = field(default_factory=dict)
     tainted: bool = False  # a result here depended on those hooks: memoize nothing more
     results: dict[str, Raised | None] = field(default_factory=dict)  # every import of this run
+    # The sides taken on undecided conditions by every module this run imported.
+    assumed: dict[tuple[str, int], Assumption] = field(default_factory=dict)
 
 
 class Simulator:
@@ -145,11 +113,18 @@ class Simulator:
         graph: ImportGraph,
         own: Callable[[str], ModuleOutcome],
         native: Callable[[str, str], NativeFacts | None],
+        facts: TargetFacts | None = None,
+        intact: Callable[[str], str | None] = lambda path: None,
     ) -> None:
         self.graph = graph
         self.own = own
         self.native = native
+        self.facts = facts or TargetFacts(graph.version)
+        self._intact = intact
+        # Each executed source module's globals, live while it runs.
+        self.namespaces: dict[str, Namespace] = {}
         self.done: dict[str, Raised | None] = {}
+        self.done_assumed: dict[str, dict[tuple[str, int], Assumption]] = {}
         # The import hooks each memoized import installed along the way: a later
         # import in the same run can still see them.
         self.done_hooks: dict[str, dict[str, frozenset[str]]] = {}
@@ -161,12 +136,17 @@ class Simulator:
         self._run = _Run(lows=[0])
         return self.import_(name)
 
+    def assumptions(self) -> tuple[Assumption, ...]:
+        """The sides the last :meth:`run` took on conditions it could not decide."""
+        return tuple(sorted(self._run.assumed.values(), key=lambda a: (a.path, a.line)))
+
     # -- modules -------------------------------------------------------------
 
     def import_(self, name: str) -> Raised | None:
         run = self._run
         if name in self.done and not self._hooked(self.done[name]):
             run.hooks.update(self.done_hooks.get(name, {}))
+            run.assumed.update(self.done_assumed.get(name, {}))
             run.results[name] = self.done[name]
             return self.done[name]
         if name in run.local:
@@ -181,6 +161,7 @@ class Simulator:
                           "abiscan stops following it", certain=False)
         run.lows.append(depth)
         hooks_before = set(run.hooks)
+        assumed_before = set(run.assumed)
         try:
             result = self._import(name, depth)
         finally:
@@ -191,6 +172,9 @@ class Simulator:
             added = {k: v for k, v in run.hooks.items() if k not in hooks_before}
             if added:
                 self.done_hooks[name] = added
+            assumed = {k: v for k, v in run.assumed.items() if k not in assumed_before}
+            if assumed:
+                self.done_assumed[name] = assumed
         else:
             run.local[name] = result
         run.results[name] = result
@@ -225,7 +209,14 @@ class Simulator:
             run.running.pop()
             del run.index[name]
             run.paused.pop(name, None)
-        return result if result is not None else maybe
+        if result is None:
+            return maybe
+        if maybe is not None and result.certain and maybe.error != result.error:
+            # It fails either way; with which error depends on whether the parent does.
+            result = replace(result, confidence=weaker(result.confidence, "likely"),
+                             reason=f"{result.reason}; unless its parent fails first: "
+                                    f"{maybe.reason}")
+        return result
 
     def _load(self, name: str) -> Raised | None:
         own = self.own(name)
@@ -259,7 +250,10 @@ class Simulator:
             return Raised(None, (), source.name, verdict.unknown or "", certain=False)
         if source.custom_finder:
             self._run.hooks[source.name] = source.hook_names
-        return self._block(source, source.body, None, _Env())
+        ns = Namespace(source.name, open=source.writes_globals,
+                       declared=source.declared_global | _unfollowed_names(source))
+        self.namespaces[source.name] = ns
+        return BodyRun(self, source, ns).run()
 
     def _native(self, name: str, path: str) -> Raised | None:
         facts = self.native(name, path)
@@ -283,82 +277,86 @@ class Simulator:
             return got.via(step, edge.confidence)
         return None
 
-    # -- statements ----------------------------------------------------------
+    # -- what a module body asks (execute.Runner) ------------------------------
 
-    def _block(self, source: ModuleSource, block: Block, caught: Raised | None, env: _Env
-               ) -> Raised | None:
-        maybe: Raised | None = None
-        for step in block:
-            got = self._step(source, step, caught, env)
-            if got is None:
-                continue
-            if got.certain:
-                return got
-            maybe = maybe or got
-        return maybe
+    def intact(self, path: str) -> str | None:
+        return self._intact(path)
 
-    def _step(self, source: ModuleSource, step: object, caught: Raised | None, env: _Env
-              ) -> Raised | None:
-        if isinstance(step, ImportStep):
-            return self._edge(source, step.edge)
-        if isinstance(step, AssignStep):
-            env.values[step.name] = None if env.uncertain else step.value
-            return None
-        if isinstance(step, CondStep):
-            runs = step.runs
-            if runs is None and step.name is not None and env.values.get(step.name) is not None:
-                runs = bool(env.values[step.name]) != step.negated
-            if runs is True:
-                return self._block(source, step.body, caught, env)
-            if runs is False:
-                return self._block(source, step.orelse, caught, env)
-            unsure = _Env(env.values, uncertain=True)
-            got = self._block(source, step.body, caught, unsure) or self._block(
-                source, step.orelse, caught, unsure)
-            if got is not None and got.certain:
-                return replace(got.maybe(), reason=f"{got.reason} (only {step.condition}, "
-                               f"line {step.line}, which abiscan cannot decide)")
+    def assume(self, assumption: Assumption) -> None:
+        self._run.assumed.setdefault((assumption.path, assumption.line), assumption)
+
+    def import_module(self, name: str) -> Raised | None:
+        return self.import_(name)
+
+    def attribute(self, module: str, name: str) -> Any:
+        """``module.name`` as the run has it: a value, UNKNOWN, or MISSING."""
+        ns = self.namespaces.get(module)
+        source = self.graph.module(module)
+        if ns is None or source is None:
+            return UNKNOWN  # an extension, the standard library: not tracked
+        if name in ns.values:
+            value = ns.values[name]
+            return UNKNOWN if value is MAYBE else value
+        if name == "__name__":
+            return module
+        if name == "__file__":
+            return source.path
+        full = f"{module}.{name}"
+        if self._run.results.get(full, False) is None or self.done.get(full, False) is None:
+            return ModuleRef(full)  # an imported submodule is its package's attribute
+        if ns.open or source.open_namespace or name in ns.declared or name in MODULE_DUNDERS \
+                or self.graph.is_module(full):
+            return UNKNOWN
+        return MISSING
+
+    def import_step(self, source: ModuleSource, step: ImportStep) -> Raised | None:
+        got = self._edge(source, step.edge)
+        if step.bind is None and step.edge.kind != "star":
             return got
-        if isinstance(step, TryStep):
-            return self._try(source, step, caught, env)
-        if isinstance(step, RaiseStep):
-            return self._raise(source, step, caught)
+        ns = self.namespaces[source.name]
+        if got is not None:
+            if step.bind is not None:
+                ns.values[step.bind] = UNKNOWN
+            return got
+        edge = step.edge
+        if edge.kind == "star":
+            self._bind_star(ns, edge.target)
+        elif step.bind is not None:
+            ns.values[step.bind] = self._bound_value(step)
+            ns.taint.pop(step.bind, None)
+            if edge.kind == "name" and edge.name is not None:
+                from_ns = self.namespaces.get(edge.target)
+                if from_ns is not None and edge.name in from_ns.taint:
+                    ns.taint[step.bind] = from_ns.taint[edge.name]
         return None
 
-    def _try(self, source: ModuleSource, step: TryStep, caught: Raised | None, env: _Env
-             ) -> Raised | None:
-        got = self._block(source, step.body, caught, env)
-        result: Raised | None
-        if got is None:
-            result = self._block(source, step.orelse, caught, env)
-        else:
-            exc = got.error.type if got.error is not None else None
-            handler = next((h for h in step.handlers
-                            if exc is not None and catches(h.guard, exc)), None)
-            if handler is None and exc is None and any(
-                    catches(h.guard, "BaseException") for h in step.handlers):
-                handler = next(h for h in step.handlers if catches(h.guard, "BaseException"))
-            if handler is not None:
-                # A failure that may not happen makes what the handler (or the
-                # else block) assigns uncertain too.
-                branch = env if got.certain else _Env(env.values, uncertain=True)
-                result = self._block(source, handler.body, got, branch)
-                if result is not None and not got.certain:
-                    result = result.maybe()
-                if not got.certain:
-                    other = self._block(source, step.orelse, caught, branch)
-                    result = result or (other.maybe() if other is not None else None)
-            else:
-                result = got
-                self._note_pierced(source, step, got)
-                if exc is None and step.handlers:
-                    result = got.maybe()  # unknown failure: a guard may catch it
-        final = self._block(source, step.final, caught, env)
-        if final is not None and (final.certain or result is None):
-            return final
-        return result
+    def _bound_value(self, step: ImportStep) -> Any:
+        edge = step.edge
+        if edge.kind == "import":
+            return ModuleRef(step.value or edge.target)
+        if edge.kind == "submodule":
+            parent, _, tail = edge.target.rpartition(".")
+            value = self.attribute(parent, tail)  # from-import reads the attribute first
+            return value if value not in (UNKNOWN, MISSING) else ModuleRef(edge.target)
+        if edge.kind == "name" and edge.name is not None:
+            fixed = self.facts.attribute(edge.target, edge.name)
+            if fixed is not UNKNOWN:
+                return fixed
+            value = self.attribute(edge.target, edge.name)
+            return UNKNOWN if value is MISSING else value
+        return UNKNOWN
 
-    def _note_pierced(self, source: ModuleSource, step: TryStep, got: Raised) -> None:
+    def _bind_star(self, ns: Namespace, target: str) -> None:
+        source = self.graph.module(target)
+        other = self.namespaces.get(target)
+        if source is None or other is None or other.open or source.open_namespace:
+            ns.open = True
+            return
+        names = source.all_names or [n for n in other.values if not n.startswith("_")]
+        for name in names:
+            ns.values[name] = other.values.get(name, UNKNOWN)
+
+    def note_pierced(self, source: ModuleSource, step: TryStep, got: Raised) -> None:
         if got.error is None or not got.steps:
             return
         # Clauses meant for a failing import: they catch ModuleNotFoundError.
@@ -372,21 +370,6 @@ class Simulator:
                 source.name, source.path, first.line or step.line, first.statement,
                 tuple(f"{g.text} (line {g.line})" for g in guards), got,
             )
-
-    def _raise(self, source: ModuleSource, step: RaiseStep, caught: Raised | None
-               ) -> Raised | None:
-        if step.exc_type is None:
-            return caught  # a bare raise: the exception being handled goes on
-        message = step.message if step.message is not None else "<message built at run time>"
-        error = PredictedError(step.exc_type, message)
-        where = f"{source.path}:{step.line}"
-        if caught is not None:
-            return replace(caught, error=error, confidence=_weaker(
-                caught.confidence, "certain" if step.message is not None else "likely"),
-                reason=f"{caught.reason}; {source.name} catches that and raises "
-                       f"{step.exc_type} instead ({where}: {step.text})")
-        return Raised(error, (), source.name, f"{where} raises it: {step.text}",
-                      confidence="certain" if step.message is not None else "likely")
 
     def _edge(self, source: ModuleSource, edge: ImportEdge) -> Raised | None:
         self._run.paused[source.name] = edge.line
@@ -436,6 +419,11 @@ class Simulator:
         return Raised(error, (replace(step, note=note),), edge.target, note)
 
 
+def _unfollowed_names(source: ModuleSource) -> frozenset[str]:
+    """Module-level names bound by constructs the run does not follow (walrus, match)."""
+    return frozenset()
+
+
 def _guard_note(edge: ImportEdge) -> str:
     if not edge.guards:
         return ""
@@ -459,7 +447,25 @@ def _reader(stack: Stack, importer: ImportSystem, facts: FactsLike) -> SourceRea
     return SourceReader(read, find)
 
 
-def apply_impact(
+@dataclass(frozen=True)
+class Broken:
+    """A top-level module that certainly fails through a chain of imports."""
+
+    module: ModuleOutcome
+    raised: Raised
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What following every module's imports found: the outcomes, and the events the
+    rules turn into findings (broken chains, guards that let an exception through)."""
+
+    modules: tuple[ModuleOutcome, ...]
+    broken: tuple[Broken, ...]
+    pierced: tuple[Pierced, ...]
+
+
+def follow_imports(
     modules: Sequence[ModuleOutcome],
     predict: Callable[[str], ModuleOutcome],
     stack: Stack,
@@ -468,8 +474,8 @@ def apply_impact(
     owners: Mapping[str, Distribution],
     target: Target,
     parses: ParseHook | None = None,
-) -> tuple[list[ModuleOutcome], list[Finding]]:
-    """Each module's outcome once its imports are followed, and the ABI5xx findings.
+) -> Followed:
+    """Each module's outcome once its imports are followed.
 
     ``predict(name)`` is the pipeline's own prediction for one module (its
     file found, loaded and linked); ``owners`` maps stack paths to the
@@ -518,9 +524,17 @@ def apply_impact(
             )
         return native_memo[path]
 
-    sim = Simulator(graph, own, native)
+    facts_of_target = TargetFacts(target.python_version, target.arch,
+                                  8 if target.arch.endswith("64") else 4)
+    sim = Simulator(graph, own, native, facts_of_target, _intact_check(stack, owners))
+    return _follow_each(sim, modules, own)
+
+
+def _follow_each(sim: Simulator, modules: Sequence[ModuleOutcome],
+                 own: Callable[[str], ModuleOutcome]) -> Followed:
+    """Runs ``import name`` for each module, in a fresh simulated interpreter each."""
     out: list[ModuleOutcome] = []
-    findings: list[Finding] = []
+    broken: list[Broken] = []
     for module in modules:
         got = sim.run(module.name)
         provided = own(module.name)
@@ -528,22 +542,57 @@ def apply_impact(
             # A name asked for with --import that the target itself provides (os, boto3).
             module = replace(module, outcome="ok", error=None, kind=provided.kind,
                              reason=provided.reason, candidates=())
-        updated = _outcome(module, got)
+        updated = _calibrated(_outcome(module, got), got, sim.assumptions())
         out.append(updated)
         if "." not in module.name and got is not None and got.certain and got.steps \
                 and got.error is not None:
-            findings.append(rules.broken_chain(updated, got.broken, got.reason,
-                                               Confidence(got.confidence),
-                                               _provenance(stack, updated.path)))
-    for pierced in sorted(sim.pierced.values(), key=lambda p: (p.module, p.line)):
-        if pierced.raised.certain and pierced.raised.error is not None:
-            findings.append(rules.guard_pierced(
-                pierced.module, pierced.path, pierced.line, pierced.statement, pierced.guards,
-                pierced.raised.error, pierced.raised.steps, pierced.raised.broken,
-                pierced.raised.reason, Confidence(pierced.raised.confidence),
-                _provenance(stack, pierced.path),
-            ))
-    return out, findings
+            broken.append(Broken(updated, got))
+    pierced = [p for p in sorted(sim.pierced.values(), key=lambda p: (p.module, p.line))
+               if p.raised.certain and p.raised.error is not None]
+    return Followed(tuple(out), tuple(broken), tuple(pierced))
+
+
+def _calibrated(module: ModuleOutcome, got: Raised | None, assumed: tuple[Assumption, ...]
+                ) -> ModuleOutcome:
+    """The outcome's confidence, from the links of its chain and the sides it assumed."""
+    confidence = "certain"
+    if module.outcome == "unknown":
+        confidence = "possible"
+    elif got is not None and got.certain and module.outcome == "error":
+        confidence = got.confidence
+    if assumed and confidence == "certain":
+        confidence = "likely"
+    level: OutcomeConfidence = "possible" if confidence == "possible" else (
+        "likely" if confidence == "likely" else "certain")
+    return replace(module, confidence=level, assumptions=assumed)
+
+
+def _intact_check(stack: Stack, owners: Mapping[str, Distribution]
+                  ) -> Callable[[str], str | None]:
+    """``intact(path)``: the label of the distribution that installed ``path`` when every
+    file its RECORD lists is in the stack, from the same input, of the recorded size."""
+    memo: dict[str, bool] = {}
+
+    def whole(dist: Distribution) -> bool:
+        for entry, path in zip(dist.record, dist.files(), strict=True):
+            if entry.hash is None:
+                continue  # RECORD itself, and files written after install
+            sf = stack.file(path)
+            if sf is None or sf.origin.source != dist.source:
+                return False
+            if entry.size is not None and sf.entry.size != entry.size:
+                return False
+        return True
+
+    def intact(path: str) -> str | None:
+        dist = owners.get(path)
+        if dist is None:
+            return None
+        if dist.dist_info not in memo:
+            memo[dist.dist_info] = whole(dist)
+        return dist.label if memo[dist.dist_info] else None
+
+    return intact
 
 
 def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
@@ -606,7 +655,7 @@ def _on_extended_path(name: str, importer: ImportSystem, stack: Stack, target: T
     rel = parent.replace(".", "/")
     for entry in target.sys_path:
         directory = posixpath.join(entry, rel)
-        if stack.is_dir(directory) and importer._file_finder(name, tail, directory) is not None:
+        if stack.is_dir(directory) and importer.find_in(name, tail, directory) is not None:
             return True
     return False
 
@@ -620,10 +669,3 @@ def _top_level_names(stack: Stack, target: Target) -> frozenset[str]:
         for child in stack.listdir(entry):
             names.add(child.partition(".")[0])
     return frozenset(names)
-
-
-def _provenance(stack: Stack, path: str | None) -> tuple[str | None, str | None]:
-    if path is None:
-        return None, None
-    sf = stack.file(path)
-    return (sf.origin.source, sf.origin.source_path) if sf is not None else (None, None)

@@ -1,0 +1,762 @@
+"""The expression evaluator of import-time code: values are known constants or unknown.
+
+:mod:`abiscan.simulate.python.propagation` runs each module's import-time
+program (:mod:`abiscan.simulate.python.import_graph`) statement by statement;
+this module gives the value of one expression in that run, from
+
+* what the target fixes (:class:`TargetFacts`: ``sys.version_info``,
+  ``sys.platform``, ``os.name``, ``platform.machine()``, ``struct.calcsize("P")``
+  and the rest the docs list);
+* the names the module has bound so far (a :class:`Namespace`), so that
+  ``'x' in globals()`` is false before the first assignment of ``x``;
+* names and attributes of the other modules of the stack, by value, through
+  :class:`Modules` (``getattr(mod, "x", default)``, ``hasattr``, ``mod.__version__``);
+* builtins and methods applied to known values (``len``, ``str.join``,
+  ``list.append``, f-strings, ``%`` and ``.format``).
+
+Anything else is :data:`UNKNOWN`. Nothing here runs scanned code: every value
+is computed by abiscan's own rules over constants. The one way evaluation
+reaches outside is :meth:`Modules.import_module`, for ``__import__(name)``
+with a computed name, which the simulator carries out (and may raise from).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "MAYBE",
+    "MISSING",
+    "MODULE_DUNDERS",
+    "UNKNOWN",
+    "ClassRef",
+    "EvalRaise",
+    "Evaluator",
+    "ExcValue",
+    "ModuleRef",
+    "Modules",
+    "Namespace",
+    "Opaque",
+    "Probe",
+    "TargetFacts",
+    "VersionInfo",
+    "truth",
+]
+
+
+class _Unknown:
+    """A value abiscan cannot know statically."""
+
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+class _Missing:
+    """An attribute a module is known not to have (``getattr`` takes its default)."""
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+class _Maybe:
+    """A name bound on one side of an undecided branch only: perhaps bound."""
+
+    def __repr__(self) -> str:
+        return "<maybe bound>"
+
+
+UNKNOWN: Any = _Unknown()
+MISSING: Any = _Missing()
+MAYBE: Any = _Maybe()
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """A module object, by name."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ClassRef:
+    """A class known by name (a builtin exception class, mostly)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ExcValue:
+    """An exception instance: ``str(e)`` is its message when known."""
+
+    type: str
+    message: Any  # str, or UNKNOWN
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """Something that exists and is true (a function, a class, ``object()``), contents unknown."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """``sys.version_info`` of the target: only (major, minor) are fixed."""
+
+    major: int
+    minor: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a call like ``import_optional_dependency("numexpr")`` returns: unknown, but
+    perhaps the module when it imports and None when not. ``test`` is set once it is
+    compared (``x is not None``): then it is a bool, true when the module imports iff
+    ``importable``."""
+
+    module: str
+    test: bool = False
+    importable: bool = True
+
+
+@dataclass(frozen=True)
+class _Bool:
+    """A value whose truth is known but not the value itself (``x or True``)."""
+
+    value: bool
+
+
+@dataclass(frozen=True)
+class _Globals:
+    """What ``globals()`` returns: the namespace being run."""
+
+
+class EvalRaise(Exception):
+    """Evaluating an expression raises this exception on the target (a NameError, ...)."""
+
+    def __init__(self, exc_type: str, message: str) -> None:
+        super().__init__(f"{exc_type}: {message}")
+        self.exc_type = exc_type
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """What the target interpreter fixes, for the expressions that read it."""
+
+    version: tuple[int, int]
+    machine: str = "x86_64"  # platform.machine()
+    pointer_size: int = 8
+
+    def attribute(self, module: str, name: str) -> Any:
+        if module == "sys" and name == "version_info":
+            return VersionInfo(*self.version)
+        return _FIXED.get((module, name), UNKNOWN)
+
+    def call(self, func: str, args: tuple[Any, ...]) -> Any:
+        if func == "platform.machine":
+            return self.machine
+        if func == "struct.calcsize" and args == ("P",):
+            return self.pointer_size
+        return _FIXED_CALLS.get(func, UNKNOWN)
+
+
+_FIXED: dict[tuple[str, str], Any] = {
+    ("sys", "platform"): "linux",
+    ("os", "name"): "posix",
+    ("os", "sep"): "/",
+    ("os", "pathsep"): ":",
+    ("os", "linesep"): "\n",
+    ("sys", "byteorder"): "little",
+    ("sys", "maxsize"): 2**63 - 1,
+    ("typing", "TYPE_CHECKING"): False,
+    ("typing_extensions", "TYPE_CHECKING"): False,
+}
+_FIXED_CALLS: dict[str, Any] = {
+    "platform.system": "Linux",
+    "platform.python_implementation": "CPython",
+    "sys.getdefaultencoding": "utf-8",
+}
+
+# Names every module has before its first statement runs.
+MODULE_DUNDERS = frozenset({"__name__", "__doc__", "__file__", "__spec__", "__loader__",
+                            "__package__", "__builtins__", "__cached__", "__path__",
+                            "__annotations__", "__dict__"})
+_BUILTIN_NAMES = frozenset(dir(builtins))
+
+
+@dataclass
+class Namespace:
+    """A module's globals as the run has bound them so far."""
+
+    module: str
+    values: dict[str, Any] = field(default_factory=dict)
+    # Names assigned from values that rest on an assumption (an environment
+    # variable taken as unset), with the assumptions.
+    taint: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # A star import from somewhere unknown, or writes through globals(): any
+    # name may be bound.
+    open: bool = False
+    # Names bound where the run does not follow (a function's ``global``): reading
+    # one before the run binds it is UNKNOWN, not a NameError.
+    declared: frozenset[str] = frozenset()
+
+    def copy(self) -> Namespace:
+        return Namespace(self.module, {k: _copy(v) for k, v in self.values.items()},
+                         dict(self.taint), self.open, self.declared)
+
+    def restore(self, saved: Namespace) -> None:
+        """Back to a copy taken earlier (the same dict object stays live for readers)."""
+        self.values.clear()
+        self.values.update(saved.values)
+        self.taint = dict(saved.taint)
+        self.open = saved.open
+
+    def merge(self, other: Namespace) -> None:
+        """Keep what both paths agree on (two branches, one of which ran)."""
+        for name in set(self.values) | set(other.values):
+            a, b = self.values.get(name, MISSING), other.values.get(name, MISSING)
+            if a is MISSING or b is MISSING:
+                self.values[name] = MAYBE
+            elif not _same(a, b):
+                self.values[name] = UNKNOWN
+        for name, why in other.taint.items():
+            self.taint[name] = tuple(dict.fromkeys((*self.taint.get(name, ()), *why)))
+        self.open = self.open or other.open
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is UNKNOWN or b is UNKNOWN:
+        return False
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+class Modules(Protocol):
+    """What the evaluator asks the simulator about other modules."""
+
+    def attribute(self, module: str, name: str) -> Any:
+        """``module.name``: a value, UNKNOWN, or MISSING when the module lacks it."""
+
+    def import_module(self, name: str) -> ModuleRef:
+        """``__import__(name)`` with a computed name; may raise the simulator's exception."""
+
+
+def truth(value: Any) -> bool | None:
+    """``bool(value)``, or None when it is not known."""
+    if value is UNKNOWN or value is MISSING or isinstance(value, Probe):
+        return None
+    if isinstance(value, _Bool):
+        return value.value
+    if isinstance(value, (ModuleRef, ClassRef, Opaque, ExcValue, VersionInfo, _Globals)):
+        return True
+    try:
+        return bool(value)
+    except Exception:
+        return None
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_MAX_SIZE = 100_000  # longest string or list built; longer ones are UNKNOWN
+_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Mod: operator.mod, ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv,
+    ast.BitOr: operator.or_, ast.BitAnd: operator.and_, ast.BitXor: operator.xor,
+    ast.LShift: operator.lshift, ast.RShift: operator.rshift, ast.Pow: operator.pow,
+}
+_CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+_PLAIN = (str, bytes, int, float, bool, type(None), tuple, list, dict, frozenset, set)
+_METHODS: dict[type, frozenset[str]] = {
+    str: frozenset({"startswith", "endswith", "split", "rsplit", "join", "replace", "strip",
+                    "lstrip", "rstrip", "lower", "upper", "format", "partition", "rpartition",
+                    "isdigit", "isupper", "islower", "isidentifier", "count", "find",
+                    "splitlines", "title", "capitalize"}),
+    tuple: frozenset({"index", "count"}),
+    list: frozenset({"append", "extend", "insert", "index", "count", "copy"}),
+    dict: frozenset({"get", "keys", "values", "items", "copy", "update", "setdefault"}),
+}
+_PURE_BUILTINS: dict[str, Callable[..., Any]] = {
+    "len": len, "str": str, "int": int, "bool": bool, "tuple": tuple, "list": list,
+    "repr": repr, "sorted": sorted, "min": min, "max": max, "abs": abs, "any": any,
+    "all": all, "set": set, "frozenset": frozenset, "dict": dict, "float": float,
+    "reversed": lambda x: list(reversed(x)),
+    "range": lambda *a: list(range(*a)) if len(range(*a)) <= _MAX_SIZE else UNKNOWN,
+}
+
+
+class Evaluator:
+    """Evaluates expressions of one module's import-time code against its namespace."""
+
+    def __init__(self, ns: Namespace, facts: TargetFacts, modules: Modules) -> None:
+        self.ns = ns
+        self.facts = facts
+        self.modules = modules
+        # What the last evaluation rested on besides the target's facts (an
+        # environment variable taken as unset), for the caller to report.
+        self.used: list[str] = []
+
+    def eval(self, node: ast.expr) -> Any:
+        """The value of ``node`` (UNKNOWN when not known); raises :class:`EvalRaise`."""
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            return UNKNOWN
+        try:
+            result = method(node)
+        except EvalRaise:
+            raise
+        except (ArithmeticError, TypeError, ValueError, KeyError, IndexError,
+                AttributeError, OverflowError):
+            return UNKNOWN  # what would fail on the target too, but not told apart here
+        if isinstance(result, (str, list, tuple, bytes)) and len(result) > _MAX_SIZE:
+            return UNKNOWN
+        return result
+
+    # -- names and attributes ----------------------------------------------
+
+    def _Constant(self, node: ast.Constant) -> Any:
+        return node.value
+
+    def _Name(self, node: ast.Name) -> Any:
+        name = node.id
+        if name in self.ns.values:
+            self.used.extend(self.ns.taint.get(name, ()))
+            value = self.ns.values[name]
+            return UNKNOWN if value is MAYBE else value
+        if name == "__name__":
+            return self.ns.module
+        if name in MODULE_DUNDERS or self.ns.open or name in self.ns.declared:
+            return UNKNOWN
+        if name == "TYPE_CHECKING":
+            return UNKNOWN
+        if name in _BUILTIN_NAMES:
+            return _builtin(name)
+        raise EvalRaise("NameError", f"name '{name}' is not defined")
+
+    def _Attribute(self, node: ast.Attribute) -> Any:
+        if node.attr == "TYPE_CHECKING":
+            return False
+        base = self.eval(node.value)
+        return self.attribute(base, node.attr)
+
+    def attribute(self, base: Any, name: str) -> Any:
+        if isinstance(base, ModuleRef):
+            fixed = self.facts.attribute(base.name, name)
+            if fixed is not UNKNOWN:
+                return fixed
+            return self.modules.attribute(base.name, name)
+        if isinstance(base, VersionInfo):
+            return {"major": base.major, "minor": base.minor}.get(name, UNKNOWN)
+        if isinstance(base, ExcValue) and name == "msg":
+            return base.message
+        return UNKNOWN
+
+    def _Subscript(self, node: ast.Subscript) -> Any:
+        base = self.eval(node.value)
+        index = self.eval(node.slice)
+        if isinstance(base, VersionInfo):
+            return _version_item(base, index)
+        if isinstance(base, _PLAIN) and not isinstance(index, (_Unknown, _Missing)):
+            return base[index]  # type: ignore[index]
+        return UNKNOWN
+
+    def _Slice(self, node: ast.Slice) -> Any:
+        parts = [None if p is None else self.eval(p) for p in (node.lower, node.upper, node.step)]
+        if any(p is UNKNOWN for p in parts):
+            return UNKNOWN
+        return slice(*parts)
+
+    # -- containers and strings --------------------------------------------
+
+    def _Tuple(self, node: ast.Tuple) -> Any:
+        items = [self.eval(e) for e in node.elts]
+        return UNKNOWN if any(isinstance(e, ast.Starred) for e in node.elts) else tuple(items)
+
+    def _List(self, node: ast.List) -> Any:
+        items = [self.eval(e) for e in node.elts]
+        return UNKNOWN if any(isinstance(e, ast.Starred) for e in node.elts) else items
+
+    def _Set(self, node: ast.Set) -> Any:
+        items = [self.eval(e) for e in node.elts]
+        if any(isinstance(e, ast.Starred) for e in node.elts) or not all(map(_hashable, items)):
+            return UNKNOWN
+        return set(items)
+
+    def _Dict(self, node: ast.Dict) -> Any:
+        out: dict[Any, Any] = {}
+        for k, v in zip(node.keys, node.values, strict=True):
+            if k is None:
+                return UNKNOWN
+            key = self.eval(k)
+            if not _hashable(key):
+                return UNKNOWN
+            out[key] = self.eval(v)
+        return out
+
+    def _JoinedStr(self, node: ast.JoinedStr) -> Any:
+        parts = [self.eval(v) for v in node.values]
+        if any(not isinstance(p, str) for p in parts):
+            return UNKNOWN
+        return "".join(parts)
+
+    def _FormattedValue(self, node: ast.FormattedValue) -> Any:
+        value = self.eval(node.value)
+        spec = "" if node.format_spec is None else self.eval(node.format_spec)
+        if not isinstance(spec, str):
+            return UNKNOWN
+        if node.conversion == ord("r"):
+            value = _repr(value)
+        elif node.conversion in (ord("s"), -1) or node.conversion is None:
+            value = _str(value) if node.conversion == ord("s") or not spec else value
+        if value is UNKNOWN or not isinstance(value, (str, int, float, bool, type(None))):
+            return UNKNOWN if not isinstance(value, str) else value
+        return format(value, spec)
+
+    # -- operators -----------------------------------------------------------
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self.eval(node.operand)
+        if isinstance(node.op, ast.Not):
+            if isinstance(value, Probe):
+                return Probe(value.module, True, not value.importable if value.test else False)
+            t = truth(value)
+            return UNKNOWN if t is None else not t
+        if not isinstance(value, (int, float)):
+            return UNKNOWN
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return +value
+        return ~value if isinstance(value, int) else UNKNOWN
+
+    def _BoolOp(self, node: ast.BoolOp) -> Any:
+        # Short-circuits as Python does: the first operand that decides ends it.
+        deciding = isinstance(node.op, ast.Or)  # "or" stops at a true value
+        undecided = False
+        result: Any = UNKNOWN
+        for value_node in node.values:
+            result = self.eval(value_node)
+            t = truth(result)
+            if t is None:
+                undecided = True
+            elif t is deciding:
+                return _Bool(t) if undecided else result
+        return UNKNOWN if undecided else result
+
+    def _BinOp(self, node: ast.BinOp) -> Any:
+        left, right = self.eval(node.left), self.eval(node.right)
+        if not (isinstance(left, _PLAIN) and isinstance(right, _PLAIN)):
+            if isinstance(node.op, ast.Mod) and isinstance(left, str):
+                right = _str_args(right)
+                if right is UNKNOWN:
+                    return UNKNOWN
+            else:
+                return UNKNOWN
+        if isinstance(node.op, ast.Mult) and _too_big(left, right):
+            return UNKNOWN
+        if isinstance(node.op, (ast.Pow, ast.LShift)) and isinstance(right, int) and right > 256:
+            return UNKNOWN
+        op = _BINOPS.get(type(node.op))
+        return UNKNOWN if op is None else op(left, right)
+
+    def _IfExp(self, node: ast.IfExp) -> Any:
+        t = truth(self.eval(node.test))
+        if t is None:
+            return UNKNOWN
+        return self.eval(node.body if t else node.orelse)
+
+    def _Compare(self, node: ast.Compare) -> Any:
+        left = self.eval(node.left)
+        if len(node.ops) == 1:
+            return self.compare(left, node.ops[0], self.eval(node.comparators[0]))
+        result: Any = True
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self.eval(right_node)
+            one = truth(self.compare(left, op, right))
+            if one is False:
+                return False
+            if one is None:
+                result = UNKNOWN
+            left = right
+        return result
+
+    def compare(self, a: Any, op: ast.cmpop, b: Any) -> Any:
+        if isinstance(b, _Globals) and isinstance(op, (ast.In, ast.NotIn)):
+            if self.ns.open or not isinstance(a, str) or self.ns.values.get(a) is MAYBE:
+                return UNKNOWN
+            inside = a in self.ns.values or a in MODULE_DUNDERS
+            return inside if isinstance(op, ast.In) else not inside
+        if isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)) and isinstance(
+                a, Probe) and not a.test and b is None:
+            return Probe(a.module, True, isinstance(op, (ast.IsNot, ast.NotEq)))
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            same = _identity(a, b)
+            if same is None:
+                return UNKNOWN
+            return same if isinstance(op, ast.Is) else not same
+        if isinstance(a, VersionInfo) or isinstance(b, VersionInfo):
+            return _version_compare(a, op, b)
+        if a is UNKNOWN or b is UNKNOWN or a is MISSING or b is MISSING:
+            return UNKNOWN
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if not isinstance(b, _PLAIN) or isinstance(b, (int, float, bool, type(None))):
+                return UNKNOWN
+            if any(x is UNKNOWN for x in (b.values() if isinstance(b, dict) else b)):
+                return UNKNOWN
+            inside = a in b
+            return inside if isinstance(op, ast.In) else not inside
+        if not (isinstance(a, _PLAIN) and isinstance(b, _PLAIN)) and not isinstance(
+                op, (ast.Eq, ast.NotEq)):
+            return UNKNOWN
+        if not (isinstance(a, _PLAIN) and isinstance(b, _PLAIN)):
+            same = _identity(a, b)
+            if same is None:
+                return UNKNOWN
+            return same if isinstance(op, ast.Eq) else not same
+        return bool(_CMPOPS[type(op)](a, b))
+
+    # -- calls ---------------------------------------------------------------
+
+    def _Call(self, node: ast.Call) -> Any:
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords):
+            return UNKNOWN
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            base = self.eval(func.value)
+            args = tuple(self.eval(a) for a in node.args)
+            kwargs = {k.arg: self.eval(k.value) for k in node.keywords if k.arg}
+            return self.method(base, func.attr, args, kwargs)
+        callee = self.eval(func)
+        args = tuple(self.eval(a) for a in node.args)
+        kwargs = {k.arg: self.eval(k.value) for k in node.keywords if k.arg}
+        return self.call(callee, args, kwargs)
+
+    def method(self, base: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if isinstance(base, ModuleRef):
+            fixed = self.facts.call(f"{base.name}.{name}", args)
+            if fixed is not UNKNOWN:
+                return fixed
+            if (base.name == "os" and name == "getenv") or (base.name, name) == (
+                    "importlib", "import_module"):
+                return self.call(_BuiltinFunc(f"{base.name}.{name}"), args, kwargs)
+            return self.call(self.attribute(base, name), args, kwargs)
+        if isinstance(base, _Environ) and name == "get":
+            return self._environ(args, kwargs)
+        if isinstance(base, _Globals) and name == "get" and args and isinstance(args[0], str):
+            if self.ns.open:
+                return UNKNOWN
+            default = args[1] if len(args) > 1 else None
+            return self.ns.values.get(args[0], default)
+        allowed = next((names for kind, names in _METHODS.items() if isinstance(base, kind)),
+                       frozenset())
+        if name not in allowed or any(_opaque(a) for a in (*args, *kwargs.values())):
+            return UNKNOWN
+        if isinstance(base, str) and name == "join" and args and not all(
+                isinstance(x, str) for x in args[0]):
+            return UNKNOWN
+        if isinstance(base, str) and name == "format":
+            args = tuple(_str(a) if isinstance(a, ExcValue) else a for a in args)
+            if any(not isinstance(a, _PLAIN) for a in (*args, *kwargs.values())):
+                return UNKNOWN
+        return getattr(base, name)(*args, **kwargs)
+
+    def call(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if isinstance(callee, _BuiltinFunc):
+            return self._builtin_call(callee.name, args, kwargs)
+        if isinstance(callee, Probe) or ((callee is UNKNOWN or isinstance(callee, Opaque)) and \
+                args and isinstance(args[0], str) and _MODULE_NAME.fullmatch(args[0])):
+            # An unknown function given a module name: it may import it (and return
+            # None when it cannot); the caller decides only where the import decides.
+            return Probe(args[0]) if not isinstance(callee, Probe) else UNKNOWN
+        if isinstance(callee, ClassRef) and not kwargs:
+            message: Any = ""
+            if len(args) == 1:
+                message = _str(args[0])
+            elif args:
+                message = UNKNOWN
+            return ExcValue(callee.name, message)
+        return UNKNOWN
+
+    def _builtin_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if name == "globals" and not args:
+            return _Globals()
+        if name in ("getattr", "hasattr") and len(args) >= 2 and isinstance(args[1], str):
+            value = self.attribute(args[0], args[1]) if isinstance(
+                args[0], (ModuleRef, VersionInfo)) else UNKNOWN
+            if name == "hasattr":
+                return UNKNOWN if value is UNKNOWN else value is not MISSING
+            if value is MISSING:
+                return args[2] if len(args) > 2 else UNKNOWN
+            return value
+        if name in ("__import__", "importlib.import_module") and args and isinstance(
+                args[0], str) and not kwargs and len(args) == 1:
+            return self.modules.import_module(args[0])
+        if name == "os.getenv":
+            return self._environ(args, kwargs)
+        if name == "isinstance" and len(args) == 2 and isinstance(args[1], _BuiltinFunc):
+            kind = _PURE_BUILTINS.get(args[1].name)
+            if isinstance(kind, type) and isinstance(args[0], _PLAIN):
+                return isinstance(args[0], kind)
+            return UNKNOWN
+        func = _PURE_BUILTINS.get(name)
+        if func is None or kwargs or any(_opaque(a) for a in args):
+            return UNKNOWN
+        if name == "str" and len(args) == 1:
+            return _str(args[0])
+        if any(not isinstance(a, _PLAIN) for a in args):
+            return UNKNOWN
+        return func(*args)
+
+    def _environ(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not args or not isinstance(args[0], str) or kwargs:
+            return UNKNOWN
+        # Lambda sets few variables of its own; a package's switch is taken as unset.
+        self.used.append(f"the environment variable {args[0]} is not set")
+        return args[1] if len(args) > 1 else None
+
+
+@dataclass(frozen=True)
+class _BuiltinFunc:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Environ:
+    """``os.environ``."""
+
+
+def _builtin(name: str) -> Any:
+    value = getattr(builtins, name, None)
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return ClassRef(name)
+    if name in ("True", "False", "None", "Ellipsis"):
+        return value
+    return _BuiltinFunc(name) if callable(value) else UNKNOWN
+
+
+_FIXED[("os", "environ")] = _Environ()
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return value is not UNKNOWN
+
+
+def _opaque(value: Any) -> bool:
+    if value is UNKNOWN or value is MISSING:
+        return True
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_opaque(v) for v in value)
+    if isinstance(value, dict):
+        return any(_opaque(v) for v in value.values())
+    return False
+
+
+def _too_big(a: Any, b: Any) -> bool:
+    for seq, n in ((a, b), (b, a)):
+        if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int):
+            return len(seq) * n > _MAX_SIZE
+    return False
+
+
+def _str(value: Any) -> Any:
+    if isinstance(value, ExcValue):
+        return value.message
+    if isinstance(value, ClassRef):
+        return f"<class '{value.name}'>"
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return str(value)
+    if isinstance(value, (tuple, list)) and not _opaque(value) and all(
+            isinstance(v, _PLAIN) for v in value):
+        return str(value)
+    return UNKNOWN
+
+
+def _repr(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return repr(value)
+    return UNKNOWN
+
+
+def _str_args(value: Any) -> Any:
+    if isinstance(value, ExcValue):
+        return _str(value)
+    if isinstance(value, tuple):
+        items = tuple(_str(v) if isinstance(v, ExcValue) else v for v in value)
+        return UNKNOWN if any(not isinstance(v, _PLAIN) for v in items) else items
+    return UNKNOWN
+
+
+def _identity(a: Any, b: Any) -> bool | None:
+    if a is UNKNOWN or b is UNKNOWN or a is MISSING or b is MISSING:
+        return None
+    singletons = (None, True, False)
+    if any(a is s for s in singletons) or any(b is s for s in singletons):
+        return a is b
+    if isinstance(a, (ModuleRef, ClassRef)) and isinstance(b, (ModuleRef, ClassRef)):
+        return a == b
+    return None
+
+
+def _version_item(v: VersionInfo, index: Any) -> Any:
+    if isinstance(index, int):
+        return {0: v.major, 1: v.minor}.get(index, UNKNOWN)
+    if isinstance(index, slice) and index.start in (None, 0) and index.step is None and \
+            isinstance(index.stop, int) and index.stop <= 2:
+        return (v.major, v.minor)[:index.stop]
+    return UNKNOWN
+
+
+def _version_compare(a: Any, op: ast.cmpop, b: Any) -> Any:
+    """``sys.version_info`` against a tuple: decided where (major, minor) decide it."""
+    if isinstance(op, (ast.In, ast.NotIn, ast.Is, ast.IsNot)):
+        return UNKNOWN
+    flip = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE}
+    if isinstance(b, VersionInfo):
+        if isinstance(a, VersionInfo):
+            return UNKNOWN
+        a, b = b, a
+        op = flip.get(type(op), type(op))()
+    if not isinstance(b, tuple) or not all(isinstance(x, int) for x in b):
+        return UNKNOWN
+    known = (a.major, a.minor)
+    # The real value is (major, minor, micro, releaselevel, serial).
+    if isinstance(op, (ast.Eq, ast.NotEq)):
+        if len(b) != 5 or tuple(b[:2]) != known:
+            return isinstance(op, ast.NotEq)
+        return UNKNOWN
+    head = tuple(b[:2])
+    if head != known[:len(head)]:
+        return bool(_CMPOPS[type(op)](known[:len(head)], head))
+    if len(b) > 2:
+        return UNKNOWN  # only the micro version would decide it
+    return isinstance(op, (ast.Gt, ast.GtE, ast.NotEq))  # longer, so greater

@@ -1,0 +1,478 @@
+"""Runs one module's import-time program, statement by statement, on known values.
+
+:class:`BodyRun` executes the steps :mod:`abiscan.simulate.python.import_graph`
+extracts: imports (through the simulator, which follows them), assignments,
+expression statements, ``if``, ``try``, ``for`` over known sequences and
+``raise``, with the values :mod:`abiscan.simulate.python.evaluator` computes.
+Its answer is the exception that leaves the module body (a :class:`Raised`),
+or None.
+
+An ``if`` whose test stays unknown runs both branches on copies of the
+namespace and keeps what they agree on. A failure on one side only is a
+failure that *may* happen, with one exception: a branch that does nothing but
+raise (a consistency check, such as Pillow's version check against its C
+extension) is taken not to fire when the module's files come from one intact
+distribution; the prediction records that as an :class:`Assumption`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from abiscan.report.findings import PredictedError
+from abiscan.report.model import Assumption, ChainStep
+from abiscan.simulate.python.evaluator import (
+    UNKNOWN,
+    ClassRef,
+    EvalRaise,
+    Evaluator,
+    ExcValue,
+    ModuleRef,
+    Namespace,
+    Opaque,
+    Probe,
+    TargetFacts,
+    truth,
+)
+from abiscan.simulate.python.import_graph import (
+    AssignStep,
+    Block,
+    CondStep,
+    ExprStep,
+    ImportStep,
+    LoopStep,
+    ModuleSource,
+    RaiseStep,
+    Step,
+    TryStep,
+    catches,
+)
+
+__all__ = ["RUNTIME_MESSAGE", "BodyRun", "Pierced", "Raised", "Runner", "weaker"]
+
+RUNTIME_MESSAGE = "<message built at run time>"
+_MAX_UNROLL = 256  # longest loop unrolled; longer ones run once, undecided
+_RANK = {"certain": 0, "likely": 1, "possible": 2}
+
+
+def weaker(a: str, b: str) -> str:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An exception on its way up: what it is, where it started, how it got here."""
+
+    error: PredictedError | None  # None: it fails, but how is not known
+    steps: tuple[ChainStep, ...]  # from the module it arrives at down to the broken one
+    broken: str  # the module that fails by itself
+    reason: str  # why the broken module fails
+    certain: bool = True  # False: it may not happen (an undecided condition, an unknown)
+    confidence: str = "certain"  # how sure the links are (native edges lower it)
+    missing: bool = False  # the broken module is not found at all (an import hook may serve it)
+
+    def via(self, step: ChainStep, confidence: str = "certain") -> Raised:
+        return replace(self, steps=(step, *self.steps),
+                       confidence=weaker(self.confidence, confidence))
+
+    def maybe(self) -> Raised:
+        return replace(self, certain=False) if self.certain else self
+
+
+@dataclass(frozen=True)
+class Pierced:
+    """An import guarded against ImportError that something else still passes through."""
+
+    module: str
+    path: str | None
+    line: int
+    statement: str
+    guards: tuple[str, ...]
+    raised: Raised
+
+
+class Runner(Protocol):
+    """What running a module body needs from the simulator around it."""
+
+    facts: TargetFacts
+
+    def import_step(self, source: ModuleSource, step: ImportStep) -> Raised | None:
+        """Carries out one import statement (following the import)."""
+
+    def import_module(self, name: str) -> Raised | None:
+        """``__import__(name)`` with a computed name."""
+
+    def attribute(self, module: str, name: str) -> Any:
+        """``module.name`` by value: a value, UNKNOWN, or MISSING."""
+
+    def intact(self, path: str) -> str | None:
+        """The distribution ``path`` belongs to, when its files are all there as RECORD says."""
+
+    def assume(self, assumption: Assumption) -> None:
+        """Records a side taken on an undecided condition."""
+
+    def note_pierced(self, source: ModuleSource, step: TryStep, got: Raised) -> None:
+        """Notes an import guard that what arrives passes through."""
+
+
+class _Failed(Exception):
+    """Carries a :class:`Raised` out of an evaluation (``__import__`` of a computed name)."""
+
+    def __init__(self, raised: Raised) -> None:
+        super().__init__(raised.reason)
+        self.raised = raised
+
+
+class _Modules:
+    """The evaluator's view of the other modules, through the runner."""
+
+    def __init__(self, runner: Runner, where: Callable[[], tuple[str, str | None, int]]) -> None:
+        self.runner = runner
+        self.where = where
+
+    def attribute(self, module: str, name: str) -> Any:
+        return self.runner.attribute(module, name)
+
+    def import_module(self, name: str) -> ModuleRef:
+        got = self.runner.import_module(name)
+        if got is not None:
+            module, path, line = self.where()
+            raise _Failed(got.via(ChainStep(module, name, "dynamic", path, line,
+                                            f"__import__({name!r})")))
+        return ModuleRef(name)
+
+
+class BodyRun:
+    """One run of one module's body: its namespace, and the statements in order."""
+
+    def __init__(self, runner: Runner, source: ModuleSource, ns: Namespace) -> None:
+        self.runner = runner
+        self.source = source
+        self.ns = ns
+        self.line = 0
+        self.ev = Evaluator(ns, runner.facts, _Modules(runner, self._where))
+
+    def _where(self) -> tuple[str, str | None, int]:
+        return self.source.name, self.source.path, self.line
+
+    def run(self) -> Raised | None:
+        return self.block(self.source.body, None)
+
+    def block(self, block: Block, caught: Raised | None) -> Raised | None:
+        maybe: Raised | None = None
+        for step in block:
+            got = self.step(step, caught)
+            if got is None:
+                continue
+            if got.certain:
+                return got
+            maybe = maybe or got
+        return maybe
+
+    def step(self, step: Step, caught: Raised | None) -> Raised | None:
+        if isinstance(step, ImportStep):
+            self.line = step.edge.line
+            return self.runner.import_step(self.source, step)
+        self.line = step.line
+        if isinstance(step, AssignStep):
+            return self.assign(step)
+        if isinstance(step, ExprStep):
+            return self.evaluate(step.expr)[1]
+        if isinstance(step, CondStep):
+            return self.cond(step, caught)
+        if isinstance(step, LoopStep):
+            return self.loop(step, caught)
+        if isinstance(step, TryStep):
+            return self.try_(step, caught)
+        return self.raise_(step, caught)
+
+    # -- values --------------------------------------------------------------
+
+    def evaluate(self, node: ast.expr) -> tuple[Any, Raised | None]:
+        """The value of ``node``, or what evaluating it raises."""
+        self.ev.used = []
+        try:
+            return self.ev.eval(node), None
+        except EvalRaise as exc:
+            error = PredictedError(exc.exc_type, exc.message)
+            why = f"{self.source.path}:{self.line}: {ast.unparse(node)} raises {error}"
+            return UNKNOWN, Raised(error, (), self.source.name, why)
+        except _Failed as failed:
+            return UNKNOWN, failed.raised
+
+    def bind(self, target: ast.expr, value: Any, used: tuple[str, ...] = ()) -> None:
+        if isinstance(target, ast.Name):
+            self.ns.values[target.id] = value
+            if used:
+                self.ns.taint[target.id] = used
+            else:
+                self.ns.taint.pop(target.id, None)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            items = value if isinstance(value, (tuple, list)) and len(value) == len(
+                target.elts) else None
+            for i, elt in enumerate(target.elts):
+                inner = elt.value if isinstance(elt, ast.Starred) else elt
+                self.bind(inner, UNKNOWN if items is None or isinstance(
+                    elt, ast.Starred) else items[i], used)
+
+    def assign(self, step: AssignStep) -> Raised | None:
+        if step.value is None:
+            value: Any = ClassRef(_name_of(step.targets)) if step.what == "class" else (
+                _FUNCTION if step.what == "function" else UNKNOWN)
+            for target in step.targets:
+                self.bind(target, value)
+            return None
+        if step.op is not None:
+            target = step.targets[0]
+            node: ast.expr = ast.BinOp(ast.Name(target.id, ast.Load()), step.op, step.value) \
+                if isinstance(target, ast.Name) else step.value
+            value, raised = self.evaluate(node)
+            if not isinstance(target, ast.Name):
+                value = UNKNOWN
+        else:
+            value, raised = self.evaluate(step.value)
+        if raised is not None:
+            return raised
+        used = tuple(self.ev.used)
+        for target in step.targets:
+            self.bind(target, value, used)
+        return None
+
+    # -- control flow ----------------------------------------------------------
+
+    def cond(self, step: CondStep, caught: Raised | None) -> Raised | None:
+        runs = step.runs
+        value: Any = UNKNOWN
+        if runs is None and step.test is not None:
+            value, raised = self.evaluate(step.test)
+            if raised is not None:
+                return raised
+            runs = truth(value)
+            # Worth saying only where the side not taken could have failed.
+            if runs is not None and self.ev.used and _may_fail(
+                    step.orelse if runs else step.body):
+                self.runner.assume(Assumption(
+                    self.source.path, step.line, step.condition, runs,
+                    "; ".join(dict.fromkeys(self.ev.used))))
+        if runs is True:
+            return self.block(step.body, caught)
+        if runs is False:
+            return self.block(step.orelse, caught)
+        probe = value if runs is None and step.test is not None and isinstance(
+            value, Probe) and value.test else None
+        return self.undecided(step, caught, probe)
+
+    def undecided(self, step: CondStep, caught: Raised | None, probe: Probe | None = None
+                  ) -> Raised | None:
+        before = self.ns.copy()
+        got_body = self.block(step.body, caught)
+        after_body = self.ns.copy()
+        self.ns.restore(before)
+        got_else = self.block(step.orelse, caught)
+        for taken, got, other, branch in ((False, got_body, got_else, step.body),
+                                          (True, got_else, got_body, step.orelse)):
+            if got is not None and got.certain and other is None and _only_raises(branch):
+                dist = self.runner.intact(self.source.path) if step.test is not None else None
+                if dist is not None:
+                    if taken:
+                        self.ns.restore(after_body)
+                    self.runner.assume(Assumption(
+                        self.source.path, step.line, step.condition, taken,
+                        "a consistency check whose branch only raises; the files come from "
+                        f"one intact distribution ({dist}: every file RECORD lists is there)"))
+                    return None
+        if probe is not None:
+            side = self._probed(step, probe, got_body, got_else)
+            if side is not None:
+                if side:
+                    self.ns.restore(after_body)
+                return None
+        self.ns.merge(after_body)
+        got = got_body or got_else
+        if got is not None and got.certain:
+            return replace(got.maybe(), reason=f"{got.reason} (only {step.condition}, "
+                           f"line {step.line}, which abiscan cannot decide)")
+        return got
+
+    def _probed(self, step: CondStep, probe: Probe, got_body: Raised | None,
+                got_else: Raised | None) -> bool | None:
+        """The side of a test on whether ``probe.module`` imports, when the import itself
+        decides it: the branch for "it imports" fails because it does not."""
+        if probe.importable:
+            fails, other = got_body, got_else
+        else:
+            fails, other = got_else, got_body
+        if fails is None or not fails.certain or not fails.missing or other is not None:
+            return None
+        if fails.broken != probe.module and not fails.broken.startswith(probe.module + "."):
+            return None
+        taken = not probe.importable
+        self.runner.assume(Assumption(
+            self.source.path, step.line, step.condition, taken,
+            f"it tests whether {probe.module} imports (the value comes from a call given "
+            f"'{probe.module}'), and {probe.module} does not import on the target"))
+        return taken
+
+    def loop(self, step: LoopStep, caught: Raised | None) -> Raised | None:
+        items, raised = self.evaluate(step.iter)
+        if raised is not None:
+            return raised
+        if isinstance(items, dict):
+            items = list(items)
+        if not isinstance(items, (list, tuple, str)) or len(items) > _MAX_UNROLL or any(
+                x is UNKNOWN for x in items):
+            # Runs perhaps, perhaps many times: once, undecided, with the target unknown.
+            self.bind(step.target, UNKNOWN)
+            body = CondStep(step.line, step.text, None, step.body)
+            return self.undecided(body, caught)
+        maybe: Raised | None = None
+        for item in list(items):
+            self.bind(step.target, item)
+            got = self.block(step.body, caught)
+            if got is not None and got.certain:
+                return got
+            maybe = maybe or got
+        return maybe
+
+    def try_(self, step: TryStep, caught: Raised | None) -> Raised | None:
+        got = self.block(step.body, caught)
+        result = self.block(step.orelse, caught) if got is None else self.handle(
+            step, got, caught)
+        final = self.block(step.final, caught)
+        if final is not None and (final.certain or result is None):
+            return final
+        return result
+
+    def handle(self, step: TryStep, got: Raised, caught: Raised | None) -> Raised | None:
+        exc = got.error.type if got.error is not None else None
+        handler = next((h for h in step.handlers if exc is not None and catches(h.guard, exc)),
+                       None)
+        if handler is None and exc is None:
+            handler = next((h for h in step.handlers if catches(h.guard, "BaseException")),
+                           None)
+        if handler is None:
+            self.runner.note_pierced(self.source, step, got)
+            return got.maybe() if exc is None and step.handlers else got
+        if got.certain:
+            self._bind_caught(handler.name, got)
+            return self.block(handler.body, got)
+        # A failure that may not happen: the else block, or the handler.
+        after_body = self.ns.copy()
+        other = self.block(step.orelse, caught)
+        after_else = self.ns.copy()
+        self.ns.restore(after_body)
+        self._bind_caught(handler.name, got)
+        result = self.block(handler.body, got)
+        self.ns.merge(after_else)
+        result = result.maybe() if result is not None else None
+        return result or (other.maybe() if other is not None else None)
+
+    def _bind_caught(self, name: str | None, got: Raised) -> None:
+        if name is None:
+            return
+        error = got.error
+        message: Any = UNKNOWN
+        if error is not None and error.message != RUNTIME_MESSAGE and got.confidence == "certain":
+            message = error.message
+        self.ns.values[name] = ExcValue(error.type, message) if error is not None else UNKNOWN
+
+    def raise_(self, step: RaiseStep, caught: Raised | None) -> Raised | None:
+        if step.exc_type is None:
+            return caught  # a bare raise: the exception being handled goes on
+        exc_type, message, exact = self._exception(step)
+        error = PredictedError(exc_type, message)
+        where = f"{self.source.path}:{step.line}"
+        confidence = "certain" if exact else "likely"
+        if caught is not None:
+            return replace(caught, error=error, confidence=weaker(caught.confidence, confidence),
+                           reason=f"{caught.reason}; {self.source.name} catches that and raises "
+                                  f"{exc_type} instead ({where}: {step.text})")
+        return Raised(error, (), self.source.name, f"{where} raises it: {step.text}",
+                      confidence=confidence)
+
+    def _exception(self, step: RaiseStep) -> tuple[str, str, bool]:
+        """The type and message ``raise`` makes, and whether the message is exact."""
+        static_type = step.exc_type or "<expression>"
+        value: Any = UNKNOWN
+        if step.exc is not None:
+            try:
+                value = self.ev.eval(step.exc)
+            except (EvalRaise, _Failed):
+                value = UNKNOWN
+        if isinstance(value, ClassRef):
+            value = ExcValue(value.name, "")
+        if isinstance(value, ExcValue):
+            if isinstance(value.message, str):
+                return value.type, value.message, True
+            static_type = value.type
+        if step.message is not None:
+            return static_type, step.message, True
+        partial = self._partial_message(step.exc)
+        return static_type, partial or RUNTIME_MESSAGE, False
+
+    def _partial_message(self, exc: ast.expr | None) -> str | None:
+        """The message with ``...`` where a part is unknown, when some parts are known."""
+        if not isinstance(exc, ast.Call) or len(exc.args) != 1:
+            return None
+        text = _partial(self.ev, exc.args[0])
+        return text if text and text.strip(". ") else None
+
+
+_FUNCTION = Opaque("function")
+
+
+def _name_of(targets: tuple[ast.expr, ...]) -> str:
+    first = targets[0] if targets else None
+    return first.id if isinstance(first, ast.Name) else "<class>"
+
+
+def _partial(ev: Evaluator, node: ast.expr) -> str:
+    try:
+        value = ev.eval(node)
+    except (EvalRaise, _Failed):
+        value = UNKNOWN
+    if isinstance(value, str):
+        return value
+    if isinstance(value, ExcValue) and isinstance(value.message, str):
+        return value.message
+    if isinstance(node, ast.JoinedStr):
+        return "".join(_partial(ev, v) for v in node.values)
+    if isinstance(node, ast.FormattedValue):
+        return _partial(ev, node.value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _partial(ev, node.left) + _partial(ev, node.right)
+    return "..."
+
+
+def _may_fail(block: Block) -> bool:
+    """Whether a block has an import or a raise anywhere in it."""
+    for step in block:
+        if isinstance(step, (ImportStep, RaiseStep)):
+            return True
+        inner: tuple[Block, ...] = ()
+        if isinstance(step, CondStep):
+            inner = (step.body, step.orelse)
+        elif isinstance(step, LoopStep):
+            inner = (step.body,)
+        elif isinstance(step, TryStep):
+            inner = (step.body, step.orelse, step.final, *(h.body for h in step.handlers))
+        if any(_may_fail(b) for b in inner):
+            return True
+    return False
+
+
+def _only_raises(block: Block) -> bool:
+    """A branch that does nothing but compute a message and raise it."""
+    if not block or not isinstance(block[-1], RaiseStep) or block[-1].exc_type is None:
+        return False
+    for step in block[:-1]:
+        if isinstance(step, (ImportStep, TryStep, LoopStep)):
+            return False
+        if isinstance(step, CondStep) and not all(
+                isinstance(s, (AssignStep, ExprStep)) for s in (*step.body, *step.orelse)):
+            return False
+    return True
+

@@ -1,0 +1,29 @@
+"""The content cache keeps the evaluator's syntax-tree nodes exactly."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from abiscan.inputs.content_cache import CacheFormatError, decode_plain, encode_plain
+
+
+@pytest.mark.parametrize("source", [
+    "getattr(sys.excepthook, '__name__', None) in ('a', 'b')",
+    "f'{x!r:>{w}} and {y}'",
+    "not HAS_CYEXTENSION and platform.python_implementation() in ('PyPy',)",
+    "[m for m in (1, 2) if m]",
+])
+def test_expressions_round_trip_with_positions(source: str) -> None:
+    node = ast.parse(source, mode="eval").body
+    blobs: list[bytes] = []
+    back = decode_plain(encode_plain(node, blobs), blobs)
+    assert ast.dump(back, include_attributes=True) == ast.dump(node, include_attributes=True)
+
+
+def test_only_ast_classes_are_built() -> None:
+    with pytest.raises(CacheFormatError):
+        decode_plain({"$a": "Popen", "f": {}}, [])
+    with pytest.raises(CacheFormatError):
+        decode_plain({"$a": "NodeVisitor", "f": {}}, [])

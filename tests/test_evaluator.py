@@ -1,0 +1,292 @@
+"""The evaluator of import-time code: one test per rule, then the calibrated outcome.
+
+The expression rules are checked on :class:`Evaluator` directly; the statement
+rules (loops, try flags, consistency checks, parents first) through a scan of
+a synthetic layer. ``test_differential_graph.py::case_evaluated_conditions``
+checks the same rules against the real CPythons 3.8-3.13.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import abiscan
+from abiscan.cli import main
+from abiscan.report.model import Report
+from abiscan.simulate.python.evaluator import (
+    MISSING,
+    UNKNOWN,
+    EvalRaise,
+    Evaluator,
+    ExcValue,
+    ModuleRef,
+    Namespace,
+    Opaque,
+    Probe,
+    TargetFacts,
+    truth,
+)
+from abiscan.target.profiles import custom_target
+from abiscan.testing.elf_writer import build_shared_object
+
+from helpers import write_zip
+
+T311 = ".cpython-311-x86_64-linux-gnu.so"
+BACKEND_311 = {f"python/_backend{T311}": build_shared_object(exports=["PyInit__backend"])}
+
+
+class _Other:
+    """Another module of the stack: ``other.VERSION`` is "1.0"; nothing else is bound."""
+
+    def attribute(self, module: str, name: str) -> Any:
+        if module == "other":
+            return {"VERSION": "1.0", "WINDOWS": False}.get(name, MISSING)
+        return UNKNOWN
+
+    def import_module(self, name: str) -> ModuleRef:
+        return ModuleRef(name)
+
+
+def ev(source: str, values: Mapping[str, Any] | None = None, *,
+       version: tuple[int, int] = (3, 12), machine: str = "x86_64") -> Any:
+    ns = Namespace("pkg.mod", dict(values or {}))
+    ns.values.setdefault("sys", ModuleRef("sys"))
+    ns.values.setdefault("os", ModuleRef("os"))
+    ns.values.setdefault("platform", ModuleRef("platform"))
+    ns.values.setdefault("struct", ModuleRef("struct"))
+    ns.values.setdefault("other", ModuleRef("other"))
+    facts = TargetFacts(version, machine, 8 if machine.endswith("64") else 4)
+    return Evaluator(ns, facts, _Other()).eval(ast.parse(source, mode="eval").body)
+
+
+# -- what the target fixes -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("source", "value"), [
+    ("sys.version_info >= (3, 12)", True),
+    ("sys.version_info < (3, 8)", False),
+    ("sys.version_info[:2] == (3, 12)", True),
+    ("sys.version_info.minor", 12),
+    ("sys.version_info > (3, 12)", True),  # (3, 12, micro, ...) is longer, so greater
+    ("sys.version_info == (3, 12)", False),  # a 5-tuple never equals a pair
+    ("sys.platform", "linux"),
+    ("os.name", "posix"),
+    ("os.sep", "/"),
+    ("sys.byteorder", "little"),
+    ("sys.maxsize > 2**32", True),
+    ("sys.implementation.name", UNKNOWN),  # attribute of an untracked object
+    ("platform.system()", "Linux"),
+    ("platform.machine()", "x86_64"),
+    ("platform.python_implementation() in ('PyPy',)", False),
+    ("struct.calcsize('P')", 8),
+])
+def test_target_fixed_values(source: str, value: Any) -> None:
+    assert ev(source) == value or (value is UNKNOWN and ev(source) is UNKNOWN)
+
+
+def test_an_undecided_micro_version_stays_unknown() -> None:
+    assert ev("sys.version_info >= (3, 12, 4)") is UNKNOWN
+    assert ev("platform.machine()", machine="aarch64") == "aarch64"
+
+
+def test_type_checking_is_false() -> None:
+    assert ev("typing.TYPE_CHECKING", {"typing": ModuleRef("typing")}) is False
+
+
+# -- names bound so far ------------------------------------------------------------
+
+
+def test_globals_membership_follows_the_bindings_so_far() -> None:
+    assert ev("'_is_loaded' in globals()") is False
+    assert ev("'_is_loaded' in globals()", {"_is_loaded": True}) is True
+    assert ev("'__name__' in globals()") is True
+
+
+def test_an_unbound_name_raises_name_error_unless_it_may_be_bound_elsewhere() -> None:
+    with pytest.raises(EvalRaise, match="name '__SETUP__' is not defined"):
+        ev("__SETUP__")
+    ns = Namespace("m", declared=frozenset({"__SETUP__"}))
+    assert Evaluator(ns, TargetFacts((3, 12)), _Other()).eval(
+        ast.parse("__SETUP__", mode="eval").body) is UNKNOWN
+
+
+# -- other modules, by value -------------------------------------------------------
+
+
+def test_attributes_of_other_modules() -> None:
+    assert ev("other.VERSION") == "1.0"
+    assert ev("getattr(other, 'MISSING_NAME', 'dflt')") == "dflt"
+    assert ev("getattr(other, 'VERSION', None)") == "1.0"
+    assert ev("hasattr(other, 'WINDOWS')") is True
+    assert ev("hasattr(other, 'MACOS')") is False
+    assert ev("not other.WINDOWS") is True
+
+
+def test_attributes_of_untracked_objects_stay_unknown() -> None:
+    assert ev("getattr(sys.excepthook, '__name__', None) in ('a', 'b')") is UNKNOWN
+    assert ev("getattr(core, 'PILLOW_VERSION', None)", {"core": UNKNOWN}) is UNKNOWN
+
+
+# -- containers and strings ----------------------------------------------------------
+
+
+def test_containers_built_then_tested() -> None:
+    assert ev("bool(xs)", {"xs": []}) is False
+    assert ev("len(xs) == 2 and 'b' in xs", {"xs": ["a", "b"]}) is True
+    assert truth(ev("xs or None", {"xs": []})) is False
+
+
+def test_messages_built_from_known_parts() -> None:
+    e = ExcValue("ImportError", "No module named 'numpy'")
+    assert ev("f'{d}: {e}'", {"d": "numpy", "e": e}) == "numpy: No module named 'numpy'"
+    assert ev("'a %s %d' % ('b', 3)") == "a b 3"
+    assert ev("'{} and {x}'.format(1, x='y')") == "1 and y"
+    assert ev("'x' + '\\n'.join(parts)", {"parts": ["a", "b"]}) == "xa\nb"
+    assert ev("f'{v!r} in {p}'", {"v": "1.0", "p": "/x"}) == "'1.0' in /x"
+    assert ev("str(e)", {"e": e}) == "No module named 'numpy'"
+
+
+def test_unknown_parts_make_the_whole_unknown() -> None:
+    assert ev("f'{x} y'", {"x": UNKNOWN}) is UNKNOWN
+    assert ev("'a' * 10**9") is UNKNOWN  # never built
+
+
+def test_boolean_operators_short_circuit() -> None:
+    assert ev("False and undefined_name") is False
+    assert truth(ev("x or True", {"x": UNKNOWN})) is True
+    assert truth(ev("x and False", {"x": UNKNOWN})) is False  # falsy either way
+    assert ev("x and True", {"x": UNKNOWN}) is UNKNOWN
+
+
+def test_environment_reads_are_taken_as_unset_and_reported() -> None:
+    ns = Namespace("m", {"os": ModuleRef("os")})
+    e = Evaluator(ns, TargetFacts((3, 12)), _Other())
+    assert e.eval(ast.parse("os.environ.get('POLICY', 'default')", mode="eval").body) == \
+        "default"
+    assert e.used == ["the environment variable POLICY is not set"]
+
+
+def test_a_call_given_a_module_name_is_a_probe() -> None:
+    value = ev("f('numexpr', errors='warn') is not None", {"f": Opaque("function")})
+    assert value == Probe("numexpr", True, True) and truth(value) is None
+
+
+# -- statements, through a scan ---------------------------------------------------------
+
+
+def scan(tmp_path: Path, members: Mapping[str, bytes | str],
+         imports: tuple[str, ...] = ()) -> Report:
+    layer = write_zip(tmp_path / "layer.zip", members)
+    return abiscan.scan([layer], target=custom_target("3.12", "x86_64", "2.34"),
+                        imports=list(imports))
+
+
+def test_loop_with_try_import_append_then_raise(tmp_path: Path) -> None:
+    report = scan(tmp_path, {**BACKEND_311, "python/okdep.py": "", "python/pd.py": (
+        "_hard = ('okdep', '_backend')\n_missing = []\nfor _d in _hard:\n    try:\n"
+        "        __import__(_d)\n    except ImportError as _e:\n"
+        "        _missing.append(f'{_d}: {_e}')\nif _missing:\n    raise ImportError(\n"
+        "        'Unable to import required dependencies:\\n' + '\\n'.join(_missing))\n")})
+    pd = report.module("pd")
+    assert pd is not None and pd.outcome == "error" and pd.confidence == "certain"
+    assert pd.error is not None and pd.error.message == (
+        "Unable to import required dependencies:\n_backend: No module named '_backend'")
+
+
+def test_flags_set_in_try_blocks_reach_other_modules(tmp_path: Path) -> None:
+    report = scan(tmp_path, {
+        **BACKEND_311,
+        "python/flagpkg/__init__.py": "try:\n    from _backend import *\n    __with_c__ = True\n"
+                                      "except ImportError:\n    __with_c__ = False\n",
+        "python/shim.py": "import flagpkg\nif not getattr(flagpkg, '__with_c__', False):\n"
+                          "    exc = ModuleNotFoundError\n"
+                          "    raise exc(\"No module named 'shim'\")\n",
+    })
+    shim = report.module("shim")
+    assert shim is not None and str(shim.error) == "ModuleNotFoundError: No module named 'shim'"
+
+
+def test_a_message_with_unknown_parts_keeps_the_known_text(tmp_path: Path) -> None:
+    report = scan(tmp_path, {"python/partial.py": (
+        "import os\nraise ImportError(f'built for {os.getcwd()}; reinstall')\n")})
+    m = report.module("partial")
+    assert m is not None and m.error is not None
+    assert m.error.message == "built for ...; reinstall"
+
+
+def _dist(name: str, files: Mapping[str, str]) -> dict[str, str]:
+    """A dist-info whose RECORD lists ``files`` with their real sizes and hashes."""
+    rows = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        rows.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    info = f"{name}-1.0.dist-info"
+    rows.append(f"{info}/RECORD,,")
+    return {
+        **{f"python/{p}": t for p, t in files.items()},
+        f"python/{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"python/{info}/RECORD": "\n".join(rows) + "\n",
+    }
+
+
+_CHECKED = {
+    "checked/__init__.py": "from . import _core as core\n__version__ = '1.0'\n"
+                           "if __version__ != getattr(core, 'VERSION', None):\n"
+                           "    msg = 'built for another version'\n    raise ImportError(msg)\n",
+    "checked/_core.py": "import os\nVERSION = os.getcwd()\n",
+}
+
+
+def test_a_consistency_check_in_an_intact_distribution_is_assumed_not_to_fire(
+        tmp_path: Path) -> None:
+    report = scan(tmp_path, _dist("checked", _CHECKED))
+    m = report.module("checked")
+    assert m is not None and (m.outcome, m.confidence) == ("ok", "likely")
+    (assumed,) = m.assumptions
+    assert (assumed.path, assumed.line, assumed.taken) == ("/opt/python/checked/__init__.py",
+                                                           3, False)
+    assert "consistency check" in assumed.why and "checked 1.0" in assumed.why
+
+
+def test_without_an_intact_record_the_check_stays_unknown(tmp_path: Path) -> None:
+    members = _dist("checked", _CHECKED)
+    members["python/checked/_core.py"] += "# edited after install\n"
+    m = scan(tmp_path, members).module("checked")
+    assert m is not None and (m.outcome, m.confidence) == ("unknown", "possible")
+    assert "which abiscan cannot decide" in m.reason and not m.assumptions
+
+
+def test_the_parents_error_comes_first(tmp_path: Path) -> None:
+    report = scan(tmp_path, {
+        **BACKEND_311,
+        "python/pkg/__init__.py": "import _backend\n",
+        f"python/pkg/_sub{T311}": build_shared_object(exports=["PyInit__sub"]),
+    }, imports=("pkg._sub",))
+    sub = report.module("pkg._sub")
+    assert sub is not None and str(sub.error) == "ModuleNotFoundError: No module named '_backend'"
+    assert sub.chain == ("pkg._sub", "pkg", "_backend")
+
+
+def test_confidence_and_assumptions_in_json_text_and_explain(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layer = write_zip(tmp_path / "layer.zip", _dist("checked", _CHECKED))
+    assert main(["scan", str(layer), "--runtime", "python3.12", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema_version"] == "1.1"
+    m = next(m for m in doc["modules"] if m["name"] == "checked")
+    assert m["confidence"] == "likely" and m["assumptions"][0]["taken"] is False
+    assert main(["scan", str(layer), "--runtime", "python3.12", "-v"]) == 0
+    text = capsys.readouterr().out
+    assert "[likely, 1 assumption (abiscan explain checked)]" in text
+    assert main(["explain", "checked", str(layer), "--runtime", "python3.12"]) == 0
+    explained = capsys.readouterr().out
+    assert "import checked: ok (likely)" in explained
+    assert "-> taken as false" in explained and "/opt/python/checked/__init__.py:3" in explained
