@@ -12,6 +12,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "AbiscanError": "errors",
+    "ArgumentError": "errors",
+    "BuildError": "errors",
+    "ConfigError": "errors",
+    "ElfError": "errors",
+    "InventoryError": "errors",
+    "RuntimeDataError": "errors",
+    "SourceError": "errors",
+    "TargetError": "errors",
     "Confidence": "report.findings",
     "Finding": "report.findings",
     "PredictedError": "report.findings",
@@ -28,13 +37,22 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AbiscanError",
+    "ArgumentError",
+    "BuildError",
     "Confidence",
+    "ConfigError",
+    "ElfError",
     "Finding",
+    "InventoryError",
     "ModuleOutcome",
     "PredictedError",
     "Report",
+    "RuntimeDataError",
     "Severity",
+    "SourceError",
     "Target",
+    "TargetError",
     "__version__",
     "analyse",
     "builtin_target",
@@ -46,6 +64,17 @@ __all__ = [
 
 if TYPE_CHECKING:
     from abiscan.api import analyse, scan
+    from abiscan.errors import (
+        AbiscanError,
+        ArgumentError,
+        BuildError,
+        ConfigError,
+        ElfError,
+        InventoryError,
+        RuntimeDataError,
+        SourceError,
+        TargetError,
+    )
     from abiscan.report.findings import Confidence, Finding, PredictedError, Severity
     from abiscan.report.model import ModuleOutcome, Report
     from abiscan.target.profiles import (

@@ -6,12 +6,13 @@ bytes and the target: same inputs, same target, same report.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from abiscan import __version__
 from abiscan.elf.reader import ElfFacts
+from abiscan.errors import ArgumentError
 from abiscan.inputs.dists import Distribution, find_distributions
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
@@ -28,18 +29,18 @@ from abiscan.simulate.python.propagation import apply_impact
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
 
-PathLike = str | Path
+PathLike = str | os.PathLike[str]
 
 
 def scan(
-    layers: Sequence[PathLike] = (),
+    layers: PathLike | Sequence[PathLike] = (),
     function: PathLike | None = None,
-    site_packages: Sequence[PathLike] = (),
+    site_packages: PathLike | Sequence[PathLike] = (),
     *,
     target: Target | None = None,
-    runtime: str = "python3.12",
-    arch: str = "x86_64",
-    imports: Sequence[str] = (),
+    runtime: str | None = None,
+    arch: str | None = None,
+    imports: str | Sequence[str] = (),
 ) -> Report:
     """Predict, for every module the inputs provide, what ``import`` does on the target.
 
@@ -50,11 +51,19 @@ def scan(
     ``target``, the built-in profile of ``runtime`` on ``arch`` is used.
     ``imports`` adds dotted module names to predict besides the ones the stack
     suggests (top-level modules and packages, and every extension module).
+
+    One path (a ``str`` or ``os.PathLike``) given for ``layers`` or
+    ``site_packages`` is one input, and one string given for ``imports`` is one
+    name. ``target`` together with ``runtime`` or ``arch``, and an invalid
+    module name, raise :class:`~abiscan.errors.ArgumentError`.
     """
     if target is None:
-        target = builtin_target(runtime, arch)
-    specs: list[tuple[PathLike, InputKind]] = [(p, InputKind.LAYER) for p in layers]
-    specs += [(p, InputKind.SITE_PACKAGES) for p in site_packages]
+        target = builtin_target(runtime or "python3.12", arch or "x86_64")
+    elif runtime is not None or arch is not None:
+        raise ArgumentError("give either target= or runtime=/arch=, not both")
+    names = module_names(imports)
+    specs = [(p, InputKind.LAYER) for p in _paths(layers, "layers")]
+    specs += [(p, InputKind.SITE_PACKAGES) for p in _paths(site_packages, "site_packages")]
     if function is not None:
         specs.append((function, InputKind.FUNCTION))
     sources: list[Source] = []
@@ -62,9 +71,9 @@ def scan(
     opened: list[Source | InputSummary] = []
     problems: list[InputProblem] = []
     for path, kind in specs:
-        label = str(path)
+        label = os.fspath(path)
         try:
-            source = open_source(path, kind, label)
+            source = open_source(os.fspath(path), kind, label)
         except SourceError as exc:
             problems.append(InputProblem(label, None, str(exc).removeprefix(f"{label}: ")))
             opened.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
@@ -76,10 +85,33 @@ def scan(
         summaries = [
             item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
         ]
-        return analyse(stack, target, summaries, problems + stack.problems, imports)
+        return analyse(stack, target, summaries, problems + stack.problems, names)
     finally:
         for source in sources:
             source.close()
+
+
+def _paths(value: PathLike | Sequence[PathLike], parameter: str) -> list[PathLike]:
+    """One path is one input; a ``str`` is never a sequence of one-character inputs."""
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    if isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"{parameter}: give str or os.PathLike paths, not bytes")
+    return list(value)
+
+
+def is_module_name(name: str) -> bool:
+    """Whether ``name`` is a dotted module name (``a``, ``a.b_c``)."""
+    return bool(name) and all(part.isidentifier() for part in name.split("."))
+
+
+def module_names(imports: str | Sequence[str]) -> list[str]:
+    """``imports`` as a list of names (one string is one name); invalid names raise."""
+    names = [imports] if isinstance(imports, str) else list(imports)
+    bad = [n for n in names if not isinstance(n, str) or not is_module_name(n)]
+    if bad:
+        raise ArgumentError(f"imports: not a dotted module name: {bad[0]!r}")
+    return names
 
 
 def _summary(source: Source, stack: Stack) -> InputSummary:
@@ -99,9 +131,10 @@ def analyse(
     target: Target,
     inputs: Sequence[InputSummary] = (),
     problems: Sequence[InputProblem] = (),
-    imports: Sequence[str] = (),
+    imports: str | Sequence[str] = (),
 ) -> Report:
     """The pure part: from a stack and a target to a report."""
+    imports = module_names(imports)
     facts = FileFacts(stack)
     importer = ImportSystem(stack, target)
     dead = dead_roots(stack, target)
@@ -259,10 +292,9 @@ def _deployment_findings(
 
 
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
-    seen: dict[tuple[str, str | None, str | None], Finding] = {}
-    for f in findings:
-        seen.setdefault((f.code, f.path, f.module), f)
-    return list(seen.values())
+    """Drop repeats of the very same finding (several paths can reach one rule);
+    findings that differ in anything, even only in their message, all stay."""
+    return list(dict.fromkeys(findings))
 
 
 def _origin_of(stack: Stack, path: str | None) -> tuple[str | None, str | None]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from abiscan import __version__
-from abiscan.api import scan
+from abiscan.api import is_module_name, scan
 from abiscan.report.model import Report
 from abiscan.report.render import render_explain, render_json, render_sarif, render_text
 from abiscan.target.profiles import (
@@ -144,7 +144,7 @@ def _run_scan(
     except TargetError as exc:
         print(f"abiscan {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    bad = [n for n in imports if not _is_dotted_name(n)]
+    bad = [n for n in imports if not is_module_name(n)]
     if bad:
         print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}",
               file=sys.stderr)
@@ -176,7 +176,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    if not args.layers or not _is_dotted_name(args.layers[0]):
+    if not args.layers or not is_module_name(args.layers[0]):
         print("abiscan explain: error: give a dotted module name, then the inputs",
               file=sys.stderr)
         return EXIT_USAGE
@@ -192,10 +192,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if _unreadable(report):
         return EXIT_USAGE
     return EXIT_OK if module is not None and module.ok else EXIT_PREDICTED_ERROR
-
-
-def _is_dotted_name(name: str) -> bool:
-    return all(part.isidentifier() for part in name.split("."))
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:

@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
 
+from abiscan.errors import ElfError as ElfError  # re-exported (its old home)
+
 __all__ = [
     "ElfError",
     "ElfFacts",
@@ -115,10 +117,6 @@ _STV_DEFAULT = 0
 _STV_PROTECTED = 3
 
 _VER_FLG_BASE = 1
-
-
-class ElfError(Exception):
-    """The bytes are not a readable ELF file; ``str(exc)`` says what is wrong."""
 
 
 def sniff_format(data: bytes) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from abiscan.errors import SourceError as SourceError  # re-exported (its old home)
+
 # A member larger than this is not read (a Lambda deployment is at most 250 MB
 # unzipped; anything bigger than that in one member is hostile or broken).
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
@@ -28,10 +30,6 @@ class InputKind(str, Enum):
     FUNCTION = "function"
     WHEEL = "wheel"
     SITE_PACKAGES = "site-packages"
-
-
-class SourceError(Exception):
-    """An input, or one member of it, cannot be read. The text names both."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from abiscan.errors import TargetError as TargetError  # re-exported (its old home)
 from abiscan.target._data import read_json
 from abiscan.target.capi import CApiExports, builtin_exports
 from abiscan.target.system_libraries import (
@@ -39,10 +40,6 @@ _ARCH_ALIASES = {
 # The runtime's own layout. The DESIGN card lists where these come from.
 LAYER_ROOT = "/opt"
 FUNCTION_ROOT = "/var/task"
-
-
-class TargetError(ValueError):
-    """A target cannot be built or loaded (unknown runtime, bad file)."""
 
 
 @dataclass(frozen=True)
