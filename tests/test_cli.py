@@ -180,8 +180,8 @@ def test_sarif_output(incident: list[Path], capsys: pytest.CaptureFixture[str]) 
     (result,) = [r for r in run["results"] if r["ruleId"] == "ABI101"]
     assert result["level"] == "error"
     assert rules[result["ruleIndex"]]["id"] == "ABI101"
-    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(
-        incident[1])
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "file://" + str(incident[1]))
     assert "No module named '_cffi_backend'" in result["message"]["text"]
 
 

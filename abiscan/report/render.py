@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from abiscan.report.findings import Finding, Severity, registered_codes
+from abiscan.report.findings import Finding, Severity
 from abiscan.report.model import Report
+from abiscan.report.sarif import render_sarif
+
+__all__ = ["render_explain", "render_json", "render_sarif", "render_text"]
 
 _EVIDENCE_LINES = 6
 _HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}
@@ -18,62 +18,6 @@ def _n(count: int, noun: str) -> str:
 
 def render_json(report: Report) -> str:
     return report.to_json()
-
-
-_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
-
-
-def render_sarif(report: Report) -> str:
-    """SARIF 2.1.0, for code-scanning dashboards. Locations are the input files;
-    the member inside a zip and the target path travel as logical locations."""
-    rules = [
-        {
-            "id": info.code,
-            "name": info.name,
-            "shortDescription": {"text": info.summary},
-            "defaultConfiguration": {"level": _SARIF_LEVEL[info.severity]},
-        }
-        for info in registered_codes()
-    ]
-    index = {r["id"]: i for i, r in enumerate(rules)}
-    results: list[dict[str, Any]] = []
-    for f in report.findings:
-        text = f.message
-        if f.predicted_error:
-            text += f" Predicted: {f.predicted_error}."
-        text += f" Fix: {f.fix}"
-        result: dict[str, Any] = {
-            "ruleId": f.code,
-            "ruleIndex": index[f.code],
-            "level": _SARIF_LEVEL[f.severity],
-            "message": {"text": text},
-            "properties": {"confidence": f.confidence.value, "evidence": list(f.evidence)},
-        }
-        if f.source:
-            result["locations"] = [{
-                "physicalLocation": {"artifactLocation": {"uri": f.source}},
-                "logicalLocations": [
-                    {"fullyQualifiedName": name, "kind": kind}
-                    for name, kind in ((f.source_path, "member"), (f.path, "targetPath"),
-                                       (f.module, "module"))
-                    if name
-                ],
-            }]
-        results.append(result)
-    doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "abiscan",
-                "version": report.tool_version,
-                "rules": rules,
-            }},
-            "properties": {"target": report.target.name},
-            "results": results,
-        }],
-    }
-    return json.dumps(doc, indent=2) + "\n"
 
 
 def _finding_lines(f: Finding) -> list[str]:
