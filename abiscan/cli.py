@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 from abiscan import __version__
 from abiscan.api import is_module_name, scan
 from abiscan.report.model import Report
-from abiscan.report.render import render_explain, render_json, render_sarif, render_text
+from abiscan.report.render import (
+    render_explain,
+    render_explain_json,
+    render_json,
+    render_sarif,
+    render_text,
+)
 from abiscan.target.profiles import (
     Target,
     TargetError,
@@ -186,7 +191,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return report
     module = report.module(name)
     if args.format == "json":
-        sys.stdout.write(json.dumps(module.to_dict() if module else None, indent=2) + "\n")
+        sys.stdout.write(render_explain_json(report, name))
     else:
         sys.stdout.write(render_explain(report, name))
     if _unreadable(report):

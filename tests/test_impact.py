@@ -327,7 +327,10 @@ def test_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "app", str(layer), "--runtime", "python3.12",
                  "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["chain"] == ["app", "app.core", "_backend"]
+    assert data["schema_version"] == "1.0" and data["name"] == "app"
+    assert data["module"]["chain"] == ["app", "app.core", "_backend"]
+    assert "ABI101" in {f["code"] for f in data["findings"]}
+    assert {f["module"] for f in data["findings"]} <= set(data["module"]["chain"])
     assert main(["explain", "json", str(layer), "--runtime", "python3.12"]) == 0
     assert "import json: ok" in capsys.readouterr().out
     assert main(["explain", "not a name", str(layer)]) == 2

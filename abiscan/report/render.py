@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from abiscan.report.findings import Finding, Severity
-from abiscan.report.model import Report
+from abiscan.report.model import SCHEMA_VERSION, Report
 from abiscan.report.sarif import render_sarif
 
-__all__ = ["render_explain", "render_json", "render_sarif", "render_text"]
+__all__ = [
+    "explain_dict",
+    "render_explain",
+    "render_explain_json",
+    "render_json",
+    "render_sarif",
+    "render_text",
+]
 
 _EVIDENCE_LINES = 6
 _HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}
@@ -18,6 +28,24 @@ def _n(count: int, noun: str) -> str:
 
 def render_json(report: Report) -> str:
     return report.to_json()
+
+
+def explain_dict(report: Report, name: str) -> dict[str, Any]:
+    """``abiscan explain --format json``: one module's outcome, and the findings on its chain."""
+    m = report.module(name)
+    chain = set(m.chain) if m else set()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "abiscan", "version": report.tool_version},
+        "target": report.target.to_dict(embed=False),
+        "name": name,
+        "module": m.to_dict() if m else None,
+        "findings": [f.to_dict() for f in report.findings if f.module in chain],
+    }
+
+
+def render_explain_json(report: Report, name: str) -> str:
+    return json.dumps(explain_dict(report, name), indent=2) + "\n"
 
 
 def _finding_lines(f: Finding) -> list[str]:
