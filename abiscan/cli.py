@@ -16,10 +16,12 @@ from abiscan.report.model import Report
 from abiscan.report.render import (
     render_explain,
     render_explain_json,
+    render_github,
     render_json,
     render_sarif,
     render_text,
 )
+from abiscan.report.terminal import Style, use_colour
 from abiscan.target.profiles import (
     Target,
     TargetError,
@@ -30,7 +32,7 @@ from abiscan.target.profiles import (
     runtime_names,
 )
 
-FORMATS = ("text", "json", "sarif")
+FORMATS = ("text", "json", "sarif", "github")
 
 EXIT_OK = 0
 EXIT_PREDICTED_ERROR = 1
@@ -89,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--format", choices=FORMATS, default=None,
                    help="output format (default: text, or 'format' in the configuration)")
-    s.add_argument("-v", "--verbose", action="store_true", help="list modules that load, too")
+    s.add_argument("-v", "--verbose", action="count", default=0,
+                   help="text: every finding's evidence and fix (-vv: and every module)")
     _add_config_options(s)
 
     # Same inputs and target options as scan; the first positional is the module.
@@ -264,7 +267,10 @@ def _render(report: Report, args: argparse.Namespace) -> str:
         return render_json(report)
     if args.format == "sarif":
         return render_sarif(report)
-    return render_text(report, verbose=args.verbose)
+    if args.format == "github":
+        return render_github(report)
+    colour = not args.output and use_colour(sys.stdout)
+    return render_text(report, verbose=args.verbose, style=Style(colour=colour))
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

@@ -8,11 +8,14 @@ from typing import Any
 from abiscan.report.findings import Finding, Severity
 from abiscan.report.model import SCHEMA_VERSION, Report
 from abiscan.report.sarif import render_sarif
+from abiscan.report.terminal import Style, render_concise, render_github
 
 __all__ = [
     "explain_dict",
+    "render_detailed",
     "render_explain",
     "render_explain_json",
+    "render_github",
     "render_json",
     "render_sarif",
     "render_text",
@@ -135,7 +138,16 @@ def render_explain(report: Report, name: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_text(report: Report, *, verbose: bool = False) -> str:
+def render_text(report: Report, *, verbose: int = 0, style: Style | None = None) -> str:
+    """The text report: the concise one for a terminal (:mod:`abiscan.report.terminal`);
+    with ``verbose`` every finding's evidence and fix, and the modules that fail; with
+    ``verbose`` 2 or more, the modules that load too."""
+    if not verbose:
+        return render_concise(report, style or Style())
+    return render_detailed(report, list_ok=verbose > 1)
+
+
+def render_detailed(report: Report, *, list_ok: bool = False) -> str:
     t = report.target
     out = [f"abiscan {report.tool_version}: target {t.name}: {t.describe()}"]
     if report.inputs:
@@ -168,12 +180,12 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
             out.append(f"  {m.outcome:<8} {m.name}: {m.error}")
         else:
             out.append(f"  {m.outcome:<8} {m.name}: {m.reason}")
-    if verbose:
+    if list_ok:
         for m in ok:
             out.append(f"  ok       {m.name}: {m.path or m.reason}")
     elif ok:
         out.append(f"  ({_n(len(ok), 'module')} load{'s' if len(ok) == 1 else ''}; "
-                   "-v lists them)")
+                   "-vv lists them)")
     if report.problems:
         out.append("")
         out.append(f"INPUT PROBLEMS ({len(report.problems)})")
