@@ -12,6 +12,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "AbiscanError": "errors",
+    "ArgumentError": "errors",
+    "BuildError": "errors",
+    "CacheFormatError": "errors",
+    "ConfigError": "errors",
+    "ElfError": "errors",
+    "InventoryError": "errors",
+    "LimitsError": "errors",
+    "RuntimeDataError": "errors",
+    "SourceError": "errors",
+    "TargetError": "errors",
     "Confidence": "report.findings",
     "Finding": "report.findings",
     "PredictedError": "report.findings",
@@ -28,13 +39,24 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AbiscanError",
+    "ArgumentError",
+    "BuildError",
+    "CacheFormatError",
     "Confidence",
+    "ConfigError",
+    "ElfError",
     "Finding",
+    "InventoryError",
+    "LimitsError",
     "ModuleOutcome",
     "PredictedError",
     "Report",
+    "RuntimeDataError",
     "Severity",
+    "SourceError",
     "Target",
+    "TargetError",
     "__version__",
     "analyse",
     "builtin_target",
@@ -46,6 +68,19 @@ __all__ = [
 
 if TYPE_CHECKING:
     from abiscan.api import analyse, scan
+    from abiscan.errors import (
+        AbiscanError,
+        ArgumentError,
+        BuildError,
+        CacheFormatError,
+        ConfigError,
+        ElfError,
+        InventoryError,
+        LimitsError,
+        RuntimeDataError,
+        SourceError,
+        TargetError,
+    )
     from abiscan.report.findings import Confidence, Finding, PredictedError, Severity
     from abiscan.report.model import ModuleOutcome, Report
     from abiscan.target.profiles import (

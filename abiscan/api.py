@@ -6,6 +6,7 @@ bytes and the target: same inputs, same target, same report.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from abiscan import __version__
 from abiscan.elf.reader import ElfFacts
+from abiscan.errors import ArgumentError
 from abiscan.inputs.content_cache import ContentCache, default_cache_dir
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
@@ -35,18 +37,18 @@ from abiscan.target.runtime_packages import runtime_packages
 if TYPE_CHECKING:
     from abiscan.inputs.dists import Distribution
 
-PathLike = str | Path
+PathLike = str | os.PathLike[str]
 
 
 def scan(
-    layers: Sequence[PathLike] = (),
+    layers: PathLike | Sequence[PathLike] = (),
     function: PathLike | None = None,
-    site_packages: Sequence[PathLike] = (),
+    site_packages: PathLike | Sequence[PathLike] = (),
     *,
     target: Target | None = None,
-    runtime: str = "python3.12",
-    arch: str = "x86_64",
-    imports: Sequence[str] = (),
+    runtime: str | None = None,
+    arch: str | None = None,
+    imports: str | Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
     jobs: int | None = None,
     cache_dir: PathLike | None = None,
@@ -75,11 +77,19 @@ def scan(
     cache directory) unless ``use_cache`` is false. ``memory_budget`` bounds
     the inflated bytes held at once; a member larger than it is reported as an
     input problem and not read. None of these change the report.
+
+    One path (a ``str`` or ``os.PathLike``) given for ``layers`` or
+    ``site_packages`` is one input, and one string given for ``imports`` is one
+    name. ``target`` together with ``runtime`` or ``arch``, and an invalid
+    module name, raise :class:`~abiscan.errors.ArgumentError`.
     """
     if target is None:
-        target = builtin_target(runtime, arch)
-    specs: list[tuple[PathLike, InputKind]] = [(p, InputKind.LAYER) for p in layers]
-    specs += [(p, InputKind.SITE_PACKAGES) for p in site_packages]
+        target = builtin_target(runtime or "python3.12", arch or "x86_64")
+    elif runtime is not None or arch is not None:
+        raise ArgumentError("give either target= or runtime=/arch=, not both")
+    names = module_names(imports)
+    specs = [(p, InputKind.LAYER) for p in _paths(layers, "layers")]
+    specs += [(p, InputKind.SITE_PACKAGES) for p in _paths(site_packages, "site_packages")]
     if function is not None:
         specs.append((function, InputKind.FUNCTION))
     sources: list[Source] = []
@@ -87,9 +97,9 @@ def scan(
     opened: list[Source | InputSummary] = []
     problems: list[InputProblem] = []
     for path, kind in specs:
-        label = str(path)
+        label = os.fspath(path)
         try:
-            source = open_source(path, kind, label, limits)
+            source = open_source(os.fspath(path), kind, label, limits)
         except SourceError as exc:
             problems.append(InputProblem(label, None, str(exc).removeprefix(f"{label}: ")))
             opened.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
@@ -108,11 +118,34 @@ def scan(
         cache = None
         if use_cache:
             cache = ContentCache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        return analyse(stack, target, summaries, problems + stack.problems, imports,
+        return analyse(stack, target, summaries, problems + stack.problems, names,
                        jobs=default_jobs() if jobs is None else jobs, cache=cache)
     finally:
         for source in sources:
             source.close()
+
+
+def _paths(value: PathLike | Sequence[PathLike], parameter: str) -> list[PathLike]:
+    """One path is one input; a ``str`` is never a sequence of one-character inputs."""
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    if isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"{parameter}: give str or os.PathLike paths, not bytes")
+    return list(value)
+
+
+def is_module_name(name: str) -> bool:
+    """Whether ``name`` is a dotted module name (``a``, ``a.b_c``)."""
+    return bool(name) and all(part.isidentifier() for part in name.split("."))
+
+
+def module_names(imports: str | Sequence[str]) -> list[str]:
+    """``imports`` as a list of names (one string is one name); invalid names raise."""
+    names = [imports] if isinstance(imports, str) else list(imports)
+    bad = [n for n in names if not isinstance(n, str) or not is_module_name(n)]
+    if bad:
+        raise ArgumentError(f"imports: not a dotted module name: {bad[0]!r}")
+    return names
 
 
 def _summary(source: Source, stack: Stack) -> InputSummary:
@@ -132,7 +165,7 @@ def analyse(
     target: Target,
     inputs: Sequence[InputSummary] = (),
     problems: Sequence[InputProblem] = (),
-    imports: Sequence[str] = (),
+    imports: str | Sequence[str] = (),
     *,
     jobs: int = 1,
     cache: ContentCache | None = None,
@@ -141,10 +174,11 @@ def analyse(
 
     ``jobs`` and ``cache`` change how fast, never what: see :func:`scan`.
     """
+    names = module_names(imports)
     prefetch = SourcePrefetch(stack, target.python_version, cache, jobs)
     try:
         prefetch.start()
-        return _analyse(stack, target, inputs, problems, imports, prefetch)
+        return _analyse(stack, target, inputs, problems, names, prefetch)
     finally:
         prefetch.close()
 
@@ -387,10 +421,9 @@ def _deployment_findings(
 
 
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
-    seen: dict[tuple[str, str | None, str | None], Finding] = {}
-    for f in findings:
-        seen.setdefault((f.code, f.path, f.module), f)
-    return list(seen.values())
+    """Drop repeats of the very same finding (several paths can reach one rule);
+    findings that differ in anything, even only in their message, all stay."""
+    return list(dict.fromkeys(findings))
 
 
 def _origin_of(stack: Stack, path: str | None) -> tuple[str | None, str | None]:

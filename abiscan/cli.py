@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from io import TextIOWrapper
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
+from abiscan.config import FAIL_ON, Config, check_code_prefix, find_config, load_config
+from abiscan.errors import ConfigError
 from abiscan.limits import Limits, LimitsError, parse_limits
 from abiscan.report.escape import escape_text
+from abiscan.report.terminal import Style, use_colour
 from abiscan.target.profiles import (
     Target,
     TargetError,
@@ -25,6 +29,8 @@ from abiscan.target.profiles import (
 
 if TYPE_CHECKING:  # the pipeline loads on the first scan, not for --help
     from abiscan.report.model import Report
+
+FORMATS = ("text", "json", "sarif", "github")
 
 EXIT_OK = 0
 EXIT_PREDICTED_ERROR = 1
@@ -105,13 +111,16 @@ def _parser() -> argparse.ArgumentParser:
         "--import", dest="imports", metavar="NAME", action="append", default=[],
         help="also predict this dotted module name (repeatable)",
     )
-    s.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    s.add_argument("--format", choices=FORMATS, default=None,
+                   help="output format (default: text, or 'format' in the configuration)")
     s.add_argument(
         "--limits", metavar="NAME=N,...",
         help="change budgets, e.g. source_bytes=8M,members=500000 (see docs/limits.md)",
     )
-    s.add_argument("-v", "--verbose", action="store_true",
-                   help="list modules that load, too, and tracebacks of internal errors")
+    s.add_argument("-v", "--verbose", action="count", default=0,
+                   help="text: every finding's evidence and fix (-vv: and every module); "
+                   "tracebacks of internal errors")
+    _add_config_options(s)
     _speed_options(s)
 
     # Same inputs and target options as scan; the first positional is the module.
@@ -175,6 +184,92 @@ def _speed(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _add_config_options(s: argparse.ArgumentParser) -> None:
+    """Options that override the configuration file (docs/configuration.md)."""
+    s.add_argument("--select", metavar="CODES", action="append",
+                   help="report only these codes or code prefixes, comma-separated (ABI1,ABI203)")
+    s.add_argument("--ignore", metavar="CODES", action="append",
+                   help="do not report these codes or code prefixes, comma-separated")
+    s.add_argument("--fail-on", choices=FAIL_ON,
+                   help="exit 1 on findings of this severity or worse (default: error)")
+    s.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
+    s.add_argument("-q", "--quiet", action="store_true",
+                   help="print no report on stdout (the exit status tells; -o still writes)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--config", metavar="FILE",
+                       help="read this abiscan.toml or pyproject.toml, not the one found by "
+                       "walking up from the working directory")
+    where.add_argument("--no-config", action="store_true", help="read no configuration file")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The configuration file's settings, with the command line's on top."""
+    if args.no_config:
+        config = Config()
+    elif args.config:
+        config = load_config(Path(args.config))
+    else:
+        found = find_config(Path.cwd())
+        config = load_config(found) if found else Config()
+    if config.format is not None and config.format not in FORMATS:
+        raise ConfigError(f"{config.path}: 'format' must be one of {', '.join(FORMATS)}")
+    policy = config.policy
+    flags: dict[str, object] = {}
+    for key in ("select", "ignore"):
+        given = getattr(args, key)
+        if given is not None:
+            codes = tuple(c.strip() for text in given for c in text.split(",") if c.strip())
+            for code in codes:
+                check_code_prefix(code, f"--{key}")
+            flags[key] = codes
+    if args.fail_on is not None:
+        flags["fail_on"] = args.fail_on
+    return replace(config, policy=replace(policy, **flags))  # type: ignore[arg-type]
+
+
+def _merge_config(args: argparse.Namespace, config: Config, layers: list[str]) -> list[str]:
+    """Fill what the command line left unset from the configuration file; the layers."""
+    if not layers and not args.function and not args.site_packages:
+        layers = [str(p) for p in config.layers or ()]
+        args.function = str(config.function) if config.function else None
+        args.site_packages = [str(p) for p in config.site_packages or ()]
+    if not (args.runtime or args.python or args.target or args.interpreter):
+        args.runtime, args.python = config.runtime, config.python
+        args.target = str(config.target) if config.target else None
+        args.arch = args.arch or config.arch
+        args.glibc = args.glibc or config.glibc
+    if not args.imports:
+        args.imports = list(config.imports or ())
+    args.format = args.format or config.format or "text"
+    args.output = args.output or (str(config.output) if config.output else None)
+    return layers
+
+
+def _configured(args: argparse.Namespace, command: str, layers: list[str]) -> (
+        tuple[Config, list[str]] | int):
+    """The configuration and the layers, or the exit status of a bad configuration."""
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"abiscan {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return config, _merge_config(args, config, layers)
+
+
+def _emit(args: argparse.Namespace, text: str, command: str) -> bool:
+    """Write the report to -o FILE or stdout (not with --quiet); False when it cannot be."""
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"abiscan {command}: error: {args.output}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return False
+    elif not args.quiet:
+        sys.stdout.write(text)
+    return True
+
+
 def _target(args: argparse.Namespace, limits: Limits) -> Target:
     if (args.interpreter or args.target) and args.arch:
         raise TargetError("--arch goes with --runtime or --python; a profile carries its own")
@@ -212,12 +307,13 @@ def _run_scan(
     except (TargetError, LimitsError) as exc:
         print(escape_text(f"abiscan {command}: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
-    bad = [n for n in imports if not _is_dotted_name(n)]
+    from abiscan.api import is_module_name, scan
+
+    bad = [n for n in imports if not is_module_name(n)]
     if bad:
         print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}",
               file=sys.stderr)
         return EXIT_USAGE
-    from abiscan.api import scan
 
     return scan(layers, args.function, args.site_packages, target=target, imports=imports,
                 limits=limits, **_speed(args))
@@ -244,42 +340,58 @@ def _status(report: Report, verbose: bool, failed: bool) -> int:
     return EXIT_PREDICTED_ERROR if failed else EXIT_OK
 
 
-def _cmd_scan(args: argparse.Namespace) -> int:
-    from abiscan.report.render import render_json, render_sarif, render_text
+def _render(report: Report, args: argparse.Namespace) -> str:
+    from abiscan.report.render import render_github, render_json, render_sarif, render_text
 
-    report = _run_scan(args, "scan", args.layers, args.imports)
+    if args.format == "json":
+        return render_json(report)
+    if args.format == "sarif":
+        return render_sarif(report)
+    if args.format == "github":
+        return render_github(report)
+    colour = not args.output and use_colour(sys.stdout)
+    return render_text(report, verbose=args.verbose, style=Style(colour=colour))
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    configured = _configured(args, "scan", list(args.layers))
+    if isinstance(configured, int):
+        return configured
+    config, layers = configured
+    report = _run_scan(args, "scan", layers, args.imports)
     if isinstance(report, int):
         return report
-    if args.format == "json":
-        sys.stdout.write(render_json(report))
-    elif args.format == "sarif":
-        sys.stdout.write(render_sarif(report))
-    else:
-        sys.stdout.write(render_text(report, verbose=args.verbose))
-    return _status(report, args.verbose, report.has_errors)
+    shown = config.policy.apply(report)
+    if not _emit(args, _render(shown, args), "scan"):
+        return EXIT_USAGE
+    return _status(report, args.verbose > 0, config.policy.fails(report, shown))
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from abiscan.report.render import render_explain
+    from abiscan.api import is_module_name
+    from abiscan.report.render import render_explain, render_explain_json
 
-    if not args.layers or not _is_dotted_name(args.layers[0]):
+    if not args.layers or not is_module_name(args.layers[0]):
         print("abiscan explain: error: give a dotted module name, then the inputs",
               file=sys.stderr)
         return EXIT_USAGE
     name = args.layers[0]
-    report = _run_scan(args, "explain", args.layers[1:], [name, *args.imports])
+    configured = _configured(args, "explain", list(args.layers[1:]))
+    if isinstance(configured, int):
+        return configured
+    config, layers = configured
+    report = _run_scan(args, "explain", layers, [name, *args.imports])
     if isinstance(report, int):
         return report
     module = report.module(name)
+    shown = config.policy.apply(report)
     if args.format == "json":
-        sys.stdout.write(json.dumps(module.to_dict() if module else None, indent=2) + "\n")
+        text = render_explain_json(shown, name)
     else:
-        sys.stdout.write(render_explain(report, name))
-    return _status(report, args.verbose, module is None or not module.ok)
-
-
-def _is_dotted_name(name: str) -> bool:
-    return all(part.isidentifier() for part in name.split("."))
+        text = render_explain(shown, name)
+    if not _emit(args, text, "explain"):
+        return EXIT_USAGE
+    return _status(report, args.verbose > 0, module is None or not module.ok)
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from abiscan.errors import LimitsError as LimitsError  # re-exported (its first home)
+
 __all__ = ["DEFAULT_LIMITS", "Limits", "LimitsError", "parse_limits"]
 
 _MB = 1024 * 1024
-
-
-class LimitsError(ValueError):
-    """A ``--limits`` specification names an unknown budget or a bad value."""
 
 
 @dataclass(frozen=True)

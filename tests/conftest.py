@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,35 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory,
                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Scans in tests keep their content cache in a temporary directory, not ~/.cache."""
     monkeypatch.setenv("ABISCAN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "abiscan-cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _every_json_output_matches_its_schema() -> Iterator[None]:
+    """Each JSON output the suite produces is validated against the shipped schema."""
+    from abiscan.report import render
+    from abiscan.report.model import Report
+    from abiscan.target.profiles import Target
+
+    from schema_check import validate_output
+
+    report_to_dict, target_to_dict = Report.to_dict, Target.to_dict
+    explain_dict = render.explain_dict
+
+    def checked_report(self: Report) -> dict[str, Any]:
+        data = report_to_dict(self)
+        validate_output("scan", data)
+        return data
+
+    def checked_target(self: Target, *, embed: bool = True) -> dict[str, Any]:
+        data = target_to_dict(self, embed=embed)
+        validate_output("target", data)
+        return data
+
+    def checked_explain(report: Report, name: str) -> dict[str, Any]:
+        data = explain_dict(report, name)
+        validate_output("explain", data)
+        return data
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Report, "to_dict", checked_report)
+        mp.setattr(Target, "to_dict", checked_target)
+        mp.setattr(render, "explain_dict", checked_explain)
+        yield

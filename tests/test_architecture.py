@@ -35,6 +35,7 @@ LAYERS: dict[str, float] = {
     "abiscan.predict": 6,
     "abiscan.report": 6,
     "abiscan.prefetch": 6,
+    "abiscan.config": 6,
     "abiscan.api": 6.5,
     "abiscan.cli": 7,
     "abiscan.demo": 7,

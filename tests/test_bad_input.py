@@ -81,4 +81,4 @@ def test_cli_reports_bad_inputs_without_traceback(
     assert f"cannot read {text}: not a readable zip file" in err
     assert f"cannot read {missing}: no such file or directory" in err
     assert "Traceback" not in out + err
-    assert "UNREADABLE" in out and "MODULES: 2 ok" in out
+    assert "UNREADABLE" in out and "2 of 2 modules load" in out

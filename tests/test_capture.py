@@ -96,7 +96,7 @@ def test_cli_capture_and_scan_with_interpreter(
         ),
     })
     capsys.readouterr()
-    assert main(["scan", str(layer), "--interpreter", str(oldest.executable)]) == 1
+    assert main(["scan", str(layer), "--interpreter", str(oldest.executable), "-v"]) == 1
     text = capsys.readouterr().out
     assert "ABI203" in text and "[certain]" in text
     assert "libabiscan_nowhere.so.9: cannot open shared object file" in text

@@ -90,11 +90,24 @@ def test_text_output_leads_with_the_error_and_its_fix(
 ) -> None:
     assert main(["scan", *map(str, incident), "--runtime", "python3.12"]) == 1
     out = capsys.readouterr().out
-    # First the top-level imports that fail, the ones failing through a chain first.
+    # Concise by default: first the top-level imports that fail, the ones failing
+    # through a chain first, each with its chain on one line; one line per
+    # finding; a line of counts. No evidence, no fixes.
+    _, imports, findings, counts = out.split("\n\n")
+    assert imports == ("import cffi: ModuleNotFoundError: No module named '_cffi_backend'\n"
+                       "  cffi -> _cffi_backend\n"
+                       "import _cffi_backend: ModuleNotFoundError: No module named "
+                       "'_cffi_backend'\n")[:-1]
+    assert findings == (
+        "ABI101 _cffi_backend: ModuleNotFoundError: No module named '_cffi_backend'\n"
+        "ABI501 cffi: ModuleNotFoundError: No module named '_cffi_backend'")
+    assert counts.startswith("predicted: import errors on this target (2 failing "
+                             "imports; 2 errors, 0 warnings, 0 notes; ")
+    assert "fix: " not in out and "evidence: " not in out
+    # -v: every finding's evidence and fix.
+    assert main(["scan", *map(str, incident), "--runtime", "python3.12", "-v"]) == 1
+    out = capsys.readouterr().out
     assert out.index("TOP-LEVEL IMPORTS THAT FAIL (2)") < out.index("ERRORS (2)")
-    assert "  import cffi: ModuleNotFoundError: No module named '_cffi_backend'\n" \
-           "    chain: cffi -> _cffi_backend\n" \
-           "  import _cffi_backend: ModuleNotFoundError" in out
     assert out.index("ERRORS (2)") < out.index("MODULES:")
     assert "ABI101" in out and "fix: " in out
     assert "predicted: ModuleNotFoundError: No module named '_cffi_backend'" in out
@@ -180,8 +193,8 @@ def test_sarif_output(incident: list[Path], capsys: pytest.CaptureFixture[str]) 
     (result,) = [r for r in run["results"] if r["ruleId"] == "ABI101"]
     assert result["level"] == "error"
     assert rules[result["ruleIndex"]]["id"] == "ABI101"
-    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(
-        incident[1])
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "file://" + str(incident[1]))
     assert "No module named '_cffi_backend'" in result["message"]["text"]
 
 

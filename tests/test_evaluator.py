@@ -283,7 +283,7 @@ def test_confidence_and_assumptions_in_json_text_and_explain(
     assert doc["schema_version"] == "1.1"
     m = next(m for m in doc["modules"] if m["name"] == "checked")
     assert m["confidence"] == "likely" and m["assumptions"][0]["taken"] is False
-    assert main(["scan", str(layer), "--runtime", "python3.12", "-v"]) == 0
+    assert main(["scan", str(layer), "--runtime", "python3.12", "-vv"]) == 0
     text = capsys.readouterr().out
     assert "[likely, 1 assumption (abiscan explain checked)]" in text
     assert main(["explain", "checked", str(layer), "--runtime", "python3.12"]) == 0

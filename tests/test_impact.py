@@ -341,7 +341,10 @@ def test_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "app", str(layer), "--runtime", "python3.12",
                  "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["chain"] == ["app", "app.core", "_backend"]
+    assert data["schema_version"] == "1.1" and data["name"] == "app"
+    assert data["module"]["chain"] == ["app", "app.core", "_backend"]
+    assert "ABI101" in {f["code"] for f in data["findings"]}
+    assert {f["module"] for f in data["findings"]} <= set(data["module"]["chain"])
     assert main(["explain", "json", str(layer), "--runtime", "python3.12"]) == 0
     assert "import json: ok" in capsys.readouterr().out
     assert main(["explain", "not a name", str(layer)]) == 2
@@ -356,6 +359,5 @@ def test_text_output_leads_with_failing_top_level_imports(tmp_path: Path,
     assert main(["scan", str(layer), "--runtime", "python3.12"]) == 1
     out = capsys.readouterr().out
     head = out.split("\n\n")[1]
-    assert head == ("TOP-LEVEL IMPORTS THAT FAIL (2)\n"
-                    f"  import app: {MNFE}\n    chain: app -> _backend\n"
-                    f"  import _backend: {MNFE}")
+    assert head == (f"import app: {MNFE}\n  app -> _backend\n"
+                    f"import _backend: {MNFE}")

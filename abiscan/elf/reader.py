@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from abiscan.elf.references import SymbolRef
 
+from abiscan.errors import ElfError as ElfError  # re-exported (its old home)
+
 __all__ = [
     "ElfError",
     "ElfFacts",
@@ -119,10 +121,6 @@ _STV_DEFAULT = 0
 _STV_PROTECTED = 3
 
 _VER_FLG_BASE = 1
-
-
-class ElfError(Exception):
-    """The bytes are not a readable ELF file; ``str(exc)`` says what is wrong."""
 
 
 def sniff_format(data: bytes) -> str:

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from abiscan.errors import CacheFormatError as CacheFormatError  # re-exported
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "CacheFormatError",
@@ -48,10 +50,6 @@ _MAGIC = b"abiscan-cache %d\n" % FORMAT_VERSION
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 # Trimming walks the directory; do it once per this many bytes written.
 _TRIM_EVERY = 16 * 1024 * 1024
-
-
-class CacheFormatError(ValueError):
-    """An entry that is not a well-formed cache entry (treated as a miss)."""
 
 
 def default_cache_dir() -> Path:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from abiscan.errors import SourceError as SourceError  # re-exported (its old home)
 from abiscan.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -41,18 +42,6 @@ class InputKind(str, Enum):
     FUNCTION = "function"
     WHEEL = "wheel"
     SITE_PACKAGES = "site-packages"
-
-
-class SourceError(Exception):
-    """An input, or one member of it, cannot be read. The text names both.
-
-    ``reason`` is the same text without the input and member names, for
-    places that name them already.
-    """
-
-    def __init__(self, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason if reason is not None else message
 
 
 @dataclass(frozen=True)

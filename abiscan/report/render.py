@@ -6,8 +6,21 @@ import json
 from typing import Any
 
 from abiscan.report.escape import escape_text, json_safe
-from abiscan.report.findings import Finding, Severity, registered_codes
-from abiscan.report.model import ModuleOutcome, Report
+from abiscan.report.findings import Finding, Severity
+from abiscan.report.model import SCHEMA_VERSION, ModuleOutcome, Report
+from abiscan.report.sarif import render_sarif
+from abiscan.report.terminal import Style, render_concise, render_github
+
+__all__ = [
+    "explain_dict",
+    "render_detailed",
+    "render_explain",
+    "render_explain_json",
+    "render_github",
+    "render_json",
+    "render_sarif",
+    "render_text",
+]
 
 _EVIDENCE_LINES = 6
 _HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}
@@ -21,60 +34,22 @@ def render_json(report: Report) -> str:
     return report.to_json()
 
 
-_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
-
-
-def render_sarif(report: Report) -> str:
-    """SARIF 2.1.0, for code-scanning dashboards. Locations are the input files;
-    the member inside a zip and the target path travel as logical locations."""
-    rules = [
-        {
-            "id": info.code,
-            "name": info.name,
-            "shortDescription": {"text": info.summary},
-            "defaultConfiguration": {"level": _SARIF_LEVEL[info.severity]},
-        }
-        for info in registered_codes()
-    ]
-    index = {r["id"]: i for i, r in enumerate(rules)}
-    results: list[dict[str, Any]] = []
-    for f in report.findings:
-        text = f.message
-        if f.predicted_error:
-            text += f" Predicted: {f.predicted_error}."
-        text += f" Fix: {f.fix}"
-        result: dict[str, Any] = {
-            "ruleId": f.code,
-            "ruleIndex": index[f.code],
-            "level": _SARIF_LEVEL[f.severity],
-            "message": {"text": text},
-            "properties": {"confidence": f.confidence.value, "evidence": list(f.evidence)},
-        }
-        if f.source:
-            result["locations"] = [{
-                "physicalLocation": {"artifactLocation": {"uri": f.source}},
-                "logicalLocations": [
-                    {"fullyQualifiedName": name, "kind": kind}
-                    for name, kind in ((f.source_path, "member"), (f.path, "targetPath"),
-                                       (f.module, "module"))
-                    if name
-                ],
-            }]
-        results.append(result)
-    doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "abiscan",
-                "version": report.tool_version,
-                "rules": rules,
-            }},
-            "properties": {"target": report.target.name},
-            "results": results,
-        }],
+def explain_dict(report: Report, name: str) -> dict[str, Any]:
+    """``abiscan explain --format json``: one module's outcome, and the findings on its chain."""
+    m = report.module(name)
+    chain = set(m.chain) if m else set()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "abiscan", "version": report.tool_version},
+        "target": report.target.to_dict(embed=False),
+        "name": name,
+        "module": m.to_dict() if m else None,
+        "findings": [f.to_dict() for f in report.findings if f.module in chain],
     }
-    return json.dumps(json_safe(doc), indent=2) + "\n"
+
+
+def render_explain_json(report: Report, name: str) -> str:
+    return json.dumps(json_safe(explain_dict(report, name)), indent=2) + "\n"
 
 
 def _finding_lines(f: Finding) -> list[str]:
@@ -121,6 +96,8 @@ def _breaking_lines(report: Report) -> list[str]:
 def _lines(out: list[str]) -> str:
     # The output boundary: one line per item, whatever the input's names hold.
     return "".join(escape_text(line) + "\n" for line in out)
+
+
 def _outcome_word(m: ModuleOutcome) -> str:
     """The outcome, with its confidence where it is not certain (an unknown is never sure)."""
     if m.confidence == "certain" or m.outcome == "unknown":
@@ -196,7 +173,16 @@ def _unsure(m: ModuleOutcome) -> str:
     return f"  [{m.confidence}{assumed}]"
 
 
-def render_text(report: Report, *, verbose: bool = False) -> str:
+def render_text(report: Report, *, verbose: int = 0, style: Style | None = None) -> str:
+    """The text report: the concise one for a terminal (:mod:`abiscan.report.terminal`);
+    with ``verbose`` every finding's evidence and fix, and the modules that fail; with
+    ``verbose`` 2 or more, the modules that load too."""
+    if not verbose:
+        return render_concise(report, style or Style())
+    return render_detailed(report, list_ok=verbose > 1)
+
+
+def render_detailed(report: Report, *, list_ok: bool = False) -> str:
     t = report.target
     out = [f"abiscan {report.tool_version}: target {t.name}: {t.describe()}"]
     if report.inputs:
@@ -229,12 +215,12 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
             out.append(f"  {m.outcome:<8} {m.name}: {m.error}{_unsure(m)}")
         else:
             out.append(f"  {m.outcome:<8} {m.name}: {m.reason}")
-    if verbose:
+    if list_ok:
         for m in ok:
             out.append(f"  ok       {m.name}: {m.path or m.reason}{_unsure(m)}")
     elif ok:
         out.append(f"  ({_n(len(ok), 'module')} load{'s' if len(ok) == 1 else ''}; "
-                   "-v lists them)")
+                   "-vv lists them)")
     if report.problems:
         out.append("")
         out.append(f"INPUT PROBLEMS ({len(report.problems)})")

@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from abiscan.errors import TargetError as TargetError  # re-exported (its old home)
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.target._data import read_json
 from abiscan.target.capi import CApiExports, builtin_exports
@@ -43,10 +44,6 @@ _ARCH_ALIASES = {
 # The runtime's own layout. The DESIGN card lists where these come from.
 LAYER_ROOT = "/opt"
 FUNCTION_ROOT = "/var/task"
-
-
-class TargetError(ValueError):
-    """A target cannot be built or loaded (unknown runtime, bad file)."""
 
 
 @dataclass(frozen=True)

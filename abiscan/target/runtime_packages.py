@@ -27,15 +27,12 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from abiscan.errors import RuntimeDataError as RuntimeDataError  # re-exported (its old home)
 from abiscan.target._data import read_json
 from abiscan.target.profiles import Target
 
 CERTAINTIES = ("certain", "likely", "possible")
 _UNKNOWN = "unknown"
-
-
-class RuntimeDataError(ValueError):
-    """The bundled runtime package data is malformed (a packaging bug, not a user error)."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import re
 from functools import cache
 from typing import Any
 
+from abiscan.errors import TargetError
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.target._data import read_json
 
@@ -35,7 +36,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(TargetError):
     """A profile does not match the schema; the text names the field."""
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from abiscan.errors import InventoryError as InventoryError  # re-exported (its old home)
 from abiscan.target._data import read_json
 
 __all__ = [
@@ -48,10 +49,6 @@ __all__ = [
 ]
 
 CERTAINTIES = ("certain", "likely", "possible")
-
-
-class InventoryError(ValueError):
-    """An inventory cannot be read (bad profile data)."""
 
 
 @dataclass(frozen=True)

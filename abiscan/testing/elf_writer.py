@@ -22,6 +22,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from abiscan.errors import BuildError as BuildError  # re-exported (its old home)
+
 __all__ = [
     "ET_DYN",
     "ET_EXEC",
@@ -102,10 +104,6 @@ _RET_STUBS: dict[tuple[int, str], bytes] = {
     (183, "big"): b"\xd6\x5f\x03\xc0",
     (243, "little"): b"\x67\x80\x00\x00",  # jalr x0, 0(ra)
 }
-
-
-class BuildError(ValueError):
-    """The requested object cannot be written (unknown machine, bad parameter)."""
 
 
 def machine_number(machine: int | str) -> int:

@@ -53,7 +53,7 @@ class Example:
 
 def single(code: str, name: str, members: Mapping[str, Member], *args: str) -> Example:
     """The common case: one layer zip named after the example."""
-    return Example(code, name, {f"{name}.zip": members}, ("scan", f"{name}.zip", *args))
+    return Example(code, name, {f"{name}.zip": members}, ("scan", f"{name}.zip", "-v", *args))
 
 
 def _so(**kwargs: object) -> bytes:
@@ -246,7 +246,7 @@ EXAMPLES: tuple[Example, ...] = (
         {"abi107-layer.zip": {"python/settings_lib/__init__.py": b"VERSION = 2\n"},
          "abi107-function.zip": {"settings_lib/__init__.py": b"VERSION = 1\n",
                                  "handler.py": b"import settings_lib\n"}},
-        ("scan", "abi107-layer.zip", "--function", "abi107-function.zip",
+        ("scan", "abi107-layer.zip", "-v", "--function", "abi107-function.zip",
          "--runtime", "python3.12", "--arch", "x86_64"),
     ),
     single(
@@ -288,7 +288,7 @@ EXAMPLES: tuple[Example, ...] = (
          "abi305-function.zip": {**dist("", "attrs", "24.2.0",
                                         {"attrs/__init__.py": b"# 24.2\n"}),
                                  "handler.py": b"import attrs\n"}},
-        ("scan", "abi305-layer.zip", "--function", "abi305-function.zip",
+        ("scan", "abi305-layer.zip", "-v", "--function", "abi305-function.zip",
          "--runtime", "python3.12", "--arch", "x86_64"),
     ),
     Example(
@@ -298,13 +298,13 @@ EXAMPLES: tuple[Example, ...] = (
                                     "pydantic_like/v1_only.py": b""}),
          "abi306-layer2.zip": dist("python", "pydantic_like", "2.5.0",
                                    {"pydantic_like/__init__.py": b"VERSION = '2.5.0'\n"})},
-        ("scan", "abi306-layer1.zip", "abi306-layer2.zip", "--runtime", "python3.12",
+        ("scan", "abi306-layer1.zip", "abi306-layer2.zip", "-v", "--runtime", "python3.12",
          "--arch", "x86_64"),
     ),
     Example(
         "ABI401", "abi401-layers",
         {f"abi401-l{i}.zip": {f"python/pkg{i}/__init__.py": b""} for i in range(1, 7)},
-        ("scan", *(f"abi401-l{i}.zip" for i in range(1, 7)), "--runtime", "python3.12",
+        ("scan", *(f"abi401-l{i}.zip" for i in range(1, 7)), "-v", "--runtime", "python3.12",
          "--arch", "x86_64"),
     ),
     Example(
@@ -313,7 +313,7 @@ EXAMPLES: tuple[Example, ...] = (
                                "python/models/__init__.py": b""},
          "abi402-data.zip": {"python/data/tables.bin": Zeros(120 * _MIB),
                              "python/data/__init__.py": b""}},
-        ("scan", "abi402-models.zip", "abi402-data.zip", "--runtime", "python3.12",
+        ("scan", "abi402-models.zip", "abi402-data.zip", "-v", "--runtime", "python3.12",
          "--arch", "x86_64"),
     ),
     single(
@@ -401,7 +401,7 @@ RUNS: dict[str, tuple[list[str], bool]] = {
     "demo": (["demo"], False),
     "scan-312": (["scan", "L1.zip", "L2.zip", "--runtime", "python3.12", "--arch", "x86_64"],
                  True),
-    "scan-38": (["scan", "L1.zip", "L2.zip", "--runtime", "python3.8", "--arch", "x86_64", "-v"],
+    "scan-38": (["scan", "L1.zip", "L2.zip", "--runtime", "python3.8", "--arch", "x86_64", "-vv"],
                 True),
     "scan-broken": (["scan", "L1.zip", "broken.zip", "--runtime", "python3.12"], True),
     "scan-bad-runtime": (["scan", "L1.zip", "--runtime", "python3.7"], True),

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from abiscan.errors import AbiscanError
+
 __all__ = [
     "MAYBE",
     "MISSING",
@@ -144,8 +146,10 @@ class _Globals:
     """What ``globals()`` returns: the namespace being run."""
 
 
-class EvalRaise(Exception):
-    """Evaluating an expression raises this exception on the target (a NameError, ...)."""
+class EvalRaise(AbiscanError):
+    """Evaluating an expression raises this exception on the target (a NameError, ...).
+
+    Control flow inside the evaluator: it never leaves :mod:`abiscan.simulate.python`."""
 
     def __init__(self, exc_type: str, message: str) -> None:
         super().__init__(f"{exc_type}: {message}")
