@@ -21,7 +21,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.sections import SymbolTableSection
 
-import abiscan.elf.reader as reader_module
+import abiscan.elf.tables as reader_module
 from abiscan.elf.reader import ElfError, ElfFacts, read_facts, read_header, sniff_format
 from abiscan.testing.elf_writer import ET_DYN, MACHINES, build_shared_object
 
@@ -413,14 +413,15 @@ def test_big_builder_output_loads_and_looks_up(tmp_path: Path) -> None:
 
 def test_builder_and_reader_are_fast_on_50000_symbols() -> None:
     names = [f"PyInit_or_some_longer_symbol_name_{i}" for i in range(50_000)]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     data = build_shared_object(exports=names, undefined=[f"undef_{i}" for i in range(1000)])
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     facts = read_facts(data)
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     assert len(facts.exported) == 50_000
     assert len(facts.undefined) == 1000
-    # Generous bounds for slow CI machines; typical is ~0.4 s and ~0.05 s.
+    # Generous bounds for slow CI machines; typical is ~0.4 s and ~0.05 s. CPU
+    # time, not wall time: the bounds are about the work, not about a busy machine.
     assert t1 - t0 < 2.0
     assert t2 - t1 < 1.0
 
@@ -889,12 +890,12 @@ def test_lazy_lookups_are_fast_on_50000_symbols() -> None:
     data = build_shared_object(exports=[*names, "PyInit_big"], needed=["libc.so.6"])
     best = float("inf")
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         facts = read_facts(data)
         assert facts.has_export("PyInit_big")
         assert not facts.has_export("PyInit_other")
         assert facts.pyinit_names == ("PyInit_big",)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     # Typical is ~0.5 ms (the full decode: ~15 ms); generous for slow CI.
     assert best < 0.05
     assert facts._symbols._exported is None
@@ -1028,14 +1029,14 @@ def test_version_need_chain_out_of_bounds(gcc_objects: dict[str, bytes]) -> None
 def test_random_mutations_never_escape(gcc_objects: dict[str, bytes]) -> None:
     rng = random.Random(20240601)
     sources = [gcc_objects["versioned"], build_shared_object(bits=32, exports=["a", "b"])]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for i in range(1500):
         data = bytearray(sources[i % 2])
         for _ in range(rng.randint(1, 8)):
             pos = rng.randrange(len(data)) if rng.random() < 0.5 else rng.randrange(0, 128)
             data[pos] = rng.randrange(256)
         facts_or_error(bytes(data))
-    assert time.perf_counter() - t0 < 30
+    assert time.process_time() - t0 < 30
 
 
 def test_non_elf_and_invalid_ident_give_elferror() -> None:
@@ -1062,25 +1063,25 @@ def test_overlapping_names_are_refused_not_quadratic() -> None:
     first = symbol_index(bytes(data), others[0])
     for k in range(len(others)):
         struct.pack_into(e + "I", data, base + (first + k) * entsize, long_at + 1 + k)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     facts = read_facts(bytes(data))
     assert facts.has_export("PyInit_z")
     assert facts.has_export("L" * 199_999)
     assert facts.pyinit_names == ("PyInit_z",)
     with pytest.raises(ElfError, match="symbol names overlap implausibly"):
         _ = facts.exported
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < 2.0
 
 
 def test_many_pyinit_strings_stay_linear() -> None:
     exports = [f"PyInit_{i}" for i in range(20_000)]
     data = build_shared_object(exports=exports)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     facts = read_facts(data)
     assert len(facts.pyinit_names) == 20_000
     assert facts.has_export("PyInit_19999")
     assert not facts.has_export("PyInit_20000")
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < 2.0
 
 
 def test_all_symbols_sharing_one_name() -> None:
