@@ -111,10 +111,14 @@ class ElfLayout:
 
     def vaddr_to_offset(self, addr: int, what: str) -> int:
         """The file offset of a virtual address, through the PT_LOAD segments, as ld.so maps it."""
-        for seg in self.segments:
-            if seg.p_type == c.PT_LOAD and seg.vaddr <= addr < seg.vaddr + seg.filesz:
-                return seg.offset + (addr - seg.vaddr)
-        raise ElfError(f"{what} address {addr:#x} is not inside any loaded segment")
+        return _file_offset(self.segments, addr, what)
+
+
+def _file_offset(segments: tuple[Segment, ...], addr: int, what: str) -> int:
+    for seg in segments:
+        if seg.p_type == c.PT_LOAD and seg.vaddr <= addr < seg.vaddr + seg.filesz:
+            return seg.offset + (addr - seg.vaddr)
+    raise ElfError(f"{what} address {addr:#x} is not inside any loaded segment")
 
 
 # What pyelftools and the modules under it raise for a damaged file.
@@ -334,8 +338,6 @@ class _Walk:
     ) -> tuple[tuple[tuple[int, int], ...], bytes]:
         dyn = next((s for s in sections if s.sh_type == c.SHT_DYNAMIC), None)
         if dyn is not None:
-            if dyn.sh_type == c.SHT_NOBITS:
-                return (), b""
             self.check_range(f".dynamic (section {dyn.index})", dyn.offset, dyn.size)
             tags = self._tags(dyn.offset, dyn.size)
             if not 0 < dyn.link < len(sections):
@@ -350,12 +352,7 @@ class _Walk:
         strtab, strsz = table.get(c.DT_STRTAB), table.get(c.DT_STRSZ)
         if strtab is None or strsz is None:
             return tags, b""
-        layout = ElfLayout(
-            header=self.header, is64=self.is64, little=True, sections=(), segments=segments,
-            tags=(), dynstr=b"", version_needs=(), version_need_strings=b"", version_defs=(),
-            version_def_strings=b"",
-        )
-        return tags, self.bytes_at("DT_STRTAB", layout.vaddr_to_offset(strtab, "DT_STRTAB"), strsz)
+        return tags, self.bytes_at("DT_STRTAB", _file_offset(segments, strtab, "DT_STRTAB"), strsz)
 
     def _tags(self, offset: int, size: int) -> tuple[tuple[int, int], ...]:
         """The tags up to DT_NULL or the table's end, decoded by pyelftools' Elf_Dyn."""

@@ -38,7 +38,9 @@ from abiscan.elf.model import ElfLayout
 __all__ = [
     "DynamicSymbols",
     "SymbolRef",
+    "cstr",
     "decode_name",
+    "only_elf_errors",
     "relocation_references",
     "symbol_count",
 ]
