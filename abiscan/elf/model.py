@@ -165,6 +165,7 @@ def _number(enum: Mapping[str, Any], value: object) -> int:
 # byte order, e_type, e_machine and OS ABI, and parse without keeping state,
 # so one set per layout is built and shared.
 _STRUCTS: dict[tuple[object, ...], ELFStructs] = {}
+_MAX_SHARED_STRUCTS = 32
 _Advanced = tuple[Any, Any, Any]
 # The fast constructor below sets what ELFFile.__init__ sets in the pyelftools
 # releases that compute the section-name tables lazily (0.33 and later); with
@@ -203,7 +204,10 @@ def _structs(little: bool, bits: int, advanced: _Advanced | None) -> ELFStructs:
         found.create_basic_structs()
         if advanced is not None:
             found.create_advanced_structs(*advanced)
-        _STRUCTS[key] = found
+        # Real layers use a handful of layouts; damaged headers could name
+        # thousands (memory, and long garbage-collector pauses): keep a few.
+        if len(_STRUCTS) < _MAX_SHARED_STRUCTS:
+            _STRUCTS[key] = found
     return found
 
 
