@@ -215,3 +215,28 @@ def test_shape_11_output_is_valid_utf8_under_a_strict_stdout(tmp_path: Path, fmt
     else:
         assert "lib\\xff\\xfeAA.so" in out
     assert b"Traceback" not in proc.stderr
+
+
+def test_shape_2_many_entries_naming_one_long_string_are_bounded() -> None:
+    """Distinct aux entries (no shared chain) that all name one 20 KB string:
+    each name would cost the whole string, N times over (600 MB here)."""
+    long_name = "V" * 20_000
+    base = build_shared_object(exports=["PyInit_v"], needed=["libc.so.6"],
+                               version_needs=[("libc.so.6", [long_name])])
+    elf = ELFFile(io.BytesIO(base))
+    raw = elf.get_section_by_name(".dynstr").data()
+    m = 30_000
+    table = bytearray(struct.pack("<HHIII", 1, m, raw.index(b"libc.so.6\0"), 16, 0))
+    name_at = raw.index(long_name.encode())
+    for j in range(m):
+        table += struct.pack("<IHHII", 0, 0, 2, name_at, 16 if j < m - 1 else 0)
+    data = bytearray(base + table)
+    for i, sec in enumerate(elf.iter_sections()):
+        if sec.name == ".gnu.version_r":
+            at = elf["e_shoff"] + i * elf["e_shentsize"]
+            struct.pack_into("<QQ", data, at + 24, len(base), len(table))
+            struct.pack_into("<I", data, at + 44, 1)
+    t0 = time.process_time()
+    with pytest.raises(ElfError, match="names overlap implausibly"):
+        read_facts(bytes(data))
+    assert time.process_time() - t0 < 2.0

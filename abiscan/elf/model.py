@@ -416,8 +416,7 @@ class _Versions:
             if not 0 < sec.link < len(lay.sections):
                 raise ElfError(f"{what} links to section {sec.link}, which does not exist")
             self.strings = walk.section_bytes(lay.sections[sec.link], f"{what} strings")
-            link = lay.sections[sec.link]
-            strings = StringTableSection(_header(link.offset, link.size, 0), "", walk.elf)
+            strings = _UnreadStrings(_header(0, 0, 0), "", walk.elf)
             # sh_info 0 leaves the count unknown: walk to the zero vn_next.
             count = sec.info or sec.size // 16
             return cls(_header(sec.offset, sec.size, count), what, walk.elf, strings), sec.size
@@ -428,12 +427,8 @@ class _Versions:
             return None
         off = lay.vaddr_to_offset(addr, what)
         span = max(0, walk.size - off)
-        strtab = lay.tag(c.DT_STRTAB)
         self.strings = lay.dynstr
-        strings = StringTableSection(
-            _header(lay.vaddr_to_offset(strtab, "DT_STRTAB") if strtab else 0, 0, 0), "",
-            walk.elf,
-        )
+        strings = _UnreadStrings(_header(0, 0, 0), "", walk.elf)
         # DT_VERNEEDNUM / DT_VERDEFNUM are bounded by what the rest of the file can hold.
         return cls(_header(off, span, min(num, span // 8)), what, walk.elf, strings), span
 
@@ -516,6 +511,19 @@ class _Bounds:
                 f"{self.what}: more entries than its {self.end - self.start} bytes can hold"
                 " (entries share or loop through their chains)"
             )
+
+
+class _UnreadStrings(StringTableSection):
+    """The string table given to pyelftools' version sections, which never reads.
+
+    abiscan reads the names itself, inside the table's bounds
+    (:func:`abiscan.elf.tables.cstr`). pyelftools would read each auxiliary
+    entry's name up to the next NUL anywhere in the file: with many entries
+    pointing at a long run of non-NUL bytes, work quadratic in the file.
+    """
+
+    def get_string(self, offset: int) -> str:
+        return ""
 
 
 def _header(offset: int, size: int, info: int) -> Container:

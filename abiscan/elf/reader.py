@@ -33,8 +33,8 @@ from abiscan.elf.header import ElfError, ElfHeader, read_header, sniff_format
 from abiscan.elf.model import ElfLayout, read_layout
 from abiscan.elf.tables import (
     DynamicSymbols,
+    NameBudget,
     SymbolRef,
-    cstr,
     only_elf_errors,
     relocation_references,
     symbol_count,
@@ -183,31 +183,32 @@ def read_facts(data: bytes) -> ElfFacts:
 
 def _facts(layout: ElfLayout, data: bytes) -> ElfFacts:
     dynstr = layout.dynstr
+    need_strings = layout.version_need_strings
+    def_strings = layout.version_def_strings
+    names = NameBudget(len(dynstr) + len(need_strings) + len(def_strings))
     needed: list[str] = []
     rpath: list[str] = []
     runpath: list[str] = []
     soname: str | None = None
     for tag, val in layout.tags:
         if tag == c.DT_NEEDED:
-            needed.append(cstr(dynstr, val, ".dynstr"))
+            needed.append(names.name(dynstr, val, ".dynstr"))
         elif tag == c.DT_SONAME:
-            soname = cstr(dynstr, val, ".dynstr")
+            soname = names.name(dynstr, val, ".dynstr")
         elif tag == c.DT_RPATH:
-            rpath.extend(_split_path(cstr(dynstr, val, ".dynstr")))
+            rpath.extend(_split_path(names.name(dynstr, val, ".dynstr")))
         elif tag == c.DT_RUNPATH:
-            runpath.extend(_split_path(cstr(dynstr, val, ".dynstr")))
-    need_strings = layout.version_need_strings
+            runpath.extend(_split_path(names.name(dynstr, val, ".dynstr")))
     what = ".gnu.version_r strings"
     version_needs = tuple(
         (
-            cstr(need_strings, need.file, what),
-            tuple(cstr(need_strings, name, what) for name, _ in need.versions),
+            names.name(need_strings, need.file, what),
+            tuple(names.name(need_strings, name, what) for name, _ in need.versions),
         )
         for need in layout.version_needs
     )
-    def_strings = layout.version_def_strings
     version_defs = tuple(
-        cstr(def_strings, name, ".gnu.version_d strings") for name in layout.version_defs
+        names.name(def_strings, name, ".gnu.version_d strings") for name in layout.version_defs
     )
     return ElfFacts(
         header=layout.header,

@@ -37,6 +37,7 @@ from abiscan.elf.model import ElfLayout
 
 __all__ = [
     "DynamicSymbols",
+    "NameBudget",
     "SymbolRef",
     "cstr",
     "decode_name",
@@ -123,6 +124,31 @@ def cstr(tab: bytes, off: int, what: str) -> str:
     if end < 0:
         raise _bad_string(tab, off, what)
     return decode_name(tab[off:end])
+
+
+class NameBudget:
+    """How many bytes of names one file's small tables may decode.
+
+    Names may share bytes (tail merging), so N entries can all point at one
+    long string: without a cap a hostile file makes N times the string's
+    length of work and memory. The cap is the symbol table's
+    (_NAME_BYTES_PER_TABLE_BYTE per byte of the string tables, plus the
+    slack), far above what any linker writes.
+    """
+
+    def __init__(self, table_bytes: int) -> None:
+        self.budget = _NAME_BYTES_PER_TABLE_BYTE * table_bytes + _NAME_BYTES_SLACK
+        self.left = self.budget
+
+    def name(self, tab: bytes, off: int, what: str) -> str:
+        """:func:`cstr`, counted against the budget."""
+        text = cstr(tab, off, what)
+        self.left -= len(text)
+        if self.left < 0:
+            raise ElfError(
+                f"names overlap implausibly: more than {self.budget} bytes of names from {what}"
+            )
+        return text
 
 
 def _bad_string(tab: bytes, off: int, what: str) -> ElfError:
@@ -561,6 +587,7 @@ class _References:
             for name, other in need.versions
         }
         self.decoded: dict[int, tuple[str | None, str | None]] = {}
+        self.names = NameBudget(len(self.strtab) + len(layout.version_need_strings))
 
     def _ranges(self) -> list[tuple[int, int, bool]]:
         """(file offset, size, rela) of each relocation table, in glibc's order."""
@@ -649,7 +676,7 @@ class _References:
                 continue
             off = index * self.syment
             st_name = int.from_bytes(symtab[off : off + 4], "little" if little else "big")
-            name = cstr(strtab, st_name, "the dynamic string table")
+            name = self.names.name(strtab, st_name, "the dynamic string table")
             if name in seen:
                 continue
             seen.add(name)
@@ -677,8 +704,8 @@ class _References:
             else:
                 strings = self.lay.version_need_strings
                 found = (
-                    cstr(strings, need[1], ".gnu.version_r strings"),
-                    cstr(strings, need[0], ".gnu.version_r strings"),
+                    self.names.name(strings, need[1], ".gnu.version_r strings"),
+                    self.names.name(strings, need[0], ".gnu.version_r strings"),
                 )
             self.decoded[ndx] = found
         return found
