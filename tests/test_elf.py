@@ -20,7 +20,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.sections import SymbolTableSection
 
-import abiscan.elf.reader as reader_module
+import abiscan.elf.tables as reader_module
 from abiscan.elf.reader import ElfError, ElfFacts, read_facts, read_header, sniff_format
 from abiscan.testing.elf_writer import ET_DYN, MACHINES, build_shared_object
 

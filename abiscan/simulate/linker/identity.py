@@ -103,6 +103,17 @@ across 2.26-2.36 comes back as ``depends-on-glibc-version``):
 A program-header offset so large that glibc's ``size_t`` sum wraps makes it
 read outside its buffer; that verdict is ``crash`` with no message.
 
+Why raw bytes here, while the rest of abiscan reads ELF through pyelftools
+(:mod:`abiscan.elf.model`): these checks exist to predict what glibc says
+about files that are *not* well-formed, and glibc reads them with fixed
+offsets into its own ``ElfW(Ehdr)`` whatever EI_CLASS and EI_DATA say.
+pyelftools refuses such files before any field can be compared (an EI_CLASS
+of 0 or 3, an EI_DATA of 0, a header shorter than its class's), and a
+program header it cannot parse is an exception, not glibc's "cannot read
+file data". So the header comes from :func:`abiscan.elf.header.read_header`
+and the program headers and notes are unpacked with ``struct``, as glibc
+reads them.
+
 Left to later steps: mapping the segments (mmap failures, a file that ends
 inside a PT_LOAD), the dynamic section (DF_1_PIE: "cannot dynamically load
 position-independent executable"), x86 ISA-level notes, dependencies,
@@ -118,7 +129,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from abiscan.elf.reader import ElfError, read_header, sniff_format
+from abiscan.elf.header import ElfError, read_header, sniff_format
 
 __all__ = [
     "ARCHES",

@@ -43,13 +43,12 @@ long dotted strings costs no more than a few thousand look-ups.
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from abiscan.elf.reader import ElfError, ElfFacts, read_header
+from abiscan.elf.reader import ElfError, ElfFacts, read_facts
 
 PANIC_MESSAGE = "Python API call failed"
 
@@ -108,62 +107,25 @@ class NativeFacts:
     note: str = ""
 
 
-def rodata(data: bytes) -> bytes:
+def rodata(data: bytes, elf: ElfFacts | None = None) -> bytes:
     """The read-only data sections of an ELF file (``.rodata*``), at most MAX_RODATA bytes.
 
     Without section headers, the loadable segments that are neither
-    writable nor executable. Empty when the file cannot be read that far.
+    writable nor executable (where the ELF model finds them:
+    :attr:`ElfFacts.rodata_ranges`). Empty when the file cannot be read.
     """
-    try:
-        header = read_header(data)
-    except ElfError:
-        return b""
-    e = "<" if header.byte_order == "little" else ">"
-    is64 = header.bits == 64
+    if elf is None:
+        try:
+            elf = read_facts(data)
+        except ElfError:
+            return b""
     out: list[bytes] = []
     budget = MAX_RODATA
-    size = len(data)
-    if header.e_shoff and header.e_shnum and header.e_shentsize >= (64 if is64 else 40):
-        fmt = e + ("IIQQQQIIQQ" if is64 else "IIIIIIIIII")
-        table_end = header.e_shoff + header.e_shnum * header.e_shentsize
-        if table_end > size or header.e_shstrndx >= header.e_shnum:
-            return b""
-        sections = [
-            struct.unpack_from(fmt, data, header.e_shoff + i * header.e_shentsize)
-            for i in range(header.e_shnum)
-        ]
-        names_sec = sections[header.e_shstrndx]
-        n_off, n_size = names_sec[4], names_sec[5]
-        if n_off + n_size > size:
-            return b""
-        names = data[n_off:n_off + n_size]
-        for sec in sections:
-            name_off, sh_type, off, length = sec[0], sec[1], sec[4], sec[5]
-            end = names.find(b"\x00", name_off)
-            name = names[name_off:end] if 0 <= name_off < len(names) and end >= 0 else b""
-            if sh_type == 8 or not (name == b".rodata" or name.startswith(b".rodata.")):
-                continue  # SHT_NOBITS has no bytes in the file
-            take = min(length, budget, max(0, size - off))
-            if take > 0:
-                out.append(data[off:off + take])
-                budget -= take
-    else:
-        phfmt = e + ("IIQQQQQQ" if is64 else "IIIIIIII")
-        step = header.e_phentsize
-        for i in range(header.e_phnum):
-            at = header.e_phoff + i * step
-            if at + struct.calcsize(phfmt) > size:
-                break
-            fields = struct.unpack_from(phfmt, data, at)
-            if is64:
-                p_type, p_flags, p_offset, p_filesz = fields[0], fields[1], fields[2], fields[5]
-            else:
-                p_type, p_offset, p_filesz, p_flags = fields[0], fields[1], fields[4], fields[6]
-            if p_type == 1 and p_flags & 0x7 == 0x4:  # PT_LOAD, PF_R only
-                take = min(p_filesz, budget, max(0, size - p_offset))
-                if take > 0:
-                    out.append(data[p_offset:p_offset + take])
-                    budget -= take
+    for off, length in elf.rodata_ranges:
+        take = min(length, budget, max(0, len(data) - off))
+        if take > 0:
+            out.append(data[off:off + take])
+            budget -= take
     # A NUL on each side, so that the first and last strings are delimited.
     return b"\x00" + b"\x00".join(out) + b"\x00" if out else b""
 
@@ -208,7 +170,7 @@ def native_imports(
     file for it the target passes over); ``owner`` is the (name, version) of
     the distribution that installed the file, when known.
     """
-    ro = rodata(data)
+    ro = rodata(data, elf)
     undefined: frozenset[str] = frozenset()
     if elf is not None:
         try:

@@ -1,0 +1,173 @@
+"""abiscan.elf.model and abiscan.elf.tables against pyelftools' own object model.
+
+The reader opens files through pyelftools with construct parsers shared per
+layout, and decodes relocations in bulk; here both are compared, fact by
+fact, with a plain ``ELFFile`` on real gcc-built objects, system libraries
+and writer output.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
+
+from abiscan.elf import model
+from abiscan.elf.reader import ElfError, read_facts
+from abiscan.testing.elf_writer import build_shared_object
+
+GCC = shutil.which("gcc")
+SYSTEM_LIBRARIES = [
+    "/lib/x86_64-linux-gnu/libc.so.6",
+    "/lib/x86_64-linux-gnu/libstdc++.so.6",
+    "/lib/x86_64-linux-gnu/libm.so.6",
+]
+
+SOURCE = r"""
+#include <stdio.h>
+#include <string.h>
+#include <math.h>
+extern int missing_strong(int);
+extern int missing_weak(int) __attribute__((weak));
+extern int shared_data;
+int PyInit_m(void) {
+    printf("%d %f", (int)strlen("x") + shared_data, sin(1.0));
+    if (missing_weak) return missing_weak(1);
+    return missing_strong(2);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    out: dict[str, bytes] = {
+        "writer": build_shared_object(
+            exports=["PyInit_w", "f"], undefined=["malloc@GLIBC_2.2.5", "g"],
+            weak_undefined=["h"], needed=["libc.so.6"], soname="libw.so",
+            version_needs=[("libc.so.6", ["GLIBC_2.2.5"])], relocate=True,
+        ),
+    }
+    if GCC is not None:
+        d = tmp_path_factory.mktemp("model")
+        (d / "m.c").write_text(SOURCE)
+        variants = (("lazy", []), ("now", ["-Wl,-z,now"]), ("sysv", ["-Wl,--hash-style=sysv"]))
+        for name, extra in variants:
+            so = d / f"{name}.so"
+            subprocess.run(
+                [GCC, "-shared", "-fPIC", "-O1", "-o", str(so), str(d / "m.c"), "-lm", *extra],
+                check=True, capture_output=True,
+            )
+            out[name] = so.read_bytes()
+    for path in SYSTEM_LIBRARIES:
+        if os.path.exists(path):
+            out[path] = Path(path).read_bytes()
+    return out
+
+
+def reference_references(data: bytes) -> list[tuple[str, bool, str | None, str | None]]:
+    """The relocations' undefined symbols, pyelftools' way: .rela.dyn then .rela.plt."""
+    elf = ELFFile(io.BytesIO(data))
+    dynsym = elf.get_section_by_name(".dynsym")
+    assert isinstance(dynsym, SymbolTableSection)
+    versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
+    versions: dict[int, tuple[str, str]] = {}
+    for sec in elf.iter_sections():
+        if isinstance(sec, GNUVerNeedSection):
+            for need, auxes in sec.iter_versions():
+                for aux in auxes:
+                    versions[aux.entry["vna_other"]] = (str(need.name), str(aux.name))
+    tags = {t.entry.d_tag: t.entry.d_val for t in _dynamic(elf).iter_tags()}
+    tables = []
+    for tag in ("DT_RELA", "DT_JMPREL"):
+        if tag in tags:
+            tables += [
+                s for s in elf.iter_sections()
+                if isinstance(s, RelocationSection) and s["sh_addr"] == tags[tag]
+            ]
+    out: list[tuple[str, bool, str | None, str | None]] = []
+    seen: set[str] = set()
+    for table in tables:
+        for rel in table.iter_relocations():
+            index, rtype = rel["r_info_sym"], rel["r_info_type"]
+            if index == 0 or rtype == 0:
+                continue
+            sym = dynsym.get_symbol(index)
+            bind = sym["st_info"]["bind"]
+            if sym["st_shndx"] != "SHN_UNDEF" or bind == "STB_LOCAL" or sym.name in seen:
+                continue
+            seen.add(sym.name)
+            file = version = None
+            if versym is not None:
+                ndx = versym.get_symbol(index)["ndx"]
+                if isinstance(ndx, int) and (ndx & 0x7FFF) in versions:
+                    file, version = versions[ndx & 0x7FFF]
+            out.append((sym.name, bind == "STB_WEAK", version, file))
+    return out
+
+
+def _dynamic(elf: ELFFile) -> DynamicSection:
+    dyn = next(s for s in elf.iter_sections() if isinstance(s, DynamicSection))
+    assert isinstance(dyn, DynamicSection)
+    return dyn
+
+
+def test_references_match_pyelftools(objects: dict[str, bytes]) -> None:
+    for label, data in objects.items():
+        got = [(r.name, r.weak, r.version, r.version_file) for r in read_facts(data).references]
+        assert got == reference_references(data), label
+
+
+def test_dynamic_tags_match_pyelftools(objects: dict[str, bytes]) -> None:
+    for label, data in objects.items():
+        facts = read_facts(data)
+        tags: dict[str, list[Any]] = {}
+        for tag in _dynamic(ELFFile(io.BytesIO(data))).iter_tags():
+            tags.setdefault(tag.entry.d_tag, []).append(tag)
+        assert facts.needed == tuple(t.needed for t in tags.get("DT_NEEDED", [])), label
+        assert facts.soname == next((t.soname for t in tags.get("DT_SONAME", [])), None), label
+        assert facts.runpath == tuple(
+            p for t in tags.get("DT_RUNPATH", []) for p in t.runpath.split(":")
+        ), label
+
+
+def test_shared_structs_open_like_elffile(objects: dict[str, bytes]) -> None:
+    """The constructor that shares construct parsers builds the same ELFFile."""
+    if not model._FAST_OPEN:
+        pytest.skip("this pyelftools release is opened with the plain constructor")
+    for label, data in objects.items():
+        header = model.read_header(data)
+        fast = model._open(data, header)
+        plain = ELFFile(io.BytesIO(data))
+        assert set(vars(fast)) == set(vars(plain)), label
+        assert fast.header == plain.header, label
+        assert fast.e_ident_raw == plain.e_ident_raw, label
+        assert [s.name for s in fast.iter_sections()] == [s.name for s in plain.iter_sections()]
+        assert [s.header for s in fast.iter_segments()] == [s.header for s in plain.iter_segments()]
+
+
+def test_rodata_ranges_are_the_rodata_sections(objects: dict[str, bytes]) -> None:
+    for label, data in objects.items():
+        elf = ELFFile(io.BytesIO(data))
+        expected = tuple(
+            (s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()
+            if (s.name == ".rodata" or s.name.startswith(".rodata."))
+            and s["sh_type"] != "SHT_NOBITS"
+        )
+        assert read_facts(data).rodata_ranges == expected, label
+
+
+def test_table_counts_are_checked_before_pyelftools_walks_them() -> None:
+    data = bytearray(build_shared_object(exports=["PyInit_x"], needed=["libc.so.6"]))
+    data[32:40] = (len(data) - 8).to_bytes(8, "little")  # e_phoff: 8 bytes before the end
+    with pytest.raises(ElfError, match="truncated: program header table"):
+        read_facts(bytes(data))
