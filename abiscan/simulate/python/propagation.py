@@ -60,6 +60,7 @@ from abiscan.simulate.python.import_graph import (
     catches,
 )
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
+from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target
 from abiscan.target.runtime_packages import runtime_modules
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib
@@ -470,7 +471,8 @@ def apply_impact(
     file found, loaded and linked); ``owners`` maps stack paths to the
     distribution that installed them.
     """
-    graph = ImportGraph(_reader(stack, importer, facts), target.python_version)
+    graph = ImportGraph(_reader(stack, importer, facts), target.python_version,
+                        stdlib_dir(target.sys_path, target.python_version))
     runtime = runtime_modules(target)
     tops = _top_level_names(stack, target)
 
