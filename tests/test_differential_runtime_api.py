@@ -85,6 +85,8 @@ SNIPPETS: dict[str, str] = {
                             "    from typing import Self\nelse:\n    Self = None\n",
     "name_tomllib": "import tomllib\n",
     "name_zoneinfo": "from zoneinfo import ZoneInfo\n",
+    "name_module_getattr": "import typing\nC = typing.ContextManager\n"
+                           "from typing import AsyncContextManager\n",
     "name_alias": "import typing as t\nX = t.TypeAlias\n",
 }
 

@@ -6,7 +6,12 @@ import ast
 
 import pytest
 
-from abiscan.simulate.python.runtime_api import RuntimeChecker, RuntimeFailure, stdlib_dir
+from abiscan.simulate.python.runtime_api import (
+    RuntimeChecker,
+    RuntimeFailure,
+    stdlib_dir,
+    stdlib_has,
+)
 from abiscan.target._data import read_json
 
 
@@ -179,6 +184,19 @@ def test_branches_the_target_skips_or_may_skip() -> None:
     assert checker.statement(body[0], "yes", False) is None
     assert checker.statement(body[1], "maybe", False) is None
     assert checker.statement(body[2], "yes", False) is None
+
+
+def test_failures_on_undecided_branches_are_left_to_the_branch() -> None:
+    assert failures("X = typing.get_overloads\nX = list[int]\n", (3, 8), runs="maybe") == []
+
+
+def test_stdlib_has() -> None:
+    assert stdlib_has("typing", "Self", (3, 10)) is False
+    assert stdlib_has("typing", "Self", (3, 11)) is True
+    assert stdlib_has("typing", "List", (3, 8)) is True
+    assert stdlib_has("typing", "NoSuchName", (3, 8)) is None
+    assert stdlib_has("os", "pidfd_open", (3, 9)) is None  # depends on the build
+    assert stdlib_has("tomllib", "loads", (3, 10)) is None  # no such module there
 
 
 def test_stdlib_dir_from_sys_path() -> None:

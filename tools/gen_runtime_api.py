@@ -60,6 +60,9 @@ PROBE = r"""
 import dataclasses, importlib, json, sys, sysconfig, typing
 
 MODULES = json.loads(sys.argv[1])
+# Names other versions have: a module __getattr__ (typing's deprecated aliases on
+# 3.13, collections' ABC aliases before 3.10) serves names dir() does not list.
+CANDIDATES = json.loads(sys.stdin.read() or "{}")
 stdlib = sysconfig.get_paths()["stdlib"]
 
 
@@ -109,6 +112,9 @@ for name in MODULES:
     except ImportError as exc:
         missing = str(exc)
     names = set(dir(module))
+    for candidate in CANDIDATES.get(name, ()):
+        if candidate not in names and hasattr(module, candidate):
+            names.add(candidate)
     submodules = []
     if hasattr(module, "__path__"):
         import pkgutil
@@ -171,12 +177,23 @@ def pyenv_root() -> Path:
 
 
 def probe_all() -> dict[tuple[int, int], dict[str, object]]:
+    """Each interpreter's answers; asked twice, the second time about every name any
+    version listed, so that names served by a module ``__getattr__`` are found."""
+    first = _probe_each({})
+    candidates: dict[str, set[str]] = {}
+    for info in first.values():
+        for module, entry in info["modules"].items():  # type: ignore[attr-defined]
+            candidates.setdefault(module, set()).update(entry["names"])
+    return _probe_each({m: sorted(n) for m, n in candidates.items()})
+
+
+def _probe_each(candidates: dict[str, list[str]]) -> dict[tuple[int, int], dict[str, object]]:
     found: dict[tuple[int, int], dict[str, object]] = {}
     for exe in sorted(pyenv_root().glob("versions/*/bin/python3")):
         try:
             out = subprocess.run(
                 [str(exe), "-I", "-S", "-c", PROBE, json.dumps(MODULES),
-                 json.dumps(sorted(_KEYWORDS))],
+                 json.dumps(sorted(_KEYWORDS))], input=json.dumps(candidates),
                 capture_output=True, text=True, timeout=300, check=True,
             ).stdout
         except (OSError, subprocess.SubprocessError):

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from abiscan.target._data import read_json
 
-__all__ = ["RuntimeChecker", "RuntimeFailure", "stdlib_dir"]
+__all__ = ["RuntimeChecker", "RuntimeFailure", "stdlib_dir", "stdlib_has"]
 
 # Deeper expressions are left undecided (they are machine-made, and the
 # checker must not recurse without bound).
@@ -91,6 +91,18 @@ def _contiguous(ranges: str) -> bool:
     return "," not in ranges
 
 
+def stdlib_has(module: str, name: str, version: tuple[int, int]) -> bool | None:
+    """Whether the stdlib ``module`` of CPython ``version`` has the attribute ``name``
+    (``hasattr(typing, "Self")``); None when the data cannot say."""
+    key = f"{version[0]}.{version[1]}"
+    entry = _data()["modules"].get(module)
+    if entry is None or key not in entry["file"] or entry["build_dependent"]:
+        return None
+    if name in entry["names"]:
+        return _in_ranges(version[1], entry["names"][name])
+    return True if name in entry["always"] else None
+
+
 def stdlib_dir(sys_path: Sequence[str], version: tuple[int, int]) -> str:
     """The target's stdlib directory: the ``sys.path`` entry ``.../lib/python3.X``."""
     tail = f"/lib/python{version[0]}.{version[1]}"
@@ -124,9 +136,13 @@ class RuntimeChecker:
             return None
         binder = _Binder(self, certain=runs == "yes" and not in_class)
         try:
-            return self._statement(stmt, binder)
+            failure = self._statement(stmt, binder)
         except RecursionError:
             return None
+        # On a branch the target may not take, the code is nearly always the fallback
+        # of a version or hasattr() test abiscan could not decide: the failure it would
+        # meet there says nothing about whether the branch runs.
+        return failure if runs == "yes" else None
 
     def _statement(self, s: ast.stmt, bind: _Binder) -> RuntimeFailure | None:
         if isinstance(s, ast.Import):
