@@ -153,8 +153,12 @@ _CFFI_CHECK = b"this module was compiled for Python %c%c%c"
 # code.replace(co_linetable=...), a keyword CPython 3.10 introduced: on 3.9 its
 # init goes wrong after Cython's version warning, with a TypeError from
 # code.replace() or a segfault, depending on the process (PyYAML 6.0.1's _yaml).
-_CYTHON_311_CODE = b"co_cellvars\x00co_linetable\x00replace\x00"
+_CYTHON_311_CODE = (b"\x00co_cellvars\x00", b"\x00co_linetable\x00", b"\x00replace\x00")
 _INCLUDE_DIR = re.compile(rb"/include/python3\.(\d{1,2})(?![0-9])")
+
+
+def _cython_311(data: bytes) -> bool:
+    return all(mark in data for mark in _CYTHON_311_CODE)
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,7 @@ def _built_for(path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: 
         if have and allowed & have != allowed:
             allowed &= have
             evidence.append(f"it needs {name}, which CPython {_span(sorted(have))} export")
-    if _CYTHON_311_CODE in data:
+    if _cython_311(data):
         allowed = {v for v in allowed if v >= (3, 11)}
         evidence.append("Cython's code objects for CPython 3.11+ (code.replace(co_linetable=...))")
     hint = _built_for_hint(path, facts, target)
@@ -225,7 +229,7 @@ def _untagged_from_other_python(
             refusal = PredictedError(
                 "ImportError", f"this module was compiled for Python {prefixes.pop()}")
     fails = refusal is None and target.python_version < (3, 10) and \
-        _CYTHON_311_CODE in data and b"cython_runtime" in data
+        _cython_311(data) and b"cython_runtime" in data
     evidence = built.evidence
     if fails:
         evidence = (*evidence, "on CPython before 3.10 code.replace() has no co_linetable: "
