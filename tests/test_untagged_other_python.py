@@ -12,7 +12,7 @@ import abiscan
 from abiscan.report.model import Report
 from abiscan.testing.elf_writer import build_shared_object
 
-from helpers import write_zip
+from helpers import installed, write_zip
 
 CFFI_RODATA = (b"this module was compiled for Python %c%c%c\x00"
                b"/opt/_internal/cpython-3.11.5/include/python3.11\x00")
@@ -72,3 +72,17 @@ def test_cython_for_311_before_310_is_unknown_with_a_warning(tmp_path: Path) -> 
 def test_nothing_said_without_evidence(tmp_path: Path) -> None:
     so = build_shared_object(exports=["PyInit_plain"], rodata=b"hello\x00")
     assert _module(_scan(tmp_path, {"python/plain.so": so}, "3.9"), "plain") == ("ok", None, [])
+
+
+def test_wheel_tag_of_the_owning_distribution(tmp_path: Path) -> None:
+    so = build_shared_object(exports=["PyInit__speedups"], rodata=b"nothing to see\x00")
+    members = installed("fastthing", "1.0", {"fastthing/__init__.py": "",
+                                             "fastthing/_speedups.so": so},
+                        tags=("cp311-cp311-manylinux_2_17_x86_64",))
+    outcome, error, found = _module(_scan(tmp_path, dict(members), "3.12"), "fastthing._speedups")
+    assert (outcome, error, found) == ("ok", None, [("ABI106", "warning")])
+    abi3 = installed("fastthing", "1.0", {"fastthing/__init__.py": "",
+                                          "fastthing/_speedups.so": so},
+                     tags=("cp311-abi3-manylinux_2_17_x86_64",))
+    assert _module(_scan(tmp_path, dict(abi3), "3.12"), "fastthing._speedups") == (
+        "ok", None, [])

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from abiscan.elf.reader import ElfError, ElfFacts, sniff_format
+from abiscan.inputs.dists import read_distribution
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputProblem, SourceError
 from abiscan.inputs.stack import Provenance
@@ -192,6 +193,10 @@ def _built_for(path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: 
     if _cython_311(data):
         allowed = {v for v in allowed if v >= (3, 11)}
         evidence.append("Cython's code objects for CPython 3.11+ (code.replace(co_linetable=...))")
+    wheel = _wheel_built_for(path, facts, target)
+    if wheel is not None:
+        allowed &= {wheel[0]}
+        evidence.append(wheel[1])
     hint = _built_for_hint(path, facts, target)
     if hint is not None and hint[0] in allowed and len(allowed) > 1:
         allowed = {hint[0]}
@@ -200,6 +205,36 @@ def _built_for(path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: 
         return None
     confidence = "likely" if hint is not None and len(evidence) == 1 else "certain"
     return _BuiltFor(tuple(sorted(allowed)), tuple(evidence), confidence)
+
+
+_CP_TAG = re.compile(r"cp3(\d{1,2})")
+
+
+def _wheel_built_for(path: str, facts: FileFacts, target: Target
+                     ) -> tuple[tuple[int, int], str] | None:
+    """The CPython of the WHEEL tags of the distribution whose RECORD lists the file,
+    when they name exactly one (``cp311-cp311-manylinux...``; never abi3)."""
+    sites = [e.rstrip("/") for e in target.sys_path if path.startswith(e.rstrip("/") + "/")]
+    if not sites:
+        return None
+    site = max(sites, key=len)
+    for name in facts.stack.listdir(site):
+        if not name.endswith(".dist-info"):
+            continue
+        dist = read_distribution(facts.stack, f"{site}/{name}")
+        if path not in dist.files():
+            continue
+        minors = set()
+        for tag in dist.wheel_tags:
+            parts = tag.split("-")
+            abi = _CP_TAG.fullmatch(parts[1]) if len(parts) == 3 else None
+            if abi is None:
+                return None  # abi3, none, or not a wheel tag
+            minors.add(int(abi.group(1)))
+        if len(minors) == 1:
+            minor = minors.pop()
+            return (3, minor), f"{dist.label}'s WHEEL is tagged cp3{minor}"
+    return None
 
 
 def _span(versions: list[tuple[int, int]]) -> str:
