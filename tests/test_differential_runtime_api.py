@@ -87,6 +87,11 @@ SNIPPETS: dict[str, str] = {
     "name_zoneinfo": "from zoneinfo import ZoneInfo\n",
     "name_module_getattr": "import typing\nC = typing.ContextManager\n"
                            "from typing import AsyncContextManager\n",
+    "builtin_missing": "class E(ExceptionGroup):\n    pass\n",
+    "builtin_guarded": "try:\n    EG = BaseExceptionGroup\nexcept NameError:\n    EG = None\n",
+    "builtin_defined": "def aiter(x):\n    return x\nA = aiter\n",
+    "builtin_in_function": "def f():\n    return anext\n",
+    "builtin_used": "W = EncodingWarning\n",
     "name_alias": "import typing as t\nX = t.TypeAlias\n",
 }
 

@@ -168,6 +168,13 @@ def test_module_attribute() -> None:
     assert failures("import typing\nS = getattr(typing, 'Self', None)\n", (3, 10)) == []
 
 
+def test_missing_builtins() -> None:
+    src = "class E(ExceptionGroup):\n    pass\n"
+    assert failures(src, (3, 10)) == [(1, "NameError", "name 'ExceptionGroup' is not defined")]
+    assert failures(src, (3, 11)) == []
+    assert failures("def aiter(x):\n    return x\nA = aiter\n", (3, 9)) == []
+
+
 def test_submodules_and_build_dependent_modules_are_not_judged() -> None:
     assert failures("from importlib import metadata\n", (3, 8)) == []
     assert failures("from os import pidfd_open\n", (3, 8)) == []

@@ -16,7 +16,8 @@ interpreters by ``tools/gen_runtime_api.py``, with the exact message:
   accept (``slots=``, ``kw_only=`` before 3.10; ``weakref_slot=`` before 3.11);
 * names imported from, or read as attributes of, a standard-library module
   that the target's version lacks (``from typing import Self`` before 3.11,
-  ``from collections import Mapping`` from 3.10 on).
+  ``from collections import Mapping`` from 3.10 on), and builtins it lacks
+  (``class E(ExceptionGroup)`` before 3.11: ``NameError``).
 
 Only what the source fixes is predicted: a name bound on a branch the target
 may or may not take, a class from another module, a module whose names depend
@@ -338,6 +339,13 @@ class RuntimeChecker:
         if depth > _MAX_DEPTH:
             return None, None
         if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Load) and node.id not in self.names and \
+                    not self.builtins_shadowed and self._lacks("builtins", node.id):
+                return RuntimeFailure(
+                    node.lineno, "NameError", f"name '{node.id}' is not defined", False,
+                    f"the builtin {node.id} exists on CPython "
+                    f"{self._where('builtins', node.id)} only",
+                ), None
             return None, self.lookup(node.id)
         if isinstance(node, ast.Constant):
             return None, _NONE if node.value is None else None
@@ -460,10 +468,7 @@ class _Binder:
         self._certain = certain
 
     def __call__(self, name: str, value: _Value | None) -> None:
-        if self._certain:
-            self._checker.names[name] = value
-        elif name in self._checker.names or self._checker._has("builtins", name):
-            self._checker.names[name] = None
+        self._checker.names[name] = value if self._certain else None
 
 
 def _always_evaluated(node: ast.expr) -> ast.expr | None:
