@@ -31,6 +31,7 @@ from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
 from abiscan.simulate.python.propagation import Followed, follow_imports
+from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
 
@@ -175,7 +176,11 @@ def analyse(
     ``jobs`` and ``cache`` change how fast, never what: see :func:`scan`.
     """
     names = module_names(imports)
-    prefetch = SourcePrefetch(stack, target.python_version, cache, jobs)
+    prefetch = SourcePrefetch(
+        stack, target.python_version, cache, jobs,
+        stdlib=stdlib_dir(target.sys_path, target.python_version),
+        limits=stack.sources[0].limits if stack.sources else DEFAULT_LIMITS,
+    )
     try:
         prefetch.start()
         return _analyse(stack, target, inputs, problems, names, prefetch)

@@ -32,6 +32,7 @@ from abiscan import __version__
 from abiscan.inputs.content_cache import ContentCache
 from abiscan.inputs.sources import DirectorySource, Entry, InputKind, Source, ZipSource, open_source
 from abiscan.inputs.stack import Stack, StackFile
+from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.simulate.python import grammar, import_graph
 from abiscan.simulate.python.import_graph import ImportGraph, ModuleSource, SourceReader
 
@@ -77,12 +78,17 @@ class SourcePrefetch:
     """The parse hook of one scan: cache, workers, or the main process."""
 
     def __init__(
-        self, stack: Stack, version: tuple[int, int], cache: ContentCache | None, jobs: int
+        self, stack: Stack, version: tuple[int, int], cache: ContentCache | None, jobs: int,
+        *, stdlib: str | None = None, limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.stack = stack
         self.version = version
         self.cache = cache
         self.jobs = jobs
+        # What a parse depends on besides the bytes: the same in every worker, and
+        # part of every cache key.
+        self.stdlib = stdlib
+        self.limits = limits
         self._code = _code_fingerprint()
         self._pool: ProcessPoolExecutor | None = None
         self._pending: dict[tuple[str, str, bool], Future[list[tuple[str, _Parsed | None]]]] = {}
@@ -116,7 +122,8 @@ class SourcePrefetch:
         member = member_key(sf)
         if member is None:
             return None
-        return f"module-source|{self._code}|{self.version}|{name}|{is_package}|{member}"
+        return (f"module-source|{self._code}|{self.version}|{self.stdlib}|{self.limits!r}|"
+                f"{name}|{is_package}|{member}")
 
     def _from_pool(self, name: str, path: str, is_package: bool) -> _Parsed | None:
         fut = self._pending.get((name, path, is_package))
@@ -146,7 +153,7 @@ class SourcePrefetch:
         self._pool = ProcessPoolExecutor(
             max_workers=self.jobs, mp_context=multiprocessing.get_context(method),
             initializer=_init_worker,
-            initargs=(specs, self.version, _module_names(self.stack)),
+            initargs=(specs, self.version, _module_names(self.stack), self.stdlib, self.limits),
         )
         for i in range(0, len(tasks), _CHUNK):
             chunk = tasks[i:i + _CHUNK]
@@ -188,10 +195,13 @@ def _as_parsed(value: Any) -> _Parsed | None:
 
 
 def _code_fingerprint() -> str:
-    """abiscan's version, the running grammar and the bytes of the code that parses."""
+    """abiscan's version, the running grammar and the bytes of the code and data that
+    parse: every module of :mod:`abiscan.simulate.python` and the runtime API tables."""
     digest = hashlib.sha256(f"{__version__}|{sys.version_info[:2]}".encode())
-    for module in (import_graph, grammar):
-        digest.update(Path(module.__file__ or "").read_bytes())
+    here = Path(import_graph.__file__ or "").parent
+    data = Path(grammar.__file__ or "").parents[2] / "target" / "data"
+    for path in [*sorted(here.glob("*.py")), *sorted(data.glob("*.json"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:24]
 
 
@@ -249,9 +259,11 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(
-    specs: Sequence[tuple[str, str, str]], version: tuple[int, int], names: frozenset[str]
+    specs: Sequence[tuple[str, str, str]], version: tuple[int, int], names: frozenset[str],
+    stdlib: str | None, limits: Limits,
 ) -> None:
-    _worker.update(specs=list(specs), sources={}, version=version, names=names)
+    _worker.update(specs=list(specs), sources={}, version=version, names=names, stdlib=stdlib,
+                   limits=limits)
 
 
 def _source(index: int) -> Source:
@@ -275,7 +287,9 @@ def _parse_chunk(tasks: Iterable[_Task]) -> list[tuple[str, _Parsed | None]]:
         def read(_: str, t: _Task = t) -> bytes | None:
             return _source(t.source).read(t.entry)
 
-        graph = ImportGraph(SourceReader(read, lambda _: None), _worker["version"])
+        graph = ImportGraph(reader=SourceReader(read, lambda _: None),
+                            version=_worker["version"], limits=_worker["limits"],
+                            stdlib=_worker["stdlib"])
         try:
             parsed = graph.parse_file(t.name, t.target_path, t.is_package, is_module)
         except Exception:  # the main process meets it again, and handles it as it does

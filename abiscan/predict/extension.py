@@ -9,9 +9,11 @@ sourceless ``.pyc`` through its magic number.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from abiscan.elf.reader import ElfError, ElfFacts, sniff_format
+from abiscan.inputs.dists import read_distribution
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputProblem, SourceError
 from abiscan.inputs.stack import Provenance
@@ -21,6 +23,8 @@ from abiscan.simulate.imports.extension_tags import ExtensionTag, parse_extensio
 from abiscan.simulate.linker.dlopen import simulate_dlopen
 from abiscan.simulate.linker.identity import verify_identity
 from abiscan.target.bytecode import magic_bytes, version_of_magic
+from abiscan.target.capi import exporting_versions, is_capi_name
+from abiscan.target.capi import known_versions as capi_versions
 from abiscan.target.capi import unavailable_reason as capi_unavailable_reason
 from abiscan.target.profiles import Target
 
@@ -72,6 +76,15 @@ def load_extension(
             others = ()  # a damaged name elsewhere in the table: the verdict stands
         finding, error = imports.missing_init(module, path, others, origin)
         return "error", error, finding.message, [*link.findings, finding]
+    if tag is not None and tag.kind == "untagged":
+        other = _untagged_from_other_python(module, path, data, elf, facts, target, origin)
+        if other is not None:
+            finding, refusal, fails = other
+            if refusal is not None:
+                return "error", refusal, finding.message, [*link.findings, finding]
+            if fails:
+                return "unknown", None, finding.message, [*link.findings, finding]
+            link = _Linked(link.outcome, None, link.reason, [*link.findings, finding])
     what = tag.describe() if tag else "extension"
     return (
         "ok", None,
@@ -134,6 +147,133 @@ def _built_for_hint(
     )
 
 
+# What cffi's _cffi_backend checks first in its init: the first three characters
+# of Py_GetVersion() against those of the PY_VERSION it was compiled with.
+_CFFI_CHECK = b"this module was compiled for Python %c%c%c"
+# Cython 0.29 built for CPython 3.11+ creates its code objects with
+# code.replace(co_linetable=...), a keyword CPython 3.10 introduced: on 3.9 its
+# init goes wrong after Cython's version warning, with a TypeError from
+# code.replace() or a segfault, depending on the process (PyYAML 6.0.1's _yaml).
+_CYTHON_311_CODE = (b"\x00co_cellvars\x00", b"\x00co_linetable\x00", b"\x00replace\x00")
+_INCLUDE_DIR = re.compile(rb"/include/python3\.(\d{1,2})(?![0-9])")
+
+
+def _cython_311(data: bytes) -> bool:
+    return all(mark in data for mark in _CYTHON_311_CODE)
+
+
+@dataclass(frozen=True)
+class _BuiltFor:
+    versions: tuple[tuple[int, int], ...]  # the CPythons the evidence allows, oldest first
+    evidence: tuple[str, ...]
+    confidence: str  # "certain" or "likely"
+
+
+def _built_for(path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: Target
+               ) -> _BuiltFor | None:
+    """The CPython an untagged extension was built for, from what it carries: the
+    include directory its build named, its C-API symbols, Cython's code path for 3.11+,
+    and the tags of the modules next to it."""
+    evidence: list[str] = []
+    allowed = set(capi_versions())
+    includes = {int(m.group(1)) for m in _INCLUDE_DIR.finditer(data)}
+    if len(includes) == 1:
+        minor = includes.pop()
+        allowed &= {(3, minor)}
+        evidence.append(f"the file names its build's include directory python3.{minor}")
+    try:
+        needed = [name for name in elf.undefined if is_capi_name(name)]
+    except ElfError:
+        needed = []
+    for name in needed:
+        have = set(exporting_versions(name))
+        if have and allowed & have != allowed:
+            allowed &= have
+            evidence.append(f"it needs {name}, which CPython {_span(sorted(have))} export")
+    if _cython_311(data):
+        allowed = {v for v in allowed if v >= (3, 11)}
+        evidence.append("Cython's code objects for CPython 3.11+ (code.replace(co_linetable=...))")
+    wheel = _wheel_built_for(path, facts, target)
+    if wheel is not None:
+        allowed &= {wheel[0]}
+        evidence.append(wheel[1])
+    hint = _built_for_hint(path, facts, target)
+    if hint is not None and hint[0] in allowed and len(allowed) > 1:
+        allowed = {hint[0]}
+        evidence.append(hint[1])
+    if not evidence or not allowed or target.python_version in allowed:
+        return None
+    confidence = "likely" if hint is not None and len(evidence) == 1 else "certain"
+    return _BuiltFor(tuple(sorted(allowed)), tuple(evidence), confidence)
+
+
+_CP_TAG = re.compile(r"cp3(\d{1,2})")
+
+
+def _wheel_built_for(path: str, facts: FileFacts, target: Target
+                     ) -> tuple[tuple[int, int], str] | None:
+    """The CPython of the WHEEL tags of the distribution whose RECORD lists the file,
+    when they name exactly one (``cp311-cp311-manylinux...``; never abi3)."""
+    sites = [e.rstrip("/") for e in target.sys_path if path.startswith(e.rstrip("/") + "/")]
+    if not sites:
+        return None
+    site = max(sites, key=len)
+    for name in facts.stack.listdir(site):
+        if not name.endswith(".dist-info"):
+            continue
+        dist = read_distribution(facts.stack, f"{site}/{name}")
+        if path not in dist.files():
+            continue
+        minors = set()
+        for tag in dist.wheel_tags:
+            parts = tag.split("-")
+            abi = _CP_TAG.fullmatch(parts[1]) if len(parts) == 3 else None
+            if abi is None:
+                return None  # abi3, none, or not a wheel tag
+            minors.add(int(abi.group(1)))
+        if len(minors) == 1:
+            minor = minors.pop()
+            return (3, minor), f"{dist.label}'s WHEEL is tagged cp3{minor}"
+    return None
+
+
+def _span(versions: list[tuple[int, int]]) -> str:
+    if not versions:
+        return "no"
+    first, last = versions[0], versions[-1]
+    return f"{first[0]}.{first[1]}" if first == last else \
+        f"{first[0]}.{first[1]}-{last[0]}.{last[1]}"
+
+
+def _untagged_from_other_python(
+    module: str, path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: Target,
+    origin: Provenance | None,
+) -> tuple[Finding, PredictedError | None, bool] | None:
+    """An untagged module that links, built for another CPython: its own refusal, word
+    for word, where it has one; otherwise a warning (loading it is undefined behaviour),
+    and whether its init surely goes wrong, though not in a way abiscan can word."""
+    built = _built_for(path, data, elf, facts, target)
+    if built is None:
+        return None
+    mine = f"{target.python_version[0]}.{target.python_version[1]}"
+    refusal: PredictedError | None = None
+    short = module.rpartition(".")[2]
+    if short == "_cffi_backend" and _CFFI_CHECK in data:
+        prefixes = {f"{v[0]}.{v[1]}"[:3] for v in built.versions}
+        if len(prefixes) == 1 and mine[:3] not in prefixes:
+            refusal = PredictedError(
+                "ImportError", f"this module was compiled for Python {prefixes.pop()}")
+    fails = refusal is None and target.python_version < (3, 10) and \
+        _cython_311(data) and b"cython_runtime" in data
+    evidence = built.evidence
+    if fails:
+        evidence = (*evidence, "on CPython before 3.10 code.replace() has no co_linetable: "
+                    "its init fails with a TypeError or crashes the process")
+    return symbols.other_python_loaded(
+        module, path, built.versions, evidence, built.confidence, refusal, origin,
+        target), refusal, fails
+
+
 def _link_extension(
     module: str,
     path: str,
@@ -170,11 +310,7 @@ def _link_extension(
         note = ""
         if result.confidence != "certain":
             note = f" ({result.confidence}: {'; '.join(result.notes[:2])})"
-        found: list[Finding] = []
-        hint = _built_for_hint(path, facts, target) if tag and tag.kind == "untagged" else None
-        if hint is not None:
-            found.append(symbols.built_for_other_python(module, path, *hint, origin, target))
-        return _Linked("ok", None, note, found)
+        return _Linked("ok", None, note, [])
     if problem.message is None or result.outcome == "unknown":
         reason = problem.detail or problem.kind
         if problem.message is not None:

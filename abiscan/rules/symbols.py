@@ -9,9 +9,10 @@ claims to be built for:
   built for another CPython (ABI106);
 * any other symbol: nothing in the process defines it (ABI206).
 
-:func:`built_for_other_python` adds the quiet case of ABI106: every symbol
-resolves, but the module's name or distribution says it was built for
-another CPython, whose structures may differ.
+:func:`other_python_loaded` adds the case where every symbol resolves but
+what the untagged module carries says it was built for another CPython: its
+own refusal (cffi's version check, Cython's code objects for 3.11+) as an
+error, otherwise a warning that loading it is undefined behaviour.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from abiscan.simulate.linker.dlopen import LinkProblem
 from abiscan.target.capi import exporting_versions, is_capi_name
 from abiscan.target.profiles import Target
 
-__all__ = ["built_for_other_python", "undefined_symbol"]
+__all__ = ["other_python_loaded", "undefined_symbol"]
 
 
 def _versions(versions: Sequence[tuple[int, int]]) -> str:
@@ -119,27 +120,33 @@ def undefined_symbol(
     return Finding.of(ABI206, message, fix, evidence=tuple(evidence), **where), error
 
 
-def built_for_other_python(
+def other_python_loaded(
     module: str,
     path: str,
-    built_for: tuple[int, int],
-    why: str,
+    built_for: Sequence[tuple[int, int]],
+    evidence: Sequence[str],
+    confidence: str,
+    refusal: PredictedError | None,
     origin: Provenance | None,
     target: Target,
 ) -> Finding:
-    """ABI106 as a warning: every symbol resolves, but the module was built for another CPython."""
+    """ABI106 for an untagged module that links on the target but was built for another
+    CPython: an error when its own init refuses (``refusal``), else a warning."""
     name = posixpath.basename(path)
-    return Finding.of(
-        ABI106,
-        f"{name} loads on CPython {target.python}, but {why}: it was most likely built for "
-        f"CPython {built_for[0]}.{built_for[1]}, whose object layouts and inline macros may "
-        f"differ silently (crashes or wrong results rather than an ImportError)",
-        f"Install the distribution's build for CPython {target.python} (pip install "
-        f"--python-version {target.python} --only-binary=:all: ...)",
-        severity=Severity.WARNING,
-        confidence=Confidence.LIKELY,
-        path=path,
-        **located(origin),
-        module=module,
-        evidence=(why,),
-    )
+    what = f"CPython {_versions(built_for)}"
+    why = "; ".join(evidence)
+    fix = (f"Install the distribution's build for CPython {target.python} (pip install "
+           f"--python-version {target.python} --only-binary=:all: ...); an untagged .so must "
+           "come from a build for exactly the target's Python")
+    where: dict[str, Any] = {"path": path, **located(origin), "module": module,
+                             "confidence": Confidence(confidence),
+                             "evidence": (why,)}
+    if refusal is not None:
+        message = (f"{name} was built for {what}, not {target.python}: every symbol it needs "
+                   f"resolves, but its initialisation refuses the target's CPython ({refusal})")
+        return Finding.of(ABI106, message, fix, predicted_error=refusal, **where)
+    message = (f"{name} (module {module}) was built for {what}, not {target.python}: every "
+               f"symbol it needs resolves, so CPython {target.python} loads it, and what "
+               "happens then is undefined behaviour (object layouts and inline macros differ "
+               "between versions: a crash or silent corruption, not an ImportError)")
+    return Finding.of(ABI106, message, fix, severity=Severity.WARNING, **where)

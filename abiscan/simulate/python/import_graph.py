@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.simulate.python.grammar import SyntaxVerdict, check_syntax
+from abiscan.simulate.python.runtime_api import RuntimeChecker
 
 RUNNING = (sys.version_info[0], sys.version_info[1])
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -484,7 +485,9 @@ class _Extractor:
         lines: Sequence[str],
         conditions: _Conditions,
         is_module: Callable[[str], bool],
+        runtime: RuntimeChecker | None = None,
     ) -> None:
+        self.runtime = runtime
         self.module = module
         self.package = package
         self.lines = lines
@@ -515,7 +518,16 @@ class _Extractor:
     def block(self, body: Sequence[ast.stmt], ctx: _Ctx) -> Block:
         out: list[Step] = []
         for stmt in body:
-            out.extend(self.stmt(stmt, ctx))
+            # The runtime API (simulate.python.runtime_api) sees each statement before
+            # its nested blocks, in order; its error is a RaiseStep where it happens.
+            failure = self.runtime.statement(stmt, ctx.runs, ctx.in_class) \
+                if self.runtime is not None else None
+            steps = self.stmt(stmt, ctx)
+            if failure is not None:
+                raised = RaiseStep(failure.line, self.text(stmt), failure.exc_type,
+                                   failure.message)
+                steps = [raised, *steps] if failure.before_body else [*steps, raised]
+            out.extend(steps)
         return tuple(out)
 
     def bind(self, name: str, ctx: _Ctx, line: int | None = None) -> None:
@@ -848,10 +860,13 @@ def extract(
     target: tuple[int, int],
     is_module: Callable[[str], bool],
     syntax: SyntaxVerdict | None = None,
+    stdlib: str | None = None,
 ) -> ModuleSource:
-    """The import-time program of one parsed module."""
+    """The import-time program of one parsed module (``stdlib``: the target's stdlib
+    directory, for the messages of the runtime API's errors)."""
     package = module if is_package else module.rpartition(".")[0]
-    ex = _Extractor(module, package, lines, _Conditions(target), is_module)
+    ex = _Extractor(module, package, lines, _Conditions(target), is_module,
+                    RuntimeChecker(target, stdlib))
     body = ex.block(tree.body, _Ctx())
     return ModuleSource(
         module, path, is_package, syntax, body, tuple(ex.edges), dict(ex.bound),
@@ -942,6 +957,7 @@ class ImportGraph:
     version: tuple[int, int]
     limits: Limits = DEFAULT_LIMITS
     parses: ParseHook | None = None
+    stdlib: str | None = None  # the target's stdlib directory (/var/lang/lib/python3.X)
     _parsed: dict[str, ModuleSource | None] = field(default_factory=dict)
 
     def is_module(self, name: str) -> bool:
@@ -1001,7 +1017,7 @@ class ImportGraph:
                 "the budget (--limits source_depth=N)"))
         lines = data.decode("utf-8", "replace").splitlines()
         parsed = extract(tree, name, path, is_package, lines, self.version, is_module,
-                         verdict)
+                         verdict, self.stdlib)
         # Textual on purpose: these hooks are usually installed from inside a
         # function (VendorImporter.install()), where the extractor never looks.
         finder = b"meta_path" in data or b"path_hooks" in data

@@ -72,6 +72,7 @@ from abiscan.simulate.python.import_graph import (
     catches,
 )
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
+from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target
 from abiscan.target.runtime_packages import runtime_modules
 
@@ -484,7 +485,8 @@ def follow_imports(
     # Every source of one scan has the scan's budgets.
     limits = stack.sources[0].limits if stack.sources else DEFAULT_LIMITS
     graph = ImportGraph(reader=_reader(stack, importer, facts), version=target.python_version,
-                        limits=limits, parses=parses)
+                        limits=limits, parses=parses,
+                        stdlib=stdlib_dir(target.sys_path, target.python_version))
     runtime = runtime_modules(target)
     tops = _top_level_names(stack, target)
 
