@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 
 from abiscan.elf.reader import ElfError, ElfFacts, sniff_format
-from abiscan.inputs.dists import read_distribution
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputProblem, SourceError
 from abiscan.inputs.stack import Provenance
@@ -221,6 +220,9 @@ def _wheel_built_for(path: str, facts: FileFacts, target: Target
     for name in facts.stack.listdir(site):
         if not name.endswith(".dist-info"):
             continue
+        # Only here: dist-info readers (packaging.metadata) load when there is one.
+        from abiscan.inputs.dists import read_distribution
+
         dist = read_distribution(facts.stack, f"{site}/{name}")
         if path not in dist.files():
             continue
