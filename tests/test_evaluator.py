@@ -335,3 +335,10 @@ def test_a_parent_that_may_fail_first_makes_the_childs_error_likely(tmp_path: Pa
     assert m is not None and m.outcome == "error" and m.confidence == "likely"
     assert str(m.error) == "ModuleNotFoundError: No module named 'pkg.missing'"
     assert "unless its parent fails first" in m.reason
+
+
+def test_a_very_deep_expression_is_unknown_not_a_crash(tmp_path: Path) -> None:
+    deep = " + ".join(["'a'"] * 900)  # parses; deeper than the evaluator recurses
+    report = scan(tmp_path, {"python/deep.py": f"X = {deep}\nif X:\n    pass\n"})
+    m = report.module("deep")
+    assert m is not None and m.outcome == "ok"
