@@ -342,3 +342,17 @@ def test_a_very_deep_expression_is_unknown_not_a_crash(tmp_path: Path) -> None:
     report = scan(tmp_path, {"python/deep.py": f"X = {deep}\nif X:\n    pass\n"})
     m = report.module("deep")
     assert m is not None and m.outcome == "ok"
+
+
+def test_an_unbound_name_is_a_name_error_only_where_the_code_expects_one(
+        tmp_path: Path) -> None:
+    # gettext.install() puts "_" into builtins from another module: not an error here.
+    report = scan(tmp_path, {
+        **BACKEND_311,
+        "python/gt.py": "TITLE = _('title')\n",
+        "python/idiom.py": "try:\n    __SETUP__\nexcept NameError:\n    __SETUP__ = False\n"
+                           "if __SETUP__:\n    import _backend\n",
+    })
+    gt, idiom = report.module("gt"), report.module("idiom")
+    assert gt is not None and gt.outcome == "ok"
+    assert idiom is not None and (idiom.outcome, idiom.confidence) == ("ok", "certain")
