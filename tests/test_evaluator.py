@@ -290,3 +290,69 @@ def test_confidence_and_assumptions_in_json_text_and_explain(
     explained = capsys.readouterr().out
     assert "import checked: ok (likely)" in explained
     assert "-> taken as false" in explained and "/opt/python/checked/__init__.py:3" in explained
+
+
+def test_module_dunders_are_always_importable_names(tmp_path: Path) -> None:
+    # python-dateutil's tz/__init__.py: "from .tz import __doc__".
+    report = scan(tmp_path, {"python/dtz/__init__.py": "from .tz import __doc__\n",
+                             "python/dtz/tz.py": "X = 1\n"})
+    m = report.module("dtz")
+    assert m is not None and m.outcome == "ok", m.reason
+
+
+def test_names_an_import_hook_registers_are_served(tmp_path: Path) -> None:
+    # six: the module installs a sys.meta_path finder that serves "six.moves".
+    hooked = ("import sys\nclass _Importer:\n    def find_spec(self, name, path, target=None):\n"
+              "        return None\n_importer = _Importer()\n_known = ['moves']\n"
+              "sys.meta_path.append(_importer)\n")
+    report = scan(tmp_path, {"python/sixish.py": hooked,
+                             "python/user.py": "from sixish.moves import urllib\n",
+                             "python/other.py": "import sixish.elsewhere\n"})
+    user, other = report.module("user"), report.module("other")
+    assert user is not None and user.outcome == "ok", user.reason
+    assert other is not None and other.outcome == "unknown"
+
+
+def test_from_import_of_a_namespace_package_without_the_name(tmp_path: Path) -> None:
+    # pydantic_core on another Python: the cp312 .so is never tried, and the directory
+    # next to it becomes a namespace package with no such name.
+    report = scan(tmp_path, {
+        "python/core/__init__.py": "from ._native import ArgsKwargs\n",
+        f"python/core/_native{T311}": build_shared_object(exports=["PyInit__native"]),
+        "python/core/_native/stub.pyi": "",
+    })
+    m = report.module("core")
+    assert m is not None and str(m.error) == (
+        "ImportError: cannot import name 'ArgsKwargs' from 'core._native' (unknown location)")
+
+
+def test_a_parent_that_may_fail_first_makes_the_childs_error_likely(tmp_path: Path) -> None:
+    report = scan(tmp_path, {
+        **BACKEND_311,
+        "python/pkg/__init__.py": "import os\nif os.path.exists('/x'):\n    import _backend\n",
+    }, imports=("pkg.missing",))
+    m = report.module("pkg.missing")
+    assert m is not None and m.outcome == "error" and m.confidence == "likely"
+    assert str(m.error) == "ModuleNotFoundError: No module named 'pkg.missing'"
+    assert "unless its parent fails first" in m.reason
+
+
+def test_a_very_deep_expression_is_unknown_not_a_crash(tmp_path: Path) -> None:
+    deep = " + ".join(["'a'"] * 900)  # parses; deeper than the evaluator recurses
+    report = scan(tmp_path, {"python/deep.py": f"X = {deep}\nif X:\n    pass\n"})
+    m = report.module("deep")
+    assert m is not None and m.outcome == "ok"
+
+
+def test_an_unbound_name_is_a_name_error_only_where_the_code_expects_one(
+        tmp_path: Path) -> None:
+    # gettext.install() puts "_" into builtins from another module: not an error here.
+    report = scan(tmp_path, {
+        **BACKEND_311,
+        "python/gt.py": "TITLE = _('title')\n",
+        "python/idiom.py": "try:\n    __SETUP__\nexcept NameError:\n    __SETUP__ = False\n"
+                           "if __SETUP__:\n    import _backend\n",
+    })
+    gt, idiom = report.module("gt"), report.module("idiom")
+    assert gt is not None and gt.outcome == "ok"
+    assert idiom is not None and (idiom.outcome, idiom.confidence) == ("ok", "certain")

@@ -337,6 +337,8 @@ class Evaluator:
         except (ArithmeticError, TypeError, ValueError, KeyError, IndexError,
                 AttributeError, OverflowError):
             return UNKNOWN  # what would fail on the target too, but not told apart here
+        except RecursionError:
+            return UNKNOWN  # a chain of thousands of '+': not worth a deeper stack
         if isinstance(result, (str, list, tuple, bytes)) and len(result) > _MAX_SIZE:
             return UNKNOWN
         return result

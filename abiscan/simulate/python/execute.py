@@ -154,6 +154,8 @@ class BodyRun:
         self.ns = ns
         self.line = 0
         self.ev = Evaluator(ns, runner.facts, _Modules(runner, self._where))
+        # The except clauses around the statement running, innermost last.
+        self.handlers: list[TryStep] = []
 
     def _where(self) -> tuple[str, str | None, int]:
         return self.source.name, self.source.path, self.line
@@ -197,6 +199,10 @@ class BodyRun:
         try:
             return self.ev.eval(node), None
         except EvalRaise as exc:
+            if exc.exc_type == "NameError" and not self._catching("NameError"):
+                # Outside the "try: X except NameError:" idiom, an unbound name is more
+                # likely bound where abiscan does not look (builtins.x = ..., exec).
+                return UNKNOWN, None
             error = PredictedError(exc.exc_type, exc.message)
             why = f"{self.source.path}:{self.line}: {ast.unparse(node)} raises {error}"
             return UNKNOWN, Raised(error, (), self.source.name, why)
@@ -337,8 +343,15 @@ class BodyRun:
             maybe = maybe or got
         return maybe
 
+    def _catching(self, exc_type: str) -> bool:
+        return any(catches(h.guard, exc_type) for t in self.handlers for h in t.handlers)
+
     def try_(self, step: TryStep, caught: Raised | None) -> Raised | None:
-        got = self.block(step.body, caught)
+        self.handlers.append(step)
+        try:
+            got = self.block(step.body, caught)
+        finally:
+            self.handlers.pop()
         result = self.block(step.orelse, caught) if got is None else self.handle(
             step, got, caught)
         final = self.block(step.final, caught)

@@ -278,6 +278,15 @@ class Simulator:
             return got.via(step, edge.confidence)
         return None
 
+    def _not_in_namespace(self, edge: ImportEdge, step: ChainStep, name: str) -> Raised:
+        """``from ns import name`` where ``ns`` is a namespace package (a directory left
+        next to an extension the target does not load): nothing binds ``name``."""
+        error = PredictedError(
+            "ImportError", f"cannot import name '{name}' from '{edge.target}' (unknown location)")
+        note = (f"'{edge.target}' is a namespace package on the target (a directory, no "
+                f"__init__.py) and has no submodule '{name}'")
+        return Raised(error, (replace(step, note=note),), edge.target, note)
+
     # -- what a module body asks (execute.Runner) ------------------------------
 
     def intact(self, path: str) -> str | None:
@@ -398,6 +407,9 @@ class Simulator:
             return got.via(replace(step, how="from"))
         name = edge.name or ""
         base = self.graph.module(edge.target)
+        if base is None and self.own(edge.target).kind == "namespace" and not \
+                self.graph.is_module(f"{edge.target}.{name}"):
+            return self._not_in_namespace(edge, step, name)
         if base is None or base.open_namespace or base.custom_finder:
             return None  # any name may exist (an import hook may provide it, too)
         # A half-initialised module (its own body, or one paused in a circular
@@ -406,6 +418,8 @@ class Simulator:
         bound_at = base.bound.get(name)
         if bound_at is not None and (paused is None or bound_at < paused):
             return None
+        if name in MODULE_DUNDERS and (name != "__path__" or base.is_package):
+            return None  # every module has these before its first line runs
         prefix = edge.target + "."
         if any(e.target.startswith(prefix) and e.target[len(prefix):].split(".")[0] == name
                for e in base.edges):
@@ -557,7 +571,7 @@ def _follow_each(sim: Simulator, modules: Sequence[ModuleOutcome],
 def _calibrated(module: ModuleOutcome, got: Raised | None, assumed: tuple[Assumption, ...]
                 ) -> ModuleOutcome:
     """The outcome's confidence, from the links of its chain and the sides it assumed."""
-    confidence = "certain"
+    confidence: str = module.confidence
     if module.outcome == "unknown":
         confidence = "possible"
     elif got is not None and got.certain and module.outcome == "error":
@@ -608,7 +622,11 @@ def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
                            chain=chain)
         if module.outcome == "ok":
             return replace(module, outcome="unknown", reason=got.reason, chain=chain)
-        return replace(module, chain=chain) if module.outcome == "error" else module
+        if module.outcome != "error":
+            return module
+        # Its own reason, with what may come first (a parent that may fail) added.
+        more = got.reason.startswith(module.reason) and got.reason != module.reason
+        return replace(module, chain=chain, reason=got.reason if more else module.reason)
     path = " -> ".join(chain)
     if module.outcome == "error" and got.certain and got.error == module.error:
         return replace(module, chain=chain, steps=got.steps)  # its reason already says why
@@ -640,6 +658,14 @@ def _not_found(
         if source is None:
             continue
         if source.custom_finder:
+            rel = name[len(package) + 1:]
+            if rel in source.hook_names or name in source.hook_names:
+                # six's "moves": importing the submodule imports the package first,
+                # which installs the hook that its own source registers the name with.
+                return replace(got, outcome="ok", error=None, candidates=(),
+                               confidence="likely", reason=(
+                                   f"served by the import hook {package} installs "
+                                   f"(sys.meta_path), whose source names '{rel}'"))
             return replace(got, outcome="unknown", error=None, reason=(
                 f"not found as a file, but {package} installs an import hook "
                 "(sys.meta_path/path_hooks) that may provide it"))
