@@ -19,6 +19,7 @@ _EXPORTS = {
     "ModuleOutcome": "report.model",
     "Report": "report.model",
     "analyse": "api",
+    "audit": "fleet",
     "scan": "api",
     "Target": "target.profiles",
     "builtin_target": "target.profiles",
@@ -37,6 +38,7 @@ __all__ = [
     "Target",
     "__version__",
     "analyse",
+    "audit",
     "builtin_target",
     "builtin_targets",
     "custom_target",
@@ -46,6 +48,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from abiscan.api import analyse, scan
+    from abiscan.fleet import audit
     from abiscan.report.findings import Confidence, Finding, PredictedError, Severity
     from abiscan.report.model import ModuleOutcome, Report
     from abiscan.target.profiles import (

@@ -6,7 +6,7 @@ bytes and the target: same inputs, same target, same report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +40,7 @@ def scan(
     runtime: str = "python3.12",
     arch: str = "x86_64",
     imports: Sequence[str] = (),
+    labels: Mapping[PathLike, str] | None = None,
 ) -> Report:
     """Predict, for every module the inputs provide, what ``import`` does on the target.
 
@@ -50,6 +51,8 @@ def scan(
     ``target``, the built-in profile of ``runtime`` on ``arch`` is used.
     ``imports`` adds dotted module names to predict besides the ones the stack
     suggests (top-level modules and packages, and every extension module).
+    ``labels`` names inputs in the report by something other than their path
+    (an audit names a downloaded copy by the URL it came from).
     """
     if target is None:
         target = builtin_target(runtime, arch)
@@ -62,7 +65,7 @@ def scan(
     opened: list[Source | InputSummary] = []
     problems: list[InputProblem] = []
     for path, kind in specs:
-        label = str(path)
+        label = labels.get(path, str(path)) if labels else str(path)
         try:
             source = open_source(path, kind, label)
         except SourceError as exc:
