@@ -296,6 +296,9 @@ def test_the_cli_writes_records_table_and_sarif(
     assert log["version"] == "2.1.0"
     assert [run["properties"]["target"] for run in log["runs"]] == TARGETS
     assert {res["ruleId"] for res in log["runs"][1]["results"]} == {"ABI101", "ABI501"}
+    for run in log["runs"]:  # every run carries the rule table its ruleIndex points into
+        rules = run["tool"]["driver"]["rules"]
+        assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in run["results"])
     assert len(list(sarif.iterdir())) == 50
 
 

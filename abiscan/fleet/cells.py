@@ -185,7 +185,11 @@ def scan_cell(task: CellTask) -> dict[str, Any]:
     )
     record.update(_outcome(report))
     if task.sarif:
-        record["sarif"] = json.loads(render_sarif(report))["runs"][0]
+        # The run without its tool: the rule table is the same in every record of a
+        # version, and AuditResult.sarif puts it back once per file.
+        run = json.loads(render_sarif(report))["runs"][0]
+        run.pop("tool", None)
+        record["sarif"] = run
     if report.unreadable_inputs:
         return _finish(record, "input-error")
     return _finish(record, "error" if report.has_errors else "ok")

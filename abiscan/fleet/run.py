@@ -29,6 +29,9 @@ from abiscan.fleet.cells import (
 )
 from abiscan.fleet.executors import Executor, ExecutorKind, make_executor
 from abiscan.fleet.manifest import Manifest, StackSpec, load_manifest
+from abiscan.report.model import Report
+from abiscan.report.render import render_sarif
+from abiscan.target.profiles import builtin_target
 
 __all__ = ["AuditResult", "Progress", "audit", "dump_record", "read_records"]
 
@@ -73,12 +76,21 @@ class AuditResult:
 
     def sarif(self, stack: str) -> str | None:
         """One SARIF 2.1.0 log for a stack, a run per target (when the audit kept SARIF)."""
-        runs = [r["sarif"] for r in self.records if r["stack"] == stack and "sarif" in r]
+        tool = _sarif_tool()
+        runs = [{"tool": tool, **r["sarif"]} for r in self.records
+                if r["stack"] == stack and "sarif" in r]
         if not runs:
             return None
         doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
                "runs": runs}
         return json.dumps(doc, indent=2) + "\n"
+
+
+def _sarif_tool() -> Any:
+    """The SARIF ``tool`` object of this abiscan version: its rule table, as render gives it."""
+    empty = Report(target=builtin_target("python3.12"), modules=(), findings=(),
+                   tool_version=__version__)
+    return json.loads(render_sarif(empty))["runs"][0]["tool"]
 
 
 def dump_record(record: Record) -> str:

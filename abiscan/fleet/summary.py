@@ -8,7 +8,7 @@ from abiscan.fleet.run import AuditResult, Progress
 
 __all__ = ["cell_text", "format_progress", "summary_table"]
 
-_CELL = 32
+_CELL = 40
 
 
 def cell_text(record: dict[str, Any]) -> str:
