@@ -278,15 +278,15 @@ def _add_audit_parser(sub: Any) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from abiscan.fleet import ManifestError, audit, format_progress, summary_table
+    import time
+
+    from abiscan.fleet import ExecutorError, ManifestError, audit, format_progress, summary_table
 
     err = sys.stderr
     shown = args.progress == "always" or (args.progress == "auto" and err.isatty())
     last = [0.0]
 
     def progress(p: Any) -> None:
-        import time
-
         if p.dashboard and last[0] == 0.0:
             err.write(f"abiscan audit: dashboard {p.dashboard}\n")
         now = time.monotonic()
@@ -301,7 +301,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             resume=args.resume, output=args.output, cache_dir=args.cache_dir,
             sarif=bool(args.sarif_dir), progress=progress if shown else None,
         )
-    except (ManifestError, ValueError, RuntimeError, OSError) as exc:
+    except (ManifestError, ExecutorError, OSError) as exc:
+        # OSError: the output cannot be written, or the scheduler cannot be reached.
         print(f"abiscan audit: error: {exc}", file=err)
         return EXIT_USAGE
     if shown:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from abiscan.fleet.cells import RECORD_SCHEMA, CellTask, Prepared, scan_cell
+from abiscan.fleet.executors import ExecutorError
 from abiscan.fleet.manifest import (
     MANIFEST_SCHEMA,
     Manifest,
@@ -25,6 +26,7 @@ __all__ = [
     "RECORD_SCHEMA",
     "AuditResult",
     "CellTask",
+    "ExecutorError",
     "Manifest",
     "ManifestError",
     "Prepared",

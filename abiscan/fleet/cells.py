@@ -24,6 +24,7 @@ from abiscan.report.render import render_sarif
 from abiscan.target.profiles import builtin_target
 
 __all__ = [
+    "EXIT_OF",
     "RECORD_SCHEMA",
     "RECORD_SCHEMA_VERSION",
     "CellTask",

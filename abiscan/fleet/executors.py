@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 __all__ = [
     "DaskExecutor",
     "Executor",
+    "ExecutorError",
     "ExecutorKind",
     "InlineExecutor",
     "LocalExecutor",
@@ -25,6 +26,10 @@ __all__ = [
 ]
 
 ExecutorKind = Literal["local", "dask"]
+
+
+class ExecutorError(ValueError):
+    """The executor asked for cannot be set up: a bad option, or a missing extra."""
 
 
 class Executor(Protocol):
@@ -110,7 +115,7 @@ class DaskExecutor:
         try:
             distributed: Any = importlib.import_module("distributed")
         except ModuleNotFoundError:
-            raise RuntimeError(
+            raise ExecutorError(
                 "the dask executor needs dask.distributed: pip install 'abiscan[dask]'"
             ) from None
         self._distributed = distributed
@@ -143,11 +148,11 @@ class DaskExecutor:
 def make_executor(kind: ExecutorKind, jobs: int | None, scheduler: Any) -> Executor:
     if kind == "dask":
         if scheduler is None:
-            raise ValueError("the dask executor needs a scheduler address (tcp://HOST:PORT)")
+            raise ExecutorError("the dask executor needs a scheduler address (tcp://HOST:PORT)")
         return DaskExecutor(scheduler)
     if scheduler is not None:
-        raise ValueError("a scheduler goes with the dask executor")
+        raise ExecutorError("a scheduler goes with the dask executor")
     n = jobs if jobs is not None else (os.cpu_count() or 1)
     if n < 1:
-        raise ValueError("jobs must be at least 1")
+        raise ExecutorError("jobs must be at least 1")
     return InlineExecutor() if n == 1 else LocalExecutor(n)

@@ -141,6 +141,8 @@ class _Loop:
     def run(self) -> None:
         for stack in self.manifest.stacks:
             self._submit(_Job("prepare", (stack, self.cache_dir)))
+        if self.progress is not None:  # at once: the dashboard's address, 0 done
+            self.progress(self._progress())
         while self.pending:
             for handle in self.executor.wait_any(list(self.pending)):
                 job = self.pending.pop(handle)
