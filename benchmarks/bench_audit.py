@@ -6,8 +6,9 @@ Builds ``--stacks`` synthetic layer zips in a temporary directory (each with
 ``--modules`` extension modules, a quarter of them tagged for another CPython,
 and as many pure-Python packages), audits them on the first ``--targets``
 built-in targets, and prints stacks per minute (every stack on every target)
-for each executor. The Dask row needs ``abiscan[dask]``; it runs a LocalCluster
-of two worker processes with one thread each, like ``--jobs 2``.
+for each executor, and for a resumed audit in which nothing changed. The Dask
+row needs ``abiscan[dask]``; it runs a LocalCluster of two worker processes
+with one thread each, like ``--jobs 2``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ def main() -> None:
         common: dict[str, Any] = {"manifest": manifest, "cache_dir": root / "cache"}
         for jobs in (1, 2, 4):
             _report(f"local, --jobs {jobs}", _timed(jobs=jobs, **common), args.stacks)
+        # Resumed with nothing changed: every stack is digested again, no cell scanned.
+        out = root / "records.jsonl"
+        audit(jobs=1, output=out, **common)
+        start = time.perf_counter()
+        again = audit(jobs=1, resume=out, **common)
+        assert again.scanned == 0
+        _report("resumed, nothing changed, -j 1", time.perf_counter() - start, args.stacks)
         try:
             import distributed
         except ModuleNotFoundError:
