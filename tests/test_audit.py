@@ -360,3 +360,37 @@ def test_a_directory_layer_is_digested_by_names_modes_and_bytes(tmp_path: Path) 
     assert digest_of(str(copy), tmp_path / "cache") != first
     write_zip(tmp_path / "z.zip", {"a": "b"})
     assert not (tmp_path / "cache").exists()  # local inputs are never copied
+
+
+def test_a_stack_whose_digest_task_fails_twice_is_an_internal_error_on_every_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import abiscan.fleet.run as run_module
+
+    manifest = build_fleet(tmp_path, 3, targets=TARGETS[:2])
+    real = run_module.prepare_stack
+    calls: list[str] = []
+
+    def failing(stack: Any, cache_dir: str) -> Any:
+        calls.append(stack.name)
+        if stack.name == "stack-001":
+            raise OSError("disk gone")
+        return real(stack, cache_dir)
+
+    monkeypatch.setattr(run_module, "prepare_stack", failing)  # jobs=1: in this process
+    result = audit(manifest, jobs=1, cache_dir=tmp_path / "cache")
+    assert calls.count("stack-001") == 2 and result.retried == 1
+    bad = [r for r in result.records if r["stack"] == "stack-001"]
+    assert [(r["status"], r["stack_digest"]) for r in bad] == [("internal-error", None)] * 2
+    assert bad[0]["problems"] == ["internal error: OSError: disk gone"]
+    assert {r["status"] for r in result.records if r["stack"] != "stack-001"} <= {"ok", "error"}
+    for rec in result.records:
+        validate(rec, RECORD_SCHEMA)
+
+
+def test_the_package_exports_audit() -> None:
+    import abiscan
+    import abiscan.fleet
+
+    assert abiscan.audit is abiscan.fleet.audit
+    assert "audit" in abiscan.__all__
