@@ -172,7 +172,8 @@ def test_a_worker_that_dies_is_replaced_and_its_cell_retried(
     manifest = build_fleet(tmp_path, 4, targets=TARGETS[:2])
     monkeypatch.setenv("ABISCAN_TEST_MARKERS", str(tmp_path))
     result = audit(manifest, jobs=2, runner=dying_runner, cache_dir=tmp_path / "cache")
-    assert result.retried >= 1
+    # The broken pool held at most two tasks per worker: only those are retried.
+    assert 1 <= result.retried <= 4
     assert result.to_jsonl() == audit(manifest, jobs=1, cache_dir=tmp_path / "c").to_jsonl()
 
 

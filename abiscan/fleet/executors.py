@@ -8,6 +8,7 @@ exception; the loop decides about retries, not the executor.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import importlib
 import os
@@ -34,6 +35,7 @@ class ExecutorError(ValueError):
 
 class Executor(Protocol):
     dashboard: str | None
+    window: int  # how many tasks to hand over at once
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
@@ -48,6 +50,7 @@ class InlineExecutor:
     """``--jobs 1``: every task runs in this process, at once (simplest to debug)."""
 
     dashboard: str | None = None
+    window: int = 1
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
         future: cf.Future[Any] = cf.Future()
@@ -74,6 +77,7 @@ class LocalExecutor(InlineExecutor):
 
     def __init__(self, jobs: int) -> None:
         self._jobs = jobs
+        self.window = 2 * jobs  # every worker busy, and one task each waiting
         self._pool = cf.ProcessPoolExecutor(max_workers=jobs)
         self._generation: dict[cf.Future[Any], cf.ProcessPoolExecutor] = {}
 
@@ -123,6 +127,9 @@ class DaskExecutor:
         self._client = distributed.Client(scheduler) if self._own else scheduler
         link = getattr(self._client, "dashboard_link", None)
         self.dashboard: str | None = str(link) if link else None
+        # The scheduler spreads and queues tasks itself; the window only bounds
+        # the futures this client holds.
+        self.window = 10_000
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._client.submit(fn, *args, pure=False)
@@ -131,12 +138,13 @@ class DaskExecutor:
         return set(self._distributed.wait(list(handles), return_when="FIRST_COMPLETED").done)
 
     def outcome(self, handle: Any) -> tuple[Any, BaseException | None]:
-        if handle.status == "finished":
-            return handle.result(), None
         try:
+            if handle.status == "finished":
+                # The worker holding the result may die before it is gathered.
+                return handle.result(), None
             exc = handle.exception()
-        except BaseException as cancelled:  # a cancelled future raises instead of returning
-            exc = cancelled
+        except (Exception, asyncio.CancelledError) as lost:  # a cancelled or lost future
+            exc = lost
         handle.release()
         return None, exc
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,9 @@ class _Loop:
     progress: Callable[[Progress], None] | None
     records: dict[tuple[str, str], Record] = field(default_factory=dict)
     pending: dict[Any, _Job] = field(default_factory=dict)
+    # Jobs not yet handed to the executor; cells go first, so stacks finish early.
+    cells: deque[_Job] = field(default_factory=deque)
+    prepares: deque[_Job] = field(default_factory=deque)
     reused: int = 0
     scanned: int = 0
     retried: int = 0
@@ -143,6 +147,7 @@ class _Loop:
             self._submit(_Job("prepare", (stack, self.cache_dir)))
         if self.progress is not None:  # at once: the dashboard's address, 0 done
             self.progress(self._progress())
+        self._fill()
         while self.pending:
             for handle in self.executor.wait_any(list(self.pending)):
                 job = self.pending.pop(handle)
@@ -154,10 +159,18 @@ class _Loop:
                     self._submit(_Job(job.kind, job.args, attempt=1))
                 else:
                     self._failed(job, f"{type(exc).__name__}: {exc}")
+            self._fill()
 
     def _submit(self, job: _Job) -> None:
-        fn: Callable[..., Any] = prepare_stack if job.kind == "prepare" else self.runner
-        self.pending[self.executor.submit(fn, *job.args)] = job
+        (self.cells if job.kind == "cell" else self.prepares).append(job)
+
+    def _fill(self) -> None:
+        """Hand jobs to the executor up to its window: a pool that breaks fails (and
+        retries) only the jobs it held, not every job of the audit."""
+        while len(self.pending) < self.executor.window and (self.cells or self.prepares):
+            job = (self.cells or self.prepares).popleft()
+            fn: Callable[..., Any] = prepare_stack if job.kind == "prepare" else self.runner
+            self.pending[self.executor.submit(fn, *job.args)] = job
 
     def _done(self, job: _Job, value: Any) -> None:
         if job.kind == "cell":
