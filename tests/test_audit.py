@@ -30,6 +30,7 @@ from audit_fleet import (
     build_fleet,
     dying_runner,
     flaky_runner,
+    lost_runner,
     write_stack,
 )
 from helpers import write_zip
@@ -395,3 +396,13 @@ def test_the_package_exports_audit() -> None:
 
     assert abiscan.audit is abiscan.fleet.audit
     assert "audit" in abiscan.__all__
+
+
+def test_a_result_lost_on_the_way_is_retried_then_an_internal_error(tmp_path: Path) -> None:
+    manifest = build_fleet(tmp_path, 2, targets=TARGETS[:1])
+    result = audit(manifest, jobs=1, runner=lost_runner, cache_dir=tmp_path / "cache")
+    assert result.retried == 1
+    lost = result.record("stack-001", TARGETS[0])
+    assert lost is not None and lost["problems"] == [
+        "internal error: RuntimeError: the task's result was lost (NoneType)"]
+    assert [r["status"] for r in result.records] == ["ok", "internal-error"]

@@ -152,6 +152,10 @@ class _Loop:
             for handle in self.executor.wait_any(list(self.pending)):
                 job = self.pending.pop(handle)
                 value, exc = self.executor.outcome(handle)
+                if exc is None and not isinstance(value, Prepared if job.kind == "prepare"
+                                                  else dict):
+                    # Seen on Dask: a result lost with its worker arrives as None.
+                    exc = RuntimeError(f"the task's result was lost ({type(value).__name__})")
                 if exc is None:
                     self._done(job, value)
                 elif job.attempt == 0:
