@@ -127,9 +127,10 @@ class DaskExecutor:
         self._client = distributed.Client(scheduler) if self._own else scheduler
         link = getattr(self._client, "dashboard_link", None)
         self.dashboard: str | None = str(link) if link else None
-        # The scheduler spreads and queues tasks itself; the window only bounds
-        # the futures this client holds.
-        self.window = 10_000
+        # Enough tasks to keep every thread busy with one waiting, and few enough
+        # that waiting for the first of them stays cheap on a long audit.
+        threads = sum(self._client.nthreads().values())
+        self.window = max(256, 4 * threads)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._client.submit(fn, *args, pure=False)
