@@ -75,3 +75,20 @@ def test_a_killed_worker_process_is_retried_and_the_audit_completes(
                        runner=dying_runner, cache_dir=tmp_path / "c")
     assert (tmp_path / "stack-001@python3.12-x86_64").exists()  # the worker did die
     assert result.to_jsonl() == audit(manifest, jobs=1, cache_dir=tmp_path / "c").to_jsonl()
+
+
+def test_the_cli_runs_on_a_scheduler_and_shows_its_dashboard(
+    cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from abiscan.cli import main
+
+    manifest = build_fleet(tmp_path, 3, targets=TARGETS[:2])
+    status = main(["audit", str(manifest), "--executor", "dask", "--scheduler",
+                   cluster.scheduler_address, "-o", str(tmp_path / "r.jsonl"),
+                   "--cache-dir", str(tmp_path / "c"), "--progress", "always"])
+    assert status == 1  # stack-001 fails on python3.12
+    err = capsys.readouterr().err
+    assert err.startswith("abiscan audit: dashboard http")
+    assert "python3.12-x86_64 3/3" in err
+    local = audit(manifest, jobs=1, cache_dir=tmp_path / "c")
+    assert (tmp_path / "r.jsonl").read_text() == local.to_jsonl()
