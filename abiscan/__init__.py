@@ -30,6 +30,7 @@ _EXPORTS = {
     "ModuleOutcome": "report.model",
     "Report": "report.model",
     "analyse": "api",
+    "audit": "fleet",
     "scan": "api",
     "Target": "target.profiles",
     "builtin_target": "target.profiles",
@@ -59,6 +60,7 @@ __all__ = [
     "TargetError",
     "__version__",
     "analyse",
+    "audit",
     "builtin_target",
     "builtin_targets",
     "custom_target",
@@ -81,6 +83,7 @@ if TYPE_CHECKING:
         SourceError,
         TargetError,
     )
+    from abiscan.fleet import audit
     from abiscan.report.findings import Confidence, Finding, PredictedError, Severity
     from abiscan.report.model import ModuleOutcome, Report
     from abiscan.target.profiles import (

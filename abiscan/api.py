@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -55,6 +55,7 @@ def scan(
     cache_dir: PathLike | None = None,
     use_cache: bool = True,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    labels: Mapping[str, str] | None = None,
 ) -> Report:
     """Predict, for every module the inputs provide, what ``import`` does on the target.
 
@@ -83,6 +84,8 @@ def scan(
     ``site_packages`` is one input, and one string given for ``imports`` is one
     name. ``target`` together with ``runtime`` or ``arch``, and an invalid
     module name, raise :class:`~abiscan.errors.ArgumentError`.
+    ``labels`` names inputs in the report by something other than their path
+    (an audit names a downloaded copy by the URL it came from).
     """
     if target is None:
         target = builtin_target(runtime or "python3.12", arch or "x86_64")
@@ -98,7 +101,7 @@ def scan(
     opened: list[Source | InputSummary] = []
     problems: list[InputProblem] = []
     for path, kind in specs:
-        label = os.fspath(path)
+        label = labels.get(os.fspath(path), os.fspath(path)) if labels else os.fspath(path)
         try:
             source = open_source(os.fspath(path), kind, label, limits)
         except SourceError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -149,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="rebuild the incident offline and show the prediction")
     d.add_argument("--format", choices=("text", "json"), default="text")
+    _add_audit_parser(sub)
     return p
 
 
@@ -442,6 +444,84 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if as_expected else EXIT_PREDICTED_ERROR
 
 
+def _add_audit_parser(sub: Any) -> None:
+    a = sub.add_parser(
+        "audit", help="scan many stacks on many targets from a manifest (docs/audit.md)",
+        description="Scan every stack of MANIFEST (TOML or JSON) on every target it names. "
+        "Exit status over the whole audit: 0 no import error predicted, 1 one predicted, "
+        "2 bad input or usage, 3 internal error (the records are still written).",
+    )
+    a.add_argument("manifest", metavar="MANIFEST")
+    a.add_argument("-o", "--output", metavar="FILE",
+                   help="write the JSON Lines records here (default: stdout, and the "
+                   "summary table goes to stderr)")
+    a.add_argument("--summary", metavar="FILE", help="also write the summary table here")
+    a.add_argument("--sarif-dir", metavar="DIR", help="write a SARIF file per stack here")
+    a.add_argument("--resume", metavar="FILE",
+                   help="reuse the records of FILE whose stack digest, target and abiscan "
+                   "version are unchanged")
+    a.add_argument("--executor", choices=("local", "dask"), default="local")
+    a.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="local worker processes (default: every core; 1: in this process)")
+    a.add_argument("--scheduler", metavar="ADDRESS",
+                   help="the dask.distributed scheduler, e.g. tcp://HOST:8786")
+    a.add_argument("--cache-dir", metavar="DIR",
+                   help="where URLs are downloaded (default: $ABISCAN_CACHE_DIR or "
+                   "~/.cache/abiscan)")
+    a.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="a progress line on stderr (auto: when stderr is a terminal)")
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    import time
+
+    from abiscan.fleet import ExecutorError, ManifestError, audit, format_progress, summary_table
+
+    err = sys.stderr
+    shown = args.progress == "always" or (args.progress == "auto" and err.isatty())
+    last = [0.0]
+
+    def progress(p: Any) -> None:
+        if p.dashboard and last[0] == 0.0:
+            err.write(f"abiscan audit: dashboard {p.dashboard}\n")
+        now = time.monotonic()
+        if now - last[0] >= 0.5 or sum(p.done.values()) == p.stacks * len(p.done):
+            last[0] = now
+            err.write("\r\x1b[K" + format_progress(p))
+            err.flush()
+
+    try:
+        result = audit(
+            args.manifest, executor=args.executor, jobs=args.jobs, scheduler=args.scheduler,
+            resume=args.resume, output=args.output, cache_dir=args.cache_dir,
+            sarif=bool(args.sarif_dir), progress=progress if shown else None,
+        )
+    except (ManifestError, ExecutorError, OSError) as exc:
+        # OSError: the output cannot be written, or the scheduler cannot be reached.
+        print(f"abiscan audit: error: {exc}", file=err)
+        return EXIT_USAGE
+    if shown:
+        err.write("\n")
+    table = summary_table(result)
+    if args.output is None:
+        sys.stdout.write(result.to_jsonl())
+    (sys.stdout if args.output else err).write(table)
+    try:
+        if args.summary:
+            with open(args.summary, "w", encoding="utf-8") as f:
+                f.write(table)
+        if args.sarif_dir:
+            os.makedirs(args.sarif_dir, exist_ok=True)
+            for stack in result.stacks:
+                with open(os.path.join(args.sarif_dir, f"{stack}.sarif"), "w",
+                          encoding="utf-8") as f:
+                    f.write(result.sarif(stack) or "")
+    except OSError as exc:
+        print(f"abiscan audit: error: {exc}", file=err)
+        return EXIT_USAGE
+    return result.exit_status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Whatever a scanned name holds, writing it must not fail on a strict stdout.
@@ -457,6 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_targets(args)
         if args.command == "capture":
             return _cmd_capture(args)
+        if args.command == "audit":
+            return _cmd_audit(args)
         return _cmd_demo(args)
     except BrokenPipeError:
         return EXIT_OK

@@ -37,6 +37,7 @@ LAYERS: dict[str, float] = {
     "abiscan.prefetch": 6,
     "abiscan.config": 6,
     "abiscan.api": 6.5,
+    "abiscan.fleet": 6.7,
     "abiscan.cli": 7,
     "abiscan.demo": 7,
     "abiscan.__main__": 7,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -46,13 +47,20 @@ _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "
 _ARCHIVES = (".zip", ".whl")
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def help_uri(code: str) -> str:
     """The docs page of a finding code."""
     return f"{DOCS_BASE_URL}findings/{code}.html"
 
 
 def file_uri(path: str) -> str:
-    """A path as a URI reference: percent-encoded, relative stays relative."""
+    """A path as a URI reference: percent-encoded, relative stays relative; an input
+    named by a URL (an audit's ``s3://...``) keeps its scheme."""
+    scheme = _SCHEME.match(path)
+    if scheme:
+        return scheme.group(0) + quote(path[scheme.end():], safe="/")
     path = path.replace("\\", "/")
     encoded = quote(path, safe="/")
     return f"file://{encoded}" if path.startswith("/") else encoded
