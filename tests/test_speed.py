@@ -337,3 +337,14 @@ def test_scan_without_dist_info_loads_no_metadata_reader(tmp_path: Path) -> None
     out = subprocess.run([sys.executable, "-c", code, str(layer)], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_four_threads_with_workers_and_one_cache_agree(layer: Path, tmp_path: Path) -> None:
+    """Scans in threads of one program, each with its workers, sharing one cache dir."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = _json([layer], jobs=1, use_cache=False)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: _json([layer], jobs=2, cache_dir=tmp_path / "c"),
+                            range(4)))
+    assert got == [expected] * 4
