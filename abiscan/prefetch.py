@@ -206,10 +206,11 @@ def _code_fingerprint() -> str:
 
 
 def _spec(source: Source) -> tuple[str, str, str] | None:
+    # Absolute: the workers' current directory is the one their server started in.
     if isinstance(source, ZipSource):
-        return str(source.path), source.kind.value, source.label
+        return os.path.abspath(source.path), source.kind.value, source.label
     if isinstance(source, DirectorySource):
-        return str(source.root), source.kind.value, source.label
+        return os.path.abspath(source.root), source.kind.value, source.label
     return None
 
 

@@ -56,9 +56,8 @@ BEGIN, END = "<!-- bench_real:begin -->", "<!-- bench_real:end -->"
 @dataclass(frozen=True)
 class Run:
     wall: float  # seconds
-    cpu: float  # seconds, user + system, of the process (not of pool workers)
+    cpu: float  # seconds, user + system, of the process (its pool workers not counted)
     rss_mb: float  # peak resident set of the process
-    workers_cpu: float = 0.0  # CPU seconds of its worker processes
 
 
 def _sha256(path: Path) -> str:
@@ -141,15 +140,14 @@ print(elves)
 """
 
 _SCAN = """
-import json, resource, sys, time
+import hashlib, json, sys
 from abiscan import scan
 from abiscan.report.render import render_json
 jobs = int(sys.argv[3]) if sys.argv[3] != "default" else None
 report = scan([sys.argv[1]], runtime="python3.12", arch="x86_64", jobs=jobs, cache_dir=sys.argv[2])
 text = render_json(report)
-kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"modules": len(report.modules), "findings": len(report.findings),
-                  "workers_cpu": kids.ru_utime + kids.ru_stime, "json_bytes": len(text)}))
+                  "sha256": hashlib.sha256(text.encode()).hexdigest()}))
 """
 
 
@@ -161,7 +159,7 @@ def floor(layer: Path) -> tuple[Run, int]:
 def abiscan(layer: Path, cache: Path, jobs: str) -> tuple[Run, dict[str, int]]:
     run, out = _timed([sys.executable, "-c", _SCAN, str(layer), str(cache), jobs])
     info = json.loads(out.strip().splitlines()[-1])
-    return Run(run.wall, run.cpu, run.rss_mb, info["workers_cpu"]), info
+    return run, info
 
 
 def auditwheel(wheels: list[Path]) -> Run | None:
@@ -177,9 +175,11 @@ def auditwheel(wheels: list[Path]) -> Run | None:
 
 def _row(label: str, run: Run, base: Run | None = None) -> str:
     ratio = f"{run.wall / base.wall:.2f}x" if base is not None else ""
-    workers = f"{run.workers_cpu:.2f}" if run.workers_cpu else ""
-    return (f"| {label} | {run.wall:.2f} | {run.cpu:.2f} | {workers} | {run.rss_mb:.0f} "
-            f"| {ratio} |")
+    cpu_ratio = f"{run.cpu / base.cpu:.2f}x" if base is not None else ""
+    row = (f"| {label} | {run.wall:.2f} | {run.cpu:.2f} | {run.rss_mb:.0f} "
+           f"| {ratio} | {cpu_ratio} |")
+    print(row, flush=True)  # as measured: a long run shows its progress
+    return row
 
 
 def main() -> None:
@@ -190,9 +190,10 @@ def main() -> None:
     ap.add_argument("--copies", default="1,2,4", help="scaling curve: copies of the wheels")
     ap.add_argument("--jobs", default="default", help="abiscan --jobs (default: cores)")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    ap.add_argument("--no-auditwheel", action="store_true", help="skip the auditwheel run")
     args = ap.parse_args()
     wheels = fetch_wheels(args.cache, args.download)
-    copies = [int(c) for c in args.copies.split(",")]
+    copies = [int(c) for c in args.copies.split(",") if c]
     layers_dir = args.cache / "abiscan-bench-layers"
     layers_dir.mkdir(exist_ok=True)
     layer = build_layer(wheels, 1, layers_dir / "real-1.zip")
@@ -203,9 +204,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base, elves = floor(layer)
         cold, info = abiscan(layer, Path(tmp) / "cache", args.jobs)
-        warm, _ = abiscan(layer, Path(tmp) / "cache", args.jobs)
-        single, _ = abiscan(layer, Path(tmp) / "cache-j1", "1")
-        aw = auditwheel(wheels)
+        warm, info_warm = abiscan(layer, Path(tmp) / "cache", args.jobs)
+        single, info_single = abiscan(layer, Path(tmp) / "cache-j1", "1")
+        same = info["sha256"] == info_warm["sha256"] == info_single["sha256"]
+        aw = None if args.no_auditwheel else auditwheel(wheels)
         rows.append(_row("floor: inflate every ELF member once", base))
         rows.append(_row(f"abiscan cold, --jobs {args.jobs}", cold, base))
         rows.append(_row(f"abiscan warm (cache primed), --jobs {args.jobs}", warm, base))
@@ -220,6 +222,7 @@ def main() -> None:
             curve.append(f"| {n} | {big.stat().st_size / 1e6:.0f} | {f_run.wall:.2f} "
                          f"| {c_run.wall:.2f} | {c_run.cpu:.2f} | {c_run.rss_mb:.0f} "
                          f"| {c_run.wall / f_run.wall:.2f}x |")
+            print(curve[-1], flush=True)
     lines = [
         f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: CPython "
         f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores "
@@ -229,12 +232,14 @@ def main() -> None:
         f"{largest / 1e6:.0f} MB; abiscan predicted {info['modules']} modules, "
         f"{info['findings']} findings.",
         "",
-        "| what | wall s | CPU s | workers' CPU s | peak RSS MB | wall / floor |",
+        "| what | wall s | CPU s (main process) | peak RSS MB | wall / floor | CPU / floor |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
         f"Against auditwheel show: abiscan cold is {aw.wall / cold.wall:.1f}x faster, "
         f"warm {aw.wall / warm.wall:.1f}x." if aw is not None else "auditwheel not installed.",
+        "JSON reports of the cold, warm and --jobs 1 scans: "
+        + ("byte-identical." if same else "DIFFERENT (a bug)."),
         f"Peak RSS of the cold scan: {cold.rss_mb:.0f} MB; largest member + 100 MB = "
         f"{largest / 2**20 + 100:.0f} MB.",
         "",

@@ -21,6 +21,7 @@ import ast
 import contextlib
 import dataclasses
 import enum
+import functools
 import hashlib
 import importlib
 import json
@@ -28,7 +29,6 @@ import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,24 +230,30 @@ def decode_plain(doc: Any, blobs: list[bytes]) -> Any:
         return [decode_plain(v, blobs) for v in doc]
     if not isinstance(doc, dict) or len(doc) not in (1, 2):
         raise CacheFormatError("unexpected value")
-    decoders: dict[str, Callable[[Any], Any]] = {
-        "$b": lambda i: _blob(blobs, i),
-        "$t": lambda items: tuple(decode_plain(v, blobs) for v in _list(items)),
-        "$f": lambda items: frozenset(decode_plain(v, blobs) for v in _list(items)),
-        "$d": lambda pairs: {
-            decode_plain(_pair(p)[0], blobs): decode_plain(_pair(p)[1], blobs)
-            for p in _list(pairs)
-        },
-        "$e": lambda name: _enum(name, decode_plain(doc.get("v"), blobs)),
-        "$o": lambda name: _dataclass(name, doc.get("f"), blobs),
-        "$a": lambda name: _ast_node(name, doc.get("f"), blobs),
-    }
-    for tag, decode in decoders.items():
-        if tag in doc:
-            try:
-                return decode(doc[tag])
-            except (TypeError, ValueError, KeyError, IndexError) as exc:
-                raise CacheFormatError(f"bad {tag} value: {exc}") from None
+    try:
+        return _decode_tagged(doc, blobs)
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        if isinstance(exc, CacheFormatError):
+            raise
+        raise CacheFormatError(f"bad value: {exc}") from None
+
+
+def _decode_tagged(doc: dict[str, Any], blobs: list[bytes]) -> Any:
+    if "$t" in doc:
+        return tuple([decode_plain(v, blobs) for v in _list(doc["$t"])])
+    if "$o" in doc:
+        return _dataclass(doc["$o"], doc.get("f"), blobs)
+    if "$b" in doc:
+        return _blob(blobs, doc["$b"])
+    if "$f" in doc:
+        return frozenset([decode_plain(v, blobs) for v in _list(doc["$f"])])
+    if "$d" in doc:
+        pairs = [_pair(p) for p in _list(doc["$d"])]
+        return {decode_plain(k, blobs): decode_plain(v, blobs) for k, v in pairs}
+    if "$e" in doc:
+        return _enum(doc["$e"], decode_plain(doc.get("v"), blobs))
+    if "$a" in doc:
+        return _ast_node(doc["$a"], doc.get("f"), blobs)
     raise CacheFormatError("unknown tag")
 
 
@@ -284,7 +290,14 @@ def _class_name(cls: type) -> str:
 
 
 def _abiscan_class(name: Any) -> type:
-    if not isinstance(name, str) or ":" not in name:
+    if not isinstance(name, str):
+        raise CacheFormatError("bad class name")
+    return _class_named(name)
+
+
+@functools.lru_cache(maxsize=512)
+def _class_named(name: str) -> type:
+    if ":" not in name:
         raise CacheFormatError("bad class name")
     module, _, qualname = name.partition(":")
     if module != "abiscan" and not module.startswith("abiscan."):
@@ -309,9 +322,13 @@ def _enum(name: Any, value: Any) -> enum.Enum:
 
 def _dataclass(name: Any, fields: Any, blobs: list[bytes]) -> Any:
     cls = _abiscan_class(name)
-    if not dataclasses.is_dataclass(cls) or not isinstance(fields, dict):
-        raise CacheFormatError(f"not a dataclass: {name}")
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    if set(fields) != known:
-        raise CacheFormatError(f"fields of {name} changed")
+    if not isinstance(fields, dict) or fields.keys() != _init_fields(cls):
+        raise CacheFormatError(f"not a dataclass of these fields: {name}")
     return cls(**{k: decode_plain(v, blobs) for k, v in fields.items()})
+
+
+@functools.lru_cache(maxsize=512)
+def _init_fields(cls: type) -> frozenset[str]:
+    if not dataclasses.is_dataclass(cls):
+        return frozenset({"\0not a dataclass"})
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.init)

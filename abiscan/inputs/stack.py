@@ -29,6 +29,9 @@ from abiscan.target.profiles import Target
 # one member this size is already past any deployable layer.
 DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
 
+# Besides the largest member, what the stack may keep of recently read ones.
+_WINDOW_EXTRA = 32 * 1024 * 1024
+
 # "<name>-<version>.data/<scheme>/..." inside a wheel.
 _WHEEL_DATA = re.compile(r"^[^/]+\.data/([^/]+)/(.*)$")
 
@@ -71,11 +74,12 @@ class Stack:
         # Problems met while reading members (after the stack was built).
         self.read_problems: list[InputProblem] = []
         self.memory_budget = memory_budget
-        # Recently read members, oldest first, at most a quarter of the budget:
-        # a library several extensions load is read again from here, while the
-        # layer as a whole is never held (issue 11, shape 3).
+        # Recently read members, oldest first: a library several extensions load
+        # is read again from here, while the layer as a whole is never held
+        # (issue 11, shape 3). See _window().
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._held = 0
+        self._largest: int | None = None
         self._failed: dict[str, SourceError] = {}
         # Paths resolved through links; the stack only changes in add(), which clears it.
         self._resolved: dict[str, str | None] = {}
@@ -93,6 +97,7 @@ class Stack:
         index = len(self.sources)
         self.sources.append(source)
         self._resolved.clear()
+        self._largest = None
         root = self.root_for(source.kind)
         self._add_dir(root)
         for entry in source.entries():
@@ -201,12 +206,20 @@ class Stack:
                 InputProblem(sf.origin.source, sf.origin.source_path, problem)
             )
             raise SourceError(f"{sf.origin.describe()}: {problem}", reason=problem)
-        # Drop what is kept so that this member and the rest fit in the budget.
-        self._evict(self.memory_budget - size)
+        # Drop what is kept so that this member and the rest fit in the window.
+        self._evict(self._window() - size)
         return sf.source.read(sf.entry, limit=min(self.memory_budget, MAX_MEMBER_BYTES))
 
+    def _window(self) -> int:
+        """The most inflated bytes held at once: the largest member plus 32 MiB
+        (the largest library stays in memory while the extensions that load it
+        are linked), never more than the budget."""
+        if self._largest is None:
+            self._largest = max((sf.entry.size for sf in self.walk_files()), default=0)
+        return min(self.memory_budget, self._largest + _WINDOW_EXTRA)
+
     def _keep(self, real: str, data: bytes) -> None:
-        room = self.memory_budget // 4
+        room = self._window()
         if len(data) > room:
             return
         self._evict(room - len(data))
