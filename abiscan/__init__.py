@@ -28,6 +28,8 @@ _EXPORTS = {
     "ModuleOutcome": "report.model",
     "Report": "report.model",
     "analyse": "api",
+    "matrix": "runtime_matrix",
+    "Matrix": "runtime_matrix",
     "scan": "api",
     "Target": "target.profiles",
     "builtin_target": "target.profiles",
@@ -45,6 +47,7 @@ __all__ = [
     "ElfError",
     "Finding",
     "InventoryError",
+    "Matrix",
     "ModuleOutcome",
     "PredictedError",
     "Report",
@@ -59,6 +62,7 @@ __all__ = [
     "builtin_targets",
     "custom_target",
     "load_target",
+    "matrix",
     "scan",
 ]
 
@@ -77,6 +81,7 @@ if TYPE_CHECKING:
     )
     from abiscan.report.findings import Confidence, Finding, PredictedError, Severity
     from abiscan.report.model import ModuleOutcome, Report
+    from abiscan.runtime_matrix import Matrix, matrix
     from abiscan.target.profiles import (
         Target,
         builtin_target,

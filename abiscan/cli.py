@@ -11,7 +11,7 @@ from pathlib import Path
 from abiscan import __version__
 from abiscan.api import is_module_name, scan
 from abiscan.config import FAIL_ON, Config, check_code_prefix, find_config, load_config
-from abiscan.errors import ConfigError
+from abiscan.errors import AbiscanError, ConfigError
 from abiscan.report.model import Report
 from abiscan.report.render import (
     render_explain,
@@ -104,6 +104,24 @@ def _parser() -> argparse.ArgumentParser:
         description="NAME is a dotted module name; the rest are scan's inputs and target "
                     "options. Exit status: 0 when the import is predicted to work, 1 when not.",
     )
+
+    m = sub.add_parser(
+        "matrix", help="scan one stack for every built-in runtime and architecture (or some)",
+        description="One scan of the stack per target: where it imports, and the first "
+                    "failure on each. Exit status 1 when a declared target fails (ABI405).",
+    )
+    m.add_argument("layers", nargs="*", metavar="LAYER", help="layer zips or directories")
+    m.add_argument("--function", metavar="PATH")
+    m.add_argument("--site-packages", metavar="PATH", action="append", default=[])
+    m.add_argument("--runtime", metavar="NAME", action="append",
+                   help="only this runtime (repeatable; default: every built-in one)")
+    m.add_argument("--arch", action="append", choices=("x86_64", "arm64"),
+                   help="only this architecture (repeatable; default: both)")
+    m.add_argument("--declared", metavar="FILE",
+                   help="the JSON of 'aws lambda get-layer-version' (or list-layer-versions): "
+                        "each declared runtime/architecture where the stack fails is ABI405")
+    m.add_argument("--import", dest="imports", metavar="NAME", action="append", default=[])
+    m.add_argument("--format", choices=("text", "json"), default="text")
 
     c = sub.add_parser(
         "capture", help="write a target profile captured from a real interpreter and its system"
@@ -311,6 +329,33 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK if module is not None and module.ok else EXIT_PREDICTED_ERROR
 
 
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from abiscan.runtime_matrix import matrix, read_declared, render_matrix
+
+    if not args.layers and not args.function and not args.site_packages:
+        print("abiscan matrix: error: give at least one layer, --function or --site-packages",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        targets = [t for t in builtin_targets()
+                   if (not args.runtime or t.runtime in args.runtime)
+                   and (not args.arch or t.lambda_arch in args.arch)]
+        unknown = sorted(set(args.runtime or ()) - set(runtime_names()))
+        if unknown:
+            raise TargetError(f"unknown runtime {unknown[0]!r}; built-in runtimes: "
+                              f"{', '.join(runtime_names())}")
+        declared = read_declared(args.declared) if args.declared else None
+        result = matrix(args.layers, args.function, args.site_packages, targets=targets,
+                        declared=declared, imports=args.imports)
+    except AbiscanError as exc:
+        print(f"abiscan matrix: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(result.to_json() if args.format == "json" else render_matrix(result))
+    if any(not i.readable for i in result.inputs):
+        return EXIT_USAGE
+    return EXIT_PREDICTED_ERROR if result.findings else EXIT_OK
+
+
 def _cmd_targets(args: argparse.Namespace) -> int:
     if args.show:
         name = args.show
@@ -366,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_scan(args)
         if args.command == "explain":
             return _cmd_explain(args)
+        if args.command == "matrix":
+            return _cmd_matrix(args)
         if args.command == "targets":
             return _cmd_targets(args)
         if args.command == "capture":

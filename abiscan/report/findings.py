@@ -138,6 +138,10 @@ ABI403 = _register(
     "ABI403", "unreadable-entry", Severity.ERROR,
     "Archive entries the runtime's user cannot read (files need o+r, directories o+x).",
 )
+ABI405 = _register(
+    "ABI405", "declared-runtime-fails", Severity.ERROR,
+    "The layer's published metadata declares a runtime or architecture on which it fails.",
+)
 ABI404 = _register(
     "ABI404", "unsafe-entry", Severity.WARNING,
     "Unsafe archive entries: absolute paths, '..' components, links leaving the tree.",
