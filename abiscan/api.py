@@ -21,6 +21,7 @@ from abiscan.predict.extension import load_bytecode, load_extension
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
 from abiscan.rules import distributions, imports, layers
+from abiscan.rules.wheels import verify_wheel
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
@@ -85,10 +86,26 @@ def scan(
         summaries = [
             item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
         ]
-        return analyse(stack, target, summaries, problems + stack.problems, names)
+        report = analyse(stack, target, summaries, problems + stack.problems, names)
+        return with_wheel_checks(report, specs)
     finally:
         for source in sources:
             source.close()
+
+
+def with_wheel_checks(report: Report, specs: Sequence[tuple[PathLike, InputKind]]) -> Report:
+    """The report with ABI307 for each readable ``.whl`` input that fails verification."""
+    readable = {i.label for i in report.inputs if i.readable}
+    wheels = [os.fspath(path) for path, _ in specs]
+    found = [
+        f for f in (verify_wheel(w, w) for w in wheels
+                    if w.endswith(".whl") and w in readable and os.path.isfile(w))
+        if f is not None
+    ]
+    if not found:
+        return report
+    return replace(report, findings=tuple(sorted((*report.findings, *found),
+                                                 key=Finding.sort_key)))
 
 
 def _paths(value: PathLike | Sequence[PathLike], parameter: str) -> list[PathLike]:
