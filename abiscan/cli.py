@@ -269,7 +269,14 @@ def _run_scan(
         print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}",
               file=sys.stderr)
         return EXIT_USAGE
-    return scan(layers, args.function, args.site_packages, target=target, imports=imports)
+    progress = _Progress()
+    count = len(layers) + len(args.site_packages) + bool(args.function)
+    progress.show(f"abiscan: reading {count} input{'s' if count != 1 else ''} and predicting "
+                  f"for {target.name} ...")
+    try:
+        return scan(layers, args.function, args.site_packages, target=target, imports=imports)
+    finally:
+        progress.done()
 
 
 def _unreadable(report: Report) -> bool:
@@ -329,6 +336,24 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK if module is not None and module.ok else EXIT_PREDICTED_ERROR
 
 
+class _Progress:
+    """One self-rewriting status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+
+    def show(self, text: str) -> None:
+        if self.live:
+            sys.stderr.write(f"\r\033[K{text}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        self.show("")
+
+    def target(self, i: int, n: int, target: Target) -> None:
+        self.show(f"abiscan: target {i} of {n}: {target.name}")
+
+
 def _cmd_matrix(args: argparse.Namespace) -> int:
     from abiscan.runtime_matrix import matrix, read_declared, render_matrix
 
@@ -345,8 +370,12 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
             raise TargetError(f"unknown runtime {unknown[0]!r}; built-in runtimes: "
                               f"{', '.join(runtime_names())}")
         declared = read_declared(args.declared) if args.declared else None
-        result = matrix(args.layers, args.function, args.site_packages, targets=targets,
-                        declared=declared, imports=args.imports)
+        progress = _Progress()
+        try:
+            result = matrix(args.layers, args.function, args.site_packages, targets=targets,
+                            declared=declared, imports=args.imports, progress=progress.target)
+        finally:
+            progress.done()
     except AbiscanError as exc:
         print(f"abiscan matrix: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,11 +164,13 @@ def matrix(
     targets: Iterable[Target] | None = None,
     declared: Declared | None = None,
     imports: str | Sequence[str] = (),
+    progress: Callable[[int, int, Target], None] | None = None,
 ) -> Matrix:
     """Scan the stack for each target (every built-in runtime and architecture by default).
 
     The inputs are read once for all targets. With ``declared``, each declared
     runtime and architecture where the stack fails gets an ABI405 finding.
+    ``progress(i, n, target)`` is called before the i-th of n targets (from 1).
     """
     names = module_names(imports)
     chosen = list(builtin_targets() if targets is None else targets)
@@ -191,7 +193,9 @@ def matrix(
     wanted = declared_targets(declared) if declared else set()
     try:
         cells = []
-        for target in chosen:
+        for i, target in enumerate(chosen, 1):
+            if progress is not None:
+                progress(i, len(chosen), target)
             stack = build_stack(target, sources)
             summaries = [_summary(s, stack.root_for(s.kind)) for s in sources] + unreadable
             report = analyse(stack, target, summaries, problems + stack.problems, names)
