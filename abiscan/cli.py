@@ -172,17 +172,24 @@ def _config(args: argparse.Namespace) -> Config:
     if config.format is not None and config.format not in FORMATS:
         raise ConfigError(f"{config.path}: 'format' must be one of {', '.join(FORMATS)}")
     policy = config.policy
-    flags: dict[str, object] = {}
-    for key in ("select", "ignore"):
-        given = getattr(args, key)
-        if given is not None:
-            codes = tuple(c.strip() for text in given for c in text.split(",") if c.strip())
-            for code in codes:
-                check_code_prefix(code, f"--{key}")
-            flags[key] = codes
-    if args.fail_on is not None:
-        flags["fail_on"] = args.fail_on
-    return replace(config, policy=replace(policy, **flags))  # type: ignore[arg-type]
+    select, ignore = _codes_flag(args.select, "select"), _codes_flag(args.ignore, "ignore")
+    policy = replace(
+        policy,
+        select=policy.select if select is None else select,
+        ignore=policy.ignore if ignore is None else ignore,
+        fail_on=args.fail_on or policy.fail_on,
+    )
+    return replace(config, policy=policy)
+
+
+def _codes_flag(given: list[str] | None, key: str) -> tuple[str, ...] | None:
+    """``--select``/``--ignore``: comma-separated, repeatable; None when not given."""
+    if given is None:
+        return None
+    codes = tuple(c.strip() for text in given for c in text.split(",") if c.strip())
+    for code in codes:
+        check_code_prefix(code, f"--{key}")
+    return codes
 
 
 def _merge_config(args: argparse.Namespace, config: Config, layers: list[str]) -> list[str]:
