@@ -31,6 +31,8 @@ _EXPORTS = {
     "Report": "report.model",
     "analyse": "api",
     "audit": "fleet",
+    "matrix": "runtime_matrix",
+    "Matrix": "runtime_matrix",
     "scan": "api",
     "Target": "target.profiles",
     "builtin_target": "target.profiles",
@@ -50,6 +52,7 @@ __all__ = [
     "Finding",
     "InventoryError",
     "LimitsError",
+    "Matrix",
     "ModuleOutcome",
     "PredictedError",
     "Report",
@@ -65,6 +68,7 @@ __all__ = [
     "builtin_targets",
     "custom_target",
     "load_target",
+    "matrix",
     "scan",
 ]
 
@@ -86,6 +90,7 @@ if TYPE_CHECKING:
     from abiscan.fleet import audit
     from abiscan.report.findings import Confidence, Finding, PredictedError, Severity
     from abiscan.report.model import ModuleOutcome, Report
+    from abiscan.runtime_matrix import Matrix, matrix
     from abiscan.target.profiles import (
         Target,
         builtin_target,

@@ -27,6 +27,7 @@ from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
 from abiscan.rules import imports, layers
 from abiscan.rules.impact import impact_findings
+from abiscan.rules.wheels import verify_wheel
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
@@ -122,11 +123,27 @@ def scan(
         cache = None
         if use_cache:
             cache = ContentCache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        return analyse(stack, target, summaries, problems + stack.problems, names,
-                       jobs=default_jobs() if jobs is None else jobs, cache=cache)
+        report = analyse(stack, target, summaries, problems + stack.problems, names,
+                         jobs=default_jobs() if jobs is None else jobs, cache=cache)
+        return with_wheel_checks(report, specs)
     finally:
         for source in sources:
             source.close()
+
+
+def with_wheel_checks(report: Report, specs: Sequence[tuple[PathLike, InputKind]]) -> Report:
+    """The report with ABI307 for each readable ``.whl`` input that fails verification."""
+    readable = {i.label for i in report.inputs if i.readable}
+    wheels = [os.fspath(path) for path, _ in specs]
+    found = [
+        f for f in (verify_wheel(w, w) for w in wheels
+                    if w.endswith(".whl") and w in readable and os.path.isfile(w))
+        if f is not None
+    ]
+    if not found:
+        return report
+    return replace(report, findings=tuple(sorted((*report.findings, *found),
+                                                 key=Finding.sort_key)))
 
 
 def _paths(value: PathLike | Sequence[PathLike], parameter: str) -> list[PathLike]:

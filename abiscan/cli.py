@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
 from abiscan.config import FAIL_ON, Config, check_code_prefix, find_config, load_config
-from abiscan.errors import ConfigError
+from abiscan.errors import AbiscanError, ConfigError
 from abiscan.limits import Limits, LimitsError, parse_limits
 from abiscan.report.escape import escape_text
 from abiscan.report.terminal import Style, use_colour
@@ -134,6 +134,24 @@ def _parser() -> argparse.ArgumentParser:
                     "options. Exit status: 0 when the import is predicted to work, 1 when not.",
     )
 
+    m = sub.add_parser(
+        "matrix", help="scan one stack for every built-in runtime and architecture (or some)",
+        description="One scan of the stack per target: where it imports, and the first "
+                    "failure on each. Exit status 1 when a declared target fails (ABI405).",
+    )
+    m.add_argument("layers", nargs="*", metavar="LAYER", help="layer zips or directories")
+    m.add_argument("--function", metavar="PATH")
+    m.add_argument("--site-packages", metavar="PATH", action="append", default=[])
+    m.add_argument("--runtime", metavar="NAME", action="append",
+                   help="only this runtime (repeatable; default: every built-in one)")
+    m.add_argument("--arch", action="append", choices=("x86_64", "arm64"),
+                   help="only this architecture (repeatable; default: both)")
+    m.add_argument("--declared", metavar="FILE",
+                   help="the JSON of 'aws lambda get-layer-version' (or list-layer-versions): "
+                        "each declared runtime/architecture where the stack fails is ABI405")
+    m.add_argument("--import", dest="imports", metavar="NAME", action="append", default=[])
+    m.add_argument("--format", choices=("text", "json"), default="text")
+
     c = sub.add_parser(
         "capture", help="write a target profile captured from a real interpreter and its system"
     )
@@ -216,17 +234,24 @@ def _config(args: argparse.Namespace) -> Config:
     if config.format is not None and config.format not in FORMATS:
         raise ConfigError(f"{config.path}: 'format' must be one of {', '.join(FORMATS)}")
     policy = config.policy
-    flags: dict[str, object] = {}
-    for key in ("select", "ignore"):
-        given = getattr(args, key)
-        if given is not None:
-            codes = tuple(c.strip() for text in given for c in text.split(",") if c.strip())
-            for code in codes:
-                check_code_prefix(code, f"--{key}")
-            flags[key] = codes
-    if args.fail_on is not None:
-        flags["fail_on"] = args.fail_on
-    return replace(config, policy=replace(policy, **flags))  # type: ignore[arg-type]
+    select, ignore = _codes_flag(args.select, "select"), _codes_flag(args.ignore, "ignore")
+    policy = replace(
+        policy,
+        select=policy.select if select is None else select,
+        ignore=policy.ignore if ignore is None else ignore,
+        fail_on=args.fail_on or policy.fail_on,
+    )
+    return replace(config, policy=policy)
+
+
+def _codes_flag(given: list[str] | None, key: str) -> tuple[str, ...] | None:
+    """``--select``/``--ignore``: comma-separated, repeatable; None when not given."""
+    if given is None:
+        return None
+    codes = tuple(c.strip() for text in given for c in text.split(",") if c.strip())
+    for code in codes:
+        check_code_prefix(code, f"--{key}")
+    return codes
 
 
 def _merge_config(args: argparse.Namespace, config: Config, layers: list[str]) -> list[str]:
@@ -316,9 +341,15 @@ def _run_scan(
         print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}",
               file=sys.stderr)
         return EXIT_USAGE
-
-    return scan(layers, args.function, args.site_packages, target=target, imports=imports,
-                limits=limits, **_speed(args))
+    progress = _Progress()
+    count = len(layers) + len(args.site_packages) + bool(args.function)
+    progress.show(f"abiscan: reading {count} input{'s' if count != 1 else ''} and predicting "
+                  f"for {target.name} ...")
+    try:
+        return scan(layers, args.function, args.site_packages, target=target, imports=imports,
+                    limits=limits, **_speed(args))
+    finally:
+        progress.done()
 
 
 def _unreadable(report: Report) -> bool:
@@ -394,6 +425,55 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if not _emit(args, text, "explain"):
         return EXIT_USAGE
     return _status(report, args.verbose > 0, module is None or not module.ok)
+
+
+class _Progress:
+    """One self-rewriting status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+
+    def show(self, text: str) -> None:
+        if self.live:
+            sys.stderr.write(f"\r\033[K{text}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        self.show("")
+
+    def target(self, i: int, n: int, target: Target) -> None:
+        self.show(f"abiscan: target {i} of {n}: {target.name}")
+
+
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from abiscan.runtime_matrix import matrix, read_declared, render_matrix
+
+    if not args.layers and not args.function and not args.site_packages:
+        print("abiscan matrix: error: give at least one layer, --function or --site-packages",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        targets = [t for t in builtin_targets()
+                   if (not args.runtime or t.runtime in args.runtime)
+                   and (not args.arch or t.lambda_arch in args.arch)]
+        unknown = sorted(set(args.runtime or ()) - set(runtime_names()))
+        if unknown:
+            raise TargetError(f"unknown runtime {unknown[0]!r}; built-in runtimes: "
+                              f"{', '.join(runtime_names())}")
+        declared = read_declared(args.declared) if args.declared else None
+        progress = _Progress()
+        try:
+            result = matrix(args.layers, args.function, args.site_packages, targets=targets,
+                            declared=declared, imports=args.imports, progress=progress.target)
+        finally:
+            progress.done()
+    except AbiscanError as exc:
+        print(f"abiscan matrix: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(result.to_json() if args.format == "json" else render_matrix(result))
+    if any(not i.readable for i in result.inputs):
+        return EXIT_USAGE
+    return EXIT_PREDICTED_ERROR if result.findings else EXIT_OK
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
@@ -533,6 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_scan(args)
         if args.command == "explain":
             return _cmd_explain(args)
+        if args.command == "matrix":
+            return _cmd_matrix(args)
         if args.command == "targets":
             return _cmd_targets(args)
         if args.command == "capture":

@@ -74,21 +74,28 @@ class Policy:
         best = max((p for p in self.severity if f.code.startswith(p)), key=len, default=None)
         return f.severity if best is None else self.severity[best]
 
+    def _lowered(self, f: Finding, failing: tuple[Severity, ...]) -> bool:
+        severity = self.severity_of(f)
+        return severity is not f.severity and severity not in failing
+
     def apply(self, report: Report) -> Report:
         """The report with the findings this policy keeps, at their configured severity."""
         kept = [replace(f, severity=self.severity_of(f)) for f in report.findings if self.keeps(f)]
         return replace(report, findings=tuple(sorted(kept, key=Finding.sort_key)))
 
     def fails(self, original: Report, applied: Report) -> bool:
-        """Whether the run fails: a kept finding at or above ``fail_on``, or a module
-        predicted to fail that no finding at all (kept or not) explains."""
+        """Whether the run fails: a finding still shown at or above ``fail_on``, or a
+        module predicted to fail, unless the policy accepted a finding about its chain
+        (ignored it, or lowered it below ``fail_on``)."""
         if self.fail_on == "never":
             return False
         worst = {"error": (Severity.ERROR,), "warning": (Severity.ERROR, Severity.WARNING)}
-        if any(f.severity in worst[self.fail_on] for f in applied.findings):
+        failing = worst[self.fail_on]
+        if any(f.severity in failing for f in applied.findings):
             return True
-        named = {f.module for f in original.findings if f.module}
-        return any(m.outcome == "error" and not named.intersection(m.chain or (m.name,))
+        accepted = {f.module for f in original.findings
+                    if f.module and (not self.keeps(f) or self._lowered(f, failing))}
+        return any(m.outcome == "error" and not accepted.intersection(m.chain or (m.name,))
                    for m in original.modules)
 
 

@@ -107,6 +107,31 @@ def build_incident(directory: Path) -> tuple[Path, Path]:
     return layer1, layer2
 
 
+# What `aws lambda get-layer-version` printed for the Powertools-like layer: it
+# was published as compatible with python3.12, built on one image for all.
+_DECLARED = {
+    "LayerVersionArn": "arn:aws:lambda:us-east-1:123456789012:layer:powertools-like:3",
+    "Version": 3,
+    "CompatibleRuntimes": ["python3.8", "python3.12"],
+    "CompatibleArchitectures": ["x86_64"],
+}
+
+
+def _matrix_part(layers: tuple[Path, Path], directory: Path) -> tuple[str, bool]:
+    """The stack on every built-in target, against what the layer declares."""
+    from abiscan.runtime_matrix import matrix, read_declared, render_matrix
+
+    declared = directory / "powertools-like-layer-version.json"
+    declared.write_text(json.dumps(_DECLARED, indent=2) + "\n", encoding="utf-8")
+    result = matrix(layers, declared=read_declared(declared))
+    new, old = result.cell("python3.12"), result.cell("python3.8")
+    ok = (new is not None and not new.imports and old is not None and old.imports
+          and [f.code for f in result.findings] == ["ABI405"])
+    head = ("=== abiscan matrix aws-sdk-pandas-like.zip powertools-like.zip "
+            "--declared powertools-like-layer-version.json\n")
+    return head + render_matrix(result), ok
+
+
 def _relabel(text: str, directory: Path) -> str:
     return text.replace(str(directory) + "/", "")
 
@@ -142,12 +167,16 @@ def run_demo(fmt: str = "text") -> tuple[str, bool]:
         for runtime, report in reports.items():
             parts.append(f"=== {runtime} " + "=" * 50 + "\n")
             parts.append(render_text(report))
+        table, matrix_ok = _matrix_part(layers, tmp_path)
+        parts.append(table)
+        as_expected = as_expected and matrix_ok
         if as_expected:
             parts.append(
                 "As predicted: on python3.12 `import _cffi_backend` raises "
                 "ModuleNotFoundError, and `import pymysql` dies with "
                 "pyo3_runtime.PanicException\nthrough its `except ImportError` guard; "
-                "on python3.8 everything loads.\n"
+                "on python3.8 everything loads; the layer declares python3.12 and fails there "
+                "(ABI405).\n"
             )
         else:
             parts.append("UNEXPECTED: abiscan did not predict the incident; please report this.\n")

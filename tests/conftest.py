@@ -100,11 +100,13 @@ def _every_json_output_matches_its_schema() -> Iterator[None]:
     """Each JSON output the suite produces is validated against the shipped schema."""
     from abiscan.report import render
     from abiscan.report.model import Report
+    from abiscan.runtime_matrix import Matrix
     from abiscan.target.profiles import Target
 
     from schema_check import validate_output
 
     report_to_dict, target_to_dict = Report.to_dict, Target.to_dict
+    matrix_to_dict = Matrix.to_dict
     explain_dict = render.explain_dict
 
     def checked_report(self: Report) -> dict[str, Any]:
@@ -122,7 +124,13 @@ def _every_json_output_matches_its_schema() -> Iterator[None]:
         validate_output("explain", data)
         return data
 
+    def checked_matrix(self: Matrix) -> dict[str, Any]:
+        data = matrix_to_dict(self)
+        validate_output("matrix", data)
+        return data
+
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Matrix, "to_dict", checked_matrix)
         mp.setattr(Report, "to_dict", checked_report)
         mp.setattr(Target, "to_dict", checked_target)
         mp.setattr(render, "explain_dict", checked_explain)

@@ -10,6 +10,7 @@ import pytest
 from abiscan.cli import main
 from abiscan.config import find_config, load_config
 from abiscan.errors import ConfigError
+from abiscan.report.findings import Severity
 from abiscan.target.profiles import builtin_target
 from abiscan.testing.elf_writer import build_shared_object
 
@@ -210,3 +211,26 @@ def test_config_and_no_config_flags(project: Path, capsys: Capsys) -> None:
     assert codes(scan_json(capsys, "layer.zip", "--no-config")[1]) == ["ABI101", "ABI303"]
     assert main(["scan", "layer.zip", "--config", "missing.toml"]) == 2
     assert "missing.toml" in capsys.readouterr().err
+
+
+def test_policy_fails_as_before_without_configuration() -> None:
+    from abiscan.config import Policy
+    from abiscan.report.findings import ABI107, ABI203, Finding, PredictedError
+    from abiscan.report.model import ModuleOutcome, Report
+
+    error = PredictedError("ImportError", "x")
+    report = Report(
+        target=builtin_target("python3.12"),
+        modules=(ModuleOutcome("a", "error", None, None, error=error, chain=("a",)),),
+        # Only a warning is about 'a': the module's own failure still fails the run.
+        findings=(Finding.of(ABI107, "m", "f", module="a"),),
+    )
+    assert Policy().fails(report, Policy().apply(report)) is True
+    ignoring = Policy(ignore=("ABI107",))
+    assert ignoring.fails(report, ignoring.apply(report)) is False
+    err = Report(target=report.target, modules=report.modules,
+                 findings=(Finding.of(ABI203, "m", "f", module="a"),))
+    lowered = Policy(severity={"ABI2": Severity.WARNING})
+    assert lowered.fails(err, lowered.apply(err)) is False
+    assert Policy(fail_on="warning", severity={"ABI2": Severity.WARNING}).fails(
+        err, lowered.apply(err)) is True

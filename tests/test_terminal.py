@@ -60,3 +60,23 @@ def test_github_annotations(layer: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert line.startswith(prefix)
     assert "Predicted: ModuleNotFoundError: No module named '_x'." in line
     assert "\n" not in line
+
+
+def test_progress_only_on_a_terminal(layer: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["matrix", str(layer), "--runtime", "python3.11", "--runtime", "python3.12",
+            "--arch", "x86_64"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: no progress
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    assert main(argv) == 0
+    shown = err.getvalue()
+    assert "abiscan: target 1 of 2: python3.11-x86_64" in shown
+    assert "abiscan: target 2 of 2: python3.12-x86_64" in shown
+    assert shown.endswith("\r\033[K")  # the status line is cleared at the end
+    assert "IMPORTS" in capsys.readouterr().out  # the table itself is on stdout
+    err.truncate(0)
+    assert main(["scan", str(layer), "--no-config", "-q"]) == 1
+    assert "abiscan: reading 1 input and predicting for python3.12-x86_64" in err.getvalue()
+    assert capsys.readouterr().out == ""

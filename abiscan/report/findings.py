@@ -124,6 +124,11 @@ ABI306 = _register(
     "ABI306", "mixed-distribution-tree", Severity.ERROR,
     "Files of a distribution were overwritten by another input: a tree of mixed versions.",
 )
+ABI307 = _register(
+    "ABI307", "invalid-wheel", Severity.ERROR,
+    "A wheel input fails verification: a file differs from its RECORD digest or size, a "
+    "file is missing or unlisted, or the wheel's metadata is malformed.",
+)
 
 # Layers and deployment (ABI4xx).
 ABI401 = _register(
@@ -137,6 +142,10 @@ ABI402 = _register(
 ABI403 = _register(
     "ABI403", "unreadable-entry", Severity.ERROR,
     "Archive entries the runtime's user cannot read (files need o+r, directories o+x).",
+)
+ABI405 = _register(
+    "ABI405", "declared-runtime-fails", Severity.ERROR,
+    "The layer's published metadata declares a runtime or architecture on which it fails.",
 )
 ABI404 = _register(
     "ABI404", "unsafe-entry", Severity.WARNING,
