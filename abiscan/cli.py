@@ -13,7 +13,7 @@ from typing import Any
 from abiscan import __version__
 from abiscan.api import scan
 from abiscan.limits import Limits, LimitsError, parse_limits
-from abiscan.report.escape import escape_text
+from abiscan.report.escape import escape_text, json_safe
 from abiscan.report.model import Report
 from abiscan.report.render import render_explain, render_json, render_sarif, render_text
 from abiscan.target.profiles import (
@@ -72,7 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"abiscan {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
-    s = sub.add_parser("scan", help="scan layers (and function code) for a target")
+    s = sub.add_parser(
+        "scan", help="scan layers (and function code) for a target",
+        epilog="exit status: 0 nothing predicted to fail; 1 an import error is predicted; "
+        "2 usage error or an input that cannot be read; 3 internal error in abiscan "
+        "(the report is still written)",
+    )
     s.add_argument(
         "layers", nargs="*", metavar="LAYER",
         help="layer zips or extracted layer directories, in attach order; "
@@ -120,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
               "[target options]",
         help="print how importing one module ends on a target, and the import chain behind it",
         description="NAME is a dotted module name; the rest are scan's inputs and target "
-                    "options. Exit status: 0 when the import is predicted to work, 1 when not.",
+                    "options. Exit status: 0 when the import is predicted to work, 1 when not, "
+                    "2 for a usage error or an unreadable input, 3 for an internal error.",
     )
 
     c = sub.add_parser(
@@ -233,7 +239,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return report
     module = report.module(name)
     if args.format == "json":
-        sys.stdout.write(json.dumps(module.to_dict() if module else None, indent=2) + "\n")
+        data = json_safe(module.to_dict()) if module else None
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         sys.stdout.write(render_explain(report, name))
     return _status(report, args.verbose, module is None or not module.ok)
