@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from io import TextIOWrapper
 from typing import Any
@@ -300,6 +301,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Parsing a scanned source may warn (invalid escape sequences): what a
+    # scanned file says must not reach stderr, raw, as a warning.
+    warnings.simplefilter("ignore", SyntaxWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
     # Whatever a scanned name holds, writing it must not fail on a strict stdout.
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, TextIOWrapper):
