@@ -105,6 +105,29 @@ def lying_size(root: Path) -> list[Path]:
     return [_damaged(root, "lying_size", {"usize": size}, {"usize": size})]
 
 
+def lying_zip64_size(root: Path) -> list[Path]:
+    """python/mod.py stored, its zip64 extra field claiming 3 GiB inflated."""
+    import zlib
+
+    local_part, central_part = b"", b""
+    for name, data, claimed in ((b"python/mod.py", b"import json\n", 3 * 1024**3),
+                                (b"python/other.py", b"", 0)):
+        crc = zlib.crc32(data)
+        extra = struct.pack("<HHQQ", 1, 16, claimed, len(data))
+        central_part += struct.pack(
+            "<IHHHHHHIIIHHHHHII", 0x02014B50, 45 | 3 << 8, 45, 0, 0, 0, 0x5821, crc,
+            0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra), 0, 0, 0, 0o100644 << 16,
+            len(local_part)) + name + extra
+        local_part += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0x5821, crc,
+                                  0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra)) + name + extra
+        local_part += data
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 2, 2, len(central_part),
+                      len(local_part), 0)
+    z = root / "zip64.zip"
+    z.write_bytes(local_part + central_part + end)
+    return [z]
+
+
 def bad_offset(root: Path) -> list[Path]:
     return [_damaged(root, "bad_offset", None, {"offset": _u32(0x7FFFFFF0)})]
 
@@ -235,6 +258,7 @@ CASES: dict[str, Builder] = {
     "unsupported_method": unsupported_method,
     "local_name_differs": local_name_differs,
     "lying_size": lying_size,
+    "lying_zip64_size": lying_zip64_size,
     "bad_offset": bad_offset,
     "inflates_past_declared": inflates_past_declared,
     "not_not": not_not,

@@ -287,6 +287,7 @@ def test_python_version_option_is_bounded(capsys: pytest.CaptureFixture[str]) ->
     (H.unsupported_method, "unsupported compression"),
     (H.local_name_differs, "differ"),
     (H.lying_size, "declared"),
+    (H.lying_zip64_size, "member of 3221225472 bytes is over the limit"),
     (H.bad_offset, "damaged member"),
 ])
 def test_unreadable_member_is_unknown_and_reported(
