@@ -218,8 +218,12 @@ def _analyse(
 ) -> Report:
     facts = FileFacts(stack)
     importer = ImportSystem(stack, target)
-    dead = dead_roots(stack, target)
-    found = candidates(stack, target, dead, facts.is_extension)
+    guard = _Guard()
+    no_dead: list[DeadRoot] = []
+    dead = guard.stage("finding sys.path roots", lambda: dead_roots(stack, target), no_dead)
+    no_modules: list[ModuleCandidate] = []
+    found = guard.stage("listing modules",
+                        lambda: candidates(stack, target, dead, facts.is_extension), no_modules)
     known = {c.name for c in found}
     for name in imports:
         if name not in known:
@@ -239,7 +243,6 @@ def _analyse(
         memo[name] = outcome
         return outcome
 
-    internal: list[InputProblem] = []
     none: list[Finding] = []
 
     def guarded(name: str) -> ModuleOutcome:
@@ -249,28 +252,22 @@ def _analyse(
         except Exception as exc:
             cand = by_name.get(name)
             src, src_path = _origin_of(stack, cand.path if cand else None)
-            internal.append(_internal(src or "abiscan", src_path, f"predicting '{name}'", exc))
+            guard.problems.append(
+                _internal(src or "abiscan", src_path, f"predicting '{name}'", exc))
             memo[name] = ModuleOutcome(
                 name, "unknown", cand.path if cand else None, src, src_path,
                 reason=f"internal error in abiscan while predicting it ({type(exc).__name__})",
             )
             return memo[name]
 
-    def stage(what: str, run: Callable[[], _T], fallback: _T) -> _T:
-        try:
-            return run()
-        except Exception as exc:
-            internal.append(_internal("abiscan", None, what, exc))
-            return fallback
-
     modules = [guarded(c.name) for c in sorted(found, key=lambda c: c.name)]
-    findings.extend(stage("finding code outside sys.path",
+    findings.extend(guard.stage("finding code outside sys.path",
                           lambda: _dead_root_findings(dead, found, modules, stack, target), none))
     no_dists: list[Distribution] = []
-    dists = stage("reading dist-info", lambda: _distributions(stack), no_dists)
+    dists = guard.stage("reading dist-info", lambda: _distributions(stack), no_dists)
     owners = _owners(dists)
     # Follow each module's imports (Python and native) to the broken modules it reaches.
-    followed: Followed | None = stage(
+    followed: Followed | None = guard.stage(
         "following imports",
         lambda: follow_imports(modules, guarded, stack, importer, facts, owners, target,
                                prefetch),
@@ -281,17 +278,17 @@ def _analyse(
         findings.extend(impact_findings(followed, stack))
     findings = [_attribute(f, owners) for f in findings]
     if dists:
-        findings.extend(stage("checking distributions",
-                              lambda: _distribution_findings(dists, stack, importer, facts,
-                                                             target),
-                              none))
-    findings.extend(stage("checking shadowing",
+        findings.extend(guard.stage("checking distributions",
+                                    lambda: _distribution_findings(dists, stack, importer, facts,
+                                                                   target),
+                                    none))
+    findings.extend(guard.stage("checking shadowing",
                           lambda: _shadowing_findings(found, owners, stack, importer, target),
                           none))
-    findings.extend(stage("checking deployment limits",
+    findings.extend(guard.stage("checking deployment limits",
                           lambda: _deployment_findings(stack, inputs, target), none))
     findings = _dedupe(findings)
-    every = [*problems, *facts.problems, *_dist_problems(dists), *internal]
+    every = [*problems, *facts.problems, *_dist_problems(dists), *guard.problems]
     all_problems = sorted(
         {(p.source, p.path or "", p.problem): p
          for p in [*every, *stack.read_problems]}.values(),
@@ -308,6 +305,20 @@ def _analyse(
 
 
 _T = TypeVar("_T")
+
+
+class _Guard:
+    """A bug in one stage of the analysis must not lose the report: it becomes a problem."""
+
+    def __init__(self) -> None:
+        self.problems: list[InputProblem] = []
+
+    def stage(self, what: str, run: Callable[[], _T], fallback: _T) -> _T:
+        try:
+            return run()
+        except Exception as exc:
+            self.problems.append(_internal("abiscan", None, what, exc))
+            return fallback
 
 
 def _internal(source: str, path: str | None, doing: str, exc: BaseException) -> InputProblem:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from io import TextIOWrapper
@@ -79,7 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"abiscan {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
-    s = sub.add_parser("scan", help="scan layers (and function code) for a target")
+    s = sub.add_parser(
+        "scan", help="scan layers (and function code) for a target",
+        epilog="exit status: 0 nothing predicted to fail; 1 an import error is predicted; "
+        "2 usage error or an input that cannot be read; 3 internal error in abiscan "
+        "(the report is still written)",
+    )
     s.add_argument(
         "layers", nargs="*", metavar="LAYER",
         help="layer zips or extracted layer directories, in attach order; "
@@ -131,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
               "[target options]",
         help="print how importing one module ends on a target, and the import chain behind it",
         description="NAME is a dotted module name; the rest are scan's inputs and target "
-                    "options. Exit status: 0 when the import is predicted to work, 1 when not.",
+                    "options. Exit status: 0 when the import is predicted to work, 1 when not, "
+                    "2 for a usage error or an unreadable input, 3 for an internal error.",
     )
 
     m = sub.add_parser(
@@ -604,6 +611,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Parsing a scanned source may warn (invalid escape sequences): what a
+    # scanned file says must not reach stderr, raw, as a warning.
+    warnings.simplefilter("ignore", SyntaxWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
     # Whatever a scanned name holds, writing it must not fail on a strict stdout.
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, TextIOWrapper):

@@ -60,6 +60,13 @@ def _damaged(root: Path, label: str, local: dict[str, bytes] | None,
     return z
 
 
+def _info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+    info.create_system, info.external_attr = 3, 0o100644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
 def _u32(value: int) -> bytes:
     return struct.pack("<I", value)
 
@@ -98,6 +105,29 @@ def lying_size(root: Path) -> list[Path]:
     return [_damaged(root, "lying_size", {"usize": size}, {"usize": size})]
 
 
+def lying_zip64_size(root: Path) -> list[Path]:
+    """python/mod.py stored, its zip64 extra field claiming 3 GiB inflated."""
+    import zlib
+
+    local_part, central_part = b"", b""
+    for name, data, claimed in ((b"python/mod.py", b"import json\n", 3 * 1024**3),
+                                (b"python/other.py", b"", 0)):
+        crc = zlib.crc32(data)
+        extra = struct.pack("<HHQQ", 1, 16, claimed, len(data))
+        central_part += struct.pack(
+            "<IHHHHHHIIIHHHHHII", 0x02014B50, 45 | 3 << 8, 45, 0, 0, 0, 0x5821, crc,
+            0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra), 0, 0, 0, 0o100644 << 16,
+            len(local_part)) + name + extra
+        local_part += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0x5821, crc,
+                                  0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra)) + name + extra
+        local_part += data
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 2, 2, len(central_part),
+                      len(local_part), 0)
+    z = root / "zip64.zip"
+    z.write_bytes(local_part + central_part + end)
+    return [z]
+
+
 def bad_offset(root: Path) -> list[Path]:
     return [_damaged(root, "bad_offset", None, {"offset": _u32(0x7FFFFFF0)})]
 
@@ -106,13 +136,10 @@ def inflates_past_declared(root: Path) -> list[Path]:
     """A member declaring 100 bytes whose data inflates to 64 MB (shape 13)."""
     z = root / "bomb.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
-        info = zipfile.ZipInfo("python/mod.py", date_time=(2024, 1, 1, 0, 0, 0))
-        info.create_system, info.external_attr = 3, 0o100644 << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
-        with zf.open(info, "w") as fh:
+        with zf.open(_info("python/mod.py"), "w") as fh:
             for _ in range(64):
                 fh.write(b"#" * (1024 * 1024))
-        zf.writestr("python/other.py", "")
+        zf.writestr(_info("python/other.py"), "")
     z.write_bytes(patch_member(z.read_bytes(), "python/mod.py",
                                local={"usize": _u32(100)}, central={"usize": _u32(100)}))
     return [z]
@@ -171,7 +198,7 @@ def huge_metadata(root: Path) -> list[Path]:
     z = root / "metadata.zip"
     _dist(root, "metadata", {})
     with zipfile.ZipFile(z, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as zf, \
-            zf.open("python/big-1.0.dist-info/METADATA", "w") as fh:
+            zf.open(_info("python/big-1.0.dist-info/METADATA"), "w") as fh:
         fh.write(b"Metadata-Version: 2.1\nName: big\nVersion: 1.0\n\n")
         for _ in range(200):
             fh.write(b"A" * (1024 * 1024))
@@ -190,6 +217,8 @@ def escapes(root: Path) -> list[Path]:
     z = root / "escapes.zip"
     write_zip(z, {
         f"python/{ESC}.py": "",
+        # Parsing this warns about the escape sequence, quoting it: not on stderr.
+        "python/warns.py": f'x = "\\d{ESC}" 1 if 1else 2\nimport json\n',
         f"python/_esc{TAG}": elf,
         "python/esc-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {ESC}\nVersion: 1\n",
         "python/esc-1.0.dist-info/RECORD": f"python/{ESC}.py,,\n",
@@ -229,6 +258,7 @@ CASES: dict[str, Builder] = {
     "unsupported_method": unsupported_method,
     "local_name_differs": local_name_differs,
     "lying_size": lying_size,
+    "lying_zip64_size": lying_zip64_size,
     "bad_offset": bad_offset,
     "inflates_past_declared": inflates_past_declared,
     "not_not": not_not,

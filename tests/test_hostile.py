@@ -31,6 +31,10 @@ from abiscan.target.profiles import TargetError, builtin_target, custom_target, 
 
 from helpers import write_zip
 
+# Parsing the scanned sources warns about what they hold (in-process scans).
+pytestmark = [pytest.mark.filterwarnings("ignore::SyntaxWarning"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
 
 def _scan(tmp_path: Path, *inputs: Path) -> Report:
     report = abiscan.scan([H.good_layer(tmp_path), *inputs], runtime="python3.12")
@@ -85,6 +89,12 @@ def test_internal_error_in_a_stage_keeps_the_modules(
     report = _scan(tmp_path)
     assert [p.problem.split(":")[0] for p in report.internal_errors] == [
         "internal error while reading dist-info"]
+    # Even with no module list at all, the report (inputs, problems) is made.
+    monkeypatch.setattr(api, "candidates", broken)
+    report = abiscan.scan([H.good_layer(tmp_path)])
+    assert report.modules == () and [i.label for i in report.inputs] == [
+        str(tmp_path / "good.zip")]
+    assert "internal error while listing modules" in report.internal_errors[0].problem
 
 
 def test_exit_status_3_is_documented() -> None:
@@ -92,8 +102,7 @@ def test_exit_status_3_is_documented() -> None:
     proc = subprocess.run([sys.executable, "-m", "abiscan", "--help"], capture_output=True,
                           text=True, check=True)
     assert "3 internal error" in " ".join(proc.stdout.split())
-    assert "3" in (root / "README.md").read_text() and "internal error" in (
-        root / "README.md").read_text()
+    assert "3 for an internal error" in " ".join((root / "README.md").read_text().split())
     assert "exit status 3" in (root / "docs" / "limits.md").read_text().lower()
 
 
@@ -145,10 +154,10 @@ def test_limits_parse_and_cli_option(tmp_path: Path, capsys: pytest.CaptureFixtu
 # -- shape 4: deep and large sources ------------------------------------------
 
 @pytest.mark.parametrize("build, why", [
-    (H.not_not, "nests more than 1000 levels"),
+    (H.not_not, "nested too deeply"),
     (H.long_sum, "nested too deeply"),
-    (H.unparse_sum, "nests more than 1000 levels"),
-    (H.dotted_import, "more than 1000 dotted parts"),
+    (H.unparse_sum, "nested too deeply"),
+    (H.dotted_import, "more than 100 dotted parts"),
     (H.large_source, "over the budget of 2097152"),
 ])
 def test_deep_and_large_sources_are_unknown_not_crashes(
@@ -278,6 +287,7 @@ def test_python_version_option_is_bounded(capsys: pytest.CaptureFixture[str]) ->
     (H.unsupported_method, "unsupported compression"),
     (H.local_name_differs, "differ"),
     (H.lying_size, "declared"),
+    (H.lying_zip64_size, "member of 3221225472 bytes is over the"),
     (H.bad_offset, "damaged member"),
 ])
 def test_unreadable_member_is_unknown_and_reported(
@@ -358,7 +368,8 @@ def test_output_is_inert_and_valid_utf8(tmp_path: Path) -> None:
         )
         assert proc.returncode == 1, proc.stderr
         assert b"\x1b" not in proc.stdout and b"\x07" not in proc.stdout
-        assert b"Traceback" not in proc.stderr
+        assert b"Traceback" not in proc.stderr and b"Warning" not in proc.stderr
+        assert b"\x1b" not in proc.stderr
         text = proc.stdout.decode("utf-8")  # strict: valid UTF-8
         if fmt == "text":
             assert "lib\\x1b[31m\\xff\\xfeXXXXXXXXX.so" in text

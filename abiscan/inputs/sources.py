@@ -11,9 +11,11 @@ the rest. The budgets are :class:`abiscan.limits.Limits`.
 
 from __future__ import annotations
 
+import lzma
 import os
 import posixpath
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -179,7 +181,7 @@ class ZipSource(Source):
             ) from None
         except OSError as exc:
             raise SourceError(f"{self.label}: cannot open: {exc.strerror or exc}") from None
-        except (ValueError, EOFError, NotImplementedError) as exc:
+        except (ValueError, EOFError, NotImplementedError, struct.error) as exc:
             raise SourceError(f"{self.label}: damaged zip file ({exc})") from None
         if len(self._zip.infolist()) > limits.members:
             self._zip.close()
@@ -250,7 +252,8 @@ class ZipSource(Source):
             raise fail(f"member of {info.file_size} bytes is over the limit of {limit} bytes")
         try:
             data = self._inflate(info)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error,
+                ValueError) as exc:  # ValueError: a local name flagged UTF-8 that is not
             raise fail(f"damaged member ({exc})") from None
         except NotImplementedError as exc:
             raise fail(f"unsupported compression ({exc})") from None

@@ -875,20 +875,6 @@ def extract(
     )
 
 
-def nesting_depth(tree: ast.AST, stop: int) -> int:
-    """How deep ``tree`` nests, counted without recursion; stops counting past ``stop``."""
-    deepest = 0
-    todo: list[tuple[ast.AST, int]] = [(tree, 0)]
-    while todo:
-        node, depth = todo.pop()
-        if depth > deepest:
-            deepest = depth
-            if deepest > stop:
-                return deepest
-        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return deepest
-
-
 _DOTTED_RUN = re.compile(rb"(?:\w+[ \t]*\.[ \t]*)+")
 
 
@@ -905,18 +891,6 @@ def _long_dotted_import(data: bytes, limit: int) -> bool:
                 and any(m.group().count(b".") >= limit for m in _DOTTED_RUN.finditer(line))):
             return True
     return False
-
-
-def _package_depth(tree: ast.AST) -> int:
-    """The most dotted parts one import statement names (each is a package level)."""
-    deepest = 0
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [a.name for a in node.names]
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names.append(node.module)
-            deepest = max(deepest, *(n.count(".") + 1 for n in names))
-    return deepest
 
 
 def _unfollowed(name: str, path: str, is_package: bool, why: str) -> ModuleSource:
@@ -989,6 +963,8 @@ class ImportGraph:
             return None
         # Hostile sources (megabytes, thousands of nested operators) must cost
         # bounded time and stack: over a budget, the module's outcome is unknown.
+        # Nesting is not measured on the tree (a walk costs as much as the
+        # extraction): deeper than the stack allows ends in RecursionError here.
         if len(data) > self.limits.source_bytes:
             return _unfollowed(name, path, is_package, (
                 f"the source is {len(data)} bytes, over the budget of "
@@ -1010,11 +986,6 @@ class ImportGraph:
         tree, verdict = check_syntax(data, path, self.version)
         if tree is None:
             return ModuleSource(name, path, is_package, verdict)
-        depth = max(nesting_depth(tree, self.limits.source_depth), _package_depth(tree))
-        if depth > self.limits.source_depth:
-            return _unfollowed(name, path, is_package, (
-                f"the source nests more than {self.limits.source_depth} levels deep, over "
-                "the budget (--limits source_depth=N)"))
         lines = data.decode("utf-8", "replace").splitlines()
         parsed = extract(tree, name, path, is_package, lines, self.version, is_module,
                          verdict, self.stdlib)
