@@ -36,6 +36,15 @@ from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
 
+__all__ = [
+    "PathLike",
+    "analyse",
+    "is_module_name",
+    "module_names",
+    "scan",
+    "with_wheel_checks",
+]
+
 if TYPE_CHECKING:
     from abiscan.inputs.dists import Distribution
 
@@ -106,12 +115,32 @@ def scan(
         try:
             source = open_source(os.fspath(path), kind, label, limits)
         except SourceError as exc:
-            problems.append(InputProblem(label, None, str(exc).removeprefix(f"{label}: ")))
-            opened.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
+            problems.append(
+                InputProblem(source=label, path=None, problem=str(exc).removeprefix(f"{label}: "))
+            )
+            opened.append(
+                InputSummary(
+                    label=label,
+                    kind=kind.value,
+                    placed_at="",
+                    files=0,
+                    unzipped_bytes=0,
+                    readable=False,
+                )
+            )
             continue
         except Exception as exc:
             problems.append(_internal(label, None, "reading the input", exc))
-            opened.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
+            opened.append(
+                InputSummary(
+                    label=label,
+                    kind=kind.value,
+                    placed_at="",
+                    files=0,
+                    unzipped_bytes=0,
+                    readable=False,
+                )
+            )
             continue
         sources.append(source)
         opened.append(source)
@@ -123,8 +152,15 @@ def scan(
         cache = None
         if use_cache:
             cache = ContentCache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        report = analyse(stack, target, summaries, problems + stack.problems, names,
-                         jobs=default_jobs() if jobs is None else jobs, cache=cache)
+        report = analyse(
+            stack,
+            target,
+            summaries,
+            problems + stack.problems,
+            names,
+            jobs=default_jobs() if jobs is None else jobs,
+            cache=cache,
+        )
         return with_wheel_checks(report, specs)
     finally:
         for source in sources:
@@ -136,14 +172,17 @@ def with_wheel_checks(report: Report, specs: Sequence[tuple[PathLike, InputKind]
     readable = {i.label for i in report.inputs if i.readable}
     wheels = [os.fspath(path) for path, _ in specs]
     found = [
-        f for f in (verify_wheel(w, w) for w in wheels
-                    if w.endswith(".whl") and w in readable and os.path.isfile(w))
+        f
+        for f in (
+            verify_wheel(w, w)
+            for w in wheels
+            if w.endswith(".whl") and w in readable and os.path.isfile(w)
+        )
         if f is not None
     ]
     if not found:
         return report
-    return replace(report, findings=tuple(sorted((*report.findings, *found),
-                                                 key=Finding.sort_key)))
+    return replace(report, findings=tuple(sorted((*report.findings, *found), key=Finding.sort_key)))
 
 
 def _paths(value: PathLike | Sequence[PathLike], parameter: str) -> list[PathLike]:
@@ -172,11 +211,11 @@ def module_names(imports: str | Sequence[str]) -> list[str]:
 def _summary(source: Source, stack: Stack) -> InputSummary:
     files = [e for e in source.entries() if e.kind != "dir"]
     return InputSummary(
-        source.label,
-        source.kind.value,
-        stack.root_for(source.kind),
-        len(files),
-        sum(e.size for e in files),
+        label=source.label,
+        kind=source.kind.value,
+        placed_at=stack.root_for(source.kind),
+        files=len(files),
+        unzipped_bytes=sum(e.size for e in files),
         readable=True,
     )
 
@@ -197,7 +236,10 @@ def analyse(
     """
     names = module_names(imports)
     prefetch = SourcePrefetch(
-        stack, target.python_version, cache, jobs,
+        stack,
+        target.python_version,
+        cache,
+        jobs,
         stdlib=stdlib_dir(target.sys_path, target.python_version),
         limits=stack.sources[0].limits if stack.sources else DEFAULT_LIMITS,
     )
@@ -216,19 +258,20 @@ def _analyse(
     imports: Sequence[str],
     prefetch: SourcePrefetch,
 ) -> Report:
-    facts = FileFacts(stack)
+    facts = FileFacts(stack=stack)
     importer = ImportSystem(stack, target)
     guard = _Guard()
     no_dead: list[DeadRoot] = []
     dead = guard.stage("finding sys.path roots", lambda: dead_roots(stack, target), no_dead)
     no_modules: list[ModuleCandidate] = []
-    found = guard.stage("listing modules",
-                        lambda: candidates(stack, target, dead, facts.is_extension), no_modules)
+    found = guard.stage(
+        "listing modules", lambda: candidates(stack, target, dead, facts.is_extension), no_modules
+    )
     known = {c.name for c in found}
     for name in imports:
         if name not in known:
             known.add(name)
-            found.append(ModuleCandidate(name, "", "", visible=True))
+            found.append(ModuleCandidate(name=name, root="", path="", visible=True))
     by_name = {c.name: c for c in found}
     memo: dict[str, ModuleOutcome] = {}
     findings: list[Finding] = []
@@ -237,7 +280,7 @@ def _analyse(
         done = memo.get(name)
         if done is not None:
             return done
-        cand = by_name.get(name) or ModuleCandidate(name, "", "", visible=True)
+        cand = by_name.get(name) or ModuleCandidate(name=name, root="", path="", visible=True)
         outcome, new = _predict(cand, importer.find(name), stack, facts, target, dead)
         findings.extend(new)
         memo[name] = outcome
@@ -253,24 +296,33 @@ def _analyse(
             cand = by_name.get(name)
             src, src_path = _origin_of(stack, cand.path if cand else None)
             guard.problems.append(
-                _internal(src or "abiscan", src_path, f"predicting '{name}'", exc))
+                _internal(src or "abiscan", src_path, f"predicting '{name}'", exc)
+            )
             memo[name] = ModuleOutcome(
-                name, "unknown", cand.path if cand else None, src, src_path,
+                name=name,
+                outcome="unknown",
+                path=cand.path if cand else None,
+                source=src,
+                source_path=src_path,
                 reason=f"internal error in abiscan while predicting it ({type(exc).__name__})",
             )
             return memo[name]
 
     modules = [guarded(c.name) for c in sorted(found, key=lambda c: c.name)]
-    findings.extend(guard.stage("finding code outside sys.path",
-                          lambda: _dead_root_findings(dead, found, modules, stack, target), none))
+    findings.extend(
+        guard.stage(
+            "finding code outside sys.path",
+            lambda: _dead_root_findings(dead, found, modules, stack, target),
+            none,
+        )
+    )
     no_dists: list[Distribution] = []
     dists = guard.stage("reading dist-info", lambda: _distributions(stack), no_dists)
     owners = _owners(dists)
     # Follow each module's imports (Python and native) to the broken modules it reaches.
     followed: Followed | None = guard.stage(
         "following imports",
-        lambda: follow_imports(modules, guarded, stack, importer, facts, owners, target,
-                               prefetch),
+        lambda: follow_imports(modules, guarded, stack, importer, facts, owners, target, prefetch),
         None,
     )
     if followed is not None:
@@ -278,20 +330,29 @@ def _analyse(
         findings.extend(impact_findings(followed, stack))
     findings = [_attribute(f, owners) for f in findings]
     if dists:
-        findings.extend(guard.stage("checking distributions",
-                                    lambda: _distribution_findings(dists, stack, importer, facts,
-                                                                   target),
-                                    none))
-    findings.extend(guard.stage("checking shadowing",
-                          lambda: _shadowing_findings(found, owners, stack, importer, target),
-                          none))
-    findings.extend(guard.stage("checking deployment limits",
-                          lambda: _deployment_findings(stack, inputs, target), none))
+        findings.extend(
+            guard.stage(
+                "checking distributions",
+                lambda: _distribution_findings(dists, stack, importer, facts, target),
+                none,
+            )
+        )
+    findings.extend(
+        guard.stage(
+            "checking shadowing",
+            lambda: _shadowing_findings(found, owners, stack, importer, target),
+            none,
+        )
+    )
+    findings.extend(
+        guard.stage(
+            "checking deployment limits", lambda: _deployment_findings(stack, inputs, target), none
+        )
+    )
     findings = _dedupe(findings)
     every = [*problems, *facts.problems, *_dist_problems(dists), *guard.problems]
     all_problems = sorted(
-        {(p.source, p.path or "", p.problem): p
-         for p in [*every, *stack.read_problems]}.values(),
+        {(p.source, p.path or "", p.problem): p for p in [*every, *stack.read_problems]}.values(),
         key=lambda p: (p.source, p.path or "", p.problem),
     )
     return Report(
@@ -324,8 +385,9 @@ class _Guard:
 def _internal(source: str, path: str | None, doing: str, exc: BaseException) -> InputProblem:
     """An unexpected exception, as an input problem that keeps its traceback."""
     return InputProblem(
-        source, path,
-        f"internal error while {doing}: {type(exc).__name__}: {exc} (please report it)",
+        source=source,
+        path=path,
+        problem=f"internal error while {doing}: {type(exc).__name__}: {exc} (please report it)",
         internal=True,
         detail="".join(traceback.format_exception(exc)),
     )
@@ -334,9 +396,12 @@ def _internal(source: str, path: str | None, doing: str, exc: BaseException) -> 
 def _dist_problems(dists: Sequence[Distribution]) -> list[InputProblem]:
     """What could not be read in each dist-info, against the input it came from."""
     return [
-        InputProblem(d.source or d.dist_info, d.dist_info, problem)
-        for d in dists for problem in d.problems
+        InputProblem(source=d.source or d.dist_info, path=d.dist_info, problem=problem)
+        for d in dists
+        for problem in d.problems
     ]
+
+
 def _distributions(stack: Stack) -> list[Distribution]:
     """The stack's dist-info directories; their readers (packaging's) load only if any."""
     if not any(".dist-info/" in path for path in stack.files):
@@ -421,10 +486,16 @@ def _shadowing_findings(
             winner = specs[0]
             for loser in specs[1:]:
                 sf = stack.file(loser.origin or "")
-                out.append(imports.shadowed(
-                    name, winner, loser, label(winner.origin), label(loser.origin),
-                    sf.origin if sf else None,
-                ))
+                out.append(
+                    imports.shadowed(
+                        name,
+                        winner,
+                        loser,
+                        label(winner.origin),
+                        label(loser.origin),
+                        sf.origin if sf else None,
+                    )
+                )
     order = {p: i for i, p in enumerate(target.sys_path)}
     for pkg in runtime_packages(target):
         for name in pkg.top_level:
@@ -435,10 +506,16 @@ def _shadowing_findings(
                 continue
             sf = stack.file(spec.origin)
             runtime_label = f"{pkg.name} {pkg.version}" if pkg.version else pkg.name
-            out.append(imports.shadows_runtime(
-                name, spec, label(spec.origin), runtime_label, pkg.location,
-                sf.origin if sf else None,
-            ))
+            out.append(
+                imports.shadows_runtime(
+                    name,
+                    spec,
+                    label(spec.origin),
+                    runtime_label,
+                    pkg.location,
+                    sf.origin if sf else None,
+                )
+            )
     return out
 
 
@@ -495,27 +572,38 @@ def _predict(
                     imports.not_tried(cand.name, p, mm, origin, res.spec, res.error, target)
                 )
         passed.append(
-            Candidate(p.path, origin.source if origin else None,
-                      origin.source_path if origin else None, why)
+            Candidate(
+                path=p.path,
+                source=origin.source if origin else None,
+                source_path=origin.source_path if origin else None,
+                why=why,
+            )
         )
     if res.spec is None:
         if not cand.visible:
             root = next((d for d in dead if d.path == cand.root), None)
             src, src_path = _origin_of(stack, cand.path)
             passed.append(
-                Candidate(cand.path, src, src_path,
-                          f"not on sys.path: {root.why}" if root else "not on sys.path")
+                Candidate(
+                    path=cand.path,
+                    source=src,
+                    source_path=src_path,
+                    why=f"not on sys.path: {root.why}" if root else "not on sys.path",
+                )
             )
         first = passed[0] if passed else None
         assert res.error is not None
         return (
             ModuleOutcome(
-                cand.name, "error", None,
-                first.source if first else None,
-                first.source_path if first else None,
-                None, res.error,
-                _not_found_reason(res, passed),
-                tuple(passed),
+                name=cand.name,
+                outcome="error",
+                path=None,
+                source=first.source if first else None,
+                source_path=first.source_path if first else None,
+                kind=None,
+                error=res.error,
+                reason=_not_found_reason(res, passed),
+                candidates=tuple(passed),
             ),
             findings,
         )
@@ -524,9 +612,17 @@ def _predict(
     if spec.kind == "namespace":
         src, src_path = _origin_of(stack, spec.search_locations[0])
         return (
-            ModuleOutcome(cand.name, "ok", None, src, src_path, "namespace", None,
-                          f"namespace package over {', '.join(spec.search_locations)}",
-                          tuple(passed)),
+            ModuleOutcome(
+                name=cand.name,
+                outcome="ok",
+                path=None,
+                source=src,
+                source_path=src_path,
+                kind="namespace",
+                error=None,
+                reason=f"namespace package over {', '.join(spec.search_locations)}",
+                candidates=tuple(passed),
+            ),
             findings,
         )
     assert spec.origin is not None
@@ -540,17 +636,16 @@ def _predict(
         # The runtime runs as an unprivileged user: "other" in the zip's modes.
         if loader == "extension":
             error = PredictedError(
-                "ImportError", f"{spec.origin}: cannot open shared object file: Permission denied"
+                type="ImportError",
+                message=f"{spec.origin}: cannot open shared object file: Permission denied",
             )
         else:
             error = PredictedError(
-                "PermissionError", f"[Errno 13] Permission denied: '{spec.origin}'"
+                type="PermissionError", message=f"[Errno 13] Permission denied: '{spec.origin}'"
             )
         outcome, reason = "error", f"file mode {mode:04o} lacks o+r (see ABI403)"
     elif loader == "extension":
-        outcome, error, reason, new = load_extension(
-            cand.name, spec.origin, facts, target, prov
-        )
+        outcome, error, reason, new = load_extension(cand.name, spec.origin, facts, target, prov)
         findings.extend(new)
     elif loader == "bytecode":
         outcome, error, reason, new = load_bytecode(cand.name, spec.origin, facts, target, prov)
@@ -562,8 +657,18 @@ def _predict(
             outcome, reason = "unknown", f"cannot read the file: {data}"
     replaced = tuple(p.describe() for p in loaded.replaced) if loaded else ()
     return (
-        ModuleOutcome(cand.name, outcome, spec.origin, src, src_path, kind, error, reason,
-                      tuple(passed), replaced),
+        ModuleOutcome(
+            name=cand.name,
+            outcome=outcome,
+            path=spec.origin,
+            source=src,
+            source_path=src_path,
+            kind=kind,
+            error=error,
+            reason=reason,
+            candidates=tuple(passed),
+            replaced=replaced,
+        ),
         findings,
     )
 
@@ -591,9 +696,11 @@ def _dead_root_findings(
             continue
         hidden = [n for n in names if by_name[n].outcome == "error" and by_name[n].path is None]
         sources = sorted(
-            {sf.origin.source for sf in stack.walk_files()
-             if sf.target_path.startswith(root.path + "/")}
+            {
+                sf.origin.source
+                for sf in stack.walk_files()
+                if sf.target_path.startswith(root.path + "/")
+            }
         )
         out.append(imports.outside_sys_path(root.path, root.why, names, hidden, sources, target))
     return out
-

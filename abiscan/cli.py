@@ -29,6 +29,15 @@ from abiscan.target.profiles import (
     runtime_names,
 )
 
+__all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_PREDICTED_ERROR",
+    "EXIT_USAGE",
+    "FORMATS",
+    "main",
+]
+
 if TYPE_CHECKING:  # the pipeline loads on the first scan, not for --help
     from abiscan.report.model import Report
 
@@ -81,19 +90,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     s = sub.add_parser(
-        "scan", help="scan layers (and function code) for a target",
+        "scan",
+        help="scan layers (and function code) for a target",
         epilog="exit status: 0 nothing predicted to fail; 1 an import error is predicted; "
         "2 usage error or an input that cannot be read; 3 internal error in abiscan "
         "(the report is still written)",
     )
     s.add_argument(
-        "layers", nargs="*", metavar="LAYER",
+        "layers",
+        nargs="*",
+        metavar="LAYER",
         help="layer zips or extracted layer directories, in attach order; "
         "a .whl is installed into site-packages",
     )
     s.add_argument("--function", metavar="PATH", help="the function's deployment zip or directory")
     s.add_argument(
-        "--site-packages", metavar="PATH", action="append", default=[],
+        "--site-packages",
+        metavar="PATH",
+        action="append",
+        default=[],
         help="a wheel or directory installed into the target's site-packages (repeatable)",
     )
     which = s.add_mutually_exclusive_group()
@@ -103,59 +118,92 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--python", metavar="X.Y", help="custom target: CPython version")
     which.add_argument("--target", metavar="FILE", help="a target profile (JSON)")
     which.add_argument(
-        "--interpreter", metavar="PATH",
+        "--interpreter",
+        metavar="PATH",
         help="capture the target from this interpreter and its system (runs abiscan's "
         "capture.py in it), keeping the Lambda layout of layers and function code",
     )
-    s.add_argument("--arch", help="x86_64 or arm64 (default: x86_64; not with --target or "
-                   "--interpreter, which carry their own)")
+    s.add_argument(
+        "--arch",
+        help="x86_64 or arm64 (default: x86_64; not with --target or "
+        "--interpreter, which carry their own)",
+    )
     s.add_argument("--glibc", metavar="X.Y", help="custom target: glibc version (with --python)")
     s.add_argument(
-        "--free-threaded", action="store_true",
+        "--free-threaded",
+        action="store_true",
         help="custom target: the free-threaded build (with --python)",
     )
     s.add_argument(
-        "--import", dest="imports", metavar="NAME", action="append", default=[],
+        "--import",
+        dest="imports",
+        metavar="NAME",
+        action="append",
+        default=[],
         help="also predict this dotted module name (repeatable)",
     )
-    s.add_argument("--format", choices=FORMATS, default=None,
-                   help="output format (default: text, or 'format' in the configuration)")
     s.add_argument(
-        "--limits", metavar="NAME=N,...",
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: text, or 'format' in the configuration)",
+    )
+    s.add_argument(
+        "--limits",
+        metavar="NAME=N,...",
         help="change budgets, e.g. source_bytes=8M,members=500000 (see docs/limits.md)",
     )
-    s.add_argument("-v", "--verbose", action="count", default=0,
-                   help="text: every finding's evidence and fix (-vv: and every module); "
-                   "tracebacks of internal errors")
+    s.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="text: every finding's evidence and fix (-vv: and every module); "
+        "tracebacks of internal errors",
+    )
     _add_config_options(s)
     _speed_options(s)
 
     # Same inputs and target options as scan; the first positional is the module.
     sub.add_parser(
-        "explain", parents=[s], add_help=False,
+        "explain",
+        parents=[s],
+        add_help=False,
         usage="abiscan explain NAME [LAYER ...] [--function PATH] [--site-packages PATH] "
-              "[target options]",
+        "[target options]",
         help="print how importing one module ends on a target, and the import chain behind it",
         description="NAME is a dotted module name; the rest are scan's inputs and target "
-                    "options. Exit status: 0 when the import is predicted to work, 1 when not, "
-                    "2 for a usage error or an unreadable input, 3 for an internal error.",
+        "options. Exit status: 0 when the import is predicted to work, 1 when not, "
+        "2 for a usage error or an unreadable input, 3 for an internal error.",
     )
 
     m = sub.add_parser(
-        "matrix", help="scan one stack for every built-in runtime and architecture (or some)",
+        "matrix",
+        help="scan one stack for every built-in runtime and architecture (or some)",
         description="One scan of the stack per target: where it imports, and the first "
-                    "failure on each. Exit status 1 when a declared target fails (ABI405).",
+        "failure on each. Exit status 1 when a declared target fails (ABI405).",
     )
     m.add_argument("layers", nargs="*", metavar="LAYER", help="layer zips or directories")
     m.add_argument("--function", metavar="PATH")
     m.add_argument("--site-packages", metavar="PATH", action="append", default=[])
-    m.add_argument("--runtime", metavar="NAME", action="append",
-                   help="only this runtime (repeatable; default: every built-in one)")
-    m.add_argument("--arch", action="append", choices=("x86_64", "arm64"),
-                   help="only this architecture (repeatable; default: both)")
-    m.add_argument("--declared", metavar="FILE",
-                   help="the JSON of 'aws lambda get-layer-version' (or list-layer-versions): "
-                        "each declared runtime/architecture where the stack fails is ABI405")
+    m.add_argument(
+        "--runtime",
+        metavar="NAME",
+        action="append",
+        help="only this runtime (repeatable; default: every built-in one)",
+    )
+    m.add_argument(
+        "--arch",
+        action="append",
+        choices=("x86_64", "arm64"),
+        help="only this architecture (repeatable; default: both)",
+    )
+    m.add_argument(
+        "--declared",
+        metavar="FILE",
+        help="the JSON of 'aws lambda get-layer-version' (or list-layer-versions): "
+        "each declared runtime/architecture where the stack fails is ABI405",
+    )
     m.add_argument("--import", dest="imports", metavar="NAME", action="append", default=[])
     m.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -163,7 +211,9 @@ def _parser() -> argparse.ArgumentParser:
         "capture", help="write a target profile captured from a real interpreter and its system"
     )
     c.add_argument(
-        "--python", metavar="PATH", default=sys.executable,
+        "--python",
+        metavar="PATH",
+        default=sys.executable,
         help="the interpreter to capture (default: the one running abiscan)",
     )
     c.add_argument("-o", "--output", metavar="FILE", help="write the profile here, not stdout")
@@ -182,15 +232,27 @@ def _parser() -> argparse.ArgumentParser:
 def _speed_options(s: argparse.ArgumentParser) -> None:
     """Options that change how fast a scan runs and what it holds, never its report."""
     g = s.add_argument_group("speed and resources (the report is the same with any of them)")
-    g.add_argument("--jobs", "-j", metavar="N", type=_positive_int,
-                   help="worker processes parsing sources (default: the machine's cores)")
-    g.add_argument("--cache-dir", metavar="DIR",
-                   help="content cache directory (default: $ABISCAN_CACHE_DIR, else "
-                   "$XDG_CACHE_HOME/abiscan or ~/.cache/abiscan)")
+    g.add_argument(
+        "--jobs",
+        "-j",
+        metavar="N",
+        type=_positive_int,
+        help="worker processes parsing sources (default: the machine's cores)",
+    )
+    g.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="content cache directory (default: $ABISCAN_CACHE_DIR, else "
+        "$XDG_CACHE_HOME/abiscan or ~/.cache/abiscan)",
+    )
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    g.add_argument("--memory-budget", metavar="MB", type=_positive_int,
-                   help="most inflated member bytes held at once, in MiB (default: 256); "
-                   "a larger member is reported as an input problem and not read")
+    g.add_argument(
+        "--memory-budget",
+        metavar="MB",
+        type=_positive_int,
+        help="most inflated member bytes held at once, in MiB (default: 256); "
+        "a larger member is reported as an input problem and not read",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -204,8 +266,11 @@ def _positive_int(text: str) -> int:
 
 
 def _speed(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"jobs": args.jobs, "cache_dir": args.cache_dir,
-                           "use_cache": not args.no_cache}
+    out: dict[str, Any] = {
+        "jobs": args.jobs,
+        "cache_dir": args.cache_dir,
+        "use_cache": not args.no_cache,
+    }
     if args.memory_budget is not None:
         out["memory_budget"] = args.memory_budget * 1024 * 1024
     return out
@@ -213,19 +278,37 @@ def _speed(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_config_options(s: argparse.ArgumentParser) -> None:
     """Options that override the configuration file (docs/configuration.md)."""
-    s.add_argument("--select", metavar="CODES", action="append",
-                   help="report only these codes or code prefixes, comma-separated (ABI1,ABI203)")
-    s.add_argument("--ignore", metavar="CODES", action="append",
-                   help="do not report these codes or code prefixes, comma-separated")
-    s.add_argument("--fail-on", choices=FAIL_ON,
-                   help="exit 1 on findings of this severity or worse (default: error)")
+    s.add_argument(
+        "--select",
+        metavar="CODES",
+        action="append",
+        help="report only these codes or code prefixes, comma-separated (ABI1,ABI203)",
+    )
+    s.add_argument(
+        "--ignore",
+        metavar="CODES",
+        action="append",
+        help="do not report these codes or code prefixes, comma-separated",
+    )
+    s.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        help="exit 1 on findings of this severity or worse (default: error)",
+    )
     s.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
-    s.add_argument("-q", "--quiet", action="store_true",
-                   help="print no report on stdout (the exit status tells; -o still writes)")
+    s.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print no report on stdout (the exit status tells; -o still writes)",
+    )
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--config", metavar="FILE",
-                       help="read this abiscan.toml or pyproject.toml, not the one found by "
-                       "walking up from the working directory")
+    where.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read this abiscan.toml or pyproject.toml, not the one found by "
+        "walking up from the working directory",
+    )
     where.add_argument("--no-config", action="store_true", help="read no configuration file")
 
 
@@ -279,8 +362,9 @@ def _merge_config(args: argparse.Namespace, config: Config, layers: list[str]) -
     return layers
 
 
-def _configured(args: argparse.Namespace, command: str, layers: list[str]) -> (
-        tuple[Config, list[str]] | int):
+def _configured(
+    args: argparse.Namespace, command: str, layers: list[str]
+) -> tuple[Config, list[str]] | int:
     """The configuration and the layers, or the exit status of a bad configuration."""
     try:
         config = _config(args)
@@ -296,8 +380,9 @@ def _emit(args: argparse.Namespace, text: str, command: str) -> bool:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
         except OSError as exc:
-            print(f"abiscan {command}: error: {args.output}: {exc.strerror or exc}",
-                  file=sys.stderr)
+            print(
+                f"abiscan {command}: error: {args.output}: {exc.strerror or exc}", file=sys.stderr
+            )
             return False
     elif not args.quiet:
         sys.stdout.write(text)
@@ -332,8 +417,10 @@ def _run_scan(
 ) -> Report | int:
     """The scan both commands make, or the exit status of a usage error (already printed)."""
     if not layers and not args.function and not args.site_packages:
-        print(f"abiscan {command}: error: give at least one layer, --function or "
-              "--site-packages", file=sys.stderr)
+        print(
+            f"abiscan {command}: error: give at least one layer, --function or --site-packages",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         limits = parse_limits(args.limits or "")
@@ -345,16 +432,24 @@ def _run_scan(
 
     bad = [n for n in imports if not is_module_name(n)]
     if bad:
-        print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}",
-              file=sys.stderr)
+        print(f"abiscan {command}: error: not a dotted module name: {bad[0]!r}", file=sys.stderr)
         return EXIT_USAGE
     progress = _Progress()
     count = len(layers) + len(args.site_packages) + bool(args.function)
-    progress.show(f"abiscan: reading {count} input{'s' if count != 1 else ''} and predicting "
-                  f"for {target.name} ...")
+    progress.show(
+        f"abiscan: reading {count} input{'s' if count != 1 else ''} and predicting "
+        f"for {target.name} ..."
+    )
     try:
-        return scan(layers, args.function, args.site_packages, target=target, imports=imports,
-                    limits=limits, **_speed(args))
+        return scan(
+            layers,
+            args.function,
+            args.site_packages,
+            target=target,
+            imports=imports,
+            limits=limits,
+            **_speed(args),
+        )
     finally:
         progress.done()
 
@@ -412,8 +507,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from abiscan.report.render import render_explain, render_explain_json
 
     if not args.layers or not is_module_name(args.layers[0]):
-        print("abiscan explain: error: give a dotted module name, then the inputs",
-              file=sys.stderr)
+        print("abiscan explain: error: give a dotted module name, then the inputs", file=sys.stderr)
         return EXIT_USAGE
     name = args.layers[0]
     configured = _configured(args, "explain", list(args.layers[1:]))
@@ -456,22 +550,35 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     from abiscan.runtime_matrix import matrix, read_declared, render_matrix
 
     if not args.layers and not args.function and not args.site_packages:
-        print("abiscan matrix: error: give at least one layer, --function or --site-packages",
-              file=sys.stderr)
+        print(
+            "abiscan matrix: error: give at least one layer, --function or --site-packages",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
-        targets = [t for t in builtin_targets()
-                   if (not args.runtime or t.runtime in args.runtime)
-                   and (not args.arch or t.lambda_arch in args.arch)]
+        targets = [
+            t
+            for t in builtin_targets()
+            if (not args.runtime or t.runtime in args.runtime)
+            and (not args.arch or t.lambda_arch in args.arch)
+        ]
         unknown = sorted(set(args.runtime or ()) - set(runtime_names()))
         if unknown:
-            raise TargetError(f"unknown runtime {unknown[0]!r}; built-in runtimes: "
-                              f"{', '.join(runtime_names())}")
+            raise TargetError(
+                f"unknown runtime {unknown[0]!r}; built-in runtimes: {', '.join(runtime_names())}"
+            )
         declared = read_declared(args.declared) if args.declared else None
         progress = _Progress()
         try:
-            result = matrix(args.layers, args.function, args.site_packages, targets=targets,
-                            declared=declared, imports=args.imports, progress=progress.target)
+            result = matrix(
+                args.layers,
+                args.function,
+                args.site_packages,
+                targets=targets,
+                declared=declared,
+                imports=args.imports,
+                progress=progress.target,
+            )
         finally:
             progress.done()
     except AbiscanError as exc:
@@ -513,8 +620,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
             with open(args.output, "w", encoding="utf-8") as f:
                 f.write(text)
         except OSError as exc:
-            print(f"abiscan capture: error: {args.output}: {exc.strerror or exc}",
-                  file=sys.stderr)
+            print(f"abiscan capture: error: {args.output}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_USAGE
         print(f"abiscan capture: {target.describe()} -> {args.output}", file=sys.stderr)
     else:
@@ -533,30 +639,52 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_audit_parser(sub: Any) -> None:
     a = sub.add_parser(
-        "audit", help="scan many stacks on many targets from a manifest (docs/audit.md)",
+        "audit",
+        help="scan many stacks on many targets from a manifest (docs/audit.md)",
         description="Scan every stack of MANIFEST (TOML or JSON) on every target it names. "
         "Exit status over the whole audit: 0 no import error predicted, 1 one predicted, "
         "2 bad input or usage, 3 internal error (the records are still written).",
     )
     a.add_argument("manifest", metavar="MANIFEST")
-    a.add_argument("-o", "--output", metavar="FILE",
-                   help="write the JSON Lines records here (default: stdout, and the "
-                   "summary table goes to stderr)")
+    a.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the JSON Lines records here (default: stdout, and the "
+        "summary table goes to stderr)",
+    )
     a.add_argument("--summary", metavar="FILE", help="also write the summary table here")
     a.add_argument("--sarif-dir", metavar="DIR", help="write a SARIF file per stack here")
-    a.add_argument("--resume", metavar="FILE",
-                   help="reuse the records of FILE whose stack digest, target and abiscan "
-                   "version are unchanged")
+    a.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="reuse the records of FILE whose stack digest, target and abiscan "
+        "version are unchanged",
+    )
     a.add_argument("--executor", choices=("local", "dask"), default="local")
-    a.add_argument("-j", "--jobs", type=int, metavar="N",
-                   help="local worker processes (default: every core; 1: in this process)")
-    a.add_argument("--scheduler", metavar="ADDRESS",
-                   help="the dask.distributed scheduler, e.g. tcp://HOST:8786")
-    a.add_argument("--cache-dir", metavar="DIR",
-                   help="where URLs are downloaded (default: $ABISCAN_CACHE_DIR or "
-                   "~/.cache/abiscan)")
-    a.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="a progress line on stderr (auto: when stderr is a terminal)")
+    a.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="local worker processes (default: every core; 1: in this process)",
+    )
+    a.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the dask.distributed scheduler, e.g. tcp://HOST:8786",
+    )
+    a.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where URLs are downloaded (default: $ABISCAN_CACHE_DIR or ~/.cache/abiscan)",
+    )
+    a.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="a progress line on stderr (auto: when stderr is a terminal)",
+    )
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -579,9 +707,15 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     try:
         result = audit(
-            args.manifest, executor=args.executor, jobs=args.jobs, scheduler=args.scheduler,
-            resume=args.resume, output=args.output, cache_dir=args.cache_dir,
-            sarif=bool(args.sarif_dir), progress=progress if shown else None,
+            args.manifest,
+            executor=args.executor,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            output=args.output,
+            cache_dir=args.cache_dir,
+            sarif=bool(args.sarif_dir),
+            progress=progress if shown else None,
         )
     except (ManifestError, ExecutorError, OSError) as exc:
         # OSError: the output cannot be written, or the scheduler cannot be reached.
@@ -600,8 +734,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if args.sarif_dir:
             os.makedirs(args.sarif_dir, exist_ok=True)
             for stack in result.stacks:
-                with open(os.path.join(args.sarif_dir, f"{stack}.sarif"), "w",
-                          encoding="utf-8") as f:
+                with open(
+                    os.path.join(args.sarif_dir, f"{stack}.sarif"), "w", encoding="utf-8"
+                ) as f:
                     f.write(result.sarif(stack) or "")
     except OSError as exc:
         print(f"abiscan audit: error: {exc}", file=err)

@@ -93,10 +93,15 @@ class Policy:
         failing = worst[self.fail_on]
         if any(f.severity in failing for f in applied.findings):
             return True
-        accepted = {f.module for f in original.findings
-                    if f.module and (not self.keeps(f) or self._lowered(f, failing))}
-        return any(m.outcome == "error" and not accepted.intersection(m.chain or (m.name,))
-                   for m in original.modules)
+        accepted = {
+            f.module
+            for f in original.findings
+            if f.module and (not self.keeps(f) or self._lowered(f, failing))
+        }
+        return any(
+            m.outcome == "error" and not accepted.intersection(m.chain or (m.name,))
+            for m in original.modules
+        )
 
 
 @dataclass(frozen=True)
@@ -153,10 +158,23 @@ def load_config(path: Path) -> Config:
 
 
 _STR_KEYS = ("runtime", "arch", "python", "glibc", "format")
-_KNOWN = frozenset({
-    *_STR_KEYS, "target", "layers", "function", "site-packages", "imports", "output",
-    "select", "ignore", "fail-on", "severity", "per-path-ignores", "per-module-ignores",
-})
+_KNOWN = frozenset(
+    {
+        *_STR_KEYS,
+        "target",
+        "layers",
+        "function",
+        "site-packages",
+        "imports",
+        "output",
+        "select",
+        "ignore",
+        "fail-on",
+        "severity",
+        "per-path-ignores",
+        "per-module-ignores",
+    }
+)
 _SEVERITIES = {s.value: s for s in Severity}
 
 
@@ -167,8 +185,7 @@ class _Reader:
         self.table, self.where = table, where
 
     def fail(self, key: str, expected: str) -> ConfigError:
-        return ConfigError(f"{self.where}: '{key}' must be {expected}, "
-                           f"not {self.table[key]!r}")
+        return ConfigError(f"{self.where}: '{key}' must be {expected}, not {self.table[key]!r}")
 
     def string(self, key: str) -> str | None:
         value = self.table.get(key)
@@ -193,13 +210,15 @@ class _Reader:
         return value
 
 
-def parse_config(table: Mapping[str, Any], path: Path | None = None, *,
-                 where: str = "configuration") -> Config:
+def parse_config(
+    table: Mapping[str, Any], path: Path | None = None, *, where: str = "configuration"
+) -> Config:
     """A configuration from its table; relative paths are resolved against ``path``'s folder."""
     unknown = sorted(set(table) - _KNOWN)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} "
-                          f"(known keys: {', '.join(sorted(_KNOWN))})")
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(_KNOWN))})"
+        )
     r = _Reader(table, where)
     base = path.parent if path else Path()
 
@@ -213,10 +232,19 @@ def parse_config(table: Mapping[str, Any], path: Path | None = None, *,
 
     strs = {key: r.string(key) for key in _STR_KEYS}
     return Config(
-        path=path, runtime=strs["runtime"], arch=strs["arch"], python=strs["python"],
-        glibc=strs["glibc"], format=strs["format"], target=one("target"),
-        layers=many("layers"), function=one("function"), site_packages=many("site-packages"),
-        imports=r.strings("imports"), output=one("output"), policy=_policy(r),
+        path=path,
+        runtime=strs["runtime"],
+        arch=strs["arch"],
+        python=strs["python"],
+        glibc=strs["glibc"],
+        format=strs["format"],
+        target=one("target"),
+        layers=many("layers"),
+        function=one("function"),
+        site_packages=many("site-packages"),
+        imports=r.strings("imports"),
+        output=one("output"),
+        policy=_policy(r),
     )
 
 
@@ -241,16 +269,19 @@ def _policy(r: _Reader) -> Policy:
     for code, level in r.table_of("severity").items():
         check_code_prefix(code, f"{r.where}: 'severity'")
         if level not in _SEVERITIES:
-            raise ConfigError(f"{r.where}: severity of {code} must be 'error', 'warning' or "
-                              f"'info', not {level!r}")
+            raise ConfigError(
+                f"{r.where}: severity of {code} must be 'error', 'warning' or 'info', not {level!r}"
+            )
         severity[code] = _SEVERITIES[level]
     ignores = {}
     for key in ("per-path-ignores", "per-module-ignores"):
         sub = _Reader(r.table_of(key), f"{r.where}: '{key}'")
         ignores[key] = {pattern: _codes(sub, pattern) for pattern in sub.table}
     return Policy(
-        select=_codes(r, "select"), ignore=_codes(r, "ignore"),
+        select=_codes(r, "select"),
+        ignore=_codes(r, "ignore"),
         fail_on=fail_on,  # checked against FAIL_ON above
-        severity=severity, per_path_ignores=ignores["per-path-ignores"],
+        severity=severity,
+        per_path_ignores=ignores["per-path-ignores"],
         per_module_ignores=ignores["per-module-ignores"],
     )

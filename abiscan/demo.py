@@ -25,14 +25,19 @@ from abiscan.report.model import Report
 from abiscan.report.render import render_text
 from abiscan.testing.elf_writer import build_shared_object
 
+__all__ = [
+    "build_incident",
+    "run_demo",
+]
+
 _PYMYSQL_INIT = '''"""A PyMySQL-like driver (synthesised for the abiscan demo)."""
 from . import connections
 '''
-_PYMYSQL_CONNECTIONS = '''try:
+_PYMYSQL_CONNECTIONS = """try:
     from cryptography.hazmat.primitives import serialization  # optional
 except ImportError:
     serialization = None
-'''
+"""
 _WRANGLER_INIT = '''"""An awswrangler-like package (synthesised for the abiscan demo)."""
 import pymysql
 '''
@@ -45,8 +50,7 @@ from cryptography.hazmat.bindings._rust import openssl  # noqa: F401
 # What cryptography 41's _rust.abi3.so has in .rodata and abiscan reads: pyo3's
 # panic type and version, and the embedded cffi module's import of its backend.
 _RUST_RODATA = (
-    b"\0pyo3_runtime.PanicException\0pyo3-0.19.2\0"
-    b"_cffi_backend\0_init_cffi_1_0_external_module\0"
+    b"\0pyo3_runtime.PanicException\0pyo3-0.19.2\0_cffi_backend\0_init_cffi_1_0_external_module\0"
 )
 
 
@@ -64,7 +68,7 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in sorted(members.items()):
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.external_attr = (0o100644 << 16)
+            info.external_attr = 0o100644 << 16
             info.create_system = 3
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, data)
@@ -82,9 +86,7 @@ def build_incident(directory: Path) -> tuple[Path, Path]:
         },
     )
     backend = build_shared_object(machine="x86_64", exports=["PyInit__cffi_backend"])
-    rust = build_shared_object(
-        machine="x86_64", exports=["PyInit__rust"], rodata=_RUST_RODATA
-    )
+    rust = build_shared_object(machine="x86_64", exports=["PyInit__rust"], rodata=_RUST_RODATA)
     cffi = {
         "python/cffi/__init__.py": _CFFI_INIT.encode(),
         "python/_cffi_backend.cpython-38-x86_64-linux-gnu.so": backend,
@@ -100,8 +102,10 @@ def build_incident(directory: Path) -> tuple[Path, Path]:
     layer2 = _zip(
         directory / "powertools-like.zip",
         {
-            **cffi, **_dist_info("cffi", "1.15.1", cffi),
-            **cryptography, **_dist_info("cryptography", "41.0.7", cryptography),
+            **cffi,
+            **_dist_info("cffi", "1.15.1", cffi),
+            **cryptography,
+            **_dist_info("cryptography", "41.0.7", cryptography),
         },
     )
     return layer1, layer2
@@ -125,10 +129,17 @@ def _matrix_part(layers: tuple[Path, Path], directory: Path) -> tuple[str, bool]
     declared.write_text(json.dumps(_DECLARED, indent=2) + "\n", encoding="utf-8")
     result = matrix(layers, declared=read_declared(declared))
     new, old = result.cell("python3.12"), result.cell("python3.8")
-    ok = (new is not None and not new.imports and old is not None and old.imports
-          and [f.code for f in result.findings] == ["ABI405"])
-    head = ("=== abiscan matrix aws-sdk-pandas-like.zip powertools-like.zip "
-            "--declared powertools-like-layer-version.json\n")
+    ok = (
+        new is not None
+        and not new.imports
+        and old is not None
+        and old.imports
+        and [f.code for f in result.findings] == ["ABI405"]
+    )
+    head = (
+        "=== abiscan matrix aws-sdk-pandas-like.zip powertools-like.zip "
+        "--declared powertools-like-layer-version.json\n"
+    )
     return head + render_matrix(result), ok
 
 
@@ -148,15 +159,15 @@ def run_demo(fmt: str = "text") -> tuple[str, bool]:
         new, old = reports["python3.12"], reports["python3.8"]
         backend, driver = new.module("_cffi_backend"), new.module("pymysql")
         as_expected = (
-            backend is not None and backend.outcome == "error"
-            and driver is not None and driver.error is not None
+            backend is not None
+            and backend.outcome == "error"
+            and driver is not None
+            and driver.error is not None
             and driver.error.type == "pyo3_runtime.PanicException"
             and all(m.ok for m in old.modules)
         )
         if fmt == "json":
-            text = json.dumps(
-                {name: r.to_dict() for name, r in reports.items()}, indent=2
-            ) + "\n"
+            text = json.dumps({name: r.to_dict() for name, r in reports.items()}, indent=2) + "\n"
             return _relabel(text, tmp_path), as_expected
         parts = [
             "abiscan demo: the incident, rebuilt from synthesised layers\n"

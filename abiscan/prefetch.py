@@ -78,8 +78,14 @@ class SourcePrefetch:
     """The parse hook of one scan: cache, workers, or the main process."""
 
     def __init__(
-        self, stack: Stack, version: tuple[int, int], cache: ContentCache | None, jobs: int,
-        *, stdlib: str | None = None, limits: Limits = DEFAULT_LIMITS,
+        self,
+        stack: Stack,
+        version: tuple[int, int],
+        cache: ContentCache | None,
+        jobs: int,
+        *,
+        stdlib: str | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.stack = stack
         self.version = version
@@ -115,15 +121,17 @@ class SourcePrefetch:
 
         parsed = parse_file(name, path, is_package, recording)
         if parsed is not None and key is not None and self.cache is not None:
-            self.cache.put(key, _Parsed(parsed, tuple(answers.items())))
+            self.cache.put(key, _Parsed(source=parsed, answers=tuple(answers.items())))
         return parsed
 
     def _key(self, sf: StackFile, name: str, is_package: bool) -> str | None:
         member = member_key(sf)
         if member is None:
             return None
-        return (f"module-source|{self._code}|{self.version}|{self.stdlib}|{self.limits!r}|"
-                f"{name}|{is_package}|{member}")
+        return (
+            f"module-source|{self._code}|{self.version}|{self.stdlib}|{self.limits!r}|"
+            f"{name}|{is_package}|{member}"
+        )
 
     def _from_pool(self, name: str, path: str, is_package: bool) -> _Parsed | None:
         fut = self._pending.get((name, path, is_package))
@@ -148,15 +156,17 @@ class SourcePrefetch:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() \
-            else "spawn"
+        method = (
+            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        )
         self._pool = ProcessPoolExecutor(
-            max_workers=self.jobs, mp_context=multiprocessing.get_context(method),
+            max_workers=self.jobs,
+            mp_context=multiprocessing.get_context(method),
             initializer=_init_worker,
             initargs=(specs, self.version, _module_names(self.stack), self.stdlib, self.limits),
         )
         for i in range(0, len(tasks), _CHUNK):
-            chunk = tasks[i:i + _CHUNK]
+            chunk = tasks[i : i + _CHUNK]
             fut = self._pool.submit(_parse_chunk, chunk)
             for t in chunk:
                 self._pending[(t.name, t.target_path, t.is_package)] = fut
@@ -228,13 +238,21 @@ def _tasks(stack: Stack) -> list[_Task]:
             path = sf.target_path
             if not path.startswith(prefix) or not path.endswith(".py") or sf.kind != "file":
                 continue
-            parts = path[len(prefix):-3].split("/")
+            parts = path[len(prefix) : -3].split("/")
             if _SKIPPED_DIRS.intersection(parts) or not all(p.isidentifier() for p in parts):
                 continue
             is_package = parts[-1] == "__init__"
             name = ".".join(parts[:-1] if is_package else parts)
             if name:
-                out.append(_Task(index[id(sf.source)], sf.entry, path, name, is_package))
+                out.append(
+                    _Task(
+                        source=index[id(sf.source)],
+                        entry=sf.entry,
+                        target_path=path,
+                        name=name,
+                        is_package=is_package,
+                    )
+                )
     return sorted(out, key=lambda t: t.target_path)
 
 
@@ -246,7 +264,7 @@ def _module_names(stack: Stack) -> frozenset[str]:
         for sf in stack.files.values():
             if not sf.target_path.startswith(prefix):
                 continue
-            parts = sf.target_path[len(prefix):].split("/")
+            parts = sf.target_path[len(prefix) :].split("/")
             parts[-1] = parts[-1].split(".", 1)[0]
             if parts[-1] == "__init__":
                 parts.pop()
@@ -260,11 +278,15 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(
-    specs: Sequence[tuple[str, str, str]], version: tuple[int, int], names: frozenset[str],
-    stdlib: str | None, limits: Limits,
+    specs: Sequence[tuple[str, str, str]],
+    version: tuple[int, int],
+    names: frozenset[str],
+    stdlib: str | None,
+    limits: Limits,
 ) -> None:
-    _worker.update(specs=list(specs), sources={}, version=version, names=names, stdlib=stdlib,
-                   limits=limits)
+    _worker.update(
+        specs=list(specs), sources={}, version=version, names=names, stdlib=stdlib, limits=limits
+    )
 
 
 def _source(index: int) -> Source:
@@ -288,14 +310,18 @@ def _parse_chunk(tasks: Iterable[_Task]) -> list[tuple[str, _Parsed | None]]:
         def read(_: str, t: _Task = t) -> bytes | None:
             return _source(t.source).read(t.entry)
 
-        graph = ImportGraph(reader=SourceReader(read, lambda _: None),
-                            version=_worker["version"], limits=_worker["limits"],
-                            stdlib=_worker["stdlib"])
+        graph = ImportGraph(
+            reader=SourceReader(read, lambda _: None),
+            version=_worker["version"],
+            limits=_worker["limits"],
+            stdlib=_worker["stdlib"],
+        )
         try:
             parsed = graph.parse_file(t.name, t.target_path, t.is_package, is_module)
         except Exception:  # the main process meets it again, and handles it as it does
             parsed = None
-        result = _Parsed(parsed, tuple(answers.items())) if parsed is not None else None
+        result = (
+            _Parsed(source=parsed, answers=tuple(answers.items())) if parsed is not None else None
+        )
         out.append((f"{t.name}\0{t.target_path}\0{t.is_package}", result))
     return out
-

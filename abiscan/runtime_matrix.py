@@ -87,7 +87,9 @@ class Cell:
             "imports": self.imports,
             "modules_error": sum(m.outcome == "error" for m in r.modules),
             "findings": {s.value: sum(f.severity is s for f in r.findings) for s in Severity},
-            "first_failure": None if first is None else {
+            "first_failure": None
+            if first is None
+            else {
                 "module": first.name,
                 "error": first.error.to_dict() if first.error else None,
                 "chain": list(first.chain),
@@ -107,8 +109,10 @@ class Matrix:
     tool_version: str = field(default=__version__)
 
     def cell(self, runtime: str, arch: str = "x86_64") -> Cell | None:
-        return next((c for c in self.cells if (c.target.runtime, c.target.lambda_arch)
-                     == (runtime, arch)), None)
+        return next(
+            (c for c in self.cells if (c.target.runtime, c.target.lambda_arch) == (runtime, arch)),
+            None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,8 +191,19 @@ def matrix(
         try:
             sources.append(_SharedSource(open_source(os.fspath(path), kind, label)))
         except SourceError as exc:
-            problems.append(InputProblem(label, None, str(exc).removeprefix(f"{label}: ")))
-            unreadable.append(InputSummary(label, kind.value, "", 0, 0, readable=False))
+            problems.append(
+                InputProblem(source=label, path=None, problem=str(exc).removeprefix(f"{label}: "))
+            )
+            unreadable.append(
+                InputSummary(
+                    label=label,
+                    kind=kind.value,
+                    placed_at="",
+                    files=0,
+                    unzipped_bytes=0,
+                    readable=False,
+                )
+            )
     wanted = declared_targets(declared) if declared else set()
     try:
         cells = []
@@ -205,14 +220,25 @@ def matrix(
             source.close()
     findings = _declared_failures(cells, declared) if declared else []
     first = cells[0].report
-    return Matrix(cells=tuple(cells), inputs=first.inputs, findings=tuple(findings),
-                  problems=first.problems, tool_version=__version__)
+    return Matrix(
+        cells=tuple(cells),
+        inputs=first.inputs,
+        findings=tuple(findings),
+        problems=first.problems,
+        tool_version=__version__,
+    )
 
 
 def _summary(source: Source, placed_at: str) -> InputSummary:
     files = [e for e in source.entries() if e.kind != "dir"]
-    return InputSummary(source.label, source.kind.value, placed_at, len(files),
-                        sum(e.size for e in files), readable=True)
+    return InputSummary(
+        label=source.label,
+        kind=source.kind.value,
+        placed_at=placed_at,
+        files=len(files),
+        unzipped_bytes=sum(e.size for e in files),
+        readable=True,
+    )
 
 
 def read_declared(path: str | Path) -> Declared:
@@ -231,22 +257,26 @@ def read_declared(path: str | Path) -> Declared:
             raise ArgumentError(f"{label}: LayerVersions is empty")
         data = data["LayerVersions"][0]
     if not isinstance(data, dict) or "CompatibleRuntimes" not in data:
-        raise ArgumentError(f"{label}: no CompatibleRuntimes (expected the JSON of "
-                            "'aws lambda get-layer-version' or 'list-layer-versions')")
+        raise ArgumentError(
+            f"{label}: no CompatibleRuntimes (expected the JSON of "
+            "'aws lambda get-layer-version' or 'list-layer-versions')"
+        )
     runtimes = data.get("CompatibleRuntimes") or []
     # A layer version without CompatibleArchitectures is not restricted to one;
     # Lambda's default architecture is x86_64, so a function that attaches it runs there.
     archs = data.get("CompatibleArchitectures") or ["x86_64"]
     if not all(isinstance(v, str) for v in [*runtimes, *archs]):
-        raise ArgumentError(f"{label}: CompatibleRuntimes and CompatibleArchitectures "
-                            "are lists of strings")
+        raise ArgumentError(
+            f"{label}: CompatibleRuntimes and CompatibleArchitectures are lists of strings"
+        )
     return Declared(source=label, runtimes=tuple(runtimes), architectures=tuple(archs))
 
 
 def declared_targets(declared: Declared) -> set[tuple[str, str]]:
     """(runtime, Lambda architecture) pairs declared; non-Python runtimes are left out."""
-    return {(r, a) for r in declared.runtimes if r.startswith("python")
-            for a in declared.architectures}
+    return {
+        (r, a) for r in declared.runtimes if r.startswith("python") for a in declared.architectures
+    }
 
 
 def _declared_failures(cells: Sequence[Cell], declared: Declared) -> list[Finding]:
@@ -256,28 +286,37 @@ def _declared_failures(cells: Sequence[Cell], declared: Declared) -> list[Findin
         if not cell.declared or first is None:
             continue
         t = cell.target
-        out.append(Finding.of(
-            ABI405,
-            f"The layer declares {t.runtime} on {t.lambda_arch} compatible, but on it "
-            f"'import {first.name}' fails"
-            + (f" through {' -> '.join(first.chain)}" if len(first.chain) > 1 else ""),
-            f"Rebuild the layer for {t.runtime} on {t.lambda_arch} (abiscan scan --runtime "
-            f"{t.runtime} --arch {t.lambda_arch} shows each finding and its fix), or stop "
-            f"declaring it: publish the layer version with CompatibleRuntimes and "
-            f"CompatibleArchitectures that leave it out",
-            source=declared.source, module=first.name, predicted_error=first.error,
-            evidence=(f"{declared.source}: CompatibleRuntimes {list(declared.runtimes)}, "
-                      f"CompatibleArchitectures {list(declared.architectures)}",
-                      f"target {t.name}: {t.describe()}"),
-        ))
+        out.append(
+            Finding.of(
+                ABI405,
+                f"The layer declares {t.runtime} on {t.lambda_arch} compatible, but on it "
+                f"'import {first.name}' fails"
+                + (f" through {' -> '.join(first.chain)}" if len(first.chain) > 1 else ""),
+                f"Rebuild the layer for {t.runtime} on {t.lambda_arch} (abiscan scan --runtime "
+                f"{t.runtime} --arch {t.lambda_arch} shows each finding and its fix), or stop "
+                f"declaring it: publish the layer version with CompatibleRuntimes and "
+                f"CompatibleArchitectures that leave it out",
+                source=declared.source,
+                module=first.name,
+                predicted_error=first.error,
+                evidence=(
+                    f"{declared.source}: CompatibleRuntimes {list(declared.runtimes)}, "
+                    f"CompatibleArchitectures {list(declared.architectures)}",
+                    f"target {t.name}: {t.describe()}",
+                ),
+            )
+        )
     return out
 
 
 def render_matrix(m: Matrix) -> str:
     """The matrix as a table for people: one row per target, ``*`` for a declared one."""
     width = max(len(c.target.name) for c in m.cells) + 2
-    out = [f"abiscan {m.tool_version} matrix: "
-           + "; ".join(i.label + ("" if i.readable else " (UNREADABLE)") for i in m.inputs), ""]
+    out = [
+        f"abiscan {m.tool_version} matrix: "
+        + "; ".join(i.label + ("" if i.readable else " (UNREADABLE)") for i in m.inputs),
+        "",
+    ]
     out.append(f"  {'TARGET':<{width}}IMPORTS  FIRST FAILURE")
     for c in m.cells:
         mark = "*" if c.declared else " "
@@ -293,6 +332,8 @@ def render_matrix(m: Matrix) -> str:
             out.append(f"{f.code} {f.message}: {f.predicted_error}")
     good = sum(c.imports for c in m.cells)
     out.append("")
-    out.append(f"imports on {good} of {len(m.cells)} targets"
-               + (f"; declared but failing: {len(m.findings)} (ABI405)" if m.findings else ""))
+    out.append(
+        f"imports on {good} of {len(m.cells)} targets"
+        + (f"; declared but failing: {len(m.findings)} (ABI405)" if m.findings else "")
+    )
     return "\n".join(out) + "\n"

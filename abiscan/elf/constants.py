@@ -108,9 +108,16 @@ MACHINE_NAMES = {
 OSABI_NAMES = {
     v: k
     for k, v in ENUM_EI_OSABI.items()
-    if k in (
-        "ELFOSABI_SYSV", "ELFOSABI_HPUX", "ELFOSABI_NETBSD", "ELFOSABI_LINUX",
-        "ELFOSABI_SOLARIS", "ELFOSABI_FREEBSD", "ELFOSABI_OPENBSD", "ELFOSABI_ARM",
+    if k
+    in (
+        "ELFOSABI_SYSV",
+        "ELFOSABI_HPUX",
+        "ELFOSABI_NETBSD",
+        "ELFOSABI_LINUX",
+        "ELFOSABI_SOLARIS",
+        "ELFOSABI_FREEBSD",
+        "ELFOSABI_OPENBSD",
+        "ELFOSABI_ARM",
         "ELFOSABI_STANDALONE",
     )
 }

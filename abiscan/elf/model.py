@@ -123,8 +123,18 @@ def _file_offset(segments: tuple[Segment, ...], addr: int, what: str) -> int:
 
 # What pyelftools and the modules under it raise for a damaged file.
 _PYELFTOOLS_ERRORS = (
-    ELFError, ConstructError, struct.error, ValueError, IndexError, KeyError, TypeError,
-    AttributeError, OverflowError, UnicodeDecodeError, AssertionError, EOFError,
+    ELFError,
+    ConstructError,
+    struct.error,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    UnicodeDecodeError,
+    AssertionError,
+    EOFError,
 )
 
 
@@ -170,9 +180,7 @@ _Advanced = tuple[Any, Any, Any]
 # The fast constructor below sets what ELFFile.__init__ sets in the pyelftools
 # releases that compute the section-name tables lazily (0.33 and later); with
 # other releases the plain constructor is used.
-_FAST_OPEN = isinstance(
-    ELFFile.__dict__.get("_section_header_stringtable"), cached_property
-)
+_FAST_OPEN = isinstance(ELFFile.__dict__.get("_section_header_stringtable"), cached_property)
 
 
 class _SharedStructsELFFile(ELFFile):
@@ -244,17 +252,31 @@ class _Walk:
         segments = self._segments(sections)
         tags, dynstr = self._dynamic(sections, segments)
         partial = ElfLayout(
-            header=self.header, is64=self.is64, little=self.header.byte_order == "little",
-            sections=sections, segments=segments, tags=tags, dynstr=dynstr,
-            version_needs=(), version_need_strings=b"", version_defs=(),
+            header=self.header,
+            is64=self.is64,
+            little=self.header.byte_order == "little",
+            sections=sections,
+            segments=segments,
+            tags=tags,
+            dynstr=dynstr,
+            version_needs=(),
+            version_need_strings=b"",
+            version_defs=(),
             version_def_strings=b"",
         )
         needs, need_strings, defs, def_strings = _Versions(self, partial).read()
         return ElfLayout(
-            header=partial.header, is64=partial.is64, little=partial.little,
-            sections=sections, segments=segments, tags=tags, dynstr=dynstr,
-            version_needs=needs, version_need_strings=need_strings,
-            version_defs=defs, version_def_strings=def_strings,
+            header=partial.header,
+            is64=partial.is64,
+            little=partial.little,
+            sections=sections,
+            segments=segments,
+            tags=tags,
+            dynstr=dynstr,
+            version_needs=needs,
+            version_need_strings=need_strings,
+            version_defs=defs,
+            version_def_strings=def_strings,
         )
 
     # -- section and program headers ------------------------------------
@@ -289,10 +311,15 @@ class _Walk:
         names = self._names(headers)
         return tuple(
             Section(
-                index=index, name=names(sec["sh_name"]),
-                sh_type=_number(ENUM_SH_TYPE_BASE, sec["sh_type"]), offset=sec["sh_offset"],
-                size=sec["sh_size"], link=sec["sh_link"], info=sec["sh_info"],
-                entsize=sec["sh_entsize"], addr=sec["sh_addr"],
+                index=index,
+                name=names(sec["sh_name"]),
+                sh_type=_number(ENUM_SH_TYPE_BASE, sec["sh_type"]),
+                offset=sec["sh_offset"],
+                size=sec["sh_size"],
+                link=sec["sh_link"],
+                info=sec["sh_info"],
+                entsize=sec["sh_entsize"],
+                addr=sec["sh_addr"],
             )
             for index, sec in enumerate(headers)
         )
@@ -329,10 +356,15 @@ class _Walk:
         out = []
         for i in range(phnum):
             seg = struct_parse(phdr, self.elf.stream, stream_pos=h.e_phoff + i * h.e_phentsize)
-            out.append(Segment(
-                p_type=_number(ENUM_P_TYPE_BASE, seg["p_type"]), offset=seg["p_offset"],
-                vaddr=seg["p_vaddr"], filesz=seg["p_filesz"], flags=int(seg["p_flags"]),
-            ))
+            out.append(
+                Segment(
+                    p_type=_number(ENUM_P_TYPE_BASE, seg["p_type"]),
+                    offset=seg["p_offset"],
+                    vaddr=seg["p_vaddr"],
+                    filesz=seg["p_filesz"],
+                    flags=int(seg["p_flags"]),
+                )
+            )
         return tuple(out)
 
     # -- the dynamic section ----------------------------------------------
@@ -529,6 +561,14 @@ class _UnreadStrings(StringTableSection):
 def _header(offset: int, size: int, info: int) -> Container:
     """A section header for a table known only from the dynamic tags."""
     return Container(
-        sh_name=0, sh_type="SHT_NULL", sh_flags=0, sh_addr=0, sh_offset=offset, sh_size=size,
-        sh_link=0, sh_info=info, sh_addralign=1, sh_entsize=0,
+        sh_name=0,
+        sh_type="SHT_NULL",
+        sh_flags=0,
+        sh_addr=0,
+        sh_offset=offset,
+        sh_size=size,
+        sh_link=0,
+        sh_info=info,
+        sh_addralign=1,
+        sh_entsize=0,
     )

@@ -65,7 +65,8 @@ class _LazyReferences:
             try:
                 self._result = (
                     relocation_references(self._layout, self._data or b"")
-                    if self._layout is not None else ()
+                    if self._layout is not None
+                    else ()
                 )
             except ElfError as exc:
                 self._result = exc
@@ -109,9 +110,7 @@ class ElfFacts:
     # without section headers the read-only PT_LOAD segments.
     rodata_ranges: tuple[tuple[int, int], ...] = ()
     _symbols: DynamicSymbols = field(default_factory=lambda: DynamicSymbols(), repr=False)
-    _references: _LazyReferences = field(
-        default_factory=_LazyReferences, repr=False, compare=False
-    )
+    _references: _LazyReferences = field(default_factory=_LazyReferences, repr=False, compare=False)
 
     @property
     def references(self) -> tuple[SymbolRef, ...]:
@@ -276,11 +275,13 @@ def _rodata_ranges(layout: ElfLayout) -> tuple[tuple[int, int], ...]:
     readable only."""
     if layout.sections:
         return tuple(
-            (s.offset, s.size) for s in layout.sections_named(".rodata")
+            (s.offset, s.size)
+            for s in layout.sections_named(".rodata")
             if s.sh_type != c.SHT_NOBITS
         )
     return tuple(
-        (s.offset, s.filesz) for s in layout.segments
+        (s.offset, s.filesz)
+        for s in layout.segments
         if s.p_type == c.PT_LOAD and s.flags & 0x7 == c.PF_R
     )
 

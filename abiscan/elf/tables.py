@@ -481,7 +481,6 @@ class DynamicSymbols:
             at = mask.find(1, at + 1)
 
 
-
 # -- the hash tables -------------------------------------------------------------
 
 
@@ -647,9 +646,7 @@ class _References:
             lo, hi = words[2 :: per * 2], words[3 :: per * 2]
             return (hi, lo) if self.lay.little else (lo, hi)
         word, width = ("Q", 8) if self.lay.is64 else ("I", 4)
-        infos = [
-            struct.unpack_from(self.e + word, table, i * ent + width)[0] for i in range(count)
-        ]
+        infos = [struct.unpack_from(self.e + word, table, i * ent + width)[0] for i in range(count)]
         if self.lay.is64:
             return [i >> 32 for i in infos], [i & 0xFFFFFFFF for i in infos]
         return [i >> 8 for i in infos], [i & 0xFF for i in infos]
@@ -681,10 +678,14 @@ class _References:
                 continue
             seen.add(name)
             version, file = self._version(versym[index] & 0x7FFF) if versym else (None, None)
-            out.append(SymbolRef(
-                name=name, weak=info[index] >> 4 == c.STB_WEAK, version=version,
-                version_file=file,
-            ))
+            out.append(
+                SymbolRef(
+                    name=name,
+                    weak=info[index] >> 4 == c.STB_WEAK,
+                    version=version,
+                    version_file=file,
+                )
+            )
         return tuple(out)
 
     def _versym(self, last: int) -> tuple[int, ...]:

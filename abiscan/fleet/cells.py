@@ -182,8 +182,10 @@ def scan_cell(task: CellTask) -> dict[str, Any]:
         return _finish(record, "input-error")
     runtime, _, arch = task.target.rpartition("-")
     report = scan(
-        paths["layer"], paths["function"][0] if paths["function"] else None,
-        target=builtin_target(runtime, arch), labels=labels,
+        paths["layer"],
+        paths["function"][0] if paths["function"] else None,
+        target=builtin_target(runtime, arch),
+        labels=labels,
     )
     record.update(_outcome(report))
     if task.sarif:
@@ -207,8 +209,11 @@ def _outcome(report: Report) -> dict[str, Any]:
         first = {"module": m.name, "error": str(m.error) if m.error else None, "code": code}
     elif errors:
         f = errors[0]
-        first = {"module": f.module, "code": f.code,
-                 "error": str(f.predicted_error) if f.predicted_error else f.message}
+        first = {
+            "module": f.module,
+            "code": f.code,
+            "error": str(f.predicted_error) if f.predicted_error else f.message,
+        }
     return {
         "first_failure": first,
         "modules": {

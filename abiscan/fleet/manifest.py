@@ -177,4 +177,3 @@ def _input(role: Role, location: str, base: Path) -> StackInput:
     if is_url(location):
         return StackInput(role=role, location=location, where=location)
     return StackInput(role=role, location=location, where=str(base / location))
-

@@ -72,25 +72,33 @@ class AuditResult:
         return "".join(dump_record(r) for r in self.records)
 
     def record(self, stack: str, target: str) -> Record | None:
-        return next((r for r in self.records if r["stack"] == stack and r["target"] == target),
-                    None)
+        return next(
+            (r for r in self.records if r["stack"] == stack and r["target"] == target), None
+        )
 
     def sarif(self, stack: str) -> str | None:
         """One SARIF 2.1.0 log for a stack, a run per target (when the audit kept SARIF)."""
         tool = _sarif_tool()
-        runs = [{"tool": tool, **r["sarif"]} for r in self.records
-                if r["stack"] == stack and "sarif" in r]
+        runs = [
+            {"tool": tool, **r["sarif"]}
+            for r in self.records
+            if r["stack"] == stack and "sarif" in r
+        ]
         if not runs:
             return None
-        doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
-               "runs": runs}
+        doc = {
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": runs,
+        }
         return json.dumps(doc, indent=2) + "\n"
 
 
 def _sarif_tool() -> Any:
     """The SARIF ``tool`` object of this abiscan version: its rule table, as render gives it."""
-    empty = Report(target=builtin_target("python3.12"), modules=(), findings=(),
-                   tool_version=__version__)
+    empty = Report(
+        target=builtin_target("python3.12"), modules=(), findings=(), tool_version=__version__
+    )
     return json.loads(render_sarif(empty))["runs"][0]["tool"]
 
 
@@ -144,7 +152,7 @@ class _Loop:
 
     def run(self) -> None:
         for stack in self.manifest.stacks:
-            self._submit(_Job("prepare", (stack, self.cache_dir)))
+            self._submit(_Job(kind="prepare", args=(stack, self.cache_dir)))
         if self.progress is not None:  # at once: the dashboard's address, 0 done
             self.progress(self._progress())
         self._fill()
@@ -152,15 +160,16 @@ class _Loop:
             for handle in self.executor.wait_any(list(self.pending)):
                 job = self.pending.pop(handle)
                 value, exc = self.executor.outcome(handle)
-                if exc is None and not isinstance(value, Prepared if job.kind == "prepare"
-                                                  else dict):
+                if exc is None and not isinstance(
+                    value, Prepared if job.kind == "prepare" else dict
+                ):
                     # Seen on Dask: a result lost with its worker arrives as None.
                     exc = RuntimeError(f"the task's result was lost ({type(value).__name__})")
                 if exc is None:
                     self._done(job, value)
                 elif job.attempt == 0:
                     self.retried += 1
-                    self._submit(_Job(job.kind, job.args, attempt=1))
+                    self._submit(_Job(kind=job.kind, args=job.args, attempt=1))
                 else:
                     self._failed(job, f"{type(exc).__name__}: {exc}")
             self._fill()
@@ -189,9 +198,14 @@ class _Loop:
                 self.reused += 1
                 self._record(old)
             else:
-                task = CellTask(stack=stack, prepared=prepared, target=target,
-                                cache_dir=self.cache_dir, sarif=self.sarif)
-                self._submit(_Job("cell", (task,)))
+                task = CellTask(
+                    stack=stack,
+                    prepared=prepared,
+                    target=target,
+                    cache_dir=self.cache_dir,
+                    sarif=self.sarif,
+                )
+                self._submit(_Job(kind="cell", args=(task,)))
 
     def _reusable(self, old: Record, prepared: Prepared) -> bool:
         return (
@@ -206,11 +220,15 @@ class _Loop:
             self._record(internal_error_record(job.args[0], error))
             return
         stack: StackSpec = job.args[0]
-        unknown = Prepared(stack=stack.name, digest=None, inputs=(), problems=(),
-                           declared=None)
+        unknown = Prepared(stack=stack.name, digest=None, inputs=(), problems=(), declared=None)
         for target in self.manifest.targets:
-            task = CellTask(stack=stack, prepared=unknown, target=target,
-                            cache_dir=self.cache_dir, sarif=self.sarif)
+            task = CellTask(
+                stack=stack,
+                prepared=unknown,
+                target=target,
+                cache_dir=self.cache_dir,
+                sarif=self.sarif,
+            )
             self._record(internal_error_record(task, error))
 
     def _record(self, record: Record) -> None:
@@ -231,8 +249,13 @@ class _Loop:
         total = len(self.manifest.stacks) * len(self.manifest.targets)
         left = total - len(self.records)
         eta = elapsed / self.scanned * left if self.scanned else None
-        return Progress(done=done, stacks=len(self.manifest.stacks), elapsed=elapsed, eta=eta,
-                        dashboard=self.executor.dashboard)
+        return Progress(
+            done=done,
+            stacks=len(self.manifest.stacks),
+            elapsed=elapsed,
+            eta=eta,
+            dashboard=self.executor.dashboard,
+        )
 
 
 def audit(
@@ -271,8 +294,16 @@ def audit(
     partial = Path(f"{output}.partial") if output is not None else None
     stream = partial.open("a", encoding="utf-8") if partial is not None else None
     try:
-        loop = _Loop(manifest=manifest, executor=ex, runner=runner, cache_dir=cache,
-                     sarif=sarif, previous=previous, stream=stream, progress=progress)
+        loop = _Loop(
+            manifest=manifest,
+            executor=ex,
+            runner=runner,
+            cache_dir=cache,
+            sarif=sarif,
+            previous=previous,
+            stream=stream,
+            progress=progress,
+        )
         loop.run()
     finally:
         ex.close()
@@ -280,8 +311,12 @@ def audit(
             stream.close()
     ordered = tuple(loop.records[(s.name, t)] for s in manifest.stacks for t in manifest.targets)
     result = AuditResult(
-        stacks=tuple(s.name for s in manifest.stacks), targets=manifest.targets,
-        records=ordered, reused=loop.reused, scanned=loop.scanned, retried=loop.retried,
+        stacks=tuple(s.name for s in manifest.stacks),
+        targets=manifest.targets,
+        records=ordered,
+        reused=loop.reused,
+        scanned=loop.scanned,
+        retried=loop.retried,
     )
     if output is not None and partial is not None:
         tmp = Path(f"{output}.tmp")

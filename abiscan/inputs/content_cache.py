@@ -152,7 +152,8 @@ def _pack(key: str, value: Any) -> bytes:
     blobs: list[bytes] = []
     doc = json.dumps(
         {"key": key, "value": encode_plain(value, blobs), "blobs": [len(b) for b in blobs]},
-        separators=(",", ":"), ensure_ascii=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
     ).encode("ascii")
     body = struct.pack("<Q", len(doc)) + doc + b"".join(blobs)
     return _MAGIC + struct.pack("<I", zlib.crc32(body)) + body
@@ -163,12 +164,12 @@ def _unpack(raw: bytes, key: str) -> Any:
     if not raw.startswith(_MAGIC) or len(raw) < head + 12:
         raise CacheFormatError("not a cache entry of this format")
     (crc,) = struct.unpack_from("<I", raw, head)
-    body = raw[head + 4:]
+    body = raw[head + 4 :]
     if zlib.crc32(body) != crc:
         raise CacheFormatError("checksum mismatch")
     (size,) = struct.unpack_from("<Q", body)
     try:
-        doc = json.loads(body[8:8 + size])
+        doc = json.loads(body[8 : 8 + size])
     except ValueError as exc:
         raise CacheFormatError(str(exc)) from None
     if not isinstance(doc, dict) or doc.get("key") != key:
@@ -178,7 +179,7 @@ def _unpack(raw: bytes, key: str) -> Any:
         raise CacheFormatError("bad blob table")
     blobs, at = [], 8 + size
     for n in lengths:
-        blobs.append(body[at:at + n])
+        blobs.append(body[at : at + n])
         at += n
     if at != len(body):
         raise CacheFormatError("truncated entry")
@@ -212,14 +213,18 @@ def encode_plain(value: Any, blobs: list[bytes]) -> Any:
     if isinstance(value, dict):
         return {"$d": [[encode_plain(k, blobs), encode_plain(v, blobs)] for k, v in value.items()]}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: encode_plain(getattr(value, f.name), blobs)
-                  for f in dataclasses.fields(value) if f.init}
+        fields = {
+            f.name: encode_plain(getattr(value, f.name), blobs)
+            for f in dataclasses.fields(value)
+            if f.init
+        }
         return {"$o": _class_name(type(value)), "f": fields}
     if isinstance(value, ast.AST):
         names = (*value._fields, *value._attributes)
-        return {"$a": type(value).__name__,
-                "f": {n: encode_plain(getattr(value, n), blobs) for n in names
-                      if hasattr(value, n)}}
+        return {
+            "$a": type(value).__name__,
+            "f": {n: encode_plain(getattr(value, n), blobs) for n in names if hasattr(value, n)},
+        }
     raise TypeError(f"not plain data: {type(value).__name__}")
 
 

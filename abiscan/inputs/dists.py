@@ -23,6 +23,14 @@ from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
 from abiscan.limits import DEFAULT_LIMITS
 
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "Distribution",
+    "RecordEntry",
+    "find_distributions",
+    "read_distribution",
+]
+
 _DIST_INFO = re.compile(r"^(?P<name>[^-/]+)-(?P<version>[^-/]+)\.dist-info$")
 MAX_METADATA_BYTES = DEFAULT_LIMITS.metadata_bytes
 
@@ -132,9 +140,7 @@ def read_distribution(stack: Stack, dist_info: str) -> Distribution:
     else:
         raw, unparsed = parse_email(text)
         if unparsed:
-            problems.append(
-                "METADATA fields that do not parse: " + ", ".join(sorted(unparsed)[:5])
-            )
+            problems.append("METADATA fields that do not parse: " + ", ".join(sorted(unparsed)[:5]))
         name = str(raw.get("name") or name)
         version = str(raw.get("version") or version)
         rp = raw.get("requires_python")
@@ -183,7 +189,7 @@ def _read_record(stack: Stack, path: str, problems: list[str]) -> tuple[RecordEn
                     size = int(row[2])
                 except ValueError:
                     problems.append(f"RECORD: bad size {row[2]!r} for {row[0]}")
-            entries.append(RecordEntry(row[0], digest, size))
+            entries.append(RecordEntry(path=row[0], hash=digest, size=size))
     except csv.Error as exc:
         problems.append(f"RECORD is not valid CSV: {exc}")
     return tuple(entries)

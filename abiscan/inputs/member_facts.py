@@ -8,6 +8,10 @@ from abiscan.elf.reader import ElfError, ElfFacts, read_facts, sniff_format
 from abiscan.inputs.sources import InputProblem, SourceError
 from abiscan.inputs.stack import Stack
 
+__all__ = [
+    "FileFacts",
+]
+
 
 @dataclass
 class FileFacts:
@@ -29,7 +33,9 @@ class FileFacts:
         sf = self.stack.file(path)
         if sf is None:
             return
-        problem = InputProblem(sf.origin.source, sf.origin.source_path, exc.reason)
+        problem = InputProblem(
+            source=sf.origin.source, path=sf.origin.source_path, problem=exc.reason
+        )
         if problem not in self.problems:
             self.problems.append(problem)
 

@@ -27,8 +27,16 @@ from abiscan.errors import SourceError as SourceError  # re-exported (its old ho
 from abiscan.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
-    "MAX_MEMBER_BYTES", "DirectorySource", "Entry", "InputKind", "InputProblem",
-    "Source", "SourceError", "ZipSource", "normalise_member_name", "open_source",
+    "MAX_MEMBER_BYTES",
+    "DirectorySource",
+    "Entry",
+    "InputKind",
+    "InputProblem",
+    "Source",
+    "SourceError",
+    "ZipSource",
+    "normalise_member_name",
+    "open_source",
 ]
 
 # A member larger than this is not read (a Lambda deployment is at most 250 MB
@@ -64,7 +72,9 @@ class InputProblem:
 
     def to_dict(self) -> dict[str, str | bool | None]:
         out: dict[str, str | bool | None] = {
-            "source": self.source, "path": self.path, "problem": self.problem,
+            "source": self.source,
+            "path": self.path,
+            "problem": self.problem,
         }
         if self.internal:
             out["internal"] = True
@@ -150,14 +160,17 @@ class Source:
         pass
 
     def _problem(self, path: str | None, problem: str) -> None:
-        self.problems.append(InputProblem(self.label, path, problem))
+        self.problems.append(InputProblem(source=self.label, path=path, problem=problem))
 
 
 class ZipSource(Source):
     """A layer zip, function zip or wheel, read through its central directory."""
 
     def __init__(
-        self, path: Path, kind: InputKind, label: str | None = None,
+        self,
+        path: Path,
+        kind: InputKind,
+        label: str | None = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         super().__init__(label or str(path), kind, limits)
@@ -252,8 +265,14 @@ class ZipSource(Source):
             raise fail(f"member of {info.file_size} bytes is over the limit of {limit} bytes")
         try:
             data = self._inflate(info)
-        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error,
-                ValueError) as exc:  # ValueError: a local name flagged UTF-8 that is not
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            lzma.LZMAError,
+            EOFError,
+            struct.error,
+            ValueError,
+        ) as exc:  # ValueError: a local name flagged UTF-8 that is not
             raise fail(f"damaged member ({exc})") from None
         except NotImplementedError as exc:
             raise fail(f"unsupported compression ({exc})") from None
@@ -262,9 +281,7 @@ class ZipSource(Source):
         except OSError as exc:
             raise fail(f"cannot read ({exc.strerror or exc})") from None
         if len(data) != info.file_size:
-            raise fail(
-                f"damaged member: {len(data)} bytes inflated, {info.file_size} declared"
-            )
+            raise fail(f"damaged member: {len(data)} bytes inflated, {info.file_size} declared")
         return data
 
     def _inflate(self, info: zipfile.ZipInfo) -> bytes:
@@ -296,7 +313,10 @@ class DirectorySource(Source):
     """An extracted layer, a function directory or a site-packages directory."""
 
     def __init__(
-        self, path: Path, kind: InputKind, label: str | None = None,
+        self,
+        path: Path,
+        kind: InputKind,
+        label: str | None = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         super().__init__(label or str(path), kind, limits)
@@ -348,12 +368,12 @@ class DirectorySource(Source):
                 except OSError as exc:
                     self._problem(child_rel, f"cannot read link: {exc.strerror or exc}")
                     continue
-                yield Entry(child_rel, "symlink", 0, mode, link_target=target)
+                yield Entry(path=child_rel, kind="symlink", size=0, mode=mode, link_target=target)
             elif stat.S_ISDIR(st.st_mode):
-                yield Entry(child_rel, "dir", 0, mode)
+                yield Entry(path=child_rel, kind="dir", size=0, mode=mode)
                 yield from self._walk(child_rel)
             elif stat.S_ISREG(st.st_mode):
-                yield Entry(child_rel, "file", st.st_size, mode)
+                yield Entry(path=child_rel, kind="file", size=st.st_size, mode=mode)
             else:
                 self._problem(child_rel, "not a regular file, directory or link; skipped")
 
@@ -384,7 +404,9 @@ class DirectorySource(Source):
 
 
 def open_source(
-    path: str | Path, kind: InputKind, label: str | None = None,
+    path: str | Path,
+    kind: InputKind,
+    label: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Source:
     """Open an input by what it is on disk: a directory, or a zip (a wheel is a zip).
@@ -405,17 +427,19 @@ def open_source(
     if stat.S_ISDIR(mode):
         return DirectorySource(p, kind, shown, limits)
     if not stat.S_ISREG(mode):
-        raise SourceError(
-            f"{shown}: not a regular file or directory ({_file_type(mode)}); refused"
-        )
+        raise SourceError(f"{shown}: not a regular file or directory ({_file_type(mode)}); refused")
     if kind in (InputKind.LAYER, InputKind.SITE_PACKAGES) and p.suffix == ".whl":
         kind = InputKind.WHEEL
     return ZipSource(p, kind, shown, limits)
 
 
 def _file_type(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO or pipe"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO or pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "an unknown file type"
@@ -436,10 +460,10 @@ def _declared_members(path: Path) -> int | None:
         at = tail.rfind(b"PK\x05\x06")
         if at < 0 or at + 22 > len(tail):
             return None
-        count = int.from_bytes(tail[at + 10:at + 12], "little")
+        count = int.from_bytes(tail[at + 10 : at + 12], "little")
         locator = at - 20
-        if count == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
-            offset = int.from_bytes(tail[locator + 8:locator + 16], "little")
+        if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            offset = int.from_bytes(tail[locator + 8 : locator + 16], "little")
             if offset + 40 <= size:
                 fh.seek(offset)
                 record = fh.read(40)

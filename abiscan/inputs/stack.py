@@ -24,6 +24,14 @@ from abiscan.inputs.sources import (
 )
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET",
+    "Provenance",
+    "Stack",
+    "StackFile",
+    "build_stack",
+]
+
 # The most inflated bytes the stack holds at once (a member being read plus the
 # recently read members it keeps). Lambda refuses more than 250 MB unzipped, so
 # one member this size is already past any deployable layer.
@@ -108,7 +116,9 @@ class Stack:
                     continue
                 rel = placed
             target_path = posixpath.join(root, rel)
-            origin = Provenance(source.label, index, source.kind, entry.path)
+            origin = Provenance(
+                source=source.label, index=index, kind=source.kind, source_path=entry.path
+            )
             if entry.kind == "dir":
                 existing = self.files.get(target_path)
                 if existing is not None and existing.kind != "dir":
@@ -116,7 +126,8 @@ class Stack:
                     existing.replaced.append(existing.origin)
                 self._add_dir(target_path)
                 self.files.setdefault(
-                    target_path, StackFile(target_path, entry, origin, source)
+                    target_path,
+                    StackFile(target_path=target_path, entry=entry, origin=origin, source=source),
                 )
                 continue
             self._add_dir(posixpath.dirname(target_path))
@@ -124,7 +135,13 @@ class Stack:
             replaced: list[Provenance] = []
             if previous is not None and previous.kind != "dir":
                 replaced = [*previous.replaced, previous.origin]
-            self.files[target_path] = StackFile(target_path, entry, origin, source, replaced)
+            self.files[target_path] = StackFile(
+                target_path=target_path,
+                entry=entry,
+                origin=origin,
+                source=source,
+                replaced=replaced,
+            )
             self._children.setdefault(posixpath.dirname(target_path), set()).add(
                 posixpath.basename(target_path)
             )
@@ -203,7 +220,7 @@ class Stack:
                 "bytes (inflated bytes held at once); not read (raise it with --memory-budget)"
             )
             self.read_problems.append(
-                InputProblem(sf.origin.source, sf.origin.source_path, problem)
+                InputProblem(source=sf.origin.source, path=sf.origin.source_path, problem=problem)
             )
             raise SourceError(f"{sf.origin.describe()}: {problem}", reason=problem)
         # Drop what is kept so that this member and the rest fit in the window.

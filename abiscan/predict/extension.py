@@ -27,6 +27,11 @@ from abiscan.target.capi import known_versions as capi_versions
 from abiscan.target.capi import unavailable_reason as capi_unavailable_reason
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "load_bytecode",
+    "load_extension",
+]
+
 
 def load_extension(
     module: str,
@@ -45,21 +50,31 @@ def load_extension(
         if verdict.message is None:
             return "unknown", None, verdict.detail, []
         finding, error = binaries.refused_by_loader(
-            module, path, verdict.reason, verdict.message, verdict.detail,
-            sniff_format(data), origin, target,
+            module,
+            path,
+            verdict.reason,
+            verdict.message,
+            verdict.detail,
+            sniff_format(data),
+            origin,
+            target,
         )
         return "error", error, verdict.detail, [finding]
     elf = facts.elf(path)
     if isinstance(elf, (ElfError, SourceError)):
         facts.problems.append(
-            InputProblem(origin.source if origin else "stack",
-                         origin.source_path if origin else path,
-                         f"ELF file cannot be read: {elf}")
+            InputProblem(
+                source=origin.source if origin else "stack",
+                path=origin.source_path if origin else path,
+                problem=f"ELF file cannot be read: {elf}",
+            )
         )
         return (
-            "unknown", None,
+            "unknown",
+            None,
             f"the ELF header is acceptable but the rest cannot be read ({elf}); "
-            "abiscan cannot predict what the loader does with it", [],
+            "abiscan cannot predict what the loader does with it",
+            [],
         )
     tag = parse_extension_filename(path.rsplit("/", 1)[-1])
     # dlopen() maps and binds the whole dependency tree before CPython looks
@@ -83,12 +98,19 @@ def load_extension(
                 return "error", refusal, finding.message, [*link.findings, finding]
             if fails:
                 return "unknown", None, finding.message, [*link.findings, finding]
-            link = _Linked(link.outcome, None, link.reason, [*link.findings, finding])
+            link = _Linked(
+                outcome=link.outcome,
+                error=None,
+                reason=link.reason,
+                findings=[*link.findings, finding],
+            )
     what = tag.describe() if tag else "extension"
     return (
-        "ok", None,
+        "ok",
+        None,
         f"extension module for {what}: ELF identity, dependencies, symbol versions, "
-        f"symbols and PyInit_{short} check out{link.reason}", link.findings,
+        f"symbols and PyInit_{short} check out{link.reason}",
+        link.findings,
     )
 
 
@@ -105,9 +127,7 @@ class _StackLibraries:
 
     def __init__(self, facts: FileFacts, target: Target) -> None:
         self._facts = facts
-        self._roots = tuple(
-            r.rstrip("/") for r in (target.layer_root, target.function_root) if r
-        )
+        self._roots = tuple(r.rstrip("/") for r in (target.layer_root, target.function_root) if r)
 
     def owns(self, path: str) -> bool:
         return any(path == r or path.startswith(r + "/") for r in self._roots)
@@ -168,8 +188,9 @@ class _BuiltFor:
     confidence: str  # "certain" or "likely"
 
 
-def _built_for(path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: Target
-               ) -> _BuiltFor | None:
+def _built_for(
+    path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: Target
+) -> _BuiltFor | None:
     """The CPython an untagged extension was built for, from what it carries: the
     include directory its build named, its C-API symbols, Cython's code path for 3.11+,
     and the tags of the modules next to it."""
@@ -203,14 +224,17 @@ def _built_for(path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: 
     if not evidence or not allowed or target.python_version in allowed:
         return None
     confidence = "likely" if hint is not None and len(evidence) == 1 else "certain"
-    return _BuiltFor(tuple(sorted(allowed)), tuple(evidence), confidence)
+    return _BuiltFor(
+        versions=tuple(sorted(allowed)), evidence=tuple(evidence), confidence=confidence
+    )
 
 
 _CP_TAG = re.compile(r"cp3(\d{1,2})")
 
 
-def _wheel_built_for(path: str, facts: FileFacts, target: Target
-                     ) -> tuple[tuple[int, int], str] | None:
+def _wheel_built_for(
+    path: str, facts: FileFacts, target: Target
+) -> tuple[tuple[int, int], str] | None:
     """The CPython of the WHEEL tags of the distribution whose RECORD lists the file,
     when they name exactly one (``cp311-cp311-manylinux...``; never abi3)."""
     sites = [e.rstrip("/") for e in target.sys_path if path.startswith(e.rstrip("/") + "/")]
@@ -243,12 +267,18 @@ def _span(versions: list[tuple[int, int]]) -> str:
     if not versions:
         return "no"
     first, last = versions[0], versions[-1]
-    return f"{first[0]}.{first[1]}" if first == last else \
-        f"{first[0]}.{first[1]}-{last[0]}.{last[1]}"
+    return (
+        f"{first[0]}.{first[1]}" if first == last else f"{first[0]}.{first[1]}-{last[0]}.{last[1]}"
+    )
 
 
 def _untagged_from_other_python(
-    module: str, path: str, data: bytes, elf: ElfFacts, facts: FileFacts, target: Target,
+    module: str,
+    path: str,
+    data: bytes,
+    elf: ElfFacts,
+    facts: FileFacts,
+    target: Target,
     origin: Provenance | None,
 ) -> tuple[Finding, PredictedError | None, bool] | None:
     """An untagged module that links, built for another CPython: its own refusal, word
@@ -264,16 +294,28 @@ def _untagged_from_other_python(
         prefixes = {f"{v[0]}.{v[1]}"[:3] for v in built.versions}
         if len(prefixes) == 1 and mine[:3] not in prefixes:
             refusal = PredictedError(
-                "ImportError", f"this module was compiled for Python {prefixes.pop()}")
-    fails = refusal is None and target.python_version < (3, 10) and \
-        _cython_311(data) and b"cython_runtime" in data
+                type="ImportError", message=f"this module was compiled for Python {prefixes.pop()}"
+            )
+    fails = (
+        refusal is None
+        and target.python_version < (3, 10)
+        and _cython_311(data)
+        and b"cython_runtime" in data
+    )
     evidence = built.evidence
     if fails:
-        evidence = (*evidence, "on CPython before 3.10 code.replace() has no co_linetable: "
-                    "its init fails with a TypeError or crashes the process")
-    return symbols.other_python_loaded(
-        module, path, built.versions, evidence, built.confidence, refusal, origin,
-        target), refusal, fails
+        evidence = (
+            *evidence,
+            "on CPython before 3.10 code.replace() has no co_linetable: "
+            "its init fails with a TypeError or crashes the process",
+        )
+    return (
+        symbols.other_python_loaded(
+            module, path, built.versions, evidence, built.confidence, refusal, origin, target
+        ),
+        refusal,
+        fails,
+    )
 
 
 def _link_extension(
@@ -298,33 +340,41 @@ def _link_extension(
         why = ""
     try:
         result = simulate_dlopen(
-            path, data, elf, target, _StackLibraries(facts, target), target.inventory(), capi,
+            path,
+            data,
+            elf,
+            target,
+            _StackLibraries(facts, target),
+            target.inventory(),
+            capi,
             capi_missing_reason=why,
         )
     except ElfError as exc:
         return _Linked(
-            "unknown", None,
-            f"the dynamic section or symbols cannot be read ({exc}); abiscan cannot predict "
-            "how the loader binds it", [],
+            outcome="unknown",
+            error=None,
+            reason=f"the dynamic section or symbols cannot be read ({exc}); abiscan cannot predict "
+            "how the loader binds it",
+            findings=[],
         )
     problem = result.problem
     if problem is None:
         note = ""
         if result.confidence != "certain":
             note = f" ({result.confidence}: {'; '.join(result.notes[:2])})"
-        return _Linked("ok", None, note, [])
+        return _Linked(outcome="ok", error=None, reason=note, findings=[])
     if problem.message is None or result.outcome == "unknown":
         reason = problem.detail or problem.kind
         if problem.message is not None:
             reason = f"possibly {problem.message}: {reason}"
-        return _Linked("unknown", None, reason, [])
+        return _Linked(outcome="unknown", error=None, reason=reason, findings=[])
     if problem.kind == "undefined-symbol":
         finding, error = symbols.undefined_symbol(module, path, problem, tag, origin, target)
     else:
         finding, error = linker.dependency_refused(
             module, path, problem, result.objects, origin, target
         )
-    return _Linked("error", error, finding.message, [finding])
+    return _Linked(outcome="error", error=error, reason=finding.message, findings=[finding])
 
 
 def load_bytecode(
@@ -336,8 +386,10 @@ def load_bytecode(
     want = magic_bytes(target.python_version)
     if want is None:
         return (
-            "unknown", None,
-            f"abiscan does not know the bytecode magic number of CPython {target.python}", [],
+            "unknown",
+            None,
+            f"abiscan does not know the bytecode magic number of CPython {target.python}",
+            [],
         )
     magic = data[:4]
     if magic == want:

@@ -11,6 +11,17 @@ from abiscan.report.escape import json_safe
 from abiscan.report.findings import Finding, PredictedError, Severity
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "SCHEMA_VERSION",
+    "Assumption",
+    "Candidate",
+    "ChainStep",
+    "InputSummary",
+    "ModuleOutcome",
+    "OutcomeConfidence",
+    "Report",
+]
+
 # Bump the major part when a documented key changes meaning or disappears.
 # 1.1: modules carry "confidence" and "assumptions".
 SCHEMA_VERSION = "1.1"
@@ -91,8 +102,13 @@ class Assumption:
         return f"{self.path}:{self.line}: {self.condition}: taken as {side} ({self.why})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "line": self.line, "condition": self.condition,
-                "taken": self.taken, "why": self.why}
+        return {
+            "path": self.path,
+            "line": self.line,
+            "condition": self.condition,
+            "taken": self.taken,
+            "why": self.why,
+        }
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,9 @@ def render_explain_json(report: Report, name: str) -> str:
 
 
 def _finding_lines(f: Finding) -> list[str]:
-    lines = [f"  {f.code} {f.name} [{f.confidence.value}]" + (
-        f"  module {f.module}" if f.module else ""
-    )]
+    lines = [
+        f"  {f.code} {f.name} [{f.confidence.value}]" + (f"  module {f.module}" if f.module else "")
+    ]
     lines.append(f"    {f.message}")
     if f.path:
         where = f"    at {f.path}"
@@ -130,8 +130,10 @@ def render_explain(report: Report, name: str) -> str:
         out.append(f"  {m.error}")
     if m.outcome == "ok":
         where = m.path or m.reason
-        out.append(f"  loads {where}; every import that runs while it is imported loads too, "
-                   "or fails inside an except clause that catches it")
+        out.append(
+            f"  loads {where}; every import that runs while it is imported loads too, "
+            "or fails inside an except clause that catches it"
+        )
         out.extend(_assumption_lines(m))
         return _lines(out)
     if m.steps:
@@ -219,8 +221,7 @@ def render_detailed(report: Report, *, list_ok: bool = False) -> str:
         for m in ok:
             out.append(f"  ok       {m.name}: {m.path or m.reason}{_unsure(m)}")
     elif ok:
-        out.append(f"  ({_n(len(ok), 'module')} load{'s' if len(ok) == 1 else ''}; "
-                   "-vv lists them)")
+        out.append(f"  ({_n(len(ok), 'module')} load{'s' if len(ok) == 1 else ''}; -vv lists them)")
     if report.problems:
         out.append("")
         out.append(f"INPUT PROBLEMS ({len(report.problems)})")

@@ -60,7 +60,7 @@ def file_uri(path: str) -> str:
     named by a URL (an audit's ``s3://...``) keeps its scheme."""
     scheme = _SCHEME.match(path)
     if scheme:
-        return scheme.group(0) + quote(path[scheme.end():], safe="/")
+        return scheme.group(0) + quote(path[scheme.end() :], safe="/")
     path = path.replace("\\", "/")
     encoded = quote(path, safe="/")
     return f"file://{encoded}" if path.startswith("/") else encoded
@@ -78,7 +78,7 @@ def _rule(info: CodeInfo) -> dict[str, Any]:
         "help": {
             "text": f"{info.summary} What happens, why, and how to fix it: {page}",
             "markdown": f"{info.summary}\n\nWhat happens, why, and how to fix it: "
-                        f"[{info.code}]({page})",
+            f"[{info.code}]({page})",
         },
         "defaultConfiguration": {"level": level},
         "properties": {"tags": ["abi", "packaging", f"ABI{info.code[3]}xx"]},
@@ -125,8 +125,11 @@ def _location(report: Report, f: Finding, label: str) -> dict[str, Any]:
         line = _line(report, f)
     logical = [
         {"fullyQualifiedName": name, "kind": kind}
-        for name, kind in ((f.source_path, "archiveMember"), (f.path, "targetPath"),
-                           (f.module, "module"))
+        for name, kind in (
+            (f.source_path, "archiveMember"),
+            (f.path, "targetPath"),
+            (f.module, "module"),
+        )
         if name
     ]
     location: dict[str, Any] = {
@@ -141,8 +144,9 @@ def _location(report: Report, f: Finding, label: str) -> dict[str, Any]:
 
 
 def _fingerprint(f: Finding) -> str:
-    key = "\0".join(x or "" for x in (f.code, f.source, f.source_path, f.path, f.module,
-                                       f.distribution))
+    key = "\0".join(
+        x or "" for x in (f.code, f.source, f.source_path, f.path, f.module, f.distribution)
+    )
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -168,12 +172,14 @@ def _invocation(report: Report) -> dict[str, Any]:
     for p in report.problems:
         where = file_uri(p.source)
         text = f"{p.source}: {p.path}: {p.problem}" if p.path else f"{p.source}: {p.problem}"
-        notes.append({
-            "level": "error" if p.source in unreadable and p.path is None else "warning",
-            "message": {"text": text},
-            "descriptor": {"id": "input-unreadable" if p.path is None else "member-problem"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": where}}}],
-        })
+        notes.append(
+            {
+                "level": "error" if p.source in unreadable and p.path is None else "warning",
+                "message": {"text": text},
+                "descriptor": {"id": "input-unreadable" if p.path is None else "member-problem"},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": where}}}],
+            }
+        )
     return {"executionSuccessful": not unreadable, "toolExecutionNotifications": notes}
 
 
@@ -184,18 +190,22 @@ def render_sarif(report: Report) -> str:
     doc = {
         "$schema": SARIF_SCHEMA_URI,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "abiscan",
-                "version": report.tool_version,
-                "informationUri": DOCS_BASE_URL,
-                "rules": rules,
-            }},
-            # One analysis per target: uploads for several targets do not close each other.
-            "automationDetails": {"id": f"abiscan/{report.target.name}/"},
-            "invocations": [_invocation(report)],
-            "properties": {"target": report.target.name},
-            "results": [_result(report, f, index) for f in report.findings],
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "abiscan",
+                        "version": report.tool_version,
+                        "informationUri": DOCS_BASE_URL,
+                        "rules": rules,
+                    }
+                },
+                # One analysis per target: uploads for several targets do not close each other.
+                "automationDetails": {"id": f"abiscan/{report.target.name}/"},
+                "invocations": [_invocation(report)],
+                "properties": {"target": report.target.name},
+                "results": [_result(report, f, index) for f in report.findings],
+            }
+        ],
     }
     return json.dumps(json_safe(doc), indent=2) + "\n"

@@ -63,8 +63,12 @@ def _failing(report: Report) -> list[ModuleOutcome]:
     """Top-level imports that fail, and any failing module no finding is about
     (a submodule asked for with --import that nothing provides)."""
     named = {f.module for f in report.findings if f.module}
-    broken = [m for m in report.modules if m.outcome == "error" and (
-        "." not in m.name or not named.intersection(m.chain or (m.name,)))]
+    broken = [
+        m
+        for m in report.modules
+        if m.outcome == "error"
+        and ("." not in m.name or not named.intersection(m.chain or (m.name,)))
+    ]
     # Packages that fail through their imports first: the chain is the news.
     return sorted(broken, key=lambda m: (len(m.chain) <= 1, m.name))
 
@@ -83,15 +87,27 @@ def render_concise(report: Report, style: Style | None = None) -> str:
     # characters, the styles' own escape sequences must pass.
     out = [style(_safe(f"abiscan {report.tool_version}: target {t.name}: {t.describe()}"), "dim")]
     if report.inputs:
-        out.append(style(_safe("inputs: " + "; ".join(
-            f"{i.label} ({i.kind} -> {i.placed_at}, {_n(i.files, 'file')})" if i.readable
-            else f"{i.label} ({i.kind}, UNREADABLE)" for i in report.inputs)), "dim"))
+        out.append(
+            style(
+                _safe(
+                    "inputs: "
+                    + "; ".join(
+                        f"{i.label} ({i.kind} -> {i.placed_at}, {_n(i.files, 'file')})"
+                        if i.readable
+                        else f"{i.label} ({i.kind}, UNREADABLE)"
+                        for i in report.inputs
+                    )
+                ),
+                "dim",
+            )
+        )
     broken = _failing(report)
     if broken:
         out.append("")
         for m in broken[:_SHOWN]:
-            out.append(f"{style(_safe('import ' + m.name), 'bold')}: "
-                       f"{style(_safe(str(m.error)), 'red')}")
+            out.append(
+                f"{style(_safe('import ' + m.name), 'bold')}: {style(_safe(str(m.error)), 'red')}"
+            )
             if len(m.chain) > 1:
                 out.append(style(_safe(f"  {' -> '.join(m.chain)}"), "dim"))
         if len(broken) > _SHOWN:
@@ -100,8 +116,9 @@ def render_concise(report: Report, style: Style | None = None) -> str:
     if unknown:
         # Not predicted either way: the user must know, and why.
         out.append("")
-        out.extend(style(_safe(f"unknown {m.name}: {m.reason}"), "yellow")
-                   for m in unknown[:_SHOWN])
+        out.extend(
+            style(_safe(f"unknown {m.name}: {m.reason}"), "yellow") for m in unknown[:_SHOWN]
+        )
         if len(unknown) > _SHOWN:
             out.append(f"... {len(unknown) - _SHOWN} more unknown modules (-v lists them)")
     if report.findings:
@@ -123,9 +140,11 @@ def _counts(report: Report, broken: int, style: Style) -> str:
     by = {s: sum(f.severity is s for f in report.findings) for s in Severity}
     ok = sum(m.ok for m in report.modules)
     loads = "loads" if ok == 1 else "load"
-    text = (f"{_n(broken, 'failing import')}; {_n(by[Severity.ERROR], 'error')}, "
-            f"{_n(by[Severity.WARNING], 'warning')}, {_n(by[Severity.INFO], 'note')}; "
-            f"{ok} of {_n(len(report.modules), 'module')} {loads}")
+    text = (
+        f"{_n(broken, 'failing import')}; {_n(by[Severity.ERROR], 'error')}, "
+        f"{_n(by[Severity.WARNING], 'warning')}, {_n(by[Severity.INFO], 'note')}; "
+        f"{ok} of {_n(len(report.modules), 'module')} {loads}"
+    )
     if report.problems:
         text += f"; {_n(len(report.problems), 'input problem')}"
     if report.has_errors:
@@ -139,8 +158,12 @@ _GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.
 
 
 def _escape_data(text: str) -> str:
-    return _safe(text, keep_newlines=True).replace("%", "%25").replace("\r", "%0D").replace(
-        "\n", "%0A")
+    return (
+        _safe(text, keep_newlines=True)
+        .replace("%", "%25")
+        .replace("\r", "%0D")
+        .replace("\n", "%0A")
+    )
 
 
 def _escape_property(text: str) -> str:
@@ -161,6 +184,8 @@ def render_github(report: Report) -> str:
         text += f" Fix: {f.fix}"
         out.append(f"::{_GITHUB_LEVEL[f.severity]} {','.join(props)}::{_escape_data(text)}")
     for p in report.problems:
-        out.append(f"::warning file={_escape_property(p.source)},title=abiscan input problem::"
-                   f"{_escape_data(str(p))}")
+        out.append(
+            f"::warning file={_escape_property(p.source)},title=abiscan input problem::"
+            f"{_escape_data(str(p))}"
+        )
     return "\n".join(out) + ("\n" if out else "")

@@ -7,6 +7,11 @@ from abiscan.report.findings import ABI201, ABI202, Confidence, Finding, Predict
 from abiscan.rules import located
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "NOT_ELF_REASONS",
+    "refused_by_loader",
+]
+
 # Loader verdict reasons that mean "this is not an ELF object at all".
 NOT_ELF_REASONS = frozenset({"not-elf", "file-too-short", "empty"})
 
@@ -34,7 +39,7 @@ def refused_by_loader(
     confidence: Confidence = Confidence.CERTAIN,
 ) -> tuple[Finding, PredictedError]:
     """The loader refuses the file outright: not ELF (ABI201) or wrong identity (ABI202)."""
-    error = PredictedError("ImportError", message)
+    error = PredictedError(type="ImportError", message=message)
     name = path.rsplit("/", 1)[-1]
     if reason in NOT_ELF_REASONS or file_format != "elf":
         info = ABI201

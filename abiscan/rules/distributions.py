@@ -37,6 +37,18 @@ from abiscan.simulate.imports.file_finder import ImportSystem
 from abiscan.target.profiles import Target
 from abiscan.target.runtime_packages import RuntimePackage
 
+__all__ = [
+    "ElfOf",
+    "Provider",
+    "duplicates",
+    "marker_environment",
+    "mixed_trees",
+    "requirements",
+    "requires_python",
+    "unsupported_tags",
+    "visible",
+]
+
 _GLIBC_NEED = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.\d+)?$")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -76,14 +88,10 @@ def marker_environment(target: Target) -> dict[str, str]:
 
 def visible(dists: Sequence[Distribution], target: Target) -> list[Distribution]:
     order = {p: i for i, p in enumerate(target.sys_path)}
-    return sorted(
-        (d for d in dists if d.site in order), key=lambda d: (order[d.site], d.dist_info)
-    )
+    return sorted((d for d in dists if d.site in order), key=lambda d: (order[d.site], d.dist_info))
 
 
-def _loading_copy(
-    copies: Sequence[Distribution], importer: ImportSystem
-) -> Distribution | None:
+def _loading_copy(copies: Sequence[Distribution], importer: ImportSystem) -> Distribution | None:
     """The copy whose top-level modules the import system finds first.
 
     Copies unpacked into the same directory share one tree; the one unpacked
@@ -198,9 +206,8 @@ def requires_python(dist: Distribution, target: Target) -> Finding | None:
     return Finding.of(
         ABI302,
         f"{dist.label} declares Requires-Python {dist.requires_python}, which excludes "
-        f"Python {target.python}" + (
-            "" if confidence is Confidence.CERTAIN else " (depending on the patch release)"
-        ),
+        f"Python {target.python}"
+        + ("" if confidence is Confidence.CERTAIN else " (depending on the patch release)"),
         f"Install a release of {dist.name} that supports Python {target.python} "
         f"(pip install --python-version {target.python} ... picks one), or change the runtime",
         confidence=confidence,
@@ -221,11 +228,16 @@ def _providers(
     for name, copies in by_name.items():
         loading = _loading_copy(copies, importer)
         if loading is not None:
-            out[name] = Provider(loading.name, loading.version, loading.site)
+            out[name] = Provider(name=loading.name, version=loading.version, where=loading.site)
     for pkg in runtime:
         out.setdefault(
             canonicalize_name(pkg.name),
-            Provider(pkg.name, pkg.version, f"the runtime ({pkg.location})", from_runtime=True),
+            Provider(
+                name=pkg.name,
+                version=pkg.version,
+                where=f"the runtime ({pkg.location})",
+                from_runtime=True,
+            ),
         )
     return out
 
@@ -255,20 +267,24 @@ def requirements(
             provider = providers.get(name)
             if provider is None:
                 top = req.name.replace("-", "_").lower()
-                out.append(Finding.of(
-                    ABI303,
-                    f"{dist.label} requires {text}, which is neither in the stack nor provided "
-                    f"by the runtime (the module name '{top}' is guessed from the project name)",
-                    f"Add {req} to the layer (pip install --target python/ '{req}'), or to "
-                    "the function package",
-                    confidence=Confidence.LIKELY,
-                    path=dist.dist_info,
-                    source=dist.source,
-                    distribution=dist.label,
-                    predicted_error=PredictedError(
-                        "ModuleNotFoundError", f"No module named '{top}'"),
-                    evidence=(f"{dist.dist_info}/METADATA: Requires-Dist: {text}",),
-                ))
+                out.append(
+                    Finding.of(
+                        ABI303,
+                        f"{dist.label} requires {text}, which is neither in the stack nor provided "
+                        f"by the runtime (the module name '{top}' is guessed from the project "
+                        "name)",
+                        f"Add {req} to the layer (pip install --target python/ '{req}'), or to "
+                        "the function package",
+                        confidence=Confidence.LIKELY,
+                        path=dist.dist_info,
+                        source=dist.source,
+                        distribution=dist.label,
+                        predicted_error=PredictedError(
+                            type="ModuleNotFoundError", message=f"No module named '{top}'"
+                        ),
+                        evidence=(f"{dist.dist_info}/METADATA: Requires-Dist: {text}",),
+                    )
+                )
                 continue
             if provider.version is None or not req.specifier:
                 continue
@@ -277,19 +293,25 @@ def requirements(
             except InvalidVersion:
                 continue
             if not req.specifier.contains(version, prereleases=True):
-                out.append(Finding.of(
-                    ABI304,
-                    f"{dist.label} requires {text}, but {provider.name} {provider.version} from "
-                    f"{provider.where} is what loads",
-                    f"Install a version of {provider.name} matching '{req.specifier}' next to "
-                    f"{dist.name}, or a release of {dist.name} that accepts {provider.version}",
-                    confidence=Confidence.POSSIBLE if provider.from_runtime else Confidence.LIKELY,
-                    path=dist.dist_info,
-                    source=dist.source,
-                    distribution=dist.label,
-                    evidence=(f"{dist.dist_info}/METADATA: Requires-Dist: {text}",
-                              f"{provider.name} {provider.version} at {provider.where}"),
-                ))
+                out.append(
+                    Finding.of(
+                        ABI304,
+                        f"{dist.label} requires {text}, but {provider.name} "
+                        f"{provider.version} from {provider.where} is what loads",
+                        f"Install a version of {provider.name} matching '{req.specifier}' next to "
+                        f"{dist.name}, or a release of {dist.name} that accepts {provider.version}",
+                        confidence=Confidence.POSSIBLE
+                        if provider.from_runtime
+                        else Confidence.LIKELY,
+                        path=dist.dist_info,
+                        source=dist.source,
+                        distribution=dist.label,
+                        evidence=(
+                            f"{dist.dist_info}/METADATA: Requires-Dist: {text}",
+                            f"{provider.name} {provider.version} at {provider.where}",
+                        ),
+                    )
+                )
     return out
 
 
@@ -317,16 +339,18 @@ def duplicates(visible: Sequence[Distribution], importer: ImportSystem) -> list[
                 f"{loading.name} is installed {len(copies)} times ({listing}); the copy in "
                 f"{loading.site} ({loading.version}) loads, the others are dead weight"
             )
-        out.append(Finding.of(
-            ABI305,
-            message,
-            f"Keep one copy of {loading.name}: remove it from all but one layer or from the "
-            "function package, at the version every dependent accepts",
-            path=loading.dist_info,
-            source=loading.source,
-            distribution=loading.label,
-            evidence=tuple(c.dist_info for c in copies),
-        ))
+        out.append(
+            Finding.of(
+                ABI305,
+                message,
+                f"Keep one copy of {loading.name}: remove it from all but one layer or from the "
+                "function package, at the version every dependent accepts",
+                path=loading.dist_info,
+                source=loading.source,
+                distribution=loading.label,
+                evidence=tuple(c.dist_info for c in copies),
+            )
+        )
     return out
 
 
@@ -357,11 +381,18 @@ def mixed_trees(visible: Sequence[Distribution], stack: Stack) -> list[Finding]:
                     changed.append(path)
             except SourceError:
                 continue
-        leftovers = sorted(
-            p for p, ds in owned.items()
-            if dist not in ds and _same_project_same_site(ds, dist) and stack.exists(p)
-            and ".dist-info/" not in p
-        ) if _unpacked_last(dist, visible) else []
+        leftovers = (
+            sorted(
+                p
+                for p, ds in owned.items()
+                if dist not in ds
+                and _same_project_same_site(ds, dist)
+                and stack.exists(p)
+                and ".dist-info/" not in p
+            )
+            if _unpacked_last(dist, visible)
+            else []
+        )
         if not changed and not leftovers:
             continue
         parts = []
@@ -375,20 +406,22 @@ def mixed_trees(visible: Sequence[Distribution], stack: Stack) -> list[Finding]:
                 f"{len(leftovers)} files of an earlier version remain next to it "
                 f"({', '.join(leftovers[:5])}{', ...' if len(leftovers) > 5 else ''})"
             )
-        out.append(Finding.of(
-            ABI306,
-            f"{dist.label} in {dist.site} is a mixed tree: " + "; ".join(parts),
-            f"Install {dist.name} once, from one layer: two layers that both unpack it into "
-            "python/ leave a tree that is neither version",
-            confidence=Confidence.CERTAIN if changed else Confidence.LIKELY,
-            path=dist.dist_info,
-            source=dist.source,
-            distribution=dist.label,
-            evidence=tuple(
-                [f"RECORD hash/size differs: {p}" for p in changed[:50]]
-                + [f"left over from an earlier version: {p}" for p in leftovers[:50]]
-            ),
-        ))
+        out.append(
+            Finding.of(
+                ABI306,
+                f"{dist.label} in {dist.site} is a mixed tree: " + "; ".join(parts),
+                f"Install {dist.name} once, from one layer: two layers that both unpack it into "
+                "python/ leave a tree that is neither version",
+                confidence=Confidence.CERTAIN if changed else Confidence.LIKELY,
+                path=dist.dist_info,
+                source=dist.source,
+                distribution=dist.label,
+                evidence=tuple(
+                    [f"RECORD hash/size differs: {p}" for p in changed[:50]]
+                    + [f"left over from an earlier version: {p}" for p in leftovers[:50]]
+                ),
+            )
+        )
     return out
 
 
@@ -403,7 +436,8 @@ def _unpacked_last(dist: Distribution, visible: Sequence[Distribution]) -> bool:
 
 def _same_project_same_site(owners: Sequence[Distribution], dist: Distribution) -> bool:
     return any(
-        o.canonical_name == dist.canonical_name and o.site == dist.site
+        o.canonical_name == dist.canonical_name
+        and o.site == dist.site
         and o.dist_info != dist.dist_info
         for o in owners
     )

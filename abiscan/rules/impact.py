@@ -10,14 +10,23 @@ from abiscan.report.model import ChainStep, ModuleOutcome
 from abiscan.simulate.python.import_graph import PANIC
 from abiscan.simulate.python.propagation import Followed
 
+__all__ = [
+    "broken_chain",
+    "guard_pierced",
+    "impact_findings",
+]
+
 _MAX_EVIDENCE = 12
 
 
 def _evidence(steps: Sequence[ChainStep], broken: str, reason: str) -> tuple[str, ...]:
     lines = [f"import chain: {s.describe()}" for s in steps]
     if len(lines) > _MAX_EVIDENCE:
-        lines = [*lines[:_MAX_EVIDENCE - 1], f"... {len(lines) - _MAX_EVIDENCE + 1} more links",
-                 lines[-1]]
+        lines = [
+            *lines[: _MAX_EVIDENCE - 1],
+            f"... {len(lines) - _MAX_EVIDENCE + 1} more links",
+            lines[-1],
+        ]
     lines.append(f"{broken}: {reason}")
     return tuple(lines)
 
@@ -98,27 +107,45 @@ def guard_pierced(
         source_path=origin[1],
         module=module,
         predicted_error=error,
-        evidence=(f"{path}:{line}: {statement}", *(f"guard: {g}" for g in guards),
-                  *_evidence(steps, broken, broken_reason)),
+        evidence=(
+            f"{path}:{line}: {statement}",
+            *(f"guard: {g}" for g in guards),
+            *_evidence(steps, broken, broken_reason),
+        ),
     )
 
 
 def impact_findings(followed: Followed, stack: Stack) -> list[Finding]:
     """The ABI501/ABI502 findings for what following the imports found."""
     out = [
-        broken_chain(b.module, b.raised.broken, b.raised.reason, Confidence(b.raised.confidence),
-                     _provenance(stack, b.module.path))
+        broken_chain(
+            b.module,
+            b.raised.broken,
+            b.raised.reason,
+            Confidence(b.raised.confidence),
+            _provenance(stack, b.module.path),
+        )
         for b in followed.broken
     ]
     for p in followed.pierced:
         error = p.raised.error
         if error is None:
             continue
-        out.append(guard_pierced(
-            p.module, p.path, p.line, p.statement, p.guards, error, p.raised.steps,
-            p.raised.broken, p.raised.reason, Confidence(p.raised.confidence),
-            _provenance(stack, p.path),
-        ))
+        out.append(
+            guard_pierced(
+                p.module,
+                p.path,
+                p.line,
+                p.statement,
+                p.guards,
+                error,
+                p.raised.steps,
+                p.raised.broken,
+                p.raised.reason,
+                Confidence(p.raised.confidence),
+                _provenance(stack, p.path),
+            )
+        )
     return out
 
 

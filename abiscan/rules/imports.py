@@ -24,6 +24,15 @@ from abiscan.simulate.imports.extension_tags import Mismatch
 from abiscan.simulate.imports.file_finder import PassedOver, Spec
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "bad_magic",
+    "missing_init",
+    "not_tried",
+    "outside_sys_path",
+    "shadowed",
+    "shadows_runtime",
+]
+
 _AWS_SDK = frozenset({"boto3", "botocore", "s3transfer"})
 
 _BY_CODE: dict[str, CodeInfo] = {c.code: c for c in (ABI101, ABI102, ABI104)}
@@ -96,7 +105,9 @@ def outside_sys_path(
             f"import: {', '.join(hidden[:8])}"
         )
         severity = ABI108.severity
-        predicted = PredictedError("ModuleNotFoundError", f"No module named '{hidden[0]}'")
+        predicted = PredictedError(
+            type="ModuleNotFoundError", message=f"No module named '{hidden[0]}'"
+        )
     else:
         message = f"{why}; its modules ({shown}) are dead weight: other copies load"
         severity = Severity.WARNING
@@ -125,10 +136,14 @@ def outside_sys_path(
 
 
 def bad_magic(
-    module: str, path: str, magic: bytes, written_by: str, origin: Provenance | None,
+    module: str,
+    path: str,
+    magic: bytes,
+    written_by: str,
+    origin: Provenance | None,
     target: Target,
 ) -> tuple[Finding, PredictedError]:
-    error = PredictedError("ImportError", f"bad magic number in {module!r}: {magic!r}")
+    error = PredictedError(type="ImportError", message=f"bad magic number in {module!r}: {magic!r}")
     finding = Finding.of(
         ABI109,
         f"{path} is bytecode written by {written_by}; CPython {target.python} refuses it",
@@ -144,14 +159,17 @@ def bad_magic(
 
 
 def missing_init(
-    module: str, path: str, exported: Sequence[str], origin: Provenance | None,
+    module: str,
+    path: str,
+    exported: Sequence[str],
+    origin: Provenance | None,
     confidence: Confidence = Confidence.CERTAIN,
 ) -> tuple[Finding, PredictedError]:
     """An extension module without ``PyInit_<name>`` (ABI105)."""
     short = module.rpartition(".")[2]
     error = PredictedError(
-        "ImportError",
-        f"dynamic module does not define module export function (PyInit_{short})",
+        type="ImportError",
+        message=f"dynamic module does not define module export function (PyInit_{short})",
     )
     if exported:
         found = f"it exports {', '.join(sorted(exported)[:3])} instead (renamed file?)"
@@ -199,7 +217,11 @@ def shadowed(
 
 
 def shadows_runtime(
-    module: str, spec: Spec, stack_label: str | None, runtime_label: str, location: str,
+    module: str,
+    spec: Spec,
+    stack_label: str | None,
+    runtime_label: str,
+    location: str,
     origin: Provenance | None,
 ) -> Finding:
     """A module in the stack that replaces the runtime's own copy (ABI107, informational)."""
@@ -210,8 +232,12 @@ def shadows_runtime(
         f"{runtime_label} in {location}",
         f"Intended if you pin your own {runtime_label.split()[0]}; otherwise remove it from the "
         "layer or function package and use the runtime's copy"
-        + (". Keep boto3, botocore and s3transfer together: the runtime's boto3 with an "
-           "older botocore fails" if module in _AWS_SDK else ""),
+        + (
+            ". Keep boto3, botocore and s3transfer together: the runtime's boto3 with an "
+            "older botocore fails"
+            if module in _AWS_SDK
+            else ""
+        ),
         severity=Severity.INFO,
         confidence=Confidence.LIKELY,
         path=spec.origin,

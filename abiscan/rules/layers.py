@@ -10,6 +10,12 @@ from abiscan.report.findings import ABI401, ABI402, ABI403, ABI404, Finding
 from abiscan.report.model import InputSummary
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "layer_limits",
+    "permissions",
+    "unsafe_entries",
+]
+
 
 def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"
@@ -19,25 +25,29 @@ def layer_limits(inputs: Sequence[InputSummary], target: Target) -> list[Finding
     out = []
     layers = [i for i in inputs if i.kind == InputKind.LAYER.value]
     if len(layers) > target.max_layers:
-        out.append(Finding.of(
-            ABI401,
-            f"{len(layers)} layers; a function can use at most {target.max_layers}",
-            "Merge layers (one layer can hold several packages), or move dependencies into "
-            "the function package or a container image",
-            evidence=tuple(i.label for i in layers),
-        ))
+        out.append(
+            Finding.of(
+                ABI401,
+                f"{len(layers)} layers; a function can use at most {target.max_layers}",
+                "Merge layers (one layer can hold several packages), or move dependencies into "
+                "the function package or a container image",
+                evidence=tuple(i.label for i in layers),
+            )
+        )
     total = sum(i.unzipped_bytes for i in inputs if i.readable)
     if total > target.max_unzipped_bytes:
         biggest = sorted(inputs, key=lambda i: -i.unzipped_bytes)[:3]
-        out.append(Finding.of(
-            ABI402,
-            f"function and layers unzip to {_mb(total)}; the limit is "
-            f"{_mb(target.max_unzipped_bytes)}",
-            "Drop what the runtime does not need (tests, __pycache__, *.dist-info/RECORD is "
-            "small; boto3 ships with the runtime; strip debug symbols from .so files with "
-            "'strip'), or use a container image (10 GB)",
-            evidence=tuple(f"{i.label}: {_mb(i.unzipped_bytes)}" for i in biggest),
-        ))
+        out.append(
+            Finding.of(
+                ABI402,
+                f"function and layers unzip to {_mb(total)}; the limit is "
+                f"{_mb(target.max_unzipped_bytes)}",
+                "Drop what the runtime does not need (tests, __pycache__, *.dist-info/RECORD is "
+                "small; boto3 ships with the runtime; strip debug symbols from .so files with "
+                "'strip'), or use a container image (10 GB)",
+                evidence=tuple(f"{i.label}: {_mb(i.unzipped_bytes)}" for i in biggest),
+            )
+        )
     return out
 
 
@@ -89,7 +99,8 @@ def unsafe_entries(source: Source) -> Finding | None:
     return Finding.of(
         ABI404,
         f"{len(bad)} unsafe entries in {source.label}: "
-        + "; ".join(w for _, w in bad[:5]) + (" ..." if len(bad) > 5 else ""),
+        + "; ".join(w for _, w in bad[:5])
+        + (" ..." if len(bad) > 5 else ""),
         "Rebuild the archive from a clean directory with relative paths only "
         "(cd build && zip -r ../layer.zip python); do not store links that point outside it",
         source=source.label,

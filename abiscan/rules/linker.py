@@ -50,7 +50,7 @@ def dependency_refused(
 ) -> tuple[Finding, PredictedError]:
     """A needed library missing (ABI203), musl on glibc (ABI205), or a version missing (ABI204)."""
     assert problem.message is not None
-    error = PredictedError("ImportError", problem.message)
+    error = PredictedError(type="ImportError", message=problem.message)
     name = posixpath.basename(path)
     needer = posixpath.basename(problem.object)
     where: dict[str, Any] = {

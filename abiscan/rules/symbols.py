@@ -62,7 +62,7 @@ def undefined_symbol(
 ) -> tuple[Finding, PredictedError]:
     """A symbol the dynamic linker finds nowhere: ABI103, ABI106 or ABI206."""
     assert problem.message is not None and problem.symbol is not None
-    error = PredictedError("ImportError", problem.message)
+    error = PredictedError(type="ImportError", message=problem.message)
     symbol = problem.symbol.name
     name = posixpath.basename(path)
     owner = posixpath.basename(problem.object)
@@ -135,18 +135,28 @@ def other_python_loaded(
     name = posixpath.basename(path)
     what = f"CPython {_versions(built_for)}"
     why = "; ".join(evidence)
-    fix = (f"Install the distribution's build for CPython {target.python} (pip install "
-           f"--python-version {target.python} --only-binary=:all: ...); an untagged .so must "
-           "come from a build for exactly the target's Python")
-    where: dict[str, Any] = {"path": path, **located(origin), "module": module,
-                             "confidence": Confidence(confidence),
-                             "evidence": (why,)}
+    fix = (
+        f"Install the distribution's build for CPython {target.python} (pip install "
+        f"--python-version {target.python} --only-binary=:all: ...); an untagged .so must "
+        "come from a build for exactly the target's Python"
+    )
+    where: dict[str, Any] = {
+        "path": path,
+        **located(origin),
+        "module": module,
+        "confidence": Confidence(confidence),
+        "evidence": (why,),
+    }
     if refusal is not None:
-        message = (f"{name} was built for {what}, not {target.python}: every symbol it needs "
-                   f"resolves, but its initialisation refuses the target's CPython ({refusal})")
+        message = (
+            f"{name} was built for {what}, not {target.python}: every symbol it needs "
+            f"resolves, but its initialisation refuses the target's CPython ({refusal})"
+        )
         return Finding.of(ABI106, message, fix, predicted_error=refusal, **where)
-    message = (f"{name} (module {module}) was built for {what}, not {target.python}: every "
-               f"symbol it needs resolves, so CPython {target.python} loads it, and what "
-               "happens then is undefined behaviour (object layouts and inline macros differ "
-               "between versions: a crash or silent corruption, not an ImportError)")
+    message = (
+        f"{name} (module {module}) was built for {what}, not {target.python}: every "
+        f"symbol it needs resolves, so CPython {target.python} loads it, and what "
+        "happens then is undefined behaviour (object layouts and inline macros differ "
+        "between versions: a crash or silent corruption, not an ImportError)"
+    )
     return Finding.of(ABI106, message, fix, severity=Severity.WARNING, **where)

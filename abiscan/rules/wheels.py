@@ -34,8 +34,14 @@ def verify_wheel(path: str | Path, label: str) -> Finding | None:
             wheel.get_wheel_info()
     # Hostile or broken wheels fail in other ways too (bad UTF-8 in METADATA, a
     # member that will not inflate): every one is a failed verification.
-    except (WheelValidationError, ParseError, ValueError, KeyError, OSError,
-            zipfile.BadZipFile) as exc:
+    except (
+        WheelValidationError,
+        ParseError,
+        ValueError,
+        KeyError,
+        OSError,
+        zipfile.BadZipFile,
+    ) as exc:
         problem, kind = str(exc), type(exc).__name__
     else:
         return None

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "MAGIC_BY_VERSION",
+    "magic_bytes",
+    "version_of_magic",
+]
+
 # importlib.util.MAGIC_NUMBER's first two bytes (little-endian), read from each
 # interpreter with `python -c "import importlib.util as u; print(u.MAGIC_NUMBER)"`.
 # 3.14 is left out until it is read from a real 3.14 interpreter: a wrong

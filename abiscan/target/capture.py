@@ -47,8 +47,14 @@ TARGET_SCHEMA_VERSION = 1
 
 # Lambda's layout; abiscan's tests check these against abiscan.target.profiles.
 LAMBDA_LD_LIBRARY_PATH = [
-    "/var/lang/lib", "/lib64", "/usr/lib64", "/var/runtime", "/var/runtime/lib",
-    "/var/task", "/var/task/lib", "/opt/lib",
+    "/var/lang/lib",
+    "/lib64",
+    "/usr/lib64",
+    "/var/runtime",
+    "/var/runtime/lib",
+    "/var/task",
+    "/var/task/lib",
+    "/opt/lib",
 ]
 LAMBDA_OWNED = ("/opt", "/var/task")
 
@@ -85,8 +91,11 @@ class _Elf:
         self.f = f
         self.size = size
         ident = self._read(0, 64)
-        if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or (
-            ident[5] not in (1, 2)
+        if (
+            len(ident) < 52
+            or ident[:4] != b"\x7fELF"
+            or ident[4] not in (1, 2)
+            or (ident[5] not in (1, 2))
         ):
             raise ValueError("not ELF")
         self.is64 = ident[4] == 2
@@ -95,12 +104,14 @@ class _Elf:
             (self.e_type, self.machine) = struct.unpack_from(self.e + "HH", ident, 16)
             self.phoff, self.shoff = struct.unpack_from(self.e + "QQ", ident, 32)
             self.phentsize, self.phnum, self.shentsize, self.shnum = struct.unpack_from(
-                self.e + "HHHH", ident, 54)
+                self.e + "HHHH", ident, 54
+            )
         else:
             (self.e_type, self.machine) = struct.unpack_from(self.e + "HH", ident, 16)
             self.phoff, self.shoff = struct.unpack_from(self.e + "II", ident, 28)
             self.phentsize, self.phnum, self.shentsize, self.shnum = struct.unpack_from(
-                self.e + "HHHH", ident, 42)
+                self.e + "HHHH", ident, 42
+            )
         self.bits = 64 if self.is64 else 32
         self.loads: list[tuple[int, int, int]] = []
         self.dynamic: tuple[int, int] | None = None
@@ -151,7 +162,7 @@ class _Elf:
     @staticmethod
     def _str(tab: bytes, off: int) -> str:
         end = tab.find(b"\0", off)
-        return tab[off:end if end >= 0 else len(tab)].decode("utf-8", "surrogateescape")
+        return tab[off : end if end >= 0 else len(tab)].decode("utf-8", "surrogateescape")
 
     def soname(self) -> str | None:
         if 14 not in self.tags:
@@ -260,8 +271,13 @@ def _describe(path: str, want_exports: bool = False) -> dict[str, Any] | None:
 def _run(cmd: list[str]) -> str:
     try:
         return subprocess.run(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60, check=False,
-            text=True, env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+            text=True,
+            env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -303,8 +319,8 @@ def _parse_cache_file(path: str, arch: str) -> list[tuple[str, str]]:
         flags, key, value, _, _ = struct.unpack_from("<iIIIQ", data, base + i * 24)
         if flags & 0xFF00 != want:
             continue
-        name = data[start + key:data.index(b"\0", start + key)].decode()
-        where = data[start + value:data.index(b"\0", start + value)].decode()
+        name = data[start + key : data.index(b"\0", start + key)].decode()
+        where = data[start + value : data.index(b"\0", start + value)].decode()
         out.append((name, where))
     return out
 
@@ -439,7 +455,8 @@ def capture() -> dict[str, Any]:
     env_path = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     system_dirs = [
-        d for d in default_dirs + LAMBDA_LD_LIBRARY_PATH + env_path + [libdir]
+        d
+        for d in default_dirs + LAMBDA_LD_LIBRARY_PATH + env_path + [libdir]
         if d and not d.startswith(LAMBDA_OWNED)
     ]
     system_dirs = list(dict.fromkeys(system_dirs))
@@ -511,7 +528,8 @@ def capture() -> dict[str, Any]:
         "version": f"{major}.{minor}",
         "certainty": "certain",
         "provenance": "exports of {}, CPython {} (captured)".format(
-            capi_source.get("path", sys.executable), version_text),
+            capi_source.get("path", sys.executable), version_text
+        ),
         "symbols": capi_source.get("exports", []),
     }
     if "PyObject_GetAttr" not in capi_source.get("exports", []):
@@ -520,7 +538,8 @@ def capture() -> dict[str, Any]:
         notes: list[str] = system["notes"]
         notes.append(
             "the interpreter's C-API exports could not be read; abiscan's built-in "
-            "data for this version is used instead")
+            "data for this version is used instead"
+        )
         capi = None
     tag = "t" if gil_disabled else ""
     return {

@@ -35,7 +35,11 @@ def capture_profile(python: str | Path) -> dict[str, Any]:
         try:
             proc = subprocess.run(
                 [str(python), "-I", str(path)],
-                capture_output=True, text=True, timeout=CAPTURE_TIMEOUT, env=env, check=False,
+                capture_output=True,
+                text=True,
+                timeout=CAPTURE_TIMEOUT,
+                env=env,
+                check=False,
             )
         except FileNotFoundError:
             raise TargetError(f"{python}: no such interpreter") from None
@@ -47,9 +51,7 @@ def capture_profile(python: str | Path) -> dict[str, Any]:
             raise TargetError(f"{python}: capture took over {CAPTURE_TIMEOUT}s") from None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise TargetError(
-            f"{python}: capture failed (exit {proc.returncode}): {' / '.join(tail)}"
-        )
+        raise TargetError(f"{python}: capture failed (exit {proc.returncode}): {' / '.join(tail)}")
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:

@@ -31,6 +31,21 @@ from abiscan.target.system_libraries import (
     generic_glibc_inventory,
 )
 
+__all__ = [
+    "FUNCTION_ROOT",
+    "LAYER_ROOT",
+    "TARGET_SCHEMA_VERSION",
+    "Target",
+    "builtin_target",
+    "builtin_targets",
+    "custom_target",
+    "extension_suffixes",
+    "load_target",
+    "normalise_arch",
+    "parse_python_version",
+    "runtime_names",
+]
+
 TARGET_SCHEMA_VERSION = 1
 
 # Lambda says "arm64"; CPython's multiarch and ELF say "aarch64".
@@ -140,19 +155,27 @@ class Target:
         data["system"] = None
         data["capi"] = None
         if self.system is not None:
-            data["system"] = self.system.to_dict() if embed else {
-                "name": self.system.name,
-                "libraries": len(self.system.libraries),
-                "complete": self.system.complete,
-                "sources": list(self.system.sources),
-            }
+            data["system"] = (
+                self.system.to_dict()
+                if embed
+                else {
+                    "name": self.system.name,
+                    "libraries": len(self.system.libraries),
+                    "complete": self.system.complete,
+                    "sources": list(self.system.sources),
+                }
+            )
         if self.capi is not None:
-            data["capi"] = self.capi.to_dict() if embed else {
-                "version": f"{self.capi.version[0]}.{self.capi.version[1]}",
-                "certainty": self.capi.certainty,
-                "provenance": self.capi.provenance,
-                "symbols": len(self.capi.symbols),
-            }
+            data["capi"] = (
+                self.capi.to_dict()
+                if embed
+                else {
+                    "version": f"{self.capi.version[0]}.{self.capi.version[1]}",
+                    "certainty": self.capi.certainty,
+                    "provenance": self.capi.provenance,
+                    "symbols": len(self.capi.symbols),
+                }
+            )
         for key in ("extension_suffixes", "sys_path", "ld_library_path", "sources", "notes"):
             data[key] = list(data[key])
         return {"schema_version": TARGET_SCHEMA_VERSION, **data}
@@ -165,8 +188,16 @@ class Target:
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         missing = {
-            "name", "python_version", "arch", "multiarch", "extension_suffixes",
-            "sys_path", "ld_library_path", "libc", "libc_version", "os_name",
+            "name",
+            "python_version",
+            "arch",
+            "multiarch",
+            "extension_suffixes",
+            "sys_path",
+            "ld_library_path",
+            "libc",
+            "libc_version",
+            "os_name",
         } - values.keys()
         if missing:
             raise TargetError(f"target is missing {', '.join(sorted(missing))}")
@@ -306,9 +337,7 @@ def builtin_target(runtime: str, arch: str = "x86_64") -> Target:
 
 def builtin_targets() -> list[Target]:
     return [
-        builtin_target(runtime, arch)
-        for runtime in runtime_names()
-        for arch in ("x86_64", "arm64")
+        builtin_target(runtime, arch) for runtime in runtime_names() for arch in ("x86_64", "arm64")
     ]
 
 
@@ -320,8 +349,10 @@ def custom_target(
     if not re.fullmatch(r"\d+\.\d+", glibc):
         raise TargetError(f"not a glibc version: {glibc!r} (expected e.g. 2.34)")
     if free_threaded and version < (3, 13):
-        raise TargetError(f"there is no free-threaded build of CPython {version[0]}.{version[1]}"
-                          " (free threading starts with 3.13)")
+        raise TargetError(
+            f"there is no free-threaded build of CPython {version[0]}.{version[1]}"
+            " (free threading starts with 3.13)"
+        )
     norm = normalise_arch(arch)
     abiflags = "t" if free_threaded else ""
     return _build(

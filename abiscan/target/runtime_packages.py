@@ -31,6 +31,19 @@ from abiscan.errors import RuntimeDataError as RuntimeDataError  # re-exported (
 from abiscan.target._data import read_json
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "CERTAINTIES",
+    "Citation",
+    "RuntimePackage",
+    "data_as_of",
+    "runtime_modules",
+    "runtime_names",
+    "runtime_notes",
+    "runtime_package",
+    "runtime_packages",
+    "sources",
+]
+
 CERTAINTIES = ("certain", "likely", "possible")
 _UNKNOWN = "unknown"
 
@@ -137,21 +150,23 @@ def _table() -> dict[str, tuple[RuntimePackage, ...]]:
                 raise RuntimeDataError(f"runtime package data: {what} cites no source")
             version = item.get("version", _UNKNOWN)
             version_ids = list(item.get("version_sources") or [])
-            packages.append(RuntimePackage(
-                name=name,
-                version=None if version in (None, _UNKNOWN) else str(version),
-                location=item.get("location", location),
-                top_level=top_levels[name],
-                certainty=_certainty(item.get("certainty"), f"{what} certainty"),
-                source=_cite(ids, what),
-                as_of=item.get("as_of"),
-                version_certainty=_certainty(
-                    item.get("version_certainty", "possible"), f"{what} version_certainty"
-                ),
-                version_source=_cite(version_ids, what) if version_ids else "",
-                source_ids=tuple(ids + [i for i in version_ids if i not in ids]),
-                notes=tuple(item.get("notes", ())),
-            ))
+            packages.append(
+                RuntimePackage(
+                    name=name,
+                    version=None if version in (None, _UNKNOWN) else str(version),
+                    location=item.get("location", location),
+                    top_level=top_levels[name],
+                    certainty=_certainty(item.get("certainty"), f"{what} certainty"),
+                    source=_cite(ids, what),
+                    as_of=item.get("as_of"),
+                    version_certainty=_certainty(
+                        item.get("version_certainty", "possible"), f"{what} version_certainty"
+                    ),
+                    version_source=_cite(version_ids, what) if version_ids else "",
+                    source_ids=tuple(ids + [i for i in version_ids if i not in ids]),
+                    notes=tuple(item.get("notes", ())),
+                )
+            )
         table[runtime] = tuple(packages)
     return table
 
@@ -190,8 +205,4 @@ def runtime_package(target: Target, name: str) -> RuntimePackage | None:
 
 def runtime_modules(target: Target) -> dict[str, RuntimePackage]:
     """Top-level import name → the runtime distribution that provides it."""
-    return {
-        module: package
-        for package in runtime_packages(target)
-        for module in package.top_level
-    }
+    return {module: package for package in runtime_packages(target) for module in package.top_level}

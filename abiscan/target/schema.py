@@ -64,8 +64,10 @@ def check_json_depth(text: str, limit: int) -> None:
         elif ch in "[{":
             depth += 1
             if depth > limit:
-                raise SchemaError(f"JSON nested deeper than {limit} levels, over the budget "
-                                  "(--limits target_depth=N)")
+                raise SchemaError(
+                    f"JSON nested deeper than {limit} levels, over the budget "
+                    "(--limits target_depth=N)"
+                )
         elif ch in "]}":
             depth -= 1
 
@@ -74,8 +76,7 @@ def parse_profile(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]
     """The profile in ``raw`` (UTF-8 JSON), checked against the budgets and the schema."""
     if len(raw) > limits.target_bytes:
         raise SchemaError(
-            f"{len(raw)} bytes, over the budget of {limits.target_bytes} "
-            "(--limits target_bytes=N)"
+            f"{len(raw)} bytes, over the budget of {limits.target_bytes} (--limits target_bytes=N)"
         )
     try:
         text = raw.decode("utf-8")
@@ -93,8 +94,9 @@ def parse_profile(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]
     return data
 
 
-def validate(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = None,
-             where: str = "") -> None:
+def validate(
+    value: Any, schema: dict[str, Any], root: dict[str, Any] | None = None, where: str = ""
+) -> None:
     """Raise :class:`SchemaError` naming the first field of ``value`` the schema rejects."""
     root = root if root is not None else schema
     if "$ref" in schema:
@@ -108,8 +110,9 @@ def validate(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = N
     if types is not None:
         allowed = [types] if isinstance(types, str) else list(types)
         if not any(_is_type(value, t) for t in allowed):
-            raise SchemaError(f"{name} must be {' or '.join(_article(t) for t in allowed)}, "
-                              f"not {_show(value)}")
+            raise SchemaError(
+                f"{name} must be {' or '.join(_article(t) for t in allowed)}, not {_show(value)}"
+            )
     if "enum" in schema and value not in schema["enum"]:
         choices = ", ".join(json.dumps(v) for v in schema["enum"])
         raise SchemaError(f"{name} must be one of {choices}, not {_show(value)}")
@@ -141,8 +144,9 @@ def _string(value: str, schema: dict[str, Any], name: str) -> None:
         raise SchemaError(f"{name} must be {hint}, not {_show(value)}")
 
 
-def _array(value: list[Any], schema: dict[str, Any], root: dict[str, Any], where: str,
-           name: str) -> None:
+def _array(
+    value: list[Any], schema: dict[str, Any], root: dict[str, Any], where: str, name: str
+) -> None:
     if "minItems" in schema and len(value) < schema["minItems"]:
         raise SchemaError(f"{name} must have at least {schema['minItems']} items")
     if "maxItems" in schema and len(value) > schema["maxItems"]:
@@ -183,8 +187,9 @@ def _is_type(value: Any, name: str) -> bool:
 
 
 def _article(name: str) -> str:
-    return {"integer": "an integer", "array": "a list", "object": "an object",
-            "null": "null"}.get(name, f"a {name}")
+    return {"integer": "an integer", "array": "a list", "object": "an object", "null": "null"}.get(
+        name, f"a {name}"
+    )
 
 
 def _show(value: Any) -> str:

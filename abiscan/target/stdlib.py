@@ -14,15 +14,48 @@ from functools import cache
 
 from abiscan.target._data import read_json
 
+__all__ = [
+    "BUILTIN_FIRST",
+    "is_stdlib",
+    "stdlib_modules",
+]
+
 # Served by BuiltinImporter/FrozenImporter, which sit before PathFinder on
 # sys.meta_path: a file of the same name in a layer never replaces them.
-BUILTIN_FIRST = frozenset({
-    "sys", "builtins", "marshal", "posix", "_imp", "_io", "_thread", "_warnings",
-    "_weakref", "_frozen_importlib", "_frozen_importlib_external", "_abc", "_codecs",
-    "_signal", "_sre", "_stat", "_string", "_symtable", "_tracemalloc", "errno", "gc",
-    "itertools", "time", "_collections", "_functools", "_locale", "_operator", "atexit",
-    "faulthandler", "pwd",
-})
+BUILTIN_FIRST = frozenset(
+    {
+        "sys",
+        "builtins",
+        "marshal",
+        "posix",
+        "_imp",
+        "_io",
+        "_thread",
+        "_warnings",
+        "_weakref",
+        "_frozen_importlib",
+        "_frozen_importlib_external",
+        "_abc",
+        "_codecs",
+        "_signal",
+        "_sre",
+        "_stat",
+        "_string",
+        "_symtable",
+        "_tracemalloc",
+        "errno",
+        "gc",
+        "itertools",
+        "time",
+        "_collections",
+        "_functools",
+        "_locale",
+        "_operator",
+        "atexit",
+        "faulthandler",
+        "pwd",
+    }
+)
 
 
 @cache
@@ -37,9 +70,7 @@ def stdlib_modules(version: tuple[int, int]) -> frozenset[str]:
     key = f"{version[0]}.{version[1]}"
     if key in table:
         return table[key]
-    known = sorted(
-        (tuple(int(p) for p in k.split(".")), k) for k in table
-    )
+    known = sorted((tuple(int(p) for p in k.split(".")), k) for k in table)
     older = [k for v, k in known if v <= version]
     return table[older[-1] if older else known[0][1]]
 

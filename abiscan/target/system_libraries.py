@@ -164,7 +164,7 @@ class SystemInventory:
         for _ in range(8):  # links to links, bounded
             for link, target in self.dir_links:
                 if path == link or path.startswith(link + "/"):
-                    path = posixpath.normpath(target + path[len(link):])
+                    path = posixpath.normpath(target + path[len(link) :])
                     break
             else:
                 return path
@@ -221,9 +221,9 @@ class SystemInventory:
                 absent_confidence=_certainty(data.get("absent_confidence", "possible")),
                 absent=tuple(
                     AbsentLibrary(
-                        str(a["soname"]),
-                        _certainty(a.get("certainty", "certain")),
-                        str(a.get("source", "")),
+                        soname=str(a["soname"]),
+                        certainty=_certainty(a.get("certainty", "certain")),
+                        source=str(a.get("source", "")),
                     )
                     for a in data.get("absent", ())
                 ),
@@ -399,7 +399,9 @@ def builtin_inventory(
         complete=False,
         absent_confidence=_certainty(entry["absent_confidence"]),
         absent=tuple(
-            AbsentLibrary(a["soname"], _certainty(a["certainty"]), a["source"])
+            AbsentLibrary(
+                soname=a["soname"], certainty=_certainty(a["certainty"]), source=a["source"]
+            )
             for a in entry.get("absent", ())
         ),
         lib_token="lib64",

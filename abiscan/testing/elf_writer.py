@@ -324,10 +324,16 @@ class _Versioning:
                 parts.append(struct.pack(e + "HHIII", 1, len(versions), file_off, 16, nxt))
                 for k, (v, name_off) in enumerate(zip(versions, self.need_names[n], strict=True)):
                     last = k == len(versions) - 1
-                    parts.append(struct.pack(
-                        e + "IHHII", sysv_hash(v.encode()), 0, self.need_index[v], name_off,
-                        0 if last else 16,
-                    ))
+                    parts.append(
+                        struct.pack(
+                            e + "IHHII",
+                            sysv_hash(v.encode()),
+                            0,
+                            self.need_index[v],
+                            name_off,
+                            0 if last else 16,
+                        )
+                    )
             blobs.append((".gnu.version_r", b"".join(parts)))
         out = []
         off = start
@@ -410,11 +416,26 @@ def build_shared_object(
     if byte_order not in ("little", "big"):
         raise BuildError(f"byte_order must be 'little' or 'big', not {byte_order!r}")
     options = _Options(
-        bits=bits, byte_order=byte_order, machine=machine, exports=exports, needed=needed,
-        soname=soname, rpath=rpath, runpath=runpath, undefined=undefined,
-        weak_undefined=weak_undefined, osabi=osabi, abiversion=abiversion, e_type=e_type,
-        e_flags=e_flags, abi_note=abi_note, extra_data=extra_data, version_defs=version_defs,
-        version_needs=version_needs, relocate=relocate, rodata=rodata,
+        bits=bits,
+        byte_order=byte_order,
+        machine=machine,
+        exports=exports,
+        needed=needed,
+        soname=soname,
+        rpath=rpath,
+        runpath=runpath,
+        undefined=undefined,
+        weak_undefined=weak_undefined,
+        osabi=osabi,
+        abiversion=abiversion,
+        e_type=e_type,
+        e_flags=e_flags,
+        abi_note=abi_note,
+        extra_data=extra_data,
+        version_defs=version_defs,
+        version_needs=version_needs,
+        relocate=relocate,
+        rodata=rodata,
     )
     return _Writer(options).write()
 
@@ -483,7 +504,7 @@ class _Writer:
     def __init__(self, o: _Options) -> None:
         self.o = o
         self.em = machine_number(o.machine)
-        self.lay = _Layout(o.bits, "<" if o.byte_order == "little" else ">")
+        self.lay = _Layout(bits=o.bits, e="<" if o.byte_order == "little" else ">")
         self.e = self.lay.e
         self.word = self.lay.word
         self.syms = _symbols(o)
@@ -496,13 +517,19 @@ class _Writer:
             if value is not None:
                 self.name_tags.append((tag, dynstr.add(value)))
         self.versioning = _Versioning(
-            self.e, dynstr, o.soname, o.version_defs, o.version_needs, self.syms.versions,
+            self.e,
+            dynstr,
+            o.soname,
+            o.version_defs,
+            o.version_needs,
+            self.syms.versions,
             self.syms.kinds,
         )
         self.n_undef = self.syms.first_export - 1
         if o.relocate and self.n_undef and self.em not in _GLOB_DAT:
             raise BuildError(
-                f"relocations are written for x86_64 and aarch64 only, not {o.machine!r}")
+                f"relocations are written for x86_64 and aarch64 only, not {o.machine!r}"
+            )
         self.n_relocs = self.n_undef if o.relocate else 0
         self.dynstr_bytes = dynstr.data()
         self.sections = self._section_names()
@@ -561,8 +588,11 @@ class _Writer:
         self.dynamic_vaddr = self.dynamic_off + _SEGMENT_ALIGN
         entries = [*self.name_tags, *self.versioning.dynamic_tags(self.ver_blobs)]
         if self.n_relocs:
-            entries += [(_DT_RELA, self.rela_off), (_DT_RELASZ, self.rela_size),
-                        (_DT_RELAENT, self.rela_ent)]
+            entries += [
+                (_DT_RELA, self.rela_off),
+                (_DT_RELASZ, self.rela_size),
+                (_DT_RELAENT, self.rela_ent),
+            ]
         entries += [
             (_DT_HASH, self.hash_off),
             (_DT_STRTAB, self.dynstr_off),
@@ -583,8 +613,10 @@ class _Writer:
             shift = 32 if self.o.bits == 64 else 8
             self.rela_bytes = b"".join(
                 struct.pack(
-                    rela_fmt, self.got_off + _SEGMENT_ALIGN + (i - 1) * self.word,
-                    (i << shift) | _GLOB_DAT[self.em], 0,
+                    rela_fmt,
+                    self.got_off + _SEGMENT_ALIGN + (i - 1) * self.word,
+                    (i << shift) | _GLOB_DAT[self.em],
+                    0,
                 )
                 for i in range(1, self.n_undef + 1)
             )
@@ -619,25 +651,62 @@ class _Writer:
             value = self.text_off + (i - self.syms.first_export) * size if defined else 0
             shndx = text_shndx if defined else 0
             if self.o.bits == 64:
-                parts.append(struct.pack(self.e + "IBBHQQ", self.name_offsets[i], info, 0, shndx,
-                                         value, size if defined else 0))
+                parts.append(
+                    struct.pack(
+                        self.e + "IBBHQQ",
+                        self.name_offsets[i],
+                        info,
+                        0,
+                        shndx,
+                        value,
+                        size if defined else 0,
+                    )
+                )
             else:
-                parts.append(struct.pack(self.e + "IIIBBH", self.name_offsets[i], value,
-                                         size if defined else 0, info, 0, shndx))
+                parts.append(
+                    struct.pack(
+                        self.e + "IIIBBH",
+                        self.name_offsets[i],
+                        value,
+                        size if defined else 0,
+                        info,
+                        0,
+                        shndx,
+                    )
+                )
         return b"".join(parts)
 
     def _ehdr(self) -> bytes:
         o, lay = self.o, self.lay
         ident = (
             b"\x7fELF"
-            + bytes([2 if o.bits == 64 else 1, 1 if o.byte_order == "little" else 2, 1,
-                     o.osabi & 0xFF, o.abiversion & 0xFF])
+            + bytes(
+                [
+                    2 if o.bits == 64 else 1,
+                    1 if o.byte_order == "little" else 2,
+                    1,
+                    o.osabi & 0xFF,
+                    o.abiversion & 0xFF,
+                ]
+            )
             + b"\0" * 7
         )
         fmt = self.e + ("HHIQQQIHHHHHH" if o.bits == 64 else "HHIIIIIHHHHHH")
         return ident + struct.pack(
-            fmt, o.e_type, self.em, 1, 0, lay.ehdr_size, self.shoff, o.e_flags, lay.ehdr_size,
-            lay.phdr_size, self.nphdr, lay.shdr_size, self.shnum, self.shidx[".shstrtab"],
+            fmt,
+            o.e_type,
+            self.em,
+            1,
+            0,
+            lay.ehdr_size,
+            self.shoff,
+            o.e_flags,
+            lay.ehdr_size,
+            lay.phdr_size,
+            self.nphdr,
+            lay.shdr_size,
+            self.shnum,
+            self.shidx[".shstrtab"],
         )
 
     def _phdrs(self) -> list[bytes]:
@@ -646,10 +715,12 @@ class _Writer:
         dyn_size = len(self.dynamic_bytes)
         phdrs = [
             lay.phdr(_PT_LOAD, 5, 0, 0, self.rx_end, self.rx_end, _SEGMENT_ALIGN),
-            lay.phdr(_PT_LOAD, 6, self.dynamic_off, self.dynamic_vaddr, rw_size, rw_size,
-                     _SEGMENT_ALIGN),
-            lay.phdr(_PT_DYNAMIC, 6, self.dynamic_off, self.dynamic_vaddr, dyn_size, dyn_size,
-                     self.word),
+            lay.phdr(
+                _PT_LOAD, 6, self.dynamic_off, self.dynamic_vaddr, rw_size, rw_size, _SEGMENT_ALIGN
+            ),
+            lay.phdr(
+                _PT_DYNAMIC, 6, self.dynamic_off, self.dynamic_vaddr, dyn_size, dyn_size, self.word
+            ),
             lay.phdr(_PT_GNU_STACK, 6, 0, 0, 0, 0, 16),
         ]
         if self.o.abi_note is not None:
@@ -661,23 +732,88 @@ class _Writer:
         """(name, type, flags, addr, offset, size, link section, info, align, entsize)."""
         word, dyn = self.word, ".dynsym"
         rows: list[tuple[str, int, int, int, int, int, str | None, int, int, int]] = [
-            (".hash", _SHT_HASH, _SHF_ALLOC, self.hash_off, self.hash_off, self.hash_size,
-             dyn, 0, 8, self.hash_word),
-            (dyn, _SHT_DYNSYM, _SHF_ALLOC, self.dynsym_off, self.dynsym_off, self.dynsym_size,
-             ".dynstr", 1, word, self.lay.sym_size),
-            (".dynstr", _SHT_STRTAB, _SHF_ALLOC, self.dynstr_off, self.dynstr_off,
-             len(self.dynstr_bytes), None, 0, 1, 0),
+            (
+                ".hash",
+                _SHT_HASH,
+                _SHF_ALLOC,
+                self.hash_off,
+                self.hash_off,
+                self.hash_size,
+                dyn,
+                0,
+                8,
+                self.hash_word,
+            ),
+            (
+                dyn,
+                _SHT_DYNSYM,
+                _SHF_ALLOC,
+                self.dynsym_off,
+                self.dynsym_off,
+                self.dynsym_size,
+                ".dynstr",
+                1,
+                word,
+                self.lay.sym_size,
+            ),
+            (
+                ".dynstr",
+                _SHT_STRTAB,
+                _SHF_ALLOC,
+                self.dynstr_off,
+                self.dynstr_off,
+                len(self.dynstr_bytes),
+                None,
+                0,
+                1,
+                0,
+            ),
         ]
         for name, (sh_type, off, blob, info) in self.versioning.headers(self.ver_blobs).items():
             versym = name == ".gnu.version"
-            rows.append((name, sh_type, _SHF_ALLOC, off, off, len(blob),
-                         dyn if versym else ".dynstr", info, 2 if versym else word,
-                         2 if versym else 0))
+            rows.append(
+                (
+                    name,
+                    sh_type,
+                    _SHF_ALLOC,
+                    off,
+                    off,
+                    len(blob),
+                    dyn if versym else ".dynstr",
+                    info,
+                    2 if versym else word,
+                    2 if versym else 0,
+                )
+            )
         if self.n_relocs:
-            rows.append((".rela.dyn", _SHT_RELA, _SHF_ALLOC, self.rela_off, self.rela_off,
-                         self.rela_size, dyn, 0, word, self.rela_ent))
-        rows.append((".text", _SHT_PROGBITS, _SHF_ALLOC | _SHF_EXECINSTR, self.text_off,
-                     self.text_off, self.text_size, None, 0, 16, 0))
+            rows.append(
+                (
+                    ".rela.dyn",
+                    _SHT_RELA,
+                    _SHF_ALLOC,
+                    self.rela_off,
+                    self.rela_off,
+                    self.rela_size,
+                    dyn,
+                    0,
+                    word,
+                    self.rela_ent,
+                )
+            )
+        rows.append(
+            (
+                ".text",
+                _SHT_PROGBITS,
+                _SHF_ALLOC | _SHF_EXECINSTR,
+                self.text_off,
+                self.text_off,
+                self.text_size,
+                None,
+                0,
+                16,
+                0,
+            )
+        )
         return rows + self._later_section_rows()
 
     def _later_section_rows(
@@ -686,28 +822,98 @@ class _Writer:
         word = self.word
         rows: list[tuple[str, int, int, int, int, int, str | None, int, int, int]] = []
         if self.o.rodata:
-            rows.append((".rodata", _SHT_PROGBITS, _SHF_ALLOC, self.rodata_off, self.rodata_off,
-                         len(self.o.rodata), None, 0, 16, 0))
+            rows.append(
+                (
+                    ".rodata",
+                    _SHT_PROGBITS,
+                    _SHF_ALLOC,
+                    self.rodata_off,
+                    self.rodata_off,
+                    len(self.o.rodata),
+                    None,
+                    0,
+                    16,
+                    0,
+                )
+            )
         if self.o.abi_note is not None:
-            rows.append((".note.ABI-tag", _SHT_NOTE, _SHF_ALLOC, self.note_off, self.note_off,
-                         len(self.note_bytes), None, 0, 4, 0))
-        rows.append((".dynamic", _SHT_DYNAMIC, _SHF_ALLOC | _SHF_WRITE, self.dynamic_vaddr,
-                     self.dynamic_off, len(self.dynamic_bytes), ".dynstr", 0, word,
-                     self.lay.dyn_size))
+            rows.append(
+                (
+                    ".note.ABI-tag",
+                    _SHT_NOTE,
+                    _SHF_ALLOC,
+                    self.note_off,
+                    self.note_off,
+                    len(self.note_bytes),
+                    None,
+                    0,
+                    4,
+                    0,
+                )
+            )
+        rows.append(
+            (
+                ".dynamic",
+                _SHT_DYNAMIC,
+                _SHF_ALLOC | _SHF_WRITE,
+                self.dynamic_vaddr,
+                self.dynamic_off,
+                len(self.dynamic_bytes),
+                ".dynstr",
+                0,
+                word,
+                self.lay.dyn_size,
+            )
+        )
         if self.n_relocs:
-            rows.append((".got", _SHT_PROGBITS, _SHF_ALLOC | _SHF_WRITE,
-                         self.got_off + _SEGMENT_ALIGN, self.got_off, self.n_relocs * word, None,
-                         0, word, word))
-        rows.append((".shstrtab", _SHT_STRTAB, 0, 0, self.shstrtab_off,
-                     len(self.shstrtab_bytes), None, 0, 1, 0))
+            rows.append(
+                (
+                    ".got",
+                    _SHT_PROGBITS,
+                    _SHF_ALLOC | _SHF_WRITE,
+                    self.got_off + _SEGMENT_ALIGN,
+                    self.got_off,
+                    self.n_relocs * word,
+                    None,
+                    0,
+                    word,
+                    word,
+                )
+            )
+        rows.append(
+            (
+                ".shstrtab",
+                _SHT_STRTAB,
+                0,
+                0,
+                self.shstrtab_off,
+                len(self.shstrtab_bytes),
+                None,
+                0,
+                1,
+                0,
+            )
+        )
         return rows
 
     def _shdrs(self) -> list[bytes]:
         out = [self.lay.shdr(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
         for name, sh_type, flags, addr, off, size, link, info, align, ent in self._section_rows():
             link_index = self.shidx[link] if link else 0
-            out.append(self.lay.shdr(self.sh_names[name], sh_type, flags, addr, off, size,
-                                     link_index, info, align, ent))
+            out.append(
+                self.lay.shdr(
+                    self.sh_names[name],
+                    sh_type,
+                    flags,
+                    addr,
+                    off,
+                    size,
+                    link_index,
+                    info,
+                    align,
+                    ent,
+                )
+            )
         return out
 
     def write(self) -> bytes:

@@ -13,6 +13,19 @@ from dataclasses import dataclass
 
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "BYTECODE_SUFFIXES",
+    "IDENTIFIER",
+    "SOURCE_SUFFIXES",
+    "ExtensionTag",
+    "Mismatch",
+    "is_tried",
+    "loader_suffixes",
+    "mismatch",
+    "parse_extension_filename",
+    "split_module_name",
+]
+
 SOURCE_SUFFIXES = (".py",)
 BYTECODE_SUFFIXES = (".pyc",)
 
@@ -42,9 +55,11 @@ class ExtensionTag:
 
     def describe(self) -> str:
         if self.kind == "cpython":
-            ver = f"CPython {self.python_version[0]}.{self.python_version[1]}" if (
-                self.python_version
-            ) else "CPython"
+            ver = (
+                f"CPython {self.python_version[0]}.{self.python_version[1]}"
+                if (self.python_version)
+                else "CPython"
+            )
             flags = f" (ABI flags {self.abiflags!r})" if self.abiflags else ""
             plat = f" on {self.platform}" if self.platform else ""
             return f"{ver}{flags}{plat}"
@@ -75,29 +90,43 @@ def parse_extension_filename(filename: str) -> ExtensionTag | None:
         m = _WINDOWS.match(inner)
         if m:
             return ExtensionTag(
-                filename, module, suffix, "windows",
-                (int(m.group(1)), int(m.group(2))), m.group(3), m.group(4),
+                filename=filename,
+                module=module,
+                suffix=suffix,
+                kind="windows",
+                python_version=(int(m.group(1)), int(m.group(2))),
+                abiflags=m.group(3),
+                platform=m.group(4),
             )
-        return ExtensionTag(filename, module, suffix, "windows", platform="windows")
+        return ExtensionTag(
+            filename=filename, module=module, suffix=suffix, kind="windows", platform="windows"
+        )
     if not suffix.endswith(".so"):
         return None
     inner = suffix[1:-3]
     if inner == "":
-        return ExtensionTag(filename, module, suffix, "untagged")
+        return ExtensionTag(filename=filename, module=module, suffix=suffix, kind="untagged")
     if inner == "abi3":
-        return ExtensionTag(filename, module, suffix, "abi3")
+        return ExtensionTag(filename=filename, module=module, suffix=suffix, kind="abi3")
     m = _CPYTHON.match(inner)
     if m:
         return ExtensionTag(
-            filename, module, suffix, "cpython",
-            (int(m.group(1)), int(m.group(2))), m.group(3), m.group(4),
+            filename=filename,
+            module=module,
+            suffix=suffix,
+            kind="cpython",
+            python_version=(int(m.group(1)), int(m.group(2))),
+            abiflags=m.group(3),
+            platform=m.group(4),
         )
     m = _PYPY.match(inner)
     if m:
-        return ExtensionTag(filename, module, suffix, "pypy", platform=m.group(3))
+        return ExtensionTag(
+            filename=filename, module=module, suffix=suffix, kind="pypy", platform=m.group(3)
+        )
     if _GRAALPY.match(inner):
-        return ExtensionTag(filename, module, suffix, "graalpy")
-    return ExtensionTag(filename, module, suffix, "unknown")
+        return ExtensionTag(filename=filename, module=module, suffix=suffix, kind="graalpy")
+    return ExtensionTag(filename=filename, module=module, suffix=suffix, kind="unknown")
 
 
 def loader_suffixes(target: Target) -> tuple[tuple[str, str], ...]:
@@ -127,49 +156,51 @@ def mismatch(tag: ExtensionTag, target: Target) -> Mismatch | None:
         return None
     want = f"CPython {target.python}{target.abiflags} on {target.multiarch}"
     if tag.kind == "windows":
-        return Mismatch("ABI102", f"built for Windows ({tag.suffix}); the target is {want}")
+        return Mismatch(
+            code="ABI102", reason=f"built for Windows ({tag.suffix}); the target is {want}"
+        )
     if tag.kind in ("pypy", "graalpy", "unknown"):
         return Mismatch(
-            "ABI102", f"built for another interpreter ({tag.suffix}); the target is {want}"
+            code="ABI102",
+            reason=f"built for another interpreter ({tag.suffix}); the target is {want}",
         )
     if tag.kind == "abi3":
         # Only a free-threaded build refuses .abi3.so on Linux.
         return Mismatch(
-            "ABI104",
-            f"an abi3 module; the free-threaded CPython {target.python}t does not load the "
+            code="ABI104",
+            reason=f"an abi3 module; the free-threaded CPython {target.python}t does not load the "
             "stable ABI",
         )
     if tag.kind == "cpython":
         if tag.platform is not None and tag.platform != target.multiarch:
-            return Mismatch(
-                "ABI102", f"built for {tag.platform}; the target is {want}"
-            )
+            return Mismatch(code="ABI102", reason=f"built for {tag.platform}; the target is {want}")
         if tag.python_version == target.python_version and (
             ("t" in tag.abiflags) != target.free_threaded
         ):
             built = "free-threaded" if "t" in tag.abiflags else "GIL (default)"
             runs = "free-threaded" if target.free_threaded else "GIL (default)"
             return Mismatch(
-                "ABI104", f"built for the {built} build of CPython {target.python}; "
+                code="ABI104",
+                reason=f"built for the {built} build of CPython {target.python}; "
                 f"the target is the {runs} build",
             )
         if tag.python_version == target.python_version and tag.abiflags.replace(
             "t", ""
         ) != target.abiflags.replace("t", ""):
             return Mismatch(
-                "ABI101",
-                f"built for another ABI of CPython {target.python} (ABI flags "
+                code="ABI101",
+                reason=f"built for another ABI of CPython {target.python} (ABI flags "
                 f"{tag.abiflags!r}, e.g. a debug build); the target is {want}",
             )
         if tag.python_version == target.python_version:
             return Mismatch(
-                "ABI102",
-                f"tagged {tag.suffix}, without the target's platform triplet; "
+                code="ABI102",
+                reason=f"tagged {tag.suffix}, without the target's platform triplet; "
                 f"the target tries only {', '.join(target.extension_suffixes)}",
             )
         assert tag.python_version is not None
         built_for = f"{tag.python_version[0]}.{tag.python_version[1]}{tag.abiflags}"
         return Mismatch(
-            "ABI101", f"built for CPython {built_for}; the target is {want}"
+            code="ABI101", reason=f"built for CPython {built_for}; the target is {want}"
         )
-    return Mismatch("ABI102", f"suffix {tag.suffix} is not one the target tries")
+    return Mismatch(code="ABI102", reason=f"suffix {tag.suffix} is not one the target tries")

@@ -23,6 +23,14 @@ from abiscan.simulate.imports.extension_tags import (
 )
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "FileSystem",
+    "ImportSystem",
+    "PassedOver",
+    "Resolution",
+    "Spec",
+]
+
 
 class FileSystem(Protocol):
     def listdir(self, path: str) -> object: ...
@@ -109,12 +117,17 @@ class ImportSystem:
             if up is None:
                 up = self._memo[parent] = self._find(parent)
             if up.spec is None:
-                return Resolution(name, None, up.error, failed_parent=up.failed_parent or parent)
+                return Resolution(
+                    name=name, spec=None, error=up.error, failed_parent=up.failed_parent or parent
+                )
             if not up.spec.is_package:
                 return Resolution(
-                    name, None,
-                    PredictedError("ModuleNotFoundError",
-                                   f"No module named '{name}'; '{parent}' is not a package"),
+                    name=name,
+                    spec=None,
+                    error=PredictedError(
+                        type="ModuleNotFoundError",
+                        message=f"No module named '{name}'; '{parent}' is not a package",
+                    ),
                     failed_parent=parent,
                 )
             dot = name.find(".", dot + 1)
@@ -126,15 +139,15 @@ class ImportSystem:
             up = self.find(parent)
             if up.spec is None:
                 return Resolution(
-                    name, None, up.error, failed_parent=up.failed_parent or parent
+                    name=name, spec=None, error=up.error, failed_parent=up.failed_parent or parent
                 )
             if not up.spec.is_package:
                 return Resolution(
-                    name,
-                    None,
-                    PredictedError(
-                        "ModuleNotFoundError",
-                        f"No module named '{name}'; '{parent}' is not a package",
+                    name=name,
+                    spec=None,
+                    error=PredictedError(
+                        type="ModuleNotFoundError",
+                        message=f"No module named '{name}'; '{parent}' is not a package",
                     ),
                     failed_parent=parent,
                 )
@@ -177,16 +190,24 @@ class ImportSystem:
                     namespace.extend(spec.search_locations)
             passed.extend(self._passed_over(tail, entry, found))
         if found is None and namespace:
-            found = Spec(name, "namespace", None, tuple(namespace), entry=namespace[0])
+            found = Spec(
+                name=name,
+                kind="namespace",
+                origin=None,
+                search_locations=tuple(namespace),
+                entry=namespace[0],
+            )
         passed = [p for p in passed if found is None or p.path != found.origin]
         if found is None:
             return Resolution(
-                name,
-                None,
-                PredictedError("ModuleNotFoundError", f"No module named '{name}'"),
-                tuple(passed),
+                name=name,
+                spec=None,
+                error=PredictedError(
+                    type="ModuleNotFoundError", message=f"No module named '{name}'"
+                ),
+                passed_over=tuple(passed),
             )
-        return Resolution(name, found, None, tuple(passed))
+        return Resolution(name=name, spec=found, error=None, passed_over=tuple(passed))
 
     def find_in(self, name: str, tail: str, directory: str) -> Spec | None:
         """The spec the FileFinder of one ``directory`` gives ``name`` (last part ``tail``)."""
@@ -198,14 +219,23 @@ class ImportSystem:
             for suffix, kind in self._suffixes:
                 init = posixpath.join(base, "__init__" + suffix)
                 if self.fs.is_file(init):
-                    return Spec(name, "package", init, (base,), directory, kind)
+                    return Spec(
+                        name=name,
+                        kind="package",
+                        origin=init,
+                        search_locations=(base,),
+                        entry=directory,
+                        package_init_kind=kind,
+                    )
             is_namespace = True
         for suffix, kind in self._suffixes:
             full = base + suffix
             if self.fs.is_file(full):
-                return Spec(name, kind, full, (), directory)
+                return Spec(name=name, kind=kind, origin=full, search_locations=(), entry=directory)
         if is_namespace:
-            return Spec(name, "namespace", None, (base,), directory)
+            return Spec(
+                name=name, kind="namespace", origin=None, search_locations=(base,), entry=directory
+            )
         return None
 
     def _passed_over(self, tail: str, directory: str, found: Spec | None) -> list[PassedOver]:
@@ -219,14 +249,14 @@ class ImportSystem:
             path = posixpath.join(directory, fname)
             if found is not None and path == found.origin:
                 continue
-            suffix = fname[len(tail):]
+            suffix = fname[len(tail) :]
             tag = parse_extension_filename(fname)
             if suffix in tried:
                 if found is not None and self.fs.is_file(path):
-                    out.append(PassedOver(path, "shadowed", tag))
+                    out.append(PassedOver(path=path, reason="shadowed", tag=tag))
                 continue
             if tag is not None and self.fs.is_file(path):
-                out.append(PassedOver(path, "suffix-not-tried", tag))
+                out.append(PassedOver(path=path, reason="suffix-not-tried", tag=tag))
         return out
 
     def _stems(self, directory: str) -> dict[str, list[str]]:

@@ -23,6 +23,14 @@ from abiscan.simulate.imports.extension_tags import (
 )
 from abiscan.target.profiles import Target
 
+__all__ = [
+    "DeadRoot",
+    "IsExtension",
+    "ModuleCandidate",
+    "candidates",
+    "dead_roots",
+]
+
 _SITE_PACKAGES = re.compile(r"^lib(?:64)?/python(\d+\.\d+)/site-packages$")
 
 # Directories at a layer's root that Lambda gives a meaning of their own.
@@ -65,24 +73,27 @@ def dead_roots(stack: Stack, target: Target) -> list[DeadRoot]:
                     m = _SITE_PACKAGES.match(rel)
                     full = posixpath.join(prefix, rel)
                     if m and full not in on_path and stack.is_dir(full):
-                        out.append(DeadRoot(full, _why_site_packages(full, m.group(1), target)))
+                        out.append(
+                            DeadRoot(path=full, why=_why_site_packages(full, m.group(1), target))
+                        )
     # A profile may leave these off sys.path (Lambda drops /opt when PYTHONPATH is set).
     for base in (posixpath.join(target.layer_root, "python"), target.function_root):
         if base in on_path or not stack.is_dir(base):
             continue
         if any(_looks_like_module(stack, base, n) for n in stack.listdir(base)):
-            out.append(DeadRoot(base, f"{base} is not on the target's sys.path"))
+            out.append(DeadRoot(path=base, why=f"{base} is not on the target's sys.path"))
     layer_root = target.layer_root
     if stack.is_dir(layer_root) and layer_root not in on_path:
         stray = [
-            n for n in stack.listdir(layer_root)
+            n
+            for n in stack.listdir(layer_root)
             if n not in _LAYER_ROOT_DIRS and _looks_like_module(stack, layer_root, n)
         ]
         if stray:
             out.append(
                 DeadRoot(
-                    layer_root,
-                    f"{layer_root} itself is not on sys.path; a layer's Python code belongs "
+                    path=layer_root,
+                    why=f"{layer_root} itself is not on sys.path; a layer's Python code belongs "
                     f"under python/ (found at the zip's root: {', '.join(sorted(stray)[:5])})",
                 )
             )
@@ -129,18 +140,24 @@ def candidates(
             full = posixpath.join(root, name)
             if _holds_root(full, avoid):
                 continue
-            if root == target.layer_root and not visible and (
-                name in _LAYER_ROOT_DIRS or not _looks_like_module(stack, root, name)
+            if (
+                root == target.layer_root
+                and not visible
+                and (name in _LAYER_ROOT_DIRS or not _looks_like_module(stack, root, name))
             ):
                 continue
             if stack.is_dir(full):
                 if IDENTIFIER.match(name):
-                    seen.setdefault(name, ModuleCandidate(name, root, full, visible))
+                    seen.setdefault(
+                        name, ModuleCandidate(name=name, root=root, path=full, visible=visible)
+                    )
                     _walk_package(stack, full, name, root, visible, avoid, is_extension, seen)
                 continue
             mod = _module_of_file(name, full, is_extension)
             if mod is not None:
-                seen.setdefault(mod, ModuleCandidate(mod, root, full, visible))
+                seen.setdefault(
+                    mod, ModuleCandidate(name=mod, root=root, path=full, visible=visible)
+                )
     return list(seen.values())
 
 
@@ -190,4 +207,4 @@ def _walk_package(
         if tag.kind == "untagged" and not is_extension(full):
             continue
         mod = f"{dotted}.{tag.module}"
-        seen.setdefault(mod, ModuleCandidate(mod, root, full, visible))
+        seen.setdefault(mod, ModuleCandidate(name=mod, root=root, path=full, visible=visible))

@@ -142,8 +142,9 @@ def _supported(key: _Key, abis: tuple[str, ...]) -> tuple[Tag, ...]:
     platforms = list(_platforms(key))
     interpreter = f"cp{version[0]}{version[1]}"
     tags = list(cpython_tags(python_version=version, abis=list(abis), platforms=platforms))
-    tags.extend(compatible_tags(python_version=version, interpreter=interpreter,
-                                platforms=platforms))
+    tags.extend(
+        compatible_tags(python_version=version, interpreter=interpreter, platforms=platforms)
+    )
     return tuple(tags)
 
 
@@ -206,7 +207,7 @@ def _platform_arch(platform: str) -> str | None:
         if match:
             return match.group(group)
     if platform.startswith("linux_"):
-        return platform[len("linux_"):]
+        return platform[len("linux_") :]
     return None
 
 

@@ -192,9 +192,13 @@ class _Obj:
 
     def public(self) -> LinkObject:
         return LinkObject(
-            self.name, self.origin, self.needed_as,
-            self.loader.name if self.loader else None, self.found_via, self.certainty,
-            self.source,
+            name=self.name,
+            origin=self.origin,
+            needed_as=self.needed_as,
+            loaded_by=self.loader.name if self.loader else None,
+            found_via=self.found_via,
+            certainty=self.certainty,
+            source=self.source,
         )
 
 
@@ -242,8 +246,14 @@ def simulate_dlopen(
     """
     sim = _Sim(target, stack, inventory, capi, capi_missing_reason)
     ext = _Obj(
-        name=path, origin="extension", names={path}, identity=stack.resolve(path) or path,
-        version_defs=facts.version_defs, exports=None, facts=facts, data=data,
+        name=path,
+        origin="extension",
+        names={path},
+        identity=stack.resolve(path) or path,
+        version_defs=facts.version_defs,
+        exports=None,
+        facts=facts,
+        data=data,
     )
     try:
         order = sim.map_dependencies(ext)
@@ -253,12 +263,20 @@ def simulate_dlopen(
         problem = fail.problem
         outcome = "error" if problem.message and _RANK[problem.confidence] < 2 else "unknown"
         return LinkResult(
-            outcome, problem, tuple(o.public() for o in sim.objects), tuple(sim.notes),
-            tuple(sim.capi_refs), problem.confidence,
+            outcome=outcome,
+            problem=problem,
+            objects=tuple(o.public() for o in sim.objects),
+            notes=tuple(sim.notes),
+            capi_refs=tuple(sim.capi_refs),
+            confidence=problem.confidence,
         )
     return LinkResult(
-        "ok", None, tuple(o.public() for o in sim.objects), tuple(sim.notes),
-        tuple(sim.capi_refs), sim.confidence,
+        outcome="ok",
+        problem=None,
+        objects=tuple(o.public() for o in sim.objects),
+        notes=tuple(sim.notes),
+        capi_refs=tuple(sim.capi_refs),
+        confidence=sim.confidence,
     )
 
 
@@ -299,7 +317,8 @@ class _Sim:
             obj = _Obj(
                 name=search.found.path if search.found else name,
                 origin="process",
-                names={name} | ({lib.soname} if lib and lib.soname else set())
+                names={name}
+                | ({lib.soname} if lib and lib.soname else set())
                 | ({search.found.path} if search.found else set()),
                 identity=self.inv.canonical(search.found.path) if search.found else None,
                 version_defs=lib.version_defs if lib else None,
@@ -313,11 +332,18 @@ class _Sim:
         if not interpreter_seen:
             # A statically linked interpreter: the executable itself exports
             # the C API.
-            out.insert(0, _Obj(
-                name="the interpreter executable", origin="process", names=set(),
-                identity=None, version_defs=(),
-                exports=self.capi.symbols if self.capi else None, is_interpreter=True,
-            ))
+            out.insert(
+                0,
+                _Obj(
+                    name="the interpreter executable",
+                    origin="process",
+                    names=set(),
+                    identity=None,
+                    version_defs=(),
+                    exports=self.capi.symbols if self.capi else None,
+                    is_interpreter=True,
+                ),
+            )
         self.objects.extend(out)
         return out
 
@@ -359,26 +385,48 @@ class _Sim:
         chain = self._chain(loader)
         musl = bool(_MUSL.match(needed))
         if search.error is not None:
-            raise _Fail(LinkProblem(
-                "bad-candidate", search.error, loader.name, chain, needed, tuple(search.tried),
-                detail=f"a file named {needed} on the search path is not a loadable object",
-                musl=musl,
-            ))
+            raise _Fail(
+                LinkProblem(
+                    kind="bad-candidate",
+                    message=search.error,
+                    object=loader.name,
+                    chain=chain,
+                    needed=needed,
+                    searched=tuple(search.tried),
+                    detail=f"a file named {needed} on the search path is not a loadable object",
+                    musl=musl,
+                )
+            )
         if search.found is None:
             confidence = self._absent_confidence(needed, search)
             if search.other_class:
                 other = "ELFCLASS32" if self.bits == 64 else "ELFCLASS64"
-                raise _Fail(LinkProblem(
-                    "wrong-class", f"{needed}: wrong ELF class: {other}", loader.name, chain,
-                    needed, tuple(search.tried), confidence=confidence,
-                    detail=f"the only {needed} on the search path is of the other ELF class",
+                raise _Fail(
+                    LinkProblem(
+                        kind="wrong-class",
+                        message=f"{needed}: wrong ELF class: {other}",
+                        object=loader.name,
+                        chain=chain,
+                        needed=needed,
+                        searched=tuple(search.tried),
+                        confidence=confidence,
+                        detail=f"the only {needed} on the search path is of the other ELF class",
+                        musl=musl,
+                    )
+                )
+            raise _Fail(
+                LinkProblem(
+                    kind="needed-not-found",
+                    message=f"{needed}: {_ENOENT}",
+                    object=loader.name,
+                    chain=chain,
+                    needed=needed,
+                    searched=tuple(search.tried),
+                    confidence=confidence,
+                    detail=self._absent_detail(needed),
                     musl=musl,
-                ))
-            raise _Fail(LinkProblem(
-                "needed-not-found", f"{needed}: {_ENOENT}", loader.name, chain, needed,
-                tuple(search.tried), confidence=confidence, detail=self._absent_detail(needed),
-                musl=musl,
-            ))
+                )
+            )
         found = search.found
         same = next(
             (o for o in self.objects if found.identity and o.identity == found.identity), None
@@ -396,25 +444,45 @@ class _Sim:
                     f"({lib.certainty}: {lib.source})"
                 )
             return _Obj(
-                name=found.path, origin="system",
+                name=found.path,
+                origin="system",
                 names={needed, found.path} | ({lib.soname} if lib.soname else set()),
-                identity=found.identity, version_defs=lib.version_defs, exports=lib.exports,
-                loader=loader, needed_as=needed, found_via=found.via, certainty=lib.certainty,
+                identity=found.identity,
+                version_defs=lib.version_defs,
+                exports=lib.exports,
+                loader=loader,
+                needed_as=needed,
+                found_via=found.via,
+                certainty=lib.certainty,
                 source=lib.source,
             )
         assert found.data is not None
         facts = self.stack.elf(found.path)
         if facts is None:
-            raise _Fail(LinkProblem(
-                "unknown", None, loader.name, chain, needed, tuple(search.tried),
-                confidence="possible",
-                detail=f"{found.path} passes the loader's header checks but cannot be read",
-            ))
+            raise _Fail(
+                LinkProblem(
+                    kind="unknown",
+                    message=None,
+                    object=loader.name,
+                    chain=chain,
+                    needed=needed,
+                    searched=tuple(search.tried),
+                    confidence="possible",
+                    detail=f"{found.path} passes the loader's header checks but cannot be read",
+                )
+            )
         return _Obj(
-            name=found.path, origin="stack",
+            name=found.path,
+            origin="stack",
             names={needed, found.path} | ({facts.soname} if facts.soname else set()),
-            identity=found.identity, version_defs=facts.version_defs, exports=None,
-            facts=facts, data=found.data, loader=loader, needed_as=needed, found_via=found.via,
+            identity=found.identity,
+            version_defs=facts.version_defs,
+            exports=None,
+            facts=facts,
+            data=found.data,
+            loader=loader,
+            needed_as=needed,
+            found_via=found.via,
         )
 
     def _absent_confidence(self, needed: str, search: _Search) -> str:
@@ -466,8 +534,9 @@ class _Sim:
             out = posixpath.join(self.target.function_root, out)
         return out
 
-    def _dirs(self, entries: Sequence[str], obj: _Obj | None, via: str,
-              search: _Search) -> list[tuple[str, str]]:
+    def _dirs(
+        self, entries: Sequence[str], obj: _Obj | None, via: str, search: _Search
+    ) -> list[tuple[str, str]]:
         out = []
         for entry in entries:
             expanded = self._expand(entry, obj)
@@ -540,11 +609,14 @@ class _Sim:
             search.unsure.append(f"{path} (cannot be read)")
             return False
         verdict = verify_identity(
-            data, path, arch=self.target.arch, glibc=self.target.libc_version,
+            data,
+            path,
+            arch=self.target.arch,
+            glibc=self.target.libc_version,
             flavor=self.target.ld_so_flavor,
         )
         if verdict.ok:
-            search.found = _Found(path, via, data=data, identity=real)
+            search.found = _Found(path=path, via=via, data=data, identity=real)
             return True
         if verdict.reason == "wrong-class":
             search.other_class = True
@@ -566,7 +638,7 @@ class _Sim:
             return False
         if lib.machine != self.target.arch:
             return False
-        search.found = _Found(path, via, system=lib, identity=self.inv.canonical(path))
+        search.found = _Found(path=path, via=via, system=lib, identity=self.inv.canonical(path))
         return True
 
     # -- step 2: symbol versions ------------------------------------------
@@ -595,14 +667,21 @@ class _Sim:
                 for version in versions:
                     if version in defs:
                         continue
-                    raise _Fail(LinkProblem(
-                        "version-not-found",
-                        f"{provider.name}: version `{version}' not found (required by {obj.name})",
-                        obj.name, self._chain(obj), file, version=version,
-                        provider=provider.name, confidence=provider.certainty,
-                        detail=f"{provider.name} defines {_summarise(defs, version)}",
-                        source=provider.source,
-                    ))
+                    raise _Fail(
+                        LinkProblem(
+                            kind="version-not-found",
+                            message=f"{provider.name}: version `{version}' not found "
+                            f"(required by {obj.name})",
+                            object=obj.name,
+                            chain=self._chain(obj),
+                            needed=file,
+                            version=version,
+                            provider=provider.name,
+                            confidence=provider.certainty,
+                            detail=f"{provider.name} defines {_summarise(defs, version)}",
+                            source=provider.source,
+                        )
+                    )
 
     # -- step 3: relocations ----------------------------------------------
 
@@ -615,8 +694,7 @@ class _Sim:
                 # The facts are the scan's, shared by every extension that
                 # loads the object: its relocations are decoded once.
                 refs = (
-                    obj.facts.references if obj.facts is not None
-                    else symbol_references(obj.data)
+                    obj.facts.references if obj.facts is not None else symbol_references(obj.data)
                 )
             except ElfError as exc:
                 self.notes.append(f"the relocations of {obj.name} cannot be read ({exc})")
@@ -635,38 +713,56 @@ class _Sim:
             if verdict == "found":
                 continue
             if verdict == "unknown-capi":
-                raise _Fail(LinkProblem(
-                    "unknown", None, obj.name, self._chain(obj), symbol=ref,
-                    confidence="possible",
-                    detail=(
-                        f"{obj.name} uses the C API ({ref.name} first) and "
-                        f"{self.capi_missing_reason or 'the interpreter exports are not known'}"
-                    ),
-                ))
+                raise _Fail(
+                    LinkProblem(
+                        kind="unknown",
+                        message=None,
+                        object=obj.name,
+                        chain=self._chain(obj),
+                        symbol=ref,
+                        confidence="possible",
+                        detail=(
+                            f"{obj.name} uses the C API ({ref.name} first) and "
+                            f"{self.capi_missing_reason or 'the interpreter exports are not known'}"
+                        ),
+                    )
+                )
             if verdict == "unknown":
                 undecided.append(ref.name)
                 continue
             if verdict == "abort":
-                raise _Fail(LinkProblem(
-                    "abort", None, obj.name, self._chain(obj), symbol=ref,
-                    confidence="likely",
-                    detail=(
-                        f"{ref.describe()} is bound to a version of {ref.version_file}, whose "
-                        "copy defines the symbol without any version: glibc's check_match "
-                        "assertion aborts the process (Inconsistency detected by ld.so)"
-                    ),
-                ))
+                raise _Fail(
+                    LinkProblem(
+                        kind="abort",
+                        message=None,
+                        object=obj.name,
+                        chain=self._chain(obj),
+                        symbol=ref,
+                        confidence="likely",
+                        detail=(
+                            f"{ref.describe()} is bound to a version of {ref.version_file}, whose "
+                            "copy defines the symbol without any version: glibc's check_match "
+                            "assertion aborts the process (Inconsistency detected by ld.so)"
+                        ),
+                    )
+                )
             level = "certain"
             if is_capi_name(ref.name) and self.capi is not None:
                 level = self.capi.certainty
             if undecided:
                 level = weakest(level, "likely")
             suffix = f", version {ref.version}" if ref.version else ""
-            raise _Fail(LinkProblem(
-                "undefined-symbol", f"{obj.name}: undefined symbol: {ref.name}{suffix}",
-                obj.name, self._chain(obj), symbol=ref, confidence=level,
-                detail=self._missing_detail(ref, undecided),
-            ))
+            raise _Fail(
+                LinkProblem(
+                    kind="undefined-symbol",
+                    message=f"{obj.name}: undefined symbol: {ref.name}{suffix}",
+                    object=obj.name,
+                    chain=self._chain(obj),
+                    symbol=ref,
+                    confidence=level,
+                    detail=self._missing_detail(ref, undecided),
+                )
+            )
         if undecided:
             self.confidence = weakest(self.confidence, "likely")
             self.notes.append(
@@ -705,9 +801,7 @@ class _Sim:
         else:
             text = f"no object in the process or the module's dependency tree defines {ref.name}"
         if undecided:
-            text += (
-                f"; glibc may stop earlier at {undecided[0]}, which abiscan cannot check"
-            )
+            text += f"; glibc may stop earlier at {undecided[0]}, which abiscan cannot check"
         return text
 
 
@@ -719,4 +813,3 @@ def _summarise(defs: Sequence[str], wanted: str) -> str:
     if len(shown) > 4:
         return f"{shown[0]} ... {shown[-1]} ({len(shown)} versions)"
     return ", ".join(shown) if shown else "no versions"
-

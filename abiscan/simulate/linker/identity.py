@@ -186,12 +186,54 @@ _ABSOLUTE = ("ABSOLUTE", (2, 28))
 _HOSTS = {
     h.arch: h
     for h in (
-        _Host("x86_64", 64, "little", 62, "x86_64", (("UNIQUE", _OLD), ("IFUNC", _OLD), _ABSOLUTE)),
-        _Host("aarch64", 64, "little", 183, "aarch64", (("UNIQUE", _OLD), _ABSOLUTE)),
-        _Host("i686", 32, "little", 3, "i386", (("UNIQUE", _OLD), ("IFUNC", _OLD), _ABSOLUTE)),
-        _Host("armv7l", 32, "little", 40, "arm", (("UNIQUE", _OLD), _ABSOLUTE)),
-        _Host("ppc64le", 64, "little", 21, "ppc64", (("UNIQUE", _OLD), ("IFUNC", _OLD), _ABSOLUTE)),
-        _Host("s390x", 64, "big", 22, "s390", (("UNIQUE", _OLD), _ABSOLUTE)),
+        _Host(
+            arch="x86_64",
+            bits=64,
+            byte_order="little",
+            machine=62,
+            machine_name="x86_64",
+            abi_tags=(("UNIQUE", _OLD), ("IFUNC", _OLD), _ABSOLUTE),
+        ),
+        _Host(
+            arch="aarch64",
+            bits=64,
+            byte_order="little",
+            machine=183,
+            machine_name="aarch64",
+            abi_tags=(("UNIQUE", _OLD), _ABSOLUTE),
+        ),
+        _Host(
+            arch="i686",
+            bits=32,
+            byte_order="little",
+            machine=3,
+            machine_name="i386",
+            abi_tags=(("UNIQUE", _OLD), ("IFUNC", _OLD), _ABSOLUTE),
+        ),
+        _Host(
+            arch="armv7l",
+            bits=32,
+            byte_order="little",
+            machine=40,
+            machine_name="arm",
+            abi_tags=(("UNIQUE", _OLD), _ABSOLUTE),
+        ),
+        _Host(
+            arch="ppc64le",
+            bits=64,
+            byte_order="little",
+            machine=21,
+            machine_name="ppc64",
+            abi_tags=(("UNIQUE", _OLD), ("IFUNC", _OLD), _ABSOLUTE),
+        ),
+        _Host(
+            arch="s390x",
+            bits=64,
+            byte_order="big",
+            machine=22,
+            machine_name="s390",
+            abi_tags=(("UNIQUE", _OLD), _ABSOLUTE),
+        ),
     )
 }
 _ARCH_ALIASES = {
@@ -351,14 +393,19 @@ def _verify(
     def fail(reason: str, errstring: str, why: str, strerror: str | None = None) -> _Fail:
         text = f"{errstring}: {strerror}" if strerror else errstring
         message = f"{path}: {text}" if path else text
-        return _Fail(LoadVerdict(False, message, reason, f"{why}; {target}"))
+        return _Fail(
+            LoadVerdict(ok=False, message=message, reason=reason, detail=f"{why}; {target}")
+        )
 
     try:
         _check(data, host, glibc, kernel, flavor, page_size, fail)
     except _Fail as f:
         return f.verdict
     return LoadVerdict(
-        True, None, "ok", f"{_describe_file(data)} passes the identity checks; {target}"
+        ok=True,
+        message=None,
+        reason="ok",
+        detail=f"{_describe_file(data)} passes the identity checks; {target}",
     )
 
 
@@ -610,11 +657,11 @@ def _read_block(
             # past its buffer; what happens next is not predictable.
             raise _Fail(
                 LoadVerdict(
-                    False,
-                    None,
-                    "crash",
-                    f"the {what} offset {offset:#x} plus size {size:#x} overflows; glibc reads "
-                    "outside its buffer and the process most likely crashes",
+                    ok=False,
+                    message=None,
+                    reason="crash",
+                    detail=f"the {what} offset {offset:#x} plus size {size:#x} overflows; glibc "
+                    "reads outside its buffer and the process most likely crashes",
                 )
             )
         return data[offset:end]
@@ -692,10 +739,10 @@ def _check_abi_note(
         elif required > _MIN_LAMBDA_KERNEL:
             raise _Fail(
                 LoadVerdict(
-                    False,
-                    None,
-                    "depends-on-kernel-version",
-                    f"its .note.ABI-tag requires Linux {req_text}; glibc before 2.36 "
+                    ok=False,
+                    message=None,
+                    reason="depends-on-kernel-version",
+                    detail=f"its .note.ABI-tag requires Linux {req_text}; glibc before 2.36 "
                     f"refuses it on an older kernel with '{_ENOENT_TEXT}', and the "
                     "target's kernel is not known",
                 )

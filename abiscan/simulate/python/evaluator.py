@@ -196,9 +196,21 @@ _FIXED_CALLS: dict[str, Any] = {
 }
 
 # Names every module has before its first statement runs.
-MODULE_DUNDERS = frozenset({"__name__", "__doc__", "__file__", "__spec__", "__loader__",
-                            "__package__", "__builtins__", "__cached__", "__path__",
-                            "__annotations__", "__dict__"})
+MODULE_DUNDERS = frozenset(
+    {
+        "__name__",
+        "__doc__",
+        "__file__",
+        "__spec__",
+        "__loader__",
+        "__package__",
+        "__builtins__",
+        "__cached__",
+        "__path__",
+        "__annotations__",
+        "__dict__",
+    }
+)
 _BUILTIN_NAMES = frozenset(dir(builtins))
 
 
@@ -219,8 +231,13 @@ class Namespace:
     declared: frozenset[str] = frozenset()
 
     def copy(self) -> Namespace:
-        return Namespace(self.module, {k: _copy(v) for k, v in self.values.items()},
-                         dict(self.taint), self.open, self.declared)
+        return Namespace(
+            module=self.module,
+            values={k: _copy(v) for k, v in self.values.items()},
+            taint=dict(self.taint),
+            open=self.open,
+            declared=self.declared,
+        )
 
     def restore(self, saved: Namespace) -> None:
         """Back to a copy taken earlier (the same dict object stays live for readers)."""
@@ -286,29 +303,78 @@ def truth(value: Any) -> bool | None:
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MAX_SIZE = 100_000  # longest string or list built; longer ones are UNKNOWN
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Mod: operator.mod, ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv,
-    ast.BitOr: operator.or_, ast.BitAnd: operator.and_, ast.BitXor: operator.xor,
-    ast.LShift: operator.lshift, ast.RShift: operator.rshift, ast.Pow: operator.pow,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Mod: operator.mod,
+    ast.FloorDiv: operator.floordiv,
+    ast.Div: operator.truediv,
+    ast.BitOr: operator.or_,
+    ast.BitAnd: operator.and_,
+    ast.BitXor: operator.xor,
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+    ast.Pow: operator.pow,
 }
 _CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
 _PLAIN = (str, bytes, int, float, bool, type(None), tuple, list, dict, frozenset, set)
 _METHODS: dict[type, frozenset[str]] = {
-    str: frozenset({"startswith", "endswith", "split", "rsplit", "join", "replace", "strip",
-                    "lstrip", "rstrip", "lower", "upper", "format", "partition", "rpartition",
-                    "isdigit", "isupper", "islower", "isidentifier", "count", "find",
-                    "splitlines", "title", "capitalize"}),
+    str: frozenset(
+        {
+            "startswith",
+            "endswith",
+            "split",
+            "rsplit",
+            "join",
+            "replace",
+            "strip",
+            "lstrip",
+            "rstrip",
+            "lower",
+            "upper",
+            "format",
+            "partition",
+            "rpartition",
+            "isdigit",
+            "isupper",
+            "islower",
+            "isidentifier",
+            "count",
+            "find",
+            "splitlines",
+            "title",
+            "capitalize",
+        }
+    ),
     tuple: frozenset({"index", "count"}),
     list: frozenset({"append", "extend", "insert", "index", "count", "copy"}),
     dict: frozenset({"get", "keys", "values", "items", "copy", "update", "setdefault"}),
 }
 _PURE_BUILTINS: dict[str, Callable[..., Any]] = {
-    "len": len, "str": str, "int": int, "bool": bool, "tuple": tuple, "list": list,
-    "repr": repr, "sorted": sorted, "min": min, "max": max, "abs": abs, "any": any,
-    "all": all, "set": set, "frozenset": frozenset, "dict": dict, "float": float,
+    "len": len,
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "tuple": tuple,
+    "list": list,
+    "repr": repr,
+    "sorted": sorted,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "any": any,
+    "all": all,
+    "set": set,
+    "frozenset": frozenset,
+    "dict": dict,
+    "float": float,
     "reversed": lambda x: list(reversed(x)),
     "range": lambda *a: list(range(*a)) if len(range(*a)) <= _MAX_SIZE else UNKNOWN,
 }
@@ -334,8 +400,15 @@ class Evaluator:
             result = method(node)
         except EvalRaise:
             raise
-        except (ArithmeticError, TypeError, ValueError, KeyError, IndexError,
-                AttributeError, OverflowError):
+        except (
+            ArithmeticError,
+            TypeError,
+            ValueError,
+            KeyError,
+            IndexError,
+            AttributeError,
+            OverflowError,
+        ):
             return UNKNOWN  # what would fail on the target too, but not told apart here
         except RecursionError:
             return UNKNOWN  # a chain of thousands of '+': not worth a deeper stack
@@ -449,7 +522,11 @@ class Evaluator:
         value = self.eval(node.operand)
         if isinstance(node.op, ast.Not):
             if isinstance(value, Probe):
-                return Probe(value.module, True, not value.importable if value.test else False)
+                return Probe(
+                    module=value.module,
+                    test=True,
+                    importable=not value.importable if value.test else False,
+                )
             t = truth(value)
             return UNKNOWN if t is None else not t
         if not isinstance(value, (int, float)):
@@ -471,7 +548,7 @@ class Evaluator:
             if t is None:
                 undecided = True
             elif t is deciding:
-                return _Bool(t) if undecided else result
+                return _Bool(value=t) if undecided else result
         return UNKNOWN if undecided else result
 
     def _BinOp(self, node: ast.BinOp) -> Any:
@@ -517,9 +594,15 @@ class Evaluator:
                 return UNKNOWN
             inside = a in self.ns.values or a in MODULE_DUNDERS
             return inside if isinstance(op, ast.In) else not inside
-        if isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq)) and isinstance(
-                a, Probe) and not a.test and b is None:
-            return Probe(a.module, True, isinstance(op, (ast.IsNot, ast.NotEq)))
+        if (
+            isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq))
+            and isinstance(a, Probe)
+            and not a.test
+            and b is None
+        ):
+            return Probe(
+                module=a.module, test=True, importable=isinstance(op, (ast.IsNot, ast.NotEq))
+            )
         if isinstance(op, (ast.Is, ast.IsNot)):
             same = _identity(a, b)
             if same is None:
@@ -537,7 +620,8 @@ class Evaluator:
             inside = a in b
             return inside if isinstance(op, ast.In) else not inside
         if not (isinstance(a, _PLAIN) and isinstance(b, _PLAIN)) and not isinstance(
-                op, (ast.Eq, ast.NotEq)):
+            op, (ast.Eq, ast.NotEq)
+        ):
             return UNKNOWN
         if not (isinstance(a, _PLAIN) and isinstance(b, _PLAIN)):
             same = _identity(a, b)
@@ -550,7 +634,8 @@ class Evaluator:
 
     def _Call(self, node: ast.Call) -> Any:
         if any(isinstance(a, ast.Starred) for a in node.args) or any(
-                k.arg is None for k in node.keywords):
+            k.arg is None for k in node.keywords
+        ):
             return UNKNOWN
         func = node.func
         if isinstance(func, ast.Attribute):
@@ -569,8 +654,10 @@ class Evaluator:
             if fixed is not UNKNOWN:
                 return fixed
             if (base.name == "os" and name == "getenv") or (base.name, name) == (
-                    "importlib", "import_module"):
-                return self.call(_BuiltinFunc(f"{base.name}.{name}"), args, kwargs)
+                "importlib",
+                "import_module",
+            ):
+                return self.call(_BuiltinFunc(name=f"{base.name}.{name}"), args, kwargs)
             return self.call(self.attribute(base, name), args, kwargs)
         if isinstance(base, _Environ) and name == "get":
             return self._environ(args, kwargs)
@@ -579,12 +666,17 @@ class Evaluator:
                 return UNKNOWN
             default = args[1] if len(args) > 1 else None
             return self.ns.values.get(args[0], default)
-        allowed = next((names for kind, names in _METHODS.items() if isinstance(base, kind)),
-                       frozenset())
+        allowed = next(
+            (names for kind, names in _METHODS.items() if isinstance(base, kind)), frozenset()
+        )
         if name not in allowed or any(_opaque(a) for a in (*args, *kwargs.values())):
             return UNKNOWN
-        if isinstance(base, str) and name == "join" and args and not all(
-                isinstance(x, str) for x in args[0]):
+        if (
+            isinstance(base, str)
+            and name == "join"
+            and args
+            and not all(isinstance(x, str) for x in args[0])
+        ):
             return UNKNOWN
         if isinstance(base, str) and name == "format":
             args = tuple(_str(a) if isinstance(a, ExcValue) else a for a in args)
@@ -595,33 +687,45 @@ class Evaluator:
     def call(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if isinstance(callee, _BuiltinFunc):
             return self._builtin_call(callee.name, args, kwargs)
-        if isinstance(callee, Probe) or ((callee is UNKNOWN or isinstance(callee, Opaque)) and \
-                args and isinstance(args[0], str) and _MODULE_NAME.fullmatch(args[0])):
+        if isinstance(callee, Probe) or (
+            (callee is UNKNOWN or isinstance(callee, Opaque))
+            and args
+            and isinstance(args[0], str)
+            and _MODULE_NAME.fullmatch(args[0])
+        ):
             # An unknown function given a module name: it may import it (and return
             # None when it cannot); the caller decides only where the import decides.
-            return Probe(args[0]) if not isinstance(callee, Probe) else UNKNOWN
+            return Probe(module=args[0]) if not isinstance(callee, Probe) else UNKNOWN
         if isinstance(callee, ClassRef) and not kwargs:
             message: Any = ""
             if len(args) == 1:
                 message = _str(args[0])
             elif args:
                 message = UNKNOWN
-            return ExcValue(callee.name, message)
+            return ExcValue(type=callee.name, message=message)
         return UNKNOWN
 
     def _builtin_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if name == "globals" and not args:
             return _Globals()
         if name in ("getattr", "hasattr") and len(args) >= 2 and isinstance(args[1], str):
-            value = self.attribute(args[0], args[1]) if isinstance(
-                args[0], (ModuleRef, VersionInfo)) else UNKNOWN
+            value = (
+                self.attribute(args[0], args[1])
+                if isinstance(args[0], (ModuleRef, VersionInfo))
+                else UNKNOWN
+            )
             if name == "hasattr":
                 return UNKNOWN if value is UNKNOWN else value is not MISSING
             if value is MISSING:
                 return args[2] if len(args) > 2 else UNKNOWN
             return value
-        if name in ("__import__", "importlib.import_module") and args and isinstance(
-                args[0], str) and not kwargs and len(args) == 1:
+        if (
+            name in ("__import__", "importlib.import_module")
+            and args
+            and isinstance(args[0], str)
+            and not kwargs
+            and len(args) == 1
+        ):
             return self.modules.import_module(args[0])
         if name == "os.getenv":
             return self._environ(args, kwargs)
@@ -660,10 +764,10 @@ class _Environ:
 def _builtin(name: str) -> Any:
     value = getattr(builtins, name, None)
     if isinstance(value, type) and issubclass(value, BaseException):
-        return ClassRef(name)
+        return ClassRef(name=name)
     if name in ("True", "False", "None", "Ellipsis"):
         return value
-    return _BuiltinFunc(name) if callable(value) else UNKNOWN
+    return _BuiltinFunc(name=name) if callable(value) else UNKNOWN
 
 
 _FIXED[("os", "environ")] = _Environ()
@@ -701,8 +805,11 @@ def _str(value: Any) -> Any:
         return f"<class '{value.name}'>"
     if isinstance(value, (str, int, float, bool, type(None))):
         return str(value)
-    if isinstance(value, (tuple, list)) and not _opaque(value) and all(
-            isinstance(v, _PLAIN) for v in value):
+    if (
+        isinstance(value, (tuple, list))
+        and not _opaque(value)
+        and all(isinstance(v, _PLAIN) for v in value)
+    ):
         return str(value)
     return UNKNOWN
 
@@ -736,9 +843,14 @@ def _identity(a: Any, b: Any) -> bool | None:
 def _version_item(v: VersionInfo, index: Any) -> Any:
     if isinstance(index, int):
         return {0: v.major, 1: v.minor}.get(index, UNKNOWN)
-    if isinstance(index, slice) and index.start in (None, 0) and index.step is None and \
-            isinstance(index.stop, int) and index.stop <= 2:
-        return (v.major, v.minor)[:index.stop]
+    if (
+        isinstance(index, slice)
+        and index.start in (None, 0)
+        and index.step is None
+        and isinstance(index.stop, int)
+        and index.stop <= 2
+    ):
+        return (v.major, v.minor)[: index.stop]
     return UNKNOWN
 
 
@@ -761,8 +873,8 @@ def _version_compare(a: Any, op: ast.cmpop, b: Any) -> Any:
             return isinstance(op, ast.NotEq)
         return UNKNOWN
     head = tuple(b[:2])
-    if head != known[:len(head)]:
-        return bool(_CMPOPS[type(op)](known[:len(head)], head))
+    if head != known[: len(head)]:
+        return bool(_CMPOPS[type(op)](known[: len(head)], head))
     if len(b) > 2:
         return UNKNOWN  # only the micro version would decide it
     return isinstance(op, (ast.Gt, ast.GtE, ast.NotEq))  # longer, so greater

@@ -75,8 +75,9 @@ class Raised:
     missing: bool = False  # the broken module is not found at all (an import hook may serve it)
 
     def via(self, step: ChainStep, confidence: str = "certain") -> Raised:
-        return replace(self, steps=(step, *self.steps),
-                       confidence=weaker(self.confidence, confidence))
+        return replace(
+            self, steps=(step, *self.steps), confidence=weaker(self.confidence, confidence)
+        )
 
     def maybe(self) -> Raised:
         return replace(self, certain=False) if self.certain else self
@@ -140,9 +141,19 @@ class _Modules:
         got = self.runner.import_module(name)
         if got is not None:
             module, path, line = self.where()
-            raise _Failed(got.via(ChainStep(module, name, "dynamic", path, line,
-                                            f"__import__({name!r})")))
-        return ModuleRef(name)
+            raise _Failed(
+                got.via(
+                    ChainStep(
+                        module=module,
+                        imports=name,
+                        how="dynamic",
+                        path=path,
+                        line=line,
+                        statement=f"__import__({name!r})",
+                    )
+                )
+            )
+        return ModuleRef(name=name)
 
 
 class BodyRun:
@@ -203,9 +214,9 @@ class BodyRun:
                 # Outside the "try: X except NameError:" idiom, an unbound name is more
                 # likely bound where abiscan does not look (builtins.x = ..., exec).
                 return UNKNOWN, None
-            error = PredictedError(exc.exc_type, exc.message)
+            error = PredictedError(type=exc.exc_type, message=exc.message)
             why = f"{self.source.path}:{self.line}: {ast.unparse(node)} raises {error}"
-            return UNKNOWN, Raised(error, (), self.source.name, why)
+            return UNKNOWN, Raised(error=error, steps=(), broken=self.source.name, reason=why)
         except _Failed as failed:
             return UNKNOWN, failed.raised
 
@@ -217,24 +228,36 @@ class BodyRun:
             else:
                 self.ns.taint.pop(target.id, None)
         elif isinstance(target, (ast.Tuple, ast.List)):
-            items = value if isinstance(value, (tuple, list)) and len(value) == len(
-                target.elts) else None
+            items = (
+                value
+                if isinstance(value, (tuple, list)) and len(value) == len(target.elts)
+                else None
+            )
             for i, elt in enumerate(target.elts):
                 inner = elt.value if isinstance(elt, ast.Starred) else elt
-                self.bind(inner, UNKNOWN if items is None or isinstance(
-                    elt, ast.Starred) else items[i], used)
+                self.bind(
+                    inner,
+                    UNKNOWN if items is None or isinstance(elt, ast.Starred) else items[i],
+                    used,
+                )
 
     def assign(self, step: AssignStep) -> Raised | None:
         if step.value is None:
-            value: Any = ClassRef(_name_of(step.targets)) if step.what == "class" else (
-                _FUNCTION if step.what == "function" else UNKNOWN)
+            value: Any = (
+                ClassRef(name=_name_of(step.targets))
+                if step.what == "class"
+                else (_FUNCTION if step.what == "function" else UNKNOWN)
+            )
             for target in step.targets:
                 self.bind(target, value)
             return None
         if step.op is not None:
             target = step.targets[0]
-            node: ast.expr = ast.BinOp(ast.Name(target.id, ast.Load()), step.op, step.value) \
-                if isinstance(target, ast.Name) else step.value
+            node: ast.expr = (
+                ast.BinOp(ast.Name(target.id, ast.Load()), step.op, step.value)
+                if isinstance(target, ast.Name)
+                else step.value
+            )
             value, raised = self.evaluate(node)
             if not isinstance(target, ast.Name):
                 value = UNKNOWN
@@ -258,37 +281,54 @@ class BodyRun:
                 return raised
             runs = truth(value)
             # Worth saying only where the side not taken could have failed.
-            if runs is not None and self.ev.used and _may_fail(
-                    step.orelse if runs else step.body):
-                self.runner.assume(Assumption(
-                    self.source.path, step.line, step.condition, runs,
-                    "; ".join(dict.fromkeys(self.ev.used))))
+            if runs is not None and self.ev.used and _may_fail(step.orelse if runs else step.body):
+                self.runner.assume(
+                    Assumption(
+                        path=self.source.path,
+                        line=step.line,
+                        condition=step.condition,
+                        taken=runs,
+                        why="; ".join(dict.fromkeys(self.ev.used)),
+                    )
+                )
         if runs is True:
             return self.block(step.body, caught)
         if runs is False:
             return self.block(step.orelse, caught)
-        probe = value if runs is None and step.test is not None and isinstance(
-            value, Probe) and value.test else None
+        probe = (
+            value
+            if runs is None and step.test is not None and isinstance(value, Probe) and value.test
+            else None
+        )
         return self.undecided(step, caught, probe)
 
-    def undecided(self, step: CondStep, caught: Raised | None, probe: Probe | None = None
-                  ) -> Raised | None:
+    def undecided(
+        self, step: CondStep, caught: Raised | None, probe: Probe | None = None
+    ) -> Raised | None:
         before = self.ns.copy()
         got_body = self.block(step.body, caught)
         after_body = self.ns.copy()
         self.ns.restore(before)
         got_else = self.block(step.orelse, caught)
-        for taken, got, other, branch in ((False, got_body, got_else, step.body),
-                                          (True, got_else, got_body, step.orelse)):
+        for taken, got, other, branch in (
+            (False, got_body, got_else, step.body),
+            (True, got_else, got_body, step.orelse),
+        ):
             if got is not None and got.certain and other is None and _only_raises(branch):
                 dist = self.runner.intact(self.source.path) if step.test is not None else None
                 if dist is not None:
                     if taken:
                         self.ns.restore(after_body)
-                    self.runner.assume(Assumption(
-                        self.source.path, step.line, step.condition, taken,
-                        "a consistency check whose branch only raises; the files come from "
-                        f"one intact distribution ({dist}: every file RECORD lists is there)"))
+                    self.runner.assume(
+                        Assumption(
+                            path=self.source.path,
+                            line=step.line,
+                            condition=step.condition,
+                            taken=taken,
+                            why="a consistency check whose branch only raises; the files come from "
+                            f"one intact distribution ({dist}: every file RECORD lists is there)",
+                        )
+                    )
                     return None
         if probe is not None:
             side = self._probed(step, probe, got_body, got_else)
@@ -299,12 +339,16 @@ class BodyRun:
         self.ns.merge(after_body)
         got = got_body or got_else
         if got is not None and got.certain:
-            return replace(got.maybe(), reason=f"{got.reason} (only {step.condition}, "
-                           f"line {step.line}, which abiscan cannot decide)")
+            return replace(
+                got.maybe(),
+                reason=f"{got.reason} (only {step.condition}, "
+                f"line {step.line}, which abiscan cannot decide)",
+            )
         return got
 
-    def _probed(self, step: CondStep, probe: Probe, got_body: Raised | None,
-                got_else: Raised | None) -> bool | None:
+    def _probed(
+        self, step: CondStep, probe: Probe, got_body: Raised | None, got_else: Raised | None
+    ) -> bool | None:
         """The side of a test on whether ``probe.module`` imports, when the import itself
         decides it: the branch for "it imports" fails because it does not."""
         if probe.importable:
@@ -316,10 +360,16 @@ class BodyRun:
         if fails.broken != probe.module and not fails.broken.startswith(probe.module + "."):
             return None
         taken = not probe.importable
-        self.runner.assume(Assumption(
-            self.source.path, step.line, step.condition, taken,
-            f"it tests whether {probe.module} imports (the value comes from a call given "
-            f"'{probe.module}'), and {probe.module} does not import on the target"))
+        self.runner.assume(
+            Assumption(
+                path=self.source.path,
+                line=step.line,
+                condition=step.condition,
+                taken=taken,
+                why=f"it tests whether {probe.module} imports (the value comes from a call given "
+                f"'{probe.module}'), and {probe.module} does not import on the target",
+            )
+        )
         return taken
 
     def loop(self, step: LoopStep, caught: Raised | None) -> Raised | None:
@@ -328,11 +378,14 @@ class BodyRun:
             return raised
         if isinstance(items, dict):
             items = list(items)
-        if not isinstance(items, (list, tuple, str)) or len(items) > _MAX_UNROLL or any(
-                x is UNKNOWN for x in items):
+        if (
+            not isinstance(items, (list, tuple, str))
+            or len(items) > _MAX_UNROLL
+            or any(x is UNKNOWN for x in items)
+        ):
             # Runs perhaps, perhaps many times: once, undecided, with the target unknown.
             self.bind(step.target, UNKNOWN)
-            body = CondStep(step.line, step.text, None, step.body)
+            body = CondStep(line=step.line, condition=step.text, runs=None, body=step.body)
             return self.undecided(body, caught)
         maybe: Raised | None = None
         for item in list(items):
@@ -352,8 +405,7 @@ class BodyRun:
             got = self.block(step.body, caught)
         finally:
             self.handlers.pop()
-        result = self.block(step.orelse, caught) if got is None else self.handle(
-            step, got, caught)
+        result = self.block(step.orelse, caught) if got is None else self.handle(step, got, caught)
         final = self.block(step.final, caught)
         if final is not None and (final.certain or result is None):
             return final
@@ -361,11 +413,11 @@ class BodyRun:
 
     def handle(self, step: TryStep, got: Raised, caught: Raised | None) -> Raised | None:
         exc = got.error.type if got.error is not None else None
-        handler = next((h for h in step.handlers if exc is not None and catches(h.guard, exc)),
-                       None)
+        handler = next(
+            (h for h in step.handlers if exc is not None and catches(h.guard, exc)), None
+        )
         if handler is None and exc is None:
-            handler = next((h for h in step.handlers if catches(h.guard, "BaseException")),
-                           None)
+            handler = next((h for h in step.handlers if catches(h.guard, "BaseException")), None)
         if handler is None:
             self.runner.note_pierced(self.source, step, got)
             return got.maybe() if exc is None and step.handlers else got
@@ -390,21 +442,32 @@ class BodyRun:
         message: Any = UNKNOWN
         if error is not None and error.message != RUNTIME_MESSAGE and got.confidence == "certain":
             message = error.message
-        self.ns.values[name] = ExcValue(error.type, message) if error is not None else UNKNOWN
+        self.ns.values[name] = (
+            ExcValue(type=error.type, message=message) if error is not None else UNKNOWN
+        )
 
     def raise_(self, step: RaiseStep, caught: Raised | None) -> Raised | None:
         if step.exc_type is None:
             return caught  # a bare raise: the exception being handled goes on
         exc_type, message, exact = self._exception(step)
-        error = PredictedError(exc_type, message)
+        error = PredictedError(type=exc_type, message=message)
         where = f"{self.source.path}:{step.line}"
         confidence = "certain" if exact else "likely"
         if caught is not None:
-            return replace(caught, error=error, confidence=weaker(caught.confidence, confidence),
-                           reason=f"{caught.reason}; {self.source.name} catches that and raises "
-                                  f"{exc_type} instead ({where}: {step.text})")
-        return Raised(error, (), self.source.name, f"{where} raises it: {step.text}",
-                      confidence=confidence)
+            return replace(
+                caught,
+                error=error,
+                confidence=weaker(caught.confidence, confidence),
+                reason=f"{caught.reason}; {self.source.name} catches that and raises "
+                f"{exc_type} instead ({where}: {step.text})",
+            )
+        return Raised(
+            error=error,
+            steps=(),
+            broken=self.source.name,
+            reason=f"{where} raises it: {step.text}",
+            confidence=confidence,
+        )
 
     def _exception(self, step: RaiseStep) -> tuple[str, str, bool]:
         """The type and message ``raise`` makes, and whether the message is exact."""
@@ -416,7 +479,7 @@ class BodyRun:
             except (EvalRaise, _Failed):
                 value = UNKNOWN
         if isinstance(value, ClassRef):
-            value = ExcValue(value.name, "")
+            value = ExcValue(type=value.name, message="")
         if isinstance(value, ExcValue):
             if isinstance(value.message, str):
                 return value.type, value.message, True
@@ -434,7 +497,7 @@ class BodyRun:
         return text if text and text.strip(". ") else None
 
 
-_FUNCTION = Opaque("function")
+_FUNCTION = Opaque(what="function")
 
 
 def _name_of(targets: tuple[ast.expr, ...]) -> str:
@@ -485,7 +548,7 @@ def _only_raises(block: Block) -> bool:
         if isinstance(step, (ImportStep, TryStep, LoopStep)):
             return False
         if isinstance(step, CondStep) and not all(
-                isinstance(s, (AssignStep, ExprStep)) for s in (*step.body, *step.orelse)):
+            isinstance(s, (AssignStep, ExprStep)) for s in (*step.body, *step.orelse)
+        ):
             return False
     return True
-

@@ -43,6 +43,12 @@ from dataclasses import dataclass
 
 from abiscan.report.findings import PredictedError
 
+__all__ = [
+    "RUNNING",
+    "SyntaxVerdict",
+    "check_syntax",
+]
+
 RUNNING = (sys.version_info[0], sys.version_info[1])
 
 
@@ -57,17 +63,23 @@ class SyntaxVerdict:
     why: str = ""
 
 
-
 # Messages CPython 3.10 introduced, and what 3.8 and 3.9 said instead.
 _OLD_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^expected an indented block.*"), "expected an indented block"),
     (re.compile(r"^cannot assign to (.+?) here\. Maybe you meant .*"), r"cannot assign to \1"),
     (re.compile(r"^'.' was never closed$"), "unexpected EOF while parsing"),
     (re.compile(r"^unterminated string literal.*"), "EOL while scanning string literal"),
-    (re.compile(r"^unterminated triple-quoted string literal.*"),
-     "EOF while scanning triple-quoted string literal"),
-    (re.compile(r"^(expected ':'|expected '.+'|multiple exception types must be parenthesized"
-                r"|invalid syntax\..*|expected 'except' or 'finally' block)$"), "invalid syntax"),
+    (
+        re.compile(r"^unterminated triple-quoted string literal.*"),
+        "EOF while scanning triple-quoted string literal",
+    ),
+    (
+        re.compile(
+            r"^(expected ':'|expected '.+'|multiple exception types must be parenthesized"
+            r"|invalid syntax\..*|expected 'except' or 'finally' block)$"
+        ),
+        "invalid syntax",
+    ),
 )
 
 
@@ -82,7 +94,7 @@ def _message_for(msg: str, target: tuple[int, int], line: str = "") -> tuple[str
     if target < (3, 10) <= RUNNING:
         if msg == _PRINT_HINT and line.strip().startswith("print "):
             # 3.8 and 3.9 spelled out the call, from the rest of the line.
-            rest = line.strip()[len("print "):].strip().rstrip(";").strip()
+            rest = line.strip()[len("print ") :].strip().rstrip(";").strip()
             return f"Missing parentheses in call to 'print'. Did you mean print({rest})?", False
         if target < (3, 9) and msg.startswith("f-string: unmatched"):
             return "invalid syntax", False
@@ -95,7 +107,7 @@ def _message_for(msg: str, target: tuple[int, int], line: str = "") -> tuple[str
 def _syntax_error(kind: str, msg: str, line: int | None, filename: str) -> PredictedError:
     base = posixpath.basename(filename)
     where = f" ({base}, line {line})" if line is not None else f" ({base})"
-    return PredictedError(kind, msg + where)
+    return PredictedError(type=kind, message=msg + where)
 
 
 def check_syntax(
@@ -116,7 +128,8 @@ def check_syntax(
         if fv is None:
             if target > RUNNING and not _undecodable(exc):
                 return None, SyntaxVerdict(
-                    None, exc.lineno,
+                    error=None,
+                    line=exc.lineno,
                     unknown=(
                         f"the source does not parse with the grammar of CPython "
                         f"{RUNNING[0]}.{RUNNING[1]}, which runs abiscan ({exc.msg}, line "
@@ -140,11 +153,15 @@ def check_syntax(
             return tree, None
         msg = "invalid syntax"
         return tree, SyntaxVerdict(
-            _syntax_error("SyntaxError", msg, exc.lineno, filename), exc.lineno, exact=False,
+            error=_syntax_error("SyntaxError", msg, exc.lineno, filename),
+            line=exc.lineno,
+            exact=False,
             why=f"{exc.msg} (ast feature_version={target[0]}.{target[1]})",
         )
     except ValueError as exc:  # null bytes: the wording and even the type vary by version
-        return None, SyntaxVerdict(None, None, unknown=f"the source cannot be parsed: {exc}")
+        return None, SyntaxVerdict(
+            error=None, line=None, unknown=f"the source cannot be parsed: {exc}"
+        )
     if fv is not None:
         newer = _newer_syntax(tree, source, target, filename)
         if newer is not None:
@@ -159,8 +176,11 @@ def _undecodable(exc: SyntaxError) -> bool:
 
 # feature_version's messages for the constructs _newer_syntax checks in the tree.
 _FV_COVERED = (
-    "Parenthesized context managers", "Pattern matching", "Exception groups",
-    "Type statement", "Type parameter",
+    "Parenthesized context managers",
+    "Pattern matching",
+    "Exception groups",
+    "Type statement",
+    "Type parameter",
 )
 
 
@@ -176,12 +196,19 @@ def _verdict(
         old = _unclosed_before_310(source)
         if old is not None:
             text, line = old
-            return SyntaxVerdict(_syntax_error("SyntaxError", text, line, filename), line,
-                                 exact=text != "invalid syntax",
-                                 why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})")
+            return SyntaxVerdict(
+                error=_syntax_error("SyntaxError", text, line, filename),
+                line=line,
+                exact=text != "invalid syntax",
+                why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})",
+            )
     text, exact = _message_for(msg, target, exc.text or "")
-    return SyntaxVerdict(_syntax_error(type(exc).__name__, text, line, filename), line,
-                         exact=exact, why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})")
+    return SyntaxVerdict(
+        error=_syntax_error(type(exc).__name__, text, line, filename),
+        line=line,
+        exact=exact,
+        why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})",
+    )
 
 
 _COMMA_HINT = "invalid syntax. Perhaps you forgot a comma?"
@@ -240,8 +267,9 @@ def _newer_syntax(
         return None
     first = min(found, key=lambda n: (n.line, n.col))
     return SyntaxVerdict(
-        _syntax_error("SyntaxError", first.message, first.line, filename),
-        first.line, exact=first.message == "invalid syntax",
+        error=_syntax_error("SyntaxError", first.message, first.line, filename),
+        line=first.line,
+        exact=first.message == "invalid syntax",
         why=f"{first.what} needs CPython {first.since[0]}.{first.since[1]}",
     )
 
@@ -251,7 +279,7 @@ def _segment_char(lines: Sequence[str], line: int, col: int) -> str:
     if not 0 < line <= len(lines):
         return ""
     raw = lines[line - 1].encode("utf-8")
-    return raw[col:col + 1].decode("utf-8", "replace")
+    return raw[col : col + 1].decode("utf-8", "replace")
 
 
 def _parenthesised(node: ast.Tuple, lines: Sequence[str]) -> bool:
@@ -260,9 +288,9 @@ def _parenthesised(node: ast.Tuple, lines: Sequence[str]) -> bool:
     end_col = getattr(node, "end_col_offset", None)
     if end_line is None or end_col is None or not 0 < node.lineno <= end_line <= len(lines):
         return False
-    chunk = [ln.encode("utf-8") for ln in lines[node.lineno - 1:end_line]]
+    chunk = [ln.encode("utf-8") for ln in lines[node.lineno - 1 : end_line]]
     chunk[-1] = chunk[-1][:end_col]
-    chunk[0] = chunk[0][node.col_offset:]
+    chunk[0] = chunk[0][node.col_offset :]
     text = b"\n".join(chunk).decode("utf-8", "replace")
     if not text.startswith("("):
         return False
@@ -284,8 +312,16 @@ def _parenthesised(node: ast.Tuple, lines: Sequence[str]) -> bool:
     return False
 
 
-_LAYOUT = frozenset({tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT, tokenize.INDENT,
-                     tokenize.DEDENT, tokenize.ENDMARKER})
+_LAYOUT = frozenset(
+    {
+        tokenize.NEWLINE,
+        tokenize.NL,
+        tokenize.COMMENT,
+        tokenize.INDENT,
+        tokenize.DEDENT,
+        tokenize.ENDMARKER,
+    }
+)
 
 
 def _is_dotted(node: ast.expr) -> bool:
@@ -298,54 +334,83 @@ def _constructs(node: ast.AST, lines: Sequence[str], target: tuple[int, int]) ->
     line = getattr(node, "lineno", 0)
     col = getattr(node, "col_offset", 0)
     if isinstance(node, ast.Match):
-        yield _Newer((3, 10), line, col, "a match statement")
+        yield _Newer(since=(3, 10), line=line, col=col, what="a match statement")
     try_star = getattr(ast, "TryStar", None)
     if try_star is not None and isinstance(node, try_star):
         first = node.handlers[0] if node.handlers else node
-        yield _Newer((3, 11), first.lineno, first.col_offset, "except*")
+        yield _Newer(since=(3, 11), line=first.lineno, col=first.col_offset, what="except*")
     type_alias = getattr(ast, "TypeAlias", None)
     if type_alias is not None and isinstance(node, type_alias):
-        yield _Newer((3, 12), line, col, "a type statement")
+        yield _Newer(since=(3, 12), line=line, col=col, what="a type statement")
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         params = getattr(node, "type_params", None) or []
         if params:
             is_def = not isinstance(node, ast.ClassDef)
             msg = "expected '('" if is_def and target >= (3, 11) else "invalid syntax"
-            yield _Newer((3, 12), line, col, "a type parameter list", msg)
+            yield _Newer(
+                since=(3, 12), line=line, col=col, what="a type parameter list", message=msg
+            )
         for param in params:
             if getattr(param, "default_value", None) is not None:
-                msg = "expected '('" if target >= (3, 11) and not isinstance(
-                    node, ast.ClassDef) else "invalid syntax"
-                yield _Newer((3, 13), line, col, "a type parameter default", msg)
+                msg = (
+                    "expected '('"
+                    if target >= (3, 11) and not isinstance(node, ast.ClassDef)
+                    else "invalid syntax"
+                )
+                yield _Newer(
+                    since=(3, 13), line=line, col=col, what="a type parameter default", message=msg
+                )
         for deco in node.decorator_list:
             call = deco.func if isinstance(deco, ast.Call) else deco
             if not _is_dotted(call):
-                yield _Newer((3, 9), deco.lineno, deco.col_offset,
-                             "a decorator that is not a dotted name (PEP 614)")
+                yield _Newer(
+                    since=(3, 9),
+                    line=deco.lineno,
+                    col=deco.col_offset,
+                    what="a decorator that is not a dotted name (PEP 614)",
+                )
     if isinstance(node, (ast.With, ast.AsyncWith)):
         yield from _parenthesised_with(node, lines)
     if isinstance(node, ast.Subscript):
         index = node.slice
         # ``a[(x, *y)]`` is a parenthesised tuple display, valid since 3.5; only a
         # star directly inside the brackets (``a[*y]``, ``a[x, *y]``) is PEP 646.
-        parts = index.elts if isinstance(index, ast.Tuple) and not _parenthesised(
-            index, lines) else [index]
+        parts = (
+            index.elts
+            if isinstance(index, ast.Tuple) and not _parenthesised(index, lines)
+            else [index]
+        )
         if any(isinstance(p, ast.Starred) for p in parts):
-            yield _Newer((3, 11), line, col, "a starred subscript (PEP 646)")
-    if isinstance(node, ast.arguments) and node.vararg is not None and isinstance(
-            node.vararg.annotation, ast.Starred):
-        yield _Newer((3, 11), node.vararg.lineno, node.vararg.col_offset,
-                         "a starred *args annotation (PEP 646)")
-    if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.iter, ast.Tuple) and any(
-            isinstance(e, ast.Starred) for e in node.iter.elts) and _segment_char(
-            lines, node.iter.lineno, node.iter.col_offset) != "(":
-        yield _Newer((3, 9), line, col, "an unparenthesised starred for iterable")
-    if isinstance(node, ast.ExceptHandler) and isinstance(node.type, ast.Tuple) and (
-            _segment_char(lines, node.type.lineno, node.type.col_offset) != "("):
-        yield _Newer((3, 14), line, col, "except without parentheses (PEP 758)")
+            yield _Newer(since=(3, 11), line=line, col=col, what="a starred subscript (PEP 646)")
+    if (
+        isinstance(node, ast.arguments)
+        and node.vararg is not None
+        and isinstance(node.vararg.annotation, ast.Starred)
+    ):
+        yield _Newer(
+            since=(3, 11),
+            line=node.vararg.lineno,
+            col=node.vararg.col_offset,
+            what="a starred *args annotation (PEP 646)",
+        )
+    if (
+        isinstance(node, (ast.For, ast.AsyncFor))
+        and isinstance(node.iter, ast.Tuple)
+        and any(isinstance(e, ast.Starred) for e in node.iter.elts)
+        and _segment_char(lines, node.iter.lineno, node.iter.col_offset) != "("
+    ):
+        yield _Newer(
+            since=(3, 9), line=line, col=col, what="an unparenthesised starred for iterable"
+        )
+    if (
+        isinstance(node, ast.ExceptHandler)
+        and isinstance(node.type, ast.Tuple)
+        and (_segment_char(lines, node.type.lineno, node.type.col_offset) != "(")
+    ):
+        yield _Newer(since=(3, 14), line=line, col=col, what="except without parentheses (PEP 758)")
     template = getattr(ast, "TemplateStr", None)
     if template is not None and isinstance(node, template):
-        yield _Newer((3, 14), line, col, "a template string (PEP 750)")
+        yield _Newer(since=(3, 14), line=line, col=col, what="a template string (PEP 750)")
     if isinstance(node, ast.JoinedStr) and RUNNING >= (3, 12) and target < (3, 12):
         found = _pep701(node, lines, target)
         if found is not None:
@@ -357,7 +422,7 @@ def _parenthesised_with(node: ast.With | ast.AsyncWith, lines: Sequence[str]) ->
     first = node.items[0].context_expr
     text = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else ""
     raw = text.encode("utf-8")
-    head = raw[node.col_offset:].lstrip()
+    head = raw[node.col_offset :].lstrip()
     head = head.removeprefix(b"async").lstrip().removeprefix(b"with").lstrip()
     if not head.startswith(b"("):
         return
@@ -370,12 +435,17 @@ def _parenthesised_with(node: ast.With | ast.AsyncWith, lines: Sequence[str]) ->
     # one, its parser stops at that "as".
     named = next((item.optional_vars for item in node.items if item.optional_vars), None)
     if named is not None:
-        yield _Newer((3, 9), named.lineno, named.col_offset, "parenthesised context managers")
+        yield _Newer(
+            since=(3, 9),
+            line=named.lineno,
+            col=named.col_offset,
+            what="parenthesised context managers",
+        )
 
 
 def _parens_enclose_items(lines: Sequence[str], line: int, col: int) -> bool:
     """Whether the parenthesis at (line, col) closes right before the with statement's ':'."""
-    chunk = [ln.encode("utf-8") for ln in lines[line - 1:]]
+    chunk = [ln.encode("utf-8") for ln in lines[line - 1 :]]
     chunk[0] = chunk[0][col:]
     text = b"\n".join(chunk).decode("utf-8", "replace")
     depth = 0
@@ -399,13 +469,15 @@ def _parens_enclose_items(lines: Sequence[str], line: int, col: int) -> bool:
 def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) -> _Newer | None:
     """Quotes, backslashes or comments inside an f-string's replacement fields (3.12)."""
     end = getattr(node, "end_lineno", None) or node.lineno
-    chunk = "\n".join(lines[node.lineno - 1:end]).encode("utf-8")
+    chunk = "\n".join(lines[node.lineno - 1 : end]).encode("utf-8")
     last = len(lines[end - 1].encode("utf-8")) if 0 < end <= len(lines) else 0
     stop = len(chunk) - (last - (node.end_col_offset or 0))
-    text = chunk[node.col_offset:stop].decode("utf-8", "replace")
+    text = chunk[node.col_offset : stop].decode("utf-8", "replace")
 
     def newer(what: str, message: str) -> _Newer:
-        return _Newer((3, 12), node.lineno, node.col_offset, what, message)
+        return _Newer(
+            since=(3, 12), line=node.lineno, col=node.col_offset, what=what, message=message
+        )
 
     i = 0
     while i < len(text):
@@ -450,11 +522,15 @@ def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) 
                 i += 1
                 continue
             if c == "\\":
-                return newer("a backslash inside an f-string expression (PEP 701)",
-                             "f-string expression part cannot include a backslash")
+                return newer(
+                    "a backslash inside an f-string expression (PEP 701)",
+                    "f-string expression part cannot include a backslash",
+                )
             if c == "#":
-                return newer("a comment inside an f-string expression (PEP 701)",
-                             "f-string expression part cannot include '#'")
+                return newer(
+                    "a comment inside an f-string expression (PEP 701)",
+                    "f-string expression part cannot include '#'",
+                )
             if c in "([{":
                 brackets.append(c)
             elif c in ")]}" and brackets:

@@ -36,6 +36,30 @@ from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.simulate.python.grammar import SyntaxVerdict, check_syntax
 from abiscan.simulate.python.runtime_api import RuntimeChecker
 
+__all__ = [
+    "PANIC",
+    "RUNNING",
+    "AssignStep",
+    "Block",
+    "CondStep",
+    "ExprStep",
+    "Guard",
+    "Handler",
+    "ImportEdge",
+    "ImportGraph",
+    "ImportStep",
+    "LoopStep",
+    "ModuleSource",
+    "ParseHook",
+    "RaiseStep",
+    "SourceReader",
+    "Step",
+    "TryStep",
+    "ancestry",
+    "catches",
+    "extract",
+]
+
 RUNNING = (sys.version_info[0], sys.version_info[1])
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -316,12 +340,18 @@ class _Conditions:
             return False if all(v is False for v in values) else None
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
             return self._compare(node.left, node.ops[0], node.comparators[0])
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
-                node.func.attr == "startswith" and len(node.args) == 1):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and (node.func.attr == "startswith" and len(node.args) == 1)
+        ):
             subject = self._known(node.func.value)
             arg = node.args[0]
-            if isinstance(subject, str) and isinstance(arg, ast.Constant) and isinstance(
-                    arg.value, (str, tuple)):
+            if (
+                isinstance(subject, str)
+                and isinstance(arg, ast.Constant)
+                and isinstance(arg.value, (str, tuple))
+            ):
                 return subject.startswith(arg.value)
         return None
 
@@ -352,10 +382,15 @@ class _Conditions:
                 index = node.slice
                 if isinstance(index, ast.Constant) and isinstance(index.value, int):
                     return base[index.value] if index.value < len(base) else None
-                if isinstance(index, ast.Slice) and index.lower is None and index.step is None \
-                        and isinstance(index.upper, ast.Constant) and isinstance(
-                            index.upper.value, int) and index.upper.value <= len(base):
-                    return base[:index.upper.value]
+                if (
+                    isinstance(index, ast.Slice)
+                    and index.lower is None
+                    and index.step is None
+                    and isinstance(index.upper, ast.Constant)
+                    and isinstance(index.upper.value, int)
+                    and index.upper.value <= len(base)
+                ):
+                    return base[: index.upper.value]
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant) for e in node.elts):
@@ -363,15 +398,22 @@ class _Conditions:
         return None
 
     def _compare(self, left: ast.expr, op: ast.cmpop, right: ast.expr) -> bool | None:
-        if _dotted(left) == "__name__" and isinstance(right, ast.Constant) and \
-                right.value == "__main__":
+        if (
+            _dotted(left) == "__name__"
+            and isinstance(right, ast.Constant)
+            and right.value == "__main__"
+        ):
             if isinstance(op, ast.Eq):
                 return False
             if isinstance(op, ast.NotEq):
                 return True
         a, b = self._known(left), self._known(right)
-        if _dotted(left) in ("ssl.OPENSSL_VERSION_INFO", "OPENSSL_VERSION_INFO") and \
-                self.version >= (3, 10) and isinstance(b, tuple) and b <= (1, 1, 1):
+        if (
+            _dotted(left) in ("ssl.OPENSSL_VERSION_INFO", "OPENSSL_VERSION_INFO")
+            and self.version >= (3, 10)
+            and isinstance(b, tuple)
+            and b <= (1, 1, 1)
+        ):
             # PEP 644: CPython 3.10 and later build only against OpenSSL 1.1.1+.
             strict = b < (1, 1, 1)
             if isinstance(op, ast.Lt) or (strict and isinstance(op, ast.LtE)):
@@ -383,9 +425,9 @@ class _Conditions:
         if isinstance(a, tuple) and isinstance(b, tuple):
             # Only the (major, minor) of the target is known: a longer tuple
             # decides only where its first two items already do.
-            if len(b) > len(a) and tuple(b[:len(a)]) == a:
+            if len(b) > len(a) and tuple(b[: len(a)]) == a:
                 return None
-            b = tuple(b[:max(len(a), 2)])
+            b = tuple(b[: max(len(a), 2)])
         try:
             if isinstance(op, ast.Eq):
                 return bool(a == b)
@@ -427,11 +469,16 @@ class _Ctx:
         else:
             new = "yes"
         cond = condition if new != "yes" and self.runs == "yes" else self.condition
-        return _Ctx(self.guards, self.type_checking or type_checking, new, cond, self.in_class)
+        return _Ctx(
+            guards=self.guards,
+            type_checking=self.type_checking or type_checking,
+            runs=new,
+            condition=cond,
+            in_class=self.in_class,
+        )
 
 
-_IMPORT_FUNCS = {"importlib.import_module", "import_module", "__import__",
-                 "importlib.__import__"}
+_IMPORT_FUNCS = {"importlib.import_module", "import_module", "__import__", "importlib.__import__"}
 
 
 def _short(line: str) -> str:
@@ -471,8 +518,9 @@ def _leaves_loop(body: Sequence[ast.stmt]) -> bool:
 
 
 def _declared_global(tree: ast.Module) -> frozenset[str]:
-    return frozenset(name for node in ast.walk(tree) if isinstance(node, ast.Global)
-                     for name in node.names)
+    return frozenset(
+        name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names
+    )
 
 
 class _Extractor:
@@ -506,26 +554,42 @@ class _Extractor:
             return _short(self.lines[line - 1])
         return ""
 
-    def edge(self, node: ast.AST, ctx: _Ctx, target: str, kind: str,
-             name: str | None = None) -> ImportStep:
+    def edge(
+        self, node: ast.AST, ctx: _Ctx, target: str, kind: str, name: str | None = None
+    ) -> ImportStep:
         edge = ImportEdge(
-            self.module, target, getattr(node, "lineno", 0), self.text(node), kind, name,
-            ctx.guards, ctx.type_checking, ctx.runs, ctx.condition,
+            importer=self.module,
+            target=target,
+            line=getattr(node, "lineno", 0),
+            statement=self.text(node),
+            kind=kind,
+            name=name,
+            guards=ctx.guards,
+            type_checking=ctx.type_checking,
+            runs=ctx.runs,
+            condition=ctx.condition,
         )
         self.edges.append(edge)
-        return ImportStep(edge)
+        return ImportStep(edge=edge)
 
     def block(self, body: Sequence[ast.stmt], ctx: _Ctx) -> Block:
         out: list[Step] = []
         for stmt in body:
             # The runtime API (simulate.python.runtime_api) sees each statement before
             # its nested blocks, in order; its error is a RaiseStep where it happens.
-            failure = self.runtime.statement(stmt, ctx.runs, ctx.in_class) \
-                if self.runtime is not None else None
+            failure = (
+                self.runtime.statement(stmt, ctx.runs, ctx.in_class)
+                if self.runtime is not None
+                else None
+            )
             steps = self.stmt(stmt, ctx)
             if failure is not None:
-                raised = RaiseStep(failure.line, self.text(stmt), failure.exc_type,
-                                   failure.message)
+                raised = RaiseStep(
+                    line=failure.line,
+                    text=self.text(stmt),
+                    exc_type=failure.exc_type,
+                    message=failure.message,
+                )
                 steps = [raised, *steps] if failure.before_body else [*steps, raised]
             out.extend(steps)
         return tuple(out)
@@ -574,7 +638,12 @@ class _Extractor:
         other = None if value is None else not value
         orelse = self.block(s.orelse, ctx.under(other, f"else of {cond}"))
         test = None if ctx.in_class else s.test
-        return [*steps, CondStep(s.lineno, cond, value, body, orelse, test)]
+        return [
+            *steps,
+            CondStep(
+                line=s.lineno, condition=cond, runs=value, body=body, orelse=orelse, test=test
+            ),
+        ]
 
     def stmt_Try(self, s: ast.Try, ctx: _Ctx) -> list[Step]:
         return [self.try_step(s, ctx)]
@@ -589,17 +658,29 @@ class _Extractor:
             if item.optional_vars is not None:
                 self.bind_target(item.optional_vars, ctx)
                 if not ctx.in_class:
-                    steps.append(AssignStep(s.lineno, (item.optional_vars,), None))
+                    steps.append(
+                        AssignStep(line=s.lineno, targets=(item.optional_vars,), value=None)
+                    )
             call = item.context_expr
-            if isinstance(call, ast.Call) and (_dotted(call.func) or "").rpartition(".")[
-                    2] == "suppress":
+            if (
+                isinstance(call, ast.Call)
+                and (_dotted(call.func) or "").rpartition(".")[2] == "suppress"
+            ):
                 suppressed.extend(_dotted(arg) or "<expression>" for arg in call.args)
         if suppressed:
-            guard = Guard(tuple(suppressed), self.text(s), s.lineno)
-            inner = _Ctx((guard, *ctx.guards), ctx.type_checking, ctx.runs, ctx.condition,
-                         ctx.in_class)
+            guard = Guard(catches=tuple(suppressed), text=self.text(s), line=s.lineno)
+            inner = _Ctx(
+                guards=(guard, *ctx.guards),
+                type_checking=ctx.type_checking,
+                runs=ctx.runs,
+                condition=ctx.condition,
+                in_class=ctx.in_class,
+            )
             body = self.block(s.body, inner)
-            return [*steps, TryStep(s.lineno, body, (Handler(guard, ()),))]
+            return [
+                *steps,
+                TryStep(line=s.lineno, body=body, handlers=(Handler(guard=guard, body=()),)),
+            ]
         return [*steps, *self.block(s.body, ctx)]
 
     stmt_AsyncWith = stmt_With
@@ -617,43 +698,63 @@ class _Extractor:
             return [*steps, *self.loop_as_condition(s, ctx, None, "the loop body")]
         what = f"for {ast.unparse(s.target)} in {ast.unparse(s.iter)}"
         body = self.block(s.body, ctx.under(None, what))
-        return [*steps, LoopStep(s.lineno, what, s.target, s.iter, body)]
+        return [*steps, LoopStep(line=s.lineno, text=what, target=s.target, iter=s.iter, body=body)]
 
     stmt_AsyncFor = stmt_For
 
-    def loop_as_condition(self, s: ast.For | ast.AsyncFor | ast.While, ctx: _Ctx,
-                          value: bool | None, what: str) -> list[Step]:
+    def loop_as_condition(
+        self, s: ast.For | ast.AsyncFor | ast.While, ctx: _Ctx, value: bool | None, what: str
+    ) -> list[Step]:
         """A loop the executor does not unroll: its body runs perhaps, its else perhaps."""
         body = self.block(s.body, ctx.under(value, what))
         if not isinstance(s, ast.While) and not ctx.in_class:
-            body = (AssignStep(s.lineno, (s.target,), None), *body)  # the target, unknown
+            body = (
+                AssignStep(line=s.lineno, targets=(s.target,), value=None),
+                *body,
+            )  # the target, unknown
         orelse = self.block(s.orelse, ctx.under(None, "the loop's else"))
-        return [CondStep(s.lineno, what, value, body),
-                CondStep(s.lineno, "the loop's else", None, orelse)]
+        return [
+            CondStep(line=s.lineno, condition=what, runs=value, body=body),
+            CondStep(line=s.lineno, condition="the loop's else", runs=None, body=orelse),
+        ]
 
     def stmt_Match(self, s: ast.Match, ctx: _Ctx) -> list[Step]:
         steps = self.calls(s.subject, ctx)
         for case in s.cases:
             what = f"case {ast.unparse(case.pattern)}"
-            steps.append(CondStep(case.pattern.lineno, what, None,
-                                  self.block(case.body, ctx.under(None, what))))
+            steps.append(
+                CondStep(
+                    line=case.pattern.lineno,
+                    condition=what,
+                    runs=None,
+                    body=self.block(case.body, ctx.under(None, what)),
+                )
+            )
         return steps
 
     def stmt_Raise(self, s: ast.Raise, ctx: _Ctx) -> list[Step]:
         return [*self.calls(s.exc, ctx), self.raise_step(s)]
 
-    def stmt_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx
-                         ) -> list[Step]:
+    def stmt_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> list[Step]:
         self.bind(s.name, ctx)
         if s.name == "__getattr__" and not ctx.in_class:
             self.open_namespace = True
         steps: list[Step] = []
-        for expr in [*s.decorator_list, *s.args.defaults,
-                     *[d for d in s.args.kw_defaults if d is not None]]:
+        for expr in [
+            *s.decorator_list,
+            *s.args.defaults,
+            *[d for d in s.args.kw_defaults if d is not None],
+        ]:
             steps.extend(self.calls(expr, ctx))
         if not ctx.in_class:
-            steps.append(AssignStep(s.lineno, (ast.Name(s.name, ast.Store()),), None,
-                                    what="function"))
+            steps.append(
+                AssignStep(
+                    line=s.lineno,
+                    targets=(ast.Name(s.name, ast.Store()),),
+                    value=None,
+                    what="function",
+                )
+            )
         return steps
 
     stmt_AsyncFunctionDef = stmt_FunctionDef
@@ -662,12 +763,24 @@ class _Extractor:
         steps: list[Step] = []
         for expr in [*s.decorator_list, *s.bases, *(k.value for k in s.keywords)]:
             steps.extend(self.calls(expr, ctx))
-        inner = _Ctx(ctx.guards, ctx.type_checking, ctx.runs, ctx.condition, in_class=True)
+        inner = _Ctx(
+            guards=ctx.guards,
+            type_checking=ctx.type_checking,
+            runs=ctx.runs,
+            condition=ctx.condition,
+            in_class=True,
+        )
         steps.extend(self.block(s.body, inner))
         self.bind(s.name, ctx, s.lineno)
         if not ctx.in_class:
-            steps.append(AssignStep(s.lineno, (ast.Name(s.name, ast.Store()),), None,
-                                    what="class"))
+            steps.append(
+                AssignStep(
+                    line=s.lineno,
+                    targets=(ast.Name(s.name, ast.Store()),),
+                    value=None,
+                    what="class",
+                )
+            )
         return steps
 
     def stmt_Assign(self, s: ast.Assign, ctx: _Ctx) -> list[Step]:
@@ -678,7 +791,7 @@ class _Extractor:
                 self.cond.assign(t.id, s.value)
         steps = self.calls(s, ctx)
         if not ctx.in_class:
-            steps.append(AssignStep(s.lineno, tuple(s.targets), s.value))
+            steps.append(AssignStep(line=s.lineno, targets=tuple(s.targets), value=s.value))
         return steps
 
     def stmt_AugAssign(self, s: ast.AugAssign, ctx: _Ctx) -> list[Step]:
@@ -687,7 +800,7 @@ class _Extractor:
             self.cond.consts[s.target.id] = None  # changed in place: never trusted statically
         steps = self.calls(s, ctx)
         if not ctx.in_class:
-            steps.append(AssignStep(s.lineno, (s.target,), s.value, op=s.op))
+            steps.append(AssignStep(line=s.lineno, targets=(s.target,), value=s.value, op=s.op))
         return steps
 
     def stmt_AnnAssign(self, s: ast.AnnAssign, ctx: _Ctx) -> list[Step]:
@@ -696,20 +809,23 @@ class _Extractor:
             return steps
         self.bind_target(s.target, ctx)
         if not ctx.in_class:
-            steps.append(AssignStep(s.lineno, (s.target,), s.value))
+            steps.append(AssignStep(line=s.lineno, targets=(s.target,), value=s.value))
         return steps
 
     def stmt_Expr(self, s: ast.Expr, ctx: _Ctx) -> list[Step]:
         steps = self.calls(s, ctx)
         if not ctx.in_class and not isinstance(s.value, ast.Constant):
-            steps.append(ExprStep(s.lineno, s.value))
+            steps.append(ExprStep(line=s.lineno, expr=s.value))
         return steps
 
     def note_special_target(self, target: ast.expr, value: ast.expr, ctx: _Ctx) -> None:
         if ctx.in_class:
             return
-        if isinstance(target, ast.Name) and target.id == "__all__" and isinstance(
-                value, (ast.List, ast.Tuple)):
+        if (
+            isinstance(target, ast.Name)
+            and target.id == "__all__"
+            and isinstance(value, (ast.List, ast.Tuple))
+        ):
             names = [e.value for e in value.elts if isinstance(e, ast.Constant)]
             if len(names) == len(value.elts) and all(isinstance(n, str) for n in names):
                 self.all_names = tuple(str(n) for n in names)
@@ -718,11 +834,21 @@ class _Extractor:
 
     def try_step(self, s: ast.Try, ctx: _Ctx) -> TryStep:
         guards = tuple(
-            Guard(_handler_names(h.type), self.text(h), h.lineno, _ends_in_raise(h.body))
+            Guard(
+                catches=_handler_names(h.type),
+                text=self.text(h),
+                line=h.lineno,
+                reraises=_ends_in_raise(h.body),
+            )
             for h in s.handlers
         )
-        inner = _Ctx((*guards, *ctx.guards), ctx.type_checking, ctx.runs, ctx.condition,
-                     ctx.in_class)
+        inner = _Ctx(
+            guards=(*guards, *ctx.guards),
+            type_checking=ctx.type_checking,
+            runs=ctx.runs,
+            condition=ctx.condition,
+            in_class=ctx.in_class,
+        )
         body = self.block(s.body, inner)
         handlers = []
         for h, guard in zip(s.handlers, guards, strict=True):
@@ -730,15 +856,17 @@ class _Extractor:
                 self.bind(h.name, ctx, h.lineno)
             hctx = ctx.under(None, f"{guard.text} (when the try block fails)")
             name = None if ctx.in_class else h.name
-            handlers.append(Handler(guard, self.block(h.body, hctx), name))
+            handlers.append(Handler(guard=guard, body=self.block(h.body, hctx), name=name))
         orelse = self.block(s.orelse, ctx.under(None, "the try block's else"))
         final = self.block(s.finalbody, ctx)
-        return TryStep(s.lineno, body, tuple(handlers), orelse, final)
+        return TryStep(
+            line=s.lineno, body=body, handlers=tuple(handlers), orelse=orelse, final=final
+        )
 
     def raise_step(self, s: ast.Raise) -> RaiseStep:
         exc = s.exc
         if exc is None:
-            return RaiseStep(s.lineno, self.text(s), None, None)
+            return RaiseStep(line=s.lineno, text=self.text(s), exc_type=None, message=None)
         call = exc if isinstance(exc, ast.Call) else None
         name = _dotted(call.func if call is not None else exc)
         message: str | None = None
@@ -749,7 +877,13 @@ class _Extractor:
                 message = call.args[0].value if len(call.args) == 1 else None
         elif name is not None:
             message = ""
-        return RaiseStep(s.lineno, self.text(s), name or "<expression>", message, exc)
+        return RaiseStep(
+            line=s.lineno,
+            text=self.text(s),
+            exc_type=name or "<expression>",
+            message=message,
+            exc=exc,
+        )
 
     def resolve(self, level: int, module: str | None) -> tuple[str | None, str | None]:
         """The absolute module of a relative import, or the ImportError message."""
@@ -769,7 +903,7 @@ class _Extractor:
             kind = "ImportError"
             if problem and "beyond" in problem and self.cond.version < (3, 9):
                 kind = "ValueError"  # 3.9 made it an ImportError
-            return [RaiseStep(s.lineno, self.text(s), kind, problem)]
+            return [RaiseStep(line=s.lineno, text=self.text(s), exc_type=kind, message=problem)]
         steps: list[Step] = [self.edge(s, ctx, base, "from")]
         for alias in s.names:
             if alias.name == "*":
@@ -798,8 +932,11 @@ class _Extractor:
             if isinstance(n, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
             if isinstance(n, ast.Compare):
-                reads.update(id(c) for op, c in zip(n.ops, n.comparators, strict=True)
-                             if isinstance(op, (ast.In, ast.NotIn)))
+                reads.update(
+                    id(c)
+                    for op, c in zip(n.ops, n.comparators, strict=True)
+                    if isinstance(op, (ast.In, ast.NotIn))
+                )
             if isinstance(n, ast.Attribute) and n.attr == "get":
                 reads.add(id(n.value))
             if isinstance(n, ast.Call):
@@ -865,12 +1002,21 @@ def extract(
     """The import-time program of one parsed module (``stdlib``: the target's stdlib
     directory, for the messages of the runtime API's errors)."""
     package = module if is_package else module.rpartition(".")[0]
-    ex = _Extractor(module, package, lines, _Conditions(target), is_module,
-                    RuntimeChecker(target, stdlib))
+    ex = _Extractor(
+        module, package, lines, _Conditions(target), is_module, RuntimeChecker(target, stdlib)
+    )
     body = ex.block(tree.body, _Ctx())
     return ModuleSource(
-        module, path, is_package, syntax, body, tuple(ex.edges), dict(ex.bound),
-        ex.open_namespace, ex.all_names, declared_global=_declared_global(tree),
+        name=module,
+        path=path,
+        is_package=is_package,
+        syntax=syntax,
+        body=body,
+        edges=tuple(ex.edges),
+        bound=dict(ex.bound),
+        open_namespace=ex.open_namespace,
+        all_names=ex.all_names,
+        declared_global=_declared_global(tree),
         writes_globals=ex.writes_globals,
     )
 
@@ -887,14 +1033,22 @@ def _long_dotted_import(data: bytes, limit: int) -> bool:
     if data.count(b".") <= limit:
         return False
     for line in data.replace(b"\\\n", b"").split(b"\n"):
-        if (b"import" in line and line.count(b".") > limit
-                and any(m.group().count(b".") >= limit for m in _DOTTED_RUN.finditer(line))):
+        if (
+            b"import" in line
+            and line.count(b".") > limit
+            and any(m.group().count(b".") >= limit for m in _DOTTED_RUN.finditer(line))
+        ):
             return True
     return False
 
 
 def _unfollowed(name: str, path: str, is_package: bool, why: str) -> ModuleSource:
-    return ModuleSource(name, path, is_package, SyntaxVerdict(None, None, unknown=why))
+    return ModuleSource(
+        name=name,
+        path=path,
+        is_package=is_package,
+        syntax=SyntaxVerdict(error=None, line=None, unknown=why),
+    )
 
 
 # -- the graph over a stack --------------------------------------------------
@@ -917,8 +1071,13 @@ class SourceReader:
 # parses(name, path, is_package, is_module, parse_file) -> the module's program:
 # may answer from elsewhere (a cache, a worker), else calls parse_file.
 ParseHook = Callable[
-    [str, str, bool, Callable[[str], bool],
-     Callable[[str, str, bool, Callable[[str], bool]], "ModuleSource | None"]],
+    [
+        str,
+        str,
+        bool,
+        Callable[[str], bool],
+        Callable[[str, str, bool, Callable[[str], bool]], "ModuleSource | None"],
+    ],
     "ModuleSource | None",
 ]
 
@@ -966,44 +1125,70 @@ class ImportGraph:
         # Nesting is not measured on the tree (a walk costs as much as the
         # extraction): deeper than the stack allows ends in RecursionError here.
         if len(data) > self.limits.source_bytes:
-            return _unfollowed(name, path, is_package, (
-                f"the source is {len(data)} bytes, over the budget of "
-                f"{self.limits.source_bytes} (--limits source_bytes=N)"))
+            return _unfollowed(
+                name,
+                path,
+                is_package,
+                (
+                    f"the source is {len(data)} bytes, over the budget of "
+                    f"{self.limits.source_bytes} (--limits source_bytes=N)"
+                ),
+            )
         if _long_dotted_import(data, self.limits.source_depth):
-            return _unfollowed(name, path, is_package, (
-                f"an import names more than {self.limits.source_depth} dotted parts, over the "
-                "budget (--limits source_depth=N)"))
+            return _unfollowed(
+                name,
+                path,
+                is_package,
+                (
+                    f"an import names more than {self.limits.source_depth} dotted parts, over the "
+                    "budget (--limits source_depth=N)"
+                ),
+            )
         try:
             return self._parse_source(name, path, is_package, data, is_module)
         except (RecursionError, MemoryError) as exc:
-            return _unfollowed(name, path, is_package, (
-                f"the source is nested too deeply for abiscan to follow ({type(exc).__name__})"))
+            return _unfollowed(
+                name,
+                path,
+                is_package,
+                (f"the source is nested too deeply for abiscan to follow ({type(exc).__name__})"),
+            )
 
     def _parse_source(
-        self, name: str, path: str, is_package: bool, data: bytes,
+        self,
+        name: str,
+        path: str,
+        is_package: bool,
+        data: bytes,
         is_module: Callable[[str], bool],
     ) -> ModuleSource | None:
         tree, verdict = check_syntax(data, path, self.version)
         if tree is None:
-            return ModuleSource(name, path, is_package, verdict)
+            return ModuleSource(name=name, path=path, is_package=is_package, syntax=verdict)
         lines = data.decode("utf-8", "replace").splitlines()
-        parsed = extract(tree, name, path, is_package, lines, self.version, is_module,
-                         verdict, self.stdlib)
+        parsed = extract(
+            tree, name, path, is_package, lines, self.version, is_module, verdict, self.stdlib
+        )
         # Textual on purpose: these hooks are usually installed from inside a
         # function (VendorImporter.install()), where the extractor never looks.
         finder = b"meta_path" in data or b"path_hooks" in data
-        extends = is_package and (b"extend_path" in data or b"declare_namespace" in data
-                                  or b"__path__ =" in data or b"__path__.append" in data)
+        extends = is_package and (
+            b"extend_path" in data
+            or b"declare_namespace" in data
+            or b"__path__ =" in data
+            or b"__path__.append" in data
+        )
         if finder or extends:
             names: frozenset[str] = frozenset()
             if finder:
                 names = frozenset(
-                    n.value for n in ast.walk(tree)
-                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                    n.value
+                    for n in ast.walk(tree)
+                    if isinstance(n, ast.Constant)
+                    and isinstance(n.value, str)
                     and _MODULE_NAME.fullmatch(n.value)
                 )
-            parsed = replace(parsed, custom_finder=finder, extends_path=extends,
-                             hook_names=names)
+            parsed = replace(parsed, custom_finder=finder, extends_path=extends, hook_names=names)
         return parsed
 
     def edges(self, name: str) -> tuple[ImportEdge, ...]:
@@ -1013,4 +1198,3 @@ class ImportGraph:
     @property
     def parsed(self) -> dict[str, ModuleSource]:
         return {k: v for k, v in self._parsed.items() if v is not None}
-

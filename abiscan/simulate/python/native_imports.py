@@ -50,13 +50,28 @@ from packaging.version import InvalidVersion, Version
 
 from abiscan.elf.reader import ElfError, ElfFacts, read_facts
 
+__all__ = [
+    "MAX_PROBES",
+    "MAX_RODATA",
+    "PANIC_MESSAGE",
+    "NativeFacts",
+    "NativeImport",
+    "native_imports",
+    "rodata",
+]
+
 PANIC_MESSAGE = "Python API call failed"
 
-_PYIMPORT = frozenset({
-    "PyImport_ImportModule", "PyImport_Import", "PyImport_ImportModuleLevel",
-    "PyImport_ImportModuleLevelObject", "PyImport_ImportModuleNoBlock",
-    "PyImport_ImportModuleEx",
-})
+_PYIMPORT = frozenset(
+    {
+        "PyImport_ImportModule",
+        "PyImport_Import",
+        "PyImport_ImportModuleLevel",
+        "PyImport_ImportModuleLevelObject",
+        "PyImport_ImportModuleNoBlock",
+        "PyImport_ImportModuleEx",
+    }
+)
 # Read at most this much read-only data per binary: real extension modules
 # have a few MB of .rodata at most; a hostile file gets no more.
 MAX_RODATA = 64 << 20
@@ -93,8 +108,10 @@ class NativeImport:
     def describe(self) -> str:
         how = "panics (pyo3_runtime.PanicException) if it fails" if self.panics else ""
         when = "during its init" if self.at_init else "perhaps later, from a function"
-        return f"{self.module} imports {self.imports} from native code {when} " \
-               f"[{self.confidence}]" + (f"; {how}" if how else "")
+        return (
+            f"{self.module} imports {self.imports} from native code {when} "
+            f"[{self.confidence}]" + (f"; {how}" if how else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -124,7 +141,7 @@ def rodata(data: bytes, elf: ElfFacts | None = None) -> bytes:
     for off, length in elf.rodata_ranges:
         take = min(length, budget, max(0, len(data) - off))
         if take > 0:
-            out.append(data[off:off + take])
+            out.append(data[off : off + take])
             budget -= take
     # A NUL on each side, so that the first and last strings are delimited.
     return b"\x00" + b"\x00".join(out) + b"\x00" if out else b""
@@ -142,17 +159,29 @@ def _panics_for(owner: tuple[str, str] | None) -> tuple[bool, str, str]:
                 v = None
             if v is not None:
                 if v < fixed:
-                    return True, "certain", (
-                        f"{name} {version} (before {fixed}) creates its embedded cffi module "
-                        "with pyo3's from_owned_ptr, which panics when the init returns NULL"
+                    return (
+                        True,
+                        "certain",
+                        (
+                            f"{name} {version} (before {fixed}) creates its embedded cffi module "
+                            "with pyo3's from_owned_ptr, which panics when the init returns NULL"
+                        ),
                     )
-                return False, "certain", (
-                    f"{name} {version} ({fixed} or later) propagates the embedded cffi "
-                    "module's error (from_owned_ptr_or_err)"
+                return (
+                    False,
+                    "certain",
+                    (
+                        f"{name} {version} ({fixed} or later) propagates the embedded cffi "
+                        "module's error (from_owned_ptr_or_err)"
+                    ),
                 )
-    return True, "likely", (
-        "a pyo3 module that embeds a cffi module: if the Rust code creates it with "
-        "from_owned_ptr (as cryptography 40 to 42.0.5 do), a failure panics"
+    return (
+        True,
+        "likely",
+        (
+            "a pyo3 module that embeds a cffi module: if the Rust code creates it with "
+            "from_owned_ptr (as cryptography 40 to 42.0.5 do), a failure panics"
+        ),
     )
 
 
@@ -195,26 +224,47 @@ def native_imports(
     if calls_import and not pyo3 and short != "_cffi_backend":
         cython = any(mark in ro for mark in _CYTHON_MARKS)
         kinds.append("cython" if cython else "c-import")
-        why = ("Cython interns the names imported at init and in functions alike"
-               if cython else "the bytes do not show when, or whether, it is imported")
+        why = (
+            "Cython interns the names imported at init and in functions alike"
+            if cython
+            else "the bytes do not show when, or whether, it is imported"
+        )
         for name in dict.fromkeys(m.group(1).decode("ascii") for m in _CSTRING.finditer(ro)):
             if name in out or name == module or not probe(name):
                 continue
             out[name] = NativeImport(
-                module, name, "possible", False, False,
-                (f"NUL-terminated string '{name}' in .rodata, the name of a module in the "
-                 "stack", f"undefined symbol {', '.join(calls_import)}", why),
+                module=module,
+                imports=name,
+                confidence="possible",
+                at_init=False,
+                panics=False,
+                evidence=(
+                    f"NUL-terminated string '{name}' in .rodata, the name of a module in the stack",
+                    f"undefined symbol {', '.join(calls_import)}",
+                    why,
+                ),
             )
     elif pyo3:
         for name in _rust_names(ro, module, probe):
             if name not in out:
                 out[name] = NativeImport(
-                    module, name, "possible", False, False,
-                    (f"'{name}' in the Rust strings of .rodata (an import pyo3 code may make, "
-                     "usually lazily)",),
+                    module=module,
+                    imports=name,
+                    confidence="possible",
+                    at_init=False,
+                    panics=False,
+                    evidence=(
+                        f"'{name}' in the Rust strings of .rodata (an import pyo3 code may make, "
+                        "usually lazily)",
+                    ),
                 )
-    return NativeFacts(module, path, tuple(kinds), pyo3_version,
-                       tuple(sorted(out.values(), key=lambda n: n.imports)))
+    return NativeFacts(
+        module=module,
+        path=path,
+        kinds=tuple(kinds),
+        pyo3_version=pyo3_version,
+        imports=tuple(sorted(out.values(), key=lambda n: n.imports)),
+    )
 
 
 # Strings every Cython module carries (its runtime module, and the names of the
@@ -222,27 +272,47 @@ def native_imports(
 _CYTHON_MARKS = (b"\x00cython_runtime\x00", b"\x00__pyx_capi__\x00", b"_cython_3_")
 
 
-def _cffi_edge(module: str, ro: bytes, calls_import: list[str], pyo3: bool,
-               pyo3_version: str | None, owner: tuple[str, str] | None) -> NativeImport:
+def _cffi_edge(
+    module: str,
+    ro: bytes,
+    calls_import: list[str],
+    pyo3: bool,
+    pyo3_version: str | None,
+    owner: tuple[str, str] | None,
+) -> NativeImport:
     """The ``_cffi_backend`` import of a cffi module (or of a pyo3 module embedding one)."""
     external = b"\x00_init_cffi_1_0_external_module\x00" in ro
     evidence = (
         "NUL-terminated string '_cffi_backend' in .rodata",
-        *(["string '_init_cffi_1_0_external_module' (cffi's out-of-line API mode)"]
-          if external else []),
+        *(
+            ["string '_init_cffi_1_0_external_module' (cffi's out-of-line API mode)"]
+            if external
+            else []
+        ),
         *([f"undefined symbol {', '.join(calls_import)}"] if calls_import else []),
     )
     if pyo3:
         panics, confidence, why = _panics_for(owner)
         return NativeImport(
-            module, "_cffi_backend", confidence, True, panics,
-            (*evidence, "pyo3 module with an embedded cffi module: " + why,
-             *([f"pyo3 {pyo3_version}"] if pyo3_version else [])),
+            module=module,
+            imports="_cffi_backend",
+            confidence=confidence,
+            at_init=True,
+            panics=panics,
+            evidence=(
+                *evidence,
+                "pyo3 module with an embedded cffi module: " + why,
+                *([f"pyo3 {pyo3_version}"] if pyo3_version else []),
+            ),
         )
     confidence = "certain" if external and calls_import else "likely"
     return NativeImport(
-        module, "_cffi_backend", confidence, True, False,
-        (*evidence, "cffi-generated init code imports _cffi_backend first"),
+        module=module,
+        imports="_cffi_backend",
+        confidence=confidence,
+        at_init=True,
+        panics=False,
+        evidence=(*evidence, "cffi-generated init code imports _cffi_backend first"),
     )
 
 
@@ -288,8 +358,11 @@ def _cuts(comp: str) -> list[int]:
     """Where a component may end when the next string ran into it: its whole length,
     then the places where a lower-case letter or a digit meets an upper-case one."""
     comp = comp[:_MAX_COMPONENT]
-    inner = [i for i in range(len(comp) - 1, 0, -1)
-             if comp[i].isupper() and (comp[i - 1].islower() or comp[i - 1].isdigit())]
+    inner = [
+        i
+        for i in range(len(comp) - 1, 0, -1)
+        if comp[i].isupper() and (comp[i - 1].islower() or comp[i - 1].isdigit())
+    ]
     return [len(comp), *inner[:4]]
 
 
@@ -298,8 +371,10 @@ def _longest_module(comps: list[str], exists: Callable[[str], bool]) -> str | No
     if not exists(current):
         return None
     for comp in comps[1:]:
-        hit = next((f"{current}.{comp[:cut]}" for cut in _cuts(comp)
-                    if exists(f"{current}.{comp[:cut]}")), None)
+        hit = next(
+            (f"{current}.{comp[:cut]}" for cut in _cuts(comp) if exists(f"{current}.{comp[:cut]}")),
+            None,
+        )
         if hit is None:
             return current
         current = hit

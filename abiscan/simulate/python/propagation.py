@@ -85,6 +85,7 @@ __all__ = ["Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
 # Deeper than any real package's import nesting; a guard against runaway recursion.
 MAX_DEPTH = 200
 
+
 class FactsLike(Protocol):
     def read(self, path: str) -> bytes | SourceError: ...
 
@@ -120,7 +121,7 @@ class Simulator:
         self.graph = graph
         self.own = own
         self.native = native
-        self.facts = facts or TargetFacts(graph.version)
+        self.facts = facts or TargetFacts(version=graph.version)
         self._intact = intact
         # Each executed source module's globals, live while it runs.
         self.namespaces: dict[str, Namespace] = {}
@@ -158,8 +159,13 @@ class Simulator:
             return None
         depth = len(run.running)
         if depth > MAX_DEPTH:
-            return Raised(None, (), name, f"import chain deeper than {MAX_DEPTH} modules; "
-                          "abiscan stops following it", certain=False)
+            return Raised(
+                error=None,
+                steps=(),
+                broken=name,
+                reason=f"import chain deeper than {MAX_DEPTH} modules; abiscan stops following it",
+                certain=False,
+            )
         run.lows.append(depth)
         hooks_before = set(run.hooks)
         assumed_before = set(run.assumed)
@@ -186,8 +192,9 @@ class Simulator:
         if got is None or not got.missing or not self._run.hooks:
             return None
         top = got.broken.partition(".")[0]
-        return next((h for h, names in self._run.hooks.items()
-                     if got.broken in names or top in names), None)
+        return next(
+            (h for h, names in self._run.hooks.items() if got.broken in names or top in names), None
+        )
 
     def _import(self, name: str, depth: int) -> Raised | None:
         run = self._run
@@ -196,7 +203,9 @@ class Simulator:
         if parent:
             up = self.import_(parent)
             if up is not None:
-                step = ChainStep(name, parent, "parent", statement=f"import {parent} first")
+                step = ChainStep(
+                    module=name, imports=parent, how="parent", statement=f"import {parent} first"
+                )
                 if up.certain:
                     return up.via(step)
                 maybe = up.via(step)
@@ -214,24 +223,33 @@ class Simulator:
             return maybe
         if maybe is not None and result.certain and maybe.error != result.error:
             # It fails either way; with which error depends on whether the parent does.
-            result = replace(result, confidence=weaker(result.confidence, "likely"),
-                             reason=f"{result.reason}; unless its parent fails first: "
-                                    f"{maybe.reason}")
+            result = replace(
+                result,
+                confidence=weaker(result.confidence, "likely"),
+                reason=f"{result.reason}; unless its parent fails first: {maybe.reason}",
+            )
         return result
 
     def _load(self, name: str) -> Raised | None:
         own = self.own(name)
         if own.outcome == "error":
-            got = Raised(own.error, (), name, own.reason, missing=own.path is None)
+            got = Raised(
+                error=own.error, steps=(), broken=name, reason=own.reason, missing=own.path is None
+            )
             hook = self._hooked(got)
             if hook is not None:
                 self._run.tainted = True
-                return replace(got, certain=False, reason=(
-                    f"{own.reason}; but {hook}, imported before it, installs an import hook "
-                    f"that may provide '{name}'"))
+                return replace(
+                    got,
+                    certain=False,
+                    reason=(
+                        f"{own.reason}; but {hook}, imported before it, installs an import hook "
+                        f"that may provide '{name}'"
+                    ),
+                )
             return got
         if own.outcome != "ok":
-            return Raised(own.error, (), name, own.reason, certain=False)
+            return Raised(error=own.error, steps=(), broken=name, reason=own.reason, certain=False)
         source = self.graph.module(name) if own.kind in ("source", "package") else None
         if source is not None:
             return self._exec(source)
@@ -245,14 +263,25 @@ class Simulator:
             if verdict.error is not None:
                 why = f"{source.path} does not parse under the target's grammar: {verdict.why}"
                 if not verdict.exact:
-                    why += " (the message text is the closest abiscan knows; type and line " \
-                           "are the target's)"
-                return Raised(verdict.error, (), source.name, why)
-            return Raised(None, (), source.name, verdict.unknown or "", certain=False)
+                    why += (
+                        " (the message text is the closest abiscan knows; type and line "
+                        "are the target's)"
+                    )
+                return Raised(error=verdict.error, steps=(), broken=source.name, reason=why)
+            return Raised(
+                error=None,
+                steps=(),
+                broken=source.name,
+                reason=verdict.unknown or "",
+                certain=False,
+            )
         if source.custom_finder:
             self._run.hooks[source.name] = source.hook_names
-        ns = Namespace(source.name, open=source.writes_globals,
-                       declared=source.declared_global | _unfollowed_names(source))
+        ns = Namespace(
+            module=source.name,
+            open=source.writes_globals,
+            declared=source.declared_global | _unfollowed_names(source),
+        )
         self.namespaces[source.name] = ns
         return BodyRun(self, source, ns).run()
 
@@ -267,14 +296,21 @@ class Simulator:
             if got is None:
                 continue
             note = f"{edge.confidence}: " + "; ".join(edge.evidence[-2:])
-            step = ChainStep(name, edge.imports, "native", path, None,
-                             f"imports {edge.imports} from native code while it initialises",
-                             note)
+            step = ChainStep(
+                module=name,
+                imports=edge.imports,
+                how="native",
+                path=path,
+                line=None,
+                statement=f"imports {edge.imports} from native code while it initialises",
+                note=note,
+            )
             if edge.panics and got.error is not None:
-                panic = PredictedError(PANIC, PANIC_MESSAGE)
+                panic = PredictedError(type=PANIC, message=PANIC_MESSAGE)
                 cause = f"{got.error} inside {name}'s init, which pyo3 turns into a panic"
                 return replace(got, error=panic, reason=f"{got.reason}; {cause}").via(
-                    step, edge.confidence)
+                    step, edge.confidence
+                )
             return got.via(step, edge.confidence)
         return None
 
@@ -282,10 +318,16 @@ class Simulator:
         """``from ns import name`` where ``ns`` is a namespace package (a directory left
         next to an extension the target does not load): nothing binds ``name``."""
         error = PredictedError(
-            "ImportError", f"cannot import name '{name}' from '{edge.target}' (unknown location)")
-        note = (f"'{edge.target}' is a namespace package on the target (a directory, no "
-                f"__init__.py) and has no submodule '{name}'")
-        return Raised(error, (replace(step, note=note),), edge.target, note)
+            type="ImportError",
+            message=f"cannot import name '{name}' from '{edge.target}' (unknown location)",
+        )
+        note = (
+            f"'{edge.target}' is a namespace package on the target (a directory, no "
+            f"__init__.py) and has no submodule '{name}'"
+        )
+        return Raised(
+            error=error, steps=(replace(step, note=note),), broken=edge.target, reason=note
+        )
 
     # -- what a module body asks (execute.Runner) ------------------------------
 
@@ -313,9 +355,14 @@ class Simulator:
             return source.path
         full = f"{module}.{name}"
         if self._run.results.get(full, False) is None or self.done.get(full, False) is None:
-            return ModuleRef(full)  # an imported submodule is its package's attribute
-        if ns.open or source.open_namespace or name in ns.declared or name in MODULE_DUNDERS \
-                or self.graph.is_module(full):
+            return ModuleRef(name=full)  # an imported submodule is its package's attribute
+        if (
+            ns.open
+            or source.open_namespace
+            or name in ns.declared
+            or name in MODULE_DUNDERS
+            or self.graph.is_module(full)
+        ):
             return UNKNOWN
         return MISSING
 
@@ -343,11 +390,11 @@ class Simulator:
     def _bound_value(self, step: ImportStep) -> Any:
         edge = step.edge
         if edge.kind == "import":
-            return ModuleRef(step.value or edge.target)
+            return ModuleRef(name=step.value or edge.target)
         if edge.kind == "submodule":
             parent, _, tail = edge.target.rpartition(".")
             value = self.attribute(parent, tail)  # from-import reads the attribute first
-            return value if value not in (UNKNOWN, MISSING) else ModuleRef(edge.target)
+            return value if value not in (UNKNOWN, MISSING) else ModuleRef(name=edge.target)
         if edge.kind == "name" and edge.name is not None:
             fixed = self.facts.attribute(edge.target, edge.name)
             if fixed is not UNKNOWN:
@@ -377,14 +424,25 @@ class Simulator:
         key = (source.name, first.line or step.line)
         if key not in self.pierced:
             self.pierced[key] = Pierced(
-                source.name, source.path, first.line or step.line, first.statement,
-                tuple(f"{g.text} (line {g.line})" for g in guards), got,
+                module=source.name,
+                path=source.path,
+                line=first.line or step.line,
+                statement=first.statement,
+                guards=tuple(f"{g.text} (line {g.line})" for g in guards),
+                raised=got,
             )
 
     def _edge(self, source: ModuleSource, edge: ImportEdge) -> Raised | None:
         self._run.paused[source.name] = edge.line
-        step = ChainStep(source.name, edge.target, edge.kind, source.path, edge.line,
-                         edge.statement, _guard_note(edge))
+        step = ChainStep(
+            module=source.name,
+            imports=edge.target,
+            how=edge.kind,
+            path=source.path,
+            line=edge.line,
+            statement=edge.statement,
+            note=_guard_note(edge),
+        )
         if edge.kind == "name":
             return self._from_name(source, edge, step)
         got = self.import_(edge.target)
@@ -400,15 +458,17 @@ class Simulator:
                         return sub.via(replace(step, imports=full, how="submodule"))
         return None
 
-    def _from_name(self, source: ModuleSource, edge: ImportEdge, step: ChainStep
-                   ) -> Raised | None:
+    def _from_name(self, source: ModuleSource, edge: ImportEdge, step: ChainStep) -> Raised | None:
         got = self.import_(edge.target)
         if got is not None:
             return got.via(replace(step, how="from"))
         name = edge.name or ""
         base = self.graph.module(edge.target)
-        if base is None and self.own(edge.target).kind == "namespace" and not \
-                self.graph.is_module(f"{edge.target}.{name}"):
+        if (
+            base is None
+            and self.own(edge.target).kind == "namespace"
+            and not self.graph.is_module(f"{edge.target}.{name}")
+        ):
             return self._not_in_namespace(edge, step, name)
         if base is None or base.open_namespace or base.custom_finder:
             return None  # any name may exist (an import hook may provide it, too)
@@ -421,17 +481,22 @@ class Simulator:
         if name in MODULE_DUNDERS and (name != "__path__" or base.is_package):
             return None  # every module has these before its first line runs
         prefix = edge.target + "."
-        if any(e.target.startswith(prefix) and e.target[len(prefix):].split(".")[0] == name
-               for e in base.edges):
+        if any(
+            e.target.startswith(prefix) and e.target[len(prefix) :].split(".")[0] == name
+            for e in base.edges
+        ):
             return None  # a submodule the package imports becomes its attribute
         partial = "partially initialized module " if edge.target in self._run.index else ""
         circular = " (most likely due to a circular import)" if partial else ""
         error = PredictedError(
-            "ImportError",
-            f"cannot import name '{name}' from {partial}'{edge.target}'{circular} ({base.path})",
+            type="ImportError",
+            message=f"cannot import name '{name}' from {partial}'{edge.target}'{circular} "
+            f"({base.path})",
         )
         note = f"'{name}' is neither a submodule in the stack nor a name {edge.target} binds"
-        return Raised(error, (replace(step, note=note),), edge.target, note)
+        return Raised(
+            error=error, steps=(replace(step, note=note),), broken=edge.target, reason=note
+        )
 
 
 def _unfollowed_names(source: ModuleSource) -> frozenset[str]:
@@ -498,24 +563,46 @@ def follow_imports(
     """
     # Every source of one scan has the scan's budgets.
     limits = stack.sources[0].limits if stack.sources else DEFAULT_LIMITS
-    graph = ImportGraph(reader=_reader(stack, importer, facts), version=target.python_version,
-                        limits=limits, parses=parses,
-                        stdlib=stdlib_dir(target.sys_path, target.python_version))
+    graph = ImportGraph(
+        reader=_reader(stack, importer, facts),
+        version=target.python_version,
+        limits=limits,
+        parses=parses,
+        stdlib=stdlib_dir(target.sys_path, target.python_version),
+    )
     runtime = runtime_modules(target)
     tops = _top_level_names(stack, target)
 
     def own(name: str) -> ModuleOutcome:
         top = name.partition(".")[0]
         if top in BUILTIN_FIRST:
-            return ModuleOutcome(name, "ok", None, None, kind="builtin",
-                                 reason="built into the interpreter")
+            return ModuleOutcome(
+                name=name,
+                outcome="ok",
+                path=None,
+                source=None,
+                kind="builtin",
+                reason="built into the interpreter",
+            )
         if top not in tops:
             if is_stdlib(name, target.python_version):
-                return ModuleOutcome(name, "ok", None, None, kind="stdlib",
-                                     reason="the target's standard library")
+                return ModuleOutcome(
+                    name=name,
+                    outcome="ok",
+                    path=None,
+                    source=None,
+                    kind="stdlib",
+                    reason="the target's standard library",
+                )
             if top in runtime:
-                return ModuleOutcome(name, "ok", None, None, kind="runtime",
-                                     reason=f"provided by the runtime ({runtime[top].describe()})")
+                return ModuleOutcome(
+                    name=name,
+                    outcome="ok",
+                    path=None,
+                    source=None,
+                    kind="runtime",
+                    reason=f"provided by the runtime ({runtime[top].describe()})",
+                )
         got = predict(name)
         if got.outcome == "error" and got.path is None:
             return _not_found(name, got, graph, importer, stack, target)
@@ -534,20 +621,32 @@ def follow_imports(
             data = facts.read(path)
             elf = facts.elf(path)
             dist = owners.get(path)
-            native_memo[path] = None if isinstance(data, SourceError) else native_imports(
-                name, path, data, elf if isinstance(elf, ElfFacts) else None, exists,
-                (dist.name, dist.version) if dist is not None else None,
+            native_memo[path] = (
+                None
+                if isinstance(data, SourceError)
+                else native_imports(
+                    name,
+                    path,
+                    data,
+                    elf if isinstance(elf, ElfFacts) else None,
+                    exists,
+                    (dist.name, dist.version) if dist is not None else None,
+                )
             )
         return native_memo[path]
 
-    facts_of_target = TargetFacts(target.python_version, target.arch,
-                                  8 if target.arch.endswith("64") else 4)
+    facts_of_target = TargetFacts(
+        version=target.python_version,
+        machine=target.arch,
+        pointer_size=8 if target.arch.endswith("64") else 4,
+    )
     sim = Simulator(graph, own, native, facts_of_target, _intact_check(stack, owners))
     return _follow_each(sim, modules, own)
 
 
-def _follow_each(sim: Simulator, modules: Sequence[ModuleOutcome],
-                 own: Callable[[str], ModuleOutcome]) -> Followed:
+def _follow_each(
+    sim: Simulator, modules: Sequence[ModuleOutcome], own: Callable[[str], ModuleOutcome]
+) -> Followed:
     """Runs ``import name`` for each module, in a fresh simulated interpreter each."""
     out: list[ModuleOutcome] = []
     broken: list[Broken] = []
@@ -556,20 +655,35 @@ def _follow_each(sim: Simulator, modules: Sequence[ModuleOutcome],
         provided = own(module.name)
         if module.outcome == "error" and module.path is None and provided.ok:
             # A name asked for with --import that the target itself provides (os, boto3).
-            module = replace(module, outcome="ok", error=None, kind=provided.kind,
-                             reason=provided.reason, candidates=())
+            module = replace(
+                module,
+                outcome="ok",
+                error=None,
+                kind=provided.kind,
+                reason=provided.reason,
+                candidates=(),
+            )
         updated = _calibrated(_outcome(module, got), got, sim.assumptions())
         out.append(updated)
-        if "." not in module.name and got is not None and got.certain and got.steps \
-                and got.error is not None:
-            broken.append(Broken(updated, got))
-    pierced = [p for p in sorted(sim.pierced.values(), key=lambda p: (p.module, p.line))
-               if p.raised.certain and p.raised.error is not None]
-    return Followed(tuple(out), tuple(broken), tuple(pierced))
+        if (
+            "." not in module.name
+            and got is not None
+            and got.certain
+            and got.steps
+            and got.error is not None
+        ):
+            broken.append(Broken(module=updated, raised=got))
+    pierced = [
+        p
+        for p in sorted(sim.pierced.values(), key=lambda p: (p.module, p.line))
+        if p.raised.certain and p.raised.error is not None
+    ]
+    return Followed(modules=tuple(out), broken=tuple(broken), pierced=tuple(pierced))
 
 
-def _calibrated(module: ModuleOutcome, got: Raised | None, assumed: tuple[Assumption, ...]
-                ) -> ModuleOutcome:
+def _calibrated(
+    module: ModuleOutcome, got: Raised | None, assumed: tuple[Assumption, ...]
+) -> ModuleOutcome:
     """The outcome's confidence, from the links of its chain and the sides it assumed."""
     confidence: str = module.confidence
     if module.outcome == "unknown":
@@ -578,13 +692,15 @@ def _calibrated(module: ModuleOutcome, got: Raised | None, assumed: tuple[Assump
         confidence = got.confidence
     if assumed and confidence == "certain":
         confidence = "likely"
-    level: OutcomeConfidence = "possible" if confidence == "possible" else (
-        "likely" if confidence == "likely" else "certain")
+    level: OutcomeConfidence = (
+        "possible"
+        if confidence == "possible"
+        else ("likely" if confidence == "likely" else "certain")
+    )
     return replace(module, confidence=level, assumptions=assumed)
 
 
-def _intact_check(stack: Stack, owners: Mapping[str, Distribution]
-                  ) -> Callable[[str], str | None]:
+def _intact_check(stack: Stack, owners: Mapping[str, Distribution]) -> Callable[[str], str | None]:
     """``intact(path)``: the label of the distribution that installed ``path`` when every
     file its RECORD lists is in the stack, from the same input, of the recorded size."""
     memo: dict[str, bool] = {}
@@ -618,8 +734,7 @@ def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
     if not got.steps:
         # It fails by itself (own load error, or a SyntaxError found here).
         if module.outcome == "ok" and got.error is not None and got.certain:
-            return replace(module, outcome="error", error=got.error, reason=got.reason,
-                           chain=chain)
+            return replace(module, outcome="error", error=got.error, reason=got.reason, chain=chain)
         if module.outcome == "ok":
             return replace(module, outcome="unknown", reason=got.reason, chain=chain)
         if module.outcome != "error":
@@ -635,10 +750,10 @@ def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
         reason = f"import chain {path}{how}; {got.broken}: {got.reason}"
         if got.steps[0].how == "parent":
             # "import a.b" imports "a" first: say so in the words a user expects.
-            reason = (f"its parent package '{got.steps[0].imports}' fails to import "
-                      f"({reason})")
-        return replace(module, outcome="error", error=got.error, reason=reason, chain=chain,
-                       steps=got.steps)
+            reason = f"its parent package '{got.steps[0].imports}' fails to import ({reason})"
+        return replace(
+            module, outcome="error", error=got.error, reason=reason, chain=chain, steps=got.steps
+        )
     if module.outcome == "error":
         return module
     what = f"{got.error}" if got.error is not None else "an unknown outcome"
@@ -647,7 +762,11 @@ def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
 
 
 def _not_found(
-    name: str, got: ModuleOutcome, graph: ImportGraph, importer: ImportSystem, stack: Stack,
+    name: str,
+    got: ModuleOutcome,
+    graph: ImportGraph,
+    importer: ImportSystem,
+    stack: Stack,
     target: Target,
 ) -> ModuleOutcome:
     """A module the finder does not find, unless a package extends its search at run time."""
@@ -658,22 +777,41 @@ def _not_found(
         if source is None:
             continue
         if source.custom_finder:
-            rel = name[len(package) + 1:]
+            rel = name[len(package) + 1 :]
             if rel in source.hook_names or name in source.hook_names:
                 # six's "moves": importing the submodule imports the package first,
                 # which installs the hook that its own source registers the name with.
-                return replace(got, outcome="ok", error=None, candidates=(),
-                               confidence="likely", reason=(
-                                   f"served by the import hook {package} installs "
-                                   f"(sys.meta_path), whose source names '{rel}'"))
-            return replace(got, outcome="unknown", error=None, reason=(
-                f"not found as a file, but {package} installs an import hook "
-                "(sys.meta_path/path_hooks) that may provide it"))
+                return replace(
+                    got,
+                    outcome="ok",
+                    error=None,
+                    candidates=(),
+                    confidence="likely",
+                    reason=(
+                        f"served by the import hook {package} installs "
+                        f"(sys.meta_path), whose source names '{rel}'"
+                    ),
+                )
+            return replace(
+                got,
+                outcome="unknown",
+                error=None,
+                reason=(
+                    f"not found as a file, but {package} installs an import hook "
+                    "(sys.meta_path/path_hooks) that may provide it"
+                ),
+            )
         if source.extends_path and i == len(parts) - 1:
             if _on_extended_path(name, importer, stack, target):
-                return replace(got, outcome="ok", error=None, reason=(
-                    f"found through {package}.__path__, which the package extends to every "
-                    "sys.path entry (pkgutil.extend_path / declare_namespace)"))
+                return replace(
+                    got,
+                    outcome="ok",
+                    error=None,
+                    reason=(
+                        f"found through {package}.__path__, which the package extends to every "
+                        "sys.path entry (pkgutil.extend_path / declare_namespace)"
+                    ),
+                )
             return got
     return got
 

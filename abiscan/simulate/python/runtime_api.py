@@ -71,7 +71,7 @@ class _Value:
     name: str | None
 
 
-_NONE = _Value("none", None)
+_NONE = _Value(kind="none", name=None)
 
 
 @cache
@@ -193,26 +193,36 @@ class RuntimeChecker:
                     self._bind_target(item.optional_vars, None, bind)
         elif isinstance(s, ast.Match):
             header = [s.subject]
-        elif isinstance(s, (ast.Expr, ast.AugAssign, ast.Raise, ast.Assert, ast.Delete,
-                            ast.Return)):
+        elif isinstance(
+            s, (ast.Expr, ast.AugAssign, ast.Raise, ast.Assert, ast.Delete, ast.Return)
+        ):
             header = [n for n in ast.iter_child_nodes(s) if isinstance(n, ast.expr)]
             if isinstance(s, ast.AugAssign):
                 self._bind_target(s.target, None, bind)
             if isinstance(s, ast.Delete):
                 for target in s.targets:
                     self._bind_target(target, None, bind)
-        compound = isinstance(s, (ast.If, ast.While, ast.For, ast.AsyncFor, ast.With,
-                                  ast.AsyncWith, ast.Match))
+        compound = isinstance(
+            s, (ast.If, ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.Match)
+        )
         return self._first(s, header, before=compound)
 
     def _function_header(self, s: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.expr]:
         """What ``def`` evaluates, in CPython's order: decorators, defaults, annotations."""
         args = s.args
-        exprs: list[ast.expr] = [*s.decorator_list, *args.defaults,
-                                 *(d for d in args.kw_defaults if d is not None)]
+        exprs: list[ast.expr] = [
+            *s.decorator_list,
+            *args.defaults,
+            *(d for d in args.kw_defaults if d is not None),
+        ]
         if not self.future_annotations:
-            every = [*args.posonlyargs, *args.args, *([args.vararg] if args.vararg else []),
-                     *args.kwonlyargs, *([args.kwarg] if args.kwarg else [])]
+            every = [
+                *args.posonlyargs,
+                *args.args,
+                *([args.vararg] if args.vararg else []),
+                *args.kwonlyargs,
+                *([args.kwarg] if args.kwarg else []),
+            ]
             exprs.extend(a.annotation for a in every if a.annotation is not None)
             if s.returns is not None:
                 exprs.append(s.returns)
@@ -235,24 +245,28 @@ class RuntimeChecker:
                 continue
             full = f"{module}.{alias.name}"
             if alias.name in self.modules[module].get("submodules", ()):
-                bind(alias.asname or alias.name, _Value("module", full))
+                bind(alias.asname or alias.name, _Value(kind="module", name=full))
                 continue
             if failure is None and self._lacks(module, alias.name):
                 location = self._location(module)
                 message = self.runtime["missing_name"].format(
-                    name=alias.name, module=module, location=location)
+                    name=alias.name, module=module, location=location
+                )
                 failure = RuntimeFailure(
-                    s.lineno, "ImportError", message, False,
-                    f"{module}.{alias.name} exists on CPython "
+                    line=s.lineno,
+                    exc_type="ImportError",
+                    message=message,
+                    before_body=False,
+                    why=f"{module}.{alias.name} exists on CPython "
                     f"{self._where(module, alias.name)} only",
                 )
-            bind(alias.asname or alias.name, _Value("object", full))
+            bind(alias.asname or alias.name, _Value(kind="object", name=full))
         return failure
 
     # -- names ------------------------------------------------------------------
 
     def _module_value(self, name: str) -> _Value | None:
-        return _Value("module", name) if name in self.modules else None
+        return _Value(kind="module", name=name) if name in self.modules else None
 
     def _has_module(self, module: str) -> bool:
         return self.key in self.modules[module]["file"]
@@ -273,8 +287,12 @@ class RuntimeChecker:
         without the target, in a module whose names do not depend on the build."""
         entry = self.modules[module]
         ranges = entry["names"].get(name)
-        return (not entry["build_dependent"] and ranges is not None and _contiguous(ranges)
-                and not _in_ranges(self.minor, ranges))
+        return (
+            not entry["build_dependent"]
+            and ranges is not None
+            and _contiguous(ranges)
+            and not _in_ranges(self.minor, ranges)
+        )
 
     def _where(self, module: str, name: str) -> str:
         ranges = self.modules[module]["names"][name]
@@ -290,7 +308,7 @@ class RuntimeChecker:
         if self.builtins_shadowed:
             return None
         if self._has("builtins", name):
-            return _Value("object", f"builtins.{name}")
+            return _Value(kind="object", name=f"builtins.{name}")
         return None
 
     def _bind_target(self, target: ast.expr, value: _Value | None, bind: _Binder) -> None:
@@ -305,20 +323,23 @@ class RuntimeChecker:
     def _class_value(self, s: ast.ClassDef) -> _Value:
         """A class the module defines, with its metaclass's name when its bases fix it."""
         if s.keywords:
-            return _Value("class", None)
+            return _Value(kind="class", name=None)
         metas = set()
         for base in s.bases:
             _, value = self._eval(base)
             metas.add(self._tp_name(value))
         metas.discard("type")
         if not metas:
-            return _Value("class", "type")
-        return _Value("class", metas.pop() if len(metas) == 1 and None not in metas else None)
+            return _Value(kind="class", name="type")
+        return _Value(
+            kind="class", name=metas.pop() if len(metas) == 1 and None not in metas else None
+        )
 
     # -- expressions ------------------------------------------------------------
 
-    def _first(self, s: ast.stmt, exprs: Iterable[ast.expr], *, before: bool
-               ) -> RuntimeFailure | None:
+    def _first(
+        self, s: ast.stmt, exprs: Iterable[ast.expr], *, before: bool
+    ) -> RuntimeFailure | None:
         for expr in exprs:
             failure, _ = self._eval(expr)
             if failure is not None:
@@ -326,31 +347,53 @@ class RuntimeChecker:
         return None
 
     @staticmethod
-    def _failure(s: ast.stmt, failure: RuntimeFailure | None, *, before: bool
-                 ) -> RuntimeFailure | None:
+    def _failure(
+        s: ast.stmt, failure: RuntimeFailure | None, *, before: bool
+    ) -> RuntimeFailure | None:
         if failure is None:
             return None
-        return RuntimeFailure(failure.line or s.lineno, failure.exc_type, failure.message,
-                              before, failure.why)
+        return RuntimeFailure(
+            line=failure.line or s.lineno,
+            exc_type=failure.exc_type,
+            message=failure.message,
+            before_body=before,
+            why=failure.why,
+        )
 
-    def _eval(self, node: ast.expr, depth: int = 0
-              ) -> tuple[RuntimeFailure | None, _Value | None]:
+    def _eval(self, node: ast.expr, depth: int = 0) -> tuple[RuntimeFailure | None, _Value | None]:
         """The first failure evaluating ``node`` raises (in CPython's order), or its value."""
         if depth > _MAX_DEPTH:
             return None, None
         if isinstance(node, ast.Name):
-            if isinstance(node.ctx, ast.Load) and node.id not in self.names and \
-                    not self.builtins_shadowed and self._lacks("builtins", node.id):
+            if (
+                isinstance(node.ctx, ast.Load)
+                and node.id not in self.names
+                and not self.builtins_shadowed
+                and self._lacks("builtins", node.id)
+            ):
                 return RuntimeFailure(
-                    node.lineno, "NameError", f"name '{node.id}' is not defined", False,
-                    f"the builtin {node.id} exists on CPython "
+                    line=node.lineno,
+                    exc_type="NameError",
+                    message=f"name '{node.id}' is not defined",
+                    before_body=False,
+                    why=f"the builtin {node.id} exists on CPython "
                     f"{self._where('builtins', node.id)} only",
                 ), None
             return None, self.lookup(node.id)
         if isinstance(node, ast.Constant):
             return None, _NONE if node.value is None else None
-        if isinstance(node, (ast.Lambda, ast.IfExp, ast.BoolOp, ast.ListComp, ast.SetComp,
-                             ast.DictComp, ast.GeneratorExp)):
+        if isinstance(
+            node,
+            (
+                ast.Lambda,
+                ast.IfExp,
+                ast.BoolOp,
+                ast.ListComp,
+                ast.SetComp,
+                ast.DictComp,
+                ast.GeneratorExp,
+            ),
+        ):
             # Only the part that always runs; the rest depends on values.
             first = _always_evaluated(node)
             return (self._eval(first, depth + 1)[0] if first is not None else None), None
@@ -381,23 +424,28 @@ class RuntimeChecker:
                     return failure, None
         return None, None
 
-    def _attribute(self, node: ast.Attribute, value: _Value | None
-                   ) -> tuple[RuntimeFailure | None, _Value | None]:
+    def _attribute(
+        self, node: ast.Attribute, value: _Value | None
+    ) -> tuple[RuntimeFailure | None, _Value | None]:
         if value is None or value.kind != "module" or value.name is None:
             return None, None
         module, attr = value.name, node.attr
         full = f"{module}.{attr}"
         if attr in self.modules[module].get("submodules", ()):
-            return None, _Value("module", full) if full in self.modules else None
+            return None, _Value(kind="module", name=full) if full in self.modules else None
         if self._lacks(module, attr):
             return RuntimeFailure(
-                node.lineno, "AttributeError", f"module '{module}' has no attribute '{attr}'",
-                False, f"{full} exists on CPython {self._where(module, attr)} only",
+                line=node.lineno,
+                exc_type="AttributeError",
+                message=f"module '{module}' has no attribute '{attr}'",
+                before_body=False,
+                why=f"{full} exists on CPython {self._where(module, attr)} only",
             ), None
-        return None, _Value("object", full) if self._has(module, attr) else None
+        return None, _Value(kind="object", name=full) if self._has(module, attr) else None
 
-    def _subscript(self, node: ast.Subscript, value: _Value | None
-                   ) -> tuple[RuntimeFailure | None, _Value | None]:
+    def _subscript(
+        self, node: ast.Subscript, value: _Value | None
+    ) -> tuple[RuntimeFailure | None, _Value | None]:
         if value is None or value.kind != "object" or value.name is None:
             return None, None
         entry = self.classes.get(value.name, {})
@@ -405,13 +453,16 @@ class RuntimeChecker:
         if ranges is None:
             return None, None
         if _in_ranges(self.minor, ranges):
-            return None, _Value("alias", entry.get("alias", {}).get(self.key))
+            return None, _Value(kind="alias", name=entry.get("alias", {}).get(self.key))
         message = entry.get("subscript_error", {}).get(self.key)
         if message is None:
             return None, None
         return RuntimeFailure(
-            node.lineno, "TypeError", message, False,
-            f"{value.name} can be subscripted on CPython "
+            line=node.lineno,
+            exc_type="TypeError",
+            message=message,
+            before_body=False,
+            why=f"{value.name} can be subscripted on CPython "
             f"{', '.join(f'3.{p}' for p in ranges.split(','))} only",
         ), None
 
@@ -432,28 +483,38 @@ class RuntimeChecker:
         obj = entry.get("object", {}).get(self.key)
         return str(obj) if obj is not None else None
 
-    def _union(self, node: ast.BinOp, left: _Value | None, right: _Value | None
-               ) -> RuntimeFailure | None:
+    def _union(
+        self, node: ast.BinOp, left: _Value | None, right: _Value | None
+    ) -> RuntimeFailure | None:
         if self.runtime.get("union_error") is None:
             return None  # PEP 604: the target's classes support |
         a, b = self._tp_name(left), self._tp_name(right)
         if a is None or b is None:
             return None
         return RuntimeFailure(
-            node.lineno, "TypeError", f"unsupported operand type(s) for |: '{a}' and '{b}'",
-            False, f"| between classes needs CPython 3.10 (PEP 604); the target is {self.key}",
+            line=node.lineno,
+            exc_type="TypeError",
+            message=f"unsupported operand type(s) for |: '{a}' and '{b}'",
+            before_body=False,
+            why=f"| between classes needs CPython 3.10 (PEP 604); the target is {self.key}",
         )
 
     def _call(self, node: ast.Call, func: _Value | None) -> RuntimeFailure | None:
-        if func is None or func.kind != "object" or func.name not in (
-                "dataclasses.dataclass", "dataclasses.field"):
+        if (
+            func is None
+            or func.kind != "object"
+            or func.name not in ("dataclasses.dataclass", "dataclasses.field")
+        ):
             return None
         refused = self.runtime["dataclasses"].get(func.name.rpartition(".")[2], {})
         for keyword in node.keywords:
             if keyword.arg in refused:
                 return RuntimeFailure(
-                    node.lineno, "TypeError", refused[keyword.arg], False,
-                    f"{func.name}() has no keyword argument {keyword.arg!r} on CPython "
+                    line=node.lineno,
+                    exc_type="TypeError",
+                    message=refused[keyword.arg],
+                    before_body=False,
+                    why=f"{func.name}() has no keyword argument {keyword.arg!r} on CPython "
                     f"{self.key}",
                 )
         return None
