@@ -22,7 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--budget", type=float, default=None,
                      help="minutes; start no scenario after them (the truth stays cached)")
     run.add_argument("--no-docs", action="store_true", help="do not write docs/realworld.md")
+    rep = sub.add_parser("report", help="write docs/realworld.md again from the last run")
+    rep.add_argument("results", nargs="?", default=None, help="a results JSON file")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        from pathlib import Path
+
+        from realworld.run import rerender
+
+        return rerender(Path(args.results) if args.results else None)
     if args.command == "resolve":
         from realworld.resolve import resolve
 

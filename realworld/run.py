@@ -20,7 +20,7 @@ from realworld.report import Record, compare, write_docs
 from realworld.scenarios import LayerSpec, Scenario, scenarios
 from realworld.truth import Truth, ground_truth
 
-__all__ = ["BuiltScenario", "build", "run_suite", "select_modules"]
+__all__ = ["BuiltScenario", "build", "rerender", "run_suite", "select_modules"]
 
 DEFAULT_CAP = 12
 QUICK_CAP = 6
@@ -184,7 +184,8 @@ def run_suite(quick: bool, jobs: int, cap: int | None, only: Sequence[str],
         print(f"[{n}/{len(todo)}] ", end="", flush=True)
         records += _run_one(scenario, manifest, cache, cap, jobs, timings)
     elapsed = time.monotonic() - started
-    _save(records, cache, quick)
+    _save(records, cache, quick, {"cap": cap, "elapsed": elapsed, "timings": timings,
+                                  "not_run": not_run})
     if write_docs or quick:
         write_docs_page(records, manifest, quick=quick, cap=cap, elapsed=elapsed,
                         timings=timings, not_run=not_run)
@@ -200,11 +201,27 @@ def write_docs_page(records: Sequence[Record], manifest: Mapping[str, Any], *, q
     print(f"wrote {target}")
 
 
-def _save(records: Sequence[Record], cache: Path, quick: bool) -> None:
+def rerender(path: Path | None = None) -> int:
+    """Write docs/realworld.md again from a saved run (``results/latest.json``)."""
+    source = path or cache_dir() / "results" / "latest.json"
+    data = json.loads(source.read_text())
+    if isinstance(data, list):  # the first runs saved the records alone
+        data = {"meta": {"cap": DEFAULT_CAP, "elapsed": 0.0, "not_run": [],
+                         "timings": {"build": 0.0, "truth": 0.0, "scan": 0.0}},
+                "records": data}
+    meta = data["meta"]
+    write_docs_page([Record(**r) for r in data["records"]], load_manifest(), quick=False,
+                    cap=meta["cap"], elapsed=meta["elapsed"], timings=meta["timings"],
+                    not_run=meta["not_run"])
+    return 0
+
+
+def _save(records: Sequence[Record], cache: Path, quick: bool, meta: Mapping[str, Any]
+          ) -> None:
     folder = cache / "results"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    text = json.dumps([r.to_dict() for r in records], indent=0)
+    text = json.dumps({"meta": meta, "records": [r.to_dict() for r in records]}, indent=0)
     (folder / f"{stamp}{'-quick' if quick else ''}.json").write_text(text)
     (folder / ("latest-quick.json" if quick else "latest.json")).write_text(text)
     print(f"records: {folder / ('latest-quick.json' if quick else 'latest.json')}")

@@ -78,15 +78,8 @@ def _arch(stacks: Sequence[str], py: str) -> list[Scenario]:
                      layers=(LayerSpec(stack=s, python=py, variant="aarch64"),)) for s in stacks]
 
 
-def scenarios(manifest: Mapping[str, Any], quick: bool = False) -> list[Scenario]:
-    """Every scenario of the suite, most telling first (a run with a time budget stops
-    early, and the next run continues from the cached truth); ``quick``: two stacks."""
-    stacks: Sequence[str] = list(manifest["stacks"])
-    if quick:
-        stacks = ["numpy-pandas", "crypto"]
-        return [*_clean(stacks, "3.12"), *_clean(stacks, "3.9"),
-                *_minor(stacks, "3.11", "3.12"), *_arch(stacks, "3.12")]
-    out = [*_clean(stacks, "3.12"), *_minor(stacks, "3.11", "3.12"), *_arch(stacks, "3.12")]
+def _mismatched(manifest: Mapping[str, Any], stacks: Sequence[str]) -> list[Scenario]:
+    out = [*_minor(stacks, "3.11", "3.12"), *_arch(stacks, "3.12")]
     out += [Scenario(category="musl", python="3.12",
                      layers=(LayerSpec(stack=s, python="3.12", variant="musl"),))
             for s in stacks if _has_variant(manifest, s, "3.12", "musl")]
@@ -99,7 +92,27 @@ def scenarios(manifest: Mapping[str, Any], quick: bool = False) -> list[Scenario
     out += [Scenario(category="glibc", python="3.11", truth=False,
                      layers=(LayerSpec(stack=s, python="3.11", variant="glibc228"),))
             for s in stacks if _has_variant(manifest, s, "3.11", "glibc228")]
-    for py in ("3.9", "3.8", "3.13", "3.11", "3.10"):
-        out += _clean(stacks, py)
+    return out
+
+
+def scenarios(manifest: Mapping[str, Any], quick: bool = False) -> list[Scenario]:
+    """Every scenario of the suite, most telling and cheapest first: a run with a time
+    budget stops early, and the next run continues from the cached truth. The big data
+    stack (scipy, scikit-learn, pyarrow, matplotlib: slow imports) comes after the others
+    in each round. ``quick``: two stacks."""
+    stacks: Sequence[str] = list(manifest["stacks"])
+    if quick:
+        stacks = ["numpy-pandas", "crypto"]
+        return [*_clean(stacks, "3.12"), *_clean(stacks, "3.9"),
+                *_minor(stacks, "3.11", "3.12"), *_arch(stacks, "3.12")]
+    light = [s for s in stacks if s != "data"]
+    heavy = [s for s in stacks if s == "data"]
+    out = [*_clean(light, "3.12"), *_mismatched(manifest, light)]
+    out += [*_clean(light, "3.9"), *_clean(heavy, "3.12"), *_mismatched(manifest, heavy)]
+    for py in ("3.8", "3.13", "3.11", "3.10"):
+        out += _clean(light, py)
+    out += [*_clean(heavy, "3.9")]
+    for py in ("3.8", "3.13", "3.11", "3.10"):
+        out += _clean(heavy, py)
     out += [*_minor(stacks, "3.12", "3.11"), *_minor(stacks, "3.9", "3.13"), *_arch(stacks, "3.9")]
     return out

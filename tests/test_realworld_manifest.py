@@ -115,3 +115,38 @@ def test_wheels_become_layers_and_module_lists(tmp_path: Path) -> None:
     assert not (site / "pkg-1.data").exists()
     # The layer holds what Lambda would see and nothing else.
     assert sorted(p.name for p in layer.root.iterdir()) == ["python"]
+
+
+def test_agreement_is_outcome_then_type_then_exact_message() -> None:
+    from realworld.report import compare, render
+    from realworld.scenarios import LayerSpec, Scenario
+    from realworld.truth import Truth
+
+    scen = Scenario(category="minor", python="3.12",
+                    layers=(LayerSpec(stack="crypto", python="3.11"),))
+    real = Truth(outcome="error", type="ModuleNotFoundError",
+                 message="No module named '_cffi_backend'")
+    exact = compare(scen, "cffi", "_cffi_backend", real, {
+        "outcome": "error", "reason": "",
+        "error": {"type": "ModuleNotFoundError", "message": "No module named '_cffi_backend'"}})
+    assert exact.outcome_agrees and exact.type_agrees and exact.message_agrees
+    worded = compare(scen, "cffi", "_cffi_backend", real, {
+        "outcome": "error", "reason": "", "error": {"type": "ModuleNotFoundError",
+                                                    "message": "No module named 'cffi'"}})
+    assert worded.type_agrees and not worded.message_agrees
+    panic = compare(scen, "cryptography", "cryptography.hazmat.bindings._rust",
+                    Truth(outcome="error", type="pyo3_runtime.PanicException", message="x"),
+                    {"outcome": "error", "reason": "",
+                     "error": {"type": "PanicException", "message": "x"}})
+    assert panic.message_agrees
+    unknown = compare(scen, "cffi", "cffi", Truth(outcome="ok"),
+                      {"outcome": "unknown", "reason": "may end in X", "error": None})
+    assert not unknown.outcome_agrees
+    crash = compare(scen, "pyyaml", "_yaml", Truth(outcome="crash", type="signal 11"), None)
+    assert crash.truth_type == "<crash: signal 11>" and crash.predicted == "missing"
+    manifest = {"pythons": ["3.12"], "projects": {}}
+    text = render([exact, worded, panic, unknown, crash], manifest, cap=12, elapsed=60.0,
+                  timings={"build": 1.0, "truth": 2.0, "scan": 3.0})
+    # 5 modules with truth; 2 predicted unknown or missing; 3 outcome agreements, 3 types,
+    # 2 exact messages.
+    assert "| minor | 1 | 5 | 1 / 4 | 0 / 3 / 2 | 40.0% | 60.0% | 60.0% | 40.0% | 0 | 0 |" in text
