@@ -183,6 +183,10 @@ def run_suite(quick: bool, jobs: int, cap: int | None, only: Sequence[str],
             break
         print(f"[{n}/{len(todo)}] ", end="", flush=True)
         records += _run_one(scenario, manifest, cache, cap, jobs, timings)
+        # Saved after every scenario: `report` can render a run that was stopped.
+        _save(records, cache, quick, {"cap": cap, "elapsed": time.monotonic() - started,
+                                      "timings": timings,
+                                      "not_run": [s.id for s in todo[n:]]}, final=False)
     elapsed = time.monotonic() - started
     _save(records, cache, quick, {"cap": cap, "elapsed": elapsed, "timings": timings,
                                   "not_run": not_run})
@@ -216,12 +220,14 @@ def rerender(path: Path | None = None) -> int:
     return 0
 
 
-def _save(records: Sequence[Record], cache: Path, quick: bool, meta: Mapping[str, Any]
-          ) -> None:
+def _save(records: Sequence[Record], cache: Path, quick: bool, meta: Mapping[str, Any],
+          final: bool = True) -> None:
     folder = cache / "results"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
     text = json.dumps({"meta": meta, "records": [r.to_dict() for r in records]}, indent=0)
-    (folder / f"{stamp}{'-quick' if quick else ''}.json").write_text(text)
+    if final:
+        (folder / f"{stamp}{'-quick' if quick else ''}.json").write_text(text)
     (folder / ("latest-quick.json" if quick else "latest.json")).write_text(text)
-    print(f"records: {folder / ('latest-quick.json' if quick else 'latest.json')}")
+    if final:
+        print(f"records: {folder / ('latest-quick.json' if quick else 'latest.json')}")
