@@ -113,9 +113,13 @@ def _table(rows: Iterable[list[str]]) -> list[str]:
 
 
 def _shape(text: str | None, width: int = 110) -> str:
+    """The text with what varies between instances (names, paths, numbers, chains) blanked."""
     if not text:
         return "(none)"
-    text = re.sub(r"'[^']*'", "'…'", text.splitlines()[0] if text.strip() else text)
+    text = text.splitlines()[0] if text.strip() else text
+    text = text.split(" through the import chain ")[0]
+    text = re.sub(r"'[^']*'", "'…'", text)
+    text = re.sub(r"(/opt|/var)/\S+", "<path>", text)
     text = re.sub(r"\b\d+(\.\d+)*\b", "N", text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -145,7 +149,8 @@ def _causes(recs: Sequence[Record], keep: Callable[[Record], bool], top: int) ->
         dists = sorted({r.distribution for r in rs})
         shown = ", ".join(dists[:6]) + (f" (+{len(dists) - 6})" if len(dists) > 6 else "")
         ex = rs[0]
-        lines.append(f"| {len(rs)} | {shown} | {key.replace('|', '/')} | "
+        text = key.replace("|", "/").replace("`", "'")
+        lines.append(f"| {len(rs)} | {shown} | `{text}` | "
                      f"`{ex.module}` ({ex.scenario}) |")
     return lines
 
