@@ -21,16 +21,18 @@ def main(argv: list[str] | None = None) -> int:
                      help="run only scenarios whose id contains this text (repeatable)")
     run.add_argument("--budget", type=float, default=None,
                      help="minutes; start no scenario after them (the truth stays cached)")
+    run.add_argument("--results", default=None,
+                     help="file name of the records in <cache>/results (default latest.json)")
     run.add_argument("--no-docs", action="store_true", help="do not write docs/realworld.md")
     rep = sub.add_parser("report", help="write docs/realworld.md again from the last run")
-    rep.add_argument("results", nargs="?", default=None, help="a results JSON file")
+    rep.add_argument("results", nargs="*", help="results JSON files (merged)")
     args = parser.parse_args(argv)
     if args.command == "report":
         from pathlib import Path
 
         from realworld.run import rerender
 
-        return rerender(Path(args.results) if args.results else None)
+        return rerender([Path(p) for p in args.results])
     if args.command == "resolve":
         from realworld.resolve import resolve
 
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from realworld.run import run_suite
 
     return run_suite(quick=args.quick, jobs=args.jobs, cap=args.cap, only=args.only,
-                     write_docs=not args.no_docs and not args.only, budget=args.budget)
+                     write_docs=not args.no_docs and not args.only, budget=args.budget,
+                     results=args.results)
 
 
 if __name__ == "__main__":

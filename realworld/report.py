@@ -170,7 +170,7 @@ def render(records: Sequence[Record], manifest: Mapping[str, Any], *, cap: int,
     lines += _table(rows)
     lines += ["", "Clean stacks per runtime:", ""]
     lines += _table(_row(f"python{py}", [r for r in clean if r.python == py])
-                    for py in manifest["pythons"])
+                    for py in manifest["pythons"] if any(r.python == py for r in clean))
     np_pd = [r for r in clean if "/numpy-pandas/" in r.scenario and r.python == "3.12"]
     lines += ["", "The clean numpy + pandas layer for python3.12 (issue 9's first case):", ""]
     lines += _table([_row("numpy-pandas, 3.12", np_pd)])
@@ -183,8 +183,10 @@ def render(records: Sequence[Record], manifest: Mapping[str, Any], *, cap: int,
              f"(layers {timings['build'] / 60:.1f}, real imports {timings['truth'] / 60:.1f}, "
              f"abiscan {timings['scan'] / 60:.1f})")
     if not_run:
-        lines += ["", f"Not run in this run (time budget): {len(not_run)} scenarios, "
-                      + ", ".join(f"`{s}`" for s in not_run) + "."]
+        counts = Counter(s.split("/")[0] for s in not_run)
+        lines += ["", f"Not run in this run (time budget): {len(not_run)} scenarios ("
+                  + ", ".join(f"{c} {n}" for c, n in sorted(counts.items()))
+                  + "); `python -m realworld run` without `--budget` runs them all."]
     return "\n".join([stats, "", *lines]) + "\n"
 
 

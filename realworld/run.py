@@ -165,7 +165,8 @@ def _timed_predict(built: BuiltScenario) -> tuple[dict[str, dict[str, Any]], flo
 
 
 def run_suite(quick: bool, jobs: int, cap: int | None, only: Sequence[str],
-              write_docs: bool, budget: float | None = None) -> int:
+              write_docs: bool, budget: float | None = None, results: str | None = None
+              ) -> int:
     """Run the scenarios (within ``budget`` minutes: none is started after it), save the
     records, and write the tables (docs/realworld.md; for ``quick``, the cache)."""
     manifest = load_manifest()
@@ -186,10 +187,10 @@ def run_suite(quick: bool, jobs: int, cap: int | None, only: Sequence[str],
         # Saved after every scenario: `report` can render a run that was stopped.
         _save(records, cache, quick, {"cap": cap, "elapsed": time.monotonic() - started,
                                       "timings": timings,
-                                      "not_run": [s.id for s in todo[n:]]}, final=False)
+                                      "not_run": [s.id for s in todo[n:]]}, results, final=False)
     elapsed = time.monotonic() - started
     _save(records, cache, quick, {"cap": cap, "elapsed": elapsed, "timings": timings,
-                                  "not_run": not_run})
+                                  "not_run": not_run}, results)
     if write_docs or quick:
         write_docs_page(records, manifest, quick=quick, cap=cap, elapsed=elapsed,
                         timings=timings, not_run=not_run)
@@ -205,29 +206,43 @@ def write_docs_page(records: Sequence[Record], manifest: Mapping[str, Any], *, q
     print(f"wrote {target}")
 
 
-def rerender(path: Path | None = None) -> int:
-    """Write docs/realworld.md again from a saved run (``results/latest.json``)."""
-    source = path or cache_dir() / "results" / "latest.json"
-    data = json.loads(source.read_text())
-    if isinstance(data, list):  # the first runs saved the records alone
-        data = {"meta": {"cap": DEFAULT_CAP, "elapsed": 0.0, "not_run": [],
-                         "timings": {"build": 0.0, "truth": 0.0, "scan": 0.0}},
-                "records": data}
-    meta = data["meta"]
-    write_docs_page([Record(**r) for r in data["records"]], load_manifest(), quick=False,
-                    cap=meta["cap"], elapsed=meta["elapsed"], timings=meta["timings"],
-                    not_run=meta["not_run"])
+def rerender(paths: Sequence[Path] = ()) -> int:
+    """Write docs/realworld.md again from saved runs (default ``results/latest.json``);
+    several runs are merged (a scenario's records from the last file that has it)."""
+    sources = list(paths) or [cache_dir() / "results" / "latest.json"]
+    by_scenario: dict[str, list[Record]] = {}
+    elapsed = 0.0
+    timings = {"build": 0.0, "truth": 0.0, "scan": 0.0}
+    caps: set[int] = set()
+    for source in sources:
+        data = json.loads(source.read_text())
+        meta = data["meta"]
+        caps.add(meta["cap"])
+        elapsed += meta["elapsed"]
+        for key in timings:
+            timings[key] += meta["timings"][key]
+        runs: dict[str, list[Record]] = {}
+        for raw in data["records"]:
+            runs.setdefault(raw["scenario"], []).append(Record(**raw))
+        by_scenario.update(runs)
+    ran = set(by_scenario)
+    manifest = load_manifest()
+    not_run = [s.id for s in scenarios(manifest) if s.id not in ran]
+    records = [r for recs in by_scenario.values() for r in recs]
+    write_docs_page(records, manifest, quick=False, cap=max(caps), elapsed=elapsed,
+                    timings=timings, not_run=not_run)
     return 0
 
 
 def _save(records: Sequence[Record], cache: Path, quick: bool, meta: Mapping[str, Any],
-          final: bool = True) -> None:
+          name: str | None = None, final: bool = True) -> None:
     folder = cache / "results"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
     text = json.dumps({"meta": meta, "records": [r.to_dict() for r in records]}, indent=0)
     if final:
         (folder / f"{stamp}{'-quick' if quick else ''}.json").write_text(text)
-    (folder / ("latest-quick.json" if quick else "latest.json")).write_text(text)
+    latest = folder / (name or ("latest-quick.json" if quick else "latest.json"))
+    latest.write_text(text)
     if final:
-        print(f"records: {folder / ('latest-quick.json' if quick else 'latest.json')}")
+        print(f"records: {latest}")
