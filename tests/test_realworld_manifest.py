@@ -1,0 +1,152 @@
+"""The real-world suite's manifest and harness logic, checked without any download.
+
+The suite itself is opt-in (``python -m realworld run``); these tests only make sure
+what it would run is well formed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from realworld.layers import build_layer, modules_of, unpack
+from realworld.paths import MANIFEST, PROJECTS
+from realworld.pypi import best_wheel, target_tags
+from realworld.run import select_modules
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dupes = {k for k in keys if keys.count(k) > 1}
+    assert not dupes, f"duplicate keys: {sorted(dupes)}"
+    return dict(pairs)
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(MANIFEST.read_text(), object_pairs_hook=_no_duplicates)
+    return data
+
+
+def test_manifest_pins_every_file_by_version_and_sha256(manifest: dict[str, Any]) -> None:
+    assert manifest["pythons"] == ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+    assert len(manifest["projects"]) >= 150
+    filenames: dict[str, str] = {}
+    for name, entry in manifest["projects"].items():
+        assert name == canonicalize_name(name)
+        assert entry["pins"], name
+        for python, files in entry["pins"].items():
+            assert python in manifest["pythons"]
+            assert "x86_64" in files, (name, python)
+            for variant, f in files.items():
+                assert variant in ("x86_64", "aarch64", "glibc228", "musl")
+                assert _SHA256.match(f["sha256"]), (name, f["filename"])
+                dist, version, _, _ = parse_wheel_filename(f["filename"])
+                assert canonicalize_name(dist) == name
+                assert str(version) == f["version"] or version.public == f["version"]
+                # One file name, one digest, wherever it is pinned.
+                assert filenames.setdefault(f["filename"], f["sha256"]) == f["sha256"]
+
+
+def test_every_stack_project_is_pinned(manifest: dict[str, Any]) -> None:
+    spec = json.loads(PROJECTS.read_text(), object_pairs_hook=_no_duplicates)
+    for stack, names in spec["stacks"].items():
+        assert len(names) == len(set(names)), stack
+        for n in names:
+            assert canonicalize_name(n) in manifest["projects"], (stack, n)
+    for cat, names in spec["categories"].items():
+        for n in names:
+            assert canonicalize_name(n) in manifest["projects"], (cat, n)
+    for entry in manifest["projects"].values():
+        for deps in entry["requires"].values():
+            assert all(d == canonicalize_name(d) for d in deps)
+
+
+def test_wheel_choice_follows_the_runtime_glibc() -> None:
+    files = [
+        {"filename": "x-1-cp311-cp311-manylinux_2_28_x86_64.whl"},
+        {"filename": "x-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"},
+        {"filename": "x-1-cp311-cp311-musllinux_1_2_x86_64.whl"},
+        {"filename": "x-1-cp312-cp312-manylinux_2_28_x86_64.whl"},
+    ]
+    # python3.11 runs on Amazon Linux 2 (glibc 2.26), python3.12 on AL2023 (2.34).
+    chosen = best_wheel(files, target_tags("3.11", "x86_64"), "3.11")
+    assert chosen is not None and "manylinux_2_17" in chosen["filename"]
+    newer = best_wheel(files, target_tags("3.11", "x86_64", glibc_minor=28), "3.11")
+    assert newer is not None and "manylinux_2_28" in newer["filename"]
+    musl = best_wheel(files, target_tags("3.11", "x86_64", libc="musl"), "3.11")
+    assert musl is not None and "musllinux" in musl["filename"]
+    assert best_wheel(files, target_tags("3.12", "aarch64"), "3.12") is None
+
+
+def _wheel(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("pkg/__init__.py", "")
+        zf.writestr("pkg/_speed.cpython-312-x86_64-linux-gnu.so", b"\x7fELF")
+        zf.writestr("pkg/sub/deep.py", "")
+        zf.writestr("pkg/tests/test_x.py", "")
+        zf.writestr("pkg.libs/libz.so.1", b"\x7fELF")
+        zf.writestr("solo.py", "")
+        zf.writestr("pkg-1.data/purelib/extra_mod.py", "")
+        zf.writestr("pkg-1.data/scripts/tool", "")
+        zf.writestr("pkg-1.dist-info/METADATA", "Name: pkg\n")
+    return path
+
+
+def test_wheels_become_layers_and_module_lists(tmp_path: Path) -> None:
+    unpacked = unpack(_wheel(tmp_path / "pkg-1-py3-none-any.whl"), "0" * 64, tmp_path)
+    mods, exts = modules_of(unpacked)
+    # pkg.sub has no __init__.py: a namespace package, reached through pkg.sub.deep.
+    assert mods == ["extra_mod", "pkg", "pkg._speed", "pkg.sub.deep", "solo"]
+    assert exts == ["pkg._speed"]
+    assert select_modules(mods, exts, cap=4) == ["extra_mod", "pkg", "solo", "pkg._speed"]
+    assert select_modules(mods, exts, cap=9)[-1] == "pkg.sub.deep"
+    layer = build_layer([(unpacked, "0" * 64)], "site-packages", "3.11", tmp_path)
+    site = layer.root / "python/lib/python3.11/site-packages"
+    assert (site / "extra_mod.py").is_file() and (site / "pkg/sub/deep.py").is_file()
+    assert not (site / "pkg-1.data").exists()
+    # The layer holds what Lambda would see and nothing else.
+    assert sorted(p.name for p in layer.root.iterdir()) == ["python"]
+
+
+def test_agreement_is_outcome_then_type_then_exact_message() -> None:
+    from realworld.report import compare, render
+    from realworld.scenarios import LayerSpec, Scenario
+    from realworld.truth import Truth
+
+    scen = Scenario(category="minor", python="3.12",
+                    layers=(LayerSpec(stack="crypto", python="3.11"),))
+    real = Truth(outcome="error", type="ModuleNotFoundError",
+                 message="No module named '_cffi_backend'")
+    exact = compare(scen, "cffi", "_cffi_backend", real, {
+        "outcome": "error", "reason": "",
+        "error": {"type": "ModuleNotFoundError", "message": "No module named '_cffi_backend'"}})
+    assert exact.outcome_agrees and exact.type_agrees and exact.message_agrees
+    worded = compare(scen, "cffi", "_cffi_backend", real, {
+        "outcome": "error", "reason": "", "error": {"type": "ModuleNotFoundError",
+                                                    "message": "No module named 'cffi'"}})
+    assert worded.type_agrees and not worded.message_agrees
+    panic = compare(scen, "cryptography", "cryptography.hazmat.bindings._rust",
+                    Truth(outcome="error", type="pyo3_runtime.PanicException", message="x"),
+                    {"outcome": "error", "reason": "",
+                     "error": {"type": "PanicException", "message": "x"}})
+    assert panic.message_agrees
+    unknown = compare(scen, "cffi", "cffi", Truth(outcome="ok"),
+                      {"outcome": "unknown", "reason": "may end in X", "error": None})
+    assert not unknown.outcome_agrees
+    crash = compare(scen, "pyyaml", "_yaml", Truth(outcome="crash", type="signal 11"), None)
+    assert crash.truth_type == "<crash: signal 11>" and crash.predicted == "missing"
+    manifest = {"pythons": ["3.12"], "projects": {}}
+    text = render([exact, worded, panic, unknown, crash], manifest, cap=12, elapsed=60.0,
+                  timings={"build": 1.0, "truth": 2.0, "scan": 3.0})
+    # 5 modules with truth; 2 predicted unknown or missing; 3 outcome agreements, 3 types,
+    # 2 exact messages.
+    assert "| minor | 1 | 5 | 1 / 4 | 0 / 3 / 2 | 40.0% | 60.0% | 60.0% | 40.0% | 0 | 0 |" in text
