@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,12 +19,12 @@ from abiscan.errors import ArgumentError
 from abiscan.inputs.content_cache import ContentCache, default_cache_dir
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
-from abiscan.inputs.stack import DEFAULT_MEMORY_BUDGET, Stack, build_stack
+from abiscan.inputs.stack import DEFAULT_MEMORY_BUDGET, Stack, StackFile, build_stack
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.predict.extension import load_bytecode, load_extension
 from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.report.findings import Finding, PredictedError
-from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Report
+from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Outcome, Report
 from abiscan.rules import imports, layers
 from abiscan.rules.impact import impact_findings
 from abiscan.rules.wheels import verify_wheel
@@ -272,43 +272,18 @@ def _analyse(
         if name not in known:
             known.add(name)
             found.append(ModuleCandidate(name=name, root="", path="", visible=True))
-    by_name = {c.name: c for c in found}
-    memo: dict[str, ModuleOutcome] = {}
-    findings: list[Finding] = []
-
-    def predict(name: str) -> ModuleOutcome:
-        done = memo.get(name)
-        if done is not None:
-            return done
-        cand = by_name.get(name) or ModuleCandidate(name=name, root="", path="", visible=True)
-        outcome, new = _predict(cand, importer.find(name), stack, facts, target, dead)
-        findings.extend(new)
-        memo[name] = outcome
-        return outcome
-
+    own = _OwnOutcomes(
+        stack=stack,
+        target=target,
+        facts=facts,
+        importer=importer,
+        dead=dead,
+        found=found,
+        guard=guard,
+    )
+    modules = [own.guarded(c.name) for c in sorted(found, key=lambda c: c.name)]
+    findings = own.findings
     none: list[Finding] = []
-
-    def guarded(name: str) -> ModuleOutcome:
-        # One module's bug must not lose the report: that module is unknown.
-        try:
-            return predict(name)
-        except Exception as exc:
-            cand = by_name.get(name)
-            src, src_path = _origin_of(stack, cand.path if cand else None)
-            guard.problems.append(
-                _internal(src or "abiscan", src_path, f"predicting '{name}'", exc)
-            )
-            memo[name] = ModuleOutcome(
-                name=name,
-                outcome="unknown",
-                path=cand.path if cand else None,
-                source=src,
-                source_path=src_path,
-                reason=f"internal error in abiscan while predicting it ({type(exc).__name__})",
-            )
-            return memo[name]
-
-    modules = [guarded(c.name) for c in sorted(found, key=lambda c: c.name)]
     findings.extend(
         guard.stage(
             "finding code outside sys.path",
@@ -322,34 +297,16 @@ def _analyse(
     # Follow each module's imports (Python and native) to the broken modules it reaches.
     followed: Followed | None = guard.stage(
         "following imports",
-        lambda: follow_imports(modules, guarded, stack, importer, facts, owners, target, prefetch),
+        lambda: follow_imports(
+            modules, own.guarded, stack, importer, facts, owners, target, prefetch
+        ),
         None,
     )
     if followed is not None:
         modules = list(followed.modules)
         findings.extend(impact_findings(followed, stack))
     findings = [_attribute(f, owners) for f in findings]
-    if dists:
-        findings.extend(
-            guard.stage(
-                "checking distributions",
-                lambda: _distribution_findings(dists, stack, importer, facts, target),
-                none,
-            )
-        )
-    findings.extend(
-        guard.stage(
-            "checking shadowing",
-            lambda: _shadowing_findings(found, owners, stack, importer, target),
-            none,
-        )
-    )
-    findings.extend(
-        guard.stage(
-            "checking deployment limits", lambda: _deployment_findings(stack, inputs, target), none
-        )
-    )
-    findings = _dedupe(findings)
+    findings += _stack_findings(guard, dists, found, owners, stack, importer, facts, target, inputs)
     every = [*problems, *facts.problems, *_dist_problems(dists), *guard.problems]
     all_problems = sorted(
         {(p.source, p.path or "", p.problem): p for p in [*every, *stack.read_problems]}.values(),
@@ -358,11 +315,93 @@ def _analyse(
     return Report(
         target=target,
         modules=tuple(modules),
-        findings=tuple(sorted(findings, key=Finding.sort_key)),
+        findings=tuple(sorted(_dedupe(findings), key=Finding.sort_key)),
         inputs=tuple(inputs),
         problems=tuple(all_problems),
         tool_version=__version__,
     )
+
+
+@dataclass
+class _OwnOutcomes:
+    """Each module's own outcome (its file found, loaded and linked), predicted once."""
+
+    stack: Stack
+    target: Target
+    facts: FileFacts
+    importer: ImportSystem
+    dead: Sequence[DeadRoot]
+    found: Sequence[ModuleCandidate]
+    guard: _Guard
+    findings: list[Finding] = field(default_factory=list)
+    _memo: dict[str, ModuleOutcome] = field(default_factory=dict)
+
+    def predict(self, name: str) -> ModuleOutcome:
+        done = self._memo.get(name)
+        if done is not None:
+            return done
+        cand = self._candidate(name) or ModuleCandidate(name=name, root="", path="", visible=True)
+        outcome, new = _predict(
+            cand, self.importer.find(name), self.stack, self.facts, self.target, self.dead
+        )
+        self.findings.extend(new)
+        self._memo[name] = outcome
+        return outcome
+
+    def guarded(self, name: str) -> ModuleOutcome:
+        """:meth:`predict`; one module's bug must not lose the report: that module is
+        unknown, and the bug an internal input problem."""
+        try:
+            return self.predict(name)
+        except Exception as exc:
+            cand = self._candidate(name)
+            src, src_path = _origin_of(self.stack, cand.path if cand else None)
+            self.guard.problems.append(
+                _internal(src or "abiscan", src_path, f"predicting '{name}'", exc)
+            )
+            self._memo[name] = ModuleOutcome(
+                name=name,
+                outcome="unknown",
+                path=cand.path if cand else None,
+                source=src,
+                source_path=src_path,
+                reason=f"internal error in abiscan while predicting it ({type(exc).__name__})",
+            )
+            return self._memo[name]
+
+    def _candidate(self, name: str) -> ModuleCandidate | None:
+        return next((c for c in self.found if c.name == name), None)
+
+
+def _stack_findings(
+    guard: _Guard,
+    dists: Sequence[Distribution],
+    found: Sequence[ModuleCandidate],
+    owners: dict[str, Distribution],
+    stack: Stack,
+    importer: ImportSystem,
+    facts: FileFacts,
+    target: Target,
+    inputs: Sequence[InputSummary],
+) -> list[Finding]:
+    """The findings about the stack as a whole: distributions, shadowing, deployment."""
+    none: list[Finding] = []
+    out: list[Finding] = []
+    if dists:
+        out += guard.stage(
+            "checking distributions",
+            lambda: _distribution_findings(dists, stack, importer, facts, target),
+            none,
+        )
+    out += guard.stage(
+        "checking shadowing",
+        lambda: _shadowing_findings(found, owners, stack, importer, target),
+        none,
+    )
+    out += guard.stage(
+        "checking deployment limits", lambda: _deployment_findings(stack, inputs, target), none
+    )
+    return out
 
 
 _T = TypeVar("_T")
@@ -556,6 +595,54 @@ def _predict(
     target: Target,
     dead: Sequence[DeadRoot],
 ) -> tuple[ModuleOutcome, list[Finding]]:
+    """One module's own outcome: the file the import system picks, and what loading it does."""
+    passed, findings = _passed_over(cand, res, stack, target)
+    if res.spec is None:
+        return _not_found(cand, res, stack, dead, passed), findings
+    spec = res.spec
+    src, src_path = _origin_of(stack, spec.origin)
+    if spec.kind == "namespace":
+        src, src_path = _origin_of(stack, spec.search_locations[0])
+        namespace = ModuleOutcome(
+            name=cand.name,
+            outcome="ok",
+            path=None,
+            source=src,
+            source_path=src_path,
+            kind="namespace",
+            error=None,
+            reason=f"namespace package over {', '.join(spec.search_locations)}",
+            candidates=tuple(passed),
+        )
+        return namespace, findings
+    assert spec.origin is not None
+    loaded = stack.file(spec.origin)
+    outcome, error, reason, new = _load(
+        cand.name, spec.origin, spec.loader_kind, loaded, facts, target
+    )
+    replaced = tuple(p.describe() for p in loaded.replaced) if loaded else ()
+    return (
+        ModuleOutcome(
+            name=cand.name,
+            outcome=outcome,
+            path=spec.origin,
+            source=src,
+            source_path=src_path,
+            kind=spec.kind,
+            error=error,
+            reason=reason,
+            candidates=tuple(passed),
+            replaced=replaced,
+        ),
+        [*findings, *new],
+    )
+
+
+def _passed_over(
+    cand: ModuleCandidate, res: Resolution, stack: Stack, target: Target
+) -> tuple[list[Candidate], list[Finding]]:
+    """The files the import system passed over for ``cand``, and ABI1xx for those it
+    never tried."""
     findings: list[Finding] = []
     passed: list[Candidate] = []
     for p in res.passed_over:
@@ -579,57 +666,51 @@ def _predict(
                 why=why,
             )
         )
-    if res.spec is None:
-        if not cand.visible:
-            root = next((d for d in dead if d.path == cand.root), None)
-            src, src_path = _origin_of(stack, cand.path)
-            passed.append(
-                Candidate(
-                    path=cand.path,
-                    source=src,
-                    source_path=src_path,
-                    why=f"not on sys.path: {root.why}" if root else "not on sys.path",
-                )
-            )
-        first = passed[0] if passed else None
-        assert res.error is not None
-        return (
-            ModuleOutcome(
-                name=cand.name,
-                outcome="error",
-                path=None,
-                source=first.source if first else None,
-                source_path=first.source_path if first else None,
-                kind=None,
-                error=res.error,
-                reason=_not_found_reason(res, passed),
-                candidates=tuple(passed),
-            ),
-            findings,
-        )
-    spec = res.spec
-    src, src_path = _origin_of(stack, spec.origin)
-    if spec.kind == "namespace":
-        src, src_path = _origin_of(stack, spec.search_locations[0])
-        return (
-            ModuleOutcome(
-                name=cand.name,
-                outcome="ok",
-                path=None,
+    return passed, findings
+
+
+def _not_found(
+    cand: ModuleCandidate,
+    res: Resolution,
+    stack: Stack,
+    dead: Sequence[DeadRoot],
+    passed: list[Candidate],
+) -> ModuleOutcome:
+    if not cand.visible:
+        root = next((d for d in dead if d.path == cand.root), None)
+        src, src_path = _origin_of(stack, cand.path)
+        passed.append(
+            Candidate(
+                path=cand.path,
                 source=src,
                 source_path=src_path,
-                kind="namespace",
-                error=None,
-                reason=f"namespace package over {', '.join(spec.search_locations)}",
-                candidates=tuple(passed),
-            ),
-            findings,
+                why=f"not on sys.path: {root.why}" if root else "not on sys.path",
+            )
         )
-    assert spec.origin is not None
-    kind = spec.kind
-    loader = spec.loader_kind
-    outcome, error, reason = "ok", None, f"{loader} module {spec.origin}"
-    loaded = stack.file(spec.origin)
+    first = passed[0] if passed else None
+    assert res.error is not None
+    return ModuleOutcome(
+        name=cand.name,
+        outcome="error",
+        path=None,
+        source=first.source if first else None,
+        source_path=first.source_path if first else None,
+        kind=None,
+        error=res.error,
+        reason=_not_found_reason(res, passed),
+        candidates=tuple(passed),
+    )
+
+
+def _load(
+    name: str,
+    origin: str,
+    loader: str,
+    loaded: StackFile | None,
+    facts: FileFacts,
+    target: Target,
+) -> tuple[Outcome, PredictedError | None, str, list[Finding]]:
+    """What loading the found file does: (outcome, error, reason, findings)."""
     prov = loaded.origin if loaded else None
     mode = loaded.entry.mode if loaded else None
     if mode is not None and not mode & 0o004:
@@ -637,40 +718,23 @@ def _predict(
         if loader == "extension":
             error = PredictedError(
                 type="ImportError",
-                message=f"{spec.origin}: cannot open shared object file: Permission denied",
+                message=f"{origin}: cannot open shared object file: Permission denied",
             )
         else:
             error = PredictedError(
-                type="PermissionError", message=f"[Errno 13] Permission denied: '{spec.origin}'"
+                type="PermissionError", message=f"[Errno 13] Permission denied: '{origin}'"
             )
-        outcome, reason = "error", f"file mode {mode:04o} lacks o+r (see ABI403)"
-    elif loader == "extension":
-        outcome, error, reason, new = load_extension(cand.name, spec.origin, facts, target, prov)
-        findings.extend(new)
-    elif loader == "bytecode":
-        outcome, error, reason, new = load_bytecode(cand.name, spec.origin, facts, target, prov)
-        findings.extend(new)
-    elif loader == "source":
-        data = facts.read(spec.origin)
+        return "error", error, f"file mode {mode:04o} lacks o+r (see ABI403)", []
+    if loader == "extension":
+        return load_extension(name, origin, facts, target, prov)
+    if loader == "bytecode":
+        return load_bytecode(name, origin, facts, target, prov)
+    if loader == "source":
+        data = facts.read(origin)
         if isinstance(data, SourceError):
             # Its imports cannot be followed, nor its syntax checked: never "ok".
-            outcome, reason = "unknown", f"cannot read the file: {data}"
-    replaced = tuple(p.describe() for p in loaded.replaced) if loaded else ()
-    return (
-        ModuleOutcome(
-            name=cand.name,
-            outcome=outcome,
-            path=spec.origin,
-            source=src,
-            source_path=src_path,
-            kind=kind,
-            error=error,
-            reason=reason,
-            candidates=tuple(passed),
-            replaced=replaced,
-        ),
-        findings,
-    )
+            return "unknown", None, f"cannot read the file: {data}", []
+    return "ok", None, f"{loader} module {origin}", []
 
 
 def _not_found_reason(res: Resolution, passed: Sequence[Candidate]) -> str:

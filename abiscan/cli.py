@@ -73,6 +73,8 @@ class _CommandParser(_Parser):
             self._intermixed = False
 
 
+# Long on purpose: a declarative table of every subcommand and option, read top to
+# bottom like --help; splitting it would scatter the options of one command.
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="abiscan",

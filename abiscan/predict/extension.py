@@ -17,6 +17,7 @@ from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputProblem, SourceError
 from abiscan.inputs.stack import Provenance
 from abiscan.report.findings import Finding, PredictedError
+from abiscan.report.model import Outcome
 from abiscan.rules import binaries, imports, linker, symbols
 from abiscan.simulate.imports.extension_tags import ExtensionTag, parse_extension_filename
 from abiscan.simulate.linker.dlopen import simulate_dlopen
@@ -39,7 +40,7 @@ def load_extension(
     facts: FileFacts,
     target: Target,
     origin: Provenance | None,
-) -> tuple[str, PredictedError | None, str, list[Finding]]:
+) -> tuple[Outcome, PredictedError | None, str, list[Finding]]:
     data = facts.read(path)
     if isinstance(data, SourceError):
         return "unknown", None, f"cannot read the file: {data}", []
@@ -116,7 +117,7 @@ def load_extension(
 
 @dataclass(frozen=True)
 class _Linked:
-    outcome: str
+    outcome: Outcome
     error: PredictedError | None
     reason: str
     findings: list[Finding]
@@ -379,7 +380,7 @@ def _link_extension(
 
 def load_bytecode(
     module: str, path: str, facts: FileFacts, target: Target, origin: Provenance | None
-) -> tuple[str, PredictedError | None, str, list[Finding]]:
+) -> tuple[Outcome, PredictedError | None, str, list[Finding]]:
     data = facts.read(path)
     if isinstance(data, SourceError):
         return "unknown", None, f"cannot read the file: {data}", []

@@ -27,6 +27,15 @@ __all__ = [
 SCHEMA_VERSION = "1.1"
 
 OutcomeConfidence = Literal["certain", "likely", "possible"]
+Outcome = Literal["ok", "error", "unknown"]
+# The loader a found file gets (FileFinder's suffix table).
+LoaderKind = Literal["extension", "source", "bytecode"]
+# What kind of thing ``import x`` found: a file's loader, a directory, or the runtime's own.
+ModuleKind = Literal[
+    "extension", "source", "bytecode", "package", "namespace", "stdlib", "runtime", "builtin"
+]
+# How one chain link imports the next (see ChainStep).
+LinkKind = Literal["import", "from", "submodule", "name", "star", "dynamic", "parent", "native"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ class ChainStep:
     # "import", "from", "submodule", "name", "star", "dynamic" (a statement of
     # ``module``'s source), "parent" (a package before its submodule), or
     # "native" (from the extension module's native code)
-    how: str
+    how: LinkKind
     path: str | None = None  # the file of ``module``
     line: int | None = None  # the line of the statement in ``path``
     statement: str = ""  # the statement, as written (or what the native code does)
@@ -116,11 +125,11 @@ class ModuleOutcome:
     """What the target interpreter would do on ``import <name>``."""
 
     name: str
-    outcome: str  # "ok", "error" or "unknown"
+    outcome: Outcome
     path: str | None  # the file the target would load (None if none, or a namespace package)
     source: str | None  # the input that file came from
     source_path: str | None = None
-    kind: str | None = None  # "extension", "source", "bytecode", "package", "namespace"
+    kind: ModuleKind | None = None
     error: PredictedError | None = None
     reason: str = ""
     candidates: tuple[Candidate, ...] = field(default=())

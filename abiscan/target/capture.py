@@ -427,6 +427,8 @@ def _libraries(dirs: list[str], cache: list[tuple[str, str]]) -> list[dict[str, 
     return out
 
 
+# Long on purpose: this file runs as a script inside the target interpreter
+# (stdlib only, any CPython 3.x); it reads top to bottom like the facts it prints.
 def capture() -> dict[str, Any]:
     """The target profile of this interpreter and system."""
     startup = _startup_objects()

@@ -728,6 +728,7 @@ class _Writer:
             phdrs.append(lay.phdr(_PT_NOTE, 4, self.note_off, self.note_off, size, size, 4))
         return phdrs
 
+    # Long on purpose: the section header table, one row per section in file order.
     def _section_rows(self) -> list[tuple[str, int, int, int, int, int, str | None, int, int, int]]:
         """(name, type, flags, addr, offset, size, link section, info, align, entsize)."""
         word, dyn = self.word, ".dynsym"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from abiscan.report.model import LoaderKind
 from abiscan.target.profiles import Target
 
 __all__ = [
@@ -129,7 +130,7 @@ def parse_extension_filename(filename: str) -> ExtensionTag | None:
     return ExtensionTag(filename=filename, module=module, suffix=suffix, kind="unknown")
 
 
-def loader_suffixes(target: Target) -> tuple[tuple[str, str], ...]:
+def loader_suffixes(target: Target) -> tuple[tuple[str, LoaderKind], ...]:
     """(suffix, kind) in the order ``FileFinder`` tries them on the target."""
     return (
         *((s, "extension") for s in target.extension_suffixes),

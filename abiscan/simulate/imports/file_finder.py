@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from abiscan.report.findings import PredictedError
+from abiscan.report.model import LoaderKind, ModuleKind
 from abiscan.simulate.imports.extension_tags import (
     ExtensionTag,
     loader_suffixes,
@@ -45,18 +46,18 @@ class Spec:
     """What the target's finder returns for a module."""
 
     name: str
-    kind: str  # "package", "extension", "source", "bytecode", "namespace"
+    kind: ModuleKind
     origin: str | None  # the file that would be loaded (None for namespace packages)
     search_locations: tuple[str, ...] = ()  # a package's __path__
     entry: str = ""  # the sys.path entry or parent directory it was found in
-    package_init_kind: str | None = None  # for packages: kind of the __init__ file
+    package_init_kind: LoaderKind | None = None  # for packages: kind of the __init__ file
 
     @property
     def is_package(self) -> bool:
         return self.kind in ("package", "namespace")
 
     @property
-    def loader_kind(self) -> str:
+    def loader_kind(self) -> ModuleKind:
         """The loader that runs: for a package, the loader of its ``__init__``."""
         return self.package_init_kind or self.kind
 

@@ -377,6 +377,9 @@ class _Sim:
             cur = cur.loader
         return tuple(reversed(out))
 
+    # Long on purpose: each way _dl_map_object can fail for one DT_NEEDED name (a bad
+    # candidate, only the other ELF class, not found, found but refused) is its own
+    # LinkProblem with the loader's own message, in the order glibc reports them.
     def _map(self, needed: str, loader: _Obj) -> _Obj:
         if "/" in needed:
             search = self._open_path(self._expand(needed, loader) or needed)

@@ -415,6 +415,36 @@ class _FailFactory(Protocol):
     ) -> _Fail: ...
 
 
+@dataclass(frozen=True)
+class _Ehdr:
+    """The ELF header fields the loader reads, in the target's byte order."""
+
+    e_type: int
+    e_machine: int
+    e_version: int
+    e_phoff: int
+    e_phentsize: int
+    e_phnum: int
+
+
+def _read_ehdr(data: bytes, host: _Host, e: str) -> _Ehdr:
+    e_type, e_machine, e_version = struct.unpack_from(e + "HHI", data, 16)
+    if host.bits == 64:
+        (e_phoff,) = struct.unpack_from(e + "Q", data, 32)
+        e_phentsize, e_phnum = struct.unpack_from(e + "HH", data, 54)
+    else:
+        (e_phoff,) = struct.unpack_from(e + "I", data, 28)
+        e_phentsize, e_phnum = struct.unpack_from(e + "HH", data, 42)
+    return _Ehdr(
+        e_type=e_type,
+        e_machine=e_machine,
+        e_version=e_version,
+        e_phoff=e_phoff,
+        e_phentsize=e_phentsize,
+        e_phnum=e_phnum,
+    )
+
+
 def _check(
     data: bytes,
     host: _Host,
@@ -424,16 +454,14 @@ def _check(
     page_size: int,
     fail: _FailFactory,
 ) -> None:
+    """open_verify, then _dl_map_object_from_fd's checks before mapping, in glibc's order."""
     n = len(data)
     e = "<" if host.byte_order == "little" else ">"
     ehdr_size = 64 if host.bits == 64 else 52
-    phdr_size = 56 if host.bits == 64 else 32
     # open_verify reads up to this much into its buffer; program headers
     # and notes inside it are taken from the buffer, others are pread.
-    filebuf = 832 if host.bits == 64 else 512
-    buflen = min(n, filebuf)
+    buflen = min(n, 832 if host.bits == 64 else 512)
     addr_mask = (1 << host.bits) - 1
-
     if n < ehdr_size:
         raise fail(
             "file-too-short",
@@ -441,16 +469,27 @@ def _check(
             f"the file has {n} bytes ({_describe_file(data)}); the loader reads a "
             f"{ehdr_size}-byte ELF header before checking anything",
         )
+    ehdr = _read_ehdr(data, host, e)
+    _check_ident(data, host, glibc, flavor, ehdr.e_machine, fail)
+    _check_header(data, host, glibc, ehdr, fail)
+    segments = _segments(data, host, ehdr, buflen, addr_mask, fail, e)
+    if glibc < (2, 36):
+        _check_abi_note(data, segments, buflen, addr_mask, host, glibc, kernel, fail, e)
+    _check_segments(_describe_file(data), segments, glibc, page_size, addr_mask, ehdr, fail)
 
-    e_type, e_machine, e_version = struct.unpack_from(e + "HHI", data, 16)
-    if host.bits == 64:
-        (e_phoff,) = struct.unpack_from(e + "Q", data, 32)
-        e_phentsize, e_phnum = struct.unpack_from(e + "HH", data, 54)
-    else:
-        (e_phoff,) = struct.unpack_from(e + "I", data, 28)
-        e_phentsize, e_phnum = struct.unpack_from(e + "HH", data, 42)
+
+# Long on purpose: open_verify's e_ident checks in glibc's order, each with its
+# own message; the order decides which message a broken file gets.
+def _check_ident(
+    data: bytes,
+    host: _Host,
+    glibc: tuple[int, int],
+    flavor: str,
+    e_machine: int,
+    fail: _FailFactory,
+) -> None:
+    """e_ident, as open_verify compares it with the host's expected bytes."""
     machine_ok = e_machine == host.machine
-
     ei_class, ei_data, ei_version, ei_osabi, ei_abiversion = data[4:9]
     pad = data[9:16]
     abi_max = host.libc_abi_max(glibc)
@@ -465,66 +504,75 @@ def _check(
         and abiversion_ok
         and pad == bytes(7)
     )
-    if not ident_ok:
-        file_desc = _describe_file(data)
-        if data[:4] != b"\x7fELF":
-            raise fail(
-                "not-elf",
-                "invalid ELF header",
-                f"{file_desc}: it starts with {data[:4].hex(' ')}, not the ELF magic 7f 45 4c 46",
-            )
-        if ei_class != host.ei_class:
-            other = "ELFCLASS32" if host.bits == 64 else "ELFCLASS64"
-            note = (
-                ""
-                if ei_class in (1, 2)
-                else f" (EI_CLASS is {ei_class}; glibc names the other class whatever the value)"
-            )
-            raise fail("wrong-class", f"wrong ELF class: {other}", f"{file_desc}{note}")
-        if flavor == "debian" and not machine_ok:
-            raise fail(
-                "wrong-machine",
-                _ENOENT_TEXT,
-                f"{file_desc} (e_machine read as {e_machine:#x} in the target's byte order): "
-                "Debian's ld.so skips objects for other machines before naming other ident "
-                "problems, and reports the file as not found",
-            )
-        if ei_data != host.ei_data:
-            want = "little" if host.byte_order == "little" else "big"
-            raise fail(
-                "wrong-byte-order",
-                f"ELF file data encoding not {want}-endian",
-                f"{file_desc}: EI_DATA is {ei_data}",
-            )
-        if ei_version != 1:
-            raise fail(
-                "bad-ident",
-                "ELF file version ident does not match current one",
-                f"{file_desc}: EI_VERSION is {ei_version}, not 1",
-            )
-        if not osabi_ok:
-            raise fail(
-                "bad-ident",
-                "ELF file OS ABI invalid",
-                f"{file_desc}: EI_OSABI is {ei_osabi}; Linux glibc accepts 0 (SYSV) and 3 (GNU)",
-            )
-        if not abiversion_ok:
-            limit = (
-                "0"
-                if ei_osabi != _ELFOSABI_GNU
-                else f"below {abi_max} with ELFOSABI_GNU (LIBC_ABI_MAX of this glibc)"
-            )
-            raise fail(
-                "bad-ident",
-                "ELF file ABI version invalid",
-                f"{file_desc}: EI_ABIVERSION is {ei_abiversion}; the loader accepts {limit}",
-            )
+    if ident_ok:
+        return
+    file_desc = _describe_file(data)
+    if data[:4] != b"\x7fELF":
+        raise fail(
+            "not-elf",
+            "invalid ELF header",
+            f"{file_desc}: it starts with {data[:4].hex(' ')}, not the ELF magic 7f 45 4c 46",
+        )
+    if ei_class != host.ei_class:
+        other = "ELFCLASS32" if host.bits == 64 else "ELFCLASS64"
+        note = (
+            ""
+            if ei_class in (1, 2)
+            else f" (EI_CLASS is {ei_class}; glibc names the other class whatever the value)"
+        )
+        raise fail("wrong-class", f"wrong ELF class: {other}", f"{file_desc}{note}")
+    if flavor == "debian" and not machine_ok:
+        raise fail(
+            "wrong-machine",
+            _ENOENT_TEXT,
+            f"{file_desc} (e_machine read as {e_machine:#x} in the target's byte order): "
+            "Debian's ld.so skips objects for other machines before naming other ident "
+            "problems, and reports the file as not found",
+        )
+    if ei_data != host.ei_data:
+        want = "little" if host.byte_order == "little" else "big"
+        raise fail(
+            "wrong-byte-order",
+            f"ELF file data encoding not {want}-endian",
+            f"{file_desc}: EI_DATA is {ei_data}",
+        )
+    if ei_version != 1:
         raise fail(
             "bad-ident",
-            "nonzero padding in e_ident",
-            f"{file_desc}: e_ident[9:16] is {pad.hex(' ')}",
+            "ELF file version ident does not match current one",
+            f"{file_desc}: EI_VERSION is {ei_version}, not 1",
         )
+    if not osabi_ok:
+        raise fail(
+            "bad-ident",
+            "ELF file OS ABI invalid",
+            f"{file_desc}: EI_OSABI is {ei_osabi}; Linux glibc accepts 0 (SYSV) and 3 (GNU)",
+        )
+    if not abiversion_ok:
+        limit = (
+            "0"
+            if ei_osabi != _ELFOSABI_GNU
+            else f"below {abi_max} with ELFOSABI_GNU (LIBC_ABI_MAX of this glibc)"
+        )
+        raise fail(
+            "bad-ident",
+            "ELF file ABI version invalid",
+            f"{file_desc}: EI_ABIVERSION is {ei_abiversion}; the loader accepts {limit}",
+        )
+    raise fail(
+        "bad-ident",
+        "nonzero padding in e_ident",
+        f"{file_desc}: e_ident[9:16] is {pad.hex(' ')}",
+    )
 
+
+def _check_header(
+    data: bytes, host: _Host, glibc: tuple[int, int], ehdr: _Ehdr, fail: _FailFactory
+) -> None:
+    """The rest of the ELF header: version, machine, type, program header size."""
+    e_version, e_type, e_phentsize = ehdr.e_version, ehdr.e_type, ehdr.e_phentsize
+    machine_ok = ehdr.e_machine == host.machine
+    phdr_size = 56 if host.bits == 64 else 32
     file_desc = _describe_file(data)
     if e_version != 1:
         raise fail(
@@ -558,6 +606,19 @@ def _check(
             f"{file_desc}: e_phentsize is {e_phentsize}, not {phdr_size}",
         )
 
+
+def _segments(
+    data: bytes,
+    host: _Host,
+    ehdr: _Ehdr,
+    buflen: int,
+    addr_mask: int,
+    fail: _FailFactory,
+    e: str,
+) -> list[tuple[int, int, int, int, int]]:
+    """(p_type, p_offset, p_vaddr, p_filesz, p_align) of each program header."""
+    phdr_size = 56 if host.bits == 64 else 32
+    e_phoff, e_phnum = ehdr.e_phoff, ehdr.e_phnum
     phdrs = _read_block(
         data, e_phoff, e_phnum * phdr_size, buflen, addr_mask, host, fail, "program headers"
     )
@@ -571,9 +632,19 @@ def _check(
             p_type, p_offset, p_vaddr, _, p_filesz, _, _, p_align = rec
         segments.append((p_type, p_offset, p_vaddr, p_filesz, p_align))
 
-    if glibc < (2, 36):
-        _check_abi_note(data, segments, buflen, addr_mask, host, glibc, kernel, fail, e)
+    return segments
 
+
+def _check_segments(
+    file_desc: str,
+    segments: list[tuple[int, int, int, int, int]],
+    glibc: tuple[int, int],
+    page_size: int,
+    addr_mask: int,
+    ehdr: _Ehdr,
+    fail: _FailFactory,
+) -> None:
+    e_type, e_phnum = ehdr.e_type, ehdr.e_phnum
     # What _dl_map_object_from_fd checks in the program headers before it
     # maps anything. glibc 2.35 replaced the two p_align checks with one
     # page-congruence check when it started honouring large p_align values.

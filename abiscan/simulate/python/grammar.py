@@ -330,6 +330,8 @@ def _is_dotted(node: ast.expr) -> bool:
     return isinstance(node, ast.Name)
 
 
+# Long on purpose: one branch per construct newer than the target, each with the
+# version that introduced it; a table of predicates would hide the AST shapes.
 def _constructs(node: ast.AST, lines: Sequence[str], target: tuple[int, int]) -> Iterator[_Newer]:
     line = getattr(node, "lineno", 0)
     col = getattr(node, "col_offset", 0)

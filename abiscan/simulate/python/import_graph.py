@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from abiscan.limits import DEFAULT_LIMITS, Limits
+from abiscan.report.model import LinkKind
 from abiscan.simulate.python.grammar import SyntaxVerdict, check_syntax
 from abiscan.simulate.python.runtime_api import RuntimeChecker
 
@@ -88,7 +89,7 @@ class ImportEdge:
     # ``from x import ...``; "submodule": a name of a from-import that is a
     # submodule in the stack; "name": a name of a from-import that is not;
     # "star": ``from x import *``; "dynamic": importlib.import_module/__import__.
-    kind: str
+    kind: LinkKind
     name: str | None = None  # for "name": the attribute read from ``target``
     guards: tuple[Guard, ...] = ()  # innermost first
     type_checking: bool = False  # under ``if TYPE_CHECKING:``: never runs
@@ -555,7 +556,7 @@ class _Extractor:
         return ""
 
     def edge(
-        self, node: ast.AST, ctx: _Ctx, target: str, kind: str, name: str | None = None
+        self, node: ast.AST, ctx: _Ctx, target: str, kind: LinkKind, name: str | None = None
     ) -> ImportStep:
         edge = ImportEdge(
             importer=self.module,
