@@ -16,7 +16,7 @@ The long run (10^5 files, a few minutes on 2 cores), one command:
 
     python benchmarks/fuzz_elf.py --files 100000 [--seed 1]
 
-``tests/test_elf_fuzz.py`` runs the same harness for a few seconds.
+``tests/unit/test_elf_fuzz.py`` runs the same harness for a few seconds.
 """
 
 from __future__ import annotations

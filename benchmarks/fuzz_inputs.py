@@ -3,7 +3,7 @@ and target loading, with counts, the slowest case and peak RSS.
 
     python benchmarks/fuzz_inputs.py --executions 100000 [--seed 1] [--json out.json]
 
-tests/test_fuzz.py holds the hypothesis harnesses of the same entry points
+tests/unit/test_fuzz.py holds the hypothesis harnesses of the same entry points
 (short run in the default tests); this script trades hypothesis's shrinking
 for speed, so that 10^5 executions take minutes. Each entry point may raise
 only its documented exception (``SourceError`` for the zip reader,

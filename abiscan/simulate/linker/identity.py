@@ -21,7 +21,7 @@ Messages, where they come from, and how they were checked. "2.26" means the
 glibc's source; "here" means reproduced on this project's development host
 (Debian 12, x86_64, glibc 2.36) by ``ctypes.CDLL(path)`` *and* by a real
 ``import`` in CPython 3.11 and 3.12 (identical strings), see
-``tests/test_loader_identity.py``:
+``tests/unit/test_loader_identity.py``:
 
 ================================================  ===========================  =====================
 message (after ``<path>: ``)                      glibc source                 confirmed

@@ -98,7 +98,7 @@ def test_internal_error_in_a_stage_keeps_the_modules(
 
 
 def test_exit_status_3_is_documented() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-m", "abiscan", "--help"], capture_output=True,
                           text=True, check=True)
     assert "3 internal error" in " ".join(proc.stdout.split())

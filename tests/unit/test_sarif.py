@@ -24,7 +24,7 @@ from abiscan.target.profiles import builtin_target
 from helpers import write_zip
 from sarif_subset import SARIF_2_1_0_SUBSET
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 # RFC 3986 §2: a URI reference is made of unreserved, reserved and percent-encoded characters.
 _URI_CHARS = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$")
 

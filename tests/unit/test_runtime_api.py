@@ -231,7 +231,7 @@ def test_data_file_is_current() -> None:
     have = {i.short for i in discover_interpreters() if not i.abiflags}
     if not {f"3.{m}" for m in range(8, 14)} <= have:
         pytest.skip("the data was generated from CPython 3.8-3.13; some are missing here")
-    tool = Path(__file__).resolve().parent.parent / "tools" / "gen_runtime_api.py"
+    tool = Path(__file__).resolve().parents[2] / "tools" / "gen_runtime_api.py"
     proc = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True,
                           text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "fuzz_elf.py"
+HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_elf.py"
 
 
 def load_harness() -> ModuleType:

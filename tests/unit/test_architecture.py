@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "abiscan"
+PACKAGE = Path(__file__).resolve().parents[2] / "abiscan"
 
 # Longest prefix wins. Equal ranks may import each other; nothing imports upwards.
 LAYERS: dict[str, float] = {

@@ -20,7 +20,7 @@ from abiscan.target.profiles import builtin_targets
 from helpers import write_zip
 from schema_check import validate_output
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.mark.parametrize("name", SCHEMA_NAMES)

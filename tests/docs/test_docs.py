@@ -9,7 +9,7 @@ import pytest
 
 from abiscan.report.findings import CodeInfo, registered_codes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 # A markdown heading whose text is "Fix" (any level), e.g. "## Fix".

@@ -16,7 +16,7 @@ from abiscan.testing.elf_writer import build_shared_object
 
 from helpers import write_zip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
