@@ -106,44 +106,7 @@ def scan(
     specs += [(p, InputKind.SITE_PACKAGES) for p in _paths(site_packages, "site_packages")]
     if function is not None:
         specs.append((function, InputKind.FUNCTION))
-    sources: list[Source] = []
-    # In the order given; an unreadable input keeps its place in the list.
-    opened: list[Source | InputSummary] = []
-    problems: list[InputProblem] = []
-    for path, kind in specs:
-        label = labels.get(os.fspath(path), os.fspath(path)) if labels else os.fspath(path)
-        try:
-            source = open_source(os.fspath(path), kind, label, limits)
-        except SourceError as exc:
-            problems.append(
-                InputProblem(source=label, path=None, problem=str(exc).removeprefix(f"{label}: "))
-            )
-            opened.append(
-                InputSummary(
-                    label=label,
-                    kind=kind.value,
-                    placed_at="",
-                    files=0,
-                    unzipped_bytes=0,
-                    readable=False,
-                )
-            )
-            continue
-        except Exception as exc:
-            problems.append(_internal(label, None, "reading the input", exc))
-            opened.append(
-                InputSummary(
-                    label=label,
-                    kind=kind.value,
-                    placed_at="",
-                    files=0,
-                    unzipped_bytes=0,
-                    readable=False,
-                )
-            )
-            continue
-        sources.append(source)
-        opened.append(source)
+    sources, opened, problems = open_inputs(specs, limits, labels)
     try:
         stack = build_stack(target, sources, memory_budget)
         summaries = [
@@ -206,6 +169,33 @@ def module_names(imports: str | Sequence[str]) -> list[str]:
     if bad:
         raise ArgumentError(f"imports: not a dotted module name: {bad[0]!r}")
     return names
+
+
+def open_inputs(
+    specs: Sequence[tuple[PathLike, InputKind]],
+    limits: Limits = DEFAULT_LIMITS,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[list[Source], list[Source | InputSummary], list[InputProblem]]:
+    """Open each input: the sources, every input in the order given (an unreadable one
+    keeps its place as a summary), and the problems of those that could not be opened."""
+    sources: list[Source] = []
+    opened: list[Source | InputSummary] = []
+    problems: list[InputProblem] = []
+    for path, kind in specs:
+        label = labels.get(os.fspath(path), os.fspath(path)) if labels else os.fspath(path)
+        try:
+            source = open_source(os.fspath(path), kind, label, limits)
+        except SourceError as exc:
+            problem = str(exc).removeprefix(f"{label}: ")
+            problems.append(InputProblem(source=label, path=None, problem=problem))
+        except Exception as exc:
+            problems.append(_internal(label, None, "reading the input", exc))
+        else:
+            sources.append(source)
+            opened.append(source)
+            continue
+        opened.append(InputSummary.unreadable(label, kind.value))
+    return sources, opened, problems
 
 
 def _summary(source: Source, stack: Stack) -> InputSummary:

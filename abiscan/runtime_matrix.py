@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from abiscan import __version__
-from abiscan.api import PathLike, analyse, module_names
+from abiscan.api import PathLike, analyse, module_names, open_inputs
 from abiscan.errors import ArgumentError
 from abiscan.inputs.sources import (
     Entry,
     InputKind,
     InputProblem,
     Source,
-    SourceError,
-    open_source,
 )
 from abiscan.inputs.stack import build_stack
 from abiscan.report.findings import ABI405, Finding, Severity
@@ -183,27 +181,9 @@ def matrix(
     specs += [(p, InputKind.SITE_PACKAGES) for p in _paths(site_packages)]
     if function is not None:
         specs.append((function, InputKind.FUNCTION))
-    sources: list[_SharedSource] = []
-    problems: list[InputProblem] = []
-    unreadable: list[InputSummary] = []
-    for path, kind in specs:
-        label = os.fspath(path)
-        try:
-            sources.append(_SharedSource(open_source(os.fspath(path), kind, label)))
-        except SourceError as exc:
-            problems.append(
-                InputProblem(source=label, path=None, problem=str(exc).removeprefix(f"{label}: "))
-            )
-            unreadable.append(
-                InputSummary(
-                    label=label,
-                    kind=kind.value,
-                    placed_at="",
-                    files=0,
-                    unzipped_bytes=0,
-                    readable=False,
-                )
-            )
+    opened, every, problems = open_inputs(specs)
+    sources = [_SharedSource(s) for s in opened]
+    unreadable = [i for i in every if isinstance(i, InputSummary)]
     wanted = declared_targets(declared) if declared else set()
     try:
         cells = []

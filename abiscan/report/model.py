@@ -175,6 +175,11 @@ class InputSummary:
     unzipped_bytes: int
     readable: bool
 
+    @classmethod
+    def unreadable(cls, label: str, kind: str) -> InputSummary:
+        """An input that could not be opened: it keeps its place in the list."""
+        return cls(label=label, kind=kind, placed_at="", files=0, unzipped_bytes=0, readable=False)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.label,
