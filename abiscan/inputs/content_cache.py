@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # Bump when the layout of an entry changes.
-FORMAT_VERSION = 2  # 2: syntax-tree nodes (the evaluator's expressions)
+FORMAT_VERSION = 3  # 2: syntax-tree nodes; 3: ``...`` and complex constants in them
 _MAGIC = b"abiscan-cache %d\n" % FORMAT_VERSION
 # Bounded so that a busy CI machine never fills its disk with facts.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -101,7 +101,11 @@ class ContentCache:
         """Store ``value`` (plain data, see :func:`encode_plain`); never raises for I/O."""
         if not self._writable:
             return
-        data = _pack(key, value)
+        try:
+            data = _pack(key, value)
+        except (TypeError, ValueError):
+            # A value the format cannot hold is simply not cached: the scan goes on.
+            return
         path = self.entry_path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +202,10 @@ def _unpack(raw: bytes, key: str) -> Any:
 def encode_plain(value: Any, blobs: list[bytes]) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if value is Ellipsis:  # ``...`` in a syntax tree (stubs, type hints, slices)
+        return {"$x": "..."}
+    if isinstance(value, complex):  # ``1j`` in a syntax tree
+        return {"$c": [value.real, value.imag]}
     if isinstance(value, enum.Enum):
         return {"$e": _class_name(type(value)), "v": encode_plain(value.value, blobs)}
     if isinstance(value, (bytes, bytearray)):
@@ -259,6 +267,11 @@ def _decode_tagged(doc: dict[str, Any], blobs: list[bytes]) -> Any:
         return _enum(doc["$e"], decode_plain(doc.get("v"), blobs))
     if "$a" in doc:
         return _ast_node(doc["$a"], doc.get("f"), blobs)
+    if doc.get("$x") == "...":
+        return Ellipsis
+    if "$c" in doc:
+        real, imag = _pair(doc["$c"])
+        return complex(float(real), float(imag))
     raise CacheFormatError("unknown tag")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from abiscan.inputs.content_cache import CacheFormatError, decode_plain, encode_
     "f'{x!r:>{w}} and {y}'",
     "not HAS_CYEXTENSION and platform.python_implementation() in ('PyPy',)",
     "[m for m in (1, 2) if m]",
+    "Callable[..., int] if x[1:...] else 2j",
 ])
 def test_expressions_round_trip_with_positions(source: str) -> None:
     node = ast.parse(source, mode="eval").body
@@ -27,3 +29,11 @@ def test_only_ast_classes_are_built() -> None:
         decode_plain({"$a": "Popen", "f": {}}, [])
     with pytest.raises(CacheFormatError):
         decode_plain({"$a": "NodeVisitor", "f": {}}, [])
+
+
+def test_a_value_the_format_cannot_hold_is_not_cached(tmp_path: Path) -> None:
+    from abiscan.inputs.content_cache import ContentCache
+
+    cache = ContentCache(tmp_path)
+    cache.put("k", object())  # not plain data: skipped, never raised
+    assert cache.get("k") is None
