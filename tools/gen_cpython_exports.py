@@ -25,7 +25,7 @@ from abiscan.elf.reader import read_facts
 from _generated import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "abiscan" / "data" / "cpython_exports.json"
+OUT = ROOT / "abiscan" / "target" / "data" / "cpython_exports.json"
 # The CPython versions abiscan's Lambda targets run; the data must say
 # something about each of them.
 WANTED = [(3, m) for m in range(8, 15)]

@@ -31,7 +31,7 @@ from pathlib import Path
 from _generated import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "abiscan" / "data" / "stdlib_modules.json"
+OUT = ROOT / "abiscan" / "target" / "data" / "stdlib_modules.json"
 WANTED = [(3, m) for m in range(8, 15)]
 
 _ASK = r"""
