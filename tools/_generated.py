@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,3 +25,22 @@ def write_or_check(out: Path, make: Callable[[], str], description: str,
     out.write_text(text, "utf-8")
     print(f"wrote {out}")
     return 0
+
+
+def pyenv_root() -> Path:
+    """Where the local CPython builds the generators ask live."""
+    env = os.environ.get("PYENV_ROOT")
+    return Path(env) if env else Path.home() / ".pyenv"
+
+
+def minor_ranges(minors: list[int]) -> str:
+    """``[8, 9, 10, 12]`` as ``8-10,12``."""
+    parts: list[str] = []
+    start = prev = minors[0]
+    for m in [*minors[1:], -1]:
+        if m == prev + 1:
+            prev = m
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = m
+    return ",".join(parts)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
 
 from abiscan.elf.reader import read_facts
 
-from _generated import write_or_check
+from _generated import minor_ranges, pyenv_root, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "abiscan" / "target" / "data" / "cpython_exports.json"
@@ -40,11 +39,6 @@ _ASK = (
     "'multiarch': sysconfig.get_config_var('MULTIARCH') or '', "
     "'config_args': sysconfig.get_config_var('CONFIG_ARGS') or ''}))"
 )
-
-
-def pyenv_root() -> Path:
-    env = os.environ.get("PYENV_ROOT")
-    return Path(env) if env else Path.home() / ".pyenv"
 
 
 def interpreters() -> dict[tuple[int, int], dict[str, str]]:
@@ -83,18 +77,6 @@ def _patch(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 
 
-def _ranges(minors: list[int]) -> str:
-    parts: list[str] = []
-    start = prev = minors[0]
-    for m in [*minors[1:], -1]:
-        if m == prev + 1:
-            prev = m
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = m
-    return ",".join(parts)
-
-
 def build() -> dict[str, object]:
     found = interpreters()
     exports: dict[tuple[int, int], frozenset[str]] = {}
@@ -122,7 +104,7 @@ def build() -> dict[str, object]:
     symbols: dict[str, str] = {}
     for name in sorted(set().union(*exports.values())) if exports else []:
         minors = sorted(v[1] for v, names in exports.items() if name in names)
-        symbols[name] = _ranges(minors)
+        symbols[name] = minor_ranges(minors)
     return {
         "comment": (
             "Dynamic symbols exported by libpython of each CPython version (the C API the "

@@ -27,11 +27,10 @@ them.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
-from _generated import write_or_check
+from _generated import minor_ranges, pyenv_root, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "abiscan" / "target" / "data" / "runtime_api.json"
@@ -171,11 +170,6 @@ print(json.dumps(out))
 """
 
 
-def pyenv_root() -> Path:
-    env = os.environ.get("PYENV_ROOT")
-    return Path(env) if env else Path.home() / ".pyenv"
-
-
 def probe_all() -> dict[tuple[int, int], dict[str, object]]:
     """Each interpreter's answers; asked twice, the second time about every name any
     version listed, so that names served by a module ``__getattr__`` are found."""
@@ -206,18 +200,6 @@ def _probe_each(candidates: dict[str, list[str]]) -> dict[tuple[int, int], dict[
     return found
 
 
-def _ranges(minors: list[int]) -> str:
-    parts: list[str] = []
-    start = prev = minors[0]
-    for m in [*minors[1:], -1]:
-        if m == prev + 1:
-            prev = m
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = m
-    return ",".join(parts)
-
-
 def _name_table(probes: dict[tuple[int, int], dict[str, object]]) -> dict[str, object]:
     modules: dict[str, object] = {}
     for name in MODULES:
@@ -226,9 +208,9 @@ def _name_table(probes: dict[tuple[int, int], dict[str, object]]) -> dict[str, o
         if not have:
             continue
         names = sorted(set().union(*(set(m["names"]) for m in have.values())))
-        table = {n: _ranges(sorted(v[1] for v, m in have.items() if n in m["names"]))
+        table = {n: minor_ranges(sorted(v[1] for v, m in have.items() if n in m["names"]))
                  for n in names}
-        every = _ranges(sorted(v[1] for v in probes))
+        every = minor_ranges(sorted(v[1] for v in probes))
         modules[name] = {
             "build_dependent": name in BUILD_DEPENDENT,
             "file": {f"3.{v[1]}": m["file"] for v, m in sorted(have.items())},
@@ -253,7 +235,7 @@ def _class_table(probes: dict[tuple[int, int], dict[str, object]]) -> dict[str, 
         subscriptable = [v[1] for v, c in per.items() if c and c["subscript"]]
         entry: dict[str, object] = {}
         if subscriptable:
-            entry["subscript"] = _ranges(sorted(subscriptable))
+            entry["subscript"] = minor_ranges(sorted(subscriptable))
         errors = {f"3.{v[1]}": c["error"] for v, c in sorted(per.items())
                   if c and c["subscript"] is False}
         if errors and subscriptable:
