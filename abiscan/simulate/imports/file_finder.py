@@ -117,20 +117,9 @@ class ImportSystem:
             up = self._memo.get(parent)
             if up is None:
                 up = self._memo[parent] = self._find(parent)
-            if up.spec is None:
-                return Resolution(
-                    name=name, spec=None, error=up.error, failed_parent=up.failed_parent or parent
-                )
-            if not up.spec.is_package:
-                return Resolution(
-                    name=name,
-                    spec=None,
-                    error=PredictedError(
-                        type="ModuleNotFoundError",
-                        message=f"No module named '{name}'; '{parent}' is not a package",
-                    ),
-                    failed_parent=parent,
-                )
+            failed = _under_failed_parent(name, parent, up)
+            if failed is not None:
+                return failed
             dot = name.find(".", dot + 1)
         return None
 
@@ -138,20 +127,9 @@ class ImportSystem:
         parent, _, tail = name.rpartition(".")
         if parent:
             up = self.find(parent)
-            if up.spec is None:
-                return Resolution(
-                    name=name, spec=None, error=up.error, failed_parent=up.failed_parent or parent
-                )
-            if not up.spec.is_package:
-                return Resolution(
-                    name=name,
-                    spec=None,
-                    error=PredictedError(
-                        type="ModuleNotFoundError",
-                        message=f"No module named '{name}'; '{parent}' is not a package",
-                    ),
-                    failed_parent=parent,
-                )
+            failed = _under_failed_parent(name, parent, up)
+            if failed is not None or up.spec is None:
+                return failed or up
             locations: tuple[str, ...] = up.spec.search_locations
         else:
             locations = self.target.sys_path
@@ -272,3 +250,22 @@ class ImportSystem:
                     index.setdefault(stem, []).append(fname)
             self._by_stem[directory] = index
         return index
+
+
+def _under_failed_parent(name: str, parent: str, up: Resolution) -> Resolution | None:
+    """What ``import name`` raises when its parent package failed or is not a package."""
+    if up.spec is None:
+        return Resolution(
+            name=name, spec=None, error=up.error, failed_parent=up.failed_parent or parent
+        )
+    if not up.spec.is_package:
+        return Resolution(
+            name=name,
+            spec=None,
+            error=PredictedError(
+                type="ModuleNotFoundError",
+                message=f"No module named '{name}'; '{parent}' is not a package",
+            ),
+            failed_parent=parent,
+        )
+    return None
