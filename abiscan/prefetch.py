@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +205,7 @@ def _as_parsed(value: Any) -> _Parsed | None:
     return value if ok else None
 
 
+@cache  # the files do not change while a process runs; matrix and audit scan many times
 def _code_fingerprint() -> str:
     """abiscan's version, the running grammar and the bytes of the code and data that
     parse: every module of :mod:`abiscan.simulate.python` and the runtime API tables."""
