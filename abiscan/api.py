@@ -23,6 +23,7 @@ from abiscan.inputs.stack import DEFAULT_MEMORY_BUDGET, Stack, StackFile, build_
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.predict.extension import load_bytecode, load_extension
 from abiscan.prefetch import SourcePrefetch, default_jobs
+from abiscan.progress import ScanProgress, reporting
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Outcome, Report
 from abiscan.rules import imports, layers
@@ -66,6 +67,7 @@ def scan(
     use_cache: bool = True,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     labels: Mapping[str, str] | None = None,
+    progress: Callable[[ScanProgress], None] | None = None,
 ) -> Report:
     """Predict, for every module the inputs provide, what ``import`` does on the target.
 
@@ -96,38 +98,44 @@ def scan(
     module name, raise :class:`~abiscan.errors.ArgumentError`.
     ``labels`` names inputs in the report by something other than their path
     (an audit names a downloaded copy by the URL it came from).
+    ``progress`` is called with the counts of work done so far (members
+    inflated, ELF files parsed, modules simulated) at most ten times a second,
+    and once at the end; it must not raise.
     """
-    if target is None:
-        target = builtin_target(runtime or "python3.12", arch or "x86_64")
-    elif runtime is not None or arch is not None:
-        raise ArgumentError("give either target= or runtime=/arch=, not both")
-    names = module_names(imports)
-    specs = [(p, InputKind.LAYER) for p in _paths(layers, "layers")]
-    specs += [(p, InputKind.SITE_PACKAGES) for p in _paths(site_packages, "site_packages")]
-    if function is not None:
-        specs.append((function, InputKind.FUNCTION))
-    sources, opened, problems = open_inputs(specs, limits, labels)
-    try:
-        stack = build_stack(target, sources, memory_budget)
-        summaries = [
-            item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
-        ]
-        cache = None
-        if use_cache:
-            cache = ContentCache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        report = analyse(
-            stack,
-            target,
-            summaries,
-            problems + stack.problems,
-            names,
-            jobs=default_jobs() if jobs is None else jobs,
-            cache=cache,
-        )
-        return with_wheel_checks(report, specs)
-    finally:
-        for source in sources:
-            source.close()
+    with reporting(progress):
+        if target is None:
+            target = builtin_target(runtime or "python3.12", arch or "x86_64")
+        elif runtime is not None or arch is not None:
+            raise ArgumentError("give either target= or runtime=/arch=, not both")
+        names = module_names(imports)
+        specs = [(p, InputKind.LAYER) for p in _paths(layers, "layers")]
+        specs += [(p, InputKind.SITE_PACKAGES) for p in _paths(site_packages, "site_packages")]
+        if function is not None:
+            specs.append((function, InputKind.FUNCTION))
+        sources, opened, problems = open_inputs(specs, limits, labels)
+        try:
+            stack = build_stack(target, sources, memory_budget)
+            summaries = [
+                item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
+            ]
+            cache = None
+            if use_cache:
+                cache = ContentCache(
+                    Path(cache_dir) if cache_dir is not None else default_cache_dir()
+                )
+            report = analyse(
+                stack,
+                target,
+                summaries,
+                problems + stack.problems,
+                names,
+                jobs=default_jobs() if jobs is None else jobs,
+                cache=cache,
+            )
+            return with_wheel_checks(report, specs)
+        finally:
+            for source in sources:
+                source.close()
 
 
 def with_wheel_checks(report: Report, specs: Sequence[tuple[PathLike, InputKind]]) -> Report:

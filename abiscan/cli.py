@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from io import TextIOWrapper
 from pathlib import Path
@@ -17,6 +17,7 @@ from abiscan import __version__
 from abiscan.config import FAIL_ON, Config, check_code_prefix, find_config, load_config
 from abiscan.errors import AbiscanError, ConfigError
 from abiscan.limits import Limits, LimitsError, parse_limits
+from abiscan.progress import ScanProgress
 from abiscan.report.escape import escape_text
 from abiscan.report.terminal import Style, use_colour
 from abiscan.target.profiles import (
@@ -450,6 +451,7 @@ def _run_scan(
             target=target,
             imports=imports,
             limits=limits,
+            progress=progress.counts(target.name) if progress.live else None,
             **_speed(args),
         )
     finally:
@@ -546,6 +548,20 @@ class _Progress:
 
     def target(self, i: int, n: int, target: Target) -> None:
         self.show(f"abiscan: target {i} of {n}: {target.name}")
+
+    def counts(self, target: str) -> Callable[[ScanProgress], None]:
+        def show(p: ScanProgress) -> None:
+            self.show(format_scan_progress(target, p))
+
+        return show
+
+
+def format_scan_progress(target: str, p: ScanProgress) -> str:
+    """The progress line of a scan: the work done so far, by stage."""
+    return (
+        f"abiscan: {target}: {p.members_read:,} members read, {p.elf_parsed:,} ELF files "
+        f"parsed, {p.modules_simulated:,} modules simulated"
+    )
 
 
 def _cmd_matrix(args: argparse.Namespace) -> int:

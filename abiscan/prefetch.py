@@ -34,6 +34,7 @@ from abiscan.inputs.content_cache import ContentCache
 from abiscan.inputs.sources import DirectorySource, Entry, InputKind, Source, ZipSource, open_source
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.limits import DEFAULT_LIMITS, Limits
+from abiscan.progress import count
 from abiscan.simulate.python import grammar, import_graph
 from abiscan.simulate.python.import_graph import ImportGraph, ModuleSource, SourceReader
 
@@ -142,6 +143,7 @@ class SourcePrefetch:
             results = fut.result()
         except Exception:  # a worker that died; the main process parses instead
             return None
+        count("members")  # the worker inflated it
         return dict(results).get(f"{name}\0{path}\0{is_package}")
 
     # -- the workers --------------------------------------------------------

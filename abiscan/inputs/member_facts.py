@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from abiscan.elf.reader import ElfError, ElfFacts, read_facts, sniff_format
 from abiscan.inputs.sources import InputProblem, SourceError
 from abiscan.inputs.stack import Stack
+from abiscan.progress import count
 
 __all__ = [
     "FileFacts",
@@ -46,6 +47,7 @@ class FileFacts:
             if isinstance(data, SourceError):
                 cached = data
             else:
+                count("elf")
                 try:
                     cached = read_facts(data)
                 except ElfError as exc:

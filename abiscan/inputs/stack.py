@@ -22,6 +22,7 @@ from abiscan.inputs.sources import (
     Source,
     SourceError,
 )
+from abiscan.progress import count
 from abiscan.target.profiles import Target
 
 __all__ = [
@@ -225,7 +226,9 @@ class Stack:
             raise SourceError(f"{sf.origin.describe()}: {problem}", reason=problem)
         # Drop what is kept so that this member and the rest fit in the window.
         self._evict(self._window() - size)
-        return sf.source.read(sf.entry, limit=min(self.memory_budget, MAX_MEMBER_BYTES))
+        data = sf.source.read(sf.entry, limit=min(self.memory_budget, MAX_MEMBER_BYTES))
+        count("members")
+        return data
 
     def _window(self) -> int:
         """The most inflated bytes held at once: the largest member plus 32 MiB

@@ -21,6 +21,7 @@ LAYERS: dict[str, float] = {
     "abiscan.errors": 0,
     "abiscan.testing": 0,
     "abiscan.limits": 0,
+    "abiscan.progress": 0,
     "abiscan.report.escape": 1,
     "abiscan.report.findings": 1,
     "abiscan.elf": 1,

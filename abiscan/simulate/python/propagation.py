@@ -47,6 +47,7 @@ from abiscan.elf.reader import ElfError, ElfFacts
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
 from abiscan.limits import DEFAULT_LIMITS
+from abiscan.progress import count
 from abiscan.report.findings import PredictedError
 from abiscan.report.model import Assumption, ChainStep, ModuleOutcome, OutcomeConfidence
 from abiscan.simulate.imports.file_finder import ImportSystem
@@ -651,6 +652,7 @@ def _follow_each(
     out: list[ModuleOutcome] = []
     broken: list[Broken] = []
     for module in modules:
+        count("modules")
         got = sim.run(module.name)
         provided = own(module.name)
         if module.outcome == "error" and module.path is None and provided.ok:
