@@ -110,7 +110,8 @@ def test_a_module_that_replaces_itself_in_sys_modules_has_any_name(tmp_path: Pat
                "class _Overlay(ModuleType):\n"
                "    @classmethod\n    def replace_module(cls, name):\n"
                "        self = cls(name)\n        sys.modules[name] = self\n"
-               "    def __getattr__(self, attr):\n        return 1\n"
+               "    def __getattr__(self, attr):\n        if attr.startswith('__'):\n"
+               "            raise AttributeError(attr)\n        return 1\n"
                "_Overlay.replace_module(__name__)\n")
     report = scan(tmp_path, {
         "python/compat.py": overlay,
