@@ -266,6 +266,89 @@ def case_extension_imports_at_init(c: Ctx) -> Stack:
     )
 
 
+_REGISTERS = """
+#include <stdio.h>
+static struct PyModuleDef {name}_def = {{ PyModuleDef_HEAD_INIT, "{name}", NULL, 0, NULL }};
+
+PyMODINIT_FUNC PyInit_{name}(void)
+{{
+    /* pybind11's def_submodule: the parent's name, a dot and the short name, joined
+       at run time, put in sys.modules by PyImport_AddModule. */
+    char full[256];
+    PyObject *m = PyModule_Create(&{name}_def), *sub;
+    if (m == NULL)
+        return NULL;
+    snprintf(full, sizeof full, "%s.%s", PyModule_GetName(m), "{sub}");
+    sub = PyImport_AddModule(full);
+    if (sub == NULL || PyModule_AddIntConstant(sub, "BIGINT", 20) < 0)
+        return NULL;
+    Py_INCREF(sub);
+    if (PyModule_AddObject(m, "{sub}", sub) < 0)
+        return NULL;
+    return m;
+}}
+"""
+
+
+def case_import_mechanisms(c: Ctx) -> Stack:
+    """The import-system mechanisms of tests/unit/test_import_mechanisms.py."""
+    broken = {f"python/md/_ext{c.other_suffix(+1)}": _broken(c, "_ext"),
+              f"python/sa/cy/ext{c.other_suffix(+1)}": _broken(c, "ext")}
+    regext = ExtensionSpec("regext", init="PyInit_regext_template",
+                           extra_c=_REGISTERS.format(name="regext", sub="_sqltypes"))
+    overlay = ("import sys\nfrom types import ModuleType\n"
+               "class _Overlay(ModuleType):\n"
+               "    @classmethod\n    def replace_module(cls, name):\n"
+               "        self = cls(name)\n        sys.modules[name] = self\n"
+               "    def __getattr__(self, attr):\n        if attr.startswith('__'):\n"
+               "            raise AttributeError(attr)\n        return 1\n"
+               "_Overlay.replace_module(__name__)\n")
+    sources = {
+        # A cycle entered from a's side by the package, then "import cyc.b".
+        "python/cyc/__init__.py": "from . import a\n",
+        "python/cyc/a.py": "X = 1\nfrom .b import Y\n",
+        "python/cyc/b.py": "from .a import X\nY = 2\n",
+        # multidict's fallback when its extension is never tried.
+        "python/md/__init__.py": "from ._compat import USE_EXT\nif not USE_EXT:\n"
+                                 "    from ._py import X\nelse:\n    from ._ext import X\n",
+        "python/md/_compat.py": "USE_EXT = True\ntry:\n    from . import _ext\n"
+                                "except ImportError:\n    USE_EXT = False\n",
+        "python/md/_py.py": "X = 1\n",
+        "python/usesmain.py": "import __main__ as _m\nimport __main__\n",
+        # psycopg.pq: names bound by a function that declares them global.
+        "python/pq/__init__.py": "Escaping: type\ndef load():\n    global Escaping\n"
+                                 "    from . import impl as module\n"
+                                 "    Escaping = module.Escaping\nload()\n",
+        "python/pq/impl.py": "class Escaping:\n    pass\n",
+        "python/usepq.py": "from pq import Escaping\n",
+        # passlib.utils.compat: the module replaces itself in sys.modules.
+        "python/compat.py": overlay,
+        "python/usecompat.py": "from compat import SafeConfigParser\n",
+        # sqlalchemy.util._has_cy: a called function's leading imports, in a try.
+        "python/sa/__init__.py": "",
+        "python/sa/cy/__init__.py": "",
+        "python/sa/has_cy.py": "def _import_cy():\n    from .cy import ext\n    return ext\n"
+                               "try:\n    _import_cy()\nexcept ImportError:\n    HAS_CY = False\n"
+                               "else:\n    HAS_CY = True\n",
+        "python/sa/coll.py": "from .has_cy import HAS_CY\nif not HAS_CY:\n    X = 1\n"
+                             "else:\n    from .cy.ext import X\n",
+        "python/sa/unguarded.py": "def load():\n    import sa.cy.ext\nload()\n",
+        # duckdb: a submodule the extension registers while it initialises.
+        f"python/regext{c.suffix}": c.build.extension(c.interp, regext),
+        "python/usereg.py": "from regext._sqltypes import BIGINT\n",
+        "python/absentreg.py": "import regext._absent\n",
+    }
+    return Stack(
+        layers=[{**broken, **sources}],
+        expect={
+            "cyc": Expect("ok"), "cyc.b": Expect("ok"), "md": Expect("ok"),
+            "usesmain": Expect("ok"), "usepq": Expect("ok"), "usecompat": Expect("ok"),
+            "sa.coll": Expect("ok"), "sa.unguarded": Expect("error", MNFE),
+            "usereg": Expect("ok"), "absentreg": Expect("error", MNFE),
+        },
+    )
+
+
 def case_newer_syntax(c: Ctx) -> Stack:
     match_src = "x = 1\nmatch x:\n    case 1:\n        pass\n"
     rejects_match = c.minor < 10

@@ -212,6 +212,10 @@ class ModuleSource:
     extends_path: bool = False
     # Names a function declares ``global``: bound whenever that function runs.
     declared_global: frozenset[str] = frozenset()
+    # Of those, the ones a module-level function declares and the body calls, with
+    # the first line of such a call and the function's name (psycopg.pq's
+    # ``import_from_libpq()`` binds ``Escaping`` and the rest).
+    bound_by_call: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     # Calls globals() for more than reading it: any name may be bound at any time.
     writes_globals: bool = False
 
@@ -518,10 +522,75 @@ def _leaves_loop(body: Sequence[ast.stmt]) -> bool:
     return False
 
 
+def _leading_imports(body: Sequence[ast.stmt]) -> tuple[ast.Import | ast.ImportFrom, ...]:
+    """The import statements a function body starts with (after its docstring): they
+    run whenever it is called."""
+    out: list[ast.Import | ast.ImportFrom] = []
+    for i, s in enumerate(body):
+        if isinstance(s, (ast.Import, ast.ImportFrom)):
+            out.append(s)
+        elif not (i == 0 and isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)):
+            break
+    return tuple(out)
+
+
 def _declared_global(tree: ast.Module) -> frozenset[str]:
     return frozenset(
         name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names
     )
+
+
+def _replaces_itself(tree: ast.Module) -> bool:
+    """Whether the module may put another object in ``sys.modules`` under its own name
+    (passlib.utils.compat's lazy overlay module, with a ``__getattr__``): a store into
+    ``sys.modules[...]`` anywhere in the file, keyed by ``__name__`` or in a file whose
+    body passes ``__name__`` to a call."""
+    stores = [
+        t
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Subscript) and _dotted(t.value) == "sys.modules"
+    ]
+    if not stores:
+        return False
+    if any(_dotted(t.slice) == "__name__" for t in stores):
+        return True
+    return any(
+        isinstance(node, ast.Call) and any(_dotted(a) == "__name__" for a in node.args)
+        for stmt in tree.body
+        if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        for node in ast.walk(stmt)
+    )
+
+
+def _bound_by_call(tree: ast.Module) -> dict[str, tuple[int, str]]:
+    """Names declared ``global`` in a module-level function that the module body calls
+    by name (outside any function body), with the first such call's line."""
+    declares: dict[str, frozenset[str]] = {}
+    calls: list[ast.Call] = []
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names = frozenset(
+                n for g in ast.walk(node) if isinstance(g, ast.Global) for n in g.names
+            )
+            if names:
+                declares[node.name] = names
+            todo.extend([*node.decorator_list, *node.args.defaults])
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Call):
+            calls.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    out: dict[str, tuple[int, str]] = {}
+    for call in sorted(calls, key=lambda c: c.lineno):
+        if isinstance(call.func, ast.Name) and call.func.id in declares:
+            for name in declares[call.func.id]:
+                out.setdefault(name, (call.lineno, call.func.id))
+    return out
 
 
 class _Extractor:
@@ -548,6 +617,9 @@ class _Extractor:
         self.open_namespace = False
         self.writes_globals = False
         self.all_names: tuple[str, ...] | None = None
+        # Module-level functions whose body starts with imports: a call at import
+        # time runs them (sqlalchemy's ``try: _import_cy_extensions()``).
+        self.functions: dict[str, tuple[ast.Import | ast.ImportFrom, ...]] = {}
 
     def text(self, node: ast.AST) -> str:
         line = getattr(node, "lineno", 0)
@@ -556,13 +628,19 @@ class _Extractor:
         return ""
 
     def edge(
-        self, node: ast.AST, ctx: _Ctx, target: str, kind: LinkKind, name: str | None = None
+        self,
+        node: ast.AST,
+        ctx: _Ctx,
+        target: str,
+        kind: LinkKind,
+        name: str | None = None,
+        statement: str | None = None,
     ) -> ImportStep:
         edge = ImportEdge(
             importer=self.module,
             target=target,
             line=getattr(node, "lineno", 0),
-            statement=self.text(node),
+            statement=self.text(node) if statement is None else statement,
             kind=kind,
             name=name,
             guards=ctx.guards,
@@ -597,6 +675,7 @@ class _Extractor:
 
     def bind(self, name: str, ctx: _Ctx, line: int | None = None) -> None:
         if not ctx.in_class:
+            self.functions.pop(name, None)
             at = self.line if line is None else line
             self.bound[name] = min(self.bound.get(name, at), at)
 
@@ -738,6 +817,9 @@ class _Extractor:
 
     def stmt_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> list[Step]:
         self.bind(s.name, ctx)
+        leading = _leading_imports(s.body)
+        if leading and not ctx.in_class and isinstance(s, ast.FunctionDef):
+            self.functions[s.name] = leading
         if s.name == "__getattr__" and not ctx.in_class:
             self.open_namespace = True
         steps: list[Step] = []
@@ -949,7 +1031,33 @@ class _Extractor:
                     target = self.dynamic_target(n, name)
                     if target is not None:
                         out.append(self.edge(n, ctx, target, "dynamic"))
+                if name in self.functions:
+                    out.extend(self.called_imports(n, name, ctx))
             todo.extend(reversed(list(ast.iter_child_nodes(n))))
+        return out
+
+    def called_imports(self, call: ast.Call, func: str, ctx: _Ctx) -> list[Step]:
+        """The imports a call of a module-level function runs first, as edges at the
+        call's line (where the module is paused while they run); they bind nothing
+        at module level."""
+        out: list[Step] = []
+        for s in self.functions[func]:
+            how = f"{self.text(s)}  (in {func}(), line {s.lineno}, called here)"
+            if isinstance(s, ast.Import):
+                out.extend(self.edge(call, ctx, a.name, "import", statement=how) for a in s.names)
+                continue
+            base, _ = self.resolve(s.level, s.module)
+            if base is None:
+                continue
+            out.append(self.edge(call, ctx, base, "from", statement=how))
+            for alias in s.names:
+                full = f"{base}.{alias.name}"
+                if alias.name == "*":
+                    continue
+                if self.is_module(full):
+                    out.append(self.edge(call, ctx, full, "submodule", statement=how))
+                else:
+                    out.append(self.edge(call, ctx, base, "name", alias.name, statement=how))
         return out
 
     def dynamic_target(self, call: ast.Call, func: str) -> str | None:
@@ -1007,6 +1115,7 @@ def extract(
         module, package, lines, _Conditions(target), is_module, RuntimeChecker(target, stdlib)
     )
     body = ex.block(tree.body, _Ctx())
+    declared = _declared_global(tree)
     return ModuleSource(
         name=module,
         path=path,
@@ -1015,9 +1124,11 @@ def extract(
         body=body,
         edges=tuple(ex.edges),
         bound=dict(ex.bound),
-        open_namespace=ex.open_namespace,
+        open_namespace=ex.open_namespace
+        or (any("sys.modules[" in line for line in lines) and _replaces_itself(tree)),
         all_names=ex.all_names,
-        declared_global=_declared_global(tree),
+        declared_global=declared,
+        bound_by_call=_bound_by_call(tree) if declared else {},
         writes_globals=ex.writes_globals,
     )
 

@@ -52,6 +52,7 @@ from abiscan.elf.reader import ElfError, ElfFacts, read_facts
 
 __all__ = [
     "MAX_PROBES",
+    "MAX_REGISTERED",
     "MAX_RODATA",
     "PANIC_MESSAGE",
     "NativeFacts",
@@ -82,6 +83,14 @@ MAX_RODATA = 64 << 20
 MAX_PROBES = 4096
 # A module name component longer than this is not looked for in run-together strings.
 _MAX_COMPONENT = 64
+
+# The C-API calls that create a module object in sys.modules by its dotted name.
+_ADDS_MODULE = frozenset(
+    {"PyImport_AddModule", "PyImport_AddModuleObject", "PyImport_AddModuleRef"}
+)
+# At most this many strings are kept as submodules an extension may register.
+MAX_REGISTERED = 1 << 16
+_IDENT = re.compile(rb"(?<=\x00)([A-Za-z_][A-Za-z0-9_]{0,63})(?=\x00)")
 
 _CSTRING = re.compile(rb"(?<=\x00)([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(?=\x00)")
 _PYO3_VERSION = re.compile(rb"pyo3-(\d+\.\d+\.\d+)")
@@ -122,6 +131,11 @@ class NativeFacts:
     pyo3_version: str | None
     imports: tuple[NativeImport, ...]
     note: str = ""
+    # With a C-API call that puts modules in sys.modules (PyImport_AddModule, the
+    # way pybind11's def_submodule and nanobind register ``ext.sub``): the
+    # identifiers among its NUL-terminated strings, each a submodule it may register.
+    registers: frozenset[str] = frozenset()
+    registers_via: str = ""  # the C-API symbols that are the evidence
 
 
 def rodata(data: bytes, elf: ElfFacts | None = None) -> bytes:
@@ -258,13 +272,36 @@ def native_imports(
                         "usually lazily)",
                     ),
                 )
+    adds = sorted(_ADDS_MODULE & undefined)
     return NativeFacts(
         module=module,
         path=path,
         kinds=tuple(kinds),
         pyo3_version=pyo3_version,
         imports=tuple(sorted(out.values(), key=lambda n: n.imports)),
+        registers=_registered(ro, module) if adds else frozenset(),
+        registers_via=", ".join(adds),
     )
+
+
+def _registered(ro: bytes, module: str) -> frozenset[str]:
+    """The submodule names an extension that calls PyImport_AddModule may register:
+    its identifier strings (``_sqltypes``: pybind11 joins the parent's name at run
+    time), and the tails of its strings that start with the module's own name."""
+    names: set[str] = set()
+    own = module.encode("ascii", "replace") + b"."
+    for m in _IDENT.finditer(ro):
+        names.add(m.group(1).decode("ascii"))
+        if len(names) >= MAX_REGISTERED:
+            break
+    at = ro.find(own)
+    while at != -1 and len(names) < MAX_REGISTERED:
+        end = ro.find(b"\x00", at)
+        tail = ro[at + len(own) : end if end != -1 else len(ro)]
+        if ro[at - 1 : at] == b"\x00" and re.fullmatch(rb"[A-Za-z_][A-Za-z0-9_.]*", tail):
+            names.add(tail.decode("ascii").partition(".")[0])
+        at = ro.find(own, at + 1)
+    return frozenset(names)
 
 
 # Strings every Cython module carries (its runtime module, and the names of the

@@ -104,6 +104,7 @@ class _Run:
     hooks: dict[str, frozenset[str]] = field(default_factory=dict)
     tainted: bool = False  # a result here depended on those hooks: memoize nothing more
     results: dict[str, Raised | None] = field(default_factory=dict)  # every import of this run
+    order: list[str] = field(default_factory=list)  # the keys of results, in order
     # The sides taken on undecided conditions by every module this run imported.
     assumed: dict[tuple[str, int], Assumption] = field(default_factory=dict)
 
@@ -131,6 +132,10 @@ class Simulator:
         # The import hooks each memoized import installed along the way: a later
         # import in the same run can still see them.
         self.done_hooks: dict[str, dict[str, frozenset[str]]] = {}
+        # The other modules each memoized import imported (and what they gave): they are
+        # in sys.modules once it is, so a later import of one of them does not run it
+        # again from another entry point (which would change the order of a cycle).
+        self.done_imported: dict[str, dict[str, Raised | None]] = {}
         self.pierced: dict[tuple[str, int], Pierced] = {}
         self._run = _Run()
 
@@ -150,10 +155,15 @@ class Simulator:
         if name in self.done and not self._hooked(self.done[name]):
             run.hooks.update(self.done_hooks.get(name, {}))
             run.assumed.update(self.done_assumed.get(name, {}))
-            run.results[name] = self.done[name]
+            for other, got in self.done_imported.get(name, {}).items():
+                if other not in run.results:
+                    self._record(other, got)
+            self._record(name, self.done[name])
             return self.done[name]
         if name in run.local:
             return run.local[name]
+        if name in run.results:  # imported earlier in this run: in sys.modules
+            return run.results[name]
         if name in run.index:
             # Half-initialised (a circular import): CPython returns it as it is.
             run.lows[-1] = min(run.lows[-1], run.index[name])
@@ -170,6 +180,7 @@ class Simulator:
         run.lows.append(depth)
         hooks_before = set(run.hooks)
         assumed_before = set(run.assumed)
+        results_before = len(run.order)
         try:
             result = self._import(name, depth)
         finally:
@@ -183,10 +194,18 @@ class Simulator:
             assumed = {k: v for k, v in run.assumed.items() if k not in assumed_before}
             if assumed:
                 self.done_assumed[name] = assumed
+            imported = {k: run.results[k] for k in run.order[results_before:]}
+            if imported:
+                self.done_imported[name] = imported
         else:
             run.local[name] = result
-        run.results[name] = result
+        self._record(name, result)
         return result
+
+    def _record(self, name: str, result: Raised | None) -> None:
+        if name not in self._run.results:
+            self._run.order.append(name)
+        self._run.results[name] = result
 
     def _hooked(self, got: Raised | None) -> str | None:
         """The import hook of this run that may serve the missing module ``got`` ends in."""
@@ -233,6 +252,8 @@ class Simulator:
 
     def _load(self, name: str) -> Raised | None:
         own = self.own(name)
+        if own.outcome == "error" and self._registered_by_parent(name):
+            return None
         if own.outcome == "error":
             got = Raised(
                 error=own.error, steps=(), broken=name, reason=own.reason, missing=own.path is None
@@ -257,6 +278,28 @@ class Simulator:
         if own.path is not None and own.kind in ("extension", "package"):
             return self._native(name, own.path)
         return None
+
+    def _registered_by_parent(self, name: str) -> bool:
+        """Whether ``name``'s parent is an extension module that may have put ``name`` in
+        sys.modules while it initialised (pybind11's ``def_submodule``): the import then
+        finds it there, and no finder is asked. Taken as so, with an assumption."""
+        parent, _, tail = name.rpartition(".")
+        up = self.own(parent) if parent else None
+        if up is None or up.outcome != "ok" or up.kind != "extension" or up.path is None:
+            return False
+        facts = self.native(parent, up.path)
+        if facts is None or tail not in facts.registers:
+            return False
+        self.assume(
+            Assumption(
+                path=up.path,
+                line=0,
+                condition=f"{parent} registers '{name}' in sys.modules while it initialises",
+                taken=True,
+                why=f"it calls {facts.registers_via} and its .rodata has the string '{tail}'",
+            )
+        )
+        return True
 
     def _exec(self, source: ModuleSource) -> Raised | None:
         verdict = source.syntax
@@ -481,12 +524,17 @@ class Simulator:
             return None
         if name in MODULE_DUNDERS and (name != "__path__" or base.is_package):
             return None  # every module has these before its first line runs
+        if name in base.declared_global:
+            return self._bound_in_function(base, name, paused, step)
         prefix = edge.target + "."
-        if any(
+        if not self._submodule_fails(prefix + name) and any(
             e.target.startswith(prefix) and e.target[len(prefix) :].split(".")[0] == name
             for e in base.edges
         ):
-            return None  # a submodule the package imports becomes its attribute
+            # A submodule the package imports becomes its attribute, unless this run
+            # saw that import fail (an extension the target never tries, in the
+            # multidict `try: from . import _multidict except ImportError:` idiom).
+            return None
         partial = "partially initialized module " if edge.target in self._run.index else ""
         circular = " (most likely due to a circular import)" if partial else ""
         error = PredictedError(
@@ -498,6 +546,48 @@ class Simulator:
         return Raised(
             error=error, steps=(replace(step, note=note),), broken=edge.target, reason=note
         )
+
+    def _bound_in_function(
+        self, base: ModuleSource, name: str, paused: int | None, step: ChainStep
+    ) -> Raised | None:
+        """``from base import name`` where only a function declaring ``name`` global binds
+        it: function bodies are not run, so whether it is bound is assumed, never an error."""
+        call = base.bound_by_call.get(name)
+        if call is not None and (paused is None or call[0] < paused):
+            line, func = call
+            self.assume(
+                Assumption(
+                    path=base.path,
+                    line=line,
+                    condition=f"{func}() binds '{name}' (declared global in it)",
+                    taken=True,
+                    why="the module body calls the function that declares the name global; "
+                    "abiscan does not run function bodies and takes the call to bind it",
+                )
+            )
+            return None
+        note = (
+            f"'{name}' is bound only by a function that declares it global, and abiscan "
+            f"cannot tell whether it has run when {step.module} imports it"
+        )
+        return Raised(
+            error=None,
+            steps=(replace(step, note=note),),
+            broken=base.name,
+            reason=note,
+            certain=False,
+        )
+
+    def _submodule_fails(self, full: str) -> bool:
+        """Whether ``import full`` certainly fails in this run: CPython's ``from pkg
+        import name`` tries the submodule when the package lacks the name, and turns
+        its ModuleNotFoundError into "cannot import name"."""
+        got = self._run.results.get(full)
+        if got is not None:
+            return got.certain
+        if full in self._run.results:
+            return False
+        return self.own(full).outcome == "error"
 
 
 def _unfollowed_names(source: ModuleSource) -> frozenset[str]:
@@ -576,14 +666,18 @@ def follow_imports(
 
     def own(name: str) -> ModuleOutcome:
         top = name.partition(".")[0]
-        if top in BUILTIN_FIRST:
+        if top in BUILTIN_FIRST or name == "__main__":
             return ModuleOutcome(
                 name=name,
                 outcome="ok",
                 path=None,
                 source=None,
                 kind="builtin",
-                reason="built into the interpreter",
+                reason=(
+                    "built into the interpreter"
+                    if name != "__main__"
+                    else "always in sys.modules: the program the interpreter runs"
+                ),
             )
         if top not in tops:
             if is_stdlib(name, target.python_version):
