@@ -1017,7 +1017,11 @@ def extract(
         bound=dict(ex.bound),
         open_namespace=ex.open_namespace,
         all_names=ex.all_names,
-        declared_global=_declared_global(tree),
+        # A walk of the whole tree costs as much as the extraction: only when
+        # the text can hold a global statement.
+        declared_global=(
+            _declared_global(tree) if any("global" in ln for ln in lines) else frozenset()
+        ),
         writes_globals=ex.writes_globals,
     )
 
