@@ -256,7 +256,7 @@ def _analyse(
     imports: Sequence[str],
     prefetch: SourcePrefetch,
 ) -> Report:
-    facts = FileFacts(stack=stack)
+    facts = FileFacts(stack=stack, cache=prefetch.cache)
     importer = ImportSystem(stack, target)
     guard = _Guard()
     no_dead: list[DeadRoot] = []

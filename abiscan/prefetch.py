@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
 from abiscan.inputs.content_cache import ContentCache
+from abiscan.inputs.member_facts import member_key
 from abiscan.inputs.sources import DirectorySource, Entry, InputKind, Source, ZipSource, open_source
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.limits import DEFAULT_LIMITS, Limits
@@ -185,21 +186,6 @@ class SourcePrefetch:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-def member_key(sf: StackFile) -> str | None:
-    """What identifies a member's bytes without reading them; None when nothing does."""
-    entry = sf.entry
-    if entry.crc is not None:
-        return f"zip|{entry.crc:08x}|{entry.size}|{entry.path}"
-    if isinstance(sf.source, DirectorySource):
-        full = sf.source.root / entry.path
-        try:
-            st = os.stat(full)
-        except OSError:
-            return None
-        return f"dir|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{full}"
-    return None
 
 
 def _as_parsed(value: Any) -> _Parsed | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from abiscan.elf import constants as c
 from abiscan.errors import ElfError as ElfError  # re-exported (its home before errors.py)
 
-__all__ = ["ElfError", "ElfHeader", "read_header", "sniff_format"]
+__all__ = ["ElfError", "ElfHeader", "loader_blocks", "read_header", "sniff_format"]
 
 EI_NIDENT = 16
 _ELF_MAGIC = b"\x7fELF"
@@ -183,3 +183,50 @@ def read_header(data: bytes) -> ElfHeader:
         e_shentsize=e_shentsize,
         e_shstrndx=e_shstrndx,
     )
+
+
+# open_verify reads this much of a file into its buffer at once (the larger of
+# the two classes' buffers).
+_LOADER_BUFFER = 832
+_PT_NOTE = 4
+
+
+def loader_blocks(data: bytes, limit: int = 1 << 16) -> tuple[tuple[int, bytes], ...] | None:
+    """The parts of ``data`` the dynamic linker's identity checks can read, as
+    (offset, bytes): its buffer (the file's first bytes, first), then the
+    program headers and the PT_NOTE segments.
+
+    The loader reads program headers only when EI_CLASS and EI_DATA are its
+    own, so they are located with the file's own class and byte order. With
+    the file's size, these blocks are all the identity checks need
+    (:func:`abiscan.simulate.linker.identity.verify_identity`), so a scan keeps
+    them instead of the file's bytes. A range that ends past the file is not
+    kept (the loader reports it from the size alone). None when the blocks
+    would hold more than ``limit`` bytes: then the whole file is needed.
+    """
+    n = len(data)
+    blocks = [(0, bytes(data[:_LOADER_BUFFER]))]
+    if n < 64 or data[:4] != _ELF_MAGIC or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return tuple(blocks)
+    bits = 64 if data[4] == c.ELFCLASS64 else 32
+    e = "<" if data[5] == c.ELFDATA2LSB else ">"
+    word = "Q" if bits == 64 else "I"
+    phoff = struct.unpack_from(e + word, data, 32 if bits == 64 else 28)[0]
+    phnum = struct.unpack_from(e + "H", data, 56 if bits == 64 else 44)[0]
+    size = 56 if bits == 64 else 32
+    end = phoff + phnum * size
+    if end > n:
+        return tuple(blocks)  # "cannot read file data", known from the size alone
+    blocks.append((phoff, bytes(data[phoff:end])))
+    # where p_offset and p_filesz are in a program header
+    at_offset, at_filesz = (8, 32) if bits == 64 else (4, 16)
+    for at in range(phoff, end, size):
+        if struct.unpack_from(e + "I", data, at)[0] != _PT_NOTE:
+            continue
+        p_offset = struct.unpack_from(e + word, data, at + at_offset)[0]
+        p_filesz = struct.unpack_from(e + word, data, at + at_filesz)[0]
+        if p_offset + p_filesz <= n:
+            blocks.append((p_offset, bytes(data[p_offset : p_offset + p_filesz])))
+    if sum(len(b) for _, b in blocks) > limit:
+        return None
+    return tuple(blocks)

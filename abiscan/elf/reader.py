@@ -26,12 +26,14 @@ Strings are decoded as UTF-8 with ``backslashreplace``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from abiscan.elf import constants as c
 from abiscan.elf.header import ElfError, ElfHeader, read_header, sniff_format
 from abiscan.elf.model import ElfLayout, read_layout
 from abiscan.elf.tables import (
+    DecodedSymbols,
     DynamicSymbols,
     NameBudget,
     SymbolRef,
@@ -41,11 +43,14 @@ from abiscan.elf.tables import (
 )
 
 __all__ = [
+    "MAX_RODATA",
     "ElfError",
     "ElfFacts",
     "ElfHeader",
+    "ElfSummary",
     "read_facts",
     "read_header",
+    "read_rodata",
     "sniff_format",
 ]
 
@@ -55,10 +60,15 @@ class _LazyReferences:
 
     __slots__ = ("_data", "_layout", "_result")
 
-    def __init__(self, layout: ElfLayout | None = None, data: bytes = b"") -> None:
+    def __init__(
+        self,
+        layout: ElfLayout | None = None,
+        data: bytes = b"",
+        ready: tuple[SymbolRef, ...] | None = None,
+    ) -> None:
         self._layout = layout
         self._data: bytes | None = data
-        self._result: tuple[SymbolRef, ...] | ElfError | None = None
+        self._result: tuple[SymbolRef, ...] | ElfError | None = ready
 
     def get(self) -> tuple[SymbolRef, ...]:
         if self._result is None:
@@ -109,7 +119,9 @@ class ElfFacts:
     # (file offset, size) of the read-only data: the .rodata sections, or
     # without section headers the read-only PT_LOAD segments.
     rodata_ranges: tuple[tuple[int, int], ...] = ()
-    _symbols: DynamicSymbols = field(default_factory=lambda: DynamicSymbols(), repr=False)
+    _symbols: DynamicSymbols | DecodedSymbols = field(
+        default_factory=lambda: DynamicSymbols(), repr=False
+    )
     _references: _LazyReferences = field(default_factory=_LazyReferences, repr=False, compare=False)
 
     @property
@@ -161,6 +173,135 @@ class ElfFacts:
         library that many references bind to costs its table size once.
         """
         return self._symbols.has_export(name)
+
+    def summary(self) -> ElfSummary:
+        """Every fact, decoded now: what a scan keeps of the file (and caches).
+
+        Raises :class:`ElfError` when a lazily decoded fact cannot be read;
+        such a file keeps its tables and fails the same way each time asked.
+        """
+        exported, undefined, weak = self._symbols.decoded()
+        return ElfSummary(
+            header=self.header,
+            soname=self.soname,
+            needed=self.needed,
+            rpath=self.rpath,
+            runpath=self.runpath,
+            version_needs=self.version_needs,
+            version_defs=self.version_defs,
+            rodata_ranges=self.rodata_ranges,
+            exported=_pack(sorted(exported)),
+            undefined=_pack(undefined),
+            weak_undefined=_pack(weak),
+            pyinit_names=self.pyinit_names,
+            references=_pack_references(self.references),
+        )
+
+    @classmethod
+    def from_summary(cls, summary: ElfSummary) -> ElfFacts:
+        """The facts of a file from its summary, without its bytes."""
+        symbols = DecodedSymbols(
+            frozenset(_unpack(summary.exported)),
+            tuple(_unpack(summary.undefined)),
+            tuple(_unpack(summary.weak_undefined)),
+            summary.pyinit_names,
+        )
+        return cls(
+            header=summary.header,
+            soname=summary.soname,
+            needed=summary.needed,
+            rpath=summary.rpath,
+            runpath=summary.runpath,
+            version_needs=summary.version_needs,
+            version_defs=summary.version_defs,
+            rodata_ranges=summary.rodata_ranges,
+            _symbols=symbols,
+            _references=_LazyReferences(ready=_unpack_references(summary.references)),
+        )
+
+
+@dataclass(frozen=True)
+class ElfSummary:
+    """Every fact of one ELF file a scan asks for, decoded: plain data that
+    the content cache keeps between scans (:meth:`ElfFacts.summary`).
+
+    Name lists are packed into bytes, each name NUL-terminated (a symbol name
+    never holds a NUL): tens of thousands of exports are one byte string, not
+    a JSON list. ``references`` packs each :class:`SymbolRef` as its name,
+    ``w`` or ``s`` (weak or not), and its version and version file, each
+    ``=value`` or empty for None.
+    """
+
+    header: ElfHeader
+    soname: str | None
+    needed: tuple[str, ...]
+    rpath: tuple[str, ...]
+    runpath: tuple[str, ...]
+    version_needs: tuple[tuple[str, tuple[str, ...]], ...]
+    version_defs: tuple[str, ...]
+    rodata_ranges: tuple[tuple[int, int], ...]
+    exported: bytes
+    undefined: bytes
+    weak_undefined: bytes
+    pyinit_names: tuple[str, ...]
+    references: bytes
+
+
+def _pack(names: Iterable[str]) -> bytes:
+    return b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in names)
+
+
+def _unpack(raw: bytes) -> list[str]:
+    return raw.decode("utf-8", "surrogateescape").split("\0")[:-1]
+
+
+def _optional(value: str | None) -> str:
+    return "" if value is None else "=" + value
+
+
+def _pack_references(refs: Iterable[SymbolRef]) -> bytes:
+    return _pack(
+        part
+        for r in refs
+        for part in (
+            r.name,
+            "w" if r.weak else "s",
+            _optional(r.version),
+            _optional(r.version_file),
+        )
+    )
+
+
+def _unpack_references(raw: bytes) -> tuple[SymbolRef, ...]:
+    fields = _unpack(raw)
+    return tuple(
+        SymbolRef(
+            name=fields[i],
+            weak=fields[i + 1] == "w",
+            version=fields[i + 2][1:] if fields[i + 2] else None,
+            version_file=fields[i + 3][1:] if fields[i + 3] else None,
+        )
+        for i in range(0, len(fields) - 3, 4)
+    )
+
+
+# Read at most this much read-only data per binary: real extension modules
+# have a few MB of .rodata at most; a hostile file gets no more.
+MAX_RODATA = 64 << 20
+
+
+def read_rodata(data: bytes, facts: ElfFacts) -> bytes:
+    """The read-only data of an ELF file (:attr:`ElfFacts.rodata_ranges`), at most
+    :data:`MAX_RODATA` bytes, each range with a NUL on each side so that the
+    first and last strings are delimited; empty when there is none."""
+    out: list[bytes] = []
+    budget = MAX_RODATA
+    for off, length in facts.rodata_ranges:
+        take = min(length, budget, max(0, len(data) - off))
+        if take > 0:
+            out.append(data[off : off + take])
+            budget -= take
+    return b"\x00" + b"\x00".join(out) + b"\x00" if out else b""
 
 
 def read_facts(data: bytes) -> ElfFacts:

@@ -36,6 +36,7 @@ from abiscan.elf.header import ElfError
 from abiscan.elf.model import ElfLayout
 
 __all__ = [
+    "DecodedSymbols",
     "DynamicSymbols",
     "NameBudget",
     "SymbolRef",
@@ -479,6 +480,58 @@ class DynamicSymbols:
         while at >= 0:
             yield at
             at = mask.find(1, at + 1)
+
+
+class DecodedSymbols:
+    """The symbol facts of a table already decoded (:class:`DynamicSymbols`'s
+    answers, kept without the tables: a scan's summary of a member, or one read
+    back from the content cache). ``has_export`` is a set lookup."""
+
+    __slots__ = ("_exported", "_hash", "_pyinit", "_undefined")
+
+    def __init__(
+        self,
+        exported: frozenset[str],
+        undefined: tuple[str, ...],
+        weak_undefined: tuple[str, ...],
+        pyinit: tuple[str, ...],
+    ) -> None:
+        self._exported = exported
+        self._undefined = (undefined, weak_undefined)
+        self._pyinit = pyinit
+        self._hash: int | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DecodedSymbols):
+            return NotImplemented
+        return (self._exported, self._undefined, self._pyinit) == (
+            other._exported,
+            other._undefined,
+            other._pyinit,
+        )
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash((self._exported, self._undefined, self._pyinit))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"<{len(self._exported)} exported symbols, decoded>"
+
+    def decoded(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+        return self._exported, *self._undefined
+
+    def exported_names(self) -> frozenset[str]:
+        return self._exported
+
+    def undefined_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self._undefined
+
+    def has_export(self, name: str) -> bool:
+        return name in self._exported
+
+    def pyinit_names(self) -> tuple[str, ...]:
+        return self._pyinit
 
 
 # -- the hash tables -------------------------------------------------------------

@@ -7,8 +7,8 @@ file in a directory), plus a fingerprint of the code that computed the facts
 
 Entries are plain data, never pickles: a cache directory may be shared, and
 reading one back must not run anything. The format is a version line, a
-JSON document and the raw byte strings it refers to, with a CRC-32 over all of
-it. Writes go to a temporary file renamed into place (``os.replace``), so
+table of lengths, a JSON document and the raw byte strings it refers to, with
+a CRC-32 over all of it. Writes go to a temporary file renamed into place (``os.replace``), so
 concurrent scans never see half an entry. The directory is bounded in size:
 past the bound, the least recently used entries are removed. A corrupt entry
 is ignored (and rewritten by the scan that computes it again); a cache
@@ -29,6 +29,7 @@ import os
 import struct
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 # Bump when the layout of an entry changes.
-FORMAT_VERSION = 3  # 2: syntax-tree nodes; 3: ``...`` and complex constants in them
+FORMAT_VERSION = 4  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first
 _MAGIC = b"abiscan-cache %d\n" % FORMAT_VERSION
 # Bounded so that a busy CI machine never fills its disk with facts.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -155,39 +156,90 @@ def _unlink(path: Path) -> None:
 def _pack(key: str, value: Any) -> bytes:
     blobs: list[bytes] = []
     doc = json.dumps(
-        {"key": key, "value": encode_plain(value, blobs), "blobs": [len(b) for b in blobs]},
+        {"key": key, "value": encode_plain(value, blobs)},
         separators=(",", ":"),
         ensure_ascii=True,
     ).encode("ascii")
-    body = struct.pack("<Q", len(doc)) + doc + b"".join(blobs)
+    table = struct.pack(f"<QQ{len(blobs)}Q", len(doc), len(blobs), *map(len, blobs))
+    body = table + doc + b"".join(blobs)
     return _MAGIC + struct.pack("<I", zlib.crc32(body)) + body
 
 
 def _unpack(raw: bytes, key: str) -> Any:
     head = len(_MAGIC)
-    if not raw.startswith(_MAGIC) or len(raw) < head + 12:
+    if not raw.startswith(_MAGIC) or len(raw) < head + 20:
         raise CacheFormatError("not a cache entry of this format")
     (crc,) = struct.unpack_from("<I", raw, head)
     body = raw[head + 4 :]
     if zlib.crc32(body) != crc:
         raise CacheFormatError("checksum mismatch")
-    (size,) = struct.unpack_from("<Q", body)
-    try:
-        doc = json.loads(body[8 : 8 + size])
-    except ValueError as exc:
-        raise CacheFormatError(str(exc)) from None
-    if not isinstance(doc, dict) or doc.get("key") != key:
-        raise CacheFormatError("entry of another key")
-    lengths = doc.get("blobs")
-    if not isinstance(lengths, list) or not all(isinstance(n, int) and n >= 0 for n in lengths):
-        raise CacheFormatError("bad blob table")
-    blobs, at = [], 8 + size
-    for n in lengths:
-        blobs.append(body[at : at + n])
-        at += n
-    if at != len(body):
+    size, count = struct.unpack_from("<QQ", body)
+    at = 16 + 8 * count
+    if at + size > len(body):
         raise CacheFormatError("truncated entry")
-    return decode_plain(doc.get("value"), blobs)
+    blobs = []
+    for n in struct.unpack_from(f"<{count}Q", body, 16):
+        blobs.append(body[at + size : at + size + n])
+        at += n
+    if at + size != len(body):
+        raise CacheFormatError("truncated entry")
+    start = 16 + 8 * count
+    # The tagged objects are built as the parser meets them, innermost first:
+    # no second walk over every value in Python.
+    try:
+        doc = json.loads(body[start : start + size], object_hook=_Hook(blobs))
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        if isinstance(exc, CacheFormatError):
+            raise
+        raise CacheFormatError(f"bad entry: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("key") != key or "value" not in doc:
+        raise CacheFormatError("entry of another key")
+    return doc["value"]
+
+
+class _Hook:
+    """``json.loads``' object hook: a tagged object (its first key a ``$`` tag, as
+    :func:`encode_plain` writes it) is decoded, from values already decoded;
+    field maps and the top document are left as they are (their keys are
+    identifiers)."""
+
+    def __init__(self, blobs: list[bytes]) -> None:
+        self.blobs = blobs
+
+    def __call__(self, doc: dict[str, Any]) -> Any:
+        tag = next(iter(doc), "")
+        decode = _TAGS.get(tag)
+        if decode is None:
+            if tag[:1] == "$":
+                raise CacheFormatError("unknown tag")
+            return doc
+        if len(doc) > 2:
+            raise CacheFormatError("unexpected value")
+        return decode(doc, self.blobs)
+
+
+def _complex(doc: dict[str, Any], blobs: list[bytes]) -> complex:
+    real, imag = _pair(doc["$c"])
+    return complex(float(real), float(imag))
+
+
+def _ellipsis(doc: dict[str, Any], blobs: list[bytes]) -> Any:
+    if doc["$x"] != "...":
+        raise CacheFormatError("unknown tag")
+    return Ellipsis
+
+
+_TAGS: dict[str, Callable[[dict[str, Any], list[bytes]], Any]] = {
+    "$t": lambda doc, blobs: tuple(_list(doc["$t"])),
+    "$o": lambda doc, blobs: _build_dataclass(doc["$o"], doc.get("f")),
+    "$b": lambda doc, blobs: _blob(blobs, doc["$b"]),
+    "$f": lambda doc, blobs: frozenset(_list(doc["$f"])),
+    "$d": lambda doc, blobs: {k: v for k, v in map(_pair, _list(doc["$d"]))},
+    "$e": lambda doc, blobs: _enum(doc["$e"], doc.get("v")),
+    "$a": lambda doc, blobs: _build_ast_node(doc["$a"], doc.get("f")),
+    "$x": _ellipsis,
+    "$c": _complex,
+}
 
 
 # -- plain values <-> JSON ---------------------------------------------------------
@@ -278,11 +330,24 @@ def _decode_tagged(doc: dict[str, Any], blobs: list[bytes]) -> Any:
 def _ast_node(name: Any, fields: Any, blobs: list[bytes]) -> ast.AST:
     """A syntax-tree node (the evaluator keeps expressions to evaluate later); only
     classes of :mod:`ast` are built, from their own fields."""
-    cls = getattr(ast, name, None) if isinstance(name, str) else None
-    if not (isinstance(cls, type) and issubclass(cls, ast.AST)) or not isinstance(fields, dict):
+    if not isinstance(fields, dict):
         raise CacheFormatError(f"bad syntax node: {name!r}")
-    node: ast.AST = cls(**{str(k): decode_plain(v, blobs) for k, v in fields.items()})
+    return _build_ast_node(name, {k: decode_plain(v, blobs) for k, v in fields.items()})
+
+
+def _build_ast_node(name: Any, fields: Any) -> ast.AST:
+    """The node ``name`` from its decoded fields."""
+    cls = _ast_class(name) if isinstance(name, str) else None
+    if cls is None or not isinstance(fields, dict):
+        raise CacheFormatError(f"bad syntax node: {name!r}")
+    node: ast.AST = cls(**{str(k): v for k, v in fields.items()})
     return node
+
+
+@functools.lru_cache(maxsize=256)
+def _ast_class(name: str) -> type[ast.AST] | None:
+    cls = getattr(ast, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, ast.AST) else None
 
 
 def _list(v: Any) -> list[Any]:
@@ -339,10 +404,17 @@ def _enum(name: Any, value: Any) -> enum.Enum:
 
 
 def _dataclass(name: Any, fields: Any, blobs: list[bytes]) -> Any:
+    if not isinstance(fields, dict):
+        raise CacheFormatError(f"not a dataclass of these fields: {name}")
+    return _build_dataclass(name, {k: decode_plain(v, blobs) for k, v in fields.items()})
+
+
+def _build_dataclass(name: Any, fields: Any) -> Any:
+    """An instance of abiscan's dataclass ``name`` from its decoded fields."""
     cls = _abiscan_class(name)
     if not isinstance(fields, dict) or fields.keys() != _init_fields(cls):
         raise CacheFormatError(f"not a dataclass of these fields: {name}")
-    return cls(**{k: decode_plain(v, blobs) for k, v in fields.items()})
+    return cls(**fields)
 
 
 @functools.lru_cache(maxsize=512)

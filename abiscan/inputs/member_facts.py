@@ -1,17 +1,105 @@
-"""Facts read from the stack's bytes, each file at most once: bytes and ELF facts."""
+"""Facts read from the stack's bytes, each member inflated at most once per scan.
+
+A binary's bytes are read once: its ELF facts are decoded then, in full
+(:meth:`abiscan.elf.reader.ElfFacts.summary`), with the few bytes the dynamic
+linker's identity checks read (:func:`abiscan.elf.header.loader_blocks`) and,
+for an extension module, its read-only data (native imports look for module
+names there). The bytes are then dropped: the loader simulation, the rules
+and a second extension loading the same library read the summary.
+
+With a content cache the summary is kept on disk, keyed by the member's
+identity (:func:`member_key`: CRC-32, size and name from the zip directory;
+size, mtime and inode in a directory) and the code that computed it, so a
+warm scan inflates no binary that has not changed. A file whose facts
+cannot all be decoded (a damaged table) keeps its lazily decoded facts, as
+before, and is not cached: each fact then fails, or not, exactly as it did.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
-from abiscan.elf.reader import ElfError, ElfFacts, read_facts, sniff_format
-from abiscan.inputs.sources import InputProblem, SourceError
-from abiscan.inputs.stack import Stack
+from abiscan import __version__
+from abiscan.elf.header import loader_blocks
+from abiscan.elf.reader import ElfError, ElfFacts, ElfSummary, read_facts, read_rodata
+from abiscan.inputs.content_cache import ContentCache
+from abiscan.inputs.sources import DirectorySource, InputProblem, SourceError
+from abiscan.inputs.stack import Stack, StackFile
 from abiscan.progress import count
 
 __all__ = [
     "FileFacts",
+    "LoaderBytes",
+    "MemberSummary",
+    "member_key",
 ]
+
+Blocks = tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True)
+class LoaderBytes:
+    """What the dynamic linker's identity checks read of a file: its first bytes,
+    its size, and the other (offset, bytes) blocks they read
+    (:func:`abiscan.simulate.linker.identity.verify_identity`)."""
+
+    head: bytes
+    size: int
+    blocks: Blocks
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """What a scan keeps of one binary member (and the content cache stores).
+
+    ``identity`` is None when the loader's blocks are too large to keep (the
+    bytes are read again for the identity checks). ``elf`` is None when the
+    file is no readable ELF file, ``elf_error`` saying why. ``rodata`` is
+    kept for extension modules (files exporting ``PyInit_``) only.
+    """
+
+    size: int
+    identity: Blocks | None
+    elf: ElfSummary | None
+    elf_error: str | None
+    rodata: bytes | None
+
+
+@dataclass
+class _Member:
+    size: int
+    identity: Blocks | None
+    elf: ElfFacts | ElfError
+    rodata: bytes | None
+
+
+def member_key(sf: StackFile) -> str | None:
+    """What identifies a member's bytes without reading them; None when nothing does."""
+    entry = sf.entry
+    if entry.crc is not None:
+        return f"zip|{entry.crc:08x}|{entry.size}|{entry.path}"
+    if isinstance(sf.source, DirectorySource):
+        full = sf.source.root / entry.path
+        try:
+            st = os.stat(full)
+        except OSError:
+            return None
+        return f"dir|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{full}"
+    return None
+
+
+@cache  # the files do not change while a process runs
+def _code_fingerprint() -> str:
+    """abiscan's version and the bytes of the code that computes a summary."""
+    digest = hashlib.sha256(__version__.encode())
+    elf = Path(__file__).resolve().parents[1] / "elf"
+    for path in [*sorted(elf.glob("*.py")), Path(__file__).resolve()]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:24]
 
 
 @dataclass
@@ -20,7 +108,8 @@ class FileFacts:
 
     stack: Stack
     problems: list[InputProblem] = field(default_factory=list)
-    _elf: dict[str, ElfFacts | ElfError | SourceError] = field(default_factory=dict)
+    cache: ContentCache | None = None
+    _members: dict[str, _Member | SourceError] = field(default_factory=dict)
 
     def read(self, path: str) -> bytes | SourceError:
         try:
@@ -40,20 +129,63 @@ class FileFacts:
         if problem not in self.problems:
             self.problems.append(problem)
 
+    # -- one summary per binary ---------------------------------------------
+
+    def _member(self, path: str) -> _Member | SourceError:
+        sf = self.stack.file(path)
+        real = sf.target_path if sf is not None else path
+        got = self._members.get(real)
+        if got is None:
+            got = self._members[real] = self._summarise(path, sf)
+        return got
+
+    def _summarise(self, path: str, sf: StackFile | None) -> _Member | SourceError:
+        key = None
+        # A member over the memory budget is not read (an input problem), cached or not.
+        if self.cache is not None and sf is not None and sf.entry.size <= self.stack.memory_budget:
+            ident = member_key(sf)
+            key = f"member-facts|{_code_fingerprint()}|{ident}" if ident else None
+        if key is not None and self.cache is not None:
+            cached = _as_member(self.cache.get(key))
+            if cached is not None:
+                return cached
+        data = self.read(path)
+        if isinstance(data, SourceError):
+            return data
+        member, summary = _from_bytes(data)
+        if key is not None and self.cache is not None and summary is not None:
+            self.cache.put(key, summary)
+        return member
+
     def elf(self, path: str) -> ElfFacts | ElfError | SourceError:
-        cached = self._elf.get(path)
-        if cached is None:
+        got = self._member(path)
+        return got if isinstance(got, SourceError) else got.elf
+
+    def loader_bytes(self, path: str) -> LoaderBytes | SourceError:
+        """What the identity checks of the file at ``path`` read."""
+        got = self._member(path)
+        if isinstance(got, SourceError):
+            return got
+        if got.identity is None:
             data = self.read(path)
             if isinstance(data, SourceError):
-                cached = data
-            else:
-                count("elf")
-                try:
-                    cached = read_facts(data)
-                except ElfError as exc:
-                    cached = exc
-            self._elf[path] = cached
-        return cached
+                return data
+            return LoaderBytes(head=data, size=len(data), blocks=())
+        return LoaderBytes(head=got.identity[0][1], size=got.size, blocks=got.identity)
+
+    def rodata(self, path: str) -> bytes | SourceError:
+        """The file's read-only data (:func:`abiscan.elf.reader.read_rodata`); b"" when
+        it is no readable ELF file. Kept until first asked for, then released."""
+        got = self._member(path)
+        if isinstance(got, SourceError):
+            return got
+        if got.rodata is not None:
+            ro, got.rodata = got.rodata, None
+            return ro
+        if isinstance(got.elf, ElfError):
+            return b""
+        data = self.read(path)
+        return data if isinstance(data, SourceError) else read_rodata(data, got.elf)
 
     def is_extension(self, path: str) -> bool:
         """Whether an untagged ``.so`` is meant as an extension module.
@@ -62,11 +194,6 @@ class FileFacts:
         happens to sit on the path (``libfoo.so`` next to a package); anything
         that is not ELF, or exports one, is treated as a module.
         """
-        data = self.read(path)
-        if isinstance(data, SourceError):
-            return True
-        if sniff_format(data) != "elf":
-            return True
         facts = self.elf(path)
         if isinstance(facts, (ElfError, SourceError)):
             return True
@@ -74,3 +201,52 @@ class FileFacts:
             return bool(facts.pyinit_names)
         except ElfError:
             return True
+
+
+def _from_bytes(data: bytes) -> tuple[_Member, MemberSummary | None]:
+    """The member's facts from its bytes, and their summary when it can be cached."""
+    identity = loader_blocks(data)
+    count("elf")
+    try:
+        facts = read_facts(data)
+    except ElfError as exc:
+        member = _Member(size=len(data), identity=identity, elf=exc, rodata=None)
+        summary = MemberSummary(
+            size=len(data), identity=identity, elf=None, elf_error=str(exc), rodata=None
+        )
+        return member, summary
+    try:
+        elf = facts.summary()
+    except ElfError:
+        # A damaged table: the lazy facts fail (or not) as each is asked for.
+        return _Member(size=len(data), identity=identity, elf=facts, rodata=None), None
+    rodata = read_rodata(data, facts) if elf.pyinit_names else None
+    summary = MemberSummary(
+        size=len(data), identity=identity, elf=elf, elf_error=None, rodata=rodata
+    )
+    return _member_of(summary), summary
+
+
+def _member_of(summary: MemberSummary) -> _Member:
+    elf: ElfFacts | ElfError = (
+        ElfFacts.from_summary(summary.elf)
+        if summary.elf is not None
+        else ElfError(summary.elf_error or "not an ELF file")
+    )
+    return _Member(size=summary.size, identity=summary.identity, elf=elf, rodata=summary.rodata)
+
+
+def _as_member(value: object) -> _Member | None:
+    """A cached summary, checked for its shape; None for anything else (a miss)."""
+    if not isinstance(value, MemberSummary) or not isinstance(value.size, int):
+        return None
+    if value.elf is not None and not isinstance(value.elf, ElfSummary):
+        return None
+    if value.identity is not None and not (
+        value.identity and all(isinstance(b, bytes) for _, b in value.identity)
+    ):
+        return None
+    try:
+        return _member_of(value)
+    except (TypeError, ValueError, UnicodeDecodeError):
+        return None

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from abiscan.elf.reader import ElfError, ElfFacts, sniff_format
-from abiscan.inputs.member_facts import FileFacts
+from abiscan.inputs.member_facts import FileFacts, LoaderBytes
 from abiscan.inputs.sources import InputProblem, SourceError
 from abiscan.inputs.stack import Provenance
 from abiscan.report.findings import Finding, PredictedError
@@ -41,11 +41,17 @@ def load_extension(
     target: Target,
     origin: Provenance | None,
 ) -> tuple[Outcome, PredictedError | None, str, list[Finding]]:
-    data = facts.read(path)
-    if isinstance(data, SourceError):
-        return "unknown", None, f"cannot read the file: {data}", []
+    view = facts.loader_bytes(path)
+    if isinstance(view, SourceError):
+        return "unknown", None, f"cannot read the file: {view}", []
     verdict = verify_identity(
-        data, path, arch=target.arch, glibc=target.libc_version, flavor=target.ld_so_flavor
+        view.head,
+        path,
+        arch=target.arch,
+        glibc=target.libc_version,
+        flavor=target.ld_so_flavor,
+        size=view.size,
+        blocks=view.blocks,
     )
     if not verdict.ok:
         if verdict.message is None:
@@ -56,7 +62,7 @@ def load_extension(
             verdict.reason,
             verdict.message,
             verdict.detail,
-            sniff_format(data),
+            sniff_format(view.head),
             origin,
             target,
         )
@@ -80,7 +86,7 @@ def load_extension(
     tag = parse_extension_filename(path.rsplit("/", 1)[-1])
     # dlopen() maps and binds the whole dependency tree before CPython looks
     # for PyInit_: a missing library or symbol is reported first.
-    link = _link_extension(module, path, data, elf, facts, target, origin, tag)
+    link = _link_extension(module, path, elf, facts, target, origin, tag)
     if link.outcome != "ok":
         return link.outcome, link.error, link.reason, link.findings
     short = module.rpartition(".")[2]
@@ -92,7 +98,13 @@ def load_extension(
         finding, error = imports.missing_init(module, path, others, origin)
         return "error", error, finding.message, [*link.findings, finding]
     if tag is not None and tag.kind == "untagged":
-        other = _untagged_from_other_python(module, path, data, elf, facts, target, origin)
+        # Rare (untagged modules only): the whole file is read again here.
+        data = facts.read(path)
+        other = (
+            None
+            if isinstance(data, SourceError)
+            else _untagged_from_other_python(module, path, data, elf, facts, target, origin)
+        )
         if other is not None:
             finding, refusal, fails = other
             if refusal is not None:
@@ -137,9 +149,9 @@ class _StackLibraries:
         sf = self._facts.stack.file(path)
         return sf.target_path if sf is not None and sf.kind == "file" else None
 
-    def read(self, path: str) -> bytes | None:
-        data = self._facts.read(path)
-        return None if isinstance(data, SourceError) else data
+    def loader_bytes(self, path: str) -> LoaderBytes | None:
+        view = self._facts.loader_bytes(path)
+        return None if isinstance(view, SourceError) else view
 
     def elf(self, path: str) -> ElfFacts | None:
         got = self._facts.elf(path)
@@ -322,7 +334,6 @@ def _untagged_from_other_python(
 def _link_extension(
     module: str,
     path: str,
-    data: bytes,
     elf: ElfFacts,
     facts: FileFacts,
     target: Target,
@@ -342,7 +353,6 @@ def _link_extension(
     try:
         result = simulate_dlopen(
             path,
-            data,
             elf,
             target,
             _StackLibraries(facts, target),

@@ -66,7 +66,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from abiscan.elf.reader import ElfError, ElfFacts
-from abiscan.elf.references import SymbolRef, symbol_references
+from abiscan.elf.references import SymbolRef
+from abiscan.inputs.member_facts import LoaderBytes
 from abiscan.simulate.linker.identity import verify_identity
 from abiscan.target.capi import CApiExports, is_capi_name
 from abiscan.target.profiles import Target
@@ -99,8 +100,8 @@ class StackView(Protocol):
     def resolve(self, path: str) -> str | None:
         """The real path of the regular file at ``path`` (links followed), or None."""
 
-    def read(self, path: str) -> bytes | None:
-        """The file's bytes, or None when it cannot be read."""
+    def loader_bytes(self, path: str) -> LoaderBytes | None:
+        """What the loader's identity checks read of the file, or None when it cannot be read."""
 
     def elf(self, path: str) -> ElfFacts | None:
         """The file's ELF facts, or None when they cannot be read."""
@@ -168,7 +169,6 @@ class _Obj:
     version_defs: tuple[str, ...] | None
     exports: frozenset[str] | None
     facts: ElfFacts | None = None
-    data: bytes | None = None
     loader: _Obj | None = None
     needed_as: str | None = None
     found_via: str | None = None
@@ -190,6 +190,15 @@ class _Obj:
             return None
         return symbol in self.exports
 
+    def export_set(self) -> frozenset[str] | None:
+        """Every symbol the object exports; None when not known as a whole."""
+        if self.facts is not None:
+            try:
+                return self.facts.exported
+            except ElfError:
+                return None
+        return self.exports
+
     def public(self) -> LinkObject:
         return LinkObject(
             name=self.name,
@@ -207,7 +216,6 @@ class _Found:
     path: str
     via: str
     system: SystemLibrary | None = None
-    data: bytes | None = None
     identity: str | None = None
 
 
@@ -228,7 +236,6 @@ class _Fail(Exception):
 
 def simulate_dlopen(
     path: str,
-    data: bytes,
     facts: ElfFacts,
     target: Target,
     stack: StackView,
@@ -239,7 +246,7 @@ def simulate_dlopen(
 ) -> LinkResult:
     """Predict what the target's ``dlopen(path, RTLD_NOW)`` does after the identity checks.
 
-    ``data``/``facts`` are the extension's bytes and ELF facts; ``stack``
+    ``facts`` are the extension's ELF facts; ``stack``
     answers for paths the stack provides and ``inventory`` for the rest of
     the file system; ``capi`` is the interpreter's exported C API (None when
     unknown, with ``capi_missing_reason`` saying why).
@@ -253,7 +260,6 @@ def simulate_dlopen(
         version_defs=facts.version_defs,
         exports=None,
         facts=facts,
-        data=data,
     )
     try:
         order = sim.map_dependencies(ext)
@@ -459,7 +465,6 @@ class _Sim:
                 certainty=lib.certainty,
                 source=lib.source,
             )
-        assert found.data is not None
         facts = self.stack.elf(found.path)
         if facts is None:
             raise _Fail(
@@ -482,7 +487,6 @@ class _Sim:
             version_defs=facts.version_defs,
             exports=None,
             facts=facts,
-            data=found.data,
             loader=loader,
             needed_as=needed,
             found_via=found.via,
@@ -607,19 +611,21 @@ class _Sim:
         real = self.stack.resolve(path)
         if real is None:
             return False
-        data = self.stack.read(path)
-        if data is None:
+        view = self.stack.loader_bytes(path)
+        if view is None:
             search.unsure.append(f"{path} (cannot be read)")
             return False
         verdict = verify_identity(
-            data,
+            view.head,
             path,
             arch=self.target.arch,
             glibc=self.target.libc_version,
             flavor=self.target.ld_so_flavor,
+            size=view.size,
+            blocks=view.blocks,
         )
         if verdict.ok:
-            search.found = _Found(path=path, via=via, data=data, identity=real)
+            search.found = _Found(path=path, via=via, identity=real)
             return True
         if verdict.reason == "wrong-class":
             search.other_class = True
@@ -691,14 +697,12 @@ class _Sim:
     def check_symbols(self, order: Sequence[_Obj]) -> None:
         scope = [*self.process, *order]
         for obj in reversed(order):
-            if obj.data is None:
-                continue
+            if obj.facts is None:
+                continue  # a system library: bound when the system was built
             try:
                 # The facts are the scan's, shared by every extension that
                 # loads the object: its relocations are decoded once.
-                refs = (
-                    obj.facts.references if obj.facts is not None else symbol_references(obj.data)
-                )
+                refs = obj.facts.references
             except ElfError as exc:
                 self.notes.append(f"the relocations of {obj.name} cannot be read ({exc})")
                 self.confidence = weakest(self.confidence, "possible")
@@ -709,10 +713,23 @@ class _Sim:
 
     def _bind(self, obj: _Obj, refs: Sequence[SymbolRef], scope: Sequence[_Obj]) -> None:
         undecided: list[str] = []
+        found = _bound(refs, scope)
+        abortable = self._abortable_version_files(refs)
+        # When every object's exports are known as a set or not at all, a name
+        # no set holds is decided by which objects are unknown (as _resolve does).
+        whole = all(o.facts is None or o.export_set() is not None for o in scope)
+        unknown_interpreter = any(o.export_set() is None and o.is_interpreter for o in scope)
+        unknown_any = any(o.export_set() is None for o in scope)
         for ref in refs:
             if ref.weak:
                 continue
-            verdict = self._resolve(ref, scope)
+            if ref.name in found and ref.version_file not in abortable:
+                continue  # some object defines it, and no versioned provider can abort first
+            if whole and ref.name not in found:
+                unknown = unknown_interpreter or (unknown_any and not is_capi_name(ref.name))
+                verdict = self._unfound(ref.name, unknown)
+            else:
+                verdict = self._resolve(ref, scope)
             if verdict == "found":
                 continue
             if verdict == "unknown-capi":
@@ -773,6 +790,16 @@ class _Sim:
                 f"whose exports abiscan does not know ({', '.join(undecided[:3])}); taken as found"
             )
 
+    def _abortable_version_files(self, refs: Sequence[SymbolRef]) -> set[str]:
+        """Version files whose loaded provider is a stack object without version
+        definitions: a reference bound to one may abort (see :meth:`_resolve`)."""
+        out = set()
+        for file in {r.version_file for r in refs if r.version_file is not None}:
+            provider = self._loaded(file)
+            if provider is not None and provider.version_defs == () and provider.origin == "stack":
+                out.add(file)
+        return out
+
     def _resolve(self, ref: SymbolRef, scope: Sequence[_Obj]) -> str:
         if ref.version_file is not None:
             provider = self._loaded(ref.version_file)
@@ -789,11 +816,16 @@ class _Sim:
                 continue
             if has:
                 return "found"
+        return self._unfound(ref.name, unknown)
+
+    def _unfound(self, name: str, unknown: bool) -> str:
+        """The verdict for a symbol no object surely defines; ``unknown``: an
+        object whose exports are not known may define it."""
         if not unknown:
             return "missing"
-        if is_capi_name(ref.name) and self.capi is None:
+        if is_capi_name(name) and self.capi is None:
             return "unknown-capi"
-        return "missing" if is_capi_name(ref.name) else "unknown"
+        return "missing" if is_capi_name(name) else "unknown"
 
     def _missing_detail(self, ref: SymbolRef, undecided: Sequence[str]) -> str:
         if is_capi_name(ref.name) and self.capi is not None:
@@ -806,6 +838,27 @@ class _Sim:
         if undecided:
             text += f"; glibc may stop earlier at {undecided[0]}, which abiscan cannot check"
         return text
+
+
+def _bound(refs: Sequence[SymbolRef], scope: Sequence[_Obj]) -> set[str]:
+    """Names of the non-weak ``refs`` that an object of ``scope`` surely exports.
+
+    One set intersection per object (at C speed, over the smaller set) instead
+    of a lookup per reference and object; objects whose exports are not known
+    add nothing, and the references left are resolved one by one.
+    """
+    left = {r.name for r in refs if not r.weak}
+    found: set[str] = set()
+    for obj in scope:
+        if not left:
+            break
+        exports = obj.export_set()
+        if exports is None:
+            continue
+        hit = left & exports
+        found |= hit
+        left -= hit
+    return found
 
 
 def _summarise(defs: Sequence[str], wanted: str) -> str:

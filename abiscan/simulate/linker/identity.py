@@ -266,6 +266,32 @@ _ELFOSABI_GNU = 3
 _ENOENT_TEXT = "cannot open shared object file: No such file or directory"
 
 
+class _Prefix(bytes):
+    """The first bytes of a file, whose ``len`` is the whole file's size, and
+    the other parts the checks read (:func:`abiscan.elf.header.loader_blocks`)."""
+
+    _size: int
+    _blocks: Sequence[tuple[int, bytes]]
+
+    def __new__(cls, data: bytes, size: int, blocks: Sequence[tuple[int, bytes]]) -> _Prefix:
+        self = super().__new__(cls, data)
+        self._size = max(size, len(data))
+        self._blocks = blocks
+        return self
+
+    def __len__(self) -> int:
+        return self._size
+
+    def at(self, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end``, from the block that holds them."""
+        if end <= super().__len__():
+            return self[start:end]
+        for offset, block in self._blocks:
+            if offset <= start and end <= offset + len(block):
+                return block[start - offset : end - offset]
+        raise ValueError(f"bytes {start:#x}-{end:#x} were not kept for the identity checks")
+
+
 class _Fail(Exception):
     def __init__(self, verdict: LoadVerdict) -> None:
         super().__init__(verdict.reason)
@@ -301,6 +327,8 @@ def verify_identity(
     kernel: tuple[int, int, int] | None = None,
     flavor: str = "upstream",
     page_size: int = 4096,
+    size: int | None = None,
+    blocks: Sequence[tuple[int, bytes]] = (),
 ) -> LoadVerdict:
     """Replay glibc's identity checks of ``data`` as the file ``target_path``.
 
@@ -312,11 +340,16 @@ def verify_identity(
     before 2.36 and only for files with a ``.note.ABI-tag``. ``flavor`` is
     "upstream" (Amazon Linux, Fedora, RHEL) or "debian" (Debian/Ubuntu's
     patched ld.so). ``page_size`` is the target's page size.
+
+    ``size``, when given, is the length of the whole file, ``data`` only its
+    first bytes and ``blocks`` the other (offset, bytes) parts the checks
+    read, as :func:`abiscan.elf.header.loader_blocks` keeps them: so a scan
+    need not hold (or inflate again) a file to check it.
     """
     host = _host(arch)
     if flavor not in ("upstream", "debian"):
         raise ValueError(f"flavor must be 'upstream' or 'debian', not {flavor!r}")
-    data = bytes(data)
+    data = _Prefix(data, size, blocks) if size is not None else bytes(data)
     if glibc is not None:
         version = _parse_glibc(glibc)
         label = f"{version[0]}.{version[1]}"
@@ -735,7 +768,7 @@ def _read_block(
                     "reads outside its buffer and the process most likely crashes",
                 )
             )
-        return data[offset:end]
+        return _slice(data, offset, end)
     if host.bits == 64 and offset >= 1 << 63:
         raise fail(
             "unreadable",
@@ -749,7 +782,11 @@ def _read_block(
             "cannot read file data",
             f"the {what} span {offset:#x}-{end:#x} but the file ends at {len(data):#x}",
         )
-    return data[offset:end]
+    return _slice(data, offset, end)
+
+
+def _slice(data: bytes, start: int, end: int) -> bytes:
+    return data.at(start, end) if isinstance(data, _Prefix) else data[start:end]
 
 
 def _check_abi_note(

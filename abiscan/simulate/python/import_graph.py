@@ -1115,7 +1115,9 @@ def extract(
         module, package, lines, _Conditions(target), is_module, RuntimeChecker(target, stdlib)
     )
     body = ex.block(tree.body, _Ctx())
-    declared = _declared_global(tree)
+    # A walk of the whole tree costs as much as the extraction: only when the
+    # text can hold a global statement.
+    declared = _declared_global(tree) if any("global" in ln for ln in lines) else frozenset()
     return ModuleSource(
         name=module,
         path=path,

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from abiscan.elf.reader import ElfError, ElfFacts, read_facts
+from abiscan.elf.reader import MAX_RODATA, ElfError, ElfFacts, read_facts, read_rodata
 
 __all__ = [
     "MAX_PROBES",
@@ -73,9 +73,6 @@ _PYIMPORT = frozenset(
         "PyImport_ImportModuleEx",
     }
 )
-# Read at most this much read-only data per binary: real extension modules
-# have a few MB of .rodata at most; a hostile file gets no more.
-MAX_RODATA = 64 << 20
 
 # At most this many names are looked up in the stack per binary: the names a
 # string scan finds are "possible" at best, and a hostile binary can carry
@@ -150,15 +147,7 @@ def rodata(data: bytes, elf: ElfFacts | None = None) -> bytes:
             elf = read_facts(data)
         except ElfError:
             return b""
-    out: list[bytes] = []
-    budget = MAX_RODATA
-    for off, length in elf.rodata_ranges:
-        take = min(length, budget, max(0, len(data) - off))
-        if take > 0:
-            out.append(data[off : off + take])
-            budget -= take
-    # A NUL on each side, so that the first and last strings are delimited.
-    return b"\x00" + b"\x00".join(out) + b"\x00" if out else b""
+    return read_rodata(data, elf)
 
 
 def _panics_for(owner: tuple[str, str] | None) -> tuple[bool, str, str]:
@@ -206,14 +195,17 @@ def native_imports(
     elf: ElfFacts | None,
     exists: Callable[[str], bool],
     owner: tuple[str, str] | None = None,
+    ro: bytes | None = None,
 ) -> NativeFacts:
     """What the extension module ``module`` (the file ``path``) imports from native code.
 
     ``exists(name)`` says whether the stack has a module of that name (or a
     file for it the target passes over); ``owner`` is the (name, version) of
-    the distribution that installed the file, when known.
+    the distribution that installed the file, when known. ``ro``, when given,
+    is :func:`rodata` of the file, already read (``data`` is then not used).
     """
-    ro = rodata(data, elf)
+    if ro is None:
+        ro = rodata(data, elf)
     undefined: frozenset[str] = frozenset()
     if elf is not None:
         try:

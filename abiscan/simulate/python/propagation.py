@@ -92,6 +92,8 @@ class FactsLike(Protocol):
 
     def elf(self, path: str) -> ElfFacts | ElfError | SourceError: ...
 
+    def rodata(self, path: str) -> bytes | SourceError: ...
+
 
 @dataclass
 class _Run:
@@ -713,19 +715,21 @@ def follow_imports(
 
     def native(name: str, path: str) -> NativeFacts | None:
         if path not in native_memo:
-            data = facts.read(path)
+            # The read-only data the scan kept when it read the binary's facts.
+            ro = facts.rodata(path)
             elf = facts.elf(path)
             dist = owners.get(path)
             native_memo[path] = (
                 None
-                if isinstance(data, SourceError)
+                if isinstance(ro, SourceError)
                 else native_imports(
                     name,
                     path,
-                    data,
+                    b"",
                     elf if isinstance(elf, ElfFacts) else None,
                     exists,
                     (dist.name, dist.version) if dist is not None else None,
+                    ro=ro,
                 )
             )
         return native_memo[path]

@@ -1,0 +1,177 @@
+"""A binary is inflated once per scan, and not at all in a warm scan.
+
+What a scan keeps of a binary instead of its bytes (the ELF facts decoded in
+full, the blocks the loader's identity checks read, an extension's read-only
+data) must answer every question exactly as the bytes do: the identity
+verdicts are compared with the full file's on damaged headers, the facts
+with the lazily decoded ones, and the reports with and without the cache.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from abiscan import api
+from abiscan.elf.header import loader_blocks
+from abiscan.elf.reader import ElfError, ElfFacts, read_facts
+from abiscan.inputs.stack import Stack
+from abiscan.report.render import render_json
+from abiscan.simulate.linker.identity import verify_identity
+from abiscan.testing.elf_writer import build_shared_object
+from tests.helpers import write_zip
+
+
+def _objects() -> list[bytes]:
+    return [
+        build_shared_object(
+            exports=["PyInit_w", "f"], undefined=["malloc@GLIBC_2.2.5", "g"],
+            weak_undefined=["h"], needed=["libc.so.6"], soname="libw.so",
+            version_needs=[("libc.so.6", ["GLIBC_2.2.5"])], relocate=True,
+        ),
+        build_shared_object(bits=32, machine="i386", exports=["PyInit_x"], abi_note=(0, 3, 2, 0)),
+        build_shared_object(byte_order="big", machine="s390x", abi_note=(0, 5, 0, 0)),
+        build_shared_object(abi_note=(1, 2, 6, 32), extra_data=b"\0" * 5000),
+    ]
+
+
+def _mutants(seed: int, count: int) -> list[bytes]:
+    """Files with their header and program headers damaged at random."""
+    rng = random.Random(seed)
+    out = []
+    bases = _objects()
+    for _ in range(count):
+        data = bytearray(rng.choice(bases))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(min(len(data), 400))
+            data[at] = rng.randrange(256)
+        if rng.random() < 0.2:
+            data = data[: rng.randrange(len(data))]
+        out.append(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "i686", "s390x"])
+def test_identity_from_the_loader_blocks_is_the_full_files(arch: str) -> None:
+    for data in [*_objects(), *_mutants(seed=len(arch), count=300)]:
+        blocks = loader_blocks(data)
+        assert blocks is not None
+        for glibc in (None, "2.26", "2.34", "2.36"):
+            full = verify_identity(data, "/opt/x.so", arch=arch, glibc=glibc)
+            kept = verify_identity(
+                blocks[0][1], "/opt/x.so", arch=arch, glibc=glibc, size=len(data), blocks=blocks
+            )
+            assert kept == full, (arch, glibc, data[:64].hex())
+
+
+def test_program_headers_far_into_the_file_are_kept() -> None:
+    """patchelf moves the program headers and notes to the end of the file."""
+    base = bytearray(build_shared_object(abi_note=(0, 9, 0, 0), extra_data=b"\0" * 8192))
+    phoff, phnum = struct.unpack_from("<QH", base, 32)[0], struct.unpack_from("<H", base, 56)[0]
+    table = bytes(base[phoff : phoff + 56 * phnum])
+    new_off = len(base)
+    data = bytes(base[:32]) + struct.pack("<Q", new_off) + bytes(base[40:]) + table
+    blocks = loader_blocks(data)
+    assert blocks is not None and any(off == new_off for off, _ in blocks)
+    for glibc in ("2.26", "2.34"):
+        full = verify_identity(data, "/x.so", arch="x86_64", glibc=glibc, kernel=(4, 14, 0))
+        kept = verify_identity(
+            blocks[0][1], "/x.so", arch="x86_64", glibc=glibc, kernel=(4, 14, 0),
+            size=len(data), blocks=blocks,
+        )
+        assert kept == full
+        assert not full.ok  # the note asks for Linux 9.0.0
+
+
+def test_summary_answers_as_the_lazy_facts() -> None:
+    for data in _objects():
+        try:
+            lazy = read_facts(data)
+        except ElfError:
+            continue
+        kept = ElfFacts.from_summary(read_facts(data).summary())
+        assert kept.exported == lazy.exported
+        assert (kept.undefined, kept.weak_undefined) == (lazy.undefined, lazy.weak_undefined)
+        assert kept.pyinit_names == lazy.pyinit_names
+        assert kept.references == lazy.references
+        assert (kept.needed, kept.soname, kept.version_needs) == (
+            lazy.needed, lazy.soname, lazy.version_needs,
+        )
+        for name in ("f", "PyInit_w", "malloc", "nothing", "PyInit_"):
+            assert kept.has_export(name) == lazy.has_export(name)
+
+
+def _layer(tmp_path: Path) -> Path:
+    """One library loaded by three extensions; one extension with a symbol nothing
+    defines, one whose read-only data names ``_cffi_backend``."""
+    lib = build_shared_object(exports=["shared_fn"], soname="libshared.so.1")
+    members: dict[str, bytes | str] = {
+        "python/pkg/__init__.py": "from . import _a, _b\n",
+        "python/pkg/libshared.so.1": lib,
+        "python/other/__init__.py": "",
+        "python/other/libshared.so.1": lib,
+    }
+    for path, missing, ro in (
+        ("pkg/_a", None, b""),
+        ("pkg/_b", None, b"\0_cffi_backend\0"),
+        ("other/_c", "missing_fn", b""),
+    ):
+        name = path.rpartition("/")[2]
+        members[f"python/{path}.cpython-312-x86_64-linux-gnu.so"] = build_shared_object(
+            exports=[f"PyInit_{name}"], needed=["libshared.so.1", "libc.so.6"],
+            undefined=["shared_fn", *([missing] if missing else [])],
+            runpath="$ORIGIN", relocate=True, rodata=ro,
+        )
+    return write_zip(tmp_path / "layer.zip", members)
+
+
+def _scan(layer: Path, **kwargs: object) -> str:
+    report = api.scan([str(layer)], runtime="python3.12", arch="x86_64",
+                      **kwargs)  # type: ignore[arg-type]
+    return render_json(report)
+
+
+def _counting_inflations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    real = Stack._inflate
+
+    def counting(self: Stack, sf: object) -> bytes:
+        counts[sf.target_path] += 1  # type: ignore[attr-defined]
+        return real(self, sf)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Stack, "_inflate", counting)
+    return counts
+
+
+def test_each_binary_is_inflated_once_and_a_warm_scan_inflates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = _layer(tmp_path)
+    plain = _scan(layer, jobs=1, use_cache=False)
+    counts = _counting_inflations(monkeypatch)
+    cold = _scan(layer, jobs=1, cache_dir=tmp_path / "cache")
+    binaries = {p: n for p, n in counts.items() if ".so" in p}
+    assert len(binaries) == 5  # pkg's library is loaded by two extensions
+    assert set(binaries.values()) == {1}
+    counts.clear()
+    warm = _scan(layer, jobs=1, cache_dir=tmp_path / "cache")
+    assert not [p for p in counts if ".so" in p]
+    assert plain == cold == warm
+    assert "missing_fn" in plain  # the references were bound, from the kept facts
+    assert "_cffi_backend" in plain  # and the read-only data was read
+
+
+def test_a_corrupt_member_entry_is_a_miss(tmp_path: Path) -> None:
+    layer = _layer(tmp_path)
+    cache = tmp_path / "cache"
+    cold = _scan(layer, jobs=1, cache_dir=cache)
+    for path in cache.rglob("*"):
+        if path.is_file():
+            raw = bytearray(path.read_bytes())
+            raw[-1] ^= 0xFF
+            path.write_bytes(bytes(raw))
+    assert _scan(layer, jobs=1, cache_dir=cache) == cold
