@@ -156,7 +156,8 @@ def _causes(recs: Sequence[Record], keep: Callable[[Record], bool], top: int) ->
 
 
 def render(records: Sequence[Record], manifest: Mapping[str, Any], *, cap: int,
-           elapsed: float, timings: Mapping[str, float], not_run: Sequence[str] = ()) -> str:
+           elapsed: float, timings: Mapping[str, float], not_run: Sequence[str] = (),
+           abiscan_python: str = "") -> str:
     by_cat: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_cat[r.category].append(r)
@@ -182,6 +183,8 @@ def render(records: Sequence[Record], manifest: Mapping[str, Any], *, cap: int,
              f"cap {cap} modules per distribution; run took {elapsed / 60:.1f} min "
              f"(layers {timings['build'] / 60:.1f}, real imports {timings['truth'] / 60:.1f}, "
              f"abiscan {timings['scan'] / 60:.1f})")
+    # abiscan parses with its host's grammar: a host older than the target says unknown.
+    stats += f"; abiscan ran on CPython {abiscan_python or 'unrecorded'}"
     if not_run:
         counts = Counter(s.split("/")[0] for s in not_run)
         lines += ["", f"Not run in this run (time budget): {len(not_run)} scenarios ("
@@ -195,11 +198,11 @@ _END = "<!-- realworld:end -->"
 
 
 def write_docs(path: Path, records: Sequence[Record], manifest: Mapping[str, Any], *, cap: int,
-               elapsed: float, timings: Mapping[str, float], not_run: Sequence[str] = ()
-               ) -> None:
+               elapsed: float, timings: Mapping[str, float], not_run: Sequence[str] = (),
+               abiscan_python: str = "") -> None:
     """Replace the generated part of ``path`` (between the markers) with fresh tables."""
     body = render(records, manifest, cap=cap, elapsed=elapsed, timings=timings,
-                  not_run=not_run)
+                  not_run=not_run, abiscan_python=abiscan_python)
     text = path.read_text() if path.is_file() else f"# Real-world suite\n\n{_BEGIN}\n{_END}\n"
     head, _, rest = text.partition(_BEGIN)
     _, _, tail = rest.partition(_END)

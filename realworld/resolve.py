@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 from realworld.paths import MANIFEST, PROJECTS, cache_dir
 from realworld.pypi import PYTHONS, WheelFile, choose, download, project_json
 
-__all__ = ["marker_environment", "requirements_of", "resolve"]
+__all__ = ["marker_environment", "repin_runtime", "requirements_of", "resolve"]
 
 
 def marker_environment(python: str, arch: str = "x86_64") -> dict[str, str]:
@@ -92,6 +92,18 @@ def resolve(jobs: int = 4, rounds: int = 6) -> dict[str, Any]:
         if not fresh:
             break
     return result
+
+
+def repin_runtime() -> dict[str, Any]:
+    """Pin the runtime's own distributions again (``realworld.runtime``), leaving the
+    projects' pins as they are."""
+    from realworld.runtime import pin_runtime
+
+    manifest: dict[str, Any] = json.loads(MANIFEST.read_text())
+    manifest["runtime"] = pin_runtime(cache_dir())
+    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    runtime: dict[str, Any] = manifest["runtime"]
+    return runtime
 
 
 def _given_constraints() -> Constraints:
@@ -218,5 +230,8 @@ def _write(stacks: Mapping[str, list[str]], projects: Mapping[str, dict[str, Any
         "unresolved": dict(sorted(unresolved.items())),
         "conflicts": sorted(set(conflicts)),
     }
+    from realworld.runtime import pin_runtime
+
+    manifest["runtime"] = pin_runtime(cache_dir())
     MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
     return manifest

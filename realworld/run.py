@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from realworld.layers import Layer, build_layer, merge_layers, modules_of, unpac
 from realworld.paths import MANIFEST, REPO, cache_dir
 from realworld.pypi import WheelFile, download
 from realworld.report import Record, compare, write_docs
+from realworld.runtime import runtime_dirs
 from realworld.scenarios import LayerSpec, Scenario, scenarios
 from realworld.truth import Truth, ground_truth
 
@@ -138,7 +140,9 @@ def _run_one(scenario: Scenario, manifest: Mapping[str, Any], cache: Path, cap: 
     with ThreadPoolExecutor(max_workers=1) as pool:
         scanning = pool.submit(_timed_predict, built)
         truths: dict[str, Truth] = (
-            ground_truth(built.opt, scenario.python, names, cache, jobs) if scenario.truth else {}
+            ground_truth(built.opt, scenario.python, names, cache, jobs,
+                         runtime_dirs(manifest, scenario.python, cache))
+            if scenario.truth else {}
         )
         t2 = time.monotonic()
         preds, scan_time = scanning.result()
@@ -176,6 +180,7 @@ def run_suite(quick: bool, jobs: int, cap: int | None, only: Sequence[str],
     records: list[Record] = []
     timings: dict[str, float] = {"build": 0.0, "truth": 0.0, "scan": 0.0}
     started = time.monotonic()
+    host = platform.python_version()  # abiscan parses with this interpreter's grammar
     not_run: list[str] = []
     for n, scenario in enumerate(todo, 1):
         if budget is not None and time.monotonic() - started > budget * 60:
@@ -186,23 +191,23 @@ def run_suite(quick: bool, jobs: int, cap: int | None, only: Sequence[str],
         records += _run_one(scenario, manifest, cache, cap, jobs, timings)
         # Saved after every scenario: `report` can render a run that was stopped.
         _save(records, cache, quick, {"cap": cap, "elapsed": time.monotonic() - started,
-                                      "timings": timings,
+                                      "timings": timings, "abiscan_python": host,
                                       "not_run": [s.id for s in todo[n:]]}, results, final=False)
     elapsed = time.monotonic() - started
     _save(records, cache, quick, {"cap": cap, "elapsed": elapsed, "timings": timings,
-                                  "not_run": not_run}, results)
+                                  "abiscan_python": host, "not_run": not_run}, results)
     if write_docs or quick:
         write_docs_page(records, manifest, quick=quick, cap=cap, elapsed=elapsed,
-                        timings=timings, not_run=not_run)
+                        timings=timings, not_run=not_run, abiscan_python=host)
     return 0
 
 
 def write_docs_page(records: Sequence[Record], manifest: Mapping[str, Any], *, quick: bool,
                     cap: int, elapsed: float, timings: Mapping[str, float],
-                    not_run: Sequence[str]) -> None:
+                    not_run: Sequence[str], abiscan_python: str) -> None:
     target = REPO / "docs" / "realworld.md" if not quick else cache_dir() / "results" / "quick.md"
     write_docs(target, records, manifest, cap=cap, elapsed=elapsed, timings=timings,
-               not_run=not_run)
+               not_run=not_run, abiscan_python=abiscan_python)
     print(f"wrote {target}")
 
 
@@ -214,10 +219,14 @@ def rerender(paths: Sequence[Path] = ()) -> int:
     elapsed = 0.0
     timings = {"build": 0.0, "truth": 0.0, "scan": 0.0}
     caps: set[int] = set()
+    hosts: list[str] = []
     for source in sources:
         data = json.loads(source.read_text())
         meta = data["meta"]
         caps.add(meta["cap"])
+        host = meta.get("abiscan_python", "unrecorded")
+        if host not in hosts:
+            hosts.append(host)
         elapsed += meta["elapsed"]
         for key in timings:
             timings[key] += meta["timings"][key]
@@ -230,7 +239,7 @@ def rerender(paths: Sequence[Path] = ()) -> int:
     not_run = [s.id for s in scenarios(manifest) if s.id not in ran]
     records = [r for recs in by_scenario.values() for r in recs]
     write_docs_page(records, manifest, quick=False, cap=max(caps), elapsed=elapsed,
-                    timings=timings, not_run=not_run)
+                    timings=timings, not_run=not_run, abiscan_python=" and ".join(hosts))
     return 0
 
 

@@ -63,6 +63,8 @@ SNIPPETS: dict[str, str] = {
     "generic-class": "class Box[T]:\n    pass\n",
     "fstring-same-quotes": "x = f\"{'a' + \"b\"}\"\n",
     "fstring-backslash": "x = f\"{'\\n'.join(y)}\"\n",
+    "fstring-same-quotes-in-brackets": "x = f\"{y[\"a\"]}\"\n",
+    "fstring-nested-same-quotes": "x = f'{f'{a}'}'\n",
     "fstring-other-quotes": "x = f\"{'a'}\"\n",
     "fstring-nested-spec": "x = f'{a:{width}.{prec}}'\n",
     # 3.13

@@ -150,3 +150,52 @@ def test_agreement_is_outcome_then_type_then_exact_message() -> None:
     # 5 modules with truth; 2 predicted unknown or missing; 3 outcome agreements, 3 types,
     # 2 exact messages.
     assert "| minor | 1 | 5 | 1 / 4 | 0 / 3 / 2 | 40.0% | 60.0% | 60.0% | 40.0% | 0 | 0 |" in text
+
+
+def test_runtime_section_pins_what_abiscans_data_says_the_runtime_has(
+        manifest: dict[str, Any]) -> None:
+    from realworld.runtime import runtime_packages_for
+
+    assert list(manifest["runtime"]) == manifest["pythons"]
+    for python, pins in manifest["runtime"].items():
+        wanted = {w.name: w for w in runtime_packages_for(python)}
+        # Only what the data calls certain or likely: simplejson on python3.12 is
+        # "possible" (inferred), so the truth leaves it out.
+        assert set(pins) == set(wanted), python
+        assert {"boto3", "botocore", "urllib3"} <= set(pins)
+        for name, f in pins.items():
+            assert _SHA256.match(f["sha256"]), (python, name)
+            assert f["location"] == wanted[name].location
+            if wanted[name].version is not None:
+                assert f["version"] == wanted[name].version, (python, name)
+    assert "simplejson" not in manifest["runtime"]["3.12"]
+    assert manifest["runtime"]["3.11"]["simplejson"]["version"] == "3.20.1"
+
+
+def test_truth_sys_path_follows_lambda_order(tmp_path: Path) -> None:
+    from realworld.runtime import RuntimeDir
+    from realworld.truth import lambda_entries, shadowed
+
+    opt = tmp_path / "opt"
+    old = [RuntimeDir(location="/var/runtime", path=tmp_path / "var-runtime")]
+    # Up to python3.10 /var/runtime comes after /opt and before the standard library.
+    assert lambda_entries(opt, "3.9", old) == (
+        [str(opt / "python/lib/python3.9/site-packages"), str(opt / "python"),
+         str(tmp_path / "var-runtime")], [])
+    new = [RuntimeDir(location="/var/lang/lib/python3.12/site-packages",
+                      path=tmp_path / "site")]
+    before, after = lambda_entries(opt, "3.12", new)
+    assert before[-1] == str(tmp_path / "site") and after == []
+    # From python3.11 on, the interpreter's site-packages comes before /var/runtime.
+    assert lambda_entries(opt, "3.12", [*old, *new])[0][-2:] == [
+        str(tmp_path / "site"), str(tmp_path / "var-runtime")]
+    # The layers shadow the runtime only when they carry every one of its modules.
+    (tmp_path / "site" / "six.py").parent.mkdir(parents=True)
+    (tmp_path / "site" / "six.py").write_text("")
+    (tmp_path / "site" / "boto3").mkdir()
+    (tmp_path / "site" / "boto3" / "__init__.py").write_text("")
+    (opt / "python" / "boto3").mkdir(parents=True)
+    (opt / "python" / "boto3" / "__init__.py").write_text("")
+    assert not shadowed(opt, "3.12", new)
+    (opt / "python" / "six.py").write_text("")
+    assert shadowed(opt, "3.12", new)

@@ -468,6 +468,9 @@ def _parens_enclose_items(lines: Sequence[str], line: int, col: int) -> bool:
     return True
 
 
+_STRING_NEXT = re.compile(r"\s*[rRbBuUfF]{0,2}['\"]")
+
+
 def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) -> _Newer | None:
     """Quotes, backslashes or comments inside an f-string's replacement fields (3.12)."""
     end = getattr(node, "end_lineno", None) or node.lineno
@@ -509,12 +512,15 @@ def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) 
                 continue
             kind, brackets = frames[-1]
             if text.startswith(quote, i):
-                if target < (3, 9):
-                    msg = "invalid syntax"
-                elif brackets:
-                    msg = f"f-string: unmatched '{brackets[-1]}'"
+                if brackets:
+                    msg = "invalid syntax" if target < (3, 9) else (
+                        f"f-string: unmatched '{brackets[-1]}'")
                 else:
                     msg = "f-string: expecting '}'"
+                if target < (3, 9) and not _STRING_NEXT.match(text, i + len(quote)):
+                    # 3.8 parsed the tokens before an f-string's contents: unless a string
+                    # literal continues after the early closing quote, that parse fails.
+                    msg = "invalid syntax"
                 return newer("a quote reused inside an f-string expression (PEP 701)", msg)
             if kind == "spec":
                 if c == "{":
@@ -542,8 +548,14 @@ def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) 
             elif c == ":" and not brackets:
                 frames[-1] = ("spec", [])
             elif c in "'\"":
-                # a string of the other quote kind inside the field: skip it whole
+                # a string of the other quote kind inside the field: skip it whole (a
+                # backslash in it is still a backslash in the expression part)
                 j = text.find(c, i + 1)
+                if j > i and "\\" in text[i:j]:
+                    return newer(
+                        "a backslash inside an f-string expression (PEP 701)",
+                        "f-string expression part cannot include a backslash",
+                    )
                 i = j if j > i else i
             i += 1
     return None
