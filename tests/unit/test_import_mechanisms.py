@@ -118,9 +118,14 @@ def test_a_module_that_replaces_itself_in_sys_modules_has_any_name(tmp_path: Pat
         "python/user.py": "from compat import SafeConfigParser\n",
         "python/plain.py": "import sys\nX = 1\n",
         "python/user2.py": "from plain import SafeConfigParser\n",
-    }, ("user", "user2"))
+        # Registers another module, and passes __name__ to an unrelated call.
+        "python/registers.py": "import logging, sys\nlog = logging.getLogger(__name__)\n"
+                               "def register(key):\n    sys.modules['reg_' + key] = sys\n",
+        "python/user3.py": "from registers import SafeConfigParser\n",
+    }, ("user", "user2", "user3"))
     assert _outcome(report, "user") == "ok"
     assert _outcome(report, "user2").startswith("error: ImportError: cannot import name")
+    assert _outcome(report, "user3").startswith("error: ImportError: cannot import name")
 
 
 def test_imports_a_called_function_starts_with_run_at_the_call(tmp_path: Path) -> None:
@@ -137,8 +142,13 @@ def test_imports_a_called_function_starts_with_run_at_the_call(tmp_path: Path) -
         "python/sa/coll.py": "from .has_cy import HAS_CY\nif not HAS_CY:\n    X = 1\n"
                              "else:\n    from .cy.ext import X\n",
         "python/sa/unguarded.py": "def load():\n    import sa.cy.ext\nload()\n",
-    }, ("sa.coll", "sa.unguarded"))
+        # Defined on each side of an if: which body runs is not followed.
+        "python/sa/either.py": "import sys\nif sys.version_info < (3,):\n"
+                               "    def load():\n        import sa.cy.ext\n"
+                               "else:\n    def load():\n        import sa.cy\nload()\n",
+    }, ("sa.coll", "sa.unguarded", "sa.either"))
     assert _outcome(report, "sa.coll") == "ok"
+    assert _outcome(report, "sa.either") == "ok"
     assert _outcome(report, "sa.unguarded") == (
         "error: ModuleNotFoundError: No module named 'sa.cy.ext'")
 

@@ -543,25 +543,39 @@ def _declared_global(tree: ast.Module) -> frozenset[str]:
 def _replaces_itself(tree: ast.Module) -> bool:
     """Whether the module may put another object in ``sys.modules`` under its own name
     (passlib.utils.compat's lazy overlay module, with a ``__getattr__``): a store into
-    ``sys.modules[...]`` anywhere in the file, keyed by ``__name__`` or in a file whose
-    body passes ``__name__`` to a call."""
-    stores = [
-        t
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Assign, ast.AnnAssign))
-        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-        if isinstance(t, ast.Subscript) and _dotted(t.value) == "sys.modules"
-    ]
-    if not stores:
-        return False
-    if any(_dotted(t.slice) == "__name__" for t in stores):
-        return True
+    ``sys.modules[__name__]``, or into ``sys.modules[p]`` in a function whose parameter
+    ``p`` the module body passes ``__name__`` to (``replace_module(__name__, ...)``)."""
+    setters: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(_module_store(t) == "__name__" for t in targets):
+                return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            params = {a.arg for a in (*node.args.posonlyargs, *node.args.args)}
+            keys = {
+                _module_store(t)
+                for n in ast.walk(node)
+                if isinstance(n, ast.Assign)
+                for t in n.targets
+            }
+            if params & keys:
+                setters.add(node.name)
     return any(
-        isinstance(node, ast.Call) and any(_dotted(a) == "__name__" for a in node.args)
+        isinstance(node, ast.Call)
+        and (_dotted(node.func) or "").rpartition(".")[2] in setters
+        and any(_dotted(a) == "__name__" for a in node.args)
         for stmt in tree.body
         if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
         for node in ast.walk(stmt)
     )
+
+
+def _module_store(target: ast.expr) -> str | None:
+    """``k`` for a target ``sys.modules[k]`` (a name), else None."""
+    if isinstance(target, ast.Subscript) and _dotted(target.value) == "sys.modules":
+        return _dotted(target.slice)
+    return None
 
 
 def _bound_by_call(tree: ast.Module) -> dict[str, tuple[int, str]]:
@@ -816,9 +830,11 @@ class _Extractor:
         return [*self.calls(s.exc, ctx), self.raise_step(s)]
 
     def stmt_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> list[Step]:
+        # Only a function defined once, where the body surely runs, is followed into.
+        once = s.name not in self.bound and ctx.runs == "yes"
         self.bind(s.name, ctx)
         leading = _leading_imports(s.body)
-        if leading and not ctx.in_class and isinstance(s, ast.FunctionDef):
+        if leading and once and not ctx.in_class and isinstance(s, ast.FunctionDef):
             self.functions[s.name] = leading
         if s.name == "__getattr__" and not ctx.in_class:
             self.open_namespace = True
