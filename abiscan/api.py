@@ -85,8 +85,9 @@ def scan(
     :attr:`Report.internal_errors`), the module is ``unknown``, and the rest
     of the report is made as usual.
 
-    ``jobs`` worker processes parse sources ahead (default: the machine's
-    cores; 1 parses in this process only). Facts are kept in the content cache
+    ``jobs`` processes work on the scan: this one, and ``jobs - 1`` workers
+    parsing sources ahead (default: the machine's cores; 1 parses in this
+    process only). Facts are kept in the content cache
     in ``cache_dir`` (default: ``$ABISCAN_CACHE_DIR``, else the platform's
     cache directory) unless ``use_cache`` is false. ``memory_budget`` bounds
     the inflated bytes held at once; a member larger than it is reported as an

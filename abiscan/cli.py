@@ -240,7 +240,8 @@ def _speed_options(s: argparse.ArgumentParser) -> None:
         "-j",
         metavar="N",
         type=_positive_int,
-        help="worker processes parsing sources (default: the machine's cores)",
+        help="processes working on the scan: this one and N-1 workers parsing sources "
+        "(default: the machine's cores)",
     )
     g.add_argument(
         "--cache-dir",

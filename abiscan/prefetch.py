@@ -24,7 +24,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,7 @@ class _Task:
     target_path: str
     name: str
     is_package: bool
+    key: str | None = None  # the content cache's key for the parsed module
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,16 @@ class SourcePrefetch:
     # -- the workers --------------------------------------------------------
 
     def start(self) -> None:
-        """Hand the stack's sources (those not cached yet) to worker processes."""
+        """Hand the stack's sources (those not cached yet) to worker processes.
+
+        ``jobs`` counts this process: ``jobs - 1`` workers parse while it
+        reads the binaries and simulates the loader (on 2 cores, a second
+        worker only competes with this process for a core). Each worker
+        writes what it parsed to the content cache itself.
+        """
         if self.jobs < 2:
             return
-        tasks = [t for t in _tasks(self.stack) if not self._cached(t)]
+        tasks = [k for k in map(self._keyed, _tasks(self.stack)) if k is not None]
         specs = [s for s in map(_spec, self.stack.sources) if s is not None]
         if len(tasks) < MIN_PREFETCH or len(specs) != len(self.stack.sources):
             return
@@ -163,11 +170,19 @@ class SourcePrefetch:
         method = (
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         )
+        cache = (self.cache.directory.parent, self.cache.max_bytes) if self.cache else None
         self._pool = ProcessPoolExecutor(
-            max_workers=self.jobs,
+            max_workers=self.jobs - 1,
             mp_context=multiprocessing.get_context(method),
             initializer=_init_worker,
-            initargs=(specs, self.version, _module_names(self.stack), self.stdlib, self.limits),
+            initargs=(
+                specs,
+                self.version,
+                _module_names(self.stack),
+                self.stdlib,
+                self.limits,
+                cache,
+            ),
         )
         for i in range(0, len(tasks), _CHUNK):
             chunk = tasks[i : i + _CHUNK]
@@ -175,12 +190,15 @@ class SourcePrefetch:
             for t in chunk:
                 self._pending[(t.name, t.target_path, t.is_package)] = fut
 
-    def _cached(self, task: _Task) -> bool:
+    def _keyed(self, task: _Task) -> _Task | None:
+        """The task with its cache key; None when the cache has the module already."""
         if self.cache is None:
-            return False
+            return task
         sf = self.stack.entry_at(task.target_path)
         key = self._key(sf, task.name, task.is_package) if sf is not None else None
-        return key is not None and self.cache.has(key)
+        if key is not None and self.cache.has(key):
+            return None
+        return replace(task, key=key)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -273,9 +291,16 @@ def _init_worker(
     names: frozenset[str],
     stdlib: str | None,
     limits: Limits,
+    cache: tuple[Path, int] | None,
 ) -> None:
     _worker.update(
-        specs=list(specs), sources={}, version=version, names=names, stdlib=stdlib, limits=limits
+        specs=list(specs),
+        sources={},
+        version=version,
+        names=names,
+        stdlib=stdlib,
+        limits=limits,
+        cache=ContentCache(cache[0], cache[1]) if cache is not None else None,
     )
 
 
@@ -313,5 +338,9 @@ def _parse_chunk(tasks: Iterable[_Task]) -> list[tuple[str, _Parsed | None]]:
         result = (
             _Parsed(source=parsed, answers=tuple(answers.items())) if parsed is not None else None
         )
+        # A warm scan checks the answers again before it uses an entry.
+        cache: ContentCache | None = _worker["cache"]
+        if result is not None and cache is not None and t.key is not None:
+            cache.put(t.key, result)
         out.append((f"{t.name}\0{t.target_path}\0{t.is_package}", result))
     return out

@@ -38,8 +38,11 @@ __all__ = [
 # one member this size is already past any deployable layer.
 DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
 
-# Besides the largest member, what the stack may keep of recently read ones.
-_WINDOW_EXTRA = 32 * 1024 * 1024
+# What the stack keeps of recently read members (sources and metadata read
+# twice): members up to _KEEP_MEMBER bytes, _KEEP_ALL in all. A binary is read
+# once (its facts are kept instead of its bytes), so it is not kept.
+_KEEP_ALL = 16 * 1024 * 1024
+_KEEP_MEMBER = 1024 * 1024
 
 # "<name>-<version>.data/<scheme>/..." inside a wheel.
 _WHEEL_DATA = re.compile(r"^[^/]+\.data/([^/]+)/(.*)$")
@@ -83,12 +86,11 @@ class Stack:
         # Problems met while reading members (after the stack was built).
         self.read_problems: list[InputProblem] = []
         self.memory_budget = memory_budget
-        # Recently read members, oldest first: a library several extensions load
-        # is read again from here, while the layer as a whole is never held
-        # (issue 11, shape 3). See _window().
+        # Recently read small members, oldest first: a source read by the
+        # import graph and again by a check comes from here, while the layer as
+        # a whole is never held (issue 11, shape 3). See _window().
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._held = 0
-        self._largest: int | None = None
         self._failed: dict[str, SourceError] = {}
         # Paths resolved through links; the stack only changes in add(), which clears it.
         self._resolved: dict[str, str | None] = {}
@@ -106,7 +108,6 @@ class Stack:
         index = len(self.sources)
         self.sources.append(source)
         self._resolved.clear()
-        self._largest = None
         root = self.root_for(source.kind)
         self._add_dir(root)
         for entry in source.entries():
@@ -224,23 +225,19 @@ class Stack:
                 InputProblem(source=sf.origin.source, path=sf.origin.source_path, problem=problem)
             )
             raise SourceError(f"{sf.origin.describe()}: {problem}", reason=problem)
-        # Drop what is kept so that this member and the rest fit in the window.
-        self._evict(self._window() - size)
+        # Drop what is kept so that this member and the rest fit in the budget.
+        self._evict(min(self._window(), self.memory_budget - size))
         data = sf.source.read(sf.entry, limit=min(self.memory_budget, MAX_MEMBER_BYTES))
         count("members")
         return data
 
     def _window(self) -> int:
-        """The most inflated bytes held at once: the largest member plus 32 MiB
-        (the largest library stays in memory while the extensions that load it
-        are linked), never more than the budget."""
-        if self._largest is None:
-            self._largest = max((sf.entry.size for sf in self.walk_files()), default=0)
-        return min(self.memory_budget, self._largest + _WINDOW_EXTRA)
+        """The most inflated bytes kept between reads (never more than the budget)."""
+        return min(self.memory_budget, _KEEP_ALL)
 
     def _keep(self, real: str, data: bytes) -> None:
         room = self._window()
-        if len(data) > room:
+        if len(data) > min(room, _KEEP_MEMBER):
             return
         self._evict(room - len(data))
         self._recent[real] = data
