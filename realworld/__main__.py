@@ -67,15 +67,20 @@ def _grammar(jobs: int, budget: float | None, limit: int | None) -> int:
     import json
     import platform
 
-    from realworld.grammar import check_grammar
+    from realworld.grammar import GrammarResult, check_grammar
     from realworld.paths import cache_dir
     from realworld.run import load_manifest
 
-    result = check_grammar(load_manifest(), cache_dir(), jobs=jobs, budget=budget, limit=limit)
     out = cache_dir() / "results" / "grammar.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"abiscan_python": platform.python_version(),
-                               **result.to_dict()}, indent=1))
+
+    def save(result: GrammarResult) -> None:  # after each chunk: a stopped run keeps its counts
+        out.write_text(json.dumps({"abiscan_python": platform.python_version(),
+                                   **result.to_dict()}, indent=1))
+
+    result = check_grammar(load_manifest(), cache_dir(), jobs=jobs, budget=budget, limit=limit,
+                           progress=save)
+    save(result)
     print(f"{result.wheels} wheels, {result.files} .py files, {result.unique} distinct "
           f"sources; compared per version: {result.checked}; real SyntaxErrors: "
           f"{result.real_errors}; unknown (target newer than abiscan's host): "

@@ -20,7 +20,7 @@ import json
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,9 +134,10 @@ def _predicted(source: bytes, member: str, target: tuple[int, int]) -> object:
 
 
 def check_grammar(manifest: Mapping[str, Any], cache: Path, jobs: int = 2,
-                  budget: float | None = None, limit: int | None = None) -> GrammarResult:
+                  budget: float | None = None, limit: int | None = None,
+                  progress: Callable[[GrammarResult], None] | None = None) -> GrammarResult:
     """Compare over the manifest's wheels (the first ``limit`` by name; stop starting
-    chunks after ``budget`` minutes)."""
+    chunks after ``budget`` minutes; ``progress`` is called after each chunk)."""
     from abiscan.simulate.python.grammar import RUNNING
 
     started = time.monotonic()
@@ -168,6 +169,9 @@ def check_grammar(manifest: Mapping[str, Any], cache: Path, jobs: int = 2,
             for key, (name, source) in sources.items():
                 _compare(result, python, target, real[python][key],
                          _predicted(source, name, target), name, target > RUNNING)
+        result.elapsed = time.monotonic() - started
+        if progress is not None:
+            progress(result)
     result.elapsed = time.monotonic() - started
     return result
 

@@ -214,6 +214,19 @@ def test_flags_set_in_try_blocks_reach_other_modules(tmp_path: Path) -> None:
     assert shim is not None and str(shim.error) == "ModuleNotFoundError: No module named 'shim'"
 
 
+@pytest.mark.skipif(not hasattr(ast, "TypeAlias"), reason="type statements need a 3.12+ host")
+def test_a_type_statement_binds_its_name(tmp_path: Path) -> None:
+    # numpy 2.x: `type _AnyShape = tuple[Any, ...]` in numpy/_typing/_shape.py, imported
+    # by name from numpy._typing; CPython 3.12 binds it (a TypeAliasType, value lazy).
+    report = scan(tmp_path, {
+        "python/shapes.py": "from typing import Any\ntype _AnyShape = tuple[Any, ...]\n"
+                            "type _Lazy = undefined_name\n",
+        "python/user.py": "from shapes import _AnyShape, _Lazy\n",
+    })
+    user = report.module("user")
+    assert user is not None and user.outcome == "ok", user
+
+
 def test_a_message_with_unknown_parts_keeps_the_known_text(tmp_path: Path) -> None:
     report = scan(tmp_path, {"python/partial.py": (
         "import os\nraise ImportError(f'built for {os.getcwd()}; reinstall')\n")})

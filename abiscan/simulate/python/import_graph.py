@@ -882,6 +882,18 @@ class _Extractor:
             )
         return steps
 
+    def stmt_TypeAlias(self, s: ast.stmt, ctx: _Ctx) -> list[Step]:
+        # ``type X = ...`` (3.12) binds X; its value is evaluated lazily, so nothing in it
+        # runs at import (numpy 2.x binds its shape aliases this way).
+        name = getattr(s, "name", None)
+        if not isinstance(name, ast.Name):
+            return []
+        self.bind(name.id, ctx)
+        if ctx.in_class:
+            return []
+        return [AssignStep(line=s.lineno, targets=(ast.Name(name.id, ast.Store()),),
+                           value=None, what="type alias")]
+
     def stmt_Assign(self, s: ast.Assign, ctx: _Ctx) -> list[Step]:
         for t in s.targets:
             self.bind_target(t, ctx)
