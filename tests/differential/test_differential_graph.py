@@ -426,6 +426,56 @@ def case_evaluated_conditions(c: Ctx) -> Stack:
     )
 
 
+def case_import_context(c: Ctx) -> Stack:
+    """What an import meets besides its own files: sys.modules as the chain has filled it
+    (psycopg_binary's check), the target's platform (click's assert), a stdlib name
+    no Linux CPython has (paramiko's builtins.WindowsError), a star import below the
+    line a half-initialised module is paused at (regex) and a lazy module __getattr__
+    (langchain-core)."""
+    return Stack(
+        layers=[{
+            "python/fast/__init__.py": "import sys\nif 'slow' not in sys.modules:\n"
+                                       "    raise ImportError('slow should be imported first')\n",
+            "python/fast/sub.py": "X = 1\n",
+            "python/slow/__init__.py": "from . import core\n",
+            "python/slow/core.py": "import fast.sub\n",
+            "python/startup.py": "import sys\nif 'encodings' not in sys.modules:\n"
+                                 "    raise ImportError('no encodings')\n",
+            "python/afterfail.py": "import sys\ntry:\n    import nothere\nexcept ImportError:\n"
+                                   "    pass\nif sys.modules.get('nothere') is None:\n"
+                                   "    raise ImportError('removed again')\n",
+            "python/winonly.py": "import sys\nassert sys.platform == 'win32'\n",
+            "python/winmsg.py": "import os\nassert os.name == 'nt', 'Windows only: ' + os.name\n",
+            "python/winapi.py": "import builtins\n\n\nclass WindowsError(builtins.WindowsError):\n"
+                                "    pass\n",
+            "python/fromwin.py": "from builtins import WindowsError\n",
+            # regex built for another Python: a star import below the paused line.
+            "python/rx/__init__.py": "import rx._main\nfrom rx._main import *\n",
+            "python/rx/_main.py": "from rx import _native\n",
+            f"python/rx/_native{c.other_suffix(+1)}": _broken(c, "_native"),
+            # langchain-core's lazy module __getattr__ over a table of submodules.
+            "python/lc/__init__.py": "from importlib import import_module\n"
+                                     "_dynamic = {'deprecated': 'deprecation', 'beta': 'beta_mod'}"
+                                     "\n\n\ndef __getattr__(name):\n    return getattr("
+                                     "import_module('.' + _dynamic[name], __name__), name)\n",
+            "python/lc/deprecation.py": "import nowhere\n\n\ndef deprecated():\n    pass\n",
+            "python/lc/beta_mod.py": "def beta():\n    pass\n",
+            "python/uses_bad.py": "from lc import deprecated\n",
+            "python/uses_good.py": "from lc import beta\n",
+        }],
+        expect={
+            "fast": Expect("error", "ImportError"), "fast.sub": Expect("error", "ImportError"),
+            "slow": Expect("ok"), "startup": Expect("ok"),
+            "afterfail": Expect("error", "ImportError"),
+            "winonly": Expect("error", "AssertionError"),
+            "winmsg": Expect("error", "AssertionError"),
+            "winapi": Expect("error", "AttributeError"), "fromwin": Expect("error", "ImportError"),
+            "rx": Expect("error", "ImportError"), "uses_bad": Expect("error", MNFE),
+            "uses_good": Expect("ok"),
+        },
+    )
+
+
 CASES: dict[str, Callable[[Ctx], Stack]] = {
     name.removeprefix("case_"): fn
     for name, fn in dict(globals()).items()
@@ -517,3 +567,17 @@ def test_propagation_matches_real_import(
     if disagreements:
         pytest.fail(f"abiscan disagrees with {where} in case {case!r}:\n"
                     + "\n".join(disagreements), pytrace=False)
+
+
+@pytest.mark.parametrize("interp", _interpreter_params())
+def test_modules_at_startup_are_in_every_interpreter(interp: Interpreter) -> None:
+    """``'x' in sys.modules`` is decided true for these before any import: each real
+    interpreter has them when its first line runs, even with ``-I -S``."""
+    import subprocess
+
+    from abiscan.simulate.python.propagation import AT_STARTUP
+
+    out = subprocess.run([str(interp.executable), "-I", "-S", "-c",
+                          "import sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    assert set(out.split()) >= AT_STARTUP

@@ -46,6 +46,7 @@ __all__ = [
     "Namespace",
     "Opaque",
     "Probe",
+    "SysModules",
     "TargetFacts",
     "VersionInfo",
     "truth",
@@ -132,6 +133,14 @@ class Probe:
     module: str
     test: bool = False
     importable: bool = True
+
+
+@dataclass(frozen=True)
+class SysModules:
+    """``sys.modules`` at the moment it is read: ``contains(name)`` says whether ``name``
+    is in it (None: not known). The simulator provides it; it knows the run's imports."""
+
+    contains: Callable[[str], bool | None]
 
 
 @dataclass(frozen=True)
@@ -292,7 +301,9 @@ def truth(value: Any) -> bool | None:
         return None
     if isinstance(value, _Bool):
         return value.value
-    if isinstance(value, (ModuleRef, ClassRef, Opaque, ExcValue, VersionInfo, _Globals)):
+    if isinstance(
+        value, (ModuleRef, ClassRef, Opaque, ExcValue, VersionInfo, _Globals, SysModules)
+    ):
         return True
     try:
         return bool(value)
@@ -589,6 +600,11 @@ class Evaluator:
         return result
 
     def compare(self, a: Any, op: ast.cmpop, b: Any) -> Any:
+        if isinstance(b, SysModules) and isinstance(op, (ast.In, ast.NotIn)):
+            inside = b.contains(a) if isinstance(a, str) else None
+            if inside is None:
+                return UNKNOWN
+            return inside if isinstance(op, ast.In) else not inside
         if isinstance(b, _Globals) and isinstance(op, (ast.In, ast.NotIn)):
             if self.ns.open or not isinstance(a, str) or self.ns.values.get(a) is MAYBE:
                 return UNKNOWN
@@ -661,6 +677,11 @@ class Evaluator:
             return self.call(self.attribute(base, name), args, kwargs)
         if isinstance(base, _Environ) and name == "get":
             return self._environ(args, kwargs)
+        if isinstance(base, SysModules) and name == "get" and len(args) == 1 and not kwargs:
+            inside = base.contains(args[0]) if isinstance(args[0], str) else None
+            if inside is None:
+                return UNKNOWN
+            return ModuleRef(name=args[0]) if inside else None
         if isinstance(base, _Globals) and name == "get" and args and isinstance(args[0], str):
             if self.ns.open:
                 return UNKNOWN

@@ -513,8 +513,11 @@ def _pep701(node: ast.JoinedStr, lines: Sequence[str], target: tuple[int, int]) 
             kind, brackets = frames[-1]
             if text.startswith(quote, i):
                 if brackets:
-                    msg = "invalid syntax" if target < (3, 9) else (
-                        f"f-string: unmatched '{brackets[-1]}'")
+                    msg = (
+                        "invalid syntax"
+                        if target < (3, 9)
+                        else (f"f-string: unmatched '{brackets[-1]}'")
+                    )
                 else:
                     msg = "f-string: expecting '}'"
                 if target < (3, 9) and not _STRING_NEXT.match(text, i + len(quote)):

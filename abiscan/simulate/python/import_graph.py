@@ -200,6 +200,9 @@ class ModuleSource:
     bound: Mapping[str, int] = field(default_factory=dict)
     # A star import, module-level __getattr__ or globals() writes: any name may exist.
     open_namespace: bool = False
+    # The first line that opens it: a module paused before that line (a circular
+    # import) has only the names bound above it.
+    open_line: int = 0
     all_names: tuple[str, ...] | None = None  # a literal __all__, if any
     # Mentions sys.meta_path/path_hooks: may install a finder for names no file has
     # (six.moves, vendored "extern" packages).
@@ -218,6 +221,9 @@ class ModuleSource:
     bound_by_call: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     # Calls globals() for more than reading it: any name may be bound at any time.
     writes_globals: bool = False
+    # A module __getattr__ (PEP 562) that reads a table of constant strings: name ->
+    # the module it names, which __getattr__ presumably imports to serve the name.
+    lazy: Mapping[str, str] = field(default_factory=dict)
 
 
 # -- exceptions --------------------------------------------------------------
@@ -629,11 +635,18 @@ class _Extractor:
         self.bound: dict[str, int] = {}
         self.line = 0
         self.open_namespace = False
+        self.open_line = 0
         self.writes_globals = False
         self.all_names: tuple[str, ...] | None = None
         # Module-level functions whose body starts with imports: a call at import
         # time runs them (sqlalchemy's ``try: _import_cy_extensions()``).
         self.functions: dict[str, tuple[ast.Import | ast.ImportFrom, ...]] = {}
+
+    def open_here(self) -> None:
+        """Any name may exist from the statement being extracted on."""
+        if not self.open_namespace:
+            self.open_namespace = True
+            self.open_line = self.line
 
     def text(self, node: ast.AST) -> str:
         line = getattr(node, "lineno", 0)
@@ -829,6 +842,33 @@ class _Extractor:
     def stmt_Raise(self, s: ast.Raise, ctx: _Ctx) -> list[Step]:
         return [*self.calls(s.exc, ctx), self.raise_step(s)]
 
+    def stmt_Assert(self, s: ast.Assert, ctx: _Ctx) -> list[Step]:
+        # Lambda runs without -O: ``assert test, msg`` is ``if not test: raise
+        # AssertionError(msg)`` (click's ``assert sys.platform == "win32"``).
+        fails = ast.UnaryOp(op=ast.Not(), operand=s.test)
+        what = f"assert {ast.unparse(s.test)}"
+        message: str | None = "" if s.msg is None else None
+        if isinstance(s.msg, ast.Constant) and isinstance(s.msg.value, str):
+            message = s.msg.value
+        exc = ast.Call(
+            func=ast.Name(id="AssertionError", ctx=ast.Load()),
+            args=[] if s.msg is None else [s.msg],
+            keywords=[],
+        )
+        raised = RaiseStep(
+            line=s.lineno, text=self.text(s), exc_type="AssertionError", message=message, exc=exc
+        )
+        value = self.cond.value(fails)
+        body = (*self.calls(s.msg, ctx.under(value, what)), raised)
+        step = CondStep(
+            line=s.lineno,
+            condition=what,
+            runs=value,
+            body=body,
+            test=None if ctx.in_class else fails,
+        )
+        return [*self.calls(s.test, ctx), step]
+
     def stmt_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> list[Step]:
         # Only a function defined once, where the body surely runs, is followed into.
         once = s.name not in self.bound and ctx.runs == "yes"
@@ -837,7 +877,7 @@ class _Extractor:
         if leading and once and not ctx.in_class and isinstance(s, ast.FunctionDef):
             self.functions[s.name] = leading
         if s.name == "__getattr__" and not ctx.in_class:
-            self.open_namespace = True
+            self.open_here()
         steps: list[Step] = []
         for expr in [
             *s.decorator_list,
@@ -891,8 +931,14 @@ class _Extractor:
         self.bind(name.id, ctx)
         if ctx.in_class:
             return []
-        return [AssignStep(line=s.lineno, targets=(ast.Name(name.id, ast.Store()),),
-                           value=None, what="type alias")]
+        return [
+            AssignStep(
+                line=s.lineno,
+                targets=(ast.Name(name.id, ast.Store()),),
+                value=None,
+                what="type alias",
+            )
+        ]
 
     def stmt_Assign(self, s: ast.Assign, ctx: _Ctx) -> list[Step]:
         for t in s.targets:
@@ -941,7 +987,7 @@ class _Extractor:
             if len(names) == len(value.elts) and all(isinstance(n, str) for n in names):
                 self.all_names = tuple(str(n) for n in names)
         if isinstance(target, ast.Subscript) and _dotted(target.value) == "sys.modules":
-            self.open_namespace = True  # the module replaces itself in sys.modules
+            self.open_here()  # the module replaces itself in sys.modules
 
     def try_step(self, s: ast.Try, ctx: _Ctx) -> TryStep:
         guards = tuple(
@@ -1018,7 +1064,7 @@ class _Extractor:
         steps: list[Step] = [self.edge(s, ctx, base, "from")]
         for alias in s.names:
             if alias.name == "*":
-                self.open_namespace = True
+                self.open_here()
                 steps.append(self.edge(s, ctx, base, "star"))
                 continue
             bound = alias.asname or alias.name
@@ -1053,7 +1099,7 @@ class _Extractor:
             if isinstance(n, ast.Call):
                 name = _dotted(n.func)
                 if name == "globals" and id(n) not in reads:
-                    self.open_namespace = True
+                    self.open_here()
                     self.writes_globals = True
                 if name in _IMPORT_FUNCS:
                     target = self.dynamic_target(n, name)
@@ -1156,11 +1202,46 @@ def extract(
         bound=dict(ex.bound),
         open_namespace=ex.open_namespace
         or (any("sys.modules[" in line for line in lines) and _replaces_itself(tree)),
+        open_line=ex.open_line,
         all_names=ex.all_names,
         declared_global=declared,
         bound_by_call=_bound_by_call(tree) if declared else {},
         writes_globals=ex.writes_globals,
+        lazy=_lazy_table(tree),
     )
+
+
+def _lazy_table(tree: ast.Module) -> dict[str, str]:
+    """The ``{name: module}`` tables (dict literals of strings, bound at module level)
+    that a module-level ``def __getattr__`` reads: langchain's ``_dynamic_imports``."""
+    getattr_def = next(
+        (s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "__getattr__"),
+        None,
+    )
+    if getattr_def is None:
+        return {}
+    reads = {n.id for n in ast.walk(getattr_def) if isinstance(n, ast.Name)}
+    out: dict[str, str] = {}
+    for s in tree.body:
+        target, value = None, None
+        if isinstance(s, ast.Assign) and len(s.targets) == 1:
+            target, value = s.targets[0], s.value
+        elif isinstance(s, ast.AnnAssign):
+            target, value = s.target, s.value
+        if not (isinstance(target, ast.Name) and target.id in reads):
+            continue
+        if not isinstance(value, ast.Dict) or None in value.keys:
+            continue
+        pairs = [
+            (k.value, v.value)
+            for k, v in zip(value.keys, value.values, strict=True)
+            if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
+        ]
+        if len(pairs) == len(value.keys) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in pairs
+        ):
+            out.update((str(k), str(v)) for k, v in pairs)
+    return out
 
 
 _DOTTED_RUN = re.compile(rb"(?:\w+[ \t]*\.[ \t]*)+")

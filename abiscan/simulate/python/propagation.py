@@ -38,7 +38,10 @@ guards); :mod:`abiscan.rules.impact` makes the findings.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import posixpath
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -58,6 +61,7 @@ from abiscan.simulate.python.evaluator import (
     UNKNOWN,
     ModuleRef,
     Namespace,
+    SysModules,
     TargetFacts,
 )
 from abiscan.simulate.python.execute import BodyRun, Pierced, Raised, weaker
@@ -81,7 +85,18 @@ if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only wh
     from abiscan.inputs.dists import Distribution
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib
 
-__all__ = ["Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
+__all__ = ["AT_STARTUP", "Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
+
+# In sys.modules when the first line of any CPython 3.8-3.13 runs, even with -I -S
+# (tests/differential checks it against the real interpreters).
+AT_STARTUP = frozenset(
+    {
+        "__main__", "_abc", "_codecs", "_frozen_importlib", "_frozen_importlib_external",
+        "_imp", "_io", "_signal", "_thread", "_warnings", "_weakref", "abc", "builtins",
+        "codecs", "encodings", "encodings.aliases", "encodings.utf_8", "io", "marshal",
+        "posix", "sys", "time", "zipimport",
+    }
+)  # fmt: skip
 
 # Deeper than any real package's import nesting; a guard against runaway recursion.
 MAX_DEPTH = 200
@@ -109,6 +124,12 @@ class _Run:
     order: list[str] = field(default_factory=list)  # the keys of results, in order
     # The sides taken on undecided conditions by every module this run imported.
     assumed: dict[tuple[str, int], Assumption] = field(default_factory=dict)
+    # (project, version) of each file loaded whose bytes one version of a project
+    # installed twice wrote (see _writers_check) -> the first such file.
+    writers: dict[tuple[str, str], str] = field(default_factory=dict)
+    # A module of the stack was reused from an earlier run: what it imported is not
+    # in ``results``, so "is x in sys.modules" can no longer be answered no.
+    reused: bool = False
 
 
 class Simulator:
@@ -121,16 +142,21 @@ class Simulator:
         native: Callable[[str, str], NativeFacts | None],
         facts: TargetFacts | None = None,
         intact: Callable[[str], str | None] = lambda path: None,
+        writer: Callable[[str], tuple[str, str] | None] = lambda path: None,
     ) -> None:
         self.graph = graph
         self.own = own
         self.native = native
         self.facts = facts or TargetFacts(version=graph.version)
         self._intact = intact
+        self._writer = writer
         # Each executed source module's globals, live while it runs.
         self.namespaces: dict[str, Namespace] = {}
         self.done: dict[str, Raised | None] = {}
         self.done_assumed: dict[str, dict[tuple[str, int], Assumption]] = {}
+        self.done_writers: dict[str, dict[tuple[str, str], str]] = {}
+        # Modules whose import runs nothing abiscan follows (stdlib, builtin, runtime).
+        self._plain: set[str] = set()
         # The import hooks each memoized import installed along the way: a later
         # import in the same run can still see them.
         self.done_hooks: dict[str, dict[str, frozenset[str]]] = {}
@@ -144,7 +170,12 @@ class Simulator:
     def run(self, name: str) -> Raised | None:
         """What ``import name`` raises in a fresh interpreter on the target (None: nothing)."""
         self._run = _Run(lows=[0])
-        return self.import_(name)
+        got = self.import_(name)
+        mixed = _mixed_versions(self._run.writers)
+        if got is None and mixed is not None:
+            # Neither version's import was ever tested with the other's files.
+            return Raised(error=None, steps=(), broken=name, reason=mixed, certain=False)
+        return got
 
     def assumptions(self) -> tuple[Assumption, ...]:
         """The sides the last :meth:`run` took on conditions it could not decide."""
@@ -160,6 +191,9 @@ class Simulator:
             for other, got in self.done_imported.get(name, {}).items():
                 if other not in run.results:
                     self._record(other, got)
+            for key, path in self.done_writers.get(name, {}).items():
+                run.writers.setdefault(key, path)
+            run.reused = run.reused or name not in self._plain
             self._record(name, self.done[name])
             return self.done[name]
         if name in run.local:
@@ -183,6 +217,7 @@ class Simulator:
         hooks_before = set(run.hooks)
         assumed_before = set(run.assumed)
         results_before = len(run.order)
+        writers_before = set(run.writers)
         try:
             result = self._import(name, depth)
         finally:
@@ -199,6 +234,9 @@ class Simulator:
             imported = {k: run.results[k] for k in run.order[results_before:]}
             if imported:
                 self.done_imported[name] = imported
+            wrote = {k: v for k, v in run.writers.items() if k not in writers_before}
+            if wrote:
+                self.done_writers[name] = wrote
         else:
             run.local[name] = result
         self._record(name, result)
@@ -254,6 +292,11 @@ class Simulator:
 
     def _load(self, name: str) -> Raised | None:
         own = self.own(name)
+        if own.kind in ("builtin", "stdlib", "runtime", "namespace"):
+            self._plain.add(name)
+        wrote = self._writer(own.path) if own.path is not None else None
+        if wrote is not None:
+            self._run.writers.setdefault(wrote, own.path or "")
         if own.outcome == "error" and self._registered_by_parent(name):
             return None
         if own.outcome == "error":
@@ -388,6 +431,8 @@ class Simulator:
 
     def attribute(self, module: str, name: str) -> Any:
         """``module.name`` as the run has it: a value, UNKNOWN, or MISSING."""
+        if (module, name) == ("sys", "modules"):
+            return SysModules(contains=self.in_sys_modules)
         ns = self.namespaces.get(module)
         source = self.graph.module(module)
         if ns is None or source is None:
@@ -411,6 +456,26 @@ class Simulator:
         ):
             return UNKNOWN
         return MISSING
+
+    def in_sys_modules(self, name: str) -> bool | None:
+        """Whether ``name`` is in ``sys.modules`` at this point of the run: the modules
+        every interpreter has at startup, the ones being imported, and the ones this
+        run imported (a failed import is removed again). None where the runtime's own
+        start-up (Lambda's bootstrap imports more of the stdlib, and its packages) or a
+        module reused from an earlier run may have imported it."""
+        run = self._run
+        if name in AT_STARTUP:
+            return True
+        if name in run.index or name in run.results:
+            got = run.results.get(name)
+            if got is not None and not got.certain:
+                return None
+            run.tainted = True  # the answer depends on this run's imports: memoize no more
+            return got is None
+        if run.reused or self.own(name).kind in ("builtin", "stdlib", "runtime"):
+            return None
+        run.tainted = True
+        return False
 
     def import_step(self, source: ModuleSource, step: ImportStep) -> Raised | None:
         got = self._edge(source, step.edge)
@@ -516,11 +581,18 @@ class Simulator:
             and not self.graph.is_module(f"{edge.target}.{name}")
         ):
             return self._not_in_namespace(edge, step, name)
-        if base is None or base.open_namespace or base.custom_finder:
-            return None  # any name may exist (an import hook may provide it, too)
+        lazy = self._lazy_module(base, name) if base is not None else None
+        if lazy is not None:
+            return self._lazy_import(edge, step, name, lazy)
         # A half-initialised module (its own body, or one paused in a circular
         # import) has only the names bound before the line it is paused at.
         paused = self._run.paused.get(edge.target)
+        if (
+            base is None
+            or base.custom_finder
+            or (base.open_namespace and (paused is None or base.open_line < paused))
+        ):
+            return None  # any name may exist (an import hook may provide it, too)
         bound_at = base.bound.get(name)
         if bound_at is not None and (paused is None or bound_at < paused):
             return None
@@ -590,6 +662,37 @@ class Simulator:
         if full in self._run.results:
             return False
         return self.own(full).outcome == "error"
+
+    def _lazy_module(self, base: ModuleSource, name: str) -> str | None:
+        """The module ``base``'s ``__getattr__`` imports to serve ``name`` (PEP 562 lazy
+        imports through a table), when ``base`` never binds ``name`` itself."""
+        value = base.lazy.get(name)
+        ns = self.namespaces.get(base.name)
+        # What the run bound (a binding under TYPE_CHECKING never ran), else the source.
+        if value is None or (name in ns.values if ns is not None else name in base.bound):
+            return None
+        package = base.name if base.is_package else base.name.rpartition(".")[0]
+        if value.startswith("."):
+            parts = package.split(".")
+            up = len(value) - len(value.lstrip("."))
+            if up > len(parts):
+                return None
+            head = ".".join(parts[: len(parts) - up + 1])
+            candidates = [f"{head}.{value.lstrip('.')}" if value.lstrip(".") else head]
+        else:
+            candidates = [f"{package}.{value}", value]
+        return next((c for c in candidates if self.graph.is_module(c)), None)
+
+    def _lazy_import(
+        self, edge: ImportEdge, step: ChainStep, name: str, module: str
+    ) -> Raised | None:
+        got = self.import_(module)
+        if got is None:
+            return None
+        note = (
+            f"{edge.target} serves '{name}' from its module __getattr__, whose table names {module}"
+        )
+        return got.via(replace(step, imports=module, how="dynamic", note=note), "likely")
 
 
 def _unfollowed_names(source: ModuleSource) -> frozenset[str]:
@@ -739,7 +842,14 @@ def follow_imports(
         machine=target.arch,
         pointer_size=8 if target.arch.endswith("64") else 4,
     )
-    sim = Simulator(graph, own, native, facts_of_target, _intact_check(stack, owners))
+    sim = Simulator(
+        graph,
+        own,
+        native,
+        facts_of_target,
+        _intact_check(stack, owners),
+        _writers_check(stack, owners),
+    )
     return _follow_each(sim, modules, own)
 
 
@@ -825,6 +935,69 @@ def _intact_check(stack: Stack, owners: Mapping[str, Distribution]) -> Callable[
         return dist.label if memo[dist.dist_info] else None
 
     return intact
+
+
+def _writers_check(
+    stack: Stack, owners: Mapping[str, Distribution]
+) -> Callable[[str], tuple[str, str] | None]:
+    """``writer(path)``: (project, version) of the copy whose RECORD hash the file's bytes
+    match, for a project with copies of two versions in one directory (layers unpacked
+    one over the other); None elsewhere, and for a file both versions ship alike."""
+    groups: dict[tuple[str, str], list[Distribution]] = defaultdict(list)
+    for dist in {d.dist_info: d for d in owners.values()}.values():
+        groups[(dist.canonical_name, dist.site)].append(dist)
+    mixed = {k: ds for k, ds in groups.items() if len({d.version for d in ds}) > 1}
+    hashes: dict[str, dict[str, str]] = {}  # dist-info -> path -> RECORD hash
+    memo: dict[str, tuple[str, str] | None] = {}
+
+    def recorded(dist: Distribution) -> dict[str, str]:
+        if dist.dist_info not in hashes:
+            hashes[dist.dist_info] = {
+                path: entry.hash
+                for entry, path in zip(dist.record, dist.files(), strict=True)
+                if entry.hash is not None and entry.hash.startswith("sha256=")
+            }
+        return hashes[dist.dist_info]
+
+    def writer(path: str) -> tuple[str, str] | None:
+        dist = owners.get(path)
+        copies = mixed.get((dist.canonical_name, dist.site)) if dist is not None else None
+        if dist is None or copies is None:
+            return None
+        if path not in memo:
+            memo[path] = None
+            try:
+                actual = _record_hash(stack.read(path))
+            except SourceError:
+                return None
+            versions = {c.version for c in copies if recorded(c).get(path) == actual}
+            if len(versions) == 1:
+                memo[path] = (dist.name, versions.pop())
+        return memo[path]
+
+    return writer
+
+
+def _record_hash(data: bytes) -> str:
+    """A file's hash as RECORD writes it."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+    return "sha256=" + digest.rstrip("=")
+
+
+def _mixed_versions(writers: Mapping[tuple[str, str], str]) -> str | None:
+    """Why an import that loaded files of two versions of one project is not known to
+    work (``writers``: (project, version) -> a file that version wrote)."""
+    by_project: dict[str, list[str]] = defaultdict(list)
+    for (project, version), path in sorted(writers.items()):
+        by_project[project].append(f"{version} ({path})")
+    for project, seen in by_project.items():
+        if len(seen) > 1:
+            return (
+                f"the import loads files of {len(seen)} versions of {project}, unpacked one "
+                f"over the other: {'; '.join(seen)}; no release of {project} was built or "
+                "tested with that mix (see ABI306)"
+            )
+    return None
 
 
 def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:

@@ -80,6 +80,12 @@ def _data() -> dict[str, Any]:
     return data
 
 
+@cache
+def _always(module: str) -> frozenset[str]:
+    """The names of stdlib ``module`` that every version the data covers has."""
+    return frozenset(_data()["modules"][module]["always"])
+
+
 def _in_ranges(minor: int, ranges: str) -> bool:
     for part in ranges.split(","):
         low, _, high = part.partition("-")
@@ -247,7 +253,9 @@ class RuntimeChecker:
             if alias.name in self.modules[module].get("submodules", ()):
                 bind(alias.asname or alias.name, _Value(kind="module", name=full))
                 continue
-            if failure is None and self._lacks(module, alias.name):
+            if failure is None and (
+                self._lacks(module, alias.name) or self._never(module, alias.name)
+            ):
                 location = self._location(module)
                 message = self.runtime["missing_name"].format(
                     name=alias.name, module=module, location=location
@@ -257,8 +265,7 @@ class RuntimeChecker:
                     exc_type="ImportError",
                     message=message,
                     before_body=False,
-                    why=f"{module}.{alias.name} exists on CPython "
-                    f"{self._where(module, alias.name)} only",
+                    why=self._why_missing(module, alias.name),
                 )
             bind(alias.asname or alias.name, _Value(kind="object", name=full))
         return failure
@@ -293,6 +300,29 @@ class RuntimeChecker:
             and _contiguous(ranges)
             and not _in_ranges(self.minor, ranges)
         )
+
+    def _never(self, module: str, name: str) -> bool:
+        """No version the data covers has it (the data is Linux's: ``builtins.WindowsError``,
+        ``ctypes.windll``), in a module whose names do not depend on the build and that
+        serves no names through a module ``__getattr__`` (dir() would not list them).
+        Dunders and submodules are left alone: an import elsewhere may bind them."""
+        entry = self.modules[module]
+        varying = entry["names"]
+        return not (
+            entry["build_dependent"]
+            or name.startswith("__")
+            or name in varying
+            or "__getattr__" in varying
+            or name in entry.get("submodules", ())
+            or name in _always(module)
+            or "__getattr__" in _always(module)
+        )
+
+    def _why_missing(self, module: str, name: str) -> str:
+        if name in self.modules[module]["names"]:
+            return f"{module}.{name} exists on CPython {self._where(module, name)} only"
+        versions = sorted(_data()["versions"], key=lambda v: tuple(map(int, v.split("."))))
+        return f"no CPython {versions[0]} to {versions[-1]} on Linux has {module}.{name}"
 
     def _where(self, module: str, name: str) -> str:
         ranges = self.modules[module]["names"][name]
@@ -433,13 +463,13 @@ class RuntimeChecker:
         full = f"{module}.{attr}"
         if attr in self.modules[module].get("submodules", ()):
             return None, _Value(kind="module", name=full) if full in self.modules else None
-        if self._lacks(module, attr):
+        if self._lacks(module, attr) or self._never(module, attr):
             return RuntimeFailure(
                 line=node.lineno,
                 exc_type="AttributeError",
                 message=f"module '{module}' has no attribute '{attr}'",
                 before_body=False,
-                why=f"{full} exists on CPython {self._where(module, attr)} only",
+                why=self._why_missing(module, attr),
             ), None
         return None, _Value(kind="object", name=full) if self._has(module, attr) else None
 
