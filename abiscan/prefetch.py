@@ -54,12 +54,21 @@ IsModule = Callable[[str], bool]
 ParseFile = Callable[[str, str, bool, IsModule], "ModuleSource | None"]
 
 
+# On this many cores or fewer the parsing workers cost more than they save:
+# on 2 cores a cold scan of the real layer of docs/benchmarks.md took 11.0 s
+# without workers and 15.4 s with two (main, idle machine), and 31 s without
+# and 45 s with one on the speed branch (a loaded machine).
+_POOL_MIN_CORES = 3
+
+
 def default_jobs() -> int:
-    """The cores this process may run on."""
+    """The default ``jobs``: the cores this process may run on, or 1 (no workers)
+    where workers were measured a net loss (2 cores or fewer)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    return cores if cores >= _POOL_MIN_CORES else 1
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,11 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     ap.add_argument("--no-auditwheel", action="store_true", help="skip the auditwheel run")
     args = ap.parse_args()
+    jobs_label = args.jobs
+    if args.jobs == "default":
+        from abiscan.prefetch import default_jobs
+
+        jobs_label = f"default ({default_jobs()})"
     wheels = fetch_wheels(args.cache, args.download)
     copies = [int(c) for c in args.copies.split(",") if c]
     layers_dir = args.cache / "abiscan-bench-layers"
@@ -232,8 +237,8 @@ def main() -> None:
         same = info["sha256"] == info_warm["sha256"] == info_single["sha256"]
         aw = None if args.no_auditwheel else auditwheel(wheels)
         rows.append(_row("floor: inflate every ELF member once", base))
-        rows.append(_row(f"abiscan cold, --jobs {args.jobs}", cold, base))
-        rows.append(_row(f"abiscan warm (cache primed), --jobs {args.jobs}", warm, base))
+        rows.append(_row(f"abiscan cold, --jobs {jobs_label}", cold, base))
+        rows.append(_row(f"abiscan warm (cache primed), --jobs {jobs_label}", warm, base))
         rows.append(_row("abiscan cold, --jobs 1", single, base))
         if aw is not None:
             rows.append(_row("auditwheel show, the four wheels", aw, base))
@@ -266,7 +271,7 @@ def main() -> None:
         f"Peak RSS of the cold scan: {cold.rss_mb:.0f} MB; largest member + 100 MB = "
         f"{largest / 2**20 + 100:.0f} MB.",
         "",
-        "Scaling (cold scans, --jobs " + args.jobs + "):",
+        "Scaling (cold scans, --jobs " + jobs_label + "):",
         "",
         "| copies | zip MB | floor s | abiscan wall s | abiscan CPU s | peak RSS MB "
         "| wall / floor |",

@@ -27,7 +27,7 @@ Strings are decoded as UTF-8 with ``backslashreplace``
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from abiscan.elf import constants as c
 from abiscan.elf.header import ElfError, ElfHeader, read_header, sniff_format
@@ -173,6 +173,17 @@ class ElfFacts:
         library that many references bind to costs its table size once.
         """
         return self._symbols.has_export(name)
+
+    def settled(self) -> ElfFacts:
+        """The same facts with every lazy one decoded now and the tables dropped
+        (what a scan keeps of a file). Raises :class:`ElfError` like
+        :meth:`summary`."""
+        exported, undefined, weak = self._symbols.decoded()
+        return replace(
+            self,
+            _symbols=DecodedSymbols(exported, undefined, weak, self.pyinit_names),
+            _references=_LazyReferences(ready=self.references),
+        )
 
     def summary(self) -> ElfSummary:
         """Every fact, decoded now: what a scan keeps of the file (and caches).

@@ -152,7 +152,7 @@ class FileFacts:
         data = self.read(path)
         if isinstance(data, SourceError):
             return data
-        member, summary = _from_bytes(data)
+        member, summary = _from_bytes(data, cacheable=key is not None)
         if key is not None and self.cache is not None and summary is not None:
             self.cache.put(key, summary)
         return member
@@ -203,8 +203,9 @@ class FileFacts:
             return True
 
 
-def _from_bytes(data: bytes) -> tuple[_Member, MemberSummary | None]:
-    """The member's facts from its bytes, and their summary when it can be cached."""
+def _from_bytes(data: bytes, *, cacheable: bool) -> tuple[_Member, MemberSummary | None]:
+    """The member's facts from its bytes, and (when ``cacheable``) their summary
+    for the cache; None for a file whose facts cannot all be decoded."""
     identity = loader_blocks(data)
     count("elf")
     try:
@@ -216,15 +217,19 @@ def _from_bytes(data: bytes) -> tuple[_Member, MemberSummary | None]:
         )
         return member, summary
     try:
-        elf = facts.summary()
+        settled = facts.settled()
+        elf = settled.summary() if cacheable else None
     except ElfError:
         # A damaged table: the lazy facts fail (or not) as each is asked for.
         return _Member(size=len(data), identity=identity, elf=facts, rodata=None), None
-    rodata = read_rodata(data, facts) if elf.pyinit_names else None
+    rodata = read_rodata(data, facts) if settled.pyinit_names else None
+    member = _Member(size=len(data), identity=identity, elf=settled, rodata=rodata)
+    if elf is None:
+        return member, None
     summary = MemberSummary(
         size=len(data), identity=identity, elf=elf, elf_error=None, rodata=rodata
     )
-    return _member_of(summary), summary
+    return member, summary
 
 
 def _member_of(summary: MemberSummary) -> _Member:
