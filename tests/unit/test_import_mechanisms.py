@@ -52,6 +52,19 @@ def test_a_memoized_import_keeps_what_it_imported_in_sys_modules(tmp_path: Path)
         "'direct.b' (most likely due to a circular import) (/opt/python/direct/b.py)")
 
 
+def test_a_submodule_in_sys_modules_still_fails_with_its_parent(tmp_path: Path) -> None:
+    # s3fs on an overlay: "import s3fs" may fail (an undecided condition), and it imported
+    # s3fs._version first; "import s3fs._version" imports s3fs again and may fail with it.
+    report = scan(tmp_path, {
+        f"python/_backend{T311}": build_shared_object(exports=["PyInit__backend"]),
+        "python/pkg/__init__.py": "from . import sub\nimport os\n"
+                                  "if os.getcwd() == '/':\n    import _backend\n",
+        "python/pkg/sub.py": "X = 1\n",
+    }, ("pkg", "pkg.sub"))
+    assert _outcome(report, "pkg") == "unknown"
+    assert _outcome(report, "pkg.sub") == "unknown"
+
+
 def test_from_package_import_of_a_failing_submodule_is_cannot_import_name(
     tmp_path: Path,
 ) -> None:

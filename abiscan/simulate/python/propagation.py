@@ -198,8 +198,8 @@ class Simulator:
             return self.done[name]
         if name in run.local:
             return run.local[name]
-        if name in run.results:  # imported earlier in this run: in sys.modules
-            return run.results[name]
+        if name in run.results and self._parent_imported(name):
+            return run.results[name]  # imported earlier in this run: in sys.modules
         if name in run.index:
             # Half-initialised (a circular import): CPython returns it as it is.
             run.lows[-1] = min(run.lows[-1], run.index[name])
@@ -242,6 +242,12 @@ class Simulator:
         self._record(name, result)
         return result
 
+    def _parent_imported(self, name: str) -> bool:
+        """Whether ``name``'s parent (if any) imported without a failure in this run: a
+        parent that may fail makes its submodule's import fail with it."""
+        parent = name.rpartition(".")[0]
+        return not parent or self._run.results.get(parent, False) is None
+
     def _record(self, name: str, result: Raised | None) -> None:
         if name not in self._run.results:
             self._run.order.append(name)
@@ -270,7 +276,7 @@ class Simulator:
                     return up.via(step)
                 maybe = up.via(step)
             if name in run.results:  # the parent's own import imported it
-                return run.results[name]
+                return run.results[name] or maybe
         run.running.append(name)
         run.index[name] = depth
         try:
