@@ -66,6 +66,21 @@ def test_files_of_one_version_only_stay_ok(tmp_path: Path) -> None:
     assert m is not None and (m.outcome, m.confidence) == ("ok", "certain"), m.reason
 
 
+def test_a_mix_reached_through_an_import_reused_from_an_earlier_run(tmp_path: Path) -> None:
+    # "first" imports two_a (version 1) before helper does, so helper's own import adds
+    # nothing new to that run; "second" reuses helper and must still see version 1.
+    old, new = {"two_a.py": "A = 1\n"}, {"two_a.py": "A = 2\n", "two_b.py": "B = 2\n"}
+    report = scan(tmp_path, {**_dist("two", "2.0", new)}, {
+        **_dist("two", "1.0", old),
+        "python/first.py": "import two_a\nimport helper\n",
+        "python/helper.py": "import two_a\n",
+        "python/second.py": "import helper\nimport two_b\n",
+    }, imports=("first", "second"))
+    second = report.module("second")
+    assert second is not None and second.outcome == "unknown", second.reason
+    assert "1.0 (/opt/python/two_a.py)" in second.reason
+
+
 def test_one_version_unpacked_twice_is_not_mixed(tmp_path: Path) -> None:
     report = scan(tmp_path, _dist("mixed", "2.0", _NEW), _dist("mixed", "2.0", _NEW))
     m = report.module("mixed")

@@ -127,6 +127,9 @@ class _Run:
     # (project, version) of each file loaded whose bytes one version of a project
     # installed twice wrote (see _writers_check) -> the first such file.
     writers: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The same, per import in progress (innermost last): what each import reaches,
+    # whether or not an earlier import of the run reached it first.
+    writer_frames: list[dict[tuple[str, str], str]] = field(default_factory=list)
     # A module of the stack was reused from an earlier run: what it imported is not
     # in ``results``, so "is x in sys.modules" can no longer be answered no.
     reused: bool = False
@@ -192,7 +195,7 @@ class Simulator:
                 if other not in run.results:
                     self._record(other, got)
             for key, path in self.done_writers.get(name, {}).items():
-                run.writers.setdefault(key, path)
+                self._wrote(key, path)
             run.reused = run.reused or name not in self._plain
             self._record(name, self.done[name])
             return self.done[name]
@@ -217,11 +220,12 @@ class Simulator:
         hooks_before = set(run.hooks)
         assumed_before = set(run.assumed)
         results_before = len(run.order)
-        writers_before = set(run.writers)
+        run.writer_frames.append({})
         try:
             result = self._import(name, depth)
         finally:
             low = run.lows.pop()
+            wrote = run.writer_frames.pop()
         run.lows[-1] = min(run.lows[-1], low)
         if low >= depth and not run.tainted:
             self.done[name] = result
@@ -234,7 +238,6 @@ class Simulator:
             imported = {k: run.results[k] for k in run.order[results_before:]}
             if imported:
                 self.done_imported[name] = imported
-            wrote = {k: v for k, v in run.writers.items() if k not in writers_before}
             if wrote:
                 self.done_writers[name] = wrote
         else:
@@ -252,6 +255,13 @@ class Simulator:
         if name not in self._run.results:
             self._run.order.append(name)
         self._run.results[name] = result
+
+    def _wrote(self, key: tuple[str, str], path: str) -> None:
+        """Notes a file of one version of a project installed twice, for every import
+        in progress (each one reaches it)."""
+        self._run.writers.setdefault(key, path)
+        for frame in self._run.writer_frames:
+            frame.setdefault(key, path)
 
     def _hooked(self, got: Raised | None) -> str | None:
         """The import hook of this run that may serve the missing module ``got`` ends in."""
@@ -302,7 +312,7 @@ class Simulator:
             self._plain.add(name)
         wrote = self._writer(own.path) if own.path is not None else None
         if wrote is not None:
-            self._run.writers.setdefault(wrote, own.path or "")
+            self._wrote(wrote, own.path or "")
         if own.outcome == "error" and self._registered_by_parent(name):
             return None
         if own.outcome == "error":
