@@ -34,7 +34,7 @@ from abiscan.report.findings import (
     Severity,
 )
 from abiscan.simulate.imports.file_finder import ImportSystem
-from abiscan.target.profiles import Target
+from abiscan.target.profiles import Target, marker_environment
 from abiscan.target.runtime_packages import RuntimePackage
 
 __all__ = [
@@ -65,25 +65,6 @@ class Provider:
     where: str
     # The runtime's versions change in place (and by region): never more than "possible".
     from_runtime: bool = False
-
-
-def marker_environment(target: Target) -> dict[str, str]:
-    """PEP 508 marker values on the target (the patch level is unknown: ``.0`` stands in)."""
-    py = target.python
-    return {
-        "implementation_name": "cpython",
-        "implementation_version": f"{py}.0",
-        "os_name": "posix",
-        "platform_machine": target.arch,
-        "platform_release": "",
-        "platform_system": "Linux",
-        "platform_version": "",
-        "python_full_version": f"{py}.0",
-        "platform_python_implementation": "CPython",
-        "python_version": py,
-        "sys_platform": "linux",
-        "extra": "",
-    }
 
 
 def visible(dists: Sequence[Distribution], target: Target) -> list[Distribution]:

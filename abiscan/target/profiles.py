@@ -41,6 +41,7 @@ __all__ = [
     "custom_target",
     "extension_suffixes",
     "load_target",
+    "marker_environment",
     "normalise_arch",
     "parse_python_version",
     "runtime_names",
@@ -218,6 +219,25 @@ class Target:
         except (InventoryError, KeyError, TypeError, ValueError) as exc:
             raise TargetError(f"bad system data in target: {exc}") from None
         return cls(**values)
+
+
+def marker_environment(target: Target) -> dict[str, str]:
+    """PEP 508 marker values on the target (the patch level is unknown: ``.0`` stands in)."""
+    py = target.python
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": f"{py}.0",
+        "os_name": "posix",
+        "platform_machine": target.arch,
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": f"{py}.0",
+        "platform_python_implementation": "CPython",
+        "python_version": py,
+        "sys_platform": "linux",
+        "extra": "",
+    }
 
 
 def normalise_arch(arch: str) -> str:

@@ -403,6 +403,40 @@ def case_evaluated_conditions(c: Ctx) -> Stack:
                           "if platform.python_implementation() in ('PyPy',):\n    import _backend\n"
                           "if struct.calcsize('P') != 8 or sys.maxsize < 2**32:\n"
                           "    import _backend\n",
+        # What a fresh interpreter fixes: the builtin excepthook (exceptiongroup, anyio),
+        # no PyPy attributes (msgpack), an environment switch nobody set (sympy).
+        "python/fresh.py": "import os, sys\n"
+                           "if getattr(sys.excepthook, '__name__', None) in ('apport_excepthook',"
+                           " 'partial_apport_excepthook'):\n    import apport_python_hook\n"
+                           "if hasattr(sys, 'pypy_version_info') or "
+                           "sys.implementation.name != 'cpython':\n    import __pypy__\n"
+                           "if os.getenv('ABISCAN_UNSET_SWITCH', 'yes').lower() != 'yes':\n"
+                           "    import _backend\n",
+        # An undecided feature check whose other side imports an absent optional
+        # dependency (tenacity's tornado, dnspython's aioquic): taken as not there.
+        "python/optfeat/__init__.py": "import os\nHAVE = os.path.isdir('/no/such/abiscan/dir')\n"
+                                      "if HAVE:\n    import absentdep\n",
+        "python/optfeat-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: optfeat\n"
+                                                 "Version: 1.0\nRequires-Dist: absentdep; "
+                                                 "extra == 'fast'\n",
+        "python/optfeat-1.0.dist-info/RECORD": "optfeat/__init__.py,,\n",
+        # Small module functions the body calls: a flag (tenacity's _has_tornado), a
+        # try/import probe (protobuf's _CanImport), an environment read (sympy's _getenv).
+        "python/has_fn.py": "try:\n    import absentmod\nexcept ImportError:\n"
+                            "    absentmod = None\ndef _has():\n    return absentmod is not None\n"
+                            "if _has():\n    import absentmod.sub\n",
+        "python/can_fn.py": "import importlib\ndef _can(name):\n    try:\n"
+                            "        mod = importlib.import_module(name)\n        if not mod:\n"
+                            "            raise ImportError(name)\n        return True\n"
+                            "    except ImportError:\n        return False\n"
+                            "kind = 'c' if _can('_backend') else ('ok' if _can('okdep') else '')\n"
+                            "if kind == 'c':\n    from _backend import x\n"
+                            "if kind == 'ok':\n    from okdep import not_there\n",
+        "python/env_fn.py": "def _getenv(key, default=None):\n    from os import getenv\n"
+                            "    return getenv(key, default)\n"
+                            "USE = _getenv('ABISCAN_UNSET_SWITCH', 'yes').lower()\n"
+                            "if USE == 'debug':\n    import _backend\nelif USE != 'yes':\n"
+                            "    raise RuntimeError('unrecognized value: %s' % USE)\n",
         # A loop over a constant tuple with try/import/append, then a message (pandas).
         "python/deps.py": "_hard = ('okdep', '_backend')\n_missing = []\nfor _d in _hard:\n"
                           "    try:\n        __import__(_d)\n    except ImportError as _e:\n"
@@ -422,6 +456,8 @@ def case_evaluated_conditions(c: Ctx) -> Stack:
             "setup_flag": Expect("ok"), "uses_consts": Expect("ok"),
             "shim": Expect("error", MNFE), "has_attr": Expect("ok"), "impl": Expect("ok"),
             "deps": Expect("error", "ImportError"), "formats": Expect("error", "ImportError"),
+            "fresh": Expect("ok"), "optfeat": Expect("ok"), "has_fn": Expect("ok"),
+            "can_fn": Expect("error", "ImportError"), "env_fn": Expect("ok"),
         },
     )
 

@@ -12,6 +12,7 @@ import ast
 import base64
 import hashlib
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,13 @@ def ev(source: str, values: Mapping[str, Any] | None = None, *,
     ("os.sep", "/"),
     ("sys.byteorder", "little"),
     ("sys.maxsize > 2**32", True),
-    ("sys.implementation.name", UNKNOWN),  # attribute of an untracked object
+    ("sys.implementation.name", "cpython"),
+    ("sys.implementation.cache_tag", UNKNOWN),  # only the name is fixed
+    ("hasattr(sys, 'pypy_version_info')", False),
+    ("getattr(sys, 'pypy_version_info', None) is None", True),
+    # A fresh interpreter's hook is the builtin (exceptiongroup, anyio test it).
+    ("getattr(sys.excepthook, '__name__', None) in ('apport_excepthook',)", False),
+    ("sys.excepthook.__name__", "excepthook"),
     ("platform.system()", "Linux"),
     ("platform.machine()", "x86_64"),
     ("platform.python_implementation() in ('PyPy',)", False),
@@ -131,7 +138,7 @@ def test_attributes_of_other_modules() -> None:
 
 
 def test_attributes_of_untracked_objects_stay_unknown() -> None:
-    assert ev("getattr(sys.excepthook, '__name__', None) in ('a', 'b')") is UNKNOWN
+    assert ev("getattr(sys.stdout, 'name', None) in ('a', 'b')") is UNKNOWN
     assert ev("getattr(core, 'PILLOW_VERSION', None)", {"core": UNKNOWN}) is UNKNOWN
 
 
@@ -172,6 +179,19 @@ def test_environment_reads_are_taken_as_unset_and_reported() -> None:
     assert e.eval(ast.parse("os.environ.get('POLICY', 'default')", mode="eval").body) == \
         "default"
     assert e.used == ["the environment variable POLICY is not set"]
+
+
+def test_variables_lambda_sets_are_set_with_an_unknown_value() -> None:
+    ns = Namespace("m", {"os": ModuleRef("os")})
+    e = Evaluator(ns, TargetFacts((3, 12)), _Other())
+    for source, value in [("os.getenv('AWS_REGION', 'us-east-1')", UNKNOWN),
+                          ("os.environ.get('LAMBDA_TASK_ROOT')", UNKNOWN),
+                          ("'AWS_LAMBDA_FUNCTION_NAME' in os.environ", True),
+                          ("'SYMPY_USE_CACHE' not in os.environ", True)]:
+        e.used = []
+        got = e.eval(ast.parse(source, mode="eval").body)
+        assert got == value or (value is UNKNOWN and got is UNKNOWN), source
+    assert e.used == ["the environment variable SYMPY_USE_CACHE is not set"]
 
 
 def test_a_call_given_a_module_name_is_a_probe() -> None:
@@ -326,6 +346,21 @@ def test_names_an_import_hook_registers_are_served(tmp_path: Path) -> None:
     assert other is not None and other.outcome == "unknown"
 
 
+def test_names_an_import_hook_registers_by_concatenation_are_served(tmp_path: Path) -> None:
+    # six (vendored in urllib3 1.x): MovedModule("http_client", ...), registered under
+    # "moves." + attr.name; requests imports urllib3.packages.six.moves.http_client.
+    hooked = ("import sys\nclass _Importer:\n    def find_spec(self, name, path, target=None):\n"
+              "        return None\n_importer = _Importer()\n_moved = ['http_client']\n"
+              "for attr in _moved:\n    _importer.known = 'moves.' + attr\n"
+              "sys.meta_path.append(_importer)\n")
+    report = scan(tmp_path, {"python/sixish.py": hooked,
+                             "python/user.py": "from sixish.moves.http_client import X\n",
+                             "python/other.py": "import sixish.moves.elsewhere\n"})
+    user, other = report.module("user"), report.module("other")
+    assert user is not None and user.outcome == "ok", user.reason
+    assert other is not None and other.outcome == "unknown"
+
+
 def test_from_import_of_a_namespace_package_without_the_name(tmp_path: Path) -> None:
     # pydantic_core on another Python: the cp312 .so is never tried, and the directory
     # next to it becomes a namespace package with no such name.
@@ -369,3 +404,123 @@ def test_an_unbound_name_is_a_name_error_only_where_the_code_expects_one(
     gt, idiom = report.module("gt"), report.module("idiom")
     assert gt is not None and gt.outcome == "ok"
     assert idiom is not None and (idiom.outcome, idiom.confidence) == ("ok", "certain")
+
+
+# -- optional dependencies: a feature check whose other side imports one that is absent ----
+
+
+def _feature(requires: str = "", source: str = "") -> dict[str, str]:
+    """``feat``, whose ``if`` abiscan cannot decide imports ``absentdep`` (not in the stack)."""
+    source = source or ("import os\nHAVE = os.path.isdir('/usr/share/absentdep')\n"
+                        "if HAVE:\n    from feat._fast import speedup\n")
+    members = _dist("feat", {"feat/__init__.py": source,
+                             "feat/_fast.py": "import absentdep\nspeedup = absentdep.f\n"})
+    meta = "python/feat-1.0.dist-info/METADATA"
+    members[meta] += "".join(f"Requires-Dist: {r}\n" for r in requires.split(";;") if r)
+    return members
+
+
+def test_a_check_for_an_absent_optional_dependency_is_taken_as_not_there(
+        tmp_path: Path) -> None:
+    members = {**_feature('absentdep>=1; extra == "fast";;okdep'), **_dist("okdep", {
+        "okdep.py": ""})}
+    report = scan(tmp_path, members, imports=("feat",))
+    m = report.module("feat")
+    assert m is not None and (m.outcome, m.confidence) == ("ok", "likely"), m.reason
+    (assumed,) = m.assumptions
+    assert (assumed.path, assumed.line, assumed.taken) == ("/opt/python/feat/__init__.py", 3,
+                                                           False)
+    assert "absentdep, an optional dependency" in assumed.why
+    assert "feat 1.0 does not require it" in assumed.why
+
+
+def test_a_dependency_not_listed_at_all_is_optional_too(tmp_path: Path) -> None:
+    # The else side: "if not HAVE: ... else: import it" is taken as true.
+    source = ("import os\nHAVE = os.path.isdir('/x')\nif not HAVE:\n    speedup = None\n"
+              "else:\n    import absentdep\n")
+    m = scan(tmp_path, _feature(source=source), imports=("feat",)).module("feat")
+    assert m is not None and (m.outcome, m.confidence) == ("ok", "likely"), m.reason
+    assert [a.taken for a in m.assumptions] == [True]
+
+
+@pytest.mark.parametrize("requires", [
+    "absentdep",  # required: the layer is broken, or the check may well pass
+    "absentdep; python_version >= '3.8'",  # required on the target
+    "absent-dep-under-another-name",  # required and not installed: may provide the module
+])
+def test_a_required_or_possibly_required_dependency_stays_unknown(
+        tmp_path: Path, requires: str) -> None:
+    m = scan(tmp_path, _feature(requires), imports=("feat",)).module("feat")
+    assert m is not None and (m.outcome, m.confidence) == ("unknown", "possible")
+    assert "which abiscan cannot decide" in m.reason and not m.assumptions
+
+
+def test_without_dist_info_an_absent_import_stays_unknown(tmp_path: Path) -> None:
+    members = {k: v for k, v in _feature().items() if ".dist-info/" not in k}
+    m = scan(tmp_path, members, imports=("feat",)).module("feat")
+    assert m is not None and m.outcome == "unknown"
+
+
+def test_a_standard_module_the_target_lacks_is_never_optional(tmp_path: Path) -> None:
+    source = "import os\nif os.path.isdir('/x'):\n    import distutils\n"  # gone in 3.12
+    m = scan(tmp_path, _feature(source=source), imports=("feat",)).module("feat")
+    assert m is not None and m.outcome == "unknown"
+
+
+# -- small module functions called at import time are run ---------------------------------
+
+_HAS = ("try:\n    import absentmod\nexcept ImportError:\n    absentmod = None\n"
+        "def _has():\n    return absentmod is not None\n"
+        "if _has():\n    import absentmod.sub\n")
+_CAN = ("import importlib\ndef _can(name):\n    try:\n        mod = importlib.import_module(name)\n"
+        "        if not mod:\n            raise ImportError(name + ' was None')\n"
+        "        return True\n    except ImportError:\n        return False\n"
+        "if _can({probe!r}):\n    kind = 'c'\nelse:\n    kind = 'python'\n"
+        "if kind == 'c':\n    from {probe} import not_there\n")
+_GETENV = ("def _getenv(key, default=None):\n    from os import getenv\n"
+           "    return getenv(key, default)\n"
+           "USE = _getenv('ABISCAN_SWITCH', 'yes').lower()\n"
+           "if USE == 'debug':\n    import _backend\nelif USE != 'yes':\n"
+           "    raise RuntimeError('unrecognized value: %s' % USE)\n")
+
+
+def test_a_function_returning_a_flag_is_run_when_called(tmp_path: Path) -> None:
+    m = scan(tmp_path, {"python/has.py": _HAS}, imports=("has",)).module("has")
+    assert m is not None and (m.outcome, m.confidence) == ("ok", "certain"), m.reason
+
+
+def test_a_try_import_function_decides_which_implementation_loads(tmp_path: Path) -> None:
+    report = scan(tmp_path, {**BACKEND_311, "python/okmod.py": "X = 1\n",
+                             "python/impl_c.py": _CAN.format(probe="okmod"),
+                             "python/impl_py.py": _CAN.format(probe="_backend")},
+                  imports=("impl_c", "impl_py"))
+    c, py = report.module("impl_c"), report.module("impl_py")
+    assert py is not None and (py.outcome, py.confidence) == ("ok", "certain"), py.reason
+    assert c is not None and c.outcome == "error" and c.confidence == "certain"
+    assert str(c.error).startswith("ImportError: cannot import name 'not_there' from 'okmod'")
+
+
+def test_an_environment_read_through_a_function_is_an_assumption(tmp_path: Path) -> None:
+    report = scan(tmp_path, {**BACKEND_311, "python/cache.py": _GETENV}, imports=("cache",))
+    m = report.module("cache")
+    assert m is not None and (m.outcome, m.confidence) == ("ok", "likely"), m.reason
+    assert [(a.line, a.taken) for a in m.assumptions] == [(5, False), (7, False)]
+    assert {a.why for a in m.assumptions} == {"the environment variable ABISCAN_SWITCH is not set"}
+
+
+def test_a_function_abiscan_cannot_follow_stays_unknown(tmp_path: Path) -> None:
+    source = ("import os\ndef _has():\n    for p in os.listdir('/'):\n        return True\n"
+              "if _has():\n    import absentmod\n")
+    m = scan(tmp_path, {"python/loopy.py": source}, imports=("loopy",)).module("loopy")
+    assert m is not None and m.outcome == "unknown"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="abiscan parses with its host's grammar")
+def test_a_type_statement_binds_its_name_certainly(tmp_path: Path) -> None:
+    # numpy 2.x numpy/_typing/_shape.py: "type _AnyShape = tuple[Any, ...]", imported by name.
+    report = scan(tmp_path, {"python/shapes.py": "from typing import Any\n"
+                                                 "type _AnyShape = tuple[Any, ...]\n",
+                             "python/uses.py": "from shapes import _AnyShape\n"},
+                  imports=("uses",))
+    m = report.module("uses")
+    assert m is not None and (m.outcome, m.confidence) == ("ok", "certain"), m.reason

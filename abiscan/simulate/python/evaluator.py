@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from abiscan.errors import AbiscanError
+from abiscan.simulate.python.import_graph import Guard, catches
 
 __all__ = [
+    "LAMBDA_ENVIRONMENT",
     "MAYBE",
     "MISSING",
     "MODULE_DUNDERS",
@@ -41,6 +43,7 @@ __all__ = [
     "EvalRaise",
     "Evaluator",
     "ExcValue",
+    "Function",
     "ModuleRef",
     "Modules",
     "Namespace",
@@ -113,6 +116,15 @@ class Opaque:
     """Something that exists and is true (a function, a class, ``object()``), contents unknown."""
 
     what: str
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    """A module-level function small enough to run when called at import time
+    (``import_graph`` keeps the ``def`` of those only)."""
+
+    node: ast.FunctionDef
+    globals: Namespace  # its module's, live: read when it is called
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,40 @@ _FIXED: dict[tuple[str, str], Any] = {
     ("typing", "TYPE_CHECKING"): False,
     ("typing_extensions", "TYPE_CHECKING"): False,
 }
+# Variables the Lambda runtime sets in every function's environment: set, with a
+# value abiscan does not fix (the region, the function's name, the handler, ...).
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html
+LAMBDA_ENVIRONMENT = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_LAMBDA_LOG_FORMAT",
+        "AWS_LAMBDA_LOG_LEVEL",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_XRAY_CONTEXT_MISSING",
+        "AWS_XRAY_DAEMON_ADDRESS",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+        "LANG",
+        "PATH",
+        "LD_LIBRARY_PATH",
+        "PYTHONPATH",
+        "TZ",
+    }
+)
 _FIXED_CALLS: dict[str, Any] = {
     "platform.system": "Linux",
     "platform.python_implementation": "CPython",
@@ -293,6 +339,10 @@ class Modules(Protocol):
 
     def import_module(self, name: str) -> ModuleRef:
         """``__import__(name)`` with a computed name; may raise the simulator's exception."""
+
+    def imports(self, name: str) -> bool | None:
+        """Whether ``import name`` succeeds (False: it raises an ImportError; None: not known),
+        for an import inside a function the evaluator runs."""
 
 
 def truth(value: Any) -> bool | None:
@@ -401,6 +451,8 @@ class Evaluator:
         # What the last evaluation rested on besides the target's facts (an
         # environment variable taken as unset), for the caller to report.
         self.used: list[str] = []
+        # Calls of module functions being run (0: the module body itself).
+        self.depth = 0
 
     def eval(self, node: ast.expr) -> Any:
         """The value of ``node`` (UNKNOWN when not known); raises :class:`EvalRaise`."""
@@ -464,6 +516,10 @@ class Evaluator:
             return {"major": base.major, "minor": base.minor}.get(name, UNKNOWN)
         if isinstance(base, ExcValue) and name == "msg":
             return base.message
+        if isinstance(base, _Implementation) and name == "name":
+            return "cpython"
+        if isinstance(base, _BuiltinFunc) and name == "__name__":
+            return base.name.rpartition(".")[2]
         return UNKNOWN
 
     def _Subscript(self, node: ast.Subscript) -> Any:
@@ -605,6 +661,11 @@ class Evaluator:
             if inside is None:
                 return UNKNOWN
             return inside if isinstance(op, ast.In) else not inside
+        if isinstance(b, _Environ) and isinstance(op, (ast.In, ast.NotIn)) and isinstance(a, str):
+            inside = a in LAMBDA_ENVIRONMENT
+            if not inside:
+                self.used.append(f"the environment variable {a} is not set")
+            return inside if isinstance(op, ast.In) else not inside
         if isinstance(b, _Globals) and isinstance(op, (ast.In, ast.NotIn)):
             if self.ns.open or not isinstance(a, str) or self.ns.values.get(a) is MAYBE:
                 return UNKNOWN
@@ -708,8 +769,12 @@ class Evaluator:
     def call(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if isinstance(callee, _BuiltinFunc):
             return self._builtin_call(callee.name, args, kwargs)
+        if isinstance(callee, Function):
+            result = _FunctionRun(self, callee).call(args, kwargs)
+            if result is not UNKNOWN:
+                return result
         if isinstance(callee, Probe) or (
-            (callee is UNKNOWN or isinstance(callee, Opaque))
+            (callee is UNKNOWN or isinstance(callee, (Opaque, Function)))
             and args
             and isinstance(args[0], str)
             and _MODULE_NAME.fullmatch(args[0])
@@ -732,7 +797,7 @@ class Evaluator:
         if name in ("getattr", "hasattr") and len(args) >= 2 and isinstance(args[1], str):
             value = (
                 self.attribute(args[0], args[1])
-                if isinstance(args[0], (ModuleRef, VersionInfo))
+                if isinstance(args[0], (ModuleRef, VersionInfo, _BuiltinFunc, _Implementation))
                 else UNKNOWN
             )
             if name == "hasattr":
@@ -747,6 +812,8 @@ class Evaluator:
             and not kwargs
             and len(args) == 1
         ):
+            if self.depth:
+                return _import_in_function(self.modules, args[0])
             return self.modules.import_module(args[0])
         if name == "os.getenv":
             return self._environ(args, kwargs)
@@ -765,11 +832,200 @@ class Evaluator:
         return func(*args)
 
     def _environ(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not args or not isinstance(args[0], str) or kwargs:
+        if not args or not isinstance(args[0], str) or kwargs or args[0] in LAMBDA_ENVIRONMENT:
             return UNKNOWN
         # Lambda sets few variables of its own; a package's switch is taken as unset.
         self.used.append(f"the environment variable {args[0]} is not set")
         return args[1] if len(args) > 1 else None
+
+
+_MAX_DEPTH = 4  # calls inside calls run; deeper ones are UNKNOWN
+_MAX_STATEMENTS = 64  # statements one call runs before it gives up
+
+
+class _Undecided(AbiscanError):
+    """A call whose result abiscan cannot know: it is UNKNOWN."""
+
+
+class _Returned(AbiscanError):
+    def __init__(self, value: Any) -> None:
+        super().__init__("return")
+        self.value = value
+
+
+class _Thrown(AbiscanError):
+    """An exception raised inside the function: its class, when known."""
+
+    def __init__(self, exc_type: str | None) -> None:
+        super().__init__(exc_type or "<exception>")
+        self.exc_type = exc_type
+
+
+def _import_in_function(modules: Modules, name: str) -> ModuleRef:
+    ok = modules.imports(name)
+    if ok is None:
+        raise _Undecided(name)
+    if not ok:
+        raise _Thrown("ImportError")
+    return ModuleRef(name=name)
+
+
+class _FunctionRun:
+    """One call of a :class:`Function`: its statements on a frame of the module's
+    globals as they are now plus the arguments. Anything it cannot follow makes the
+    result UNKNOWN; an exception that leaves it makes it UNKNOWN too (the module
+    body's own run decides failures)."""
+
+    def __init__(self, caller: Evaluator, function: Function) -> None:
+        self.caller = caller
+        self.node = function.node
+        self.globals = function.globals
+        self.budget = _MAX_STATEMENTS
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        caller = self.caller
+        params = self._bind(args, kwargs)
+        if params is None or caller.depth >= _MAX_DEPTH:
+            return UNKNOWN
+        local = {
+            t.id
+            for n in ast.walk(self.node)
+            for t in (n.targets if isinstance(n, ast.Assign) else ())
+            if isinstance(t, ast.Name)
+        }
+        own = self.globals
+        values = {k: v for k, v in own.values.items() if k not in local}
+        frame = Namespace(
+            module=own.module,
+            values={**values, **params},
+            taint=dict(own.taint),
+            open=own.open,
+            declared=own.declared,
+        )
+        self.ev = Evaluator(frame, caller.facts, caller.modules)
+        self.ev.depth = caller.depth + 1
+        try:
+            self.block(self.node.body)
+            result: Any = None
+        except _Returned as ret:
+            result = ret.value
+        except (_Undecided, _Thrown, EvalRaise):
+            result = UNKNOWN
+        caller.used.extend(self.ev.used)
+        return result
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        names = [a.arg for a in self.node.args.args]
+        defaults = [d.value for d in self.node.args.defaults if isinstance(d, ast.Constant)]
+        if len(args) > len(names) or any(k not in names for k in kwargs):
+            return None
+        out: dict[str, Any] = dict(zip(names, args, strict=False))
+        first_default = len(names) - len(defaults)
+        for i, name in enumerate(names[len(args) :], len(args)):
+            if name in kwargs:
+                out[name] = kwargs[name]
+            elif i >= first_default:
+                out[name] = defaults[i - first_default]
+            else:
+                return None
+        return out
+
+    def value(self, node: ast.expr) -> Any:
+        try:
+            return self.ev.eval(node)
+        except EvalRaise as exc:
+            raise _Thrown(exc.exc_type) from None
+
+    def block(self, body: list[ast.stmt]) -> None:
+        for stmt in body:
+            self.budget -= 1
+            if self.budget < 0:
+                raise _Undecided("too long")
+            self.statement(stmt)
+
+    def statement(self, stmt: ast.stmt) -> None:
+        if isinstance(stmt, ast.Return):
+            raise _Returned(None if stmt.value is None else self.value(stmt.value))
+        if isinstance(stmt, ast.Expr):
+            if not isinstance(stmt.value, ast.Constant):
+                self.value(stmt.value)
+        elif isinstance(stmt, ast.Assign):
+            value = self.value(stmt.value)
+            for target in stmt.targets:
+                if not isinstance(target, ast.Name):
+                    raise _Undecided("assignment")
+                self.ev.ns.values[target.id] = value
+        elif isinstance(stmt, ast.If):
+            taken = truth(self.value(stmt.test))
+            if taken is None:
+                raise _Undecided("if")
+            self.block(stmt.body if taken else stmt.orelse)
+        elif isinstance(stmt, ast.Try):
+            self.try_(stmt)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            self.import_(stmt)
+        elif isinstance(stmt, ast.Raise):
+            self.raise_(stmt)
+        elif not isinstance(stmt, ast.Pass):
+            raise _Undecided(type(stmt).__name__)
+
+    def try_(self, stmt: ast.Try) -> None:
+        try:
+            self.block(stmt.body)
+        except _Thrown as thrown:
+            handler = next((h for h in stmt.handlers if _handles(h, thrown.exc_type)), None)
+            if handler is None:
+                raise
+            if handler.name:
+                self.ev.ns.values[handler.name] = ExcValue(
+                    type=thrown.exc_type or "Exception", message=UNKNOWN
+                )
+            self.block(handler.body)
+        else:
+            self.block(stmt.orelse)
+        finally:
+            if stmt.finalbody:
+                self.block(stmt.finalbody)
+
+    def import_(self, stmt: ast.Import | ast.ImportFrom) -> None:
+        values = self.ev.ns.values
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                _import_in_function(self.ev.modules, alias.name)
+                bound = alias.name if alias.asname else alias.name.partition(".")[0]
+                values[alias.asname or bound] = ModuleRef(name=bound)
+            return
+        if stmt.level or stmt.module is None:
+            raise _Undecided("relative import")
+        _import_in_function(self.ev.modules, stmt.module)
+        for alias in stmt.names:
+            value = self.ev.attribute(ModuleRef(name=stmt.module), alias.name)
+            if value is MISSING:
+                raise _Thrown("ImportError")
+            values[alias.asname or alias.name] = value
+
+    def raise_(self, stmt: ast.Raise) -> None:
+        value = UNKNOWN if stmt.exc is None else self.value(stmt.exc)
+        if isinstance(value, ClassRef):
+            raise _Thrown(value.name)
+        if isinstance(value, ExcValue):
+            raise _Thrown(value.type)
+        raise _Thrown(None)
+
+
+def _handles(handler: ast.ExceptHandler, exc_type: str | None) -> bool:
+    """Whether ``except <handler.type>`` surely catches ``exc_type`` (None: unknown class)."""
+    if handler.type is None:
+        return True
+    kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    names = [k.id for k in kinds if isinstance(k, ast.Name)]
+    if len(names) != len(kinds):
+        raise _Undecided("computed except clause")
+    if exc_type is None:
+        if "BaseException" in names:
+            return True
+        raise _Undecided("unknown exception class")
+    return catches(Guard(catches=tuple(names), text="except", line=handler.lineno), exc_type)
 
 
 @dataclass(frozen=True)
@@ -782,6 +1038,11 @@ class _Environ:
     """``os.environ``."""
 
 
+@dataclass(frozen=True)
+class _Implementation:
+    """``sys.implementation``: only its ``name`` is fixed."""
+
+
 def _builtin(name: str) -> Any:
     value = getattr(builtins, name, None)
     if isinstance(value, type) and issubclass(value, BaseException):
@@ -792,6 +1053,13 @@ def _builtin(name: str) -> Any:
 
 
 _FIXED[("os", "environ")] = _Environ()
+_FIXED[("os", "getenv")] = _BuiltinFunc(name="os.getenv")
+_FIXED[("importlib", "import_module")] = _BuiltinFunc(name="importlib.import_module")
+# A fresh CPython: sys.excepthook is the builtin (no sitecustomize on Lambda replaces
+# it), and sys has no PyPy attributes.
+_FIXED[("sys", "excepthook")] = _BuiltinFunc(name="sys.excepthook")
+_FIXED[("sys", "pypy_version_info")] = MISSING
+_FIXED[("sys", "implementation")] = _Implementation()
 
 
 def _hashable(value: Any) -> bool:

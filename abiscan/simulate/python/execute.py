@@ -30,6 +30,7 @@ from abiscan.simulate.python.evaluator import (
     EvalRaise,
     Evaluator,
     ExcValue,
+    Function,
     ModuleRef,
     Namespace,
     Opaque,
@@ -115,6 +116,10 @@ class Runner(Protocol):
     def assume(self, assumption: Assumption) -> None:
         """Records a side taken on an undecided condition."""
 
+    def optional(self, paths: tuple[str | None, ...], module: str) -> str | None:
+        """Why ``module``, absent from the stack, is an optional dependency of the
+        distributions holding ``paths`` (None: it may be required, or it is not known)."""
+
     def note_pierced(self, source: ModuleSource, step: TryStep, got: Raised) -> None:
         """Notes an import guard that what arrives passes through."""
 
@@ -154,6 +159,17 @@ class _Modules:
                 )
             )
         return ModuleRef(name=name)
+
+    def imports(self, name: str) -> bool | None:
+        got = self.runner.import_module(name)
+        if got is None:
+            return True
+        if got.certain and got.error is not None and got.error.type in _IMPORT_ERRORS:
+            return False
+        return None
+
+
+_IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
 
 
 class BodyRun:
@@ -246,7 +262,7 @@ class BodyRun:
             value: Any = (
                 ClassRef(name=_name_of(step.targets))
                 if step.what == "class"
-                else (_FUNCTION if step.what == "function" else UNKNOWN)
+                else (self._function(step) if step.what == "function" else UNKNOWN)
             )
             for target in step.targets:
                 self.bind(target, value)
@@ -269,6 +285,11 @@ class BodyRun:
         for target in step.targets:
             self.bind(target, value, used)
         return None
+
+    def _function(self, step: AssignStep) -> Any:
+        if step.function is None:
+            return _FUNCTION
+        return Function(node=step.function, globals=self.ns)
 
     # -- control flow ----------------------------------------------------------
 
@@ -330,12 +351,13 @@ class BodyRun:
                         )
                     )
                     return None
-        if probe is not None:
-            side = self._probed(step, probe, got_body, got_else)
-            if side is not None:
-                if side:
-                    self.ns.restore(after_body)
-                return None
+        side = self._probed(step, probe, got_body, got_else) if probe is not None else None
+        if side is None and step.test is not None:
+            side = self._optional(step, got_body, got_else)
+        if side is not None:
+            if side:
+                self.ns.restore(after_body)
+            return None
         self.ns.merge(after_body)
         got = got_body or got_else
         if got is not None and got.certain:
@@ -371,6 +393,33 @@ class BodyRun:
             )
         )
         return taken
+
+    def _optional(
+        self, step: CondStep, got_body: Raised | None, got_else: Raised | None
+    ) -> bool | None:
+        """The side of a feature check whose other side imports an optional dependency
+        that is absent: the check is taken as "the feature is not there"."""
+        for taken, fails, other in ((False, got_body, got_else), (True, got_else, got_body)):
+            if fails is None or other is not None or not fails.certain or not fails.missing:
+                continue
+            # The file whose import statement names it ("parent" steps carry no file).
+            importer = next(
+                (s.path for s in reversed(fails.steps) if s.path is not None), self.source.path
+            )
+            why = self.runner.optional((self.source.path, importer), fails.broken)
+            if why is None:
+                continue
+            self.runner.assume(
+                Assumption(
+                    path=self.source.path,
+                    line=step.line,
+                    condition=step.condition,
+                    taken=taken,
+                    why=f"the other side imports {fails.broken}, an optional dependency: {why}",
+                )
+            )
+            return taken
+        return None
 
     def loop(self, step: LoopStep, caught: Raised | None) -> Raised | None:
         items, raised = self.evaluate(step.iter)

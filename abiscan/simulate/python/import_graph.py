@@ -151,6 +151,8 @@ class AssignStep:
     value: ast.expr | None
     op: ast.operator | None = None
     what: str = ""
+    # A function small enough for the evaluator to run when the body calls it.
+    function: ast.FunctionDef | None = None
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,42 @@ def catches(guard: Guard, exc_type: str) -> bool:
 
 
 # -- conditions the target decides -------------------------------------------
+
+
+_FUNCTION_STATEMENTS = (
+    ast.Expr,
+    ast.Assign,
+    ast.Return,
+    ast.If,
+    ast.Try,
+    ast.Import,
+    ast.ImportFrom,
+    ast.Raise,
+    ast.Pass,
+)
+
+
+def _inlinable(node: ast.stmt) -> bool:
+    """Whether a ``def`` is one the evaluator runs when the module body calls it: no
+    decorator, plain parameters with constant defaults, and a short body of
+    assignments, ``if``, ``try``, imports, ``raise`` and ``return`` (tenacity's
+    ``_has_tornado``, protobuf's ``_CanImport``, sympy's ``_getenv``)."""
+    if not isinstance(node, ast.FunctionDef) or node.decorator_list:
+        return False
+    a = node.args
+    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
+        return False
+    if not all(isinstance(d, ast.Constant) for d in a.defaults):
+        return False
+    inner = [n for n in ast.walk(node) if isinstance(n, ast.stmt) and n is not node]
+    return (
+        len(inner) <= 24
+        and all(isinstance(n, _FUNCTION_STATEMENTS) for n in inner)
+        and not any(
+            isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await))
+            for n in ast.walk(node)
+        )
+    )
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -892,6 +930,7 @@ class _Extractor:
                     targets=(ast.Name(s.name, ast.Store()),),
                     value=None,
                     what="function",
+                    function=s if isinstance(s, ast.FunctionDef) and _inlinable(s) else None,
                 )
             )
         return steps
@@ -1404,12 +1443,14 @@ class ImportGraph:
         if finder or extends:
             names: frozenset[str] = frozenset()
             if finder:
+                # Dots at either end too: six registers "moves." + name and
+                # __name__ + ".moves".
                 names = frozenset(
-                    n.value
+                    n.value.strip(".")
                     for n in ast.walk(tree)
                     if isinstance(n, ast.Constant)
                     and isinstance(n.value, str)
-                    and _MODULE_NAME.fullmatch(n.value)
+                    and _MODULE_NAME.fullmatch(n.value.strip("."))
                 )
             parsed = replace(parsed, custom_finder=finder, extends_path=extends, hook_names=names)
         return parsed

@@ -46,6 +46,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from abiscan.elf.reader import ElfError, ElfFacts
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
@@ -78,8 +82,8 @@ from abiscan.simulate.python.import_graph import (
 )
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
 from abiscan.simulate.python.runtime_api import stdlib_dir
-from abiscan.target.profiles import Target
-from abiscan.target.runtime_packages import runtime_modules
+from abiscan.target.profiles import Target, marker_environment
+from abiscan.target.runtime_packages import RuntimePackage, runtime_modules
 
 if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only when present
     from abiscan.inputs.dists import Distribution
@@ -146,6 +150,7 @@ class Simulator:
         facts: TargetFacts | None = None,
         intact: Callable[[str], str | None] = lambda path: None,
         writer: Callable[[str], tuple[str, str] | None] = lambda path: None,
+        optional: Callable[[tuple[str | None, ...], str], str | None] = lambda paths, m: None,
     ) -> None:
         self.graph = graph
         self.own = own
@@ -153,6 +158,7 @@ class Simulator:
         self.facts = facts or TargetFacts(version=graph.version)
         self._intact = intact
         self._writer = writer
+        self._optional = optional
         # Each executed source module's globals, live while it runs.
         self.namespaces: dict[str, Namespace] = {}
         self.done: dict[str, Raised | None] = {}
@@ -439,6 +445,9 @@ class Simulator:
     def intact(self, path: str) -> str | None:
         return self._intact(path)
 
+    def optional(self, paths: tuple[str | None, ...], module: str) -> str | None:
+        return self._optional(paths, module)
+
     def assume(self, assumption: Assumption) -> None:
         self._run.assumed.setdefault((assumption.path, assumption.line), assumption)
 
@@ -524,7 +533,7 @@ class Simulator:
             return value if value not in (UNKNOWN, MISSING) else ModuleRef(name=edge.target)
         if edge.kind == "name" and edge.name is not None:
             fixed = self.facts.attribute(edge.target, edge.name)
-            if fixed is not UNKNOWN:
+            if fixed is not UNKNOWN and fixed is not MISSING:
                 return fixed
             value = self.attribute(edge.target, edge.name)
             return UNKNOWN if value is MISSING else value
@@ -858,13 +867,15 @@ def follow_imports(
         machine=target.arch,
         pointer_size=8 if target.arch.endswith("64") else 4,
     )
+    optional = _optional_check(owners, target, tops, runtime)
     sim = Simulator(
         graph,
         own,
         native,
         facts_of_target,
         _intact_check(stack, owners),
-        _writers_check(stack, owners),
+        writer=_writers_check(stack, owners),
+        optional=optional,
     )
     return _follow_each(sim, modules, own)
 
@@ -1016,6 +1027,73 @@ def _mixed_versions(writers: Mapping[tuple[str, str], str]) -> str | None:
     return None
 
 
+def _optional_check(
+    owners: Mapping[str, Distribution],
+    target: Target,
+    tops: frozenset[str],
+    runtime: Mapping[str, RuntimePackage],
+) -> Callable[[tuple[str | None, ...], str], str | None]:
+    """``optional(paths, module)``: why ``module`` is an optional dependency of the
+    distributions that installed ``paths``, or None.
+
+    It is, when its top-level name is nowhere in the stack, each distribution is known
+    (dist-info lists the path), none requires it on the target (a ``Requires-Dist``
+    outside an ``extra`` marker, by project name), and every requirement they do have is
+    installed: a missing one might be what provides the module under another name."""
+    env = marker_environment(target)
+    installed: set[str] = set()
+    required: dict[str, frozenset[str]] = {}
+
+    def requires(dist: Distribution) -> frozenset[str]:
+        if dist.dist_info not in required:
+            required[dist.dist_info] = frozenset(_required(dist, env))
+        return required[dist.dist_info]
+
+    def optional(paths: tuple[str | None, ...], module: str) -> str | None:
+        top = module.partition(".")[0]
+        if top in tops or top in runtime or _ever_stdlib(top):
+            return None  # there after all, or a standard module this version lacks
+        dists = [owners.get(p) if p is not None else None for p in dict.fromkeys(paths)]
+        if not dists or any(d is None for d in dists):
+            return None
+        if not installed:
+            installed.update(canonicalize_name(d.name) for d in owners.values())
+            installed.update(canonicalize_name(p.name) for p in runtime.values())
+        labels = []
+        for dist in dists:
+            assert dist is not None
+            needs = requires(dist)
+            if canonicalize_name(top) in needs or needs - installed:
+                return None
+            labels.append(dist.label)
+        return (
+            f"'{top}' is not in the stack, and {' and '.join(dict.fromkeys(labels))} does not "
+            "require it (Requires-Dist names it only under an extra, or not at all)"
+        )
+
+    return optional
+
+
+def _ever_stdlib(top: str) -> bool:
+    return any(is_stdlib(top, (3, minor)) for minor in range(6, 15))
+
+
+def _required(dist: Distribution, env: Mapping[str, str]) -> set[str]:
+    """The projects ``dist`` requires on the target, outside any extra (canonical names);
+    a requirement abiscan cannot read counts as required, under a name no module has."""
+    out: set[str] = set()
+    for text in dist.requires_dist:
+        try:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate(dict(env)):
+                continue
+        except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            out.add(f"<unreadable: {text}>")
+            continue
+        out.add(canonicalize_name(req.name))
+    return out
+
+
 def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
     if got is None:
         return module
@@ -1067,7 +1145,11 @@ def _not_found(
             continue
         if source.custom_finder:
             rel = name[len(package) + 1 :]
-            if rel in source.hook_names or name in source.hook_names:
+            if (
+                rel in source.hook_names
+                or name in source.hook_names
+                or all(part in source.hook_names for part in rel.split("."))
+            ):
                 # six's "moves": importing the submodule imports the package first,
                 # which installs the hook that its own source registers the name with.
                 return replace(
