@@ -200,6 +200,7 @@ class ModuleSource:
     bound: Mapping[str, int] = field(default_factory=dict)
     # A star import, module-level __getattr__ or globals() writes: any name may exist.
     open_namespace: bool = False
+    open_line: int | None = None  # the first line that opens it (None: from the start)
     all_names: tuple[str, ...] | None = None  # a literal __all__, if any
     # Mentions sys.meta_path/path_hooks: may install a finder for names no file has
     # (six.moves, vendored "extern" packages).
@@ -546,8 +547,14 @@ class _Extractor:
         self.bound: dict[str, int] = {}
         self.line = 0
         self.open_namespace = False
+        self.open_line: int | None = None
         self.writes_globals = False
         self.all_names: tuple[str, ...] | None = None
+
+    def opens(self, line: int) -> None:
+        """The namespace is open from ``line`` on (any name may be bound after it)."""
+        self.open_namespace = True
+        self.open_line = line if self.open_line is None else min(self.open_line, line)
 
     def text(self, node: ast.AST) -> str:
         line = getattr(node, "lineno", 0)
@@ -739,7 +746,7 @@ class _Extractor:
     def stmt_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> list[Step]:
         self.bind(s.name, ctx)
         if s.name == "__getattr__" and not ctx.in_class:
-            self.open_namespace = True
+            self.opens(s.lineno)
         steps: list[Step] = []
         for expr in [
             *s.decorator_list,
@@ -831,7 +838,7 @@ class _Extractor:
             if len(names) == len(value.elts) and all(isinstance(n, str) for n in names):
                 self.all_names = tuple(str(n) for n in names)
         if isinstance(target, ast.Subscript) and _dotted(target.value) == "sys.modules":
-            self.open_namespace = True  # the module replaces itself in sys.modules
+            self.opens(target.lineno)  # the module replaces itself in sys.modules
 
     def try_step(self, s: ast.Try, ctx: _Ctx) -> TryStep:
         guards = tuple(
@@ -908,7 +915,7 @@ class _Extractor:
         steps: list[Step] = [self.edge(s, ctx, base, "from")]
         for alias in s.names:
             if alias.name == "*":
-                self.open_namespace = True
+                self.opens(s.lineno)
                 steps.append(self.edge(s, ctx, base, "star"))
                 continue
             bound = alias.asname or alias.name
@@ -943,7 +950,7 @@ class _Extractor:
             if isinstance(n, ast.Call):
                 name = _dotted(n.func)
                 if name == "globals" and id(n) not in reads:
-                    self.open_namespace = True
+                    self.opens(getattr(n, "lineno", 0))
                     self.writes_globals = True
                 if name in _IMPORT_FUNCS:
                     target = self.dynamic_target(n, name)
@@ -1016,6 +1023,7 @@ def extract(
         edges=tuple(ex.edges),
         bound=dict(ex.bound),
         open_namespace=ex.open_namespace,
+        open_line=ex.open_line,
         all_names=ex.all_names,
         declared_global=_declared_global(tree),
         writes_globals=ex.writes_globals,

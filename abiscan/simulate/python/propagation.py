@@ -117,8 +117,10 @@ class Simulator:
         native: Callable[[str, str], NativeFacts | None],
         facts: TargetFacts | None = None,
         intact: Callable[[str], str | None] = lambda path: None,
+        listdir: Callable[[str], Sequence[str] | None] = lambda path: None,
     ) -> None:
         self.graph = graph
+        self._listdir = listdir
         self.own = own
         self.native = native
         self.facts = facts or TargetFacts(version=graph.version)
@@ -282,6 +284,10 @@ class Simulator:
             open=source.writes_globals,
             declared=source.declared_global | _unfollowed_names(source),
         )
+        # What the import system sets before the body runs (numpy lists its __path__).
+        ns.values["__file__"] = source.path
+        if source.is_package:
+            ns.values["__path__"] = [posixpath.dirname(source.path)]
         self.namespaces[source.name] = ns
         return BodyRun(self, source, ns).run()
 
@@ -333,6 +339,10 @@ class Simulator:
 
     def intact(self, path: str) -> str | None:
         return self._intact(path)
+
+    def listdir(self, path: str) -> list[str] | None:
+        entries = self._listdir(path)
+        return None if entries is None else list(entries)
 
     def assume(self, assumption: Assumption) -> None:
         self._run.assumed.setdefault((assumption.path, assumption.line), assumption)
@@ -470,22 +480,24 @@ class Simulator:
             and not self.graph.is_module(f"{edge.target}.{name}")
         ):
             return self._not_in_namespace(edge, step, name)
-        if base is None or base.open_namespace or base.custom_finder:
-            return None  # any name may exist (an import hook may provide it, too)
         # A half-initialised module (its own body, or one paused in a circular
         # import) has only the names bound before the line it is paused at.
         paused = self._run.paused.get(edge.target)
+        if base is None or base.custom_finder or _open_at(base, paused):
+            return None  # any name may exist (an import hook may provide it, too)
         bound_at = base.bound.get(name)
         if bound_at is not None and (paused is None or bound_at < paused):
             return None
         if name in MODULE_DUNDERS and (name != "__path__" or base.is_package):
             return None  # every module has these before its first line runs
         prefix = edge.target + "."
-        if any(
-            e.target.startswith(prefix) and e.target[len(prefix) :].split(".")[0] == name
+        if self._run.results.get(prefix + name) is None and any(
+            e.target.startswith(prefix)
+            and e.target[len(prefix) :].split(".")[0] == name
+            and (paused is None or e.line < paused)
             for e in base.edges
         ):
-            return None  # a submodule the package imports becomes its attribute
+            return None  # a submodule the package imported (without failing) is its attribute
         partial = "partially initialized module " if edge.target in self._run.index else ""
         circular = " (most likely due to a circular import)" if partial else ""
         error = PredictedError(
@@ -497,6 +509,14 @@ class Simulator:
         return Raised(
             error=error, steps=(replace(step, note=note),), broken=edge.target, reason=note
         )
+
+
+def _open_at(source: ModuleSource, paused: int | None) -> bool:
+    """Whether any name may be bound in ``source``'s namespace: it is open (a star import,
+    globals() writes), and, where it is paused half-way, opened before that line."""
+    if not source.open_namespace:
+        return False
+    return paused is None or source.open_line is None or source.open_line < paused
 
 
 def _unfollowed_names(source: ModuleSource) -> frozenset[str]:
@@ -639,9 +659,31 @@ def follow_imports(
         version=target.python_version,
         machine=target.arch,
         pointer_size=8 if target.arch.endswith("64") else 4,
+        executable=_executable(target),
     )
-    sim = Simulator(graph, own, native, facts_of_target, _intact_check(stack, owners))
+
+    roots = tuple(r.rstrip("/") for r in (target.layer_root, target.function_root))
+
+    def listdir(path: str) -> Sequence[str] | None:
+        # Only where the stack is the whole truth: /opt holds the layers and nothing
+        # else, /var/task the function code; elsewhere the target's system decides.
+        if not any(path == r or path.startswith(r + "/") for r in roots):
+            return None
+        return stack.listdir(path) if stack.is_dir(path) else None
+
+    sim = Simulator(
+        graph, own, native, facts_of_target, _intact_check(stack, owners), listdir=listdir
+    )
     return _follow_each(sim, modules, own)
+
+
+def _executable(target: Target) -> str | None:
+    """``sys.executable`` where the target fixes it: a Lambda runtime's bootstrap runs
+    ``/var/lang/bin/python3.X`` (docs/evaluator.md); unknown elsewhere."""
+    if target.runtime is None or not target.runtime.startswith("python"):
+        return None
+    major, minor = target.python_version
+    return f"/var/lang/bin/python{major}.{minor}"
 
 
 def _follow_each(
