@@ -12,7 +12,7 @@ from typing import Any
 from realworld.scenarios import DESCRIPTIONS, MISMATCHED, Scenario
 from realworld.truth import Truth
 
-__all__ = ["Record", "compare", "render", "write_docs"]
+__all__ = ["Record", "comparable", "compare", "render", "write_docs"]
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,38 @@ class Record:
     def message_agrees(self) -> bool:
         if not self.type_agrees:
             return False
-        return self.truth_outcome == "ok" or self.predicted_message == self.truth_message
+        return self.truth_outcome == "ok" or (
+            comparable(self.predicted_message) == comparable(self.truth_message)
+        )
+
+    @property
+    def host_only(self) -> str | None:
+        """Why the real message is this host's and not Lambda's, when it is."""
+        if self.message_agrees or not self.truth_message:
+            return None
+        return next((why for pattern, why in _HOST_ONLY if pattern.search(self.truth_message)),
+                    None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# sys.executable: the truth's interpreter is <prefix>/bin/python, which truth.py writes
+# /var/lang/bin/python; Lambda's bootstrap runs /var/lang/bin/python3.X, which abiscan
+# predicts. Messages are compared with either spelling read as the same executable.
+_EXECUTABLE = re.compile(r"/var/lang/bin/python(?:3\.\d+)?(?![\w.])")
+
+# Real messages that come from this host and not from what Lambda would do.
+_HOST_ONLY = (
+    (re.compile(r"/lib/x86_64-linux-gnu/libc\.so: invalid ELF header"),
+     "this host's libc.so is a GNU ld script (Debian's libc6-dev); Lambda's images have no "
+     "libc.so, so there the loader says it cannot find it"),
+)
+
+
+def comparable(text: str | None) -> str | None:
+    """A message with what differs between this host and Lambda by design made equal."""
+    return None if text is None else _EXECUTABLE.sub("<sys.executable>", text)
 
 
 def _short(type_name: str | None) -> str | None:
@@ -134,6 +162,8 @@ def cause(r: Record) -> str:
         return f"missed error: {r.truth_type}: {_shape(r.truth_message)}"
     if not r.type_agrees:
         return f"type: predicted {r.predicted_type}, real {r.truth_type}"
+    if r.host_only:
+        return f"host-only message ({r.truth_type}): {r.host_only}"
     return f"message ({r.truth_type}): real \"{_shape(r.truth_message, 70)}\", " \
            f"predicted \"{_shape(r.predicted_message, 70)}\""
 
@@ -179,6 +209,11 @@ def render(records: Sequence[Record], manifest: Mapping[str, Any], *, cap: int,
     lines += _causes(clean, lambda r: not r.message_agrees, 20)
     lines += ["", "Top disagreements on mismatched stacks:", ""]
     lines += _causes(mismatched, lambda r: not r.message_agrees, 25)
+    host = sum(r.host_only is not None for r in records)
+    if host:
+        lines += ["", f"{host} of the message disagreements are host-only (`host-only` above): "
+                  "the real message is this host's, not what Lambda does; they count as "
+                  "disagreements in the tables."]
     stats = (f"{len(manifest['projects'])} pinned projects, {len(records)} module records, "
              f"cap {cap} modules per distribution; run took {elapsed / 60:.1f} min "
              f"(layers {timings['build'] / 60:.1f}, real imports {timings['truth'] / 60:.1f}, "

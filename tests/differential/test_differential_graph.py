@@ -512,6 +512,103 @@ def case_import_context(c: Ctx) -> Stack:
     )
 
 
+_CORE_INIT = '''\
+import os
+from npcore.version import version as __version__
+try:
+    from . import multiarray
+except ImportError as exc:
+    import sys
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "npcore._umath":
+        candidates = []
+        for path in __path__:
+            candidates.extend(f for f in os.listdir(path) if f.startswith("_umath"))
+        tag = sys.implementation.cache_tag or sys.implementation.name
+        info = f"files: {', '.join(candidates)} for '{tag}' on '{sys.platform}'\\n"
+    else:
+        info = ""
+    major, minor, *_ = sys.version_info
+    msg = f"""
+Importing failed.
+{info}Python {major}.{minor}; version "{__version__}"
+Original error was: {exc}
+"""
+    raise ImportError(msg) from exc
+'''
+_OUTER_INIT = '''\
+try:
+    from npcore import thing
+except ImportError as e:
+    if isinstance(e, ModuleNotFoundError) and e.name == "npouter.__config__":
+        raise ImportError("source directory") from e
+    raise
+'''
+_OLD_STYLE = """\
+import sys
+try:
+    from . import _umath
+except ImportError as exc:
+    msg = '''Python%d.%d; version "%s"
+Original error was: %s''' % (sys.version_info[0], sys.version_info[1], "1.0", exc)
+    raise ImportError(msg)
+"""
+_H5_INIT = '''\
+try:
+    from . import _errors
+except ImportError:
+    import os.path as _op
+    if _op.exists(_op.join(_op.dirname(__file__), "..", "setup.py")):
+        raise ImportError("You cannot import h5like from its source tree.")
+    else:
+        raise
+from . import version
+'''
+
+
+def case_runtime_messages(c: Ctx) -> Stack:
+    """Messages built at run time from known parts (numpy's, h5py's, regex's forms), and
+    which failure comes first."""
+    other = c.other_suffix(+1)
+    return Stack(
+        layers=[{
+            "python/npcore/__init__.py": _CORE_INIT,
+            "python/npcore/version.py": "version = '2.0.1'\n",
+            "python/npcore/multiarray.py": "from npcore._umath import thing\n",
+            f"python/npcore/_umath{other}": _broken(c, "_umath"),
+            "python/npouter/__init__.py": _OUTER_INIT,
+            "python/oldstyle/__init__.py": _OLD_STYLE,
+            f"python/oldstyle/_umath{other}": _broken(c, "_umath"),
+            # h5py: the dev-checkout test is decided on the layer's files; the
+            # extension's own failure comes before the later import's.
+            "python/h5like/__init__.py": _H5_INIT,
+            f"python/h5like/_errors{other}": _broken(c, "_errors"),
+            "python/h5like/version.py": "import _backend\n",
+            f"python/_backend{other}": _broken(c, "_backend"),
+            # regex: the package star-imports its main module, which imports the
+            # extension from the package while the package is half-initialised.
+            "python/rx/__init__.py": "import rx._main\nfrom rx._main import *\n",
+            "python/rx/_main.py": "from rx import _core\nVALUE = 1\n",
+            f"python/rx/_core{other}": _broken(c, "_core"),
+            "python/rxuser.py": "import rx\nfrom rxuser_missing import x\n",
+            # multidict: a flag set where the extension import fails, then a fallback.
+            "python/md/__init__.py": "from ._compat import USE_EXT\nif not USE_EXT:\n"
+                                     "    from ._py import X\nelse:\n    from ._md import X\n",
+            "python/md/_compat.py": "USE_EXT = True\ntry:\n    from . import _md\n"
+                                    "except ImportError:\n    USE_EXT = False\n",
+            f"python/md/_md{other}": _broken(c, "_md"),
+            "python/md/_py.py": "X = 1\n",
+        }],
+        expect={
+            "npcore": Expect("error", "ImportError"), "npouter": Expect("error", "ImportError"),
+            "oldstyle": Expect("error", "ImportError"), "h5like": Expect("error", "ImportError"),
+            "h5like._errors": Expect("error", "ImportError"),
+            "rx": Expect("error", "ImportError"), "rx._core": Expect("error", "ImportError"),
+            "rxuser": Expect("error", "ImportError"), "md": Expect("ok"),
+            "md._testcapi": Expect("error", MNFE),
+        },
+    )
+
+
 CASES: dict[str, Callable[[Ctx], Stack]] = {
     name.removeprefix("case_"): fn
     for name, fn in dict(globals()).items()

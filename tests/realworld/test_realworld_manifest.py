@@ -199,3 +199,28 @@ def test_truth_sys_path_follows_lambda_order(tmp_path: Path) -> None:
     assert not shadowed(opt, "3.12", new)
     (opt / "python" / "six.py").write_text("")
     assert shadowed(opt, "3.12", new)
+
+
+def _record(truth: str, predicted: str) -> Any:
+    from realworld.report import Record
+
+    return Record(scenario="arch/x/on-3.12", category="arch", python="3.12", distribution="d",
+                  module="m", truth_outcome="error", truth_type="ImportError",
+                  truth_message=truth, predicted="error", predicted_type="ImportError",
+                  predicted_message=predicted, reason="", confidence="certain")
+
+
+def test_messages_compare_with_either_spelling_of_the_executable() -> None:
+    # The truth's interpreter reads /var/lang/bin/python; Lambda's is python3.12.
+    same = _record('from "/var/lang/bin/python"', 'from "/var/lang/bin/python3.12"')
+    assert same.message_agrees and same.host_only is None
+    assert not _record('from "/usr/bin/python"', 'from "/var/lang/bin/python3.12"').message_agrees
+
+
+def test_host_only_messages_are_marked_but_still_disagree() -> None:
+    from realworld.report import cause
+
+    r = _record("/lib/x86_64-linux-gnu/libc.so: invalid ELF header",
+                "libc.so: cannot open shared object file: No such file or directory")
+    assert not r.message_agrees and r.host_only is not None
+    assert cause(r).startswith("host-only message (ImportError): this host's libc.so")

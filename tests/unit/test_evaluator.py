@@ -33,6 +33,7 @@ from abiscan.simulate.python.evaluator import (
     Opaque,
     Probe,
     TargetFacts,
+    Unordered,
     truth,
 )
 from abiscan.target.profiles import custom_target
@@ -54,6 +55,11 @@ class _Other:
 
     def import_module(self, name: str) -> ModuleRef:
         return ModuleRef(name)
+
+    def listdir(self, path: str) -> list[str] | None:
+        # A package directory of the stack; its entries in the order of its file system.
+        return {"/opt/python/pkg": ["b.py", "_umath.so", "__init__.py", "_umath.py"],
+                "/opt/python": ["pkg"]}.get(path)
 
 
 def ev(source: str, values: Mapping[str, Any] | None = None, *,
@@ -84,7 +90,7 @@ def ev(source: str, values: Mapping[str, Any] | None = None, *,
     ("sys.byteorder", "little"),
     ("sys.maxsize > 2**32", True),
     ("sys.implementation.name", "cpython"),
-    ("sys.implementation.cache_tag", UNKNOWN),  # only the name is fixed
+    ("sys.implementation.cache_tag", "cpython-312"),
     ("hasattr(sys, 'pypy_version_info')", False),
     ("getattr(sys, 'pypy_version_info', None) is None", True),
     # A fresh interpreter's hook is the builtin (exceptiongroup, anyio test it).
@@ -197,6 +203,63 @@ def test_variables_lambda_sets_are_set_with_an_unknown_value() -> None:
 def test_a_call_given_a_module_name_is_a_probe() -> None:
     value = ev("f('numexpr', errors='warn') is not None", {"f": Opaque("function")})
     assert value == Probe("numexpr", True, True) and truth(value) is None
+
+
+def test_a_caught_exception_by_type_and_module_name() -> None:
+    found = ExcValue("ModuleNotFoundError", "No module named 'pkg.x'", name="pkg.x")
+    raised = ExcValue("ImportError", "built at run time", name=None)
+    assert ev("isinstance(e, ModuleNotFoundError) and e.name == 'pkg.x'", {"e": found}) is True
+    assert ev("isinstance(e, ModuleNotFoundError)", {"e": raised}) is False
+    assert ev("isinstance(e, (KeyError, ImportError))", {"e": found}) is True
+    assert ev("e.name", {"e": raised}) is None
+    assert ev("isinstance(e, ImportError)", {"e": ExcValue("pkg.Error", "x")}) is UNKNOWN
+    assert ev("isinstance(e, Custom)", {"e": raised, "Custom": Opaque("class")}) is UNKNOWN
+
+
+def test_the_executable_is_what_the_target_says_or_unknown() -> None:
+    ns = Namespace("m", {"sys": ModuleRef("sys")})
+    node = ast.parse("sys.executable", mode="eval").body
+    lam = TargetFacts((3, 12), executable="/var/lang/bin/python3.12")
+    assert Evaluator(ns, lam, _Other()).eval(node) == "/var/lang/bin/python3.12"
+    assert Evaluator(ns, TargetFacts((3, 12)), _Other()).eval(node) is UNKNOWN
+
+
+def test_directory_listings_have_known_entries_and_no_known_order() -> None:
+    one = "[f for f in os.listdir('/opt/python/pkg') if f.endswith('.so')]"
+    assert ev(one) == ["_umath.so"]
+    two = "[f for f in os.listdir('/opt/python/pkg') if f.startswith('_umath')]"
+    assert ev(two) == Unordered(("_umath.so", "_umath.py"))
+    assert ev(f"sorted({two})") == ["_umath.py", "_umath.so"]
+    assert ev(f"len({two})") == 2
+    assert ev(f"', '.join({two})") is UNKNOWN  # the order is the file system's
+    assert ev("os.listdir('pkg')") is UNKNOWN  # relative to an unknown directory
+    assert ev("os.listdir('/etc')") is UNKNOWN  # not the stack's
+    assert ev("[x for x in y]", {"y": UNKNOWN}) is UNKNOWN
+    assert ev("[x * 2 for x in (1, 2)]", {"x": "kept"}) == [2, 4]
+
+
+def test_a_list_grown_with_unknown_items_keeps_its_length() -> None:
+    xs: list[Any] = []
+    assert ev("xs.append(v)", {"xs": xs, "v": UNKNOWN}) is None
+    assert len(xs) == 1 and truth(ev("xs", {"xs": xs})) is True
+    assert ev("'\\n'.join(xs)", {"xs": xs}) is UNKNOWN
+
+
+def test_paths_of_the_layers_are_tested_on_the_stack() -> None:
+    assert ev("os.path.join(os.path.dirname('/opt/python/pkg/__init__.py'), '..', 'setup.py')") \
+        == "/opt/python/pkg/../setup.py"
+    assert ev("os.path.exists('/opt/python/pkg/../setup.py')") is False
+    assert ev("os.path.exists('/opt/python/pkg/b.py')") is True
+    assert ev("os.path.isdir('/opt/python/pkg')") is True
+    assert ev("os.path.isfile('/opt/python/pkg')") is False
+    assert ev("os.path.exists('/etc/os-release')") is UNKNOWN  # the target's system decides
+
+
+def test_percent_formats_an_exception_as_its_message() -> None:
+    e = ExcValue("ImportError", "No module named 'x'")
+    assert ev("'Python%d.%d: %s' % (3, 12, e)", {"e": e}) == "Python3.12: No module named 'x'"
+    assert ev("'was: %s' % e", {"e": e}) == "was: No module named 'x'"
+    assert ev("'was: %r' % (e,)", {"e": e}) is UNKNOWN  # repr is not the message
 
 
 # -- statements, through a scan ---------------------------------------------------------
@@ -524,3 +587,42 @@ def test_a_type_statement_binds_its_name_certainly(tmp_path: Path) -> None:
                   imports=("uses",))
     m = report.module("uses")
     assert m is not None and (m.outcome, m.confidence) == ("ok", "certain"), m.reason
+
+
+def test_version_info_unpacks_with_a_starred_rest(tmp_path: Path) -> None:
+    report = scan(tmp_path, {"python/ver.py": (
+        "import sys\nmajor, minor, *_ = sys.version_info\n"
+        "raise ImportError(f'Python {major}.{minor}')\n")})
+    m = report.module("ver")
+    assert m is not None and str(m.error) == "ImportError: Python 3.12"
+
+
+def test_a_runtime_message_from_the_caught_exception(tmp_path: Path) -> None:
+    report = scan(tmp_path, {
+        **{f"python/pkg/_umath{T311}": build_shared_object(exports=["PyInit__umath"])},
+        "python/pkg/__init__.py": (
+            "import os\ntry:\n    from . import _umath\nexcept ImportError as exc:\n"
+            "    if isinstance(exc, ModuleNotFoundError):\n        info = 'not found'\n"
+            "    else:\n"
+            "        found = [f for f in os.listdir(__path__[0]) if f.startswith('_u')]\n"
+            "        info = 'found: ' + ', '.join(found)\n"
+            "    raise ImportError(f'{info}; was: {exc}') from exc\n"),
+    })
+    m = report.module("pkg")
+    assert m is not None and m.error is not None
+    assert m.error.message == "found: _umath.cpython-311-x86_64-linux-gnu.so; was: cannot import " \
+        "name '_umath' from partially initialized module 'pkg' (most likely due to a circular " \
+        "import) (/opt/python/pkg/__init__.py)"
+
+
+def test_a_half_initialised_package_has_no_names_of_its_later_star_import(
+        tmp_path: Path) -> None:
+    report = scan(tmp_path, {
+        **{f"python/rx/_core{T311}": build_shared_object(exports=["PyInit__core"])},
+        "python/rx/__init__.py": "import rx._main\nfrom rx._main import *\n",
+        "python/rx/_main.py": "from rx import _core\n",
+    })
+    m = report.module("rx")
+    assert m is not None and str(m.error) == (
+        "ImportError: cannot import name '_core' from partially initialized module 'rx' "
+        "(most likely due to a circular import) (/opt/python/rx/__init__.py)")

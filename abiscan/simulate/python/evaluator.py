@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import builtins
 import operator
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ __all__ = [
     "Probe",
     "SysModules",
     "TargetFacts",
+    "Unordered",
     "VersionInfo",
     "truth",
 ]
@@ -109,6 +111,17 @@ class ExcValue:
 
     type: str
     message: Any  # str, or UNKNOWN
+    # ``e.name`` of an ImportError: the module the import system names (None when
+    # scanned code raised it with a message only), or UNKNOWN.
+    name: Any = UNKNOWN
+
+
+@dataclass(frozen=True)
+class Unordered:
+    """What ``os.listdir`` returns: the entries are known, their order is not (it is the
+    file system's). Filtering keeps it unordered; ``sorted`` and ``len`` are exact."""
+
+    items: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,13 @@ class _Bool:
 
 
 @dataclass(frozen=True)
+class _Implementation:
+    """``sys.implementation`` of the target."""
+
+    version: tuple[int, int]
+
+
+@dataclass(frozen=True)
 class _Globals:
     """What ``globals()`` returns: the namespace being run."""
 
@@ -185,10 +205,15 @@ class TargetFacts:
     version: tuple[int, int]
     machine: str = "x86_64"  # platform.machine()
     pointer_size: int = 8
+    executable: str | None = None  # sys.executable, where the target fixes it
 
     def attribute(self, module: str, name: str) -> Any:
         if module == "sys" and name == "version_info":
             return VersionInfo(*self.version)
+        if module == "sys" and name == "implementation":
+            return _Implementation(version=self.version)
+        if module == "sys" and name == "executable" and self.executable is not None:
+            return self.executable
         return _FIXED.get((module, name), UNKNOWN)
 
     def call(self, func: str, args: tuple[Any, ...]) -> Any:
@@ -267,6 +292,11 @@ MODULE_DUNDERS = frozenset(
     }
 )
 _BUILTIN_NAMES = frozenset(dir(builtins))
+_NEVER_SHADOWED = frozenset({"isinstance", "issubclass", "getattr", "hasattr", "len"}) | frozenset(
+    n
+    for n in _BUILTIN_NAMES
+    if isinstance(getattr(builtins, n), type) and issubclass(getattr(builtins, n), BaseException)
+) - {"BaseExceptionGroup", "ExceptionGroup", "EncodingWarning"}  # not builtins on every target
 
 
 @dataclass
@@ -344,6 +374,9 @@ class Modules(Protocol):
         """Whether ``import name`` succeeds (False: it raises an ImportError; None: not known),
         for an import inside a function the evaluator runs."""
 
+    def listdir(self, path: str) -> list[str] | None:
+        """``os.listdir(path)`` on the target: the entries, or None when not a directory."""
+
 
 def truth(value: Any) -> bool | None:
     """``bool(value)``, or None when it is not known."""
@@ -351,8 +384,11 @@ def truth(value: Any) -> bool | None:
         return None
     if isinstance(value, _Bool):
         return value.value
+    if isinstance(value, Unordered):
+        return bool(value.items)
     if isinstance(
-        value, (ModuleRef, ClassRef, Opaque, ExcValue, VersionInfo, _Globals, SysModules)
+        value,
+        (ModuleRef, ClassRef, Opaque, ExcValue, VersionInfo, _Globals, SysModules, _Implementation),
     ):
         return True
     try:
@@ -417,6 +453,14 @@ _METHODS: dict[type, frozenset[str]] = {
     tuple: frozenset({"index", "count"}),
     list: frozenset({"append", "extend", "insert", "index", "count", "copy"}),
     dict: frozenset({"get", "keys", "values", "items", "copy", "update", "setdefault"}),
+}
+_PATH_STRINGS: dict[str, Callable[..., Any]] = {
+    "join": posixpath.join,
+    "dirname": posixpath.dirname,
+    "basename": posixpath.basename,
+    "split": posixpath.split,
+    "splitext": posixpath.splitext,
+    "normpath": posixpath.normpath,
 }
 _PURE_BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len,
@@ -492,6 +536,10 @@ class Evaluator:
             return UNKNOWN if value is MAYBE else value
         if name == "__name__":
             return self.ns.module
+        if name in _NEVER_SHADOWED and name not in self.ns.declared:
+            # Even where a star import or globals() writes may bind any name: packages
+            # rebind min or sum (numpy does), never these.
+            return _builtin(name)
         if name in MODULE_DUNDERS or self.ns.open or name in self.ns.declared:
             return UNKNOWN
         if name == "TYPE_CHECKING":
@@ -507,6 +555,8 @@ class Evaluator:
         return self.attribute(base, node.attr)
 
     def attribute(self, base: Any, name: str) -> Any:
+        if base == ModuleRef(name="os") and name == "path":
+            return ModuleRef(name="os.path")
         if isinstance(base, ModuleRef):
             fixed = self.facts.attribute(base.name, name)
             if fixed is not UNKNOWN:
@@ -516,8 +566,11 @@ class Evaluator:
             return {"major": base.major, "minor": base.minor}.get(name, UNKNOWN)
         if isinstance(base, ExcValue) and name == "msg":
             return base.message
-        if isinstance(base, _Implementation) and name == "name":
-            return "cpython"
+        if isinstance(base, ExcValue) and name == "name" and base.type in _IMPORT_ERRORS:
+            return base.name
+        if isinstance(base, _Implementation):
+            tag = f"cpython-{base.version[0]}{base.version[1]}"
+            return {"name": "cpython", "cache_tag": tag}.get(name, UNKNOWN)
         if isinstance(base, _BuiltinFunc) and name == "__name__":
             return base.name.rpartition(".")[2]
         return UNKNOWN
@@ -563,6 +616,51 @@ class Evaluator:
                 return UNKNOWN
             out[key] = self.eval(v)
         return out
+
+    def _ListComp(self, node: ast.ListComp) -> Any:
+        return self._comprehension(node.elt, node.generators)
+
+    def _GeneratorExp(self, node: ast.GeneratorExp) -> Any:
+        # Consumed where it is built (list.extend, str.join, any): its items, as a list.
+        return self._comprehension(node.elt, node.generators)
+
+    def _comprehension(self, elt: ast.expr, generators: list[ast.comprehension]) -> Any:
+        gen = generators[0]
+        if len(generators) != 1 or gen.is_async or not isinstance(gen.target, ast.Name):
+            return UNKNOWN
+        items = self.eval(gen.iter)
+        unordered = isinstance(items, Unordered)
+        items = (
+            list(items.items if isinstance(items, Unordered) else items)
+            if isinstance(items, (Unordered, list, tuple, str, dict))
+            else UNKNOWN
+        )
+        if items is UNKNOWN or len(items) > _MAX_SIZE or any(x is UNKNOWN for x in items):
+            return UNKNOWN
+        name = gen.target.id  # its own scope: the module's binding comes back after
+        saved = self.ns.values.get(name, MISSING)
+        out: list[Any] = []
+        try:
+            for item in items:
+                self.ns.values[name] = item
+                keep = self._all_true(gen.ifs)
+                if keep is None:
+                    return UNKNOWN
+                if keep:
+                    out.append(self.eval(elt))
+        finally:
+            if saved is MISSING:
+                self.ns.values.pop(name, None)
+            else:
+                self.ns.values[name] = saved
+        return Unordered(items=tuple(out)) if unordered and len(out) > 1 else out
+
+    def _all_true(self, tests: list[ast.expr]) -> bool | None:
+        for test in tests:
+            t = truth(self.eval(test))
+            if t is not True:
+                return t
+        return True
 
     def _JoinedStr(self, node: ast.JoinedStr) -> Any:
         parts = [self.eval(v) for v in node.values]
@@ -620,13 +718,13 @@ class Evaluator:
 
     def _BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
-        if not (isinstance(left, _PLAIN) and isinstance(right, _PLAIN)):
-            if isinstance(node.op, ast.Mod) and isinstance(left, str):
-                right = _str_args(right)
-                if right is UNKNOWN:
-                    return UNKNOWN
-            else:
+        if isinstance(node.op, ast.Mod) and isinstance(left, str) and _has_exc(right):
+            # An exception formats as its message ("%s" and "{}"), not as abiscan's value.
+            right = UNKNOWN if "%r" in left or "%a" in left else _str_args(right)
+            if right is UNKNOWN:
                 return UNKNOWN
+        if not (isinstance(left, _PLAIN) and isinstance(right, _PLAIN)):
+            return UNKNOWN
         if isinstance(node.op, ast.Mult) and _too_big(left, right):
             return UNKNOWN
         if isinstance(node.op, (ast.Pow, ast.LShift)) and isinstance(right, int) and right > 256:
@@ -730,6 +828,10 @@ class Evaluator:
             fixed = self.facts.call(f"{base.name}.{name}", args)
             if fixed is not UNKNOWN:
                 return fixed
+            if (base.name, name) == ("os", "listdir"):
+                return self._listdir(args, kwargs)
+            if base.name in ("os.path", "posixpath"):
+                return self._os_path(name, args, kwargs)
             if (base.name == "os" and name == "getenv") or (base.name, name) == (
                 "importlib",
                 "import_module",
@@ -751,6 +853,10 @@ class Evaluator:
         allowed = next(
             (names for kind, names in _METHODS.items() if isinstance(base, kind)), frozenset()
         )
+        if isinstance(base, list) and name in ("append", "insert", "extend") and not kwargs:
+            grown = _grow(base, name, args)
+            if grown is not UNKNOWN:
+                return grown
         if name not in allowed or any(_opaque(a) for a in (*args, *kwargs.values())):
             return UNKNOWN
         if (
@@ -788,7 +894,8 @@ class Evaluator:
                 message = _str(args[0])
             elif args:
                 message = UNKNOWN
-            return ExcValue(type=callee.name, message=message)
+            # Raised with a message only, an ImportError has no module name.
+            return ExcValue(type=callee.name, message=message, name=None)
         return UNKNOWN
 
     def _builtin_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -817,6 +924,10 @@ class Evaluator:
             return self.modules.import_module(args[0])
         if name == "os.getenv":
             return self._environ(args, kwargs)
+        if name == "isinstance" and len(args) == 2 and isinstance(args[0], ExcValue):
+            return _exc_isinstance(args[0].type, args[1])
+        if name in _ORDER_BLIND and len(args) == 1 and isinstance(args[0], Unordered):
+            args = (list(args[0].items),)
         if name == "isinstance" and len(args) == 2 and isinstance(args[1], _BuiltinFunc):
             kind = _PURE_BUILTINS.get(args[1].name)
             if isinstance(kind, type) and isinstance(args[0], _PLAIN):
@@ -830,6 +941,40 @@ class Evaluator:
         if any(not isinstance(a, _PLAIN) for a in args):
             return UNKNOWN
         return func(*args)
+
+    def _listdir(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if len(args) != 1 or kwargs or not isinstance(args[0], str):
+            return UNKNOWN
+        if not args[0].startswith("/"):
+            return UNKNOWN  # relative to the working directory, which the target does not fix
+        entries = self.modules.listdir(args[0])
+        if entries is None:
+            return UNKNOWN
+        return list(entries) if len(entries) <= 1 else Unordered(items=tuple(entries))
+
+    def _os_path(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``os.path`` on the target (POSIX): string functions, and tests of paths in the
+        layers or the function code, whose files abiscan has."""
+        if kwargs or not args or not all(isinstance(a, str) for a in args):
+            return UNKNOWN
+        func = _PATH_STRINGS.get(name)
+        if func is not None:
+            return func(*args)
+        if name not in ("exists", "lexists", "isdir", "isfile") or len(args) != 1:
+            return UNKNOWN
+        path = posixpath.normpath(args[0])
+        if not path.startswith("/") or path == "/":
+            return UNKNOWN
+        parent, leaf = posixpath.split(path)
+        entries = self.modules.listdir(parent)
+        if entries is None:
+            return UNKNOWN  # outside the stack's directories: the target's system decides
+        if leaf not in entries:
+            return False
+        if name in ("exists", "lexists"):
+            return True
+        is_dir = self.modules.listdir(path) is not None
+        return is_dir if name == "isdir" else not is_dir
 
     def _environ(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not args or not isinstance(args[0], str) or kwargs or args[0] in LAMBDA_ENVIRONMENT:
@@ -1038,11 +1183,6 @@ class _Environ:
     """``os.environ``."""
 
 
-@dataclass(frozen=True)
-class _Implementation:
-    """``sys.implementation``: only its ``name`` is fixed."""
-
-
 def _builtin(name: str) -> Any:
     value = getattr(builtins, name, None)
     if isinstance(value, type) and issubclass(value, BaseException):
@@ -1059,7 +1199,6 @@ _FIXED[("importlib", "import_module")] = _BuiltinFunc(name="importlib.import_mod
 # it), and sys has no PyPy attributes.
 _FIXED[("sys", "excepthook")] = _BuiltinFunc(name="sys.excepthook")
 _FIXED[("sys", "pypy_version_info")] = MISSING
-_FIXED[("sys", "implementation")] = _Implementation()
 
 
 def _hashable(value: Any) -> bool:
@@ -1070,8 +1209,41 @@ def _hashable(value: Any) -> bool:
     return value is not UNKNOWN
 
 
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+# Builtins whose result does not depend on the order of their argument's items.
+_ORDER_BLIND = frozenset({"sorted", "len", "set", "frozenset", "bool", "any", "all", "min", "max"})
+
+
+def _exc_isinstance(exc_type: str, classes: Any) -> Any:
+    """``isinstance(e, C)`` for an exception of a builtin type against builtin classes."""
+    refs = classes if isinstance(classes, tuple) else (classes,)
+    exc = getattr(builtins, exc_type, None)
+    if not (isinstance(exc, type) and issubclass(exc, BaseException)):
+        return UNKNOWN
+    found = False
+    for ref in refs:
+        cls = getattr(builtins, ref.name, None) if isinstance(ref, ClassRef) else None
+        if not isinstance(cls, type):
+            return UNKNOWN
+        found = found or issubclass(exc, cls)
+    return found
+
+
+def _grow(base: list[Any], method: str, args: tuple[Any, ...]) -> Any:
+    """``list.append/extend`` of items not all known: the list grows as it really does,
+    with UNKNOWN for each item not known (an unordered listing of several entries gives
+    as many unknown items), so its length and truth stay right. UNKNOWN: not handled here."""
+    if method == "append" and len(args) == 1 and args[0] is UNKNOWN:
+        base.append(UNKNOWN)
+        return None
+    if method == "extend" and len(args) == 1 and isinstance(args[0], Unordered):
+        base.extend([UNKNOWN] * len(args[0].items))
+        return None
+    return UNKNOWN
+
+
 def _opaque(value: Any) -> bool:
-    if value is UNKNOWN or value is MISSING:
+    if value is UNKNOWN or value is MISSING or isinstance(value, Unordered):
         return True
     if isinstance(value, (list, tuple, set, frozenset)):
         return any(_opaque(v) for v in value)
@@ -1107,6 +1279,12 @@ def _repr(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool, type(None))):
         return repr(value)
     return UNKNOWN
+
+
+def _has_exc(value: Any) -> bool:
+    return isinstance(value, ExcValue) or (
+        isinstance(value, tuple) and any(isinstance(v, ExcValue) for v in value)
+    )
 
 
 def _str_args(value: Any) -> Any:

@@ -18,6 +18,7 @@ distribution; the prediction records that as an :class:`Assumption`.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ from abiscan.simulate.python.evaluator import (
     Opaque,
     Probe,
     TargetFacts,
+    VersionInfo,
     truth,
 )
 from abiscan.simulate.python.import_graph import (
@@ -110,6 +112,9 @@ class Runner(Protocol):
     def attribute(self, module: str, name: str) -> Any:
         """``module.name`` by value: a value, UNKNOWN, or MISSING."""
 
+    def listdir(self, path: str) -> list[str] | None:
+        """The entries of a directory of the target (None: not a directory)."""
+
     def intact(self, path: str) -> str | None:
         """The distribution ``path`` belongs to, when its files are all there as RECORD says."""
 
@@ -141,6 +146,9 @@ class _Modules:
 
     def attribute(self, module: str, name: str) -> Any:
         return self.runner.attribute(module, name)
+
+    def listdir(self, path: str) -> list[str] | None:
+        return self.runner.listdir(path)
 
     def import_module(self, name: str) -> ModuleRef:
         got = self.runner.import_module(name)
@@ -244,18 +252,9 @@ class BodyRun:
             else:
                 self.ns.taint.pop(target.id, None)
         elif isinstance(target, (ast.Tuple, ast.List)):
-            items = (
-                value
-                if isinstance(value, (tuple, list)) and len(value) == len(target.elts)
-                else None
-            )
-            for i, elt in enumerate(target.elts):
+            for elt, item in zip(target.elts, _unpacked(target.elts, value), strict=True):
                 inner = elt.value if isinstance(elt, ast.Starred) else elt
-                self.bind(
-                    inner,
-                    UNKNOWN if items is None or isinstance(elt, ast.Starred) else items[i],
-                    used,
-                )
+                self.bind(inner, item, used)
 
     def assign(self, step: AssignStep) -> Raised | None:
         if step.value is None:
@@ -492,7 +491,9 @@ class BodyRun:
         if error is not None and error.message != RUNTIME_MESSAGE and got.confidence == "certain":
             message = error.message
         self.ns.values[name] = (
-            ExcValue(type=error.type, message=message) if error is not None else UNKNOWN
+            ExcValue(type=error.type, message=message, name=_import_name(error, got))
+            if error is not None
+            else UNKNOWN
         )
 
     def raise_(self, step: RaiseStep, caught: Raised | None) -> Raised | None:
@@ -547,6 +548,39 @@ class BodyRun:
 
 
 _FUNCTION = Opaque(what="function")
+_NO_MODULE = re.compile(r"No module named '([^']+)'")
+_CANNOT_IMPORT = re.compile(
+    r"cannot import name '[^']+' from (?:partially initialized module )?'([^']+)'"
+)
+
+
+def _import_name(error: PredictedError, got: Raised) -> Any:
+    """``e.name`` of a caught import error: the module the import system names in the
+    messages it makes itself; UNKNOWN for any other (a loader's or scanned code's)."""
+    if got.confidence != "certain" or error.message == RUNTIME_MESSAGE:
+        return UNKNOWN
+    pattern = {"ModuleNotFoundError": _NO_MODULE, "ImportError": _CANNOT_IMPORT}.get(error.type)
+    found = pattern.match(error.message) if pattern is not None else None
+    if found is None or not got.reason or "raises it" in got.reason or " instead (" in got.reason:
+        return UNKNOWN
+    return found.group(1)
+
+
+def _unpacked(targets: list[ast.expr], value: Any) -> list[Any]:
+    """The values ``a, b, *rest = value`` gives each target (UNKNOWN where not known)."""
+    if isinstance(value, VersionInfo):
+        value = (value.major, value.minor, UNKNOWN, UNKNOWN, UNKNOWN)
+    stars = [i for i, t in enumerate(targets) if isinstance(t, ast.Starred)]
+    if not isinstance(value, (tuple, list)) or len(stars) > 1:
+        return [UNKNOWN] * len(targets)
+    if not stars:
+        return list(value) if len(value) == len(targets) else [UNKNOWN] * len(targets)
+    star, after = stars[0], len(targets) - stars[0] - 1
+    if len(value) < len(targets) - 1:
+        return [UNKNOWN] * len(targets)
+    rest = list(value[star : len(value) - after])
+    middle: Any = UNKNOWN if any(v is UNKNOWN for v in rest) else rest
+    return [*value[:star], middle, *value[len(value) - after :]]
 
 
 def _name_of(targets: tuple[ast.expr, ...]) -> str:

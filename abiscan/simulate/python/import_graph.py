@@ -202,9 +202,7 @@ class ModuleSource:
     bound: Mapping[str, int] = field(default_factory=dict)
     # A star import, module-level __getattr__ or globals() writes: any name may exist.
     open_namespace: bool = False
-    # The first line that opens it: a module paused before that line (a circular
-    # import) has only the names bound above it.
-    open_line: int = 0
+    open_line: int | None = None  # the first line that opens it (None: from the start)
     all_names: tuple[str, ...] | None = None  # a literal __all__, if any
     # Mentions sys.meta_path/path_hooks: may install a finder for names no file has
     # (six.moves, vendored "extern" packages).
@@ -673,18 +671,17 @@ class _Extractor:
         self.bound: dict[str, int] = {}
         self.line = 0
         self.open_namespace = False
-        self.open_line = 0
+        self.open_line: int | None = None
         self.writes_globals = False
         self.all_names: tuple[str, ...] | None = None
         # Module-level functions whose body starts with imports: a call at import
         # time runs them (sqlalchemy's ``try: _import_cy_extensions()``).
         self.functions: dict[str, tuple[ast.Import | ast.ImportFrom, ...]] = {}
 
-    def open_here(self) -> None:
-        """Any name may exist from the statement being extracted on."""
-        if not self.open_namespace:
-            self.open_namespace = True
-            self.open_line = self.line
+    def opens(self, line: int) -> None:
+        """The namespace is open from ``line`` on (any name may be bound after it)."""
+        self.open_namespace = True
+        self.open_line = line if self.open_line is None else min(self.open_line, line)
 
     def text(self, node: ast.AST) -> str:
         line = getattr(node, "lineno", 0)
@@ -915,7 +912,7 @@ class _Extractor:
         if leading and once and not ctx.in_class and isinstance(s, ast.FunctionDef):
             self.functions[s.name] = leading
         if s.name == "__getattr__" and not ctx.in_class:
-            self.open_here()
+            self.opens(s.lineno)
         steps: list[Step] = []
         for expr in [
             *s.decorator_list,
@@ -1026,7 +1023,7 @@ class _Extractor:
             if len(names) == len(value.elts) and all(isinstance(n, str) for n in names):
                 self.all_names = tuple(str(n) for n in names)
         if isinstance(target, ast.Subscript) and _dotted(target.value) == "sys.modules":
-            self.open_here()  # the module replaces itself in sys.modules
+            self.opens(target.lineno)  # the module replaces itself in sys.modules
 
     def try_step(self, s: ast.Try, ctx: _Ctx) -> TryStep:
         guards = tuple(
@@ -1103,7 +1100,7 @@ class _Extractor:
         steps: list[Step] = [self.edge(s, ctx, base, "from")]
         for alias in s.names:
             if alias.name == "*":
-                self.open_here()
+                self.opens(s.lineno)
                 steps.append(self.edge(s, ctx, base, "star"))
                 continue
             bound = alias.asname or alias.name
@@ -1138,7 +1135,7 @@ class _Extractor:
             if isinstance(n, ast.Call):
                 name = _dotted(n.func)
                 if name == "globals" and id(n) not in reads:
-                    self.open_here()
+                    self.opens(getattr(n, "lineno", 0))
                     self.writes_globals = True
                 if name in _IMPORT_FUNCS:
                     target = self.dynamic_target(n, name)

@@ -151,8 +151,10 @@ class Simulator:
         intact: Callable[[str], str | None] = lambda path: None,
         writer: Callable[[str], tuple[str, str] | None] = lambda path: None,
         optional: Callable[[tuple[str | None, ...], str], str | None] = lambda paths, m: None,
+        listdir: Callable[[str], Sequence[str] | None] = lambda path: None,
     ) -> None:
         self.graph = graph
+        self._listdir = listdir
         self.own = own
         self.native = native
         self.facts = facts or TargetFacts(version=graph.version)
@@ -393,6 +395,10 @@ class Simulator:
             open=source.writes_globals,
             declared=source.declared_global | _unfollowed_names(source),
         )
+        # What the import system sets before the body runs (numpy lists its __path__).
+        ns.values["__file__"] = source.path
+        if source.is_package:
+            ns.values["__path__"] = [posixpath.dirname(source.path)]
         self.namespaces[source.name] = ns
         return BodyRun(self, source, ns).run()
 
@@ -447,6 +453,10 @@ class Simulator:
 
     def optional(self, paths: tuple[str | None, ...], module: str) -> str | None:
         return self._optional(paths, module)
+
+    def listdir(self, path: str) -> list[str] | None:
+        entries = self._listdir(path)
+        return None if entries is None else list(entries)
 
     def assume(self, assumption: Assumption) -> None:
         self._run.assumed.setdefault((assumption.path, assumption.line), assumption)
@@ -612,11 +622,7 @@ class Simulator:
         # A half-initialised module (its own body, or one paused in a circular
         # import) has only the names bound before the line it is paused at.
         paused = self._run.paused.get(edge.target)
-        if (
-            base is None
-            or base.custom_finder
-            or (base.open_namespace and (paused is None or base.open_line < paused))
-        ):
+        if base is None or base.custom_finder or _open_at(base, paused):
             return None  # any name may exist (an import hook may provide it, too)
         bound_at = base.bound.get(name)
         if bound_at is not None and (paused is None or bound_at < paused):
@@ -627,12 +633,14 @@ class Simulator:
             return self._bound_in_function(base, name, paused, step)
         prefix = edge.target + "."
         if not self._submodule_fails(prefix + name) and any(
-            e.target.startswith(prefix) and e.target[len(prefix) :].split(".")[0] == name
+            e.target.startswith(prefix)
+            and e.target[len(prefix) :].split(".")[0] == name
+            and (paused is None or e.line < paused)
             for e in base.edges
         ):
-            # A submodule the package imports becomes its attribute, unless this run
-            # saw that import fail (an extension the target never tries, in the
-            # multidict `try: from . import _multidict except ImportError:` idiom).
+            # A submodule the package imported before the line it is paused at becomes
+            # its attribute, unless this run saw that import fail (an extension the
+            # target never tries, in multidict's `try: from . import _multidict`).
             return None
         partial = "partially initialized module " if edge.target in self._run.index else ""
         circular = " (most likely due to a circular import)" if partial else ""
@@ -718,6 +726,14 @@ class Simulator:
             f"{edge.target} serves '{name}' from its module __getattr__, whose table names {module}"
         )
         return got.via(replace(step, imports=module, how="dynamic", note=note), "likely")
+
+
+def _open_at(source: ModuleSource, paused: int | None) -> bool:
+    """Whether any name may be bound in ``source``'s namespace: it is open (a star import,
+    globals() writes), and, where it is paused half-way, opened before that line."""
+    if not source.open_namespace:
+        return False
+    return paused is None or source.open_line is None or source.open_line < paused
 
 
 def _unfollowed_names(source: ModuleSource) -> frozenset[str]:
@@ -866,8 +882,18 @@ def follow_imports(
         version=target.python_version,
         machine=target.arch,
         pointer_size=8 if target.arch.endswith("64") else 4,
+        executable=_executable(target),
     )
-    optional = _optional_check(owners, target, tops, runtime)
+
+    roots = tuple(r.rstrip("/") for r in (target.layer_root, target.function_root))
+
+    def listdir(path: str) -> Sequence[str] | None:
+        # Only where the stack is the whole truth: /opt holds the layers and nothing
+        # else, /var/task the function code; elsewhere the target's system decides.
+        if not any(path == r or path.startswith(r + "/") for r in roots):
+            return None
+        return stack.listdir(path) if stack.is_dir(path) else None
+
     sim = Simulator(
         graph,
         own,
@@ -875,9 +901,19 @@ def follow_imports(
         facts_of_target,
         _intact_check(stack, owners),
         writer=_writers_check(stack, owners),
-        optional=optional,
+        optional=_optional_check(owners, target, tops, runtime),
+        listdir=listdir,
     )
     return _follow_each(sim, modules, own)
+
+
+def _executable(target: Target) -> str | None:
+    """``sys.executable`` where the target fixes it: a Lambda runtime's bootstrap runs
+    ``/var/lang/bin/python3.X`` (docs/evaluator.md); unknown elsewhere."""
+    if target.runtime is None or not target.runtime.startswith("python"):
+        return None
+    major, minor = target.python_version
+    return f"/var/lang/bin/python{major}.{minor}"
 
 
 def _follow_each(
