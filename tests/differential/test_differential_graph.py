@@ -597,6 +597,14 @@ def case_runtime_messages(c: Ctx) -> Stack:
                                     "except ImportError:\n    USE_EXT = False\n",
             f"python/md/_md{other}": _broken(c, "_md"),
             "python/md/_py.py": "X = 1\n",
+            # numpy's "from . import _multiarray_umath, overrides": every submodule of
+            # the statement is imported before any name is read.
+            "python/fl/__init__.py": "from . import _ext, sub\n",
+            f"python/fl/_ext{other}": _broken(c, "_ext"),
+            "python/fl/sub.py": "import _backend\n",
+            "python/fl2/__init__.py": "from . import _ext, sub\n",
+            f"python/fl2/_ext{other}": _broken(c, "_ext"),
+            "python/fl2/sub.py": "",
         }],
         expect={
             "npcore": Expect("error", "ImportError"), "npouter": Expect("error", "ImportError"),
@@ -605,6 +613,7 @@ def case_runtime_messages(c: Ctx) -> Stack:
             "rx": Expect("error", "ImportError"), "rx._core": Expect("error", "ImportError"),
             "rxuser": Expect("error", "ImportError"), "md": Expect("ok"),
             "md._testcapi": Expect("error", MNFE),
+            "fl": Expect("error", MNFE), "fl2": Expect("error", "ImportError"),
         },
     )
 

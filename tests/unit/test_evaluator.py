@@ -626,3 +626,14 @@ def test_a_half_initialised_package_has_no_names_of_its_later_star_import(
     assert m is not None and str(m.error) == (
         "ImportError: cannot import name '_core' from partially initialized module 'rx' "
         "(most likely due to a circular import) (/opt/python/rx/__init__.py)")
+
+
+def test_a_from_import_imports_every_submodule_before_reading_names(tmp_path: Path) -> None:
+    report = scan(tmp_path, {
+        **BACKEND_311,
+        **{f"python/fl/_ext{T311}": build_shared_object(exports=["PyInit__ext"])},
+        "python/fl/__init__.py": "from . import _ext, sub\n",
+        "python/fl/sub.py": "import _backend\n",
+    })
+    m = report.module("fl")
+    assert m is not None and str(m.error) == "ModuleNotFoundError: No module named '_backend'"

@@ -1098,6 +1098,7 @@ class _Extractor:
                 kind = "ValueError"  # 3.9 made it an ImportError
             return [RaiseStep(line=s.lineno, text=self.text(s), exc_type=kind, message=problem)]
         steps: list[Step] = [self.edge(s, ctx, base, "from")]
+        names: list[ImportStep] = []
         for alias in s.names:
             if alias.name == "*":
                 self.opens(s.lineno)
@@ -1110,8 +1111,11 @@ class _Extractor:
                 step = self.edge(s, ctx, full, "submodule")
             else:
                 step = self.edge(s, ctx, base, "name", alias.name)
-            steps.append(replace(step, bind=None if ctx.in_class else bound))
-        return steps
+            names.append(replace(step, bind=None if ctx.in_class else bound))
+        # CPython imports every submodule the statement names first (_handle_fromlist),
+        # then reads the names: in "from . import _ext, sub", sub's own error comes
+        # before "cannot import name '_ext'".
+        return steps + sorted(names, key=lambda st: st.edge.kind != "submodule")
 
     def calls(self, node: ast.AST | None, ctx: _Ctx) -> list[Step]:
         """``import_module("x")`` / ``__import__("x")`` calls evaluated by this statement."""
