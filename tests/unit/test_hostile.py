@@ -12,7 +12,8 @@ import os
 import socket
 import subprocess
 import sys
-import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +24,9 @@ import abiscan
 from abiscan import api
 from abiscan.cli import EXIT_INTERNAL, EXIT_USAGE, main
 from abiscan.inputs.sources import InputKind, SourceError, ZipSource, open_source
+from abiscan.inputs.stack import Stack
 from abiscan.limits import DEFAULT_LIMITS, LimitsError, parse_limits
+from abiscan.progress import ScanProgress
 from abiscan.report.escape import escape_text, json_safe
 from abiscan.report.model import Report
 from abiscan.simulate.imports.file_finder import ImportSystem
@@ -163,9 +166,9 @@ def test_limits_parse_and_cli_option(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_deep_and_large_sources_are_unknown_not_crashes(
     tmp_path: Path, build: H.Builder, why: str
 ) -> None:
-    started = time.monotonic()
+    # The budgets bound the work (the reason names the one that was hit); how long that
+    # takes is measured by benchmarks/fuzz_inputs.py, not asserted here.
     report = _scan(tmp_path, *build(tmp_path))
-    assert time.monotonic() - started < 20
     m = report.module("mod")
     assert m is not None and m.outcome == "unknown" and why in m.reason
     assert not report.internal_errors
@@ -210,12 +213,28 @@ def test_passed_over_lists_each_directory_once() -> None:
     assert res.spec is None and [p.reason for p in res.passed_over] == ["suffix-not-tried"]
 
 
-def test_crowded_directory_scans(tmp_path: Path) -> None:
-    started = time.monotonic()
-    report = _scan(tmp_path, *H.crowded_directory(tmp_path))
-    assert time.monotonic() - started < 30
+def test_crowded_directory_scans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Work, not time, is what is bounded (timings belong in benchmarks/): a directory of
+    # 20,000 modules is listed a few times in all, not once per module looked up in it,
+    # and each member is inflated at most once.
+    listed: Counter[str] = Counter()
+    real = Stack.listdir
+
+    def counting(self: Stack, path: str) -> Sequence[str]:
+        listed[path] += 1
+        return real(self, path)
+
+    monkeypatch.setattr(Stack, "listdir", counting)
+    seen: list[ScanProgress] = []
+    report = abiscan.scan(
+        [H.good_layer(tmp_path), *H.crowded_directory(tmp_path)],
+        runtime="python3.12",
+        progress=seen.append,
+    )
     pkg = report.module("pkg")
     assert pkg is not None and pkg.ok
+    assert listed["/opt/python/pkg"] <= 4, listed.most_common(3)
+    assert seen[-1].members_read <= 20_001 + 10  # the crowded layer, and the good one
 
 
 # -- shape 7: target files validated against the shipped schema --------------
@@ -329,10 +348,10 @@ def test_non_regular_inputs_are_refused(
     try:
         pipe = f"/proc/self/fd/{read_fd}"
         good = H.good_layer(tmp_path)
-        started = time.monotonic()
+        # A FIFO or device opened for reading would block (or never end): being refused
+        # before any read is what lets this call return at all.
         code = main(["scan", str(fifo), str(zero), str(urandom), str(sock_path), pipe, "",
                      str(good), "-v"])
-        assert time.monotonic() - started < 10
     finally:
         sock.close()
         os.close(read_fd)
