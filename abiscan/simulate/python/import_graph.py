@@ -310,6 +310,21 @@ _FUNCTION_STATEMENTS = (
 )
 
 
+def _statements_within(node: ast.AST, limit: int) -> list[ast.stmt] | None:
+    """The statements inside ``node``, or None when there are more than ``limit``: the
+    walk stops there, so a module of long functions is not walked whole for each."""
+    out: list[ast.stmt] = []
+    todo = list(ast.iter_child_nodes(node))
+    while todo:
+        n = todo.pop()
+        if isinstance(n, ast.stmt):
+            out.append(n)
+            if len(out) > limit:
+                return None
+        todo.extend(ast.iter_child_nodes(n))
+    return out
+
+
 def _inlinable(node: ast.stmt) -> bool:
     """Whether a ``def`` is one the evaluator runs when the module body calls it: no
     decorator, plain parameters with constant defaults, and a short body of
@@ -322,9 +337,9 @@ def _inlinable(node: ast.stmt) -> bool:
         return False
     if not all(isinstance(d, ast.Constant) for d in a.defaults):
         return False
-    inner = [n for n in ast.walk(node) if isinstance(n, ast.stmt) and n is not node]
+    inner = _statements_within(node, 24)
     return (
-        len(inner) <= 24
+        inner is not None
         and all(isinstance(n, _FUNCTION_STATEMENTS) for n in inner)
         and not any(
             isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await))
