@@ -29,7 +29,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from abiscan.limits import DEFAULT_LIMITS, Limits
@@ -310,18 +310,34 @@ _FUNCTION_STATEMENTS = (
 )
 
 
-def _statements_within(node: ast.AST, limit: int) -> list[ast.stmt] | None:
+# The fields that hold blocks of statements (a statement's, an ``except`` clause's, a
+# ``case``'s). Statements sit nowhere else, so a walk of these fields alone finds
+# every statement without visiting the expressions, which are most of a tree's nodes.
+_BLOCK_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(nodes: Iterable[ast.AST]) -> Iterator[ast.stmt]:
+    """Every statement among ``nodes`` and nested in their blocks (function and class
+    bodies included), never entering an expression."""
+    todo = list(nodes)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.stmt):
+            yield node
+        for name in _BLOCK_FIELDS:
+            block = getattr(node, name, None)
+            if block:
+                todo.extend(block)
+
+
+def _statements_within(node: ast.FunctionDef, limit: int) -> list[ast.stmt] | None:
     """The statements inside ``node``, or None when there are more than ``limit``: the
     walk stops there, so a module of long functions is not walked whole for each."""
     out: list[ast.stmt] = []
-    todo = list(ast.iter_child_nodes(node))
-    while todo:
-        n = todo.pop()
-        if isinstance(n, ast.stmt):
-            out.append(n)
-            if len(out) > limit:
-                return None
-        todo.extend(ast.iter_child_nodes(n))
+    for n in _statements(node.body):
+        out.append(n)
+        if len(out) > limit:
+            return None
     return out
 
 
@@ -593,7 +609,10 @@ def _leading_imports(body: Sequence[ast.stmt]) -> tuple[ast.Import | ast.ImportF
 
 def _declared_global(tree: ast.Module) -> frozenset[str]:
     return frozenset(
-        name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names
+        name
+        for node in _statements(tree.body)
+        if isinstance(node, ast.Global)
+        for name in node.names
     )
 
 
@@ -603,7 +622,7 @@ def _replaces_itself(tree: ast.Module) -> bool:
     ``sys.modules[__name__]``, or into ``sys.modules[p]`` in a function whose parameter
     ``p`` the module body passes ``__name__`` to (``replace_module(__name__, ...)``)."""
     setters: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(_module_store(t) == "__name__" for t in targets):
@@ -612,7 +631,7 @@ def _replaces_itself(tree: ast.Module) -> bool:
             params = {a.arg for a in (*node.args.posonlyargs, *node.args.args)}
             keys = {
                 _module_store(t)
-                for n in ast.walk(node)
+                for n in _statements(node.body)
                 if isinstance(n, ast.Assign)
                 for t in n.targets
             }
@@ -645,7 +664,7 @@ def _bound_by_call(tree: ast.Module) -> dict[str, tuple[int, str]]:
         node = todo.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             names = frozenset(
-                n for g in ast.walk(node) if isinstance(g, ast.Global) for n in g.names
+                n for g in _statements(node.body) if isinstance(g, ast.Global) for n in g.names
             )
             if names:
                 declares[node.name] = names
