@@ -6,9 +6,10 @@ binaries. This module answers the import graph's parse hook
 
 * from the content cache, when a scan already parsed the same member
   (same CRC-32, size and name) with the same code;
-* from a pool of worker processes, which inflate and parse the layer's
-  sources while the main process simulates the loader, and send back each
-  module's import-time program (small plain data, never bytes);
+* from a pool of worker processes, which inflate and parse the modules the
+  scan will reach (they follow the import graph, in the order imports run)
+  while the main process simulates the loader, and send back each module's
+  import-time program as soon as it is parsed (plain data, never bytes);
 * else by parsing in the main process, as without this module.
 
 A module's program depends on its bytes and on which dotted names are
@@ -23,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -41,12 +42,13 @@ from abiscan.simulate.python.import_graph import ImportGraph, ModuleSource, Sour
 
 if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays for them
     from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
 
 __all__ = ["SourcePrefetch", "default_jobs"]
 
 # Below this many sources, starting workers costs more than it saves.
 MIN_PREFETCH = 64
-_CHUNK = 24
 # Directories whose modules no import of the package itself reaches.
 _SKIPPED_DIRS = frozenset({"tests", "test", "testing", "benchmarks", "conftest.py"})
 
@@ -54,10 +56,13 @@ IsModule = Callable[[str], bool]
 ParseFile = Callable[[str, str, bool, IsModule], "ModuleSource | None"]
 
 
-# On this many cores or fewer the parsing workers cost more than they save:
-# on 2 cores a cold scan of the real layer of docs/benchmarks.md took 11.0 s
-# without workers and 15.4 s with two (main, idle machine), and 31 s without
-# and 45 s with one on the speed branch (a loaded machine).
+# On this many cores or fewer the parsing workers were measured to cost more
+# than they save: on 2 cores a cold scan of the real layer of docs/benchmarks.md
+# took 11.0 s without workers and 15.4 s with two (idle machine, workers parsing
+# every source). With workers that follow the imports, the main process spends
+# 8.6-9.6 s of CPU instead of 10.6-13 s, but its worker 10-11 s more, and on a
+# loaded machine (load 10) the scan took 44-48 s against 27-32 s: see
+# docs/decisions.md.
 _POOL_MIN_CORES = 3
 
 
@@ -79,6 +84,7 @@ class _Task:
     name: str
     is_package: bool
     key: str | None = None  # the content cache's key for the parsed module
+    cached: bool = False  # the content cache has it already
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,16 @@ class SourcePrefetch:
         self.limits = limits
         self._code = _code_fingerprint()
         self._pool: ProcessPoolExecutor | None = None
-        self._pending: dict[tuple[str, str, bool], Future[list[tuple[str, _Parsed | None]]]] = {}
+        # The workers' chains (one each), their messages and what they parsed.
+        self._chains: list[Future[None]] = []
+        self._results: Queue[tuple[Any, ...]]
+        self._claims: list[Queue[tuple[str, tuple[str, ...]]]] = []
+        self._stop: Event
+        self._ready: dict[str, _Parsed | None] = {}
+        self._current: dict[int, str] = {}  # chain -> the module its worker is parsing
+        self._ended: set[int] = set()
+        self._heard = False  # any message from a worker yet
+        self._stored: set[str] = set()  # cache keys the workers write themselves
 
     # -- the hook -----------------------------------------------------------
 
@@ -123,7 +138,12 @@ class SourcePrefetch:
         if ready is None and key is not None and self.cache is not None:
             ready = _as_parsed(self.cache.get(key))
         if ready is not None and all(is_module(q) == a for q, a in ready.answers):
-            if key is not None and self.cache is not None and not self.cache.has(key):
+            if (
+                key is not None
+                and self.cache is not None
+                and key not in self._stored
+                and not self.cache.has(key)
+            ):
                 self.cache.put(key, ready)
             return ready.source
         answers: dict[str, bool] = {}
@@ -133,6 +153,8 @@ class SourcePrefetch:
             return got
 
         parsed = parse_file(name, path, is_package, recording)
+        if parsed is not None:
+            self._hint(parsed)
         if parsed is not None and key is not None and self.cache is not None:
             self.cache.put(key, _Parsed(source=parsed, answers=tuple(answers.items())))
         return parsed
@@ -147,31 +169,94 @@ class SourcePrefetch:
         )
 
     def _from_pool(self, name: str, path: str, is_package: bool) -> _Parsed | None:
-        fut = self._pending.get((name, path, is_package))
-        if fut is None or fut.cancel():
-            return None  # not submitted, or not started yet: parsing here is as fast
-        try:
-            results = fut.result()
-        except Exception:  # a worker that died; the main process parses instead
+        """What a worker parsed for this module; None when the main process parses it.
+
+        The main process waits only for a module a worker is parsing (or for the
+        workers' first word, at the start): any other it parses itself, and tells
+        the workers so that no one parses it twice.
+        """
+        if self._pool is None:
+            return None
+        key = f"{name}\0{path}\0{is_package}"
+        self._drain(block=False)
+        while key not in self._ready and self._worth_waiting(name):
+            self._drain(block=True)
+        parsed = self._ready.pop(key, None)
+        if parsed is None:
+            self._claim(name)
             return None
         count("members")  # the worker inflated it
-        return dict(results).get(f"{name}\0{path}\0{is_package}")
+        return parsed
+
+    def _worth_waiting(self, name: str) -> bool:
+        if all(f.done() for f in self._chains):
+            return False  # every chain has ended (or its worker died)
+        return not self._heard or name in self._current.values()
+
+    def _drain(self, *, block: bool) -> None:
+        """Take the workers' messages: which module each starts, and what it parsed."""
+        import queue
+
+        timeout = 0.05 if block else None
+        while True:
+            try:
+                if timeout is not None:
+                    message = self._results.get(timeout=timeout)
+                else:
+                    message = self._results.get_nowait()
+            except queue.Empty:
+                return
+            timeout = None  # after the first, take what is there without waiting
+            self._heard = True
+            what, chain, name = message[:3]
+            if what == "start":
+                self._current[chain] = name
+            elif what == "done":
+                self._current.pop(chain, None)
+                self._ready[message[3]] = message[4]
+                if message[5] is not None:
+                    self._stored.add(message[5])
+                self._claim(name, but=chain)
+            else:  # "end"
+                self._current.pop(chain, None)
+                self._ended.add(chain)
+
+    def _claim(self, name: str, but: int = -1) -> None:
+        """Tell the other chains that ``name`` is parsed: they skip it."""
+        self._tell(("claim", (name,)), but)
+
+    def _hint(self, parsed: ModuleSource) -> None:
+        """Tell the chains what this process imports next: the imports of a module it
+        parsed itself. Each chain parses those first, ahead of this process, which
+        goes into the first of them while the workers take the others."""
+        if self._pool is not None:
+            self._tell(("hint", _followed(parsed)))
+
+    def _tell(self, news: tuple[str, tuple[str, ...]], but: int = -1) -> None:
+        for chain, claims in enumerate(self._claims):
+            if chain != but and chain not in self._ended:
+                claims.put(news)
 
     # -- the workers --------------------------------------------------------
 
     def start(self) -> None:
-        """Hand the stack's sources (those not cached yet) to worker processes.
+        """Start worker processes that parse, ahead of this process, the modules it
+        will reach.
 
-        ``jobs`` counts this process: ``jobs - 1`` workers parse while it
-        reads the binaries and simulates the loader (on 2 cores, a second
-        worker only competes with this process for a core). Each worker
-        writes what it parsed to the content cache itself.
+        ``jobs`` counts this process: ``jobs - 1`` workers parse while it reads
+        the binaries and simulates the loader. Each worker follows the import
+        graph from the packages of the layer's extension modules, in the order
+        an import runs (a package before its modules, a module's imports in
+        program order), as this process will: what it parses is what this
+        process needs next, not the layer's other modules. Each worker writes
+        what it parsed to the content cache itself and sends it here.
         """
         if self.jobs < 2:
             return
-        tasks = [k for k in map(self._keyed, _tasks(self.stack)) if k is not None]
+        tasks = [self._keyed(t) for t in _tasks(self.stack)]
         specs = [s for s in map(_spec, self.stack.sources) if s is not None]
-        if len(tasks) < MIN_PREFETCH or len(specs) != len(self.stack.sources):
+        fresh = sum(1 for t in tasks if not t.cached)
+        if fresh < MIN_PREFETCH or len(specs) != len(self.stack.sources):
             return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -179,40 +264,62 @@ class SourcePrefetch:
         method = (
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         )
+        context = multiprocessing.get_context(method)
+        workers = self.jobs - 1
+        self._results = context.Queue()
+        self._claims = [context.Queue() for _ in range(workers)]
+        self._stop = context.Event()
         cache = (self.cache.directory.parent, self.cache.max_bytes) if self.cache else None
+        table: dict[str, _Task] = {}
+        for t in tasks:
+            table.setdefault(t.name, t)  # the first sys.path entry wins, as in an import
         self._pool = ProcessPoolExecutor(
-            max_workers=self.jobs - 1,
-            mp_context=multiprocessing.get_context(method),
+            max_workers=workers,
+            mp_context=context,
             initializer=_init_worker,
             initargs=(
-                specs,
-                self.version,
-                _module_names(self.stack),
-                self.stdlib,
-                self.limits,
-                cache,
+                _WorkerSetup(
+                    specs=tuple(specs),
+                    version=self.version,
+                    names=_module_names(self.stack),
+                    stdlib=self.stdlib,
+                    limits=self.limits,
+                    cache=cache,
+                    tasks=table,
+                ),
+                self._results,
+                self._claims,
+                self._stop,
             ),
         )
-        for i in range(0, len(tasks), _CHUNK):
-            chunk = tasks[i : i + _CHUNK]
-            fut = self._pool.submit(_parse_chunk, chunk)
-            for t in chunk:
-                self._pending[(t.name, t.target_path, t.is_package)] = fut
+        roots = _roots(self.stack, table)
+        try:
+            for chain in range(workers):
+                self._chains.append(self._pool.submit(_parse_reach, chain, roots[chain::workers]))
+        except Exception:  # no worker could start: this process parses everything
+            self.close()
 
-    def _keyed(self, task: _Task) -> _Task | None:
-        """The task with its cache key; None when the cache has the module already."""
+    def _keyed(self, task: _Task) -> _Task:
+        """The task with its cache key, and whether the cache has the module already."""
         if self.cache is None:
             return task
         sf = self.stack.entry_at(task.target_path)
         key = self._key(sf, task.name, task.is_package) if sf is not None else None
-        if key is not None and self.cache.has(key):
-            return None
-        return replace(task, key=key)
+        return replace(task, key=key, cached=key is not None and self.cache.has(key))
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._pool is None:
+            return
+        self._stop.set()
+        # Read on until every chain has stopped: a worker never waits on a full pipe.
+        while not all(f.done() for f in self._chains):
+            self._drain(block=True)
+        for claims in self._claims:
+            claims.cancel_join_thread()  # names no worker will read: not waited for at exit
+            claims.close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._results.close()
+        self._pool = None
 
 
 def _as_parsed(value: Any) -> _Parsed | None:
@@ -273,6 +380,23 @@ def _tasks(stack: Stack) -> list[_Task]:
     return sorted(out, key=lambda t: t.target_path)
 
 
+def _roots(stack: Stack, tasks: Mapping[str, _Task]) -> list[str]:
+    """Where the workers' chains start: the top-level source modules and the layer's
+    extension modules (whose packages an import of them runs first), in the sorted
+    order the scan follows its modules in."""
+    names = {name for name in tasks if "." not in name}
+    for root in _sys_path_roots(stack):
+        prefix = root.rstrip("/") + "/"
+        for sf in stack.walk_files():
+            path = sf.target_path
+            if path.startswith(prefix) and path.endswith(".so"):
+                parts = path[len(prefix) :].split("/")
+                parts[-1] = parts[-1].split(".", 1)[0]
+                if all(p.isidentifier() for p in parts):
+                    names.add(".".join(parts))
+    return sorted(names)
+
+
 def _module_names(stack: Stack) -> frozenset[str]:
     """Dotted names that have a file or directory under a sys.path entry of the stack."""
     names: set[str] = set()
@@ -291,65 +415,136 @@ def _module_names(stack: Stack) -> frozenset[str]:
 
 # -- in the worker processes ---------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class _WorkerSetup:
+    specs: tuple[tuple[str, str, str], ...]  # how to open each of the stack's sources
+    version: tuple[int, int]
+    names: frozenset[str]  # dotted names with a file or directory: is_module's answers
+    stdlib: str | None
+    limits: Limits
+    cache: tuple[Path, int] | None
+    tasks: dict[str, _Task]  # the source modules, by name
+
+
 _worker: dict[str, Any] = {}
 
 
 def _init_worker(
-    specs: Sequence[tuple[str, str, str]],
-    version: tuple[int, int],
-    names: frozenset[str],
-    stdlib: str | None,
-    limits: Limits,
-    cache: tuple[Path, int] | None,
+    setup: _WorkerSetup,
+    results: Queue[tuple[Any, ...]],
+    claims: Sequence[Queue[tuple[str, tuple[str, ...]]]],
+    stop: Event,
 ) -> None:
-    _worker.update(
-        specs=list(specs),
-        sources={},
-        version=version,
-        names=names,
-        stdlib=stdlib,
-        limits=limits,
-        cache=ContentCache(cache[0], cache[1]) if cache is not None else None,
-    )
+    # What is still buffered when the pool shuts down is not needed: never wait for it.
+    results.cancel_join_thread()
+    cache = ContentCache(setup.cache[0], setup.cache[1]) if setup.cache is not None else None
+    _worker.update(setup=setup, sources={}, cache=cache, results=results, claims=claims, stop=stop)
 
 
 def _source(index: int) -> Source:
     sources: dict[int, Source] = _worker["sources"]
     if index not in sources:
-        path, kind, label = _worker["specs"][index]
+        path, kind, label = _worker["setup"].specs[index]
         sources[index] = open_source(path, InputKind(kind), label)
     return sources[index]
 
 
-def _parse_chunk(tasks: Iterable[_Task]) -> list[tuple[str, _Parsed | None]]:
-    names: frozenset[str] = _worker["names"]
-    out: list[tuple[str, _Parsed | None]] = []
-    for t in tasks:
-        answers: dict[str, bool] = {}
+def _with_parents(name: str) -> list[str]:
+    """``a.b.c``, ``a.b``, ``a``: pushed on a stack, the parents come off first."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
-        def is_module(q: str, answers: dict[str, bool] = answers) -> bool:
-            got = answers[q] = q in names
-            return got
 
-        def read(_: str, t: _Task = t) -> bytes | None:
-            return _source(t.source).read(t.entry)
+def _parse_reach(chain: int, roots: Sequence[str]) -> None:
+    """Parse the modules an import of ``roots`` reaches, depth first in the order the
+    imports run, and send each to the main process as soon as it is parsed.
 
-        graph = ImportGraph(
-            reader=SourceReader(read, lambda _: None),
-            version=_worker["version"],
-            limits=_worker["limits"],
-            stdlib=_worker["stdlib"],
-        )
-        try:
-            parsed = graph.parse_file(t.name, t.target_path, t.is_package, is_module)
-        except Exception:  # the main process meets it again, and handles it as it does
-            parsed = None
-        result = (
-            _Parsed(source=parsed, answers=tuple(answers.items())) if parsed is not None else None
-        )
-        # A warm scan checks the answers again before it uses an entry.
+    Modules another chain or the main process parsed (its claims) are skipped;
+    so is everything once the main process says stop.
+    """
+    setup: _WorkerSetup = _worker["setup"]
+    results: Queue[tuple[Any, ...]] = _worker["results"]
+    claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
+    stop: Event = _worker["stop"]
+    seen: set[str] = set()
+    todo = _pushed(roots)
+    while todo and not stop.is_set():
+        _take_news(claims, seen, todo)
+        name = todo.pop()
+        task = setup.tasks.get(name)
+        if name in seen or task is None:
+            continue
+        seen.add(name)
+        results.put(("start", chain, name))
+        sent, parsed = _parse_task(task)
+        # Sent before it is written to the cache: the main process may be waiting.
         cache: ContentCache | None = _worker["cache"]
-        if result is not None and cache is not None and t.key is not None:
-            cache.put(t.key, result)
-        out.append((f"{t.name}\0{t.target_path}\0{t.is_package}", result))
-    return out
+        stored = task.key if sent is not None and cache is not None else None
+        key = f"{name}\0{task.target_path}\0{task.is_package}"
+        results.put(("done", chain, name, key, sent, stored))
+        if stored is not None and cache is not None:
+            cache.put(stored, sent)
+        if parsed is not None:
+            todo.extend(_pushed(_followed(parsed)))
+    results.put(("end", chain, ""))
+
+
+def _followed(parsed: ModuleSource) -> tuple[str, ...]:
+    """The modules a module's import may import, in program order."""
+    return tuple(e.target for e in parsed.edges if not e.type_checking and e.runs != "no")
+
+
+def _pushed(names: Sequence[str]) -> list[str]:
+    """``names`` and their parents, to push on a stack: the first name's parents come off
+    first, then the first name, then the second name's parents."""
+    return [n for name in reversed(names) for n in _with_parents(name)]
+
+
+def _take_news(claims: Queue[tuple[str, tuple[str, ...]]], seen: set[str], todo: list[str]) -> None:
+    """The main process's news: modules parsed elsewhere (skipped), modules it needs
+    next (parsed first)."""
+    import queue
+
+    while True:
+        try:
+            what, names = claims.get_nowait()
+        except queue.Empty:
+            return
+        if what == "claim":
+            seen.update(names)
+        else:
+            todo.extend(_pushed(names))
+
+
+def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:
+    """What to send for one module (None: the main process reads the cache, or parses
+    it itself), and its program, whose imports the chain follows."""
+    setup: _WorkerSetup = _worker["setup"]
+    cache: ContentCache | None = _worker["cache"]
+    if t.cached and cache is not None and t.key is not None:
+        known = _as_parsed(cache.get(t.key))
+        return None, known.source if known is not None else None
+    answers: dict[str, bool] = {}
+
+    def is_module(q: str) -> bool:
+        got = answers[q] = q in setup.names
+        return got
+
+    def read(_: str) -> bytes | None:
+        return _source(t.source).read(t.entry)
+
+    graph = ImportGraph(
+        reader=SourceReader(read, lambda _: None),
+        version=setup.version,
+        limits=setup.limits,
+        stdlib=setup.stdlib,
+    )
+    try:
+        parsed = graph.parse_file(t.name, t.target_path, t.is_package, is_module)
+    except Exception:  # the main process meets it again, and handles it as it does
+        return None, None
+    if parsed is None:
+        return None, None
+    # A warm scan checks the answers again before it uses an entry.
+    return _Parsed(source=parsed, answers=tuple(answers.items())), parsed

@@ -108,6 +108,28 @@ def test_workers_parse_for_the_main_process(
     assert len(calls) < alone
 
 
+def test_workers_parse_only_what_the_imports_reach(tmp_path: Path) -> None:
+    """The workers follow the imports from the layer's packages, as the scan does: a
+    module nothing imports is not parsed (the pool used to parse every source)."""
+    members = {
+        k: v
+        for k, v in _layer_members().items()
+        if "missing" not in str(v) and "_gone" not in k  # every import succeeds
+    }
+    for m in range(80):
+        members[f"python/pkg0/unused/mod{m}.py"] = f"value = {m}\n"
+    layer = write_zip(tmp_path / "layer.zip", members)
+
+    def entries(jobs: int) -> int:
+        cache = tmp_path / f"cache{jobs}"
+        _json([layer], jobs=jobs, cache_dir=cache)
+        return sum(1 for p in (cache / f"v{FORMAT_VERSION}").rglob("*") if p.is_file())
+
+    alone = entries(1)  # the modules the scan reaches, and the binaries' summaries
+    assert alone >= 90
+    assert entries(2) == alone
+
+
 # -- the content cache -----------------------------------------------------------
 
 
