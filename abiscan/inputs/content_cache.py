@@ -164,7 +164,7 @@ def _unlink(path: Path) -> None:
 # a row of ``table``, which gives its class once per entry, so each object is
 # one small tuple of its fields' values, in the class's order.
 
-_TUPLE, _FROZENSET, _DICT, _ENUM, _OBJECT, _NODE, _AGAIN = range(7)
+_TUPLE, _FROZENSET, _DICT, _ENUM, _OBJECT, _NODE, _AGAIN, _DEFERRED = range(8)
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
 _ROW_KINDS = ("enum", "object", "node")
 
@@ -251,7 +251,8 @@ class _Encoder:
         if isinstance(value, ast.AST):
             names = tuple(n for n in (*t._fields, *t._attributes) if hasattr(value, n))
             fields = [self.encode(getattr(value, n)) for n in names]
-            return (_NODE, self.row("node", t.__name__, names), *fields)
+            node = (_NODE, self.row("node", _node_name(t), names), *fields)
+            return (_DEFERRED, node) if isinstance(value, ast.FunctionDef) else node
         if isinstance(value, enum.Enum):
             return (_ENUM, self.row("enum", _class_name(t), ()), self.encode(value.value))
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -326,6 +327,11 @@ class _Decoder:
             return tuple(self.items(v, 1))
         if code == _AGAIN and len(v) == 2:
             return self.objects[v[1]]
+        if code == _DEFERRED and len(v) == 2:
+            node = _DeferredDef.__new__(_DeferredDef)
+            # Its own decoder: a syntax tree holds no objects met before.
+            node.__dict__["_deferred"] = (_Decoder(()), self.rows, v[1])
+            return node
         if code == _FROZENSET:
             return frozenset(self.items(v, 1))
         if code == _DICT and len(v) % 2:
@@ -337,6 +343,44 @@ class _Decoder:
                 raise CacheFormatError("not an enum")
             return cls(self.decode(v[2]))
         raise CacheFormatError("unknown tag")
+
+
+class _DeferredDef(ast.FunctionDef):
+    """A ``def`` from the cache, its fields rebuilt on first use.
+
+    The evaluator keeps the ``def`` of every small module-level function, in
+    case the module body calls it; most are never called, and their syntax
+    trees were three quarters of the nodes a warm scan of the real layer of
+    docs/benchmarks.md rebuilt. The entry was checked whole (its CRC-32) when
+    read; a forged body that does not decode raises CacheFormatError here,
+    at first use.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an attribute not set: before first use, every field.
+        pending = self.__dict__.pop("_deferred", None)
+        if pending is None:
+            raise AttributeError(name)
+        decoder, rows, tree = pending
+        decoder.rows = rows
+        try:
+            whole = decoder.decode(tree)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            if isinstance(exc, CacheFormatError):
+                raise
+            raise CacheFormatError(f"bad value: {exc}") from None
+        if type(whole) is not ast.FunctionDef:
+            raise CacheFormatError("a deferred node that is not a def")
+        self.__dict__.update(whole.__dict__)
+        return getattr(self, name)
+
+
+# ``ast.dump``, ``ast.unparse`` and visitors name a node by its class's name.
+_DeferredDef.__name__ = _DeferredDef.__qualname__ = "FunctionDef"
+
+
+def _node_name(cls: type[ast.AST]) -> str:
+    return "FunctionDef" if cls is _DeferredDef else cls.__name__
 
 
 def _row(row: Any) -> tuple[Any, str, tuple[str, ...]]:
