@@ -28,7 +28,6 @@ import marshal
 import os
 import struct
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -108,6 +107,8 @@ class ContentCache:
         except (TypeError, ValueError, RecursionError):
             # A value the format cannot hold is simply not cached: the scan goes on.
             return
+        import tempfile  # here: a scan without a cache never pays for its imports
+
         path = self.entry_path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
