@@ -730,10 +730,10 @@ def _load(
     if loader == "bytecode":
         return load_bytecode(name, origin, facts, target, prov)
     if loader == "source":
-        data = facts.read(origin)
-        if isinstance(data, SourceError):
+        unreadable = facts.check_readable(origin)
+        if unreadable is not None:
             # Its imports cannot be followed, nor its syntax checked: never "ok".
-            return "unknown", None, f"cannot read the file: {data}", []
+            return "unknown", None, f"cannot read the file: {unreadable}", []
     return "ok", None, f"{loader} module {origin}", []
 
 

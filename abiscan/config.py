@@ -24,11 +24,6 @@ from abiscan.report.findings import Finding, Severity
 if TYPE_CHECKING:  # the command line reads the configuration before any scan
     from abiscan.report.model import Report
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 __all__ = [
     "FAIL_ON",
     "Config",
@@ -136,6 +131,11 @@ def find_config(start: Path) -> Path | None:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    # Imported here: most runs have no configuration file to parse.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         with path.open("rb") as f:
             data: dict[str, Any] = tomllib.load(f)

@@ -7,12 +7,12 @@ file in a directory), plus a fingerprint of the code that computed the facts
 
 Entries are plain data, never pickles: a cache directory may be shared, and
 reading one back must not run anything. The format is a version line, a
-table of lengths, a JSON document and the raw byte strings it refers to, with
-a CRC-32 over all of it. Writes go to a temporary file renamed into place (``os.replace``), so
-concurrent scans never see half an entry. The directory is bounded in size:
-past the bound, the least recently used entries are removed. A corrupt entry
-is ignored (and rewritten by the scan that computes it again); a cache
-directory that is absent, read-only or full never fails a scan.
+CRC-32, and a ``marshal`` image of plain values (below). Writes go to a
+temporary file renamed into place (``os.replace``), so concurrent scans never
+see half an entry. The directory is bounded in size: past the bound, the
+least recently used entries are removed. A corrupt entry is ignored (and
+rewritten by the scan that computes it again); a cache directory that is
+absent, read-only or full never fails a scan.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import enum
 import functools
 import hashlib
 import importlib
-import json
+import marshal
 import os
 import struct
-import tempfile
+import sys
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,8 @@ __all__ = [
 ]
 
 # Bump when the layout of an entry changes.
-FORMAT_VERSION = 4  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first
+FORMAT_VERSION = 5  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first;
+# 5: marshal of tagged tuples, one class table per entry
 _MAGIC = b"abiscan-cache %d\n" % FORMAT_VERSION
 # Bounded so that a busy CI machine never fills its disk with facts.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -104,9 +104,11 @@ class ContentCache:
             return
         try:
             data = _pack(key, value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             # A value the format cannot hold is simply not cached: the scan goes on.
             return
+        import tempfile  # here: a scan without a cache never pays for its imports
+
         path = self.entry_path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,197 +153,263 @@ def _unlink(path: Path) -> None:
 
 
 # -- the entry format ------------------------------------------------------------
+#
+# An entry is the magic line, a CRC-32 of the rest, then one ``marshal`` image
+# of ``(key, table, tree)``. ``marshal`` holds only plain values here (numbers,
+# strings, bytes, tuples, lists; a code object in the image is refused), and
+# loads them in C: a warm scan decodes hundreds of thousands of values, and a
+# JSON document with a Python object hook cost a third of its time.
+#
+# The tree is the value with every container that is not a list made a tuple
+# whose first item says what it is (below); a dataclass or syntax node names
+# a row of ``table``, which gives its class once per entry, so each object is
+# one small tuple of its fields' values, in the class's order.
+
+_TUPLE, _FROZENSET, _DICT, _ENUM, _OBJECT, _NODE, _AGAIN, _DEFERRED = range(8)
+_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
+_ROW_KINDS = ("enum", "object", "node")
 
 
 def _pack(key: str, value: Any) -> bytes:
-    blobs: list[bytes] = []
-    doc = json.dumps(
-        {"key": key, "value": encode_plain(value, blobs)},
-        separators=(",", ":"),
-        ensure_ascii=True,
-    ).encode("ascii")
-    table = struct.pack(f"<QQ{len(blobs)}Q", len(doc), len(blobs), *map(len, blobs))
-    body = table + doc + b"".join(blobs)
+    body = marshal.dumps((key, *_Encoder().encode_entry(value)), _MARSHAL_VERSION)
     return _MAGIC + struct.pack("<I", zlib.crc32(body)) + body
 
 
 def _unpack(raw: bytes, key: str) -> Any:
     head = len(_MAGIC)
-    if not raw.startswith(_MAGIC) or len(raw) < head + 20:
+    if not raw.startswith(_MAGIC) or len(raw) < head + 4:
         raise CacheFormatError("not a cache entry of this format")
     (crc,) = struct.unpack_from("<I", raw, head)
-    body = raw[head + 4 :]
+    body = memoryview(raw)[head + 4 :]
     if zlib.crc32(body) != crc:
         raise CacheFormatError("checksum mismatch")
-    size, count = struct.unpack_from("<QQ", body)
-    at = 16 + 8 * count
-    if at + size > len(body):
-        raise CacheFormatError("truncated entry")
-    blobs = []
-    for n in struct.unpack_from(f"<{count}Q", body, 16):
-        blobs.append(body[at + size : at + size + n])
-        at += n
-    if at + size != len(body):
-        raise CacheFormatError("truncated entry")
-    start = 16 + 8 * count
-    # The tagged objects are built as the parser meets them, innermost first:
-    # no second walk over every value in Python.
     try:
-        doc = json.loads(body[start : start + size], object_hook=_Hook(blobs))
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
-        if isinstance(exc, CacheFormatError):
-            raise
+        doc = _marshal_loads(body)
+    except (EOFError, ValueError, TypeError) as exc:
         raise CacheFormatError(f"bad entry: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("key") != key or "value" not in doc:
+    if type(doc) is not tuple or len(doc) != 3 or doc[0] != key:
         raise CacheFormatError("entry of another key")
-    return doc["value"]
+    return decode_plain(doc[1:])
 
 
-class _Hook:
-    """``json.loads``' object hook: a tagged object (its first key a ``$`` tag, as
-    :func:`encode_plain` writes it) is decoded, from values already decoded;
-    field maps and the top document are left as they are (their keys are
-    identifiers)."""
-
-    def __init__(self, blobs: list[bytes]) -> None:
-        self.blobs = blobs
-
-    def __call__(self, doc: dict[str, Any]) -> Any:
-        tag = next(iter(doc), "")
-        decode = _TAGS.get(tag)
-        if decode is None:
-            if tag[:1] == "$":
-                raise CacheFormatError("unknown tag")
-            return doc
-        if len(doc) > 2:
-            raise CacheFormatError("unexpected value")
-        return decode(doc, self.blobs)
+def _marshal_loads(data: memoryview) -> Any:
+    if sys.version_info >= (3, 13):
+        return marshal.loads(data, allow_code=False)
+    return marshal.loads(data)
 
 
-def _complex(doc: dict[str, Any], blobs: list[bytes]) -> complex:
-    real, imag = _pair(doc["$c"])
-    return complex(float(real), float(imag))
+_MARSHAL_VERSION = 4  # readable by every CPython abiscan runs on
 
 
-def _ellipsis(doc: dict[str, Any], blobs: list[bytes]) -> Any:
-    if doc["$x"] != "...":
-        raise CacheFormatError("unknown tag")
-    return Ellipsis
+def encode_plain(value: Any) -> tuple[tuple[tuple[str, str, tuple[str, ...]], ...], Any]:
+    """``value`` as ``(table, tree)`` of plain values (see the format above).
+
+    Plain data is: None, booleans, numbers, strings, bytes, ``...``, lists,
+    tuples, frozensets, dicts, and enums, dataclasses and syntax-tree nodes
+    of abiscan's own modules and :mod:`ast`. Anything else is a TypeError.
+    """
+    return _Encoder().encode_entry(value)
 
 
-_TAGS: dict[str, Callable[[dict[str, Any], list[bytes]], Any]] = {
-    "$t": lambda doc, blobs: tuple(_list(doc["$t"])),
-    "$o": lambda doc, blobs: _build_dataclass(doc["$o"], doc.get("f")),
-    "$b": lambda doc, blobs: _blob(blobs, doc["$b"]),
-    "$f": lambda doc, blobs: frozenset(_list(doc["$f"])),
-    "$d": lambda doc, blobs: {k: v for k, v in map(_pair, _list(doc["$d"]))},
-    "$e": lambda doc, blobs: _enum(doc["$e"], doc.get("v")),
-    "$a": lambda doc, blobs: _build_ast_node(doc["$a"], doc.get("f")),
-    "$x": _ellipsis,
-    "$c": _complex,
-}
-
-
-# -- plain values <-> JSON ---------------------------------------------------------
-#
-# Tuples, frozensets, dicts with any keys, bytes (kept aside as raw blobs),
-# enums and dataclasses of abiscan's own modules are tagged objects; lists,
-# strings, numbers, booleans and None are themselves. Decoding builds only
-# classes defined in abiscan's modules, from their fields, without running
-# any other code.
-
-
-def encode_plain(value: Any, blobs: list[bytes]) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if value is Ellipsis:  # ``...`` in a syntax tree (stubs, type hints, slices)
-        return {"$x": "..."}
-    if isinstance(value, complex):  # ``1j`` in a syntax tree
-        return {"$c": [value.real, value.imag]}
-    if isinstance(value, enum.Enum):
-        return {"$e": _class_name(type(value)), "v": encode_plain(value.value, blobs)}
-    if isinstance(value, (bytes, bytearray)):
-        blobs.append(bytes(value))
-        return {"$b": len(blobs) - 1}
-    if isinstance(value, list):
-        return [encode_plain(v, blobs) for v in value]
-    if isinstance(value, tuple):
-        return {"$t": [encode_plain(v, blobs) for v in value]}
-    if isinstance(value, frozenset):
-        items = [encode_plain(v, blobs) for v in value]
-        return {"$f": sorted(items, key=lambda v: json.dumps(v, sort_keys=True))}
-    if isinstance(value, dict):
-        return {"$d": [[encode_plain(k, blobs), encode_plain(v, blobs)] for k, v in value.items()]}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {
-            f.name: encode_plain(getattr(value, f.name), blobs)
-            for f in dataclasses.fields(value)
-            if f.init
-        }
-        return {"$o": _class_name(type(value)), "f": fields}
-    if isinstance(value, ast.AST):
-        names = (*value._fields, *value._attributes)
-        return {
-            "$a": type(value).__name__,
-            "f": {n: encode_plain(getattr(value, n), blobs) for n in names if hasattr(value, n)},
-        }
-    raise TypeError(f"not plain data: {type(value).__name__}")
-
-
-def decode_plain(doc: Any, blobs: list[bytes]) -> Any:
-    if doc is None or isinstance(doc, (bool, int, float, str)):
-        return doc
-    if isinstance(doc, list):
-        return [decode_plain(v, blobs) for v in doc]
-    if not isinstance(doc, dict) or len(doc) not in (1, 2):
-        raise CacheFormatError("unexpected value")
+def decode_plain(doc: Any) -> Any:
+    """The value :func:`encode_plain` encoded; a CacheFormatError when ``doc`` is
+    not such an encoding. Builds only enums, dataclasses of abiscan's modules and
+    classes of :mod:`ast`, from their fields, and runs no other code."""
+    if type(doc) is not tuple or len(doc) != 2 or type(doc[0]) is not tuple:
+        raise CacheFormatError("not an encoded value")
     try:
-        return _decode_tagged(doc, blobs)
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        return _Decoder(doc[0]).decode(doc[1])
+    except RecursionError:
+        raise CacheFormatError("nested too deeply") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         if isinstance(exc, CacheFormatError):
             raise
         raise CacheFormatError(f"bad value: {exc}") from None
 
 
-def _decode_tagged(doc: dict[str, Any], blobs: list[bytes]) -> Any:
-    if "$t" in doc:
-        return tuple([decode_plain(v, blobs) for v in _list(doc["$t"])])
-    if "$o" in doc:
-        return _dataclass(doc["$o"], doc.get("f"), blobs)
-    if "$b" in doc:
-        return _blob(blobs, doc["$b"])
-    if "$f" in doc:
-        return frozenset([decode_plain(v, blobs) for v in _list(doc["$f"])])
-    if "$d" in doc:
-        pairs = [_pair(p) for p in _list(doc["$d"])]
-        return {decode_plain(k, blobs): decode_plain(v, blobs) for k, v in pairs}
-    if "$e" in doc:
-        return _enum(doc["$e"], decode_plain(doc.get("v"), blobs))
-    if "$a" in doc:
-        return _ast_node(doc["$a"], doc.get("f"), blobs)
-    if doc.get("$x") == "...":
-        return Ellipsis
-    if "$c" in doc:
-        real, imag = _pair(doc["$c"])
-        return complex(float(real), float(imag))
-    raise CacheFormatError("unknown tag")
+class _Encoder:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, tuple[str, ...]], int] = {}
+        # A dataclass met again (an import step's edge is also in the module's
+        # edges) is written once and referred to after: decoded once, shared.
+        self.seen: dict[int, int] = {}
+
+    def encode_entry(self, value: Any) -> tuple[tuple[tuple[str, str, tuple[str, ...]], ...], Any]:
+        tree = self.encode(value)
+        return tuple(self.rows), tree
+
+    def row(self, kind: str, name: str, names: tuple[str, ...]) -> int:
+        return self.rows.setdefault((kind, name, names), len(self.rows))
+
+    def encode(self, value: Any) -> Any:
+        t = type(value)
+        if t in _SCALARS:
+            return value
+        if t is list:
+            return [self.encode(v) for v in value]
+        if t is tuple:
+            return (_TUPLE, *[self.encode(v) for v in value])
+        if isinstance(value, ast.AST):
+            names = tuple(n for n in (*t._fields, *t._attributes) if hasattr(value, n))
+            fields = [self.encode(getattr(value, n)) for n in names]
+            node = (_NODE, self.row("node", _node_name(t), names), *fields)
+            return (_DEFERRED, node) if isinstance(value, ast.FunctionDef) else node
+        if isinstance(value, enum.Enum):
+            return (_ENUM, self.row("enum", _class_name(t), ()), self.encode(value.value))
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return self.encode_object(value)
+        if isinstance(value, bytearray):
+            return bytes(value)
+        if isinstance(value, frozenset):
+            return (_FROZENSET, *[self.encode(v) for v in value])
+        if isinstance(value, dict):
+            return (_DICT, *[self.encode(x) for kv in value.items() for x in kv])
+        raise TypeError(f"not plain data: {t.__name__}")
+
+    def encode_object(self, value: Any) -> Any:
+        again = self.seen.get(id(value))
+        if again is not None:
+            return (_AGAIN, again)
+        cls: Any = type(value)
+        names = _init_fields(cls)
+        fields = [self.encode(getattr(value, n)) for n in names]
+        # Numbered after its fields, in the order the decoder finishes objects.
+        self.seen[id(value)] = len(self.seen)
+        return (_OBJECT, self.row("object", _class_name(cls), names), *fields)
 
 
-def _ast_node(name: Any, fields: Any, blobs: list[bytes]) -> ast.AST:
-    """A syntax-tree node (the evaluator keeps expressions to evaluate later); only
-    classes of :mod:`ast` are built, from their own fields."""
-    if not isinstance(fields, dict):
-        raise CacheFormatError(f"bad syntax node: {name!r}")
-    return _build_ast_node(name, {k: decode_plain(v, blobs) for k, v in fields.items()})
+class _Decoder:
+    """Rebuilds one entry's tree; each row of its table is checked once.
+
+    Most values are strings and numbers, left as they are: the walks below
+    test a value's type before calling into :meth:`decode` for it.
+    """
+
+    def __init__(self, table: tuple[Any, ...]) -> None:
+        self.rows = [_row(r) for r in table]
+        self.objects: list[Any] = []
+
+    def decode(self, v: Any) -> Any:
+        t = type(v)
+        if t is tuple:
+            return self.tagged(v)
+        if t is list:
+            return self.items(v, 0)
+        if t in _SCALARS:
+            return v
+        raise CacheFormatError(f"not plain data: {t.__name__}")
+
+    def items(self, v: list[Any] | tuple[Any, ...], start: int) -> list[Any]:
+        """``v[start:]``, decoded."""
+        decode, scalars = self.decode, _SCALARS
+        return [x if type(x) in scalars else decode(x) for x in v[start:]]
+
+    def tagged(self, v: tuple[Any, ...]) -> Any:
+        code = v[0]
+        if code == _NODE:
+            cls, kind, names = self.rows[v[1]]
+            if kind != "node" or len(v) != len(names) + 2:
+                raise CacheFormatError("not a syntax node of this class")
+            if not names:
+                return cls  # the shared Load(), Store(), Add()...
+            # Fields set straight into the node, as ast.parse leaves them (its
+            # constructor's keyword handling costs more than the rest of the decoding).
+            node = cls.__new__(cls)
+            node.__dict__.update(zip(names, self.items(v, 2), strict=True))
+            return node
+        if code == _OBJECT:
+            cls, kind, names = self.rows[v[1]]
+            if kind != "object" or len(v) != len(names) + 2:
+                raise CacheFormatError("not an object of this class")
+            obj = cls(*self.items(v, 2))
+            self.objects.append(obj)
+            return obj
+        if code == _TUPLE:
+            return tuple(self.items(v, 1))
+        if code == _AGAIN and len(v) == 2:
+            return self.objects[v[1]]
+        if code == _DEFERRED and len(v) == 2:
+            node = _DeferredDef.__new__(_DeferredDef)
+            # Its own decoder: a syntax tree holds no objects met before.
+            node.__dict__["_deferred"] = (_Decoder(()), self.rows, v[1])
+            return node
+        if code == _FROZENSET:
+            return frozenset(self.items(v, 1))
+        if code == _DICT and len(v) % 2:
+            items = self.items(v, 1)
+            return dict(zip(items[::2], items[1::2], strict=True))
+        if code == _ENUM and len(v) == 3:
+            cls, kind, _ = self.rows[v[1]]
+            if kind != "enum":
+                raise CacheFormatError("not an enum")
+            return cls(self.decode(v[2]))
+        raise CacheFormatError("unknown tag")
 
 
-def _build_ast_node(name: Any, fields: Any) -> ast.AST:
-    """The node ``name`` from its decoded fields."""
-    cls = _ast_class(name) if isinstance(name, str) else None
-    if cls is None or not isinstance(fields, dict):
-        raise CacheFormatError(f"bad syntax node: {name!r}")
-    node: ast.AST = cls(**{str(k): v for k, v in fields.items()})
-    return node
+class _DeferredDef(ast.FunctionDef):
+    """A ``def`` from the cache, its fields rebuilt on first use.
+
+    The evaluator keeps the ``def`` of every small module-level function, in
+    case the module body calls it; most are never called, and their syntax
+    trees were three quarters of the nodes a warm scan of the real layer of
+    docs/benchmarks.md rebuilt. The entry was checked whole (its CRC-32) when
+    read; a forged body that does not decode raises CacheFormatError here,
+    at first use.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an attribute not set: before first use, every field.
+        pending = self.__dict__.pop("_deferred", None)
+        if pending is None:
+            raise AttributeError(name)
+        decoder, rows, tree = pending
+        decoder.rows = rows
+        try:
+            whole = decoder.decode(tree)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            if isinstance(exc, CacheFormatError):
+                raise
+            raise CacheFormatError(f"bad value: {exc}") from None
+        if type(whole) is not ast.FunctionDef:
+            raise CacheFormatError("a deferred node that is not a def")
+        self.__dict__.update(whole.__dict__)
+        return getattr(self, name)
+
+
+# ``ast.dump``, ``ast.unparse`` and visitors name a node by its class's name.
+_DeferredDef.__name__ = _DeferredDef.__qualname__ = "FunctionDef"
+
+
+def _node_name(cls: type[ast.AST]) -> str:
+    return "FunctionDef" if cls is _DeferredDef else cls.__name__
+
+
+def _row(row: Any) -> tuple[Any, str, tuple[str, ...]]:
+    """A table row ``(kind, class name, field names)`` as (class, kind, names), the
+    class checked: one of abiscan's enums or dataclasses (with exactly these
+    init fields), or a syntax-node class of :mod:`ast` (with these fields)."""
+    if (
+        type(row) is not tuple
+        or len(row) != 3
+        or row[0] not in _ROW_KINDS
+        or type(row[1]) is not str
+        or type(row[2]) is not tuple
+        or not all(type(n) is str for n in row[2])
+    ):
+        raise CacheFormatError("bad class row")
+    kind, name, names = row
+    if kind == "node":
+        node = _ast_class(name)
+        if node is None or not set(names) <= {*node._fields, *node._attributes}:
+            raise CacheFormatError(f"bad syntax node: {name!r}")
+        # A node without fields (Load, Store, Add...) is one shared instance, as ast.parse makes it.
+        return (node() if not names else node), kind, names
+    cls: Any = _class_named(name)
+    if kind == "enum" and not issubclass(cls, enum.Enum):
+        raise CacheFormatError(f"not an enum: {name}")
+    if kind == "object" and _init_fields(cls) != names:
+        raise CacheFormatError(f"not a dataclass of these fields: {name}")
+    return cls, kind, names
 
 
 @functools.lru_cache(maxsize=256)
@@ -350,32 +418,8 @@ def _ast_class(name: str) -> type[ast.AST] | None:
     return cls if isinstance(cls, type) and issubclass(cls, ast.AST) else None
 
 
-def _list(v: Any) -> list[Any]:
-    if not isinstance(v, list):
-        raise CacheFormatError("expected a list")
-    return v
-
-
-def _pair(v: Any) -> list[Any]:
-    if not isinstance(v, list) or len(v) != 2:
-        raise CacheFormatError("expected a pair")
-    return v
-
-
-def _blob(blobs: list[bytes], index: Any) -> bytes:
-    if not isinstance(index, int) or not 0 <= index < len(blobs):
-        raise CacheFormatError("bad blob index")
-    return blobs[index]
-
-
 def _class_name(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _abiscan_class(name: Any) -> type:
-    if not isinstance(name, str):
-        raise CacheFormatError("bad class name")
-    return _class_named(name)
 
 
 @functools.lru_cache(maxsize=512)
@@ -396,29 +440,8 @@ def _class_named(name: str) -> type:
     return obj
 
 
-def _enum(name: Any, value: Any) -> enum.Enum:
-    cls = _abiscan_class(name)
-    if not issubclass(cls, enum.Enum):
-        raise CacheFormatError(f"not an enum: {name}")
-    return cls(value)
-
-
-def _dataclass(name: Any, fields: Any, blobs: list[bytes]) -> Any:
-    if not isinstance(fields, dict):
-        raise CacheFormatError(f"not a dataclass of these fields: {name}")
-    return _build_dataclass(name, {k: decode_plain(v, blobs) for k, v in fields.items()})
-
-
-def _build_dataclass(name: Any, fields: Any) -> Any:
-    """An instance of abiscan's dataclass ``name`` from its decoded fields."""
-    cls = _abiscan_class(name)
-    if not isinstance(fields, dict) or fields.keys() != _init_fields(cls):
-        raise CacheFormatError(f"not a dataclass of these fields: {name}")
-    return cls(**fields)
-
-
 @functools.lru_cache(maxsize=512)
-def _init_fields(cls: type) -> frozenset[str]:
+def _init_fields(cls: Any) -> tuple[str, ...]:
     if not dataclasses.is_dataclass(cls):
-        return frozenset({"\0not a dataclass"})
-    return frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+        return ("\0not a dataclass",)
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init)

@@ -118,6 +118,28 @@ class FileFacts:
             self._unreadable(path, exc)
             return exc
 
+    def check_readable(self, path: str) -> SourceError | None:
+        """Why the file at ``path`` cannot be read (inflated); None when it can.
+
+        Only whether the bytes read is needed (a source module's program comes
+        from the import graph), so a member that a scan read before under the
+        same key (CRC-32, size and name) is not inflated again: a warm scan
+        inflated every source it imports for this check alone.
+        """
+        sf = self.stack.file(path)
+        key = None
+        if self.cache is not None and sf is not None and sf.entry.size <= self.stack.memory_budget:
+            ident = member_key(sf)
+            key = f"member-reads|{__version__}|{ident}" if ident else None
+        if key is not None and self.cache is not None and self.cache.get(key) is True:
+            return None
+        data = self.read(path)
+        if isinstance(data, SourceError):
+            return data
+        if key is not None and self.cache is not None:
+            self.cache.put(key, True)
+        return None
+
     def _unreadable(self, path: str, exc: SourceError) -> None:
         """A member that cannot be read is an input problem, named once."""
         sf = self.stack.file(path)

@@ -20,12 +20,11 @@ says nothing about what is preinstalled on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
-
-from packaging.utils import canonicalize_name
 
 from abiscan.errors import RuntimeDataError as RuntimeDataError  # re-exported (its old home)
 from abiscan.target._data import read_json
@@ -133,7 +132,7 @@ def _cite(ids: list[str], what: str) -> str:
 def _table() -> dict[str, tuple[RuntimePackage, ...]]:
     raw = _raw()
     top_levels: dict[str, tuple[str, ...]] = {
-        canonicalize_name(name): tuple(entry["top_level"])
+        _canonical(name): tuple(entry["top_level"])
         for name, entry in raw["distributions"].items()
     }
     table: dict[str, tuple[RuntimePackage, ...]] = {}
@@ -141,7 +140,7 @@ def _table() -> dict[str, tuple[RuntimePackage, ...]]:
         location = _need_str(entry.get("location"), f"{runtime} location")
         packages: list[RuntimePackage] = []
         for item in entry["packages"]:
-            name = canonicalize_name(_need_str(item.get("name"), f"{runtime} package name"))
+            name = _canonical(_need_str(item.get("name"), f"{runtime} package name"))
             what = f"{runtime} {name}"
             if name not in top_levels:
                 raise RuntimeDataError(f"runtime package data: {what} has no top_level entry")
@@ -196,7 +195,7 @@ def runtime_packages(target: Target) -> tuple[RuntimePackage, ...]:
 
 def runtime_package(target: Target, name: str) -> RuntimePackage | None:
     """The runtime's own copy of a project (any spelling of its name), if it has one."""
-    wanted = canonicalize_name(name)
+    wanted = _canonical(name)
     for package in runtime_packages(target):
         if package.name == wanted:
             return package
@@ -206,3 +205,13 @@ def runtime_package(target: Target, name: str) -> RuntimePackage | None:
 def runtime_modules(target: Target) -> dict[str, RuntimePackage]:
     """Top-level import name → the runtime distribution that provides it."""
     return {module: package for package in runtime_packages(target) for module in package.top_level}
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def _canonical(name: str) -> str:
+    """A project's normalised name (PEP 503), as ``packaging.utils.canonicalize_name``
+    gives it; that module imports ``packaging.tags`` (subprocess, logging, platform),
+    which a scan without dist-info never needs."""
+    return _SEPARATORS.sub("-", name).lower()

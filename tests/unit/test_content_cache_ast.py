@@ -19,16 +19,14 @@ from abiscan.inputs.content_cache import CacheFormatError, decode_plain, encode_
 ])
 def test_expressions_round_trip_with_positions(source: str) -> None:
     node = ast.parse(source, mode="eval").body
-    blobs: list[bytes] = []
-    back = decode_plain(encode_plain(node, blobs), blobs)
+    back = decode_plain(encode_plain(node))
     assert ast.dump(back, include_attributes=True) == ast.dump(node, include_attributes=True)
 
 
 def test_only_ast_classes_are_built() -> None:
-    with pytest.raises(CacheFormatError):
-        decode_plain({"$a": "Popen", "f": {}}, [])
-    with pytest.raises(CacheFormatError):
-        decode_plain({"$a": "NodeVisitor", "f": {}}, [])
+    for name in ("Popen", "NodeVisitor"):
+        with pytest.raises(CacheFormatError):
+            decode_plain(((("node", name, ()),), (5, 0)))
 
 
 def test_a_value_the_format_cannot_hold_is_not_cached(tmp_path: Path) -> None:
@@ -37,3 +35,21 @@ def test_a_value_the_format_cannot_hold_is_not_cached(tmp_path: Path) -> None:
     cache = ContentCache(tmp_path)
     cache.put("k", object())  # not plain data: skipped, never raised
     assert cache.get("k") is None
+
+
+def test_a_def_is_rebuilt_on_first_use_exactly() -> None:
+    source = "def f(a, b=1):\n    import os\n    if a:\n        return os.sep\n    return b\n"
+    node = ast.parse(source).body[0]
+    back = decode_plain(encode_plain([node]))[0]
+    assert "body" not in back.__dict__  # nothing of it rebuilt yet
+    assert isinstance(back, ast.FunctionDef)
+    assert ast.dump(back, include_attributes=True) == ast.dump(node, include_attributes=True)
+    assert ast.unparse(back) == ast.unparse(node)
+    assert [type(n).__name__ for n in ast.walk(back)] == [type(n).__name__ for n in ast.walk(node)]
+
+
+def test_a_forged_def_fails_at_first_use_as_a_cache_error() -> None:
+    table, tree = encode_plain([ast.parse("def f(): pass").body[0]])
+    forged = decode_plain((table, [(tree[0][0], (5, 0, "too", "many", "fields", 1, 2, 3))]))[0]
+    with pytest.raises(CacheFormatError):
+        _ = forged.body

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import struct
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -174,4 +175,36 @@ def test_a_corrupt_member_entry_is_a_miss(tmp_path: Path) -> None:
             raw = bytearray(path.read_bytes())
             raw[-1] ^= 0xFF
             path.write_bytes(bytes(raw))
+    assert _scan(layer, jobs=1, cache_dir=cache) == cold
+
+
+def test_a_warm_scan_inflates_no_source_it_read_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = _layer(tmp_path)
+    counts = _counting_inflations(monkeypatch)
+    cold = _scan(layer, jobs=1, cache_dir=tmp_path / "cache")
+    sources = {p: n for p, n in counts.items() if p.endswith(".py")}
+    assert len(sources) == 2 and set(sources.values()) == {1}  # checked, then parsed
+    counts.clear()
+    warm = _scan(layer, jobs=1, cache_dir=tmp_path / "cache")
+    assert not counts
+    assert cold == warm
+
+
+def test_an_unreadable_source_stays_unreadable_when_warm(tmp_path: Path) -> None:
+    """Only a read that succeeded is remembered: a member that fails to inflate
+    (a CRC-32 that does not match its bytes) is read, and fails, in every scan."""
+    layer = tmp_path / "layer.zip"
+    with zipfile.ZipFile(layer, "w", zipfile.ZIP_STORED) as zf:
+        info = zipfile.ZipInfo("python/bad.py")
+        info.external_attr = 0o100644 << 16
+        zf.writestr(info, "import os\n")
+    raw = bytearray(layer.read_bytes())
+    at = raw.index(b"import os")
+    raw[at] ^= 0x20  # stored, not deflated: the bytes change, the CRC-32 does not
+    layer.write_bytes(bytes(raw))
+    cache = tmp_path / "cache"
+    cold = _scan(layer, jobs=1, cache_dir=cache)
+    assert "cannot read the file" in cold
     assert _scan(layer, jobs=1, cache_dir=cache) == cold

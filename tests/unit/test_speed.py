@@ -9,6 +9,7 @@ never failing a scan) are pinned one by one.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import struct
 import zlib
@@ -28,7 +29,7 @@ from abiscan.inputs.content_cache import (
 from abiscan.inputs.sources import InputKind, SourceError, open_source
 from abiscan.inputs.stack import build_stack
 from abiscan.report.render import render_json
-from abiscan.simulate.python.import_graph import ImportGraph, SourceReader
+from abiscan.simulate.python.import_graph import ImportGraph, ImportStep, SourceReader
 from abiscan.target.profiles import builtin_target
 from abiscan.testing.elf_writer import build_shared_object
 from tests.helpers import write_tree, write_zip
@@ -248,15 +249,29 @@ def test_entries_naming_foreign_classes_are_refused(tmp_path: Path) -> None:
     store = ContentCache(tmp_path)
     store.put("k", (1, "a"))
     path = store.entry_path("k")
-    doc = json.dumps({"key": "k", "value": {"$o": "os:system", "f": {}}, "blobs": []}).encode()
-    body = struct.pack("<Q", len(doc)) + doc
+    body = marshal.dumps(("k", (("object", "os:system", ()),), (4, 0)))
     magic = path.read_bytes().split(b"\n", 1)[0] + b"\n"
     path.write_bytes(magic + struct.pack("<I", zlib.crc32(body)) + body)
     assert store.get("k") is None
     with pytest.raises(CacheFormatError):
-        decode_plain({"$e": "subprocess:Popen", "v": 1}, [])
+        decode_plain(((("enum", "subprocess:Popen", ()),), (3, 0, 1)))
     with pytest.raises(CacheFormatError):
-        decode_plain({"$o": "abiscan.api:scan", "f": {}}, [])
+        decode_plain(((("object", "abiscan.api:scan", ()),), (4, 0)))
+
+
+def test_entries_holding_other_values_are_refused(tmp_path: Path) -> None:
+    """marshal can hold values that are not plain data (a code object, a set):
+    an entry holding one is a miss, never a value."""
+    store = ContentCache(tmp_path)
+    store.put("k", (1, "a"))
+    path = store.entry_path("k")
+    magic = path.read_bytes().split(b"\n", 1)[0] + b"\n"
+    for forged in ((0, compile("1", "x", "eval")), (0, {1, 2}), [1, ["a", {"a": 1}]]):
+        body = marshal.dumps(("k", (), forged))
+        path.write_bytes(magic + struct.pack("<I", zlib.crc32(body)) + body)
+        assert store.get("k") is None
+    store.put("k", (1, "a"))
+    assert store.get("k") == (1, "a")
 
 
 def test_plain_codec_round_trips_a_module_program() -> None:
@@ -264,12 +279,14 @@ def test_plain_codec_round_trips_a_module_program() -> None:
     graph = ImportGraph(SourceReader(lambda _: source, lambda _: None), (3, 12))
     parsed = graph.parse_file("m", "/opt/python/m.py", False, lambda _: False)
     assert parsed is not None and parsed.edges
-    blobs: list[bytes] = []
-    doc = json.loads(json.dumps(encode_plain(parsed, blobs)))
-    back = decode_plain(doc, blobs)
+    doc = marshal.loads(marshal.dumps(encode_plain(parsed)))
+    back = decode_plain(doc)
     # Syntax-tree nodes compare by identity: compare the canonical encodings.
     assert type(back) is type(parsed) and back.edges == parsed.edges
-    assert encode_plain(back, []) == doc
+    assert encode_plain(back) == doc
+    # An import step's edge is the same object as the module's edge, decoded once.
+    step = back.body[0].body[0]  # the ``import a.b as c`` in the try
+    assert isinstance(step, ImportStep) and step.edge is back.edges[0]
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -355,11 +372,16 @@ def test_scan_without_dist_info_loads_no_metadata_reader(tmp_path: Path) -> None
     import subprocess
     import sys
 
-    layer = write_zip(tmp_path / "l.zip", {"python/m.py": "import json\n"})
+    so = build_shared_object(exports=["PyInit__one"], needed=["libc.so.6"])
+    layer = write_zip(tmp_path / "l.zip", {
+        "python/m.py": "import json\n", "python/_one.cpython-312-x86_64-linux-gnu.so": so,
+    })
+    # packaging (its markers and tags), tomllib and importlib.resources cost a
+    # third of the start-up of a scan that needs none of them.
     code = ("import sys; from abiscan import scan; scan([sys.argv[1]], jobs=1, use_cache=False); "
-            "print(sorted(m for m in sys.modules if m.startswith(('packaging.metadata', "
+            "print(sorted(m for m in sys.modules if m.startswith(('packaging', "
             "'abiscan.inputs.dists', 'abiscan.rules.distributions', 'concurrent.futures', "
-            "'multiprocessing'))))")
+            "'multiprocessing', 'tomllib', 'importlib.resources', 'tempfile'))))")
     out = subprocess.run([sys.executable, "-c", code, str(layer)], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -46,8 +46,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from packaging.version import InvalidVersion, Version
-
 from abiscan.elf.reader import MAX_RODATA, ElfError, ElfFacts, read_facts, read_rodata
 
 __all__ = [
@@ -97,7 +95,7 @@ _DOTTED = re.compile(rb"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A
 
 # Distributions whose pyo3+cffi binaries are known, with the first version
 # that propagates the embedded cffi module's error instead of panicking.
-_PANIC_FIXED_IN = {"cryptography": Version("42.0.6")}
+_PANIC_FIXED_IN = {"cryptography": "42.0.6"}
 
 
 @dataclass(frozen=True)
@@ -154,8 +152,12 @@ def _panics_for(owner: tuple[str, str] | None) -> tuple[bool, str, str]:
     """(panics, confidence, why) for a pyo3 binary that embeds a cffi module."""
     if owner is not None:
         name, version = owner
-        fixed = _PANIC_FIXED_IN.get(name.lower())
-        if fixed is not None:
+        fixed_in = _PANIC_FIXED_IN.get(name.lower())
+        if fixed_in is not None:
+            # Imported only here, for a binary that embeds a cffi module: not at start-up.
+            from packaging.version import InvalidVersion, Version
+
+            fixed = Version(fixed_in)
             try:
                 v = Version(version)
             except InvalidVersion:

@@ -46,10 +46,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from abiscan.elf.reader import ElfError, ElfFacts
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
@@ -1092,6 +1088,8 @@ def _optional_check(
         dists = [owners.get(p) if p is not None else None for p in dict.fromkeys(paths)]
         if not dists or any(d is None for d in dists):
             return None
+        from packaging.utils import canonicalize_name  # only with a dist-info: see _required
+
         if not installed:
             installed.update(canonicalize_name(d.name) for d in owners.values())
             installed.update(canonicalize_name(p.name) for p in runtime.values())
@@ -1117,6 +1115,12 @@ def _ever_stdlib(top: str) -> bool:
 def _required(dist: Distribution, env: Mapping[str, str]) -> set[str]:
     """The projects ``dist`` requires on the target, outside any extra (canonical names);
     a requirement abiscan cannot read counts as required, under a name no module has."""
+    # Imported here, not at the top: packaging's markers cost a scan with no
+    # dist-info (a layer of one extension module) a third of its start-up.
+    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     out: set[str] = set()
     for text in dist.requires_dist:
         try:
