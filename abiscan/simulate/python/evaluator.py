@@ -314,6 +314,9 @@ class Namespace:
     # Names bound where the run does not follow (a function's ``global``): reading
     # one before the run binds it is UNKNOWN, not a NameError.
     declared: frozenset[str] = frozenset()
+    # Names bound by ``from ext import attr`` from an extension module, directly or
+    # through another module's namespace: name -> (extension module, attr).
+    natives: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def copy(self) -> Namespace:
         return Namespace(
@@ -322,6 +325,7 @@ class Namespace:
             taint=dict(self.taint),
             open=self.open,
             declared=self.declared,
+            natives=dict(self.natives),
         )
 
     def restore(self, saved: Namespace) -> None:
@@ -330,6 +334,7 @@ class Namespace:
         self.values.update(saved.values)
         self.taint = dict(saved.taint)
         self.open = saved.open
+        self.natives = dict(saved.natives)
 
     def merge(self, other: Namespace) -> None:
         """Keep what both paths agree on (two branches, one of which ran)."""
@@ -342,6 +347,9 @@ class Namespace:
         for name, why in other.taint.items():
             self.taint[name] = tuple(dict.fromkeys((*self.taint.get(name, ()), *why)))
         self.open = self.open or other.open
+        self.natives = {
+            k: v for k, v in self.natives.items() if other.natives.get(k) == v
+        }
 
 
 def _copy(value: Any) -> Any:
