@@ -657,6 +657,34 @@ def case_overlay(c: Ctx) -> Stack:
     )
 
 
+_VERSIONEER = """import json
+
+version_json = '''
+{
+ "version": "1.24.4"
+}
+'''  # END VERSION_JSON
+
+
+def get_versions():
+    return json.loads(version_json)
+"""
+
+
+def case_versioneer(c: Ctx) -> Stack:
+    """A message naming the version versioneer's get_versions() parses from JSON (numpy
+    1.24's "The NumPy version is: ...")."""
+    return Stack(
+        layers=[{
+            "python/vv/_version.py": _VERSIONEER,
+            "python/vv/__init__.py": "from ._version import get_versions\n"
+                                     "vinfo = get_versions()\n"
+                                     "raise ImportError('version: %s' % vinfo['version'])\n",
+        }],
+        expect={"vv": Expect("error", "ImportError")},
+    )
+
+
 CASES: dict[str, Callable[[Ctx], Stack]] = {
     name.removeprefix("case_"): fn
     for name, fn in dict(globals()).items()

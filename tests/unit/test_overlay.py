@@ -100,18 +100,27 @@ def test_a_pyo3_binary_needs_no_control(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rodata", "why"),
     [
-        (b"kept\x00gone\x00", "the name is in the binary"),
+        (b"kept\x00gone\x00Protocol\x00", "every name is in the binary"),
         (b"other\x00", "no control: none of the other names is there either"),
         (b"kept\x00cannot initialise module strings\x00", "Cython's compressed strings"),
+        (b"kept\x00LZSS string data decompression failed\x00", "Cython 3.3's LZSS strings"),
+        (b"ProtocolState\x00", "a control only inside a longer identifier"),
     ],
 )
 def test_a_name_stays_unjudged_without_solid_evidence(
     tmp_path: Path, rodata: bytes, why: str
 ) -> None:
-    report = _overlay(tmp_path, rodata, "from ._core import gone, kept\n")
+    report = _overlay(tmp_path, rodata, "from ._core import gone, kept, Protocol\n")
     m = report.module("pkg")
     assert m is not None and (m.outcome, m.confidence) == ("ok", "likely"), (why, m.reason)
     assert any("2 versions of pkg" in a.condition for a in m.assumptions)
+
+
+def test_a_dunder_is_always_there(tmp_path: Path) -> None:
+    # lz4 4.x's frame/__init__.py: "from ._frame import __doc__ as _doc".
+    report = _overlay(tmp_path, b"kept\x00", "from ._core import kept, __doc__\n")
+    m = report.module("pkg")
+    assert m is not None and (m.outcome, m.confidence) == ("ok", "likely"), m.reason
 
 
 def test_one_version_trusts_its_own_binary(tmp_path: Path) -> None:
@@ -195,3 +204,36 @@ def test_lacks_name_needs_a_control_and_a_whole_read() -> None:
     assert lacks_name(b"\x00kept\x00", "gone", ["kept", "gone"])
     assert not lacks_name(b"\x00kept\x00", "gone", ["gone"])
     assert not lacks_name(b"\x00kept\x00gone\x00", "gone", ["kept"])
+
+
+# -- messages that name the version ---------------------------------------------------------
+
+_VERSIONEER = '''import json
+
+version_json = """
+{
+ "full-revisionid": "9315a9072b2636f75c831b4eca9f42a5f67ca2fb",
+ "version": "1.24.4"
+}
+"""  # END VERSION_JSON
+
+
+def get_versions():
+    return json.loads(version_json)
+'''
+
+
+def test_a_versioneer_version_is_known(tmp_path: Path) -> None:
+    # numpy 1.24's core/__init__.py puts numpy.version.version, which versioneer's
+    # get_versions() parses from a JSON literal, into the message of the mix's failure.
+    report = scan(tmp_path, {
+        "python/vv/_version.py": _VERSIONEER,
+        "python/vv/version.py": "from ._version import get_versions\n"
+                                "vinfo = get_versions()\nversion = vinfo['version']\n"
+                                "__version__ = vinfo.get('closest-tag', vinfo['version'])\n",
+        "python/vv/__init__.py": "from .version import version, __version__\n"
+                                 "raise ImportError('vv %s (%s) is broken' % (version, "
+                                 "__version__))\n",
+    }, imports=("vv",))
+    vv = report.module("vv")
+    assert vv is not None and str(vv.error) == "ImportError: vv 1.24.4 (1.24.4) is broken"

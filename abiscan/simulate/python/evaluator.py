@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import json
 import operator
 import posixpath
 import re
@@ -838,6 +839,8 @@ class Evaluator:
                 return fixed
             if (base.name, name) == ("os", "listdir"):
                 return self._listdir(args, kwargs)
+            if (base.name, name) == ("json", "loads"):
+                return _json_loads(args, kwargs)
             if base.name in ("os.path", "posixpath"):
                 return self._os_path(name, args, kwargs)
             if (base.name == "os" and name == "getenv") or (base.name, name) == (
@@ -1207,6 +1210,17 @@ _FIXED[("importlib", "import_module")] = _BuiltinFunc(name="importlib.import_mod
 # it), and sys has no PyPy attributes.
 _FIXED[("sys", "excepthook")] = _BuiltinFunc(name="sys.excepthook")
 _FIXED[("sys", "pypy_version_info")] = MISSING
+
+
+def _json_loads(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``json.loads`` of a known string (versioneer's ``_version.py`` keeps the version
+    in a JSON literal that ``get_versions()`` parses): pure, the same on every target."""
+    if len(args) != 1 or kwargs or not isinstance(args[0], str) or len(args[0]) > _MAX_SIZE:
+        return UNKNOWN
+    try:
+        return json.loads(args[0])
+    except ValueError:
+        return UNKNOWN  # json.JSONDecodeError: raised on the target too, not told apart here
 
 
 def _hashable(value: Any) -> bool:

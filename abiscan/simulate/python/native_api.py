@@ -7,12 +7,14 @@ Two facts, each used only where the bytes are solid evidence (docs/evaluator.md,
   name, and the name's text is in the binary's read-only data (a pyo3 ``&str``, a
   Cython string constant, a C string literal). A name whose text is nowhere in the
   whole of ``.rodata`` cannot be one of its attributes, provided the read was not cut
-  short, the binary does not compress its strings (Cython 3.1 and later can, with
-  ``CYTHON_COMPRESS_STRINGS``: its message "cannot initialise module strings" is then
-  in the binary, and no name is), and either the same data holds another name the
-  importing module takes from it (the control), or the binary is a pyo3 module
-  (Rust string literals, never compressed: the names of its classes, functions and
-  submodules are all there).
+  short, the binary does not compress its strings (Cython 3.1 and later can: zlib
+  or bz2 with ``CYTHON_COMPRESS_STRINGS``, whose message "cannot initialise module
+  strings" is then in the binary, and Cython 3.3's own LZSS, "string data
+  decompression failed"), and either the same data holds another name the
+  importing module takes from it as a whole identifier (the control), or the binary
+  is a pyo3 module (Rust string literals, never compressed: the names of its
+  classes, functions and submodules are all there). A name never counts when it is
+  a dunder every module has (``__doc__``).
 * **The signature Cython embeds** (``embedsignature``) for a class:
   ``_Unquoter(str ignore='', *, bool qs=False)``. A call with a keyword the
   signature does not have fails in Cython's argument parsing with Cython's own
@@ -31,9 +33,9 @@ from abiscan.elf.reader import MAX_RODATA
 
 __all__ = ["Signature", "cython_keyword_error", "embedded_signature", "lacks_name"]
 
-# Cython's error when its compressed string table does not unpack: only binaries built
-# with CYTHON_COMPRESS_STRINGS carry it.
-_COMPRESSED = b"cannot initialise module strings"
+# Cython's errors when its compressed string table does not unpack: only binaries
+# whose strings are compressed carry them.
+_COMPRESSED = (b"cannot initialise module strings", b"string data decompression failed")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Cython 0.29 spells it "%.200s() got ... '%U'", Cython 3 "%s() got ... '%U'".
 _CYTHON_KEYWORD = re.compile(rb"%(?:\.200)?s\(\) got an unexpected keyword argument '%U'\x00")
@@ -56,11 +58,17 @@ def lacks_name(ro: bytes, name: str, controls: Iterable[str], *, plain: bool = F
     known to keep its names as plain text (``plain``: pyo3)."""
     if len(ro) >= MAX_RODATA or not _IDENTIFIER.fullmatch(name):
         return False
-    if name.encode() in ro or _COMPRESSED in ro:
+    if name.startswith("__") or name.encode() in ro or any(m in ro for m in _COMPRESSED):
         return False
     return plain or any(
-        c.encode() in ro for c in controls if c != name and _IDENTIFIER.fullmatch(c)
+        _whole(ro, c) for c in controls if c != name and _IDENTIFIER.fullmatch(c)
     )
+
+
+def _whole(ro: bytes, name: str) -> bool:
+    """Whether ``name`` is in ``ro`` as an identifier of its own, not inside a longer one."""
+    pattern = rb"(?<![A-Za-z0-9_])" + re.escape(name.encode()) + rb"(?![A-Za-z0-9_])"
+    return re.search(pattern, ro) is not None
 
 
 def embedded_signature(ro: bytes, module: str, cls: str) -> Signature | None:
