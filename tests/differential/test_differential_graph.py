@@ -17,6 +17,8 @@ interpreter that runs it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import sys
 from collections.abc import Callable
@@ -615,6 +617,71 @@ def case_runtime_messages(c: Ctx) -> Stack:
             "md._testcapi": Expect("error", MNFE),
             "fl": Expect("error", MNFE), "fl2": Expect("error", "ImportError"),
         },
+    )
+
+
+def _dist(name: str, version: str, files: dict[str, bytes | str]) -> dict[str, bytes | str]:
+    """An installed distribution whose RECORD lists ``files`` with their real hashes."""
+    rows = []
+    for path, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        rows.append(f"{path},sha256={digest.decode()},{len(data)}")
+    info = f"{name}-{version}.dist-info"
+    rows.append(f"{info}/RECORD,,")
+    return {
+        **{f"python/{p}": t for p, t in files.items()},
+        f"python/{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"python/{info}/RECORD": "\n".join(rows) + "\n",
+    }
+
+
+def case_overlay(c: Ctx) -> Stack:
+    """An older release unpacked over a newer one (the real-world overlay category): the
+    old __init__ asks the new binary for a name whose text it lacks (the message, with
+    the binary's path), and a mix that asks for nothing missing imports."""
+    # The binary keeps "kept" in .rodata (the control) and binds neither name.
+    ext = c.build.extension(c.interp, ExtensionSpec(
+        "_core", extra_c='__attribute__((used)) static const char control[] = "kept";'))
+    new = {"ov/__init__.py": "from . import _core\n", f"ov/_core{c.suffix}": ext,
+           "ov/util.py": "X = 2\n", "ovok/__init__.py": "from .a import A\n",
+           "ovok/a.py": "A = 2\n", "ovok/b.py": "B = 2\n"}
+    old = {"ov/__init__.py": "from ._core import gone, kept\n",
+           "ovok/__init__.py": "from .a import A\nfrom .b import B\n", "ovok/a.py": "A = 1\n"}
+    return Stack(
+        layers=[{**_dist("ov", "2.0", {k: v for k, v in new.items() if k.startswith("ov/")}),
+                 **_dist("ovok", "2.0", {k: v for k, v in new.items() if k.startswith("ovok")})},
+                {**_dist("ov", "1.0", {k: v for k, v in old.items() if k.startswith("ov/")}),
+                 **_dist("ovok", "1.0", {k: v for k, v in old.items() if k.startswith("ovok")})}],
+        expect={"ov": Expect("error", "ImportError"), "ovok": Expect("ok")},
+    )
+
+
+_VERSIONEER = """import json
+
+version_json = '''
+{
+ "version": "1.24.4"
+}
+'''  # END VERSION_JSON
+
+
+def get_versions():
+    return json.loads(version_json)
+"""
+
+
+def case_versioneer(c: Ctx) -> Stack:
+    """A message naming the version versioneer's get_versions() parses from JSON (numpy
+    1.24's "The NumPy version is: ...")."""
+    return Stack(
+        layers=[{
+            "python/vv/_version.py": _VERSIONEER,
+            "python/vv/__init__.py": "from ._version import get_versions\n"
+                                     "vinfo = get_versions()\n"
+                                     "raise ImportError('version: %s' % vinfo['version'])\n",
+        }],
+        expect={"vv": Expect("error", "ImportError")},
     )
 
 

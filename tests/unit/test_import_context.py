@@ -47,14 +47,28 @@ _NEW = {"mixed/__init__.py": "from . import _core\n", "mixed/_core.py": "VERSION
 _OLD = {"mixed/__init__.py": "from . import _legacy\n", "mixed/_legacy.py": "from . import _core\n"}
 
 
-def test_an_import_through_files_of_two_versions_is_not_known_to_work(tmp_path: Path) -> None:
+def test_an_import_through_files_of_two_versions_runs_them_as_they_are(tmp_path: Path) -> None:
     # Version 1 unpacked over version 2: its __init__ and _legacy, and 2's _core left over.
+    # The mix runs as it is on disk: ok, likely, resting on the assumption that it works.
     report = scan(tmp_path, _dist("mixed", "2.0", _NEW), _dist("mixed", "1.0", _OLD))
     m = report.module("mixed")
-    assert m is not None and (m.outcome, m.error, m.confidence) == ("unknown", None, "possible")
-    assert "2 versions of mixed" in m.reason
-    assert "1.0 (/opt/python/mixed/__init__.py)" in m.reason
-    assert "2.0 (/opt/python/mixed/_core.py)" in m.reason
+    assert m is not None and (m.outcome, m.error, m.confidence) == ("ok", None, "likely")
+    (assumed,) = m.assumptions
+    assert "2 versions of mixed" in assumed.condition
+    assert "1.0 (/opt/python/mixed/__init__.py)" in assumed.condition
+    assert "2.0 (/opt/python/mixed/_core.py)" in assumed.condition
+
+
+def test_a_failure_in_the_mix_is_the_prediction(tmp_path: Path) -> None:
+    # Version 1's _legacy reads a name version 2's _core no longer has.
+    old = {**_OLD, "mixed/_legacy.py": "from ._core import OLD_NAME\n"}
+    report = scan(tmp_path, _dist("mixed", "2.0", _NEW), _dist("mixed", "1.0", old))
+    m = report.module("mixed")
+    assert m is not None and m.outcome == "error", m.reason
+    assert str(m.error) == (
+        "ImportError: cannot import name 'OLD_NAME' from 'mixed._core' "
+        "(/opt/python/mixed/_core.py)"
+    )
 
 
 def test_files_of_one_version_only_stay_ok(tmp_path: Path) -> None:
@@ -77,8 +91,8 @@ def test_a_mix_reached_through_an_import_reused_from_an_earlier_run(tmp_path: Pa
         "python/second.py": "import helper\nimport two_b\n",
     }, imports=("first", "second"))
     second = report.module("second")
-    assert second is not None and second.outcome == "unknown", second.reason
-    assert "1.0 (/opt/python/two_a.py)" in second.reason
+    assert second is not None and (second.outcome, second.confidence) == ("ok", "likely")
+    assert any("1.0 (/opt/python/two_a.py)" in a.condition for a in second.assumptions)
 
 
 def test_one_version_unpacked_twice_is_not_mixed(tmp_path: Path) -> None:

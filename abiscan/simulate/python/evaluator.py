@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import json
 import operator
 import posixpath
 import re
@@ -314,6 +315,9 @@ class Namespace:
     # Names bound where the run does not follow (a function's ``global``): reading
     # one before the run binds it is UNKNOWN, not a NameError.
     declared: frozenset[str] = frozenset()
+    # Names bound by ``from ext import attr`` from an extension module, directly or
+    # through another module's namespace: name -> (extension module, attr).
+    natives: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def copy(self) -> Namespace:
         return Namespace(
@@ -322,6 +326,7 @@ class Namespace:
             taint=dict(self.taint),
             open=self.open,
             declared=self.declared,
+            natives=dict(self.natives),
         )
 
     def restore(self, saved: Namespace) -> None:
@@ -330,6 +335,7 @@ class Namespace:
         self.values.update(saved.values)
         self.taint = dict(saved.taint)
         self.open = saved.open
+        self.natives = dict(saved.natives)
 
     def merge(self, other: Namespace) -> None:
         """Keep what both paths agree on (two branches, one of which ran)."""
@@ -342,6 +348,9 @@ class Namespace:
         for name, why in other.taint.items():
             self.taint[name] = tuple(dict.fromkeys((*self.taint.get(name, ()), *why)))
         self.open = self.open or other.open
+        self.natives = {
+            k: v for k, v in self.natives.items() if other.natives.get(k) == v
+        }
 
 
 def _copy(value: Any) -> Any:
@@ -830,6 +839,8 @@ class Evaluator:
                 return fixed
             if (base.name, name) == ("os", "listdir"):
                 return self._listdir(args, kwargs)
+            if (base.name, name) == ("json", "loads"):
+                return _json_loads(args, kwargs)
             if base.name in ("os.path", "posixpath"):
                 return self._os_path(name, args, kwargs)
             if (base.name == "os" and name == "getenv") or (base.name, name) == (
@@ -1199,6 +1210,17 @@ _FIXED[("importlib", "import_module")] = _BuiltinFunc(name="importlib.import_mod
 # it), and sys has no PyPy attributes.
 _FIXED[("sys", "excepthook")] = _BuiltinFunc(name="sys.excepthook")
 _FIXED[("sys", "pypy_version_info")] = MISSING
+
+
+def _json_loads(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``json.loads`` of a known string (versioneer's ``_version.py`` keeps the version
+    in a JSON literal that ``get_versions()`` parses): pure, the same on every target."""
+    if len(args) != 1 or kwargs or not isinstance(args[0], str) or len(args[0]) > _MAX_SIZE:
+        return UNKNOWN
+    try:
+        return json.loads(args[0])
+    except ValueError:
+        return UNKNOWN  # json.JSONDecodeError: raised on the target too, not told apart here
 
 
 def _hashable(value: Any) -> bool:

@@ -128,6 +128,12 @@ class Runner(Protocol):
     def note_pierced(self, source: ModuleSource, step: TryStep, got: Raised) -> None:
         """Notes an import guard that what arrives passes through."""
 
+    def native_call(
+        self, caller: str, native: tuple[str, str], positional: int, keywords: tuple[str, ...]
+    ) -> str | None:
+        """The TypeError message of calling ``native`` (extension module, class) from the
+        file ``caller`` with these arguments, when it certainly raises one."""
+
 
 class _Failed(Exception):
     """Carries a :class:`Raised` out of an evaluation (``__import__`` of a computed name)."""
@@ -216,6 +222,8 @@ class BodyRun:
         self.line = step.line
         if isinstance(step, AssignStep):
             return self.assign(step)
+        if isinstance(step, ExprStep) and step.native_call:
+            return self.native_call(step.expr)
         if isinstance(step, ExprStep):
             return self.evaluate(step.expr)[1]
         if isinstance(step, CondStep):
@@ -244,8 +252,28 @@ class BodyRun:
         except _Failed as failed:
             return UNKNOWN, failed.raised
 
+    def native_call(self, call: ast.expr) -> Raised | None:
+        """A call of a class from an extension module whose binding fails (native_api)."""
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            return None
+        native = self.ns.natives.get(call.func.id)
+        if native is None:
+            return None
+        keywords = tuple(k.arg for k in call.keywords if k.arg is not None)
+        message = self.runner.native_call(self.source.path, native, len(call.args), keywords)
+        if message is None:
+            return None
+        error = PredictedError(type="TypeError", message=message)
+        why = (
+            f"{self.source.path}:{self.line}: {ast.unparse(call)} raises {error}: "
+            f"{native[0]}.{native[1]}, from another version of the project, has no such "
+            "parameter (the signature Cython embedded in the binary)"
+        )
+        return Raised(error=error, steps=(), broken=self.source.name, reason=why)
+
     def bind(self, target: ast.expr, value: Any, used: tuple[str, ...] = ()) -> None:
         if isinstance(target, ast.Name):
+            self.ns.natives.pop(target.id, None)
             self.ns.values[target.id] = value
             if used:
                 self.ns.taint[target.id] = used

@@ -157,10 +157,16 @@ class AssignStep:
 
 @dataclass(frozen=True)
 class ExprStep:
-    """An expression statement at module level (``deps.append(x)``, a bare name)."""
+    """An expression statement at module level (``deps.append(x)``, a bare name).
+
+    With ``native_call``, ``expr`` is a call with keywords in any statement that runs
+    at import (a class body's too) of a bare module-level name: it is not evaluated,
+    only its arguments are bound against the callee's signature when the callee is a
+    class of an extension module (native_api)."""
 
     line: int
     expr: ast.expr
+    native_call: bool = False
 
 
 @dataclass(frozen=True)
@@ -538,6 +544,8 @@ class _Ctx:
     runs: str = "yes"
     condition: str | None = None
     in_class: bool = False
+    # In a class body: the names it binds, which shadow module-level ones there.
+    class_names: frozenset[str] = frozenset()
 
     def under(self, runs: bool | None, condition: str, *, type_checking: bool = False) -> _Ctx:
         if runs is False or self.runs == "no":
@@ -553,6 +561,7 @@ class _Ctx:
             runs=new,
             condition=cond,
             in_class=self.in_class,
+            class_names=self.class_names,
         )
 
 
@@ -978,6 +987,7 @@ class _Extractor:
             runs=ctx.runs,
             condition=ctx.condition,
             in_class=True,
+            class_names=_class_names(s),
         )
         steps.extend(self.block(s.body, inner))
         self.bind(s.name, ctx, s.lineno)
@@ -1181,6 +1191,7 @@ class _Extractor:
                         out.append(self.edge(n, ctx, target, "dynamic"))
                 if name in self.functions:
                     out.extend(self.called_imports(n, name, ctx))
+                out.extend(_native_call(n, ctx))
             todo.extend(reversed(list(ast.iter_child_nodes(n))))
         return out
 
@@ -1497,3 +1508,34 @@ class ImportGraph:
     @property
     def parsed(self) -> dict[str, ModuleSource]:
         return {k: v for k, v in self._parsed.items() if v is not None}
+
+
+def _native_call(call: ast.Call, ctx: _Ctx) -> list[Step]:
+    """A check of ``call`` against an extension class's signature, where it may apply:
+    a bare module-level name called with keywords, none of them ``**``."""
+    func = call.func
+    if (
+        not isinstance(func, ast.Name)
+        or not call.keywords
+        or any(k.arg is None for k in call.keywords)
+        or any(isinstance(a, ast.Starred) for a in call.args)
+        or ctx.runs == "no"
+        or ctx.type_checking
+        or func.id in ctx.class_names
+    ):
+        return []
+    return [ExprStep(line=getattr(call, "lineno", 0), expr=call, native_call=True)]
+
+
+def _class_names(cls: ast.ClassDef) -> frozenset[str]:
+    """The names a class body binds (anywhere in it: they shadow module-level ones)."""
+    names: set[str] = set()
+    for stmt in cls.body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.alias):
+                names.add((node.asname or node.name).partition(".")[0])
+    return frozenset(names)

@@ -76,6 +76,11 @@ from abiscan.simulate.python.import_graph import (
     TryStep,
     catches,
 )
+from abiscan.simulate.python.native_api import (
+    cython_keyword_error,
+    embedded_signature,
+    lacks_name,
+)
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
 from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target, marker_environment
@@ -148,8 +153,10 @@ class Simulator:
         writer: Callable[[str], tuple[str, str] | None] = lambda path: None,
         optional: Callable[[tuple[str | None, ...], str], str | None] = lambda paths, m: None,
         listdir: Callable[[str], Sequence[str] | None] = lambda path: None,
+        rodata: Callable[[str], bytes | None] = lambda path: None,
     ) -> None:
         self.graph = graph
+        self._rodata = rodata
         self._listdir = listdir
         self.own = own
         self.native = native
@@ -180,8 +187,9 @@ class Simulator:
         got = self.import_(name)
         mixed = _mixed_versions(self._run.writers)
         if got is None and mixed is not None:
-            # Neither version's import was ever tested with the other's files.
-            return Raised(error=None, steps=(), broken=name, reason=mixed, certain=False)
+            # The mixed files ran as they are on disk and met no failure abiscan sees;
+            # neither version was ever tested with the other's files: likely, not certain.
+            self.assume(mixed)
         return got
 
     def assumptions(self) -> tuple[Assumption, ...]:
@@ -513,6 +521,8 @@ class Simulator:
         if step.bind is None and step.edge.kind != "star":
             return got
         ns = self.namespaces[source.name]
+        if step.bind is not None:
+            ns.natives.pop(step.bind, None)
         if got is not None:
             if step.bind is not None:
                 ns.values[step.bind] = UNKNOWN
@@ -523,11 +533,37 @@ class Simulator:
         elif step.bind is not None:
             ns.values[step.bind] = self._bound_value(step)
             ns.taint.pop(step.bind, None)
+            native = self._native_origin(edge)
+            if native is not None:
+                ns.natives[step.bind] = native
             if edge.kind == "name" and edge.name is not None:
                 from_ns = self.namespaces.get(edge.target)
                 if from_ns is not None and edge.name in from_ns.taint:
                     ns.taint[step.bind] = from_ns.taint[edge.name]
         return None
+
+    def _native_origin(self, edge: ImportEdge) -> tuple[str, str] | None:
+        """(extension module, attribute) a ``from x import name`` binds, directly or
+        through ``x``'s own namespace."""
+        if edge.kind != "name" or edge.name is None:
+            return None
+        if self.own(edge.target).kind == "extension":
+            return (edge.target, edge.name)
+        from_ns = self.namespaces.get(edge.target)
+        return from_ns.natives.get(edge.name) if from_ns is not None else None
+
+    def native_call(
+        self, caller: str, native: tuple[str, str], positional: int, keywords: tuple[str, ...]
+    ) -> str | None:
+        own = self.own(native[0])
+        path = own.path
+        if own.kind != "extension" or path is None or not self._other_version(caller, path):
+            return None
+        ro = self._rodata(path)
+        signature = embedded_signature(ro, native[0], native[1]) if ro is not None else None
+        if ro is None or signature is None:
+            return None
+        return cython_keyword_error(ro, signature, positional, keywords)
 
     def _bound_value(self, step: ImportStep) -> Any:
         edge = step.edge
@@ -617,8 +653,10 @@ class Simulator:
             return self._lazy_import(edge, step, name, lazy)
         # A half-initialised module (its own body, or one paused in a circular
         # import) has only the names bound before the line it is paused at.
+        if base is None:
+            return self._native_name(source, edge, step, name)
         paused = self._run.paused.get(edge.target)
-        if base is None or base.custom_finder or _open_at(base, paused):
+        if base.custom_finder or _open_at(base, paused):
             return None  # any name may exist (an import hook may provide it, too)
         bound_at = base.bound.get(name)
         if bound_at is not None and (paused is None or bound_at < paused):
@@ -649,6 +687,41 @@ class Simulator:
         return Raised(
             error=error, steps=(replace(step, note=note),), broken=edge.target, reason=note
         )
+
+    def _native_name(
+        self, source: ModuleSource, edge: ImportEdge, step: ChainStep, name: str
+    ) -> Raised | None:
+        """``from ext import name`` where ``ext`` is an extension module that another
+        version of the importer's project wrote: the name is missing where the binary
+        certainly does not bind it (native_api.lacks_name). Within one version, the
+        Python side and its binary agree, and any name is taken to be there."""
+        own = self.own(edge.target)
+        path = own.path
+        if own.kind != "extension" or path is None or not self._other_version(source.path, path):
+            return None
+        ro = self._rodata(path)
+        controls = [e.name for e in source.edges if e.target == edge.target and e.name]
+        facts = self.native(edge.target, path)
+        plain = facts is not None and "pyo3" in facts.kinds
+        if ro is None or not lacks_name(ro, name, controls, plain=plain):
+            return None
+        error = PredictedError(
+            type="ImportError", message=f"cannot import name '{name}' from '{edge.target}' ({path})"
+        )
+        note = (
+            f"{path}, of another version of the project than {source.path}, does not bind "
+            f"'{name}': the name is nowhere in its read-only data, which keeps names as "
+            "plain text (" + ("a pyo3 module" if plain else "it holds the other names "
+            "imported from it") + ")"
+        )
+        return Raised(
+            error=error, steps=(replace(step, note=note),), broken=edge.target, reason=note
+        )
+
+    def _other_version(self, path: str, other: str) -> bool:
+        """Whether two files were written by different versions of one project."""
+        a, b = self._writer(path), self._writer(other)
+        return a is not None and b is not None and a[0] == b[0] and a[1] != b[1]
 
     def _bound_in_function(
         self, base: ModuleSource, name: str, paused: int | None, step: ChainStep
@@ -883,6 +956,10 @@ def follow_imports(
 
     roots = tuple(r.rstrip("/") for r in (target.layer_root, target.function_root))
 
+    def rodata(path: str) -> bytes | None:
+        ro = facts.rodata(path)
+        return None if isinstance(ro, SourceError) else ro
+
     def listdir(path: str) -> Sequence[str] | None:
         # Only where the stack is the whole truth: /opt holds the layers and nothing
         # else, /var/task the function code; elsewhere the target's system decides.
@@ -899,6 +976,7 @@ def follow_imports(
         writer=_writers_check(stack, owners),
         optional=_optional_check(owners, target, tops, runtime),
         listdir=listdir,
+        rodata=rodata,
     )
     return _follow_each(sim, modules, own)
 
@@ -1043,18 +1121,25 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + digest.rstrip("=")
 
 
-def _mixed_versions(writers: Mapping[tuple[str, str], str]) -> str | None:
-    """Why an import that loaded files of two versions of one project is not known to
-    work (``writers``: (project, version) -> a file that version wrote)."""
-    by_project: dict[str, list[str]] = defaultdict(list)
+def _mixed_versions(writers: Mapping[tuple[str, str], str]) -> Assumption | None:
+    """The assumption an import that loaded files of two versions of one project rests
+    on (``writers``: (project, version) -> a file that version wrote), or None."""
+    by_project: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for (project, version), path in sorted(writers.items()):
-        by_project[project].append(f"{version} ({path})")
+        by_project[project].append((version, path))
     for project, seen in by_project.items():
         if len(seen) > 1:
-            return (
-                f"the import loads files of {len(seen)} versions of {project}, unpacked one "
-                f"over the other: {'; '.join(seen)}; no release of {project} was built or "
-                "tested with that mix (see ABI306)"
+            files = "; ".join(f"{version} ({path})" for version, path in seen)
+            return Assumption(
+                path=seen[-1][1],
+                line=0,
+                condition=f"the files of {len(seen)} versions of {project}, unpacked one "
+                f"over the other, work together: {files}",
+                taken=True,
+                why=f"the import runs them as they are on disk and meets no failure abiscan "
+                f"checks (calls against their signatures, names imported from extension "
+                f"modules, attributes read from other modules); no release of {project} "
+                "was built or tested with that mix (see ABI306)",
             )
     return None
 
