@@ -334,7 +334,9 @@ class BodyRun:
             (False, got_body, got_else, step.body),
             (True, got_else, got_body, step.orelse),
         ):
-            if got is not None and got.certain and other is None and _only_raises(branch):
+            # The other side is taken even when it fails too: both sides fail, and the
+            # error is the one of the side that does not merely check (a dispatch's `else`).
+            if got is not None and got.certain and _only_raises(branch):
                 dist = self.runner.intact(self.source.path) if step.test is not None else None
                 if dist is not None:
                     if taken:
@@ -349,7 +351,7 @@ class BodyRun:
                             f"one intact distribution ({dist}: every file RECORD lists is there)",
                         )
                     )
-                    return None
+                    return other
         side = self._probed(step, probe, got_body, got_else) if probe is not None else None
         if side is None and step.test is not None:
             side = self._optional(step, got_body, got_else)
