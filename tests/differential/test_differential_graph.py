@@ -685,6 +685,55 @@ def case_versioneer(c: Ctx) -> Stack:
     )
 
 
+def _intact(name: str, files: dict[str, str], requires: str = "") -> dict[str, str]:
+    """Files of one distribution whose RECORD lists them with their real hashes and sizes."""
+    import base64
+    import hashlib
+
+    rows = [f"{path},sha256="
+            + base64.urlsafe_b64encode(hashlib.sha256(t.encode()).digest()).rstrip(b"=").decode()
+            + f",{len(t.encode())}" for path, t in files.items()]
+    info = f"{name}-1.0.dist-info"
+    return {**{f"python/{p}": t for p, t in files.items()},
+            f"python/{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+                                       + (f"Requires-Dist: {requires}\n" if requires else ""),
+            f"python/{info}/RECORD": "\n".join([*rows, f"{info}/RECORD,,"]) + "\n"}
+
+
+def case_clean_stack_rules(c: Ctx) -> Stack:
+    """Rules that keep clean real stacks decided (issue 9): each module loads for real."""
+    # awswrangler.pandas: a dispatch whose else only raises; the other undecided side
+    # imports an absent optional dependency.
+    dispatch = ("import os\nFMT = 'plain' if os.path.isdir('/') else 'other'\n"
+                "if FMT == 'plain':\n    import os.path\nelif FMT == 'fast':\n"
+                "    import absentdep\nelse:\n    raise ImportError(f'Unknown format {FMT}')\n")
+    # patsy.util: a search over names whose else only asserts.
+    search = ("import os\nfor _n in ('nosuch', 'sep'):\n"
+              "    if hasattr(os, _n + os.path.basename(os.getcwd())[:0]):\n"
+              "        found = _n\n        break\nelse:\n    assert False\n")
+    # scipy.__config__: a recursive clean-up in a dict comprehension, then a flag.
+    config = ("def _cleanup(d):\n    if isinstance(d, dict):\n"
+              "        return {k: _cleanup(v) for k, v in d.items() if v != '' and "
+              "_cleanup(v) != ''}\n    else:\n        return d\n"
+              "CONFIG = _cleanup({'blas': {'ilp64': bool(r'false'.lower().replace('false', '')),"
+              " 'name': ''}})\n"
+              "if CONFIG['blas']['ilp64']:\n    from cfg import _fblas_64\n"
+              "if 'name' in CONFIG['blas']:\n    raise ImportError('not cleaned')\n")
+    # psutil: globals() writes guarded by a prefix.
+    rlim = ("_globals = globals()\nfor _name in ('RLIMIT_A', 'other'):\n"
+            "    if _name.startswith('RLIM') and _name.isupper():\n"
+            "        _globals[_name] = 1\ndel _globals, _name\n")
+    return Stack(
+        layers=[{**_intact("disp", {"disp.py": dispatch}, "absentdep; extra == 'fast'"),
+                 **_intact("search", {"search.py": search}),
+                 "python/cfg.py": config,
+                 "python/rl/__init__.py": rlim,
+                 "python/rl/aix.py": "from . import _ext_aix\n",
+                 "python/rl/user.py": "from rl import RLIMIT_A\n"}],
+        expect={"disp": Expect("ok"), "search": Expect("ok"), "cfg": Expect("ok"),
+                "rl.aix": Expect("error", "ImportError"), "rl.user": Expect("ok")},
+    )
+
 CASES: dict[str, Callable[[Ctx], Stack]] = {
     name.removeprefix("case_"): fn
     for name, fn in dict(globals()).items()

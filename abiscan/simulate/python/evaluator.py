@@ -28,9 +28,9 @@ import json
 import operator
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from abiscan.errors import AbiscanError
 from abiscan.simulate.python.import_graph import Guard, catches
@@ -318,6 +318,9 @@ class Namespace:
     # Names bound by ``from ext import attr`` from an extension module, directly or
     # through another module's namespace: name -> (extension module, attr).
     natives: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Names with these prefixes may be bound where the run does not follow (writes
+    # through globals() guarded by ``name.startswith(prefix)``).
+    prefixes: tuple[str, ...] = ()
 
     def copy(self) -> Namespace:
         return Namespace(
@@ -327,7 +330,12 @@ class Namespace:
             open=self.open,
             declared=self.declared,
             natives=dict(self.natives),
+            prefixes=self.prefixes,
         )
+
+    def may_bind(self, name: str) -> bool:
+        """Whether ``name`` may be bound where the run does not look."""
+        return self.open or name in self.declared or name.startswith(self.prefixes)
 
     def restore(self, saved: Namespace) -> None:
         """Back to a copy taken earlier (the same dict object stays live for readers)."""
@@ -549,7 +557,7 @@ class Evaluator:
             # Even where a star import or globals() writes may bind any name: packages
             # rebind min or sum (numpy does), never these.
             return _builtin(name)
-        if name in MODULE_DUNDERS or self.ns.open or name in self.ns.declared:
+        if name in MODULE_DUNDERS or self.ns.may_bind(name):
             return UNKNOWN
         if name == "TYPE_CHECKING":
             return UNKNOWN
@@ -633,35 +641,46 @@ class Evaluator:
         # Consumed where it is built (list.extend, str.join, any): its items, as a list.
         return self._comprehension(node.elt, node.generators)
 
+    def _DictComp(self, node: ast.DictComp) -> Any:
+        # scipy's __config__: `{k: _cleanup(v) for k, v in d.items() if v != ''}`.
+        pairs = self._comprehension(ast.Tuple([node.key, node.value], ast.Load()), node.generators)
+        if not isinstance(pairs, list) or any(UNKNOWN in pair for pair in pairs):
+            return UNKNOWN
+        return dict(pairs)
+
     def _comprehension(self, elt: ast.expr, generators: list[ast.comprehension]) -> Any:
         gen = generators[0]
-        if len(generators) != 1 or gen.is_async or not isinstance(gen.target, ast.Name):
+        names = _target_names(gen.target)
+        if len(generators) != 1 or gen.is_async or names is None:
             return UNKNOWN
         items = self.eval(gen.iter)
         unordered = isinstance(items, Unordered)
-        items = (
-            list(items.items if isinstance(items, Unordered) else items)
-            if isinstance(items, (Unordered, list, tuple, str, dict))
-            else UNKNOWN
-        )
+        if isinstance(items, Unordered):
+            items = list(items.items)
+        elif isinstance(items, (list, tuple, str, dict, *_DICT_VIEWS)):
+            items = list(cast(Iterable[Any], items))
+        else:
+            items = UNKNOWN
         if items is UNKNOWN or len(items) > _MAX_SIZE or any(x is UNKNOWN for x in items):
             return UNKNOWN
-        name = gen.target.id  # its own scope: the module's binding comes back after
-        saved = self.ns.values.get(name, MISSING)
+        # Its own scope: the module's bindings come back after.
+        saved = {name: self.ns.values.get(name, MISSING) for name in names}
         out: list[Any] = []
         try:
             for item in items:
-                self.ns.values[name] = item
+                if not _bind_target(self.ns.values, gen.target, item):
+                    return UNKNOWN
                 keep = self._all_true(gen.ifs)
                 if keep is None:
                     return UNKNOWN
                 if keep:
                     out.append(self.eval(elt))
         finally:
-            if saved is MISSING:
-                self.ns.values.pop(name, None)
-            else:
-                self.ns.values[name] = saved
+            for name, value in saved.items():
+                if value is MISSING:
+                    self.ns.values.pop(name, None)
+                else:
+                    self.ns.values[name] = value
         return Unordered(items=tuple(out)) if unordered and len(out) > 1 else out
 
     def _all_true(self, tests: list[ast.expr]) -> bool | None:
@@ -774,7 +793,7 @@ class Evaluator:
                 self.used.append(f"the environment variable {a} is not set")
             return inside if isinstance(op, ast.In) else not inside
         if isinstance(b, _Globals) and isinstance(op, (ast.In, ast.NotIn)):
-            if self.ns.open or not isinstance(a, str) or self.ns.values.get(a) is MAYBE:
+            if not isinstance(a, str) or self.ns.may_bind(a) or self.ns.values.get(a) is MAYBE:
                 return UNKNOWN
             inside = a in self.ns.values or a in MODULE_DUNDERS
             return inside if isinstance(op, ast.In) else not inside
@@ -857,7 +876,7 @@ class Evaluator:
                 return UNKNOWN
             return ModuleRef(name=args[0]) if inside else None
         if isinstance(base, _Globals) and name == "get" and args and isinstance(args[0], str):
-            if self.ns.open:
+            if self.ns.open or args[0].startswith(self.ns.prefixes):
                 return UNKNOWN
             default = args[1] if len(args) > 1 else None
             return self.ns.values.get(args[0], default)
@@ -995,6 +1014,32 @@ class Evaluator:
         return args[1] if len(args) > 1 else None
 
 
+_DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+def _target_names(target: ast.expr) -> list[str] | None:
+    """The names a comprehension's ``for`` target binds: a name or a flat tuple of names."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
+        return [e.id for e in target.elts if isinstance(e, ast.Name)]
+    return None
+
+
+def _bind_target(values: dict[str, Any], target: ast.expr, item: Any) -> bool:
+    """Binds ``item`` to the target; False when it cannot be unpacked (its length unknown)."""
+    if isinstance(target, ast.Name):
+        values[target.id] = item
+        return True
+    elts = target.elts if isinstance(target, ast.Tuple) else []
+    if not isinstance(item, (tuple, list)) or len(item) != len(elts):
+        return False
+    for elt, part in zip(elts, item, strict=True):
+        if isinstance(elt, ast.Name):
+            values[elt.id] = part
+    return True
+
+
 _MAX_DEPTH = 4  # calls inside calls run; deeper ones are UNKNOWN
 _MAX_STATEMENTS = 64  # statements one call runs before it gives up
 
@@ -1057,6 +1102,7 @@ class _FunctionRun:
             taint=dict(own.taint),
             open=own.open,
             declared=own.declared,
+            prefixes=own.prefixes,
         )
         self.ev = Evaluator(frame, caller.facts, caller.modules)
         self.ev.depth = caller.depth + 1

@@ -362,8 +362,11 @@ class BodyRun:
             (False, got_body, got_else, step.body),
             (True, got_else, got_body, step.orelse),
         ):
-            if got is not None and got.certain and other is None and _only_raises(branch):
-                dist = self.runner.intact(self.source.path) if step.test is not None else None
+            # The other side is taken even when it fails too: both sides fail, and the
+            # error is the one of the side that does not merely check (a dispatch's `else`).
+            if got is not None and got.certain and _only_raises(branch):
+                tested = step.test is not None or step.search_else
+                dist = self.runner.intact(self.source.path) if tested else None
                 if dist is not None:
                     if taken:
                         self.ns.restore(after_body)
@@ -377,7 +380,7 @@ class BodyRun:
                             f"one intact distribution ({dist}: every file RECORD lists is there)",
                         )
                     )
-                    return None
+                    return other
         side = self._probed(step, probe, got_body, got_else) if probe is not None else None
         if side is None and step.test is not None:
             side = self._optional(step, got_body, got_else)
@@ -653,7 +656,11 @@ def _may_fail(block: Block) -> bool:
 
 def _only_raises(block: Block) -> bool:
     """A branch that does nothing but compute a message and raise it."""
-    if not block or not isinstance(block[-1], RaiseStep) or block[-1].exc_type is None:
+    last = block[-1] if block else None
+    if isinstance(last, CondStep) and last.runs is True:
+        # `assert False`, or an `if` the target decides, that raises.
+        return _only_raises((*block[:-1], *last.body))
+    if not isinstance(last, RaiseStep) or last.exc_type is None:
         return False
     for step in block[:-1]:
         if isinstance(step, (ImportStep, TryStep, LoopStep)):

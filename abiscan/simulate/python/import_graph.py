@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.report.model import LinkKind
+from abiscan.simulate.python.globals_writes import GuardedGlobals, prefix_guarded_globals
 from abiscan.simulate.python.grammar import SyntaxVerdict, check_syntax
 from abiscan.simulate.python.runtime_api import RuntimeChecker
 
@@ -137,6 +138,9 @@ class CondStep:
     body: Block
     orelse: Block = ()
     test: ast.expr | None = None
+    # The else of a loop that searches values (no import, no try in its body): it runs
+    # only when no candidate was found.
+    search_else: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,9 @@ class ModuleSource:
     bound_by_call: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     # Calls globals() for more than reading it: any name may be bound at any time.
     writes_globals: bool = False
+    # Writes through globals() that bind only names with these prefixes (psutil's
+    # RLIM* constants): those names may be bound; the namespace is not open.
+    globals_prefixes: tuple[str, ...] = ()
     # A module __getattr__ (PEP 562) that reads a table of constant strings: name ->
     # the module it names, which __getattr__ presumably imports to serve the name.
     lazy: Mapping[str, str] = field(default_factory=dict)
@@ -273,6 +280,23 @@ _BASES: dict[str, str | None] = {
     "ImportWarning": "Warning",
 }
 _ALIASES = {"IOError": "OSError", "EnvironmentError": "OSError"}
+
+_TRY_STAR: tuple[type[ast.AST], ...] = tuple(
+    t for t in (getattr(ast, "TryStar", None),) if isinstance(t, type)
+)
+
+
+def _imports_or_catches(body: list[ast.stmt]) -> bool:
+    """Whether statements import (a statement or a call) or catch exceptions."""
+    for node in (n for stmt in body for n in ast.walk(stmt)):
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Try, *_TRY_STAR)):
+            return True
+        if isinstance(node, ast.Call) and (
+            (isinstance(node.func, ast.Name) and node.func.id == "__import__")
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+        ):
+            return True
+    return False
 
 
 def _canonical(name: str) -> str:
@@ -716,6 +740,7 @@ class _Extractor:
         self.open_namespace = False
         self.open_line: int | None = None
         self.writes_globals = False
+        self.guarded_globals: frozenset[int] = frozenset()  # globals() calls with prefixes
         self.all_names: tuple[str, ...] | None = None
         # Module-level functions whose body starts with imports: a call at import
         # time runs them (sqlalchemy's ``try: _import_cy_extensions()``).
@@ -900,7 +925,13 @@ class _Extractor:
         orelse = self.block(s.orelse, ctx.under(None, "the loop's else"))
         return [
             CondStep(line=s.lineno, condition=what, runs=value, body=body),
-            CondStep(line=s.lineno, condition="the loop's else", runs=None, body=orelse),
+            CondStep(
+                line=s.lineno,
+                condition="the loop's else",
+                runs=None,
+                body=orelse,
+                search_else=not _imports_or_catches(s.body),
+            ),
         ]
 
     def stmt_Match(self, s: ast.Match, ctx: _Ctx) -> list[Step]:
@@ -1182,7 +1213,8 @@ class _Extractor:
                 reads.add(id(n.value))
             if isinstance(n, ast.Call):
                 name = _dotted(n.func)
-                if name == "globals" and id(n) not in reads:
+                guarded = id(n) in reads or id(n) in self.guarded_globals
+                if name == "globals" and not guarded:
                     self.opens(getattr(n, "lineno", 0))
                     self.writes_globals = True
                 if name in _IMPORT_FUNCS:
@@ -1273,6 +1305,12 @@ def extract(
     ex = _Extractor(
         module, package, lines, _Conditions(target), is_module, RuntimeChecker(target, stdlib)
     )
+    guarded = (
+        prefix_guarded_globals(tree)
+        if any("globals()" in ln for ln in lines)
+        else GuardedGlobals(calls=frozenset(), prefixes=())
+    )
+    ex.guarded_globals = guarded.calls
     body = ex.block(tree.body, _Ctx())
     # A walk of the whole tree costs as much as the extraction: only when the
     # text can hold a global statement.
@@ -1292,6 +1330,7 @@ def extract(
         declared_global=declared,
         bound_by_call=_bound_by_call(tree) if declared else {},
         writes_globals=ex.writes_globals,
+        globals_prefixes=guarded.prefixes,
         lazy=_lazy_table(tree),
     )
 

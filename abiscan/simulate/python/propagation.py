@@ -84,6 +84,7 @@ from abiscan.simulate.python.native_api import (
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
 from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target, marker_environment
+from abiscan.target.runtime_modules import RuntimeModules, runtime_modules_of
 from abiscan.target.runtime_packages import RuntimePackage, runtime_modules
 
 if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only when present
@@ -154,9 +155,11 @@ class Simulator:
         optional: Callable[[tuple[str | None, ...], str], str | None] = lambda paths, m: None,
         listdir: Callable[[str], Sequence[str] | None] = lambda path: None,
         rodata: Callable[[str], bytes | None] = lambda path: None,
+        runtime: RuntimeModules | None = None,
     ) -> None:
         self.graph = graph
         self._rodata = rodata
+        self._runtime = runtime or RuntimeModules(by_top={})
         self._listdir = listdir
         self.own = own
         self.native = native
@@ -331,6 +334,9 @@ class Simulator:
             got = Raised(
                 error=own.error, steps=(), broken=name, reason=own.reason, missing=own.path is None
             )
+            for assumed in own.assumptions:  # a runtime module missing at its recorded version
+                self.assume(assumed)
+                got = replace(got, confidence=weaker(got.confidence, own.confidence))
             hook = self._hooked(got)
             if hook is not None:
                 self._run.tainted = True
@@ -398,6 +404,7 @@ class Simulator:
             module=source.name,
             open=source.writes_globals,
             declared=source.declared_global | _unfollowed_names(source),
+            prefixes=source.globals_prefixes,
         )
         # What the import system sets before the body runs (numpy lists its __path__).
         ns.values["__file__"] = source.path
@@ -490,6 +497,7 @@ class Simulator:
             ns.open
             or source.open_namespace
             or name in ns.declared
+            or name.startswith(source.globals_prefixes)
             or name in MODULE_DUNDERS
             or self.graph.is_module(full)
         ):
@@ -584,7 +592,13 @@ class Simulator:
     def _bind_star(self, ns: Namespace, target: str) -> None:
         source = self.graph.module(target)
         other = self.namespaces.get(target)
-        if source is None or other is None or other.open or source.open_namespace:
+        if (
+            source is None
+            or other is None
+            or other.open
+            or source.open_namespace
+            or source.globals_prefixes
+        ):
             ns.open = True
             return
         names = source.all_names or [n for n in other.values if not n.startswith("_")]
@@ -636,6 +650,38 @@ class Simulator:
                         return sub.via(replace(step, imports=full, how="submodule"))
         return None
 
+    def _runtime_name(self, edge: ImportEdge, step: ChainStep, name: str) -> Raised | None:
+        """``from m import name`` of a runtime module whose names the data lists at the
+        version the runtime data records: ``cannot import name`` when it lacks ``name``."""
+        rt = self._runtime
+        names = rt.names(edge.target)
+        full = f"{edge.target}.{name}"
+        if names is None or name in names or name in MODULE_DUNDERS:
+            return None
+        if rt.is_package(edge.target) and rt.has_module(full) is not False:
+            sub = self.import_(full)  # CPython imports the submodule the name may be
+            return sub.via(replace(step, imports=full, how="submodule")) if sub else None
+        assumption = Assumption(
+            path=rt.path(edge.target) or edge.target,
+            line=0,
+            condition=f"{edge.target} has no '{name}'",
+            taken=True,
+            why=rt.assumption(edge.target),
+        )
+        self.assume(assumption)
+        error = PredictedError(
+            type="ImportError",
+            message=f"cannot import name '{name}' from '{edge.target}' ({rt.path(edge.target)})",
+        )
+        note = f"the runtime's {edge.target} binds no '{name}' ({assumption.why})"
+        return Raised(
+            error=error,
+            steps=(replace(step, note=note),),
+            broken=edge.target,
+            reason=f"{rt.path(edge.target)}: {note}",
+            confidence="likely",
+        )
+
     def _from_name(self, source: ModuleSource, edge: ImportEdge, step: ChainStep) -> Raised | None:
         got = self.import_(edge.target)
         if got is not None:
@@ -653,6 +699,8 @@ class Simulator:
             return self._lazy_import(edge, step, name, lazy)
         # A half-initialised module (its own body, or one paused in a circular
         # import) has only the names bound before the line it is paused at.
+        if base is None and self.own(edge.target).kind == "runtime":
+            return self._runtime_name(edge, step, name)
         if base is None:
             return self._native_name(source, edge, step, name)
         paused = self._run.paused.get(edge.target)
@@ -663,6 +711,8 @@ class Simulator:
             return None
         if name in MODULE_DUNDERS and (name != "__path__" or base.is_package):
             return None  # every module has these before its first line runs
+        if name.startswith(base.globals_prefixes):
+            return None  # a name its guarded globals() writes may bind
         if name in base.declared_global:
             return self._bound_in_function(base, name, paused, step)
         prefix = edge.target + "."
@@ -877,6 +927,7 @@ def follow_imports(
         stdlib=stdlib_dir(target.sys_path, target.python_version),
     )
     runtime = runtime_modules(target)
+    contents = runtime_modules_of(target)
     tops = _top_level_names(stack, target)
 
     def own(name: str) -> ModuleOutcome:
@@ -904,6 +955,8 @@ def follow_imports(
                     kind="stdlib",
                     reason="the target's standard library",
                 )
+            if top in runtime and contents.has_module(name) is False:
+                return _missing_runtime_module(name, contents)
             if top in runtime:
                 return ModuleOutcome(
                     name=name,
@@ -977,8 +1030,37 @@ def follow_imports(
         optional=_optional_check(owners, target, tops, runtime),
         listdir=listdir,
         rodata=rodata,
+        runtime=contents,
     )
     return _follow_each(sim, modules, own)
+
+
+def _missing_runtime_module(name: str, contents: RuntimeModules) -> ModuleOutcome:
+    """A submodule the runtime's distribution lacks at the version the data records."""
+    parent = name.rpartition(".")[0]
+    message = f"No module named '{name}'"
+    if contents.has_module(parent) and not contents.is_package(parent):
+        message += f"; '{parent}' is not a package"
+    why = contents.assumption(name)
+    return ModuleOutcome(
+        name=name,
+        outcome="error",
+        path=None,
+        source=None,
+        kind="runtime",
+        error=PredictedError(type="ModuleNotFoundError", message=message),
+        reason=f"not in the runtime's distribution: {why}",
+        confidence="likely",
+        assumptions=(
+            Assumption(
+                path=contents.path(parent) or parent,
+                line=0,
+                condition=f"{parent} has no submodule '{name.rpartition('.')[2]}'",
+                taken=True,
+                why=why,
+            ),
+        ),
+    )
 
 
 def _executable(target: Target) -> str | None:
@@ -1047,6 +1129,14 @@ def _calibrated(
     return replace(module, confidence=level, assumptions=assumed)
 
 
+def _installed_elsewhere(record_path: str) -> bool:
+    """A RECORD entry outside the import tree: a script, header or data file installed
+    under another prefix (``../../bin/isympy``), or still under the wheel's ``*.data``
+    directory (sympy's ``share/man`` page, where the layer was unpacked, not installed)."""
+    top = record_path.split("/", 1)[0]
+    return top == ".." or top.endswith(".data")
+
+
 def _intact_check(stack: Stack, owners: Mapping[str, Distribution]) -> Callable[[str], str | None]:
     """``intact(path)``: the label of the distribution that installed ``path`` when every
     file its RECORD lists is in the stack, from the same input, of the recorded size."""
@@ -1054,8 +1144,8 @@ def _intact_check(stack: Stack, owners: Mapping[str, Distribution]) -> Callable[
 
     def whole(dist: Distribution) -> bool:
         for entry, path in zip(dist.record, dist.files(), strict=True):
-            if entry.hash is None:
-                continue  # RECORD itself, and files written after install
+            if entry.hash is None or _installed_elsewhere(entry.path):
+                continue  # RECORD itself, files written after install, scripts and data
             sf = stack.file(path)
             if sf is None or sf.origin.source != dist.source:
                 return False
