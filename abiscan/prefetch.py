@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -60,8 +61,8 @@ ParseFile = Callable[[str, str, bool, IsModule], "ModuleSource | None"]
 # than they save: on 2 cores a cold scan of the real layer of docs/benchmarks.md
 # took 11.0 s without workers and 15.4 s with two (idle machine, workers parsing
 # every source). With workers that follow the imports, the main process spends
-# 8.6-9.6 s of CPU instead of 10.6-13 s, but its worker 10-11 s more, and on a
-# loaded machine (load 10) the scan took 44-48 s against 27-32 s: see
+# 6.6-7.8 s of CPU instead of 10.3-11.8 s, its worker 6.9-7.9 s more, and on a
+# shared machine (load 10-12) the scan took 34-35 s against 23-26 s: see
 # docs/decisions.md.
 _POOL_MIN_CORES = 3
 
@@ -121,7 +122,9 @@ class SourcePrefetch:
         self._results: Queue[tuple[Any, ...]]
         self._claims: list[Queue[tuple[str, tuple[str, ...]]]] = []
         self._stop: Event
-        self._ready: dict[str, _Parsed | None] = {}
+        # Pickled: a program the scan does not use is never unpickled (most of the
+        # cost of receiving one, and of the memory it would hold).
+        self._ready: dict[str, bytes | None] = {}
         self._current: dict[int, str] = {}  # chain -> the module its worker is parsing
         self._ended: set[int] = set()
         self._heard = False  # any message from a worker yet
@@ -181,7 +184,8 @@ class SourcePrefetch:
         self._drain(block=False)
         while key not in self._ready and self._worth_waiting(name):
             self._drain(block=True)
-        parsed = self._ready.pop(key, None)
+        blob = self._ready.pop(key, None)
+        parsed = _as_parsed(pickle.loads(blob)) if blob is not None else None
         if parsed is None:
             self._claim(name)
             return None
@@ -482,7 +486,8 @@ def _parse_reach(chain: int, roots: Sequence[str]) -> None:
         cache: ContentCache | None = _worker["cache"]
         stored = task.key if sent is not None and cache is not None else None
         key = f"{name}\0{task.target_path}\0{task.is_package}"
-        results.put(("done", chain, name, key, sent, stored))
+        blob = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL) if sent is not None else None
+        results.put(("done", chain, name, key, blob, stored))
         if stored is not None and cache is not None:
             cache.put(stored, sent)
         if parsed is not None:
