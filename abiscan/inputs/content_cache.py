@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import enum
 import functools
+import gc
 import hashlib
 import importlib
 import marshal
@@ -29,6 +30,7 @@ import os
 import struct
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,8 @@ class ContentCache:
         try:
             with open(path, "rb") as fh:
                 raw = fh.read()
-            value = _unpack(raw, key)
+            with _no_collection():
+                value = _unpack(raw, key)
         except (OSError, CacheFormatError):
             self.misses += 1
             return None
@@ -145,6 +148,26 @@ class ContentCache:
                 break
             _unlink(path)
             total -= size
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while an entry is decoded.
+
+    Decoding allocates tens of thousands of tuples, lists and nodes, none of
+    them garbage; each allocation burst triggered collections that walked the
+    whole heap of the scan (which holds every binary's facts). In a warm scan
+    of the real layer of docs/benchmarks.md those collections cost more CPU
+    than the decoding itself.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _unlink(path: Path) -> None:
