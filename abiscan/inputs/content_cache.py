@@ -186,7 +186,8 @@ def _unlink(path: Path) -> None:
 # The tree is the value with every container that is not a list made a tuple
 # whose first item says what it is (below); a dataclass or syntax node names
 # a row of ``table``, which gives its class once per entry, so each object is
-# one small tuple of its fields' values, in the class's order.
+# one small tuple of its fields' values, in the class's order. A ``def`` is
+# wrapped in a _DEFERRED tuple and rebuilt only when first used (_DeferredDef).
 
 _TUPLE, _FROZENSET, _DICT, _ENUM, _OBJECT, _NODE, _AGAIN, _DEFERRED = range(8)
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
@@ -397,6 +398,13 @@ class _DeferredDef(ast.FunctionDef):
             raise CacheFormatError("a deferred node that is not a def")
         self.__dict__.update(whole.__dict__)
         return getattr(self, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (or deep-copied) as the plain ``def`` it stands for: this class
+        # is named FunctionDef, a name its module does not have.
+        fields = {n: getattr(self, n) for n in (*self._fields, *self._attributes)
+                  if hasattr(self, n)}
+        return (ast.FunctionDef, (), fields)
 
 
 # ``ast.dump``, ``ast.unparse`` and visitors name a node by its class's name.

@@ -72,3 +72,14 @@ def test_reading_an_entry_leaves_the_collector_as_it_was(tmp_path: Path) -> None
         cache.get("absent")
     finally:
         gc.enable()
+
+
+def test_a_deferred_def_pickles_and_copies_as_a_plain_def() -> None:
+    import copy
+    import pickle
+
+    node = ast.parse("def f(a):\n    return a\n").body[0]
+    back = decode_plain(encode_plain([node]))[0]
+    for twin in (pickle.loads(pickle.dumps(back)), copy.deepcopy(back)):
+        assert type(twin) is ast.FunctionDef
+        assert ast.dump(twin, include_attributes=True) == ast.dump(node, include_attributes=True)
