@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import enum
 import functools
+import gc
 import hashlib
 import importlib
 import marshal
@@ -29,6 +30,7 @@ import os
 import struct
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,8 @@ class ContentCache:
         try:
             with open(path, "rb") as fh:
                 raw = fh.read()
-            value = _unpack(raw, key)
+            with _no_collection():
+                value = _unpack(raw, key)
         except (OSError, CacheFormatError):
             self.misses += 1
             return None
@@ -147,6 +150,26 @@ class ContentCache:
             total -= size
 
 
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while an entry is decoded.
+
+    Decoding allocates tens of thousands of tuples, lists and nodes, none of
+    them garbage; each allocation burst triggered collections that walked the
+    whole heap of the scan (which holds every binary's facts). In a warm scan
+    of the real layer of docs/benchmarks.md those collections cost more CPU
+    than the decoding itself.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _unlink(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
@@ -163,7 +186,8 @@ def _unlink(path: Path) -> None:
 # The tree is the value with every container that is not a list made a tuple
 # whose first item says what it is (below); a dataclass or syntax node names
 # a row of ``table``, which gives its class once per entry, so each object is
-# one small tuple of its fields' values, in the class's order.
+# one small tuple of its fields' values, in the class's order. A ``def`` is
+# wrapped in a _DEFERRED tuple and rebuilt only when first used (_DeferredDef).
 
 _TUPLE, _FROZENSET, _DICT, _ENUM, _OBJECT, _NODE, _AGAIN, _DEFERRED = range(8)
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
@@ -374,6 +398,13 @@ class _DeferredDef(ast.FunctionDef):
             raise CacheFormatError("a deferred node that is not a def")
         self.__dict__.update(whole.__dict__)
         return getattr(self, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (or deep-copied) as the plain ``def`` it stands for: this class
+        # is named FunctionDef, a name its module does not have.
+        fields = {n: getattr(self, n) for n in (*self._fields, *self._attributes)
+                  if hasattr(self, n)}
+        return (ast.FunctionDef, (), fields)
 
 
 # ``ast.dump``, ``ast.unparse`` and visitors name a node by its class's name.

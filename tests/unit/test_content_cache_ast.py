@@ -53,3 +53,33 @@ def test_a_forged_def_fails_at_first_use_as_a_cache_error() -> None:
     forged = decode_plain((table, [(tree[0][0], (5, 0, "too", "many", "fields", 1, 2, 3))]))[0]
     with pytest.raises(CacheFormatError):
         _ = forged.body
+
+
+def test_reading_an_entry_leaves_the_collector_as_it_was(tmp_path: Path) -> None:
+    import gc
+
+    from abiscan.inputs.content_cache import ContentCache
+
+    cache = ContentCache(tmp_path)
+    cache.put("k", [ast.parse("x = 1").body[0]])
+    assert gc.isenabled()
+    assert cache.get("k") is not None
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert cache.get("k") is not None
+        assert not gc.isenabled()  # a program that turned it off keeps it off
+        cache.get("absent")
+    finally:
+        gc.enable()
+
+
+def test_a_deferred_def_pickles_and_copies_as_a_plain_def() -> None:
+    import copy
+    import pickle
+
+    node = ast.parse("def f(a):\n    return a\n").body[0]
+    back = decode_plain(encode_plain([node]))[0]
+    for twin in (pickle.loads(pickle.dumps(back)), copy.deepcopy(back)):
+        assert type(twin) is ast.FunctionDef
+        assert ast.dump(twin, include_attributes=True) == ast.dump(node, include_attributes=True)
