@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from abiscan import __version__
+from abiscan.collector import collector_spaced
 from abiscan.elf.reader import ElfFacts
 from abiscan.errors import ArgumentError
 from abiscan.inputs.content_cache import ContentCache, default_cache_dir
@@ -104,7 +105,7 @@ def scan(
     inflated, ELF files parsed, modules simulated) at most ten times a second,
     and once at the end; it must not raise.
     """
-    with reporting(progress):
+    with reporting(progress), collector_spaced():
         if target is None:
             target = builtin_target(runtime or "python3.12", arch or "x86_64")
         elif runtime is not None or arch is not None:

@@ -22,6 +22,7 @@ LAYERS: dict[str, float] = {
     "abiscan.testing": 0,
     "abiscan.limits": 0,
     "abiscan.progress": 0,
+    "abiscan.collector": 0,
     "abiscan.report.escape": 1,
     "abiscan.report.findings": 1,
     "abiscan.elf": 1,

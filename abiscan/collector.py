@@ -1,0 +1,44 @@
+"""The cyclic garbage collector's pace during a scan.
+
+A scan allocates millions of small objects that live until its report is built
+(every binary's facts, every module's program), so the collector's young
+generation fills hundreds of times and each older pass walks that whole heap:
+about a fifth of a cold scan of the real layer of docs/benchmarks.md (10.8 s of
+CPU against 8.6 s with the collector off, at the same peak RSS). Spacing the
+young collections keeps cycles collectable, unlike switching the collector off,
+and the caller's thresholds come back when the last concurrent scan ends.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["SPACED_YOUNG", "collector_spaced"]
+
+SPACED_YOUNG = 100_000
+_lock = threading.Lock()
+_depth = 0
+_saved: tuple[int, int, int] = (0, 0, 0)
+
+
+@contextmanager
+def collector_spaced() -> Iterator[None]:
+    """Run the body with the young generation at least :data:`SPACED_YOUNG`
+    allocations wide; the thresholds found on entry are restored on exit."""
+    global _depth, _saved
+    with _lock:
+        if _depth == 0:
+            young, middle, old = _saved = gc.get_threshold()
+            if young:  # 0: the caller turned automatic collection off; leave it off
+                gc.set_threshold(max(young, SPACED_YOUNG), middle, old)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                gc.set_threshold(*_saved)
