@@ -6,7 +6,8 @@ provides and, where a source gives it, at which version (boto3 and botocore
 names that version lacks (aiobotocore's ``from botocore.auth import
 resolve_auth_type``). This writes, for each (distribution, version) the runtime
 data records, the modules its wheel installs and the names each module binds at
-module level, read from the wheel pinned (by SHA-256) in the real-world
+module level, and the imports its body runs whatever happens (top-level import
+statements), read from the wheel pinned (by SHA-256) in the real-world
 manifest's ``runtime`` section; nothing is imported or run. A module that mentions
 ``sys.meta_path`` or ``path_hooks`` is listed among ``finders``: it may serve
 modules no file holds next to it (botocore's vendored ``six.moves``).
@@ -131,10 +132,34 @@ def _bound_names(tree: ast.Module) -> list[str] | None:
     return sorted(names)
 
 
+def _imports(tree: ast.Module, module: str, is_package: bool, known: set[str]) -> list[Any]:
+    """The imports the module body runs whatever happens: ``[line, module]`` for each
+    import statement at the top level of the body (not under ``if``, ``try``, ``with``
+    or in a function), and the submodules a ``from`` statement names."""
+    package = module if is_package else module.rpartition(".")[0]
+    out: list[Any] = []
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import):
+            out.extend([stmt.lineno, a.name] for a in stmt.names)
+        elif isinstance(stmt, ast.ImportFrom):
+            base = stmt.module or ""
+            if stmt.level:
+                parts = package.split(".")
+                if stmt.level - 1 >= len(parts):
+                    continue
+                head = ".".join(parts[: len(parts) - (stmt.level - 1)])
+                base = f"{head}.{base}" if base else head
+            out.append([stmt.lineno, base])
+            out.extend([stmt.lineno, f"{base}.{a.name}"] for a in stmt.names
+                       if f"{base}.{a.name}" in known)
+    return out
+
+
 def _contents(wheel: Path) -> dict[str, Any]:
     modules: dict[str, list[str] | None] = {}
     packages: list[str] = []
     finders: list[str] = []
+    trees: dict[str, tuple[ast.Module, bool]] = {}
     with zipfile.ZipFile(wheel) as zf:
         for member in sorted(zf.namelist()):
             name = _module_of(member)
@@ -146,13 +171,18 @@ def _contents(wheel: Path) -> dict[str, Any]:
             if b"meta_path" in source or b"path_hooks" in source:
                 finders.append(name)  # may serve modules no file has (six.moves)
             try:
-                tree = ast.parse(source)
+                trees[name] = (ast.parse(source), member.endswith("/__init__.py"))
             except (SyntaxError, ValueError):
                 modules[name] = None
                 continue
-            modules[name] = _bound_names(tree)
+            modules[name] = _bound_names(trees[name][0])
+    known = set(modules)
+    imports = {m: _imports(t, m, pkg, known) for m, (t, pkg) in sorted(trees.items())}
+    # Space-separated strings: one line per module keeps the file small and diffable.
     return {"packages": sorted(packages), "finders": sorted(finders),
-            "modules": dict(sorted(modules.items()))}
+            "modules": {m: None if n is None else " ".join(n) for m, n in sorted(modules.items())},
+            "imports": {m: " ".join(f"{line}:{t}" for line, t in i)
+                        for m, i in imports.items() if i}}
 
 
 def make() -> str:
@@ -172,7 +202,7 @@ def make() -> str:
         "generator": "tools/gen_runtime_modules.py",
         "distributions": dists,
     }
-    return json.dumps(data, indent=0, sort_keys=False, separators=(",", ":")) + "\n"
+    return json.dumps(data, indent=1, sort_keys=False) + "\n"
 
 
 if __name__ == "__main__":

@@ -237,3 +237,24 @@ def test_where_the_data_records_no_version_any_runtime_module_loads(tmp_path: Pa
     report = abiscan.scan([layer], target=builtin_target("python3.10", "x86_64"),
                           imports=["new_sdk", "new_name"])
     assert [m.outcome for m in report.modules if m.name in ("new_sdk", "new_name")] == ["ok"] * 2
+
+
+def test_a_runtime_modules_imports_reach_a_layers_newer_package(tmp_path: Path) -> None:
+    # The runtime's boto3 1.20.32 (python3.8): boto3.s3.transfer imports s3transfer, which
+    # the layer holds at a version that needs a newer botocore (awswrangler on python3.8).
+    from abiscan.target.profiles import builtin_target
+
+    members = {"python/s3transfer/__init__.py": "",
+               "python/s3transfer/exceptions.py": "",
+               "python/s3transfer/manager.py": "from botocore.httpchecksum import X\n",
+               "python/user.py": "import boto3.s3.transfer\n"}
+    layer = write_zip(tmp_path / "layer.zip", members)
+    report = abiscan.scan([layer], target=builtin_target("python3.8", "x86_64"),
+                          imports=["user"])
+    m = report.module("user")
+    assert m is not None and str(m.error) == (
+        "ModuleNotFoundError: No module named 'botocore.httpchecksum'"), m.reason
+    assert m.confidence == "likely"
+    assert m.chain == ("user", "boto3.s3.transfer", "s3transfer.manager", "botocore.httpchecksum")
+    assert any(a.condition == "boto3.s3.transfer imports s3transfer.manager"
+               for a in m.assumptions), m.assumptions

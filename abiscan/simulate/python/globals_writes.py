@@ -41,9 +41,7 @@ def prefix_guarded_globals(tree: ast.Module) -> GuardedGlobals:
     through it, ``g[k] = v``, sits in the body of an ``if`` whose test requires
     ``k.startswith(<constant>)``. Any other use of such a call leaves it out."""
     parents = {
-        id(child): node
-        for node in _module_level(tree)
-        for child in ast.iter_child_nodes(node)
+        id(child): node for node in _module_level(tree) for child in ast.iter_child_nodes(node)
     }
     calls: set[int] = set()
     prefixes: list[str] = []
@@ -76,9 +74,7 @@ def _is_globals(call: ast.Call) -> bool:
     return isinstance(func, ast.Name) and func.id == "globals" and not call.args
 
 
-def _prefixes_of(
-    tree: ast.Module, call: ast.Call, parents: dict[int, ast.AST]
-) -> list[str] | None:
+def _prefixes_of(tree: ast.Module, call: ast.Call, parents: dict[int, ast.AST]) -> list[str] | None:
     """The prefixes the writes through ``call`` are guarded by (None: not all are)."""
     parent = parents.get(id(call))
     if isinstance(parent, ast.Subscript) and parent.value is call:

@@ -351,11 +351,44 @@ class Simulator:
             return got
         if own.outcome != "ok":
             return Raised(error=own.error, steps=(), broken=name, reason=own.reason, certain=False)
+        if own.kind == "runtime":
+            return self._runtime_imports(name)
         source = self.graph.module(name) if own.kind in ("source", "package") else None
         if source is not None:
             return self._exec(source)
         if own.path is not None and own.kind in ("extension", "package"):
             return self._native(name, own.path)
+        return None
+
+    def _runtime_imports(self, name: str) -> Raised | None:
+        """The imports a runtime module's body runs whatever happens, at the version the
+        runtime data records: the first that fails is its failure (the runtime's boto3
+        1.20.32 imports s3transfer, which a layer may hold at a version needing a newer
+        botocore)."""
+        rt = self._runtime
+        for line, target in rt.imports(name):
+            got = self.import_(target)
+            if got is None:
+                continue
+            path = rt.path(name)
+            self.assume(
+                Assumption(
+                    path=path or name,
+                    line=line,
+                    condition=f"{name} imports {target}",
+                    taken=True,
+                    why=rt.assumption(name),
+                )
+            )
+            step = ChainStep(
+                module=name,
+                imports=target,
+                how="import",
+                path=path,
+                line=line,
+                statement=f"(an import of {target} at the recorded version)",
+            )
+            return got.via(step, "likely")
         return None
 
     def _registered_by_parent(self, name: str) -> bool:
