@@ -237,3 +237,27 @@ def test_a_versioneer_version_is_known(tmp_path: Path) -> None:
     }, imports=("vv",))
     vv = report.module("vv")
     assert vv is not None and str(vv.error) == "ImportError: vv 1.24.4 (1.24.4) is broken"
+
+
+# -- numpy's import_array() ----------------------------------------------------------------
+
+
+def test_numpys_import_array_replaces_the_error_of_numpy(tmp_path: Path) -> None:
+    # numexpr's and shapely's extensions import numpy's core while they initialise, and
+    # numpy's header replaces the failure with its own message (numexpr's __init__ loads
+    # its extension before anything imports numpy). numpy 2.x headers name numpy._core.
+    ext = build_shared_object(exports=["PyInit__ext"], undefined=["PyImport_ImportModule"],
+                              rodata=b"\x00numpy._core.multiarray failed to import\x00")
+    report = scan(tmp_path, {
+        "python/numpy/__init__.py": "raise ImportError('numpy is broken')\n",
+        "python/numpy/_core/__init__.py": "",
+        "python/numpy/_core/_multiarray_umath.py": "",
+        f"python/nx/_ext{EXT}": ext,
+        "python/nx/__init__.py": "from . import _ext\nimport numpy\n",
+        "python/ny/__init__.py": "import numpy\nfrom nx import _ext\n",
+    }, imports=("nx", "ny"))
+    nx, ny = report.module("nx"), report.module("ny")
+    assert nx is not None
+    assert str(nx.error) == "ImportError: numpy._core.multiarray failed to import"
+    assert nx.confidence == "likely", nx.reason  # where import_array() runs is not in the bytes
+    assert ny is not None and str(ny.error) == "ImportError: numpy is broken"  # numpy first

@@ -356,9 +356,7 @@ class Namespace:
         for name, why in other.taint.items():
             self.taint[name] = tuple(dict.fromkeys((*self.taint.get(name, ()), *why)))
         self.open = self.open or other.open
-        self.natives = {
-            k: v for k, v in self.natives.items() if other.natives.get(k) == v
-        }
+        self.natives = {k: v for k, v in self.natives.items() if other.natives.get(k) == v}
 
 
 def _copy(value: Any) -> Any:

@@ -1,6 +1,7 @@
 """What an extension module offers to Python code, read from its bytes.
 
-Two facts, each used only where the bytes are solid evidence (docs/evaluator.md,
+Two facts, each used only where the bytes are solid evidence and the binary and the
+Python code that uses it come from two versions of one project (docs/evaluator.md,
 "Files of two versions of one project"):
 
 * **Names it cannot bind.** An extension module binds a module attribute by its
@@ -21,17 +22,28 @@ Two facts, each used only where the bytes are solid evidence (docs/evaluator.md,
   message, ``__init__() got an unexpected keyword argument 'x'`` (the function's
   bare name, whatever the Python version), which the binary carries as
   ``%s() got an unexpected keyword argument '%U'``.
+
+And, for any extension: numpy's ``import_array()``, whose message in the binary
+says that it imports numpy's core while it initialises, and replaces a failure
+there with that message (:func:`numpy_import_array`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from abiscan.elf.reader import MAX_RODATA
+from abiscan.simulate.python.native_imports import NativeImport
 
-__all__ = ["Signature", "cython_keyword_error", "embedded_signature", "lacks_name"]
+__all__ = [
+    "Signature",
+    "cython_keyword_error",
+    "embedded_signature",
+    "lacks_name",
+    "numpy_import_array",
+]
 
 # Cython's errors when its compressed string table does not unpack: only binaries
 # whose strings are compressed carry them.
@@ -60,9 +72,7 @@ def lacks_name(ro: bytes, name: str, controls: Iterable[str], *, plain: bool = F
         return False
     if name.startswith("__") or name.encode() in ro or any(m in ro for m in _COMPRESSED):
         return False
-    return plain or any(
-        _whole(ro, c) for c in controls if c != name and _IDENTIFIER.fullmatch(c)
-    )
+    return plain or any(_whole(ro, c) for c in controls if c != name and _IDENTIFIER.fullmatch(c))
 
 
 def _whole(ro: bytes, name: str) -> bool:
@@ -106,6 +116,39 @@ def cython_keyword_error(
     if not rejected:
         return None
     return f"__init__() got an unexpected keyword argument '{rejected[0]}'"
+
+
+# numpy's C-API import (``import_array()``, and Cython's ``cnp.import_array()``)
+# imports the core extension module and, when that fails, raises ImportError with this
+# message in place of the original error: numpy 2.x headers, then 1.x headers.
+_IMPORT_ARRAY = (
+    ("numpy._core.multiarray failed to import", "numpy._core._multiarray_umath"),
+    ("numpy.core.multiarray failed to import", "numpy.core._multiarray_umath"),
+)
+
+
+def numpy_import_array(
+    module: str, ro: bytes, exists: Callable[[str], bool]
+) -> NativeImport | None:
+    """The import numpy's ``import_array()`` makes while an extension initialises, when
+    the binary carries the message of exactly one numpy header and the stack has the
+    module that header imports first."""
+    found = [(m, t) for m, t in _IMPORT_ARRAY if m.encode() + b"\x00" in ro]
+    if len(found) != 1 or not exists(found[0][1]) or module.startswith("numpy."):
+        return None
+    message, target = found[0]
+    return NativeImport(
+        module=module,
+        imports=target,
+        confidence="likely",
+        at_init=True,
+        panics=False,
+        evidence=(
+            f"'{message}' in .rodata: numpy's import_array(), which imports {target} "
+            "while the module initialises (where it is called is not in the bytes)",
+        ),
+        replaces=message,
+    )
 
 
 def _parse(text: str) -> Signature | None:

@@ -108,6 +108,8 @@ class NativeImport:
     at_init: bool  # during the module's initialisation (otherwise: perhaps later)
     panics: bool  # a failure surfaces as pyo3_runtime.PanicException: Python API call failed
     evidence: tuple[str, ...]
+    # A failure surfaces as ImportError with this message instead (numpy's import_array).
+    replaces: str = ""
 
     def describe(self) -> str:
         how = "panics (pyo3_runtime.PanicException) if it fails" if self.panics else ""

@@ -80,6 +80,7 @@ from abiscan.simulate.python.native_api import (
     cython_keyword_error,
     embedded_signature,
     lacks_name,
+    numpy_import_array,
 )
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
 from abiscan.simulate.python.runtime_api import stdlib_dir
@@ -466,6 +467,12 @@ class Simulator:
                 statement=f"imports {edge.imports} from native code while it initialises",
                 note=note,
             )
+            if edge.replaces and got.error is not None and got.certain:
+                error = PredictedError(type="ImportError", message=edge.replaces)
+                cause = f"{got.error} inside {name}'s init, which numpy's import_array replaces"
+                return replace(got, error=error, reason=f"{got.reason}; {cause}").via(
+                    step, edge.confidence
+                )
             if edge.panics and got.error is not None:
                 panic = PredictedError(type=PANIC, message=PANIC_MESSAGE)
                 cause = f"{got.error} inside {name}'s init, which pyo3 turns into a panic"
@@ -794,8 +801,9 @@ class Simulator:
         note = (
             f"{path}, of another version of the project than {source.path}, does not bind "
             f"'{name}': the name is nowhere in its read-only data, which keeps names as "
-            "plain text (" + ("a pyo3 module" if plain else "it holds the other names "
-            "imported from it") + ")"
+            "plain text ("
+            + ("a pyo3 module" if plain else "it holds the other names imported from it")
+            + ")"
         )
         return Raised(
             error=error, steps=(replace(step, note=note),), broken=edge.target, reason=note
@@ -1021,14 +1029,18 @@ def follow_imports(
             native_memo[path] = (
                 None
                 if isinstance(ro, SourceError)
-                else native_imports(
-                    name,
-                    path,
-                    b"",
-                    elf if isinstance(elf, ElfFacts) else None,
+                else _with_import_array(
+                    native_imports(
+                        name,
+                        path,
+                        b"",
+                        elf if isinstance(elf, ElfFacts) else None,
+                        exists,
+                        (dist.name, dist.version) if dist is not None else None,
+                        ro=ro,
+                    ),
+                    ro,
                     exists,
-                    (dist.name, dist.version) if dist is not None else None,
-                    ro=ro,
                 )
             )
         return native_memo[path]
@@ -1094,6 +1106,12 @@ def _missing_runtime_module(name: str, contents: RuntimeModules) -> ModuleOutcom
             ),
         ),
     )
+
+
+def _with_import_array(facts: NativeFacts, ro: bytes, exists: Callable[[str], bool]) -> NativeFacts:
+    """``facts`` with the import numpy's import_array() makes at init, where it applies."""
+    edge = numpy_import_array(facts.module, ro, exists)
+    return facts if edge is None else replace(facts, imports=(*facts.imports, edge))
 
 
 def _executable(target: Target) -> str | None:
