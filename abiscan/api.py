@@ -87,9 +87,9 @@ def scan(
     of the report is made as usual.
 
     ``jobs`` processes work on the scan: this one, and ``jobs - 1`` workers
-    parsing sources ahead (default: the machine's cores, but 1 on 2 cores or
-    fewer, where workers were measured a net loss; 1 parses in this process
-    only). Facts are kept in the content cache
+    parsing sources ahead (default: the cores this process may run on; 1
+    parses in this process only, the better choice where other work keeps
+    the cores busy). Facts are kept in the content cache
     in ``cache_dir`` (default: ``$ABISCAN_CACHE_DIR``, else the platform's
     cache directory) unless ``use_cache`` is false. ``memory_budget`` bounds
     the inflated bytes held at once; a member larger than it is reported as an

@@ -241,7 +241,7 @@ def _speed_options(s: argparse.ArgumentParser) -> None:
         metavar="N",
         type=_positive_int,
         help="processes working on the scan: this one and N-1 workers parsing sources "
-        "(default: the machine's cores; 1 on 2 cores or fewer)",
+        "(default: the cores this process may run on; 1 when they are busy with other work)",
     )
     g.add_argument(
         "--cache-dir",

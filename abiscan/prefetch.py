@@ -57,24 +57,15 @@ IsModule = Callable[[str], bool]
 ParseFile = Callable[[str, str, bool, IsModule], "ModuleSource | None"]
 
 
-# On this many cores or fewer the parsing workers were measured to cost more
-# than they save: on 2 cores a cold scan of the real layer of docs/benchmarks.md
-# took 11.0 s without workers and 15.4 s with two (idle machine, workers parsing
-# every source). With workers that follow the imports, the main process spends
-# 6.6-7.8 s of CPU instead of 10.3-11.8 s, its worker 6.9-7.9 s more, and on a
-# shared machine (load 10-12) the scan took 34-35 s against 23-26 s: see
-# docs/decisions.md.
-_POOL_MIN_CORES = 3
-
-
 def default_jobs() -> int:
-    """The default ``jobs``: the cores this process may run on, or 1 (no workers)
-    where workers were measured a net loss (2 cores or fewer)."""
+    """The default ``jobs``: the cores this process may run on (on an idle
+    2-core machine a cold scan of the real layer took 8.8 s with one worker
+    against 12.2 s without: docs/decisions.md)."""
     try:
         cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         cores = max(1, os.cpu_count() or 1)
-    return cores if cores >= _POOL_MIN_CORES else 1
+    return cores
 
 
 @dataclass(frozen=True)
@@ -262,6 +253,12 @@ class SourcePrefetch:
         fresh = sum(1 for t in tasks if not t.cached)
         if fresh < MIN_PREFETCH or len(specs) != len(self.stack.sources):
             return
+        table: dict[str, _Task] = {}
+        for t in tasks:
+            table.setdefault(t.name, t)  # the first sys.path entry wins, as in an import
+        roots = _roots(self.stack, table)
+        if _reach_cached(roots, table):
+            return  # a warm scan: the workers would only walk the cache
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -274,9 +271,6 @@ class SourcePrefetch:
         self._claims = [context.Queue() for _ in range(workers)]
         self._stop = context.Event()
         cache = (self.cache.directory.parent, self.cache.max_bytes) if self.cache else None
-        table: dict[str, _Task] = {}
-        for t in tasks:
-            table.setdefault(t.name, t)  # the first sys.path entry wins, as in an import
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
@@ -296,7 +290,6 @@ class SourcePrefetch:
                 self._stop,
             ),
         )
-        roots = _roots(self.stack, table)
         try:
             for chain in range(workers):
                 self._chains.append(self._pool.submit(_parse_reach, chain, roots[chain::workers]))
@@ -399,6 +392,21 @@ def _roots(stack: Stack, tasks: Mapping[str, _Task]) -> list[str]:
                 if all(p.isidentifier() for p in parts):
                     names.add(".".join(parts))
     return sorted(names)
+
+
+def _reach_cached(roots: Sequence[str], tasks: Mapping[str, _Task]) -> bool:
+    """Whether every module a chain starts at, and every package above it, is in
+    the content cache already. Counting every uncached source instead would start
+    workers on each warm scan: the modules no import reaches are never parsed, so
+    never cached (a warm scan of the real layer took 4.1 s with an idle worker
+    pool against 2.9 s without)."""
+    for name in roots:
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            task = tasks.get(".".join(parts[:depth]))
+            if task is not None and not task.cached:
+                return False
+    return True
 
 
 def _module_names(stack: Stack) -> frozenset[str]:

@@ -14,6 +14,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,6 +130,31 @@ def test_workers_parse_only_what_the_imports_reach(tmp_path: Path) -> None:
     alone = entries(1)  # the modules the scan reaches, and the binaries' summaries
     assert alone >= 90
     assert entries(2) == alone
+
+
+def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the cache holds what the imports reach, workers would only walk it: a
+    warm scan with jobs=2 starts no pool, and its report is the cold one."""
+    import concurrent.futures
+
+    members = dict(_layer_members())
+    for m in range(80):
+        members[f"python/pkg0/unused/mod{m}.py"] = f"value = {m}\n"  # never reached
+    layer = write_zip(tmp_path / "layer.zip", members)
+    cache = tmp_path / "cache"
+    started: list[int] = []
+    real = concurrent.futures.ProcessPoolExecutor
+
+    def counting(*args: Any, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting)
+    cold = _json([layer], jobs=2, cache_dir=cache)
+    assert started == [1]
+    warm = _json([layer], jobs=2, cache_dir=cache)
+    assert started == [1]
+    assert warm == cold
 
 
 # -- the content cache -----------------------------------------------------------
