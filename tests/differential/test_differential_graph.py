@@ -17,8 +17,6 @@ interpreter that runs it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import sys
 from collections.abc import Callable
@@ -37,6 +35,8 @@ from test_differential import (
     _mapped_sys_path,
     _norm,
 )
+
+from abiscan.testing.dists import installed
 
 from native import (
     ExtensionSpec,
@@ -621,19 +621,7 @@ def case_runtime_messages(c: Ctx) -> Stack:
 
 
 def _dist(name: str, version: str, files: dict[str, bytes | str]) -> dict[str, bytes | str]:
-    """An installed distribution whose RECORD lists ``files`` with their real hashes."""
-    rows = []
-    for path, content in files.items():
-        data = content.encode() if isinstance(content, str) else content
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-        rows.append(f"{path},sha256={digest.decode()},{len(data)}")
-    info = f"{name}-{version}.dist-info"
-    rows.append(f"{info}/RECORD,,")
-    return {
-        **{f"python/{p}": t for p, t in files.items()},
-        f"python/{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"python/{info}/RECORD": "\n".join(rows) + "\n",
-    }
+    return installed(name, files, version=version)
 
 
 def case_overlay(c: Ctx) -> Stack:
@@ -686,18 +674,7 @@ def case_versioneer(c: Ctx) -> Stack:
 
 
 def _intact(name: str, files: dict[str, str], requires: str = "") -> dict[str, str]:
-    """Files of one distribution whose RECORD lists them with their real hashes and sizes."""
-    import base64
-    import hashlib
-
-    rows = [f"{path},sha256="
-            + base64.urlsafe_b64encode(hashlib.sha256(t.encode()).digest()).rstrip(b"=").decode()
-            + f",{len(t.encode())}" for path, t in files.items()]
-    info = f"{name}-1.0.dist-info"
-    return {**{f"python/{p}": t for p, t in files.items()},
-            f"python/{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
-                                       + (f"Requires-Dist: {requires}\n" if requires else ""),
-            f"python/{info}/RECORD": "\n".join([*rows, f"{info}/RECORD,,"]) + "\n"}
+    return installed(name, files, requires=(requires,) if requires else ())
 
 
 def case_clean_stack_rules(c: Ctx) -> Stack:

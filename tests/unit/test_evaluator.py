@@ -9,8 +9,6 @@ checks the same rules against the real CPythons 3.8-3.13.
 from __future__ import annotations
 
 import ast
-import base64
-import hashlib
 import json
 import sys
 from collections.abc import Mapping
@@ -37,6 +35,7 @@ from abiscan.simulate.python.evaluator import (
     truth,
 )
 from abiscan.target.profiles import custom_target
+from abiscan.testing.dists import installed
 from abiscan.testing.elf_writer import build_shared_object
 
 from helpers import write_zip
@@ -319,18 +318,7 @@ def test_a_message_with_unknown_parts_keeps_the_known_text(tmp_path: Path) -> No
 
 
 def _dist(name: str, files: Mapping[str, str]) -> dict[str, str]:
-    """A dist-info whose RECORD lists ``files`` with their real sizes and hashes."""
-    rows = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        rows.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    info = f"{name}-1.0.dist-info"
-    rows.append(f"{info}/RECORD,,")
-    return {
-        **{f"python/{p}": t for p, t in files.items()},
-        f"python/{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-        f"python/{info}/RECORD": "\n".join(rows) + "\n",
-    }
+    return installed(name, files)
 
 
 _CHECKED = {

@@ -7,8 +7,6 @@ are named in the test.
 from __future__ import annotations
 
 import ast
-import base64
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import abiscan
 from abiscan.report.model import Report
 from abiscan.simulate.python.evaluator import UNKNOWN, Evaluator, ModuleRef, Namespace, TargetFacts
 from abiscan.target.profiles import custom_target
+from abiscan.testing.dists import installed
 
 from helpers import write_zip
 
@@ -30,20 +29,7 @@ def scan(tmp_path: Path, members: Mapping[str, str], imports: tuple[str, ...]) -
 
 
 def dist(name: str, files: Mapping[str, str], requires: tuple[str, ...] = ()) -> dict[str, str]:
-    """A dist-info whose RECORD lists ``files`` with their real sizes and hashes."""
-    rows = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        rows.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    info = f"{name}-1.0.dist-info"
-    rows.append(f"{info}/RECORD,,")
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n" + "".join(
-        f"Requires-Dist: {r}\n" for r in requires)
-    return {
-        **{f"python/{p}": t for p, t in files.items()},
-        f"python/{info}/METADATA": meta,
-        f"python/{info}/RECORD": "\n".join(rows) + "\n",
-    }
+    return installed(name, files, requires=requires)
 
 
 # -- a dispatch whose last branch only raises ----------------------------------------------

@@ -7,14 +7,13 @@ same cases in ``tests/differential/test_differential_import_context.py``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import abiscan
 from abiscan.report.model import Report
 from abiscan.target.profiles import custom_target
+from abiscan.testing.dists import installed
 
 from helpers import write_zip
 
@@ -26,18 +25,7 @@ def scan(tmp_path: Path, *layers: Mapping[str, str], imports: tuple[str, ...] = 
 
 
 def _dist(name: str, version: str, files: Mapping[str, str]) -> dict[str, str]:
-    """An installed distribution whose RECORD lists ``files`` with their real hashes."""
-    rows = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        rows.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    info = f"{name}-{version}.dist-info"
-    rows.append(f"{info}/RECORD,,")
-    return {
-        **{f"python/{p}": t for p, t in files.items()},
-        f"python/{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"python/{info}/RECORD": "\n".join(rows) + "\n",
-    }
+    return installed(name, files, version=version)
 
 
 # -- files of two versions of one project ----------------------------------------------

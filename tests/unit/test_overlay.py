@@ -11,8 +11,6 @@ cryptography.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from abiscan.simulate.python.native_api import (
     lacks_name,
 )
 from abiscan.target.profiles import custom_target
+from abiscan.testing.dists import installed
 from abiscan.testing.elf_writer import build_shared_object
 
 from helpers import write_zip
@@ -42,19 +41,7 @@ def scan(tmp_path: Path, *layers: Mapping[str, bytes | str], imports: tuple[str,
 
 
 def _dist(name: str, version: str, files: Mapping[str, bytes | str]) -> dict[str, bytes | str]:
-    """An installed distribution whose RECORD lists ``files`` with their real hashes."""
-    rows = []
-    for path, content in files.items():
-        data = content.encode() if isinstance(content, str) else content
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-        rows.append(f"{path},sha256={digest.decode()},{len(data)}")
-    info = f"{name}-{version}.dist-info"
-    rows.append(f"{info}/RECORD,,")
-    return {
-        **{f"python/{p}": t for p, t in files.items()},
-        f"python/{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"python/{info}/RECORD": "\n".join(rows) + "\n",
-    }
+    return installed(name, files, version=version)
 
 
 def _ext(rodata: bytes) -> bytes:
