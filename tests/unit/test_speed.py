@@ -413,6 +413,33 @@ def test_scan_without_dist_info_loads_no_metadata_reader(tmp_path: Path) -> None
     assert out.stdout.strip() == "[]"
 
 
+def test_scan_of_extension_modules_alone_loads_no_body_runner(tmp_path: Path) -> None:
+    """Following an extension's imports runs no Python source: the evaluator and the
+    body runner (some 17 ms of CPU at start-up) stay unloaded; a source module loads them."""
+    import subprocess
+    import sys
+
+    # A cffi module: its init imports _cffi_backend, which the layer lacks; the scan
+    # follows that native edge to the failure.
+    so = build_shared_object(exports=["PyInit__one"], needed=["libc.so.6"],
+                             undefined=["PyImport_ImportModule"],
+                             rodata=b"\0_cffi_backend\0_init_cffi_1_0_external_module\0")
+    one = write_zip(tmp_path / "one.zip", {"python/_one.cpython-312-x86_64-linux-gnu.so": so})
+    with_py = write_zip(tmp_path / "py.zip", {"python/m.py": "import json\n"})
+    code = ("import sys; from abiscan import scan; r = scan([sys.argv[1]], jobs=1, "
+            "use_cache=False); print([m.outcome for m in r.modules], sorted(m for m in "
+            "sys.modules if m.startswith(('abiscan.simulate.python.evaluator', "
+            "'abiscan.simulate.python.execute'))))")
+
+    def loaded(layer: Path) -> str:
+        return subprocess.run([sys.executable, "-c", code, str(layer)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    assert loaded(one) == "['error'] []"
+    assert loaded(with_py) == ("['ok'] ['abiscan.simulate.python.evaluator', "
+                               "'abiscan.simulate.python.execute']")
+
+
 def test_four_threads_with_workers_and_one_cache_agree(layer: Path, tmp_path: Path) -> None:
     """Scans in threads of one program, each with its workers, sharing one cache dir."""
     from concurrent.futures import ThreadPoolExecutor

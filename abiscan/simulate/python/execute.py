@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from abiscan.report.findings import PredictedError
@@ -53,55 +53,18 @@ from abiscan.simulate.python.import_graph import (
     TryStep,
     catches,
 )
+from abiscan.simulate.python.raised import Pierced, Raised, weaker
 
 __all__ = ["RUNTIME_MESSAGE", "BodyRun", "Pierced", "Raised", "Runner", "weaker"]
 
 RUNTIME_MESSAGE = "<message built at run time>"
 _MAX_UNROLL = 256  # longest loop unrolled; longer ones run once, undecided
-_RANK = {"certain": 0, "likely": 1, "possible": 2}
-
-
-def weaker(a: str, b: str) -> str:
-    return a if _RANK[a] >= _RANK[b] else b
-
-
-@dataclass(frozen=True)
-class Raised:
-    """An exception on its way up: what it is, where it started, how it got here."""
-
-    error: PredictedError | None  # None: it fails, but how is not known
-    steps: tuple[ChainStep, ...]  # from the module it arrives at down to the broken one
-    broken: str  # the module that fails by itself
-    reason: str  # why the broken module fails
-    certain: bool = True  # False: it may not happen (an undecided condition, an unknown)
-    confidence: str = "certain"  # how sure the links are (native edges lower it)
-    missing: bool = False  # the broken module is not found at all (an import hook may serve it)
-
-    def via(self, step: ChainStep, confidence: str = "certain") -> Raised:
-        return replace(
-            self, steps=(step, *self.steps), confidence=weaker(self.confidence, confidence)
-        )
-
-    def maybe(self) -> Raised:
-        return replace(self, certain=False) if self.certain else self
-
-
-@dataclass(frozen=True)
-class Pierced:
-    """An import guarded against ImportError that something else still passes through."""
-
-    module: str
-    path: str | None
-    line: int
-    statement: str
-    guards: tuple[str, ...]
-    raised: Raised
-
-
 class Runner(Protocol):
     """What running a module body needs from the simulator around it."""
 
-    facts: TargetFacts
+    @property
+    def facts(self) -> TargetFacts:
+        """What the target interpreter fixes."""
 
     def import_step(self, source: ModuleSource, step: ImportStep) -> Raised | None:
         """Carries out one import statement (following the import)."""

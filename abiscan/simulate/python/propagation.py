@@ -54,17 +54,6 @@ from abiscan.progress import count
 from abiscan.report.findings import PredictedError
 from abiscan.report.model import Assumption, ChainStep, ModuleOutcome, OutcomeConfidence
 from abiscan.simulate.imports.file_finder import ImportSystem
-from abiscan.simulate.python.evaluator import (
-    MAYBE,
-    MISSING,
-    MODULE_DUNDERS,
-    UNKNOWN,
-    ModuleRef,
-    Namespace,
-    SysModules,
-    TargetFacts,
-)
-from abiscan.simulate.python.execute import BodyRun, Pierced, Raised, weaker
 from abiscan.simulate.python.import_graph import (
     PANIC,
     ImportEdge,
@@ -83,6 +72,7 @@ from abiscan.simulate.python.native_api import (
     numpy_import_array,
 )
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
+from abiscan.simulate.python.raised import Pierced, Raised, weaker
 from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target, marker_environment
 from abiscan.target.runtime_modules import RuntimeModules, runtime_modules_of
@@ -90,6 +80,10 @@ from abiscan.target.runtime_packages import RuntimePackage, runtime_modules
 
 if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only when present
     from abiscan.inputs.dists import Distribution
+
+    # The evaluator and the body runner are imported where a source module runs:
+    # ~17 ms of CPU at start-up that a layer holding only extension modules never needs.
+    from abiscan.simulate.python.evaluator import Namespace, TargetFacts
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib
 
 __all__ = ["AT_STARTUP", "Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
@@ -150,7 +144,7 @@ class Simulator:
         graph: ImportGraph,
         own: Callable[[str], ModuleOutcome],
         native: Callable[[str, str], NativeFacts | None],
-        facts: TargetFacts | None = None,
+        facts: Callable[[], TargetFacts] | None = None,
         intact: Callable[[str], str | None] = lambda path: None,
         writer: Callable[[str], tuple[str, str] | None] = lambda path: None,
         optional: Callable[[tuple[str | None, ...], str], str | None] = lambda paths, m: None,
@@ -164,7 +158,8 @@ class Simulator:
         self._listdir = listdir
         self.own = own
         self.native = native
-        self.facts = facts or TargetFacts(version=graph.version)
+        self._make_facts = facts
+        self._facts: TargetFacts | None = None
         self._intact = intact
         self._writer = writer
         self._optional = optional
@@ -184,6 +179,16 @@ class Simulator:
         self.done_imported: dict[str, dict[str, Raised | None]] = {}
         self.pierced: dict[tuple[str, int], Pierced] = {}
         self._run = _Run()
+
+    @property
+    def facts(self) -> TargetFacts:
+        """What the target interpreter fixes (built when a source module first runs)."""
+        if self._facts is None:
+            from abiscan.simulate.python.evaluator import TargetFacts  # start-up: see above
+
+            make = self._make_facts
+            self._facts = make() if make is not None else TargetFacts(version=self.graph.version)
+        return self._facts
 
     def run(self, name: str) -> Raised | None:
         """What ``import name`` raises in a fresh interpreter on the target (None: nothing)."""
@@ -432,6 +437,9 @@ class Simulator:
                 reason=verdict.unknown or "",
                 certain=False,
             )
+        from abiscan.simulate.python.evaluator import Namespace  # start-up: see the imports
+        from abiscan.simulate.python.execute import BodyRun
+
         if source.custom_finder:
             self._run.hooks[source.name] = source.hook_names
         ns = Namespace(
@@ -517,32 +525,34 @@ class Simulator:
 
     def attribute(self, module: str, name: str) -> Any:
         """``module.name`` as the run has it: a value, UNKNOWN, or MISSING."""
+        from abiscan.simulate.python import evaluator as ev  # start-up: see the imports
+
         if (module, name) == ("sys", "modules"):
-            return SysModules(contains=self.in_sys_modules)
+            return ev.SysModules(contains=self.in_sys_modules)
         ns = self.namespaces.get(module)
         source = self.graph.module(module)
         if ns is None or source is None:
-            return UNKNOWN  # an extension, the standard library: not tracked
+            return ev.UNKNOWN  # an extension, the standard library: not tracked
         if name in ns.values:
             value = ns.values[name]
-            return UNKNOWN if value is MAYBE else value
+            return ev.UNKNOWN if value is ev.MAYBE else value
         if name == "__name__":
             return module
         if name == "__file__":
             return source.path
         full = f"{module}.{name}"
         if self._run.results.get(full, False) is None or self.done.get(full, False) is None:
-            return ModuleRef(name=full)  # an imported submodule is its package's attribute
+            return ev.ModuleRef(name=full)  # an imported submodule is its package's attribute
         if (
             ns.open
             or source.open_namespace
             or name in ns.declared
             or name.startswith(source.globals_prefixes)
-            or name in MODULE_DUNDERS
+            or name in ev.MODULE_DUNDERS
             or self.graph.is_module(full)
         ):
-            return UNKNOWN
-        return MISSING
+            return ev.UNKNOWN
+        return ev.MISSING
 
     def in_sys_modules(self, name: str) -> bool | None:
         """Whether ``name`` is in ``sys.modules`` at this point of the run: the modules
@@ -565,6 +575,8 @@ class Simulator:
         return False
 
     def import_step(self, source: ModuleSource, step: ImportStep) -> Raised | None:
+        from abiscan.simulate.python.evaluator import UNKNOWN  # start-up: see the imports
+
         got = self._edge(source, step.edge)
         if step.bind is None and step.edge.kind != "star":
             return got
@@ -614,6 +626,8 @@ class Simulator:
         return cython_keyword_error(ro, signature, positional, keywords)
 
     def _bound_value(self, step: ImportStep) -> Any:
+        from abiscan.simulate.python.evaluator import MISSING, UNKNOWN, ModuleRef  # start-up
+
         edge = step.edge
         if edge.kind == "import":
             return ModuleRef(name=step.value or edge.target)
@@ -641,6 +655,8 @@ class Simulator:
         ):
             ns.open = True
             return
+        from abiscan.simulate.python.evaluator import UNKNOWN  # start-up: see the imports
+
         names = source.all_names or [n for n in other.values if not n.startswith("_")]
         for name in names:
             ns.values[name] = other.values.get(name, UNKNOWN)
@@ -696,6 +712,8 @@ class Simulator:
         rt = self._runtime
         names = rt.names(edge.target)
         full = f"{edge.target}.{name}"
+        from abiscan.simulate.python.evaluator import MODULE_DUNDERS  # start-up: see the imports
+
         if names is None or name in names or name in MODULE_DUNDERS:
             return None
         if rt.is_package(edge.target) and rt.has_module(full) is not False:
@@ -723,6 +741,8 @@ class Simulator:
         )
 
     def _from_name(self, source: ModuleSource, edge: ImportEdge, step: ChainStep) -> Raised | None:
+        from abiscan.simulate.python.evaluator import MODULE_DUNDERS  # start-up: see the imports
+
         got = self.import_(edge.target)
         if got is not None:
             return got.via(replace(step, how="from"))
@@ -1045,12 +1065,15 @@ def follow_imports(
             )
         return native_memo[path]
 
-    facts_of_target = TargetFacts(
-        version=target.python_version,
-        machine=target.arch,
-        pointer_size=8 if target.arch.endswith("64") else 4,
-        executable=_executable(target),
-    )
+    def facts_of_target() -> TargetFacts:
+        from abiscan.simulate.python.evaluator import TargetFacts  # start-up: see the imports
+
+        return TargetFacts(
+            version=target.python_version,
+            machine=target.arch,
+            pointer_size=8 if target.arch.endswith("64") else 4,
+            executable=_executable(target),
+        )
 
     roots = tuple(r.rstrip("/") for r in (target.layer_root, target.function_root))
 
