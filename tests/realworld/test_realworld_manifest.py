@@ -224,3 +224,29 @@ def test_host_only_messages_are_marked_but_still_disagree() -> None:
                 "libc.so: cannot open shared object file: No such file or directory")
     assert not r.message_agrees and r.host_only is not None
     assert cause(r).startswith("host-only message (ImportError): this host's libc.so")
+
+
+def test_a_glibc_need_this_host_meets_has_no_truth_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bcrypt built for glibc 2.28 on a 2.26 target imports on a glibc 2.36 host: the
+    record is left out of the agreement, not counted as a false error."""
+    import realworld.report as report
+    from realworld.scenarios import LayerSpec, Scenario
+    from realworld.truth import Truth
+
+    scen = Scenario(category="minor", python="3.11",
+                    layers=(LayerSpec(stack="crypto", python="3.12"),))
+    reason = ("_bcrypt.abi3.so needs version GLIBC_2.28 of libc.so.6, which the target's "
+              "/lib64/libc.so.6 does not define")
+    pred = {"outcome": "error", "reason": reason,
+            "error": {"type": "ImportError", "message": "version `GLIBC_2.28' not found"}}
+    other = report.compare(scen, "six", "six", Truth(outcome="ok"),
+                           {"outcome": "ok", "reason": "", "error": None})
+    assert other.outcome_agrees and not other.beyond_host
+    monkeypatch.setattr(report, "_HOST_GLIBC", (2, 36))
+    r = report.compare(scen, "bcrypt", "bcrypt", Truth(outcome="ok"), pred)
+    assert r.beyond_host and not r.outcome_agrees
+    row = report._row("minor", [r, other])
+    assert row[3] == "1 / 0" and row[-2] == "0"  # one judged record, no false error
+    monkeypatch.setattr(report, "_HOST_GLIBC", (2, 26))  # a host as old as the target
+    assert not r.beyond_host
+    assert report._row("minor", [r, other])[-2] == "1"
