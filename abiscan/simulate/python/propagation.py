@@ -42,7 +42,7 @@ import base64
 import hashlib
 import posixpath
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -992,41 +992,9 @@ def follow_imports(
     tops = _top_level_names(stack, target)
 
     def own(name: str) -> ModuleOutcome:
-        top = name.partition(".")[0]
-        if top in BUILTIN_FIRST or name == "__main__":
-            return ModuleOutcome(
-                name=name,
-                outcome="ok",
-                path=None,
-                source=None,
-                kind="builtin",
-                reason=(
-                    "built into the interpreter"
-                    if name != "__main__"
-                    else "always in sys.modules: the program the interpreter runs"
-                ),
-            )
-        if top not in tops:
-            if is_stdlib(name, target.python_version):
-                return ModuleOutcome(
-                    name=name,
-                    outcome="ok",
-                    path=None,
-                    source=None,
-                    kind="stdlib",
-                    reason="the target's standard library",
-                )
-            if top in runtime and contents.has_module(name) is False:
-                return _missing_runtime_module(name, contents)
-            if top in runtime:
-                return ModuleOutcome(
-                    name=name,
-                    outcome="ok",
-                    path=None,
-                    source=None,
-                    kind="runtime",
-                    reason=f"provided by the runtime ({runtime[top].describe()})",
-                )
+        outside = _outside_stack(name, target, tops, runtime, contents)
+        if outside is not None:
+            return outside
         got = predict(name)
         if got.outcome == "error" and got.path is None:
             return _not_found(name, got, graph, importer, stack, target)
@@ -1038,32 +1006,7 @@ def follow_imports(
         res = importer.find(name)
         return res.spec is not None or bool(res.passed_over)
 
-    native_memo: dict[str, NativeFacts | None] = {}
-
-    def native(name: str, path: str) -> NativeFacts | None:
-        if path not in native_memo:
-            # The read-only data the scan kept when it read the binary's facts.
-            ro = facts.rodata(path)
-            elf = facts.elf(path)
-            dist = owners.get(path)
-            native_memo[path] = (
-                None
-                if isinstance(ro, SourceError)
-                else _with_import_array(
-                    native_imports(
-                        name,
-                        path,
-                        b"",
-                        elf if isinstance(elf, ElfFacts) else None,
-                        exists,
-                        (dist.name, dist.version) if dist is not None else None,
-                        ro=ro,
-                    ),
-                    ro,
-                    exists,
-                )
-            )
-        return native_memo[path]
+    native = _NativeReader(facts, owners, exists)
 
     def facts_of_target() -> TargetFacts:
         from abiscan.simulate.python.evaluator import TargetFacts  # start-up: see the imports
@@ -1101,6 +1044,88 @@ def follow_imports(
         runtime=contents,
     )
     return _follow_each(sim, modules, own)
+
+
+def _outside_stack(
+    name: str,
+    target: Target,
+    tops: Container[str],
+    runtime: Mapping[str, RuntimePackage],
+    contents: RuntimeModules,
+) -> ModuleOutcome | None:
+    """The outcome of a module the stack does not provide: built in, the standard
+    library, or the runtime's own packages; None when the stack decides."""
+    top = name.partition(".")[0]
+    if top in BUILTIN_FIRST or name == "__main__":
+        reason = (
+            "built into the interpreter"
+            if name != "__main__"
+            else "always in sys.modules: the program the interpreter runs"
+        )
+        return ModuleOutcome(
+            name=name, outcome="ok", path=None, source=None, kind="builtin", reason=reason
+        )
+    if top in tops:
+        return None
+    if is_stdlib(name, target.python_version):
+        return ModuleOutcome(
+            name=name,
+            outcome="ok",
+            path=None,
+            source=None,
+            kind="stdlib",
+            reason="the target's standard library",
+        )
+    if top not in runtime:
+        return None
+    if contents.has_module(name) is False:
+        return _missing_runtime_module(name, contents)
+    return ModuleOutcome(
+        name=name,
+        outcome="ok",
+        path=None,
+        source=None,
+        kind="runtime",
+        reason=f"provided by the runtime ({runtime[top].describe()})",
+    )
+
+
+class _NativeReader:
+    """What each extension module imports while it initialises, read once per file
+    from the facts the scan kept when it read the binary."""
+
+    def __init__(
+        self,
+        facts: FactsLike,
+        owners: Mapping[str, Distribution],
+        exists: Callable[[str], bool],
+    ) -> None:
+        self._facts = facts
+        self._owners = owners
+        self._exists = exists
+        self._memo: dict[str, NativeFacts | None] = {}
+
+    def __call__(self, name: str, path: str) -> NativeFacts | None:
+        if path not in self._memo:
+            self._memo[path] = self._read(name, path)
+        return self._memo[path]
+
+    def _read(self, name: str, path: str) -> NativeFacts | None:
+        ro = self._facts.rodata(path)
+        if isinstance(ro, SourceError):
+            return None
+        elf = self._facts.elf(path)
+        dist = self._owners.get(path)
+        found = native_imports(
+            name,
+            path,
+            b"",
+            elf if isinstance(elf, ElfFacts) else None,
+            self._exists,
+            (dist.name, dist.version) if dist is not None else None,
+            ro=ro,
+        )
+        return _with_import_array(found, ro, self._exists)
 
 
 def _missing_runtime_module(name: str, contents: RuntimeModules) -> ModuleOutcome:
