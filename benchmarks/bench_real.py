@@ -39,6 +39,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from _installed import installed_env
+
 WHEELS = {
     "numpy-1.26.4-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl":
         ("numpy==1.26.4", "675d61ffbfa78604709862923189bad94014bef562cc35cf61d3a07bba02a7ed"),
@@ -109,21 +111,6 @@ def build_layer(wheels: list[Path], copies: int, out: Path) -> Path:
     return out
 
 
-def _installed_env() -> dict[str, str]:
-    """The environment of an installed abiscan: its bytecode compiled (as pip does
-    at install time). A checkout run with PYTHONDONTWRITEBYTECODE compiles every
-    module from source at each start, in the scan and in each of its workers."""
-    import elftools
-    import packaging
-
-    import abiscan
-
-    dirs = [Path(m.__file__ or "").parent for m in (abiscan, elftools, packaging)]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, dirs)],
-                   stdout=subprocess.DEVNULL, check=False)
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
 
 
 _ENV: dict[str, str] | None = None
@@ -133,7 +120,7 @@ def _timed(cmd: list[str]) -> tuple[Run, str]:
     """Run ``cmd``; its wall time, its own CPU time and peak RSS (wait4), and its stdout."""
     global _ENV
     if _ENV is None:
-        _ENV = _installed_env()
+        _ENV = installed_env()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=_ENV)

@@ -17,7 +17,6 @@ slowest imports of a scan (``-X importtime``). Run:
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+from _installed import installed_env
 
 from abiscan.testing.elf_writer import build_shared_object
 
@@ -40,22 +41,6 @@ def _one_so_layer(path: Path) -> Path:
     return path
 
 
-def _installed_env() -> dict[str, str]:
-    """The environment of an installed abiscan: its bytecode compiled, as pip
-    compiles it at install time. (A checkout run with PYTHONDONTWRITEBYTECODE,
-    as some CI and sandboxes set it, compiles every module from source at each
-    start: some 300 ms of CPU that no installed copy pays.)"""
-    import elftools
-    import packaging
-
-    import abiscan
-
-    dirs = [Path(m.__file__ or "").parent for m in (abiscan, elftools, packaging)]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, dirs)],
-                   stdout=subprocess.DEVNULL, check=False)
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
 
 
 def _median_ms(cmd: list[str], repeat: int, env: dict[str, str]) -> tuple[float, float]:
@@ -91,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=11)
     args = ap.parse_args()
-    env = _installed_env()
+    env = installed_env()
     with tempfile.TemporaryDirectory() as tmp:
         layer = _one_so_layer(Path(tmp) / "one.zip")
         py = sys.executable

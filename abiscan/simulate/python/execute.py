@@ -293,15 +293,7 @@ class BodyRun:
             runs = truth(value)
             # Worth saying only where the side not taken could have failed.
             if runs is not None and self.ev.used and _may_fail(step.orelse if runs else step.body):
-                self.runner.assume(
-                    Assumption(
-                        path=self.source.path,
-                        line=step.line,
-                        condition=step.condition,
-                        taken=runs,
-                        why="; ".join(dict.fromkeys(self.ev.used)),
-                    )
-                )
+                self._assume(step, runs, "; ".join(dict.fromkeys(self.ev.used)))
         if runs is True:
             return self.block(step.body, caught)
         if runs is False:
@@ -312,6 +304,18 @@ class BodyRun:
             else None
         )
         return self.undecided(step, caught, probe)
+
+    def _assume(self, step: CondStep, taken: bool, why: str) -> None:
+        """Record the side of ``step`` the prediction took, and why."""
+        self.runner.assume(
+            Assumption(
+                path=self.source.path,
+                line=step.line,
+                condition=step.condition,
+                taken=taken,
+                why=why,
+            )
+        )
 
     def undecided(
         self, step: CondStep, caught: Raised | None, probe: Probe | None = None
@@ -333,15 +337,11 @@ class BodyRun:
                 if dist is not None:
                     if taken:
                         self.ns.restore(after_body)
-                    self.runner.assume(
-                        Assumption(
-                            path=self.source.path,
-                            line=step.line,
-                            condition=step.condition,
-                            taken=taken,
-                            why="a consistency check whose branch only raises; the files come from "
-                            f"one intact distribution ({dist}: every file RECORD lists is there)",
-                        )
+                    self._assume(
+                        step,
+                        taken,
+                        "a consistency check whose branch only raises; the files come from "
+                        f"one intact distribution ({dist}: every file RECORD lists is there)",
                     )
                     return other
         side = self._probed(step, probe, got_body, got_else) if probe is not None else None
@@ -375,15 +375,11 @@ class BodyRun:
         if fails.broken != probe.module and not fails.broken.startswith(probe.module + "."):
             return None
         taken = not probe.importable
-        self.runner.assume(
-            Assumption(
-                path=self.source.path,
-                line=step.line,
-                condition=step.condition,
-                taken=taken,
-                why=f"it tests whether {probe.module} imports (the value comes from a call given "
-                f"'{probe.module}'), and {probe.module} does not import on the target",
-            )
+        self._assume(
+            step,
+            taken,
+            f"it tests whether {probe.module} imports (the value comes from a call given "
+            f"'{probe.module}'), and {probe.module} does not import on the target",
         )
         return taken
 
@@ -402,15 +398,8 @@ class BodyRun:
             why = self.runner.optional((self.source.path, importer), fails.broken)
             if why is None:
                 continue
-            self.runner.assume(
-                Assumption(
-                    path=self.source.path,
-                    line=step.line,
-                    condition=step.condition,
-                    taken=taken,
-                    why=f"the other side imports {fails.broken}, an optional dependency: {why}",
-                )
-            )
+            why = f"the other side imports {fails.broken}, an optional dependency: {why}"
+            self._assume(step, taken, why)
             return taken
         return None
 
