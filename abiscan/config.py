@@ -125,9 +125,22 @@ def find_config(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
         pyproject = directory / "pyproject.toml"
-        if pyproject.is_file() and "abiscan" in _read(pyproject).get("tool", {}):
+        if not pyproject.is_file() or not _may_configure(pyproject):
+            continue
+        if "abiscan" in _read(pyproject).get("tool", {}):
             return pyproject
     return None
+
+
+def _may_configure(pyproject: Path) -> bool:
+    """Whether a ``pyproject.toml`` can hold ``[tool.abiscan]``: it names abiscan, or
+    has an escape that could spell the name. Most have neither, and are not parsed
+    (importing and running the TOML parser was some 10 ms of a scan's start-up)."""
+    try:
+        text = pyproject.read_bytes()
+    except OSError:
+        return True  # _read reports it
+    return b"abiscan" in text or b"\\" in text
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 - :mod:`abiscan.elf.reader`: :class:`ElfFacts` and :func:`read_facts`, what the
   rest of abiscan uses (each fact decoded once per object, on first use);
-- :mod:`abiscan.elf.model`: pyelftools' ``ELFFile`` over the bytes, the one
+- :mod:`abiscan.elf.model`: pyelftools' parsers over the bytes, the one
   boundary where its exceptions become :class:`ElfError`;
 - :mod:`abiscan.elf.tables`: the symbol, hash and relocation tables, decoded
   in bulk from the locations the model gives;

@@ -1,9 +1,10 @@
-"""The ELF model: pyelftools' ``ELFFile`` over a member's bytes, read once.
+"""The ELF model: pyelftools' parsers over a member's bytes, read once.
 
 :func:`read_layout` is the one boundary between abiscan and pyelftools. Inside
-it ``ELFFile`` gives the header, the section headers (with their names, for
-section lookup such as ``.rodata``), the program headers, the dynamic tags and
-the version need and definition tables; every exception pyelftools (or the
+it pyelftools' construct parsers (``ELFStructs``) read the header, the section
+headers (with their names, for section lookup such as ``.rodata``), the
+program headers and the dynamic tags, and its GNU version sections the version
+need and definition tables; every exception pyelftools (or the
 ``construct`` and ``struct`` modules under it) can raise becomes an
 :class:`~abiscan.elf.header.ElfError` there, and nothing of pyelftools leaves
 it. The result, an :class:`ElfLayout`, is plain data: where each table is and
@@ -23,14 +24,12 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.common.utils import struct_parse
 from elftools.construct import ConstructError
 from elftools.construct.lib.container import Container
-from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_D_TAG_COMMON, ENUM_P_TYPE_BASE, ENUM_SH_TYPE_BASE
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 from elftools.elf.sections import StringTableSection
@@ -170,38 +169,35 @@ def _number(enum: Mapping[str, Any], value: object) -> int:
     return found if isinstance(found, int) else -1
 
 
-# ELFFile builds some 120 construct parsers for every file it opens (about 2 ms,
-# most of the cost of opening a small file). They depend only on the class,
+# pyelftools builds some 120 construct parsers for every file it opens (about 2
+# ms, most of the cost of opening a small file). They depend only on the class,
 # byte order, e_type, e_machine and OS ABI, and parse without keeping state,
 # so one set per layout is built and shared.
 _STRUCTS: dict[tuple[object, ...], ELFStructs] = {}
 _MAX_SHARED_STRUCTS = 32
 _Advanced = tuple[Any, Any, Any]
-# The fast constructor below sets what ELFFile.__init__ sets in the pyelftools
-# releases that compute the section-name tables lazily (0.33 and later); with
-# other releases the plain constructor is used.
-_FAST_OPEN = isinstance(ELFFile.__dict__.get("_section_header_stringtable"), cached_property)
 
 
-class _SharedStructsELFFile(ELFFile):
-    """``ELFFile`` whose construct parsers come from :data:`_STRUCTS`."""
+class _Elf:
+    """What pyelftools' section classes read from the ``elffile`` they are given:
+    its construct parsers (``structs``) and its ``stream``.
+
+    Not an ``ELFFile``: importing :mod:`elftools.elf.elffile` imports pyelftools'
+    DWARF and ARM unwind-table readers, some 15 ms of start-up that no scan uses
+    (docs/decisions.md). abiscan reads the header, the section and program
+    headers and the dynamic tags with pyelftools' parsers itself, and builds no
+    ``Section`` but the version tables'.
+    """
 
     def __init__(self, data: bytes, little: bool, bits: int) -> None:
-        # (BytesIO.getbuffer() would copy the bytes: the length and e_ident
-        # come from the bytes themselves.)
-        stream = io.BytesIO(data)
-        self.stream = stream
-        self.stream_len = len(data)
+        # (BytesIO.getbuffer() would copy the bytes.)
+        self.stream = io.BytesIO(data)
         self.little_endian = little
         self.elfclass = bits
-        self.stream_loader = None
-        basic = _structs(little, bits, None)
-        self.structs = basic
-        self.header = struct_parse(basic.Elf_Ehdr, stream, stream_pos=0)
+        ehdr = struct_parse(_structs(little, bits, None).Elf_Ehdr, self.stream, stream_pos=0)
         self.structs = _structs(
-            little, bits, (self["e_type"], self["e_machine"], self["e_ident"]["EI_OSABI"])
+            little, bits, (ehdr["e_type"], ehdr["e_machine"], ehdr["e_ident"]["EI_OSABI"])
         )
-        self.e_ident_raw = data[:16]
 
 
 def _structs(little: bool, bits: int, advanced: _Advanced | None) -> ELFStructs:
@@ -219,10 +215,8 @@ def _structs(little: bool, bits: int, advanced: _Advanced | None) -> ELFStructs:
     return found
 
 
-def _open(data: bytes, header: ElfHeader) -> ELFFile:
-    if _FAST_OPEN:
-        return _SharedStructsELFFile(data, header.byte_order == "little", header.bits)
-    return ELFFile(io.BytesIO(data))
+def _open(data: bytes, header: ElfHeader) -> _Elf:
+    return _Elf(data, header.byte_order == "little", header.bits)
 
 
 class _Walk:
@@ -448,7 +442,7 @@ class _Versions:
             if not 0 < sec.link < len(lay.sections):
                 raise ElfError(f"{what} links to section {sec.link}, which does not exist")
             self.strings = walk.section_bytes(lay.sections[sec.link], f"{what} strings")
-            strings = _UnreadStrings(_header(0, 0, 0), "", walk.elf)
+            strings = _unread_strings(walk.elf)
             # sh_info 0 leaves the count unknown: walk to the zero vn_next.
             count = sec.info or sec.size // 16
             return cls(_header(sec.offset, sec.size, count), what, walk.elf, strings), sec.size
@@ -460,7 +454,7 @@ class _Versions:
         off = lay.vaddr_to_offset(addr, what)
         span = max(0, walk.size - off)
         self.strings = lay.dynstr
-        strings = _UnreadStrings(_header(0, 0, 0), "", walk.elf)
+        strings = _unread_strings(walk.elf)
         # DT_VERNEEDNUM / DT_VERDEFNUM are bounded by what the rest of the file can hold.
         return cls(_header(off, span, min(num, span // 8)), what, walk.elf, strings), span
 
@@ -556,6 +550,12 @@ class _UnreadStrings(StringTableSection):
 
     def get_string(self, offset: int) -> str:
         return ""
+
+
+def _unread_strings(elf: _Elf) -> _UnreadStrings:
+    # pyelftools types ``elffile`` as its ELFFile; a section reads only its stream and structs.
+    carrier: Any = elf
+    return _UnreadStrings(_header(0, 0, 0), "", carrier)
 
 
 def _header(offset: int, size: int, info: int) -> Container:

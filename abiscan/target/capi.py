@@ -90,12 +90,18 @@ def _expand(spec: str) -> list[int]:
 
 
 @cache
-def _by_version() -> dict[Version, frozenset[str]]:
-    grouped: dict[Version, set[str]] = {}
-    for name, spec in _table()["symbols"].items():
-        for minor in _expand(spec):
-            grouped.setdefault((3, minor), set()).add(name)
-    return {v: frozenset(names) for v, names in grouped.items()}
+def _exported_by(minor: int) -> frozenset[str]:
+    """The names CPython 3.``minor`` exports: one version decoded, not every one
+    (a scan needs one; decoding all took some 10 ms of its start-up)."""
+    return frozenset(name for name, spec in _table()["symbols"].items() if _covers(spec, minor))
+
+
+def _covers(spec: str, minor: int) -> bool:
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        if int(lo) <= minor <= int(hi or lo):
+            return True
+    return False
 
 
 def known_versions() -> list[Version]:
@@ -125,7 +131,7 @@ def builtin_exports(version: Version) -> CApiExports | None:
         return None
     return CApiExports(
         version=version,
-        symbols=_by_version().get(version, frozenset()),
+        symbols=_exported_by(version[1]) if version[0] == 3 else frozenset(),
         certainty="likely",
         provenance=(
             f"libpython of CPython {info['interpreter']} ({info['library']}, {info['build']}); "

@@ -99,11 +99,12 @@ class RuntimeModules:
 
 def runtime_modules_of(target: Target) -> RuntimeModules:
     """The runtime distributions of ``target`` whose recorded version the data covers."""
-    table = _table()
     by_top: dict[str, tuple[RuntimePackage, _Contents]] = {}
     for package in runtime_packages(target):
-        contents = table.get(f"{package.name} {package.version}")
-        if package.version is None or contents is None:
+        contents = None if package.version is None else _contents(
+            f"{package.name} {package.version}"
+        )
+        if contents is None:
             continue
         for top in package.top_level:
             by_top[top] = (package, contents)
@@ -111,23 +112,30 @@ def runtime_modules_of(target: Target) -> RuntimeModules:
 
 
 @cache
-def _table() -> dict[str, _Contents]:
+def _distributions() -> dict[str, Any]:
     data: dict[str, Any] = read_json("runtime_modules.json")
-    return {
-        key: _Contents(
-            packages=frozenset(raw["packages"]),
-            finders=tuple(raw["finders"]),
-            modules={
-                m: (None if names is None else frozenset(names.split()))
-                for m, names in raw["modules"].items()
-            },
-            imports={
-                m: tuple(
-                    (int(line), target)
-                    for line, _, target in (item.partition(":") for item in text.split())
-                )
-                for m, text in raw["imports"].items()
-            },
-        )
-        for key, raw in data["distributions"].items()
-    }
+    return dict(data["distributions"])
+
+
+@cache
+def _contents(key: str) -> _Contents | None:
+    """One distribution's contents, decoded when a target has it (a scan needs those of
+    one runtime; decoding every recorded version was some 5 ms of its start-up)."""
+    raw = _distributions().get(key)
+    if raw is None:
+        return None
+    return _Contents(
+        packages=frozenset(raw["packages"]),
+        finders=tuple(raw["finders"]),
+        modules={
+            m: (None if names is None else frozenset(names.split()))
+            for m, names in raw["modules"].items()
+        },
+        imports={
+            m: tuple(
+                (int(line), target)
+                for line, _, target in (item.partition(":") for item in text.split())
+            )
+            for m, text in raw["imports"].items()
+        },
+    )

@@ -203,6 +203,29 @@ def test_finding_the_file(project: Path, capsys: Capsys) -> None:
         load_config(project / "a" / "pyproject.toml")
 
 
+def test_a_pyproject_naming_no_abiscan_is_not_parsed(project: Path) -> None:
+    """Only a pyproject.toml that names abiscan (or has an escape that could spell the
+    name) is parsed: TOML that is not abiscan's does not stop a scan, and start-up
+    imports no TOML parser for it."""
+    import subprocess
+    import sys
+
+    (project / "a").mkdir()
+    (project / "a" / "pyproject.toml").write_text("[project\nname = 'x'\n")  # not TOML
+    assert find_config(project / "a") is None
+    # A quoted key may spell the name with escapes: such a file is parsed.
+    (project / "a" / "pyproject.toml").write_text('[tool."\\u0061biscan"]\nselect = ["ABI1"]\n')
+    assert find_config(project / "a") == project / "a" / "pyproject.toml"
+    assert load_config(project / "a" / "pyproject.toml").policy.select == ("ABI1",)
+    (project / "b").mkdir()
+    (project / "b" / "pyproject.toml").write_text("[tool.black]\nline-length = 99\n")
+    code = ("import sys; from pathlib import Path; from abiscan.config import find_config; "
+            "print(find_config(Path(sys.argv[1])), 'tomllib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(project / "b")], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["None", "False"]
+
+
 def test_config_and_no_config_flags(project: Path, capsys: Capsys) -> None:
     configure(project, 'ignore = ["ABI1"]\n')
     other = configure(project, 'ignore = ["ABI3"]\n', "strict.toml")

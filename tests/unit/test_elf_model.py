@@ -140,19 +140,49 @@ def test_dynamic_tags_match_pyelftools(objects: dict[str, bytes]) -> None:
         ), label
 
 
-def test_shared_structs_open_like_elffile(objects: dict[str, bytes]) -> None:
-    """The constructor that shares construct parsers builds the same ELFFile."""
-    if not model._FAST_OPEN:
-        pytest.skip("this pyelftools release is opened with the plain constructor")
+def test_shared_structs_parse_like_elffile(objects: dict[str, bytes]) -> None:
+    """The parsers shared per layout are the ones a plain ELFFile builds for the file:
+    the same header, section headers, program headers and version needs."""
+    from elftools.common.utils import struct_parse
+
     for label, data in objects.items():
         header = model.read_header(data)
-        fast = model._open(data, header)
+        shared = model._open(data, header)
         plain = ELFFile(io.BytesIO(data))
-        assert set(vars(fast)) == set(vars(plain)), label
-        assert fast.header == plain.header, label
-        assert fast.e_ident_raw == plain.e_ident_raw, label
-        assert [s.name for s in fast.iter_sections()] == [s.name for s in plain.iter_sections()]
-        assert [s.header for s in fast.iter_segments()] == [s.header for s in plain.iter_segments()]
+        assert struct_parse(shared.structs.Elf_Ehdr, shared.stream, 0) == plain.header, label
+        h = plain.header
+        assert [
+            struct_parse(shared.structs.Elf_Shdr, shared.stream, h.e_shoff + i * h.e_shentsize)
+            for i in range(h.e_shnum)
+        ] == [s.header for s in plain.iter_sections()], label
+        assert [
+            struct_parse(shared.structs.Elf_Phdr, shared.stream, h.e_phoff + i * h.e_phentsize)
+            for i in range(h.e_phnum)
+        ] == [s.header for s in plain.iter_segments()], label
+        assert shared.structs.Elf_Verneed.sizeof() == plain.structs.Elf_Verneed.sizeof()
+        layout = model.read_layout(data)
+        verneed = plain.get_section_by_name(".gnu.version_r")
+        expected = [] if not isinstance(verneed, GNUVerNeedSection) else [
+            need.entry["vn_file"] for need, _ in verneed.iter_versions()
+        ]
+        assert [n.file for n in layout.version_needs] == expected, label
+
+
+def test_reading_an_elf_file_imports_no_dwarf_reader() -> None:
+    """``elftools.elf.elffile`` imports pyelftools' DWARF and ARM unwind readers (some
+    15 ms of start-up); the model reads through pyelftools' parsers without it."""
+    code = (
+        "import sys; from abiscan.elf.reader import read_facts; "
+        "from abiscan.testing.elf_writer import build_shared_object; "
+        "f = read_facts(build_shared_object(exports=['PyInit_x'], needed=['libc.so.6'], "
+        "version_needs=[('libc.so.6', ['GLIBC_2.2.5'])], undefined=['malloc@GLIBC_2.2.5'])); "
+        "print(f.needed, sorted(m for m in sys.modules if m.startswith(("
+        "'elftools.dwarf', 'elftools.ehabi', 'elftools.elf.elffile'))))"
+    )
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "('libc.so.6',) []"
 
 
 def test_rodata_ranges_are_the_rodata_sections(objects: dict[str, bytes]) -> None:
