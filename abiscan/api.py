@@ -34,9 +34,9 @@ from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
 from abiscan.simulate.python.propagation import Followed, follow_imports
-from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
+from abiscan.target.stdlib import stdlib_dir
 
 __all__ = [
     "PathLike",

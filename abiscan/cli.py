@@ -763,6 +763,22 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return result.exit_status
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "scan":
+        return _cmd_scan(args)
+    if args.command == "explain":
+        return _cmd_explain(args)
+    if args.command == "matrix":
+        return _cmd_matrix(args)
+    if args.command == "targets":
+        return _cmd_targets(args)
+    if args.command == "capture":
+        return _cmd_capture(args)
+    if args.command == "audit":
+        return _cmd_audit(args)
+    return _cmd_demo(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Parsing a scanned source may warn (invalid escape sequences): what a
@@ -773,20 +789,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
+    # Spaced from the start, not only in scan(): importing the pipeline (some 100
+    # modules, their classes and tables) triggered a dozen collector passes.
+    from abiscan.collector import collector_spaced
+
     try:
-        if args.command == "scan":
-            return _cmd_scan(args)
-        if args.command == "explain":
-            return _cmd_explain(args)
-        if args.command == "matrix":
-            return _cmd_matrix(args)
-        if args.command == "targets":
-            return _cmd_targets(args)
-        if args.command == "capture":
-            return _cmd_capture(args)
-        if args.command == "audit":
-            return _cmd_audit(args)
-        return _cmd_demo(args)
+        with collector_spaced():
+            return _dispatch(args)
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:

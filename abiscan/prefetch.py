@@ -21,9 +21,7 @@ report is the same with any number of workers, and with or without cache.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -38,13 +36,14 @@ from abiscan.inputs.sources import DirectorySource, Entry, InputKind, Source, Zi
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.progress import count
-from abiscan.simulate.python import grammar, import_graph
-from abiscan.simulate.python.import_graph import ImportGraph, ModuleSource, SourceReader
 
 if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays for them
     from concurrent.futures import Future, ProcessPoolExecutor
     from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Event
+
+    # Loaded when a source is parsed: a scan of extension modules alone never is.
+    from abiscan.simulate.python.import_graph import ModuleSource
 
 __all__ = ["SourcePrefetch", "default_jobs"]
 
@@ -106,7 +105,6 @@ class SourcePrefetch:
         # part of every cache key.
         self.stdlib = stdlib
         self.limits = limits
-        self._code = _code_fingerprint()
         self._pool: ProcessPoolExecutor | None = None
         # The workers' chains (one each), their messages and what they parsed.
         self._chains: list[Future[None]] = []
@@ -127,7 +125,9 @@ class SourcePrefetch:
         self, name: str, path: str, is_package: bool, is_module: IsModule, parse_file: ParseFile
     ) -> ModuleSource | None:
         sf = self.stack.file(path)
-        key = self._key(sf, name, is_package) if sf is not None else None
+        key = (
+            self._key(sf, name, is_package) if sf is not None and self.cache is not None else None
+        )
         ready = self._from_pool(name, path, is_package)
         if ready is None and key is not None and self.cache is not None:
             ready = _as_parsed(self.cache.get(key))
@@ -158,7 +158,7 @@ class SourcePrefetch:
         if member is None:
             return None
         return (
-            f"module-source|{self._code}|{self.version}|{self.stdlib}|{self.limits!r}|"
+            f"module-source|{_code_fingerprint()}|{self.version}|{self.stdlib}|{self.limits!r}|"
             f"{name}|{is_package}|{member}"
         )
 
@@ -176,6 +176,8 @@ class SourcePrefetch:
         while key not in self._ready and self._worth_waiting(name):
             self._drain(block=True)
         blob = self._ready.pop(key, None)
+        import pickle  # start-up: only with workers
+
         parsed = _as_parsed(pickle.loads(blob)) if blob is not None else None
         if parsed is None:
             self._claim(name)
@@ -320,6 +322,8 @@ class SourcePrefetch:
 
 
 def _as_parsed(value: Any) -> _Parsed | None:
+    from abiscan.simulate.python.import_graph import ModuleSource
+
     ok = isinstance(value, _Parsed) and isinstance(value.source, ModuleSource)
     return value if ok else None
 
@@ -328,9 +332,11 @@ def _as_parsed(value: Any) -> _Parsed | None:
 def _code_fingerprint() -> str:
     """abiscan's version, the running grammar and the bytes of the code and data that
     parse: every module of :mod:`abiscan.simulate.python` and the runtime API tables."""
+    import hashlib
+
     digest = hashlib.sha256(f"{__version__}|{sys.version_info[:2]}".encode())
-    here = Path(import_graph.__file__ or "").parent
-    data = Path(grammar.__file__ or "").parents[2] / "target" / "data"
+    here = Path(__file__).parent / "simulate" / "python"
+    data = Path(__file__).parent / "target" / "data"
     for path in [*sorted(here.glob("*.py")), *sorted(data.glob("*.json"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:24]
@@ -475,6 +481,8 @@ def _parse_reach(chain: int, roots: Sequence[str]) -> None:
     Modules another chain or the main process parsed (its claims) are skipped;
     so is everything once the main process says stop.
     """
+    import pickle
+
     setup: _WorkerSetup = _worker["setup"]
     results: Queue[tuple[Any, ...]] = _worker["results"]
     claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
@@ -533,6 +541,8 @@ def _take_news(claims: Queue[tuple[str, tuple[str, ...]]], seen: set[str], todo:
 def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:
     """What to send for one module (None: the main process reads the cache, or parses
     it itself), and its program, whose imports the chain follows."""
+    from abiscan.simulate.python.import_graph import ImportGraph, SourceReader
+
     setup: _WorkerSetup = _worker["setup"]
     cache: ContentCache | None = _worker["cache"]
     if t.cached and cache is not None and t.key is not None:

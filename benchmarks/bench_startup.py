@@ -7,6 +7,10 @@ Measures, side by side in one run (median wall time of ``--repeat`` runs each):
 * ``python -m abiscan scan one.zip``: a layer holding one extension module
   (built with :mod:`abiscan.testing.elf_writer`), with ``--no-cache``.
 
+Each runs in a fresh temporary directory, as in a folder without a configuration
+file (run in this checkout, a scan would find and parse abiscan's own
+``pyproject.toml``).
+
 and prints what each adds to the floor, in wall and CPU time (target: under
 100 ms; on a shared machine, compare CPU time). Also lists the
 slowest imports of a scan (``-X importtime``). Run:
@@ -43,7 +47,7 @@ def _one_so_layer(path: Path) -> Path:
 
 
 
-def _median_ms(cmd: list[str], repeat: int, env: dict[str, str]) -> tuple[float, float]:
+def _median_ms(cmd: list[str], repeat: int, env: dict[str, str], cwd: str) -> tuple[float, float]:
     """Median wall time and median CPU time (user + system) of the command, in ms.
 
     CPU time is what to compare on a shared machine: wall time includes waiting
@@ -54,16 +58,16 @@ def _median_ms(cmd: list[str], repeat: int, env: dict[str, str]) -> tuple[float,
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-                       env=env)
+                       env=env, cwd=cwd)
         walls.append(time.perf_counter() - t0)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
-def _slowest_imports(cmd: list[str], env: dict[str, str], n: int = 8) -> list[str]:
+def _slowest_imports(cmd: list[str], env: dict[str, str], cwd: str, n: int = 8) -> list[str]:
     run = subprocess.run([sys.executable, "-X", "importtime", *cmd[1:]], capture_output=True,
-                         text=True, check=False, env=env)
+                         text=True, check=False, env=env, cwd=cwd)
     rows = []
     for line in run.stderr.splitlines():
         parts = line.split("|")
@@ -88,7 +92,7 @@ def main() -> None:
         floor: tuple[float, float] | None = None
         print(f"{'':28s} {'wall':>9s} {'cpu':>9s}   (medians of {args.repeat})")
         for label, cmd in cases.items():
-            wall, cpu = _median_ms(cmd, args.repeat, env)
+            wall, cpu = _median_ms(cmd, args.repeat, env, tmp)
             extra = ""
             if floor is None:
                 floor = (wall, cpu)
@@ -96,7 +100,7 @@ def main() -> None:
                 extra = f"  +{wall - floor[0]:.0f} ms wall, +{cpu - floor[1]:.0f} ms cpu"
             print(f"{label:28s} {wall:6.1f} ms {cpu:6.1f} ms{extra}")
         print("slowest imports of the scan (cumulative):")
-        for row in _slowest_imports(cases["abiscan scan one-.so layer"], env):
+        for row in _slowest_imports(cases["abiscan scan one-.so layer"], env, tmp):
             print("  " + row)
 
 

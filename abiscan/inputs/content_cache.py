@@ -23,7 +23,6 @@ import dataclasses
 import enum
 import functools
 import gc
-import hashlib
 import importlib
 import marshal
 import os
@@ -78,6 +77,8 @@ class ContentCache:
 
     def entry_path(self, key: str) -> Path:
         """Where the entry for ``key`` lives."""
+        import hashlib  # start-up: a scan without a cache never hashes a key
+
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
         return self.directory / digest[:2] / digest[2:]
 

@@ -17,7 +17,6 @@ before, and is not cached: each fact then fails, or not, exactly as it did.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import cache
@@ -95,6 +94,8 @@ def member_key(sf: StackFile) -> str | None:
 @cache  # the files do not change while a process runs
 def _code_fingerprint() -> str:
     """abiscan's version and the bytes of the code that computes a summary."""
+    import hashlib  # start-up: only a scan with a cache computes keys
+
     digest = hashlib.sha256(__version__.encode())
     elf = Path(__file__).resolve().parents[1] / "elf"
     for path in [*sorted(elf.glob("*.py")), Path(__file__).resolve()]:

@@ -23,7 +23,6 @@ What GitHub needs beyond the OASIS schema, and how abiscan meets it:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import re
@@ -144,6 +143,8 @@ def _location(report: Report, f: Finding, label: str) -> dict[str, Any]:
 
 
 def _fingerprint(f: Finding) -> str:
+    import hashlib  # start-up: only SARIF output hashes (render.py re-exports this module)
+
     key = "\0".join(
         x or "" for x in (f.code, f.source, f.source_path, f.path, f.module, f.distribution)
     )

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from abiscan.inputs.stack import Stack
 from abiscan.report.findings import ABI501, ABI502, Confidence, Finding, PredictedError
 from abiscan.report.model import ChainStep, ModuleOutcome
-from abiscan.simulate.python.import_graph import PANIC
 from abiscan.simulate.python.propagation import Followed
 
 __all__ = [
@@ -79,6 +78,9 @@ def guard_pierced(
     origin: tuple[str | None, str | None],
 ) -> Finding:
     """An import guarded against ImportError that a non-ImportError passes through (ABI502)."""
+    # Imported here: a scan that parses no source never loads the import graph.
+    from abiscan.simulate.python.import_graph import PANIC
+
     guard = "; ".join(guards)
     if error.type == PANIC:
         why = (

@@ -96,6 +96,7 @@ def _exported_by(minor: int) -> frozenset[str]:
     return frozenset(name for name, spec in _table()["symbols"].items() if _covers(spec, minor))
 
 
+@cache  # a few hundred distinct ranges for some 2,500 names
 def _covers(spec: str, minor: int) -> bool:
     for part in spec.split(","):
         lo, _, hi = part.partition("-")

@@ -10,6 +10,7 @@ is not the host.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 from abiscan.target._data import read_json
@@ -17,6 +18,7 @@ from abiscan.target._data import read_json
 __all__ = [
     "BUILTIN_FIRST",
     "is_stdlib",
+    "stdlib_dir",
     "stdlib_modules",
 ]
 
@@ -78,3 +80,12 @@ def stdlib_modules(version: tuple[int, int]) -> frozenset[str]:
 def is_stdlib(name: str, version: tuple[int, int]) -> bool:
     """Whether the top-level package of dotted ``name`` belongs to that CPython's stdlib."""
     return name.partition(".")[0] in stdlib_modules(version)
+
+
+def stdlib_dir(sys_path: Sequence[str], version: tuple[int, int]) -> str:
+    """The target's stdlib directory: the ``sys.path`` entry ``.../lib/python3.X``."""
+    tail = f"/lib/python{version[0]}.{version[1]}"
+    for entry in sys_path:
+        if entry.rstrip("/").endswith(tail):
+            return entry.rstrip("/")
+    return f"/var/lang{tail}"

@@ -429,7 +429,7 @@ def test_scan_of_extension_modules_alone_loads_no_body_runner(tmp_path: Path) ->
     code = ("import sys; from abiscan import scan; r = scan([sys.argv[1]], jobs=1, "
             "use_cache=False); print([m.outcome for m in r.modules], sorted(m for m in "
             "sys.modules if m.startswith(('abiscan.simulate.python.evaluator', "
-            "'abiscan.simulate.python.execute'))))")
+            "'abiscan.simulate.python.execute', 'abiscan.simulate.python.import_graph'))))")
 
     def loaded(layer: Path) -> str:
         return subprocess.run([sys.executable, "-c", code, str(layer)], capture_output=True,
@@ -437,7 +437,30 @@ def test_scan_of_extension_modules_alone_loads_no_body_runner(tmp_path: Path) ->
 
     assert loaded(one) == "['error'] []"
     assert loaded(with_py) == ("['ok'] ['abiscan.simulate.python.evaluator', "
-                               "'abiscan.simulate.python.execute']")
+                               "'abiscan.simulate.python.execute', "
+                               "'abiscan.simulate.python.import_graph']")
+
+
+def test_cli_scan_of_one_extension_loads_only_what_it_needs(tmp_path: Path) -> None:
+    """A one-.so scan from the command line (what ``benchmarks/bench_startup.py``
+    times): no source parser (the import graph, the grammar, the runtime-API table),
+    no pyelftools DWARF or ARM unwind readers, no TOML parser without a configuration
+    file, and no pickling or hashing without workers or a cache."""
+    import subprocess
+    import sys
+
+    so = build_shared_object(exports=["PyInit__one"], needed=["libc.so.6"])
+    layer = write_zip(tmp_path / "one.zip", {"python/_one.cpython-312-x86_64-linux-gnu.so": so})
+    heavy = ("abiscan.simulate.python.import_graph", "abiscan.simulate.python.grammar",
+             "abiscan.simulate.python.runtime_api", "abiscan.simulate.python.evaluator",
+             "abiscan.inputs.dists", "elftools.dwarf", "elftools.ehabi", "elftools.elf.elffile",
+             "tomllib", "pickle", "hashlib", "packaging", "multiprocessing", "concurrent")
+    code = ("import sys, io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out): status = main(sys.argv[1:])\n"
+            f"print(status, sorted(m for m in sys.modules if m.startswith({heavy!r})))")
+    run = subprocess.run([sys.executable, "-c", code, "scan", str(layer), "--no-cache"],
+                         capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert run.stdout.strip() == "0 []"
 
 
 def test_four_threads_with_workers_and_one_cache_agree(layer: Path, tmp_path: Path) -> None:

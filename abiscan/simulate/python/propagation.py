@@ -38,8 +38,6 @@ guards); :mod:`abiscan.rules.impact` makes the findings.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Container, Mapping, Sequence
@@ -54,17 +52,6 @@ from abiscan.progress import count
 from abiscan.report.findings import PredictedError
 from abiscan.report.model import Assumption, ChainStep, ModuleOutcome, OutcomeConfidence
 from abiscan.simulate.imports.file_finder import ImportSystem
-from abiscan.simulate.python.import_graph import (
-    PANIC,
-    ImportEdge,
-    ImportGraph,
-    ImportStep,
-    ModuleSource,
-    ParseHook,
-    SourceReader,
-    TryStep,
-    catches,
-)
 from abiscan.simulate.python.native_api import (
     cython_keyword_error,
     embedded_signature,
@@ -73,7 +60,6 @@ from abiscan.simulate.python.native_api import (
 )
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
 from abiscan.simulate.python.raised import Pierced, Raised, weaker
-from abiscan.simulate.python.runtime_api import stdlib_dir
 from abiscan.target.profiles import Target, marker_environment
 from abiscan.target.runtime_modules import RuntimeModules, runtime_modules_of
 from abiscan.target.runtime_packages import RuntimePackage, runtime_modules
@@ -82,9 +68,19 @@ if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only wh
     from abiscan.inputs.dists import Distribution
 
     # The evaluator and the body runner are imported where a source module runs:
-    # ~17 ms of CPU at start-up that a layer holding only extension modules never needs.
+    # ~17 ms of CPU at start-up that a layer holding only extension modules never needs;
+    # the import graph (the parser of sources, some 20 ms) where a source is parsed.
     from abiscan.simulate.python.evaluator import Namespace, TargetFacts
-from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib
+    from abiscan.simulate.python.import_graph import (
+        ImportEdge,
+        ImportGraph,
+        ImportStep,
+        ModuleSource,
+        ParseHook,
+        SourceReader,
+        TryStep,
+    )
+from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib, stdlib_dir
 
 __all__ = ["AT_STARTUP", "Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
 
@@ -141,7 +137,7 @@ class Simulator:
 
     def __init__(
         self,
-        graph: ImportGraph,
+        graph: ImportGraph | Callable[[], ImportGraph],
         own: Callable[[str], ModuleOutcome],
         native: Callable[[str, str], NativeFacts | None],
         facts: Callable[[], TargetFacts] | None = None,
@@ -152,7 +148,7 @@ class Simulator:
         rodata: Callable[[str], bytes | None] = lambda path: None,
         runtime: RuntimeModules | None = None,
     ) -> None:
-        self.graph = graph
+        self._graph = graph
         self._rodata = rodata
         self._runtime = runtime or RuntimeModules(by_top={})
         self._listdir = listdir
@@ -179,6 +175,14 @@ class Simulator:
         self.done_imported: dict[str, dict[str, Raised | None]] = {}
         self.pierced: dict[tuple[str, int], Pierced] = {}
         self._run = _Run()
+
+    @property
+    def graph(self) -> ImportGraph:
+        """The source modules' parser; given as a function, built on first use (a scan
+        of extension modules alone parses no source, nor imports the parser)."""
+        if callable(self._graph):
+            self._graph = self._graph()
+        return self._graph
 
     @property
     def facts(self) -> TargetFacts:
@@ -482,6 +486,8 @@ class Simulator:
                     step, edge.confidence
                 )
             if edge.panics and got.error is not None:
+                from abiscan.simulate.python.import_graph import PANIC  # start-up
+
                 panic = PredictedError(type=PANIC, message=PANIC_MESSAGE)
                 cause = f"{got.error} inside {name}'s init, which pyo3 turns into a panic"
                 return replace(got, error=panic, reason=f"{got.reason}; {cause}").via(
@@ -664,6 +670,8 @@ class Simulator:
     def note_pierced(self, source: ModuleSource, step: TryStep, got: Raised) -> None:
         if got.error is None or not got.steps:
             return
+        from abiscan.simulate.python.import_graph import catches  # start-up
+
         # Clauses meant for a failing import: they catch ModuleNotFoundError.
         guards = [h.guard for h in step.handlers if catches(h.guard, "ModuleNotFoundError")]
         if not guards:
@@ -930,7 +938,38 @@ def _guard_note(edge: ImportEdge) -> str:
 # -- the pipeline's entry point ------------------------------------------------
 
 
+def _lazy_graph(
+    stack: Stack,
+    importer: ImportSystem,
+    facts: FactsLike,
+    target: Target,
+    parses: ParseHook | None,
+) -> Callable[[], ImportGraph]:
+    """The scan's import graph, built (and its modules imported) on first use."""
+    built: list[ImportGraph] = []
+
+    def graph() -> ImportGraph:
+        if not built:
+            from abiscan.simulate.python.import_graph import ImportGraph  # start-up
+
+            built.append(
+                ImportGraph(
+                    reader=_reader(stack, importer, facts),
+                    version=target.python_version,
+                    # Every source of one scan has the scan's budgets.
+                    limits=stack.sources[0].limits if stack.sources else DEFAULT_LIMITS,
+                    parses=parses,
+                    stdlib=stdlib_dir(target.sys_path, target.python_version),
+                )
+            )
+        return built[0]
+
+    return graph
+
+
 def _reader(stack: Stack, importer: ImportSystem, facts: FactsLike) -> SourceReader:
+    from abiscan.simulate.python.import_graph import SourceReader  # start-up: see the imports
+
     def read(path: str) -> bytes | None:
         data = facts.read(path)
         return None if isinstance(data, SourceError) else data
@@ -978,15 +1017,7 @@ def follow_imports(
     file found, loaded and linked); ``owners`` maps stack paths to the
     distribution that installed them.
     """
-    # Every source of one scan has the scan's budgets.
-    limits = stack.sources[0].limits if stack.sources else DEFAULT_LIMITS
-    graph = ImportGraph(
-        reader=_reader(stack, importer, facts),
-        version=target.python_version,
-        limits=limits,
-        parses=parses,
-        stdlib=stdlib_dir(target.sys_path, target.python_version),
-    )
+    graph = _lazy_graph(stack, importer, facts, target, parses)
     runtime = runtime_modules(target)
     contents = runtime_modules_of(target)
     tops = _top_level_names(stack, target)
@@ -1306,6 +1337,9 @@ def _writers_check(
 
 def _record_hash(data: bytes) -> str:
     """A file's hash as RECORD writes it."""
+    import base64
+    import hashlib
+
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
     return "sha256=" + digest.rstrip("=")
 
@@ -1445,7 +1479,7 @@ def _outcome(module: ModuleOutcome, got: Raised | None) -> ModuleOutcome:
 def _not_found(
     name: str,
     got: ModuleOutcome,
-    graph: ImportGraph,
+    graph: Callable[[], ImportGraph],
     importer: ImportSystem,
     stack: Stack,
     target: Target,
@@ -1454,7 +1488,7 @@ def _not_found(
     parts = name.split(".")
     for i in range(len(parts) - 1, 0, -1):
         package = ".".join(parts[:i])
-        source = graph.module(package)
+        source = graph().module(package)
         if source is None:
             continue
         if source.custom_finder:

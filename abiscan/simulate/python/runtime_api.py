@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import ast
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
 from abiscan.target._data import read_json
+from abiscan.target.stdlib import stdlib_dir as stdlib_dir  # re-exported; it lives with the stdlib
 
 __all__ = ["RuntimeChecker", "RuntimeFailure", "stdlib_dir", "stdlib_has"]
 
@@ -108,15 +109,6 @@ def stdlib_has(module: str, name: str, version: tuple[int, int]) -> bool | None:
     if name in entry["names"]:
         return _in_ranges(version[1], entry["names"][name])
     return True if name in entry["always"] else None
-
-
-def stdlib_dir(sys_path: Sequence[str], version: tuple[int, int]) -> str:
-    """The target's stdlib directory: the ``sys.path`` entry ``.../lib/python3.X``."""
-    tail = f"/lib/python{version[0]}.{version[1]}"
-    for entry in sys_path:
-        if entry.rstrip("/").endswith(tail):
-            return entry.rstrip("/")
-    return f"/var/lang{tail}"
 
 
 class RuntimeChecker:
