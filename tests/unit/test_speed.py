@@ -72,6 +72,13 @@ def layer(tmp_path: Path) -> Path:
     return write_zip(tmp_path / "layer.zip", _layer_members())
 
 
+@pytest.fixture()
+def without_result_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm scan that goes through the content cache: the result memo (which would
+    answer an unchanged scan whole, tests/unit/test_result_memo.py) recalls nothing."""
+    monkeypatch.setattr(api, "recall", lambda *_: None)
+
+
 def _json(paths: list[Path], **kwargs: object) -> str:
     report = api.scan([str(p) for p in paths], runtime="python3.12", arch="x86_64",
                       **kwargs)  # type: ignore[arg-type]
@@ -132,6 +139,7 @@ def test_workers_parse_only_what_the_imports_reach(tmp_path: Path) -> None:
     assert entries(2) == alone
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once the cache holds what the imports reach, workers would only walk it: a
     warm scan with jobs=2 starts no pool, and its report is the cold one."""
@@ -160,6 +168,7 @@ def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.Monke
 # -- the content cache -----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_output_identical_without_cache_cold_and_warm(layer: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     plain = _json([layer], jobs=1, use_cache=False)
@@ -170,6 +179,7 @@ def test_output_identical_without_cache_cold_and_warm(layer: Path, tmp_path: Pat
     assert any(p.is_file() for p in entries)
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_warm_scan_parses_nothing(
     layer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,6 +208,7 @@ def test_changed_member_is_a_miss(tmp_path: Path) -> None:
     assert "missing_now" in _json([second], jobs=1, cache_dir=cache)
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_directory_inputs_use_the_cache_too(tmp_path: Path) -> None:
     tree = write_tree(tmp_path / "tree", _layer_members(packages=2, modules=2))
     cache = tmp_path / "cache"
