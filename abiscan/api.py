@@ -92,7 +92,9 @@ def scan(
     parses in this process only, the better choice where other work keeps
     the cores busy). Facts are kept in the content cache
     in ``cache_dir`` (default: ``$ABISCAN_CACHE_DIR``, else the platform's
-    cache directory) unless ``use_cache`` is false. ``memory_budget`` bounds
+    cache directory) unless ``use_cache`` is false; an unchanged scan (same
+    inputs, target, options and abiscan) is answered from it whole, by the
+    report it made (:mod:`abiscan.result_memo`). ``memory_budget`` bounds
     the inflated bytes held at once; a member larger than it is reported as an
     input problem and not read. None of these change the report.
 
