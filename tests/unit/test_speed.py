@@ -165,6 +165,35 @@ def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.Monke
     assert warm == cold
 
 
+def test_a_warm_scan_with_one_changed_source_starts_no_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One changed package ``__init__`` among twelve cached ones: the workers would
+    walk the cache for one module to parse, so no pool starts; the report is the
+    scan's without a cache."""
+    import concurrent.futures
+
+    members = dict(_layer_members())
+    for m in range(80):
+        members[f"python/pkg0/unused/mod{m}.py"] = f"value = {m}\n"  # never reached
+    cache = tmp_path / "cache"
+    started: list[int] = []
+    real = concurrent.futures.ProcessPoolExecutor
+
+    def counting(*args: Any, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting)
+    _json([write_zip(tmp_path / "a" / "layer.zip", members)], jobs=2, cache_dir=cache)
+    assert started == [1]
+    members["python/pkg3/__init__.py"] = str(members["python/pkg3/__init__.py"]) + "# changed\n"
+    changed = write_zip(tmp_path / "b" / "layer.zip", members)
+    warm = _json([changed], jobs=2, cache_dir=cache)
+    assert started == [1]
+    assert warm == _json([changed], jobs=1, use_cache=False)
+
+
 # -- the content cache -----------------------------------------------------------
 
 
