@@ -323,6 +323,10 @@ def test_entries_naming_foreign_classes_are_refused(tmp_path: Path) -> None:
         decode_plain(((("enum", "subprocess:Popen", ()),), (3, 0, 1)))
     with pytest.raises(CacheFormatError):
         decode_plain(((("object", "abiscan.api:scan", ()),), (4, 0)))
+    # Rows are checked through a cache: one that cannot be a key is refused too.
+    for row in (("node", "Name", ["id"]), ["node", "Name", ("id",)], {"node": 1}):
+        with pytest.raises(CacheFormatError):
+            decode_plain(((row,), (5, 0, "x")))
 
 
 def test_entries_holding_other_values_are_refused(tmp_path: Path) -> None:
