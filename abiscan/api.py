@@ -27,6 +27,7 @@ from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.progress import ScanProgress, reporting
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Outcome, Report
+from abiscan.result_memo import memo_key, recall, remember
 from abiscan.rules import imports, layers
 from abiscan.rules.impact import impact_findings
 from abiscan.rules.wheels import verify_wheel
@@ -91,7 +92,9 @@ def scan(
     parses in this process only, the better choice where other work keeps
     the cores busy). Facts are kept in the content cache
     in ``cache_dir`` (default: ``$ABISCAN_CACHE_DIR``, else the platform's
-    cache directory) unless ``use_cache`` is false. ``memory_budget`` bounds
+    cache directory) unless ``use_cache`` is false; an unchanged scan (same
+    inputs, target, options and abiscan) is answered from it whole, by the
+    report it made (:mod:`abiscan.result_memo`). ``memory_budget`` bounds
     the inflated bytes held at once; a member larger than it is reported as an
     input problem and not read. None of these change the report.
 
@@ -117,15 +120,21 @@ def scan(
             specs.append((function, InputKind.FUNCTION))
         sources, opened, problems = open_inputs(specs, limits, labels)
         try:
-            stack = build_stack(target, sources, memory_budget)
-            summaries = [
-                item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
-            ]
             cache = None
+            memo = None
             if use_cache:
                 cache = ContentCache(
                     Path(cache_dir) if cache_dir is not None else default_cache_dir()
                 )
+                # The whole report of an unchanged scan (docs/decisions.md).
+                memo = memo_key(specs, opened, problems, target, names, limits, memory_budget)
+                recalled = recall(cache, memo, target) if memo is not None else None
+                if recalled is not None:
+                    return with_wheel_checks(recalled, specs)
+            stack = build_stack(target, sources, memory_budget)
+            summaries = [
+                item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
+            ]
             report = analyse(
                 stack,
                 target,
@@ -135,6 +144,8 @@ def scan(
                 jobs=default_jobs() if jobs is None else jobs,
                 cache=cache,
             )
+            if cache is not None and memo is not None:
+                remember(cache, memo, report, complete=not stack.failed_reads)
             return with_wheel_checks(report, specs)
         finally:
             for source in sources:

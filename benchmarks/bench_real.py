@@ -11,7 +11,11 @@ In one run, it measures (wall and CPU time; each scan in a fresh process):
 * **floor**: inflate every ELF member of the layer once, in one process;
 * **abiscan cold**: ``abiscan.scan`` with an empty content cache, ``--jobs``
   workers (default: the machine's cores), and its peak RSS;
-* **abiscan warm**: the same scan again, with the cache the cold scan filled;
+* **abiscan warm**: the same scan again, with the cache the cold scan filled:
+  the result memo answers it whole (the inputs, target and options are unchanged);
+* **abiscan warm, one .py changed**: a copy of the layer with one reached
+  source changed (a comment appended to ``pandas/__init__.py``), with that
+  cache: no memo hit, every other member's facts and programs from the cache;
 * **auditwheel show** on the same four wheels, one after the other;
 * a **scaling curve**: cold scans of layers holding 1, 2 and 4 copies of the
   wheels (copy *k* has every top-level name prefixed ``cK_``).
@@ -111,6 +115,26 @@ def build_layer(wheels: list[Path], copies: int, out: Path) -> Path:
     return out
 
 
+
+
+# The source changed in the "one .py changed" layer: one every scan reaches.
+CHANGED = "python/pandas/__init__.py"
+
+
+def changed_layer(layer: Path, out: Path) -> Path:
+    """A copy of ``layer`` with a comment appended to :data:`CHANGED`, every other
+    member as it was (name, mode, date, bytes)."""
+    if out.exists():
+        return out
+    tmp = out.with_suffix(".tmp")
+    with zipfile.ZipFile(layer) as src, zipfile.ZipFile(tmp, "w") as zf:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == CHANGED:
+                data += b"\n# changed by bench_real.py\n"
+            zf.writestr(info, data, zipfile.ZIP_DEFLATED, 1)
+    tmp.replace(out)
+    return out
 
 
 _ENV: dict[str, str] | None = None
@@ -220,12 +244,17 @@ def main() -> None:
         base, elves = floor(layer)
         cold, info = abiscan(layer, Path(tmp) / "cache", args.jobs)
         warm, info_warm = abiscan(layer, Path(tmp) / "cache", args.jobs)
+        edited = changed_layer(layer, layers_dir / "real-1-one-py-changed.zip")
+        one, _ = abiscan(edited, Path(tmp) / "cache", args.jobs)
         single, info_single = abiscan(layer, Path(tmp) / "cache-j1", "1")
         same = info["sha256"] == info_warm["sha256"] == info_single["sha256"]
         aw = None if args.no_auditwheel else auditwheel(wheels)
         rows.append(_row("floor: inflate every ELF member once", base))
         rows.append(_row(f"abiscan cold, --jobs {jobs_label}", cold, base))
-        rows.append(_row(f"abiscan warm (cache primed), --jobs {jobs_label}", warm, base))
+        rows.append(_row(
+            f"abiscan warm (cache primed: a result memo hit), --jobs {jobs_label}", warm, base))
+        rows.append(_row(
+            f"abiscan warm, one .py changed (no memo hit), --jobs {jobs_label}", one, base))
         rows.append(_row("abiscan cold, --jobs 1", single, base))
         if aw is not None:
             rows.append(_row("auditwheel show, the four wheels", aw, base))
@@ -252,7 +281,8 @@ def main() -> None:
         *rows,
         "",
         f"Against auditwheel show: abiscan cold is {aw.wall / cold.wall:.1f}x faster, "
-        f"warm {aw.wall / warm.wall:.1f}x." if aw is not None else "auditwheel not installed.",
+        f"warm {aw.wall / warm.wall:.1f}x (one .py changed: {aw.wall / one.wall:.1f}x)."
+        if aw is not None else "auditwheel not installed.",
         "JSON reports of the cold, warm and --jobs 1 scans: "
         + ("byte-identical." if same else "DIFFERENT (a bug)."),
         f"Peak RSS of the cold scan: {cold.rss_mb:.0f} MB; largest member + 100 MB = "

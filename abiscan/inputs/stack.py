@@ -193,6 +193,11 @@ class Stack:
         """The stack file at exactly this path, links not followed."""
         return self.files.get(path)
 
+    @property
+    def failed_reads(self) -> int:
+        """How many members could not be read (inflated) so far in this scan."""
+        return len(self._failed)
+
     def read(self, path: str) -> bytes:
         """The bytes of a file in the stack (links followed), within the memory budget.
 

@@ -38,6 +38,7 @@ LAYERS: dict[str, float] = {
     "abiscan.report": 6,
     "abiscan.prefetch": 6,
     "abiscan.config": 6,
+    "abiscan.result_memo": 6.4,
     "abiscan.runtime_matrix": 6.6,
     "abiscan.api": 6.5,
     "abiscan.fleet": 6.7,

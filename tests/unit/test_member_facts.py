@@ -148,6 +148,14 @@ def _counting_inflations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return counts
 
 
+@pytest.fixture()
+def without_result_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm scan that goes through the content cache: the result memo (which would
+    answer an unchanged scan whole, tests/unit/test_result_memo.py) recalls nothing."""
+    monkeypatch.setattr(api, "recall", lambda *_: None)
+
+
+@pytest.mark.usefixtures("without_result_memo")
 def test_each_binary_is_inflated_once_and_a_warm_scan_inflates_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,6 +174,7 @@ def test_each_binary_is_inflated_once_and_a_warm_scan_inflates_none(
     assert "_cffi_backend" in plain  # and the read-only data was read
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_a_corrupt_member_entry_is_a_miss(tmp_path: Path) -> None:
     layer = _layer(tmp_path)
     cache = tmp_path / "cache"
@@ -178,6 +187,7 @@ def test_a_corrupt_member_entry_is_a_miss(tmp_path: Path) -> None:
     assert _scan(layer, jobs=1, cache_dir=cache) == cold
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_a_warm_scan_inflates_no_source_it_read_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,6 +202,7 @@ def test_a_warm_scan_inflates_no_source_it_read_before(
     assert cold == warm
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_an_unreadable_source_stays_unreadable_when_warm(tmp_path: Path) -> None:
     """Only a read that succeeded is remembered: a member that fails to inflate
     (a CRC-32 that does not match its bytes) is read, and fails, in every scan."""

@@ -74,3 +74,33 @@ def test_many_long_dotted_strings_cost_a_bounded_number_of_lookups() -> None:
     assert facts.imports == ()
     assert len(asked) <= MAX_PROBES
     assert len(asked) == len(set(asked))  # each name is looked up once
+
+
+def test_strings_are_exactly_the_nul_delimited_names_in_order() -> None:
+    """The scan of .rodata finds every NUL-delimited string that is a dotted name
+    (for imports) or a short identifier (for registered submodules), and nothing
+    else, in the order they first appear: next to each other, at either end, with
+    dots, digits and underscores in every place."""
+    import re
+
+    rnd = random.Random(10)
+    pieces = [
+        "".join(rnd.choice("ab_.1Z") for _ in range(rnd.randint(0, 9))) for _ in range(400)
+    ] + ["x" * 64, "y" * 65, "pkg.mod", ".lead", "trail.", "a..b", "9z"]
+    rnd.shuffle(pieces)
+    data = _so("\x00".join(pieces).encode(),
+               undefined=("PyImport_ImportModule", "PyImport_AddModule"))
+    asked: list[str] = []
+
+    def exists(name: str) -> bool:
+        asked.append(name)
+        return False
+
+    facts = native_imports("m", "/x/m.so", data, read_facts(data), exists)
+    dotted = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+    expected = [p for p in dict.fromkeys(pieces) if dotted.fullmatch(p) and p != "m"]
+    assert asked == expected
+    assert "pkg.mod" in asked and "x" * 64 in asked and ".lead" not in asked
+    ident = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+    assert facts.registers == {p for p in pieces if ident.fullmatch(p)}
+    assert "x" * 64 in facts.registers and "y" * 65 not in facts.registers

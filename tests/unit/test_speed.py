@@ -72,6 +72,13 @@ def layer(tmp_path: Path) -> Path:
     return write_zip(tmp_path / "layer.zip", _layer_members())
 
 
+@pytest.fixture()
+def without_result_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm scan that goes through the content cache: the result memo (which would
+    answer an unchanged scan whole, tests/unit/test_result_memo.py) recalls nothing."""
+    monkeypatch.setattr(api, "recall", lambda *_: None)
+
+
 def _json(paths: list[Path], **kwargs: object) -> str:
     report = api.scan([str(p) for p in paths], runtime="python3.12", arch="x86_64",
                       **kwargs)  # type: ignore[arg-type]
@@ -132,6 +139,7 @@ def test_workers_parse_only_what_the_imports_reach(tmp_path: Path) -> None:
     assert entries(2) == alone
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once the cache holds what the imports reach, workers would only walk it: a
     warm scan with jobs=2 starts no pool, and its report is the cold one."""
@@ -157,9 +165,39 @@ def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.Monke
     assert warm == cold
 
 
+def test_a_warm_scan_with_one_changed_source_starts_no_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One changed package ``__init__`` among twelve cached ones: the workers would
+    walk the cache for one module to parse, so no pool starts; the report is the
+    scan's without a cache."""
+    import concurrent.futures
+
+    members = dict(_layer_members())
+    for m in range(80):
+        members[f"python/pkg0/unused/mod{m}.py"] = f"value = {m}\n"  # never reached
+    cache = tmp_path / "cache"
+    started: list[int] = []
+    real = concurrent.futures.ProcessPoolExecutor
+
+    def counting(*args: Any, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting)
+    _json([write_zip(tmp_path / "a" / "layer.zip", members)], jobs=2, cache_dir=cache)
+    assert started == [1]
+    members["python/pkg3/__init__.py"] = str(members["python/pkg3/__init__.py"]) + "# changed\n"
+    changed = write_zip(tmp_path / "b" / "layer.zip", members)
+    warm = _json([changed], jobs=2, cache_dir=cache)
+    assert started == [1]
+    assert warm == _json([changed], jobs=1, use_cache=False)
+
+
 # -- the content cache -----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_output_identical_without_cache_cold_and_warm(layer: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     plain = _json([layer], jobs=1, use_cache=False)
@@ -170,6 +208,7 @@ def test_output_identical_without_cache_cold_and_warm(layer: Path, tmp_path: Pat
     assert any(p.is_file() for p in entries)
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_warm_scan_parses_nothing(
     layer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,6 +237,7 @@ def test_changed_member_is_a_miss(tmp_path: Path) -> None:
     assert "missing_now" in _json([second], jobs=1, cache_dir=cache)
 
 
+@pytest.mark.usefixtures("without_result_memo")
 def test_directory_inputs_use_the_cache_too(tmp_path: Path) -> None:
     tree = write_tree(tmp_path / "tree", _layer_members(packages=2, modules=2))
     cache = tmp_path / "cache"
@@ -283,6 +323,10 @@ def test_entries_naming_foreign_classes_are_refused(tmp_path: Path) -> None:
         decode_plain(((("enum", "subprocess:Popen", ()),), (3, 0, 1)))
     with pytest.raises(CacheFormatError):
         decode_plain(((("object", "abiscan.api:scan", ()),), (4, 0)))
+    # Rows are checked through a cache: one that cannot be a key is refused too.
+    for row in (("node", "Name", ["id"]), ["node", "Name", ("id",)], {"node": 1}):
+        with pytest.raises(CacheFormatError):
+            decode_plain(((row,), (5, 0, "x")))
 
 
 def test_entries_holding_other_values_are_refused(tmp_path: Path) -> None:

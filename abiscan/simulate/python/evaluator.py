@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import json
 import operator
 import posixpath
@@ -139,6 +140,17 @@ class Function:
 
     node: ast.FunctionDef
     globals: Namespace  # its module's, live: read when it is called
+
+    @functools.cached_property
+    def assigned(self) -> frozenset[str]:
+        """The names its body assigns, which each call keeps local: found once per
+        function, not at each call (a comprehension may call it hundreds of times)."""
+        return frozenset(
+            t.id
+            for n in ast.walk(self.node)
+            for t in (n.targets if isinstance(n, ast.Assign) else ())
+            if isinstance(t, ast.Name)
+        )
 
 
 @dataclass(frozen=True)
@@ -1079,6 +1091,7 @@ class _FunctionRun:
         self.caller = caller
         self.node = function.node
         self.globals = function.globals
+        self.assigned = function.assigned
         self.budget = _MAX_STATEMENTS
 
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -1086,14 +1099,10 @@ class _FunctionRun:
         params = self._bind(args, kwargs)
         if params is None or caller.depth >= _MAX_DEPTH:
             return UNKNOWN
-        local = {
-            t.id
-            for n in ast.walk(self.node)
-            for t in (n.targets if isinstance(n, ast.Assign) else ())
-            if isinstance(t, ast.Name)
-        }
         own = self.globals
-        values = {k: v for k, v in own.values.items() if k not in local}
+        values = dict(own.values)
+        for name in self.assigned:
+            values.pop(name, None)
         frame = Namespace(
             module=own.module,
             values={**values, **params},
