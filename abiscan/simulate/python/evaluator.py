@@ -220,6 +220,9 @@ class TargetFacts:
     machine: str = "x86_64"  # platform.machine()
     pointer_size: int = 8
     executable: str | None = None  # sys.executable, where the target fixes it
+    # The lowest micro version the runtime may run, and what says so (likely only):
+    # decides a test on the micro version where every micro from it on agrees.
+    micro_floor: tuple[int, str] | None = None
 
     def attribute(self, module: str, name: str) -> Any:
         if module == "sys" and name == "version_info":
@@ -937,7 +940,13 @@ class Evaluator:
                 return UNKNOWN
             return same if isinstance(op, ast.Is) else not same
         if isinstance(a, VersionInfo) or isinstance(b, VersionInfo):
-            return _version_compare(a, op, b)
+            result = _version_compare(a, op, b)
+            floor = self.facts.micro_floor
+            if result is UNKNOWN and floor is not None:
+                result = _micro_compare(a, op, b, floor[0])
+                if result is not UNKNOWN:
+                    self.used.append(floor[1])
+            return result
         if a is UNKNOWN or b is UNKNOWN or a is MISSING or b is MISSING:
             return UNKNOWN
         if isinstance(op, (ast.In, ast.NotIn)):
@@ -1567,3 +1576,26 @@ def _version_compare(a: Any, op: ast.cmpop, b: Any) -> Any:
     if len(b) > 2:
         return UNKNOWN  # only the micro version would decide it
     return isinstance(op, (ast.Gt, ast.GtE, ast.NotEq))  # longer, so greater
+
+
+def _micro_compare(a: Any, op: ast.cmpop, b: Any, floor: int) -> Any:
+    """``sys.version_info`` against ``(major, minor, micro)`` of the target's own minor
+    version, when every micro from ``floor`` on gives the same answer (the real micro
+    version only grows: AWS updates a runtime's interpreter forward)."""
+    if isinstance(b, VersionInfo):
+        flip = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE}
+        a, b, op = b, a, flip.get(type(op), type(op))()
+    if (
+        not isinstance(a, VersionInfo)
+        or not isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE))
+        or not isinstance(b, tuple)
+        or len(b) != 3
+        or not all(isinstance(x, int) for x in b)
+        or tuple(b[:2]) != (a.major, a.minor)
+    ):
+        return UNKNOWN
+    compare = _CMPOPS[type(op)]
+    # Ordering is monotone in the micro version: its least and a far greater value
+    # bound every answer (the real value has five fields, so it is never equal to b).
+    answers = {bool(compare((a.major, a.minor, m, "final", 0), b)) for m in (floor, 10**6)}
+    return answers.pop() if len(answers) == 1 else UNKNOWN
