@@ -706,7 +706,7 @@ def _global_writers(tree: ast.Module) -> dict[str, frozenset[str]]:
                 if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
             )
     changed = True
-    while changed:  # through calls of calls: at most one pass per function
+    while changed:  # through calls of calls, until nothing more is added
         changed = False
         for name, called in calls.items():
             more = set().union(*(writes.get(c, set()) for c in called)) - writes[name]
