@@ -42,6 +42,7 @@ __all__ = [
     "extension_suffixes",
     "load_target",
     "marker_environment",
+    "micro_floor",
     "normalise_arch",
     "parse_python_version",
     "runtime_names",
@@ -330,6 +331,15 @@ def _build(
 
 def runtime_names() -> list[str]:
     return list(_runtime_table()["runtimes"])
+
+
+def micro_floor(runtime: str | None) -> tuple[int, str] | None:
+    """The lowest micro version of CPython a Lambda runtime may run, and what says so
+    (``lambda_runtimes.json``; ``likely`` at best: AWS does not publish it), or None."""
+    entry = _runtime_table()["runtimes"].get(runtime or "", {}).get("micro_floor")
+    if entry is None:
+        return None
+    return int(entry["micro"]), str(entry["says"])
 
 
 def builtin_target(runtime: str, arch: str = "x86_64") -> Target:

@@ -711,6 +711,37 @@ def case_clean_stack_rules(c: Ctx) -> Stack:
                 "rl.aix": Expect("error", "ImportError"), "rl.user": Expect("ok")},
     )
 
+def case_one_of_constants(c: Ctx) -> Stack:
+    """Names the sides of an undecided ``if`` bind to different constants (issue 9, sympy's
+    ground types): later tests decided where every alternative agrees."""
+    choose = ("import os\nif os.getcwd() == '/nowhere':\n    MODE = 'fast'\nelse:\n"
+              "    MODE = 'slow'\n")
+    # sympy.external.gmpy: flint's probe is decided (flint is absent), gmpy2's is not.
+    ground = ("import os\ndef _get_flint(kind):\n    try:\n        import flint\n"
+              "    except ImportError:\n        return None\n    return flint\n"
+              "_T = os.environ.get('ONEOF_GROUND_TYPES', 'auto').lower()\n_flint = None\n"
+              "if _T in ('auto', 'flint'):\n    _flint = _get_flint(_T)\n"
+              "    if _flint is not None:\n        _T = 'flint'\n    else:\n        _T = 'auto'\n"
+              "if _T in ('auto', 'gmpy'):\n    _gmpy = None if os.getcwd() else 1\n"
+              "    if _gmpy is not None:\n        _T = 'gmpy'\n    else:\n        _T = 'python'\n"
+              "if _T == 'gmpy':\n    pass\nelif _T == 'flint':\n    assert _flint is not None\n"
+              "elif _T == 'python':\n    pass\nelse:\n    assert False\n")
+    rebind = ("MODE = 'fast'\ndef _switch():\n    global MODE\n    MODE = 'slow'\n"
+              "def _setup():\n    _switch()\n_setup()\n"
+              "if MODE == 'fast':\n    raise ImportError('still fast')\n")
+    return Stack(
+        layers=[{"python/ground.py": ground,
+                 "python/agree.py": choose + "MODE += '_build'\n"
+                 "if MODE != 'turbo_build':\n"
+                 "    raise ImportError('mode has %d letters' % len(MODE))\n",
+                 "python/narrow.py": choose + "if MODE == 'fast':\n    X = 1\n"
+                 "elif MODE == 'slow':\n    X = 2\nelse:\n    assert False, MODE\n",
+                 **_intact("rebind", {"rebind.py": rebind})}],
+        expect={"ground": Expect("ok"), "agree": Expect("error", "ImportError"),
+                "narrow": Expect("ok"), "rebind": Expect("ok")},
+    )
+
+
 CASES: dict[str, Callable[[Ctx], Stack]] = {
     name.removeprefix("case_"): fn
     for name, fn in dict(globals()).items()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import itertools
 import json
 import operator
 import posixpath
@@ -50,6 +51,7 @@ __all__ = [
     "ModuleRef",
     "Modules",
     "Namespace",
+    "OneOf",
     "Opaque",
     "Probe",
     "SysModules",
@@ -124,6 +126,17 @@ class Unordered:
     file system's). Filtering keeps it unordered; ``sorted`` and ``len`` are exact."""
 
     items: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few known constants, which one not known: a name the two sides of an
+    undecided ``if`` bind to different constants (sympy's ``_SYMPY_GROUND_TYPES``, set to
+    ``'gmpy'`` or ``'python'`` after a probe abiscan cannot decide). It lives in a
+    :class:`Namespace` only: an expression that reads it is evaluated once per
+    alternative, and has a value where they agree (see :meth:`Evaluator.eval`)."""
+
+    options: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -219,6 +232,9 @@ class TargetFacts:
     machine: str = "x86_64"  # platform.machine()
     pointer_size: int = 8
     executable: str | None = None  # sys.executable, where the target fixes it
+    # The lowest micro version the runtime may run, and what says so (likely only):
+    # decides a test on the micro version where every micro from it on agrees.
+    micro_floor: tuple[int, str] | None = None
 
     def attribute(self, module: str, name: str) -> Any:
         if module == "sys" and name == "version_info":
@@ -364,7 +380,7 @@ class Namespace:
             if a is MISSING or b is MISSING:
                 self.values[name] = MAYBE
             elif not _same(a, b):
-                self.values[name] = UNKNOWN
+                self.values[name] = one_of((a, b))
         for name, why in other.taint.items():
             self.taint[name] = tuple(dict.fromkeys((*self.taint.get(name, ()), *why)))
         self.open = self.open or other.open
@@ -377,6 +393,32 @@ def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     return value
+
+
+_MAX_CHOICES = 8  # alternatives a OneOf keeps; more are UNKNOWN
+_MAX_FORKS = 16  # combinations of alternatives one expression is evaluated for
+
+
+def _choice(value: Any) -> bool:
+    """Whether ``value`` may be an alternative of a :class:`OneOf`: an immutable constant."""
+    if isinstance(value, tuple):
+        return all(_choice(v) for v in value)
+    return value is None or isinstance(value, (str, bytes, int, float, bool))
+
+
+def one_of(values: Iterable[Any]) -> Any:
+    """The value that is one of ``values`` (OneOfs among them flattened): the value itself
+    where they are all the same, a :class:`OneOf` of a few constants, else UNKNOWN."""
+    options: list[Any] = []
+    for value in values:
+        for option in value.options if isinstance(value, OneOf) else (value,):
+            if not _choice(option):
+                return UNKNOWN
+            if not any(_same(option, o) for o in options):
+                options.append(option)
+    if len(options) == 1:
+        return options[0]
+    return OneOf(options=tuple(options)) if 1 < len(options) <= _MAX_CHOICES else UNKNOWN
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -409,6 +451,9 @@ def truth(value: Any) -> bool | None:
     """``bool(value)``, or None when it is not known."""
     if value is UNKNOWN or value is MISSING or isinstance(value, Probe):
         return None
+    if isinstance(value, OneOf):
+        truths = {truth(v) for v in value.options}
+        return truths.pop() if len(truths) == 1 else None
     if isinstance(value, _Bool):
         return value.value
     if isinstance(value, Unordered):
@@ -524,12 +569,26 @@ class Evaluator:
         self.used: list[str] = []
         # Calls of module functions being run (0: the module body itself).
         self.depth = 0
+        # While an expression is evaluated once per alternative of the OneOf values it
+        # reads: the alternative each such name stands for in this evaluation.
+        self.choice: dict[str, Any] | None = None
+        self.nesting = 0  # evaluations in progress: only the outermost one forks
 
     def eval(self, node: ast.expr) -> Any:
-        """The value of ``node`` (UNKNOWN when not known); raises :class:`EvalRaise`."""
+        """The value of ``node`` (UNKNOWN when not known); raises :class:`EvalRaise`.
+
+        An expression that reads names bound to a :class:`OneOf` is evaluated once for
+        each combination of their alternatives: its value is theirs where they all agree
+        (a test that holds for each, a message all of them build alike), a OneOf where
+        they are a few constants, UNKNOWN otherwise."""
+        if self.choice is None and not self.nesting:
+            names = self._choices_in(node)
+            if names:
+                return self._fork(node, names)
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
             return UNKNOWN
+        self.nesting += 1
         try:
             result = method(node)
         except EvalRaise:
@@ -546,9 +605,78 @@ class Evaluator:
             return UNKNOWN  # what would fail on the target too, but not told apart here
         except RecursionError:
             return UNKNOWN  # a chain of thousands of '+': not worth a deeper stack
+        finally:
+            self.nesting -= 1
         if isinstance(result, (str, list, tuple, bytes)) and len(result) > _MAX_SIZE:
             return UNKNOWN
         return result
+
+    def _choices_in(self, node: ast.expr) -> list[str]:
+        """The names ``node`` reads that are bound to a OneOf, when it is evaluated once
+        per alternative: it mutates nothing (no list or dict grows more than once)."""
+        values = self.ns.values
+        names: set[str] = set()
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(values.get(n.id), OneOf):
+                names.add(n.id)
+            elif (
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr in _MUTATORS
+            ):
+                return []
+        return sorted(names)
+
+    def _fork(self, node: ast.expr, names: list[str]) -> Any:
+        options = [cast(OneOf, self.ns.values[n]).options for n in names]
+        combos = list(itertools.islice(itertools.product(*options), _MAX_FORKS + 1))
+        if len(combos) > _MAX_FORKS:
+            combos = []  # too many: each name reads as UNKNOWN
+        results: list[Any] = []
+        raised: list[EvalRaise] = []
+        try:
+            for combo in combos or [()]:
+                self.choice = dict(zip(names, combo, strict=False))
+                try:
+                    results.append(self.eval(node))
+                except EvalRaise as exc:
+                    raised.append(exc)
+        finally:
+            self.choice = None
+            self.used[:] = list(dict.fromkeys(self.used))
+        if raised:
+            first = raised[0]
+            if results or any(
+                (r.exc_type, r.message) != (first.exc_type, first.message) for r in raised
+            ):
+                return UNKNOWN  # raises for some alternatives only
+            raise first
+        return _agreed(results)
+
+    def split(self, test: ast.expr) -> tuple[str, Any, Any] | None:
+        """For an undecided test that reads one OneOf name and is decided for each of its
+        alternatives: the name, and its value where the test holds and where it does not
+        (``if T == 'gmpy': ... elif T == 'python': ... else: raise``)."""
+        names = self._choices_in(test)
+        if len(names) != 1:
+            return None
+        name, used = names[0], list(self.used)
+        yes: list[Any] = []
+        no: list[Any] = []
+        try:
+            for option in cast(OneOf, self.ns.values[name]).options:
+                self.choice = {name: option}
+                try:
+                    taken = truth(self.eval(test))
+                except EvalRaise:
+                    taken = None
+                if taken is None:
+                    return None
+                (yes if taken else no).append(option)
+        finally:
+            self.choice = None
+            self.used = used
+        return (name, one_of(yes), one_of(no)) if yes and no else None
 
     # -- names and attributes ----------------------------------------------
 
@@ -560,6 +688,8 @@ class Evaluator:
         if name in self.ns.values:
             self.used.extend(self.ns.taint.get(name, ()))
             value = self.ns.values[name]
+            if isinstance(value, OneOf):
+                return UNKNOWN if self.choice is None else self.choice.get(name, UNKNOWN)
             return UNKNOWN if value is MAYBE else value
         if name == "__name__":
             return self.ns.module
@@ -588,7 +718,7 @@ class Evaluator:
             fixed = self.facts.attribute(base.name, name)
             if fixed is not UNKNOWN:
                 return fixed
-            return self.modules.attribute(base.name, name)
+            return _settled(self.modules.attribute(base.name, name))
         if isinstance(base, VersionInfo):
             return {"major": base.major, "minor": base.minor}.get(name, UNKNOWN)
         if isinstance(base, ExcValue) and name == "msg":
@@ -822,7 +952,13 @@ class Evaluator:
                 return UNKNOWN
             return same if isinstance(op, ast.Is) else not same
         if isinstance(a, VersionInfo) or isinstance(b, VersionInfo):
-            return _version_compare(a, op, b)
+            result = _version_compare(a, op, b)
+            floor = self.facts.micro_floor
+            if result is UNKNOWN and floor is not None:
+                result = _micro_compare(a, op, b, floor[0])
+                if result is not UNKNOWN:
+                    self.used.append(floor[1])
+            return result
         if a is UNKNOWN or b is UNKNOWN or a is MISSING or b is MISSING:
             return UNKNOWN
         if isinstance(op, (ast.In, ast.NotIn)):
@@ -889,7 +1025,7 @@ class Evaluator:
             if self.ns.open or args[0].startswith(self.ns.prefixes):
                 return UNKNOWN
             default = args[1] if len(args) > 1 else None
-            return self.ns.values.get(args[0], default)
+            return _settled(self.ns.values.get(args[0], default))
         allowed = next(
             (names for kind, names in _METHODS.items() if isinstance(base, kind)), frozenset()
         )
@@ -915,6 +1051,8 @@ class Evaluator:
     def call(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if isinstance(callee, _BuiltinFunc):
             return self._builtin_call(callee.name, args, kwargs)
+        if isinstance(callee, Function) and self.choice is not None:
+            return UNKNOWN  # not run once per alternative: its imports are the run's
         if isinstance(callee, Function):
             result = _FunctionRun(self, callee).call(args, kwargs)
             if result is not UNKNOWN:
@@ -959,6 +1097,8 @@ class Evaluator:
             and not kwargs
             and len(args) == 1
         ):
+            if self.choice is not None:
+                return UNKNOWN  # an import is carried out once, not per alternative
             if self.depth:
                 return _import_in_function(self.modules, args[0])
             return self.modules.import_module(args[0])
@@ -1022,6 +1162,31 @@ class Evaluator:
         # Lambda sets few variables of its own; a package's switch is taken as unset.
         self.used.append(f"the environment variable {args[0]} is not set")
         return args[1] if len(args) > 1 else None
+
+
+# Methods that change their object in place: an expression calling one is not
+# evaluated once per alternative.
+_MUTATORS = frozenset({"append", "extend", "insert", "update", "setdefault"})
+
+
+def _settled(value: Any) -> Any:
+    """A value read outside :meth:`Evaluator.eval`'s names (another module's attribute,
+    ``globals().get``): a OneOf there is UNKNOWN."""
+    return UNKNOWN if isinstance(value, OneOf) or value is MAYBE else value
+
+
+def _agreed(results: list[Any]) -> Any:
+    """The value of an expression evaluated once per alternative, from its results."""
+    first = results[0]
+    if all(_same(r, first) for r in results[1:]):
+        return first
+    merged = one_of(results)
+    if merged is not UNKNOWN:
+        return merged
+    truths = {truth(r) for r in results}
+    if len(truths) == 1 and None not in truths:
+        return _Bool(value=truths.pop() is True)
+    return UNKNOWN
 
 
 _DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
@@ -1420,3 +1585,26 @@ def _version_compare(a: Any, op: ast.cmpop, b: Any) -> Any:
     if len(b) > 2:
         return UNKNOWN  # only the micro version would decide it
     return isinstance(op, (ast.Gt, ast.GtE, ast.NotEq))  # longer, so greater
+
+
+def _micro_compare(a: Any, op: ast.cmpop, b: Any, floor: int) -> Any:
+    """``sys.version_info`` against ``(major, minor, micro)`` of the target's own minor
+    version, when every micro from ``floor`` on gives the same answer (the real micro
+    version only grows: AWS updates a runtime's interpreter forward)."""
+    if isinstance(b, VersionInfo):
+        flip = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE}
+        a, b, op = b, a, flip.get(type(op), type(op))()
+    if (
+        not isinstance(a, VersionInfo)
+        or not isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE))
+        or not isinstance(b, tuple)
+        or len(b) != 3
+        or not all(isinstance(x, int) for x in b)
+        or tuple(b[:2]) != (a.major, a.minor)
+    ):
+        return UNKNOWN
+    compare = _CMPOPS[type(op)]
+    # Ordering is monotone in the micro version: its least and a far greater value
+    # bound every answer (the real value has five fields, so it is never equal to b).
+    answers = {bool(compare((a.major, a.minor, m, "final", 0), b)) for m in (floor, 10**6)}
+    return answers.pop() if len(answers) == 1 else UNKNOWN

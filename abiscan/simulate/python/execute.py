@@ -202,6 +202,8 @@ class BodyRun:
     def evaluate(self, node: ast.expr) -> tuple[Any, Raised | None]:
         """The value of ``node``, or what evaluating it raises."""
         self.ev.used = []
+        if self.source.global_writers:
+            self._forget_globals(node)
         try:
             return self.ev.eval(node), None
         except EvalRaise as exc:
@@ -214,6 +216,17 @@ class BodyRun:
             return UNKNOWN, Raised(error=error, steps=(), broken=self.source.name, reason=why)
         except _Failed as failed:
             return UNKNOWN, failed.raised
+
+    def _forget_globals(self, node: ast.expr) -> None:
+        """A call of a function that rebinds module globals (``global x`` in its body, or
+        in a function it calls): what the run knew of those names no longer holds. Its
+        body is not run, so they are UNKNOWN from before the call on."""
+        writers = self.source.global_writers
+        for call in ast.walk(node):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name):
+                for name in writers.get(call.func.id, ()):
+                    if name in self.ns.values:
+                        self.ns.values[name] = UNKNOWN
 
     def native_call(self, call: ast.expr) -> Raised | None:
         """A call of a class from an extension module whose binding fails (native_api)."""
@@ -303,7 +316,8 @@ class BodyRun:
             if runs is None and step.test is not None and isinstance(value, Probe) and value.test
             else None
         )
-        return self.undecided(step, caught, probe)
+        split = self.ev.split(step.test) if step.test is not None else None
+        return self.undecided(step, caught, probe, split)
 
     def _assume(self, step: CondStep, taken: bool, why: str) -> None:
         """Record the side of ``step`` the prediction took, and why."""
@@ -318,12 +332,22 @@ class BodyRun:
         )
 
     def undecided(
-        self, step: CondStep, caught: Raised | None, probe: Probe | None = None
+        self,
+        step: CondStep,
+        caught: Raised | None,
+        probe: Probe | None = None,
+        split: tuple[str, Any, Any] | None = None,
     ) -> Raised | None:
+        """Both sides of an undecided ``step``; with ``split``, a name that is one of a
+        few constants is narrowed on each side to those for which the test decides it."""
         before = self.ns.copy()
+        if split is not None:
+            self.ns.values[split[0]] = split[1]
         got_body = self.block(step.body, caught)
         after_body = self.ns.copy()
         self.ns.restore(before)
+        if split is not None:
+            self.ns.values[split[0]] = split[2]
         got_else = self.block(step.orelse, caught)
         for taken, got, other, branch in (
             (False, got_body, got_else, step.body),

@@ -229,6 +229,10 @@ class ModuleSource:
     # the first line of such a call and the function's name (psycopg.pq's
     # ``import_from_libpq()`` binds ``Escaping`` and the rest).
     bound_by_call: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    # Function name -> the names it rebinds through ``global`` when called, itself or
+    # through the functions of the module it calls by name: the values the module body
+    # knows for them are stale after such a call.
+    global_writers: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Calls globals() for more than reading it: any name may be bound at any time.
     writes_globals: bool = False
     # Writes through globals() that bind only names with these prefixes (psutil's
@@ -685,6 +689,31 @@ def _module_store(target: ast.expr) -> str | None:
     if isinstance(target, ast.Subscript) and _dotted(target.value) == "sys.modules":
         return _dotted(target.slice)
     return None
+
+
+def _global_writers(tree: ast.Module) -> dict[str, frozenset[str]]:
+    """Each function of the module (by name, any depth) that rebinds module globals when
+    called: the names it declares ``global``, with those of the functions it calls by name."""
+    writes: dict[str, set[str]] = {}
+    calls: dict[str, set[str]] = {}
+    for node in _statements(tree.body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            own = {n for g in _statements(node.body) if isinstance(g, ast.Global) for n in g.names}
+            writes.setdefault(node.name, set()).update(own)
+            calls.setdefault(node.name, set()).update(
+                c.func.id
+                for c in ast.walk(node)
+                if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+            )
+    changed = True
+    while changed:  # through calls of calls, until nothing more is added
+        changed = False
+        for name, called in calls.items():
+            more = set().union(*(writes.get(c, set()) for c in called)) - writes[name]
+            if more:
+                writes[name] |= more
+                changed = True
+    return {name: frozenset(names) for name, names in writes.items() if names}
 
 
 def _bound_by_call(tree: ast.Module) -> dict[str, tuple[int, str]]:
@@ -1302,9 +1331,13 @@ def extract(
     """The import-time program of one parsed module (``stdlib``: the target's stdlib
     directory, for the messages of the runtime API's errors)."""
     package = module if is_package else module.rpartition(".")[0]
-    ex = _Extractor(
-        module, package, lines, _Conditions(target), is_module, RuntimeChecker(target, stdlib)
-    )
+    # A walk of the whole tree costs as much as the extraction: only when the
+    # text can hold a global statement.
+    declared = _declared_global(tree) if any("global" in ln for ln in lines) else frozenset()
+    conditions = _Conditions(target)
+    # A function may rebind them whenever it is called: never trusted statically.
+    conditions.consts.update(dict.fromkeys(declared))
+    ex = _Extractor(module, package, lines, conditions, is_module, RuntimeChecker(target, stdlib))
     guarded = (
         prefix_guarded_globals(tree)
         if any("globals()" in ln for ln in lines)
@@ -1312,9 +1345,6 @@ def extract(
     )
     ex.guarded_globals = guarded.calls
     body = ex.block(tree.body, _Ctx())
-    # A walk of the whole tree costs as much as the extraction: only when the
-    # text can hold a global statement.
-    declared = _declared_global(tree) if any("global" in ln for ln in lines) else frozenset()
     return ModuleSource(
         name=module,
         path=path,
@@ -1329,6 +1359,7 @@ def extract(
         all_names=ex.all_names,
         declared_global=declared,
         bound_by_call=_bound_by_call(tree) if declared else {},
+        global_writers=_global_writers(tree) if declared else {},
         writes_globals=ex.writes_globals,
         globals_prefixes=guarded.prefixes,
         lazy=_lazy_table(tree),

@@ -60,7 +60,7 @@ from abiscan.simulate.python.native_api import (
 )
 from abiscan.simulate.python.native_imports import PANIC_MESSAGE, NativeFacts, native_imports
 from abiscan.simulate.python.raised import Pierced, Raised, weaker
-from abiscan.target.profiles import Target, marker_environment
+from abiscan.target.profiles import Target, marker_environment, micro_floor
 from abiscan.target.runtime_modules import RuntimeModules, runtime_modules_of
 from abiscan.target.runtime_packages import RuntimePackage, runtime_modules
 
@@ -1047,6 +1047,7 @@ def follow_imports(
             machine=target.arch,
             pointer_size=8 if target.arch.endswith("64") else 4,
             executable=_executable(target),
+            micro_floor=micro_floor(target.runtime),
         )
 
     roots = tuple(r.rstrip("/") for r in (target.layer_root, target.function_root))
