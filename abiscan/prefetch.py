@@ -1,7 +1,14 @@
-"""Source modules parsed ahead, on every core, and kept in the content cache.
+"""Binaries summarised and source modules parsed ahead, on every core, and kept
+in the content cache.
 
-Parsing the sources a scan reaches is the largest cost after inflating the
-binaries. This module answers the import graph's parse hook
+Inflating and decoding the binaries and parsing the sources a scan reaches are
+its largest costs. Worker processes first summarise the layer's binaries
+(:func:`abiscan.inputs.member_facts.summarise`, the largest first) and send each
+summary to the main process (:meth:`SourcePrefetch.summary`, the hook of
+:class:`~abiscan.inputs.member_facts.FileFacts`): the main process reads a
+small binary itself when no worker has started it, and waits for a large one,
+so it never holds a large member's bytes. Then the workers parse. This module
+answers the import graph's parse hook
 (:data:`abiscan.simulate.python.import_graph.ParseHook`):
 
 * from the content cache, when a scan already parsed the same member
@@ -26,15 +33,23 @@ import os
 import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
 from abiscan.inputs.content_cache import ContentCache
-from abiscan.inputs.member_facts import member_key
-from abiscan.inputs.sources import DirectorySource, Entry, InputKind, Source, ZipSource, open_source
+from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
+from abiscan.inputs.sources import (
+    MAX_MEMBER_BYTES,
+    DirectorySource,
+    Entry,
+    InputKind,
+    Source,
+    ZipSource,
+    open_source,
+)
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.progress import count
@@ -50,6 +65,11 @@ __all__ = ["SourcePrefetch", "default_jobs"]
 
 # Below this many sources, starting workers costs more than it saves.
 MIN_PREFETCH = 64
+# Below this many bytes of binaries to read, starting workers costs more than it saves.
+MIN_BINARY_BYTES = 16 * 1024 * 1024
+# The main process reads a binary up to this size itself when no worker has started
+# it; a larger one it waits for (its peak memory: docs/benchmarks.md).
+MAIN_READS_AT_MOST = 4 * 1024 * 1024
 # Directories whose modules no import of the package itself reaches.
 _SKIPPED_DIRS = frozenset({"tests", "test", "testing", "benchmarks", "conftest.py"})
 
@@ -77,6 +97,14 @@ class _Task:
     is_package: bool
     key: str | None = None  # the content cache's key for the parsed module
     cached: bool = False  # the content cache has it already
+
+
+@dataclass(frozen=True)
+class _Binary:
+    source: int  # index into the stack's sources
+    entry: Entry
+    target_path: str
+    key: str | None  # the content cache's key for its summary
 
 
 @dataclass(frozen=True)
@@ -120,6 +148,14 @@ class SourcePrefetch:
         self._ended: set[int] = set()
         self._heard = False  # any message from a worker yet
         self._stored: set[str] = set()  # cache keys the workers write themselves
+        self._finished: str | None = None  # see _finished_key
+        # Binaries a worker is to summarise (path -> its chain), until it reports; the
+        # pickled summaries it sent (None: read here); the one each chain is reading.
+        self._owner: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._summaries: dict[str, bytes | None] = {}
+        self._reading: dict[int, str] = {}
+        self._read_all: set[int] = set()  # chains done with their binaries
 
     # -- the hook -----------------------------------------------------------
 
@@ -152,6 +188,42 @@ class SourcePrefetch:
         if parsed is not None and key is not None and self.cache is not None:
             self.cache.put(key, _Parsed(source=parsed, answers=tuple(answers.items())))
         return parsed
+
+    def summary(self, sf: StackFile) -> MemberSummary | None:
+        """A worker's summary of the binary ``sf``; None when this process reads it.
+
+        This process waits for a binary a worker is reading, or a large one a
+        worker will read (asking it to take that one next); a small one no
+        worker has started it reads itself, and tells the workers so.
+        """
+        path = sf.target_path
+        if self._pool is None or (path not in self._owner and path not in self._summaries):
+            return None
+        self._drain(block=False)
+        chain = self._owner.get(path)
+        if chain is not None and path not in self._reading.values():
+            if self._sizes[path] <= MAIN_READS_AT_MOST:
+                self._claim_binary(path, chain)
+                return None
+            self._tell(("next-binary", (path,)), only=chain)
+        while path in self._owner and self._binary_coming(self._owner[path]):
+            self._drain(block=True)
+        if path in self._owner:  # its chain has ended without it
+            self._claim_binary(path, self._owner[path])
+        blob = self._summaries.pop(path, None)
+        value = pickle.loads(blob) if blob is not None else None
+        if not isinstance(value, MemberSummary):
+            return None
+        count("members")  # the worker inflated it
+        count("elf")
+        return value
+
+    def _binary_coming(self, chain: int) -> bool:
+        return chain not in self._read_all and not self._chains[chain].done()
+
+    def _claim_binary(self, path: str, chain: int) -> None:
+        del self._owner[path]
+        self._tell(("binary-claim", (path,)), only=chain)
 
     def _key(self, sf: StackFile, name: str, is_package: bool) -> str | None:
         member = member_key(sf)
@@ -206,6 +278,14 @@ class SourcePrefetch:
             what, chain, name = message[:3]
             if what == "start":
                 self._current[chain] = name
+            elif what == "binary-start":
+                self._reading[chain] = name
+            elif what == "binary-done":
+                self._reading.pop(chain, None)
+                if self._owner.pop(name, None) is not None:
+                    self._summaries[name] = message[3]
+            elif what == "binaries-end":
+                self._read_all.add(chain)
             elif what == "done":
                 self._current.pop(chain, None)
                 self._ready[message[3]] = message[4]
@@ -227,38 +307,74 @@ class SourcePrefetch:
         if self._pool is not None:
             self._tell(("hint", _followed(parsed)))
 
-    def _tell(self, news: tuple[str, tuple[str, ...]], but: int = -1) -> None:
+    def _tell(self, news: tuple[str, tuple[str, ...]], but: int = -1, only: int = -1) -> None:
         for chain, claims in enumerate(self._claims):
-            if chain != but and chain not in self._ended:
+            if chain != but and chain not in self._ended and only in (-1, chain):
                 claims.put(news)
 
     # -- the workers --------------------------------------------------------
 
     def start(self) -> None:
-        """Start worker processes that parse, ahead of this process, the modules it
-        will reach.
+        """Start worker processes that summarise the binaries and parse the modules
+        this process will reach, ahead of it.
 
-        ``jobs`` counts this process: ``jobs - 1`` workers parse while it reads
-        the binaries and simulates the loader. Each worker follows the import
-        graph from the packages of the layer's extension modules, in the order
-        an import runs (a package before its modules, a module's imports in
-        program order), as this process will: what it parses is what this
-        process needs next, not the layer's other modules. Each worker writes
-        what it parsed to the content cache itself and sends it here.
+        ``jobs`` counts this process: ``jobs - 1`` workers. Each first summarises
+        its share of the binaries, the largest first (this process reads small
+        ones itself when it gets there first). Then it follows the import graph
+        from the packages of the layer's extension modules, in the order an
+        import runs (a package before its modules, a module's imports in program
+        order), as this process will: what it parses is what this process needs
+        next, not the layer's other modules. Each worker writes what it made to
+        the content cache itself and sends it here.
         """
         if self.jobs < 2:
             return
-        tasks = [self._keyed(t) for t in _tasks(self.stack)]
         specs = [s for s in map(_spec, self.stack.sources) if s is not None]
-        fresh = sum(1 for t in tasks if not t.cached)
-        if fresh < MIN_PREFETCH or len(specs) != len(self.stack.sources):
+        if len(specs) != len(self.stack.sources):
             return
+        tasks = [self._keyed(t) for t in _tasks(self.stack)]
         table: dict[str, _Task] = {}
         for t in tasks:
             table.setdefault(t.name, t)  # the first sys.path entry wins, as in an import
         roots = _roots(self.stack, table)
-        if _reach_cached(roots, table):
-            return  # a warm scan: the workers would only walk the cache
+        fresh = sum(1 for t in tasks if not t.cached)
+        self._finished = self._finished_key(table)
+        if fresh < MIN_PREFETCH or _reach_cached(roots, table) or self._scanned_before():
+            roots = []  # a warm scan, or a small one: parsing here costs less
+        binaries = self._binaries()
+        if not roots and sum(b.entry.size for b in binaries) < MIN_BINARY_BYTES:
+            return
+        self._launch(_WorkerSetup(
+            specs=tuple(specs),
+            version=self.version,
+            names=_module_names(self.stack),
+            stdlib=self.stdlib,
+            limits=self.limits,
+            cache=(self.cache.directory.parent, self.cache.max_bytes) if self.cache else None,
+            tasks=table,
+            binaries={b.target_path: b for b in binaries},
+            memory_budget=self.stack.memory_budget,
+        ), roots)
+
+    def _binaries(self) -> list[_Binary]:
+        """The stack's shared objects not in the content cache, within the memory
+        budget, the largest first."""
+        index = {id(s): i for i, s in enumerate(self.stack.sources)}
+        out: list[_Binary] = []
+        for sf in self.stack.walk_files():
+            name = sf.target_path.rsplit("/", 1)[-1]
+            if sf.kind != "file" or not (name.endswith(".so") or ".so." in name):
+                continue
+            if sf.entry.size > self.stack.memory_budget:
+                continue  # not read at all: an input problem, named by this process
+            key = summary_key(sf) if self.cache is not None else None
+            if key is not None and self.cache is not None and self.cache.has(key):
+                continue
+            out.append(_Binary(source=index[id(sf.source)], entry=sf.entry,
+                               target_path=sf.target_path, key=key))
+        return sorted(out, key=lambda b: (-b.entry.size, b.target_path))
+
+    def _launch(self, setup: _WorkerSetup, roots: Sequence[str]) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -270,30 +386,23 @@ class SourcePrefetch:
         self._results = context.Queue()
         self._claims = [context.Queue() for _ in range(workers)]
         self._stop = context.Event()
-        cache = (self.cache.directory.parent, self.cache.max_bytes) if self.cache else None
+        binaries = list(setup.binaries)  # the largest first
+        for i, path in enumerate(binaries):
+            self._owner[path] = i % workers
+            self._sizes[path] = setup.binaries[path].entry.size
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(
-                _WorkerSetup(
-                    specs=tuple(specs),
-                    version=self.version,
-                    names=_module_names(self.stack),
-                    stdlib=self.stdlib,
-                    limits=self.limits,
-                    cache=cache,
-                    tasks=table,
-                ),
-                self._results,
-                self._claims,
-                self._stop,
-            ),
+            initargs=(setup, self._results, self._claims, self._stop),
         )
         try:
             for chain in range(workers):
-                self._chains.append(self._pool.submit(_parse_reach, chain, roots[chain::workers]))
-        except Exception:  # no worker could start: this process parses everything
+                self._chains.append(self._pool.submit(
+                    _work, chain, binaries[chain::workers], roots[chain::workers]
+                ))
+        except Exception:  # no worker could start: this process does everything
+            self._owner.clear()
             self.close()
 
     def _keyed(self, task: _Task) -> _Task:
@@ -303,6 +412,30 @@ class SourcePrefetch:
         sf = self.stack.entry_at(task.target_path)
         key = self._key(sf, task.name, task.is_package) if sf is not None else None
         return replace(task, key=key, cached=key is not None and self.cache.has(key))
+
+    def _finished_key(self, table: Mapping[str, _Task]) -> str | None:
+        """The cache key saying that a scan of these very sources ran to its end."""
+        if self.cache is None:
+            return None
+        keys = sorted(t.key or t.target_path for t in table.values())
+        digest = hashlib.sha256("\0".join(keys).encode("utf-8", "surrogateescape"))
+        return f"scan-finished|{self._code}|{digest.hexdigest()}"
+
+    def _scanned_before(self) -> bool:
+        """Whether a scan of the same sources ran to its end with this cache: then
+        every module it reached is cached, and the chains' roots it did not reach
+        (a package whose import fails early) need no worker either. Without this,
+        every warm scan of the real layer started a worker for them."""
+        return (
+            self.cache is not None and self._finished is not None
+            and self.cache.has(self._finished)
+        )
+
+    def finished(self) -> None:
+        """The scan ran to its end: a warm scan of the same sources starts no parsing
+        worker (:meth:`_scanned_before`)."""
+        if self.cache is not None and self._finished is not None and not self._scanned_before():
+            self.cache.put(self._finished, True)
 
     def close(self) -> None:
         if self._pool is None:
@@ -437,6 +570,8 @@ class _WorkerSetup:
     limits: Limits
     cache: tuple[Path, int] | None
     tasks: dict[str, _Task]  # the source modules, by name
+    binaries: dict[str, _Binary]  # the shared objects to summarise, the largest first
+    memory_budget: int  # the stack's: no member read is larger
 
 
 _worker: dict[str, Any] = {}
@@ -468,21 +603,72 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
-def _parse_reach(chain: int, roots: Sequence[str]) -> None:
-    """Parse the modules an import of ``roots`` reaches, depth first in the order the
-    imports run, and send each to the main process as soon as it is parsed.
+@dataclass
+class _News:
+    """What a chain heard from the main process (:func:`_take_news`)."""
+
+    seen: set[str] = field(default_factory=set)  # modules parsed, or parsed elsewhere
+    todo: list[str] = field(default_factory=list)  # modules to parse, a stack
+    read: set[str] = field(default_factory=set)  # binaries summarised, or read elsewhere
+    next: list[str] = field(default_factory=list)  # binaries the main process waits for
+
+
+def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
+    """One worker's chain: summarise ``binaries``, then parse what ``roots`` reach."""
+    news = _News(todo=_pushed(roots))
+    _summarise_binaries(chain, binaries, news)
+    _parse_reach(chain, news)
+
+
+def _summarise_binaries(chain: int, binaries: Sequence[str], news: _News) -> None:
+    """Summarise each binary (in order, those the main process waits for first) and
+    send its summary, pickled; skip those the main process read itself."""
+    setup: _WorkerSetup = _worker["setup"]
+    results: Queue[tuple[Any, ...]] = _worker["results"]
+    stop: Event = _worker["stop"]
+    cache: ContentCache | None = _worker["cache"]
+    todo = list(reversed(binaries))
+    while todo and not stop.is_set():
+        _take_news(chain, news)
+        path = news.next.pop() if news.next else todo.pop()
+        if path in news.read or path not in setup.binaries:
+            continue
+        news.read.add(path)
+        results.put(("binary-start", chain, path))
+        task = setup.binaries[path]
+        summary = _summarise(task)
+        blob = pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL) if summary else None
+        results.put(("binary-done", chain, path, blob))
+        del blob
+        if summary is not None and task.key is not None and cache is not None:
+            cache.put(task.key, summary)
+    results.put(("binaries-end", chain, ""))
+
+
+def _summarise(task: _Binary) -> MemberSummary | None:
+    """The binary's summary; None when the main process is to read it (it cannot be
+    read, or its facts not all decoded: the main process names or keeps those)."""
+    budget: int = _worker["setup"].memory_budget
+    try:
+        data = _source(task.source).read(task.entry, limit=min(budget, MAX_MEMBER_BYTES))
+        return summarise(data)
+    except Exception:  # the main process meets it again, and handles it as it does
+        return None
+
+
+def _parse_reach(chain: int, news: _News) -> None:
+    """Parse the modules an import of the chain's roots reaches, depth first in the
+    order the imports run, and send each to the main process as soon as it is parsed.
 
     Modules another chain or the main process parsed (its claims) are skipped;
     so is everything once the main process says stop.
     """
     setup: _WorkerSetup = _worker["setup"]
     results: Queue[tuple[Any, ...]] = _worker["results"]
-    claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
     stop: Event = _worker["stop"]
-    seen: set[str] = set()
-    todo = _pushed(roots)
+    seen, todo = news.seen, news.todo
     while todo and not stop.is_set():
-        _take_news(claims, seen, todo)
+        _take_news(chain, news)
         name = todo.pop()
         task = setup.tasks.get(name)
         if name in seen or task is None:
@@ -514,20 +700,25 @@ def _pushed(names: Sequence[str]) -> list[str]:
     return [n for name in reversed(names) for n in _with_parents(name)]
 
 
-def _take_news(claims: Queue[tuple[str, tuple[str, ...]]], seen: set[str], todo: list[str]) -> None:
+def _take_news(chain: int, news: _News) -> None:
     """The main process's news: modules parsed elsewhere (skipped), modules it needs
-    next (parsed first)."""
+    next (parsed first), binaries it read itself, and binaries it waits for."""
     import queue
 
+    claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
     while True:
         try:
             what, names = claims.get_nowait()
         except queue.Empty:
             return
         if what == "claim":
-            seen.update(names)
-        else:
-            todo.extend(_pushed(names))
+            news.seen.update(names)
+        elif what == "hint":
+            news.todo.extend(_pushed(names))
+        elif what == "binary-claim":
+            news.read.update(names)
+        else:  # "next-binary"
+            news.next.extend(names)
 
 
 def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:

@@ -129,7 +129,7 @@ def test_workers_parse_only_what_the_imports_reach(tmp_path: Path) -> None:
 
     alone = entries(1)  # the modules the scan reaches, and the binaries' summaries
     assert alone >= 90
-    assert entries(2) == alone
+    assert entries(2) == alone + 1  # and the mark that a scan of these sources ended
 
 
 def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,6 +155,42 @@ def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.Monke
     warm = _json([layer], jobs=2, cache_dir=cache)
     assert started == [1]
     assert warm == cold
+
+
+def test_a_warm_scan_starts_no_workers_for_what_no_scan_reaches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain's root that the scan itself never reaches (its package's import fails
+    first) may be left unparsed by the workers of a cold scan: a scan of the same
+    sources that ran to its end is remembered, and the warm scan starts no pool."""
+    import concurrent.futures
+
+    members = dict(_layer_members())
+    members["python/broken/__init__.py"] = "import missing_first\nfrom . import sub\n"
+    members["python/broken/sub/__init__.py"] = "".join(f"from . import m{m}\n" for m in range(70))
+    for m in range(70):
+        members[f"python/broken/sub/m{m}.py"] = "x = 1\n"
+    members["python/broken/sub/_ext.cpython-312-x86_64-linux-gnu.so"] = build_shared_object(
+        machine="x86_64", exports=["PyInit__ext"], needed=["libc.so.6"]
+    )
+    layer = write_zip(tmp_path / "layer.zip", members)
+    cache = tmp_path / "cache"
+    cold = _json([layer], jobs=2, cache_dir=cache)
+    # What a cold scan's workers may not have parsed before they were stopped:
+    for path in (cache / f"v{FORMAT_VERSION}").rglob("*"):
+        if path.is_file() and b"broken.sub" in path.read_bytes():
+            path.unlink()
+    started: list[int] = []
+    real = concurrent.futures.ProcessPoolExecutor
+
+    def counting(*args: Any, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting)
+    assert _json([layer], jobs=2, cache_dir=cache) == cold
+    assert started == []
+    assert _json([layer], jobs=1, use_cache=False) == cold
 
 
 # -- the content cache -----------------------------------------------------------
