@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
-from abiscan.inputs.content_cache import ContentCache
+from abiscan.inputs.content_cache import CacheFormatError, ContentCache, pack_entry, unpack_entry
 from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
 from abiscan.inputs.sources import (
     MAX_MEMBER_BYTES,
@@ -141,21 +140,24 @@ class SourcePrefetch:
         self._results: Queue[tuple[Any, ...]]
         self._claims: list[Queue[tuple[str, tuple[str, ...]]]] = []
         self._stop: Event
-        # Pickled: a program the scan does not use is never unpickled (most of the
-        # cost of receiving one, and of the memory it would hold).
-        self._ready: dict[str, bytes | None] = {}
+        # As cache entries (the bytes a worker stored, and their key): a program the
+        # scan does not use is never decoded (most of the cost of receiving one,
+        # and of the memory it would hold).
+        self._ready: dict[str, tuple[bytes, str] | None] = {}
         self._current: dict[int, str] = {}  # chain -> the module its worker is parsing
         self._ended: set[int] = set()
-        self._heard = False  # any message from a worker yet
+        self._heard = False  # any message from a worker's parsing yet
         self._stored: set[str] = set()  # cache keys the workers write themselves
         self._finished: str | None = None  # see _finished_key
         # Binaries a worker is to summarise (path -> its chain), until it reports; the
-        # pickled summaries it sent (None: read here); the one each chain is reading.
+        # summaries it sent, as cache entries and their keys (None: read here); the one
+        # each chain is reading.
         self._owner: dict[str, int] = {}
         self._sizes: dict[str, int] = {}
-        self._summaries: dict[str, bytes | None] = {}
+        self._summaries: dict[str, tuple[bytes, str] | None] = {}
         self._reading: dict[int, str] = {}
         self._read_all: set[int] = set()  # chains done with their binaries
+        self._parsing = False  # this process has asked for a parsed module
 
     # -- the hook -----------------------------------------------------------
 
@@ -210,8 +212,11 @@ class SourcePrefetch:
             self._drain(block=True)
         if path in self._owner:  # its chain has ended without it
             self._claim_binary(path, self._owner[path])
-        blob = self._summaries.pop(path, None)
-        value = pickle.loads(blob) if blob is not None else None
+        sent = self._summaries.pop(path, None)
+        try:
+            value = unpack_entry(*sent) if sent is not None else None
+        except CacheFormatError:
+            return None
         if not isinstance(value, MemberSummary):
             return None
         count("members")  # the worker inflated it
@@ -243,12 +248,14 @@ class SourcePrefetch:
         """
         if self._pool is None:
             return None
+        if not self._parsing:
+            self._parsing = True
+            self._tell(("parsing", ()))  # the workers stop reading binaries ahead
         key = f"{name}\0{path}\0{is_package}"
         self._drain(block=False)
         while key not in self._ready and self._worth_waiting(name):
             self._drain(block=True)
-        blob = self._ready.pop(key, None)
-        parsed = _as_parsed(pickle.loads(blob)) if blob is not None else None
+        parsed = _unpacked(self._ready.pop(key, None))
         if parsed is None:
             self._claim(name)
             return None
@@ -274,8 +281,8 @@ class SourcePrefetch:
             except queue.Empty:
                 return
             timeout = None  # after the first, take what is there without waiting
-            self._heard = True
             what, chain, name = message[:3]
+            self._heard = self._heard or not what.startswith("binar")
             if what == "start":
                 self._current[chain] = name
             elif what == "binary-start":
@@ -289,7 +296,7 @@ class SourcePrefetch:
             elif what == "done":
                 self._current.pop(chain, None)
                 self._ready[message[3]] = message[4]
-                if message[5] is not None:
+                if message[5]:
                     self._stored.add(message[5])
                 self._claim(name, but=chain)
             else:  # "end"
@@ -452,6 +459,17 @@ class SourcePrefetch:
         self._pool = None
 
 
+def _unpacked(sent: tuple[bytes, str] | None) -> _Parsed | None:
+    """A program a worker sent, as a cache entry and its key; None when there is none,
+    or it does not decode."""
+    if sent is None:
+        return None
+    try:
+        return _as_parsed(unpack_entry(*sent))
+    except CacheFormatError:
+        return None
+
+
 def _as_parsed(value: Any) -> _Parsed | None:
     ok = isinstance(value, _Parsed) and isinstance(value.source, ModuleSource)
     return value if ok else None
@@ -611,38 +629,44 @@ class _News:
     todo: list[str] = field(default_factory=list)  # modules to parse, a stack
     read: set[str] = field(default_factory=set)  # binaries summarised, or read elsewhere
     next: list[str] = field(default_factory=list)  # binaries the main process waits for
+    parsing: bool = False  # the main process has started parsing
 
 
 def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
-    """One worker's chain: summarise ``binaries``, then parse what ``roots`` reach."""
+    """One worker's chain: summarise ``binaries`` until the main process parses, then
+    parse what ``roots`` reach, still summarising a binary it waits for."""
     news = _News(todo=_pushed(roots))
-    _summarise_binaries(chain, binaries, news)
-    _parse_reach(chain, news)
-
-
-def _summarise_binaries(chain: int, binaries: Sequence[str], news: _News) -> None:
-    """Summarise each binary (in order, those the main process waits for first) and
-    send its summary, pickled; skip those the main process read itself."""
-    setup: _WorkerSetup = _worker["setup"]
-    results: Queue[tuple[Any, ...]] = _worker["results"]
-    stop: Event = _worker["stop"]
-    cache: ContentCache | None = _worker["cache"]
     todo = list(reversed(binaries))
+    stop: Event = _worker["stop"]
     while todo and not stop.is_set():
         _take_news(chain, news)
-        path = news.next.pop() if news.next else todo.pop()
-        if path in news.read or path not in setup.binaries:
-            continue
-        news.read.add(path)
-        results.put(("binary-start", chain, path))
-        task = setup.binaries[path]
-        summary = _summarise(task)
-        blob = pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL) if summary else None
-        results.put(("binary-done", chain, path, blob))
-        del blob
-        if summary is not None and task.key is not None and cache is not None:
-            cache.put(task.key, summary)
+        if news.next:
+            _summarise_binary(chain, news.next.pop(), news)
+        elif news.parsing:
+            break  # the main process reached its sources: the rest only when asked
+        else:
+            _summarise_binary(chain, todo.pop(), news)
+    _parse_reach(chain, news)
+    results: Queue[tuple[Any, ...]] = _worker["results"]
     results.put(("binaries-end", chain, ""))
+
+
+def _summarise_binary(chain: int, path: str, news: _News) -> None:
+    """Summarise one binary and send its summary, as a cache entry, then store it;
+    nothing for one the main process read itself."""
+    setup: _WorkerSetup = _worker["setup"]
+    if path in news.read or path not in setup.binaries:
+        return
+    news.read.add(path)
+    results: Queue[tuple[Any, ...]] = _worker["results"]
+    cache: ContentCache | None = _worker["cache"]
+    results.put(("binary-start", chain, path))
+    task = setup.binaries[path]
+    summary = _summarise(task)
+    entry = _packed(task.key or path, summary) if summary is not None else None
+    results.put(("binary-done", chain, path, entry))
+    if entry is not None and task.key is not None and cache is not None:
+        cache.put_entry(task.key, entry[0])
 
 
 def _summarise(task: _Binary) -> MemberSummary | None:
@@ -669,6 +693,8 @@ def _parse_reach(chain: int, news: _News) -> None:
     seen, todo = news.seen, news.todo
     while todo and not stop.is_set():
         _take_news(chain, news)
+        while news.next:  # a binary the main process waits for
+            _summarise_binary(chain, news.next.pop(), news)
         name = todo.pop()
         task = setup.tasks.get(name)
         if name in seen or task is None:
@@ -676,17 +702,26 @@ def _parse_reach(chain: int, news: _News) -> None:
         seen.add(name)
         results.put(("start", chain, name))
         sent, parsed = _parse_task(task)
-        # Sent before it is written to the cache: the main process may be waiting.
+        # Encoded once, as a cache entry: sent, then stored (the main process may be
+        # waiting), and decoded there only if the scan uses it.
         cache: ContentCache | None = _worker["cache"]
-        stored = task.key if sent is not None and cache is not None else None
         key = f"{name}\0{task.target_path}\0{task.is_package}"
-        blob = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL) if sent is not None else None
-        results.put(("done", chain, name, key, blob, stored))
-        if stored is not None and cache is not None:
-            cache.put(stored, sent)
+        entry = _packed(task.key or key, sent) if sent is not None else None
+        stored = task.key if entry is not None and cache is not None else None
+        results.put(("done", chain, name, key, entry, stored))
+        if entry is not None and stored is not None and cache is not None:
+            cache.put_entry(stored, entry[0])
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
     results.put(("end", chain, ""))
+
+
+def _packed(key: str, value: _Parsed | MemberSummary) -> tuple[bytes, str] | None:
+    """``value`` as the cache entry a worker sends and stores, with its key."""
+    try:
+        return pack_entry(key, value), key
+    except (TypeError, ValueError, RecursionError):
+        return None  # not plain data: the main process parses the module itself
 
 
 def _followed(parsed: ModuleSource) -> tuple[str, ...]:
@@ -717,8 +752,10 @@ def _take_news(chain: int, news: _News) -> None:
             news.todo.extend(_pushed(names))
         elif what == "binary-claim":
             news.read.update(names)
-        else:  # "next-binary"
+        elif what == "next-binary":
             news.next.extend(names)
+        else:  # "parsing"
+            news.parsing = True
 
 
 def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:
