@@ -226,8 +226,7 @@ _ROW_KINDS = ("enum", "object", "node")
 def pack_entry(key: str, value: Any) -> bytes:
     """The cache entry of ``value`` under ``key``; TypeError for a value that is not
     plain data (:func:`encode_plain`)."""
-    with _no_collection():  # as for decoding: the allocations are not garbage
-        body = marshal.dumps((key, *_Encoder().encode_entry(value)), _MARSHAL_VERSION)
+    body = marshal.dumps((key, *_Encoder().encode_entry(value)), _MARSHAL_VERSION)
     return _MAGIC + struct.pack("<I", zlib.crc32(body)) + body
 
 

@@ -485,3 +485,23 @@ def test_four_threads_with_workers_and_one_cache_agree(layer: Path, tmp_path: Pa
         got = list(pool.map(lambda _: _json([layer], jobs=2, cache_dir=tmp_path / "c"),
                             range(4)))
     assert got == [expected] * 4
+
+
+def test_an_entry_packed_once_is_stored_and_read_as_put_would(tmp_path: Path) -> None:
+    """A worker encodes a program once: the bytes it sends are the entry it stores,
+    and the main process decodes them as the cache reads them; a corrupt copy or
+    another key is refused. The entry's directory is made on the first write."""
+    from abiscan.inputs.content_cache import pack_entry, unpack_entry
+
+    value = {"a": (1, b"x", frozenset({"y"}))}
+    entry = pack_entry("k", value)
+    assert unpack_entry(entry, "k") == value
+    with pytest.raises(CacheFormatError):
+        unpack_entry(entry, "other key")
+    with pytest.raises(CacheFormatError):
+        unpack_entry(entry[:-1] + bytes([entry[-1] ^ 1]), "k")
+    store = ContentCache(tmp_path / "absent")
+    store.put_entry("k", entry)
+    assert store.get("k") == value
+    assert store.entry_path("k").read_bytes() == entry
+    assert not [p for p in tmp_path.rglob(".tmp-*")]
