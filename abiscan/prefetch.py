@@ -16,7 +16,8 @@ answers the import graph's parse hook
 * from a pool of worker processes, which inflate and parse the modules the
   scan will reach (they follow the import graph, in the order imports run)
   while the main process simulates the loader, and send back each module's
-  import-time program as soon as it is parsed (plain data, never bytes);
+  import-time program as soon as it is parsed (as its cache entry, never the
+  member's bytes);
 * else by parsing in the main process, as without this module.
 
 A module's program depends on its bytes and on which dotted names are
