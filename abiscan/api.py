@@ -257,7 +257,9 @@ def analyse(
     )
     try:
         prefetch.start()
-        return _analyse(stack, target, inputs, problems, names, prefetch)
+        report = _analyse(stack, target, inputs, problems, names, prefetch)
+        prefetch.finished()
+        return report
     finally:
         prefetch.close()
 
@@ -270,7 +272,7 @@ def _analyse(
     imports: Sequence[str],
     prefetch: SourcePrefetch,
 ) -> Report:
-    facts = FileFacts(stack=stack, cache=prefetch.cache)
+    facts = FileFacts(stack=stack, cache=prefetch.cache, prefetched=prefetch.summary)
     importer = ImportSystem(stack, target)
     guard = _Guard()
     no_dead: list[DeadRoot] = []
@@ -324,6 +326,7 @@ def _analyse(
         {(p.source, p.path or "", p.problem): p for p in [*every, *stack.read_problems]}.values(),
         key=lambda p: (p.source, p.path or "", p.problem),
     )
+    facts.save_reads()
     return Report(
         target=target,
         modules=tuple(modules),

@@ -1,7 +1,14 @@
-"""Source modules parsed ahead, on every core, and kept in the content cache.
+"""Binaries summarised and source modules parsed ahead, on every core, and kept
+in the content cache.
 
-Parsing the sources a scan reaches is the largest cost after inflating the
-binaries. This module answers the import graph's parse hook
+Inflating and decoding the binaries and parsing the sources a scan reaches are
+its largest costs. Worker processes first summarise the layer's binaries
+(:func:`abiscan.inputs.member_facts.summarise`, the largest first) and send each
+summary to the main process (:meth:`SourcePrefetch.summary`, the hook of
+:class:`~abiscan.inputs.member_facts.FileFacts`): the main process reads a
+small binary itself when no worker has started it, and waits for a large one,
+so it never holds a large member's bytes. Then the workers parse. This module
+answers the import graph's parse hook
 (:data:`abiscan.simulate.python.import_graph.ParseHook`):
 
 * from the content cache, when a scan already parsed the same member
@@ -9,7 +16,8 @@ binaries. This module answers the import graph's parse hook
 * from a pool of worker processes, which inflate and parse the modules the
   scan will reach (they follow the import graph, in the order imports run)
   while the main process simulates the loader, and send back each module's
-  import-time program as soon as it is parsed (plain data, never bytes);
+  import-time program as soon as it is parsed (as its cache entry, never the
+  member's bytes);
 * else by parsing in the main process, as without this module.
 
 A module's program depends on its bytes and on which dotted names are
@@ -24,15 +32,23 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
-from abiscan.inputs.content_cache import ContentCache
-from abiscan.inputs.member_facts import member_key
-from abiscan.inputs.sources import DirectorySource, Entry, InputKind, Source, ZipSource, open_source
+from abiscan.inputs.content_cache import CacheFormatError, ContentCache, pack_entry, unpack_entry
+from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
+from abiscan.inputs.sources import (
+    MAX_MEMBER_BYTES,
+    DirectorySource,
+    Entry,
+    InputKind,
+    Source,
+    ZipSource,
+    open_source,
+)
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.progress import count
@@ -49,6 +65,11 @@ __all__ = ["SourcePrefetch", "default_jobs"]
 
 # Below this many sources, starting workers costs more than it saves.
 MIN_PREFETCH = 64
+# Below this many bytes of binaries to read, starting workers costs more than it saves.
+MIN_BINARY_BYTES = 16 * 1024 * 1024
+# The main process reads a binary up to this size itself when no worker has started
+# it; a larger one it waits for (its peak memory: docs/benchmarks.md).
+MAIN_READS_AT_MOST = 4 * 1024 * 1024
 # Directories whose modules no import of the package itself reaches.
 _SKIPPED_DIRS = frozenset({"tests", "test", "testing", "benchmarks", "conftest.py"})
 
@@ -76,6 +97,14 @@ class _Task:
     is_package: bool
     key: str | None = None  # the content cache's key for the parsed module
     cached: bool = False  # the content cache has it already
+
+
+@dataclass(frozen=True)
+class _Binary:
+    source: int  # index into the stack's sources
+    entry: Entry
+    target_path: str
+    key: str | None  # the content cache's key for its summary
 
 
 @dataclass(frozen=True)
@@ -111,13 +140,24 @@ class SourcePrefetch:
         self._results: Queue[tuple[Any, ...]]
         self._claims: list[Queue[tuple[str, tuple[str, ...]]]] = []
         self._stop: Event
-        # Pickled: a program the scan does not use is never unpickled (most of the
-        # cost of receiving one, and of the memory it would hold).
-        self._ready: dict[str, bytes | None] = {}
+        # As cache entries (the bytes a worker stored, and their key): a program the
+        # scan does not use is never decoded (most of the cost of receiving one,
+        # and of the memory it would hold).
+        self._ready: dict[str, tuple[bytes, str] | None] = {}
         self._current: dict[int, str] = {}  # chain -> the module its worker is parsing
         self._ended: set[int] = set()
-        self._heard = False  # any message from a worker yet
+        self._heard = False  # any message from a worker's parsing yet
         self._stored: set[str] = set()  # cache keys the workers write themselves
+        self._finished: str | None = None  # see _finished_key
+        # Binaries a worker is to summarise (path -> its chain), until it reports; the
+        # summaries it sent, as cache entries and their keys (None: read here); the one
+        # each chain is reading.
+        self._owner: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._summaries: dict[str, tuple[bytes, str] | None] = {}
+        self._reading: dict[int, str] = {}
+        self._read_all: set[int] = set()  # chains done with their binaries
+        self._parsing = False  # this process has asked for a parsed module
 
     # -- the hook -----------------------------------------------------------
 
@@ -153,6 +193,45 @@ class SourcePrefetch:
             self.cache.put(key, _Parsed(source=parsed, answers=tuple(answers.items())))
         return parsed
 
+    def summary(self, sf: StackFile) -> MemberSummary | None:
+        """A worker's summary of the binary ``sf``; None when this process reads it.
+
+        This process waits for a binary a worker is reading, or a large one a
+        worker will read (asking it to take that one next); a small one no
+        worker has started it reads itself, and tells the workers so.
+        """
+        path = sf.target_path
+        if self._pool is None or (path not in self._owner and path not in self._summaries):
+            return None
+        self._drain(block=False)
+        chain = self._owner.get(path)
+        if chain is not None and path not in self._reading.values():
+            if self._sizes[path] <= MAIN_READS_AT_MOST:
+                self._claim_binary(path, chain)
+                return None
+            self._tell(("next-binary", (path,)), only=chain)
+        while path in self._owner and self._binary_coming(self._owner[path]):
+            self._drain(block=True)
+        if path in self._owner:  # its chain has ended without it
+            self._claim_binary(path, self._owner[path])
+        sent = self._summaries.pop(path, None)
+        try:
+            value = unpack_entry(*sent) if sent is not None else None
+        except CacheFormatError:
+            return None
+        if not isinstance(value, MemberSummary):
+            return None
+        count("members")  # the worker inflated it
+        count("elf")
+        return value
+
+    def _binary_coming(self, chain: int) -> bool:
+        return chain not in self._read_all and not self._chains[chain].done()
+
+    def _claim_binary(self, path: str, chain: int) -> None:
+        del self._owner[path]
+        self._tell(("binary-claim", (path,)), only=chain)
+
     def _key(self, sf: StackFile, name: str, is_package: bool) -> str | None:
         member = member_key(sf)
         if member is None:
@@ -171,14 +250,14 @@ class SourcePrefetch:
         """
         if self._pool is None:
             return None
+        if not self._parsing:
+            self._parsing = True
+            self._tell(("parsing", ()))  # the workers stop reading binaries ahead
         key = f"{name}\0{path}\0{is_package}"
         self._drain(block=False)
         while key not in self._ready and self._worth_waiting(name):
             self._drain(block=True)
-        blob = self._ready.pop(key, None)
-        import pickle  # start-up: only with workers
-
-        parsed = _as_parsed(pickle.loads(blob)) if blob is not None else None
+        parsed = _unpacked(self._ready.pop(key, None))
         if parsed is None:
             self._claim(name)
             return None
@@ -204,14 +283,22 @@ class SourcePrefetch:
             except queue.Empty:
                 return
             timeout = None  # after the first, take what is there without waiting
-            self._heard = True
             what, chain, name = message[:3]
+            self._heard = self._heard or not what.startswith("binar")
             if what == "start":
                 self._current[chain] = name
+            elif what == "binary-start":
+                self._reading[chain] = name
+            elif what == "binary-done":
+                self._reading.pop(chain, None)
+                if self._owner.pop(name, None) is not None:
+                    self._summaries[name] = message[3]
+            elif what == "binaries-end":
+                self._read_all.add(chain)
             elif what == "done":
                 self._current.pop(chain, None)
                 self._ready[message[3]] = message[4]
-                if message[5] is not None:
+                if message[5]:
                     self._stored.add(message[5])
                 self._claim(name, but=chain)
             else:  # "end"
@@ -229,38 +316,74 @@ class SourcePrefetch:
         if self._pool is not None:
             self._tell(("hint", _followed(parsed)))
 
-    def _tell(self, news: tuple[str, tuple[str, ...]], but: int = -1) -> None:
+    def _tell(self, news: tuple[str, tuple[str, ...]], but: int = -1, only: int = -1) -> None:
         for chain, claims in enumerate(self._claims):
-            if chain != but and chain not in self._ended:
+            if chain != but and chain not in self._ended and only in (-1, chain):
                 claims.put(news)
 
     # -- the workers --------------------------------------------------------
 
     def start(self) -> None:
-        """Start worker processes that parse, ahead of this process, the modules it
-        will reach.
+        """Start worker processes that summarise the binaries and parse the modules
+        this process will reach, ahead of it.
 
-        ``jobs`` counts this process: ``jobs - 1`` workers parse while it reads
-        the binaries and simulates the loader. Each worker follows the import
-        graph from the packages of the layer's extension modules, in the order
-        an import runs (a package before its modules, a module's imports in
-        program order), as this process will: what it parses is what this
-        process needs next, not the layer's other modules. Each worker writes
-        what it parsed to the content cache itself and sends it here.
+        ``jobs`` counts this process: ``jobs - 1`` workers. Each first summarises
+        its share of the binaries, the largest first (this process reads small
+        ones itself when it gets there first). Then it follows the import graph
+        from the packages of the layer's extension modules, in the order an
+        import runs (a package before its modules, a module's imports in program
+        order), as this process will: what it parses is what this process needs
+        next, not the layer's other modules. Each worker writes what it made to
+        the content cache itself and sends it here.
         """
         if self.jobs < 2:
             return
-        tasks = [self._keyed(t) for t in _tasks(self.stack)]
         specs = [s for s in map(_spec, self.stack.sources) if s is not None]
-        fresh = sum(1 for t in tasks if not t.cached)
-        if fresh < MIN_PREFETCH or len(specs) != len(self.stack.sources):
+        if len(specs) != len(self.stack.sources):
             return
+        tasks = [self._keyed(t) for t in _tasks(self.stack)]
         table: dict[str, _Task] = {}
         for t in tasks:
             table.setdefault(t.name, t)  # the first sys.path entry wins, as in an import
         roots = _roots(self.stack, table)
-        if _reach_cached(roots, table):
-            return  # a warm scan: the workers would only walk the cache
+        fresh = sum(1 for t in tasks if not t.cached)
+        self._finished = self._finished_key(table)
+        if fresh < MIN_PREFETCH or _reach_cached(roots, table) or self._scanned_before():
+            roots = []  # a warm scan, or a small one: parsing here costs less
+        binaries = self._binaries()
+        if not roots and sum(b.entry.size for b in binaries) < MIN_BINARY_BYTES:
+            return
+        self._launch(_WorkerSetup(
+            specs=tuple(specs),
+            version=self.version,
+            names=_module_names(self.stack),
+            stdlib=self.stdlib,
+            limits=self.limits,
+            cache=(self.cache.directory.parent, self.cache.max_bytes) if self.cache else None,
+            tasks=table,
+            binaries={b.target_path: b for b in binaries},
+            memory_budget=self.stack.memory_budget,
+        ), roots)
+
+    def _binaries(self) -> list[_Binary]:
+        """The stack's shared objects not in the content cache, within the memory
+        budget, the largest first."""
+        index = {id(s): i for i, s in enumerate(self.stack.sources)}
+        out: list[_Binary] = []
+        for sf in self.stack.walk_files():
+            name = sf.target_path.rsplit("/", 1)[-1]
+            if sf.kind != "file" or not (name.endswith(".so") or ".so." in name):
+                continue
+            if sf.entry.size > self.stack.memory_budget:
+                continue  # not read at all: an input problem, named by this process
+            key = summary_key(sf) if self.cache is not None else None
+            if key is not None and self.cache is not None and self.cache.has(key):
+                continue
+            out.append(_Binary(source=index[id(sf.source)], entry=sf.entry,
+                               target_path=sf.target_path, key=key))
+        return sorted(out, key=lambda b: (-b.entry.size, b.target_path))
+
+    def _launch(self, setup: _WorkerSetup, roots: Sequence[str]) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -272,30 +395,23 @@ class SourcePrefetch:
         self._results = context.Queue()
         self._claims = [context.Queue() for _ in range(workers)]
         self._stop = context.Event()
-        cache = (self.cache.directory.parent, self.cache.max_bytes) if self.cache else None
+        binaries = list(setup.binaries)  # the largest first
+        for i, path in enumerate(binaries):
+            self._owner[path] = i % workers
+            self._sizes[path] = setup.binaries[path].entry.size
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(
-                _WorkerSetup(
-                    specs=tuple(specs),
-                    version=self.version,
-                    names=_module_names(self.stack),
-                    stdlib=self.stdlib,
-                    limits=self.limits,
-                    cache=cache,
-                    tasks=table,
-                ),
-                self._results,
-                self._claims,
-                self._stop,
-            ),
+            initargs=(setup, self._results, self._claims, self._stop),
         )
         try:
             for chain in range(workers):
-                self._chains.append(self._pool.submit(_parse_reach, chain, roots[chain::workers]))
-        except Exception:  # no worker could start: this process parses everything
+                self._chains.append(self._pool.submit(
+                    _work, chain, binaries[chain::workers], roots[chain::workers]
+                ))
+        except Exception:  # no worker could start: this process does everything
+            self._owner.clear()
             self.close()
 
     def _keyed(self, task: _Task) -> _Task:
@@ -305,6 +421,32 @@ class SourcePrefetch:
         sf = self.stack.entry_at(task.target_path)
         key = self._key(sf, task.name, task.is_package) if sf is not None else None
         return replace(task, key=key, cached=key is not None and self.cache.has(key))
+
+    def _finished_key(self, table: Mapping[str, _Task]) -> str | None:
+        """The cache key saying that a scan of these very sources ran to its end."""
+        if self.cache is None:
+            return None
+        import hashlib  # start-up: only with a cache
+
+        keys = sorted(t.key or t.target_path for t in table.values())
+        digest = hashlib.sha256("\0".join(keys).encode("utf-8", "surrogateescape"))
+        return f"scan-finished|{_code_fingerprint()}|{digest.hexdigest()}"
+
+    def _scanned_before(self) -> bool:
+        """Whether a scan of the same sources ran to its end with this cache: then
+        every module it reached is cached, and the chains' roots it did not reach
+        (a package whose import fails early) need no worker either. Without this,
+        every warm scan of the real layer started a worker for them."""
+        return (
+            self.cache is not None and self._finished is not None
+            and self.cache.has(self._finished)
+        )
+
+    def finished(self) -> None:
+        """The scan ran to its end: a warm scan of the same sources starts no parsing
+        worker (:meth:`_scanned_before`)."""
+        if self.cache is not None and self._finished is not None and not self._scanned_before():
+            self.cache.put(self._finished, True)
 
     def close(self) -> None:
         if self._pool is None:
@@ -319,6 +461,17 @@ class SourcePrefetch:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._results.close()
         self._pool = None
+
+
+def _unpacked(sent: tuple[bytes, str] | None) -> _Parsed | None:
+    """A program a worker sent, as a cache entry and its key; None when there is none,
+    or it does not decode."""
+    if sent is None:
+        return None
+    try:
+        return _as_parsed(unpack_entry(*sent))
+    except CacheFormatError:
+        return None
 
 
 def _as_parsed(value: Any) -> _Parsed | None:
@@ -450,6 +603,8 @@ class _WorkerSetup:
     limits: Limits
     cache: tuple[Path, int] | None
     tasks: dict[str, _Task]  # the source modules, by name
+    binaries: dict[str, _Binary]  # the shared objects to summarise, the largest first
+    memory_budget: int  # the stack's: no member read is larger
 
 
 _worker: dict[str, Any] = {}
@@ -481,23 +636,80 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
-def _parse_reach(chain: int, roots: Sequence[str]) -> None:
-    """Parse the modules an import of ``roots`` reaches, depth first in the order the
-    imports run, and send each to the main process as soon as it is parsed.
+@dataclass
+class _News:
+    """What a chain heard from the main process (:func:`_take_news`)."""
+
+    seen: set[str] = field(default_factory=set)  # modules parsed, or parsed elsewhere
+    todo: list[str] = field(default_factory=list)  # modules to parse, a stack
+    read: set[str] = field(default_factory=set)  # binaries summarised, or read elsewhere
+    next: list[str] = field(default_factory=list)  # binaries the main process waits for
+    parsing: bool = False  # the main process has started parsing
+
+
+def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
+    """One worker's chain: summarise ``binaries`` until the main process parses, then
+    parse what ``roots`` reach, still summarising a binary it waits for."""
+    news = _News(todo=_pushed(roots))
+    todo = list(reversed(binaries))
+    stop: Event = _worker["stop"]
+    while todo and not stop.is_set():
+        _take_news(chain, news)
+        if news.next:
+            _summarise_binary(chain, news.next.pop(), news)
+        elif news.parsing:
+            break  # the main process reached its sources: the rest only when asked
+        else:
+            _summarise_binary(chain, todo.pop(), news)
+    _parse_reach(chain, news)
+    results: Queue[tuple[Any, ...]] = _worker["results"]
+    results.put(("binaries-end", chain, ""))
+
+
+def _summarise_binary(chain: int, path: str, news: _News) -> None:
+    """Summarise one binary and send its summary, as a cache entry, then store it;
+    nothing for one the main process read itself."""
+    setup: _WorkerSetup = _worker["setup"]
+    if path in news.read or path not in setup.binaries:
+        return
+    news.read.add(path)
+    results: Queue[tuple[Any, ...]] = _worker["results"]
+    cache: ContentCache | None = _worker["cache"]
+    results.put(("binary-start", chain, path))
+    task = setup.binaries[path]
+    summary = _summarise(task)
+    entry = _packed(task.key or path, summary) if summary is not None else None
+    results.put(("binary-done", chain, path, entry))
+    if entry is not None and task.key is not None and cache is not None:
+        cache.put_entry(task.key, entry[0])
+
+
+def _summarise(task: _Binary) -> MemberSummary | None:
+    """The binary's summary; None when the main process is to read it (it cannot be
+    read, or its facts not all decoded: the main process names or keeps those)."""
+    budget: int = _worker["setup"].memory_budget
+    try:
+        data = _source(task.source).read(task.entry, limit=min(budget, MAX_MEMBER_BYTES))
+        return summarise(data)
+    except Exception:  # the main process meets it again, and handles it as it does
+        return None
+
+
+def _parse_reach(chain: int, news: _News) -> None:
+    """Parse the modules an import of the chain's roots reaches, depth first in the
+    order the imports run, and send each to the main process as soon as it is parsed.
 
     Modules another chain or the main process parsed (its claims) are skipped;
     so is everything once the main process says stop.
     """
-    import pickle
-
     setup: _WorkerSetup = _worker["setup"]
     results: Queue[tuple[Any, ...]] = _worker["results"]
-    claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
     stop: Event = _worker["stop"]
-    seen: set[str] = set()
-    todo = _pushed(roots)
+    seen, todo = news.seen, news.todo
     while todo and not stop.is_set():
-        _take_news(claims, seen, todo)
+        _take_news(chain, news)
+        while news.next:  # a binary the main process waits for
+            _summarise_binary(chain, news.next.pop(), news)
         name = todo.pop()
         task = setup.tasks.get(name)
         if name in seen or task is None:
@@ -505,17 +717,26 @@ def _parse_reach(chain: int, roots: Sequence[str]) -> None:
         seen.add(name)
         results.put(("start", chain, name))
         sent, parsed = _parse_task(task)
-        # Sent before it is written to the cache: the main process may be waiting.
+        # Encoded once, as a cache entry: sent, then stored (the main process may be
+        # waiting), and decoded there only if the scan uses it.
         cache: ContentCache | None = _worker["cache"]
-        stored = task.key if sent is not None and cache is not None else None
         key = f"{name}\0{task.target_path}\0{task.is_package}"
-        blob = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL) if sent is not None else None
-        results.put(("done", chain, name, key, blob, stored))
-        if stored is not None and cache is not None:
-            cache.put(stored, sent)
+        entry = _packed(task.key or key, sent) if sent is not None else None
+        stored = task.key if entry is not None and cache is not None else None
+        results.put(("done", chain, name, key, entry, stored))
+        if entry is not None and stored is not None and cache is not None:
+            cache.put_entry(stored, entry[0])
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
     results.put(("end", chain, ""))
+
+
+def _packed(key: str, value: _Parsed | MemberSummary) -> tuple[bytes, str] | None:
+    """``value`` as the cache entry a worker sends and stores, with its key."""
+    try:
+        return pack_entry(key, value), key
+    except (TypeError, ValueError, RecursionError):
+        return None  # not plain data: the main process parses the module itself
 
 
 def _followed(parsed: ModuleSource) -> tuple[str, ...]:
@@ -529,20 +750,27 @@ def _pushed(names: Sequence[str]) -> list[str]:
     return [n for name in reversed(names) for n in _with_parents(name)]
 
 
-def _take_news(claims: Queue[tuple[str, tuple[str, ...]]], seen: set[str], todo: list[str]) -> None:
+def _take_news(chain: int, news: _News) -> None:
     """The main process's news: modules parsed elsewhere (skipped), modules it needs
-    next (parsed first)."""
+    next (parsed first), binaries it read itself, and binaries it waits for."""
     import queue
 
+    claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
     while True:
         try:
             what, names = claims.get_nowait()
         except queue.Empty:
             return
         if what == "claim":
-            seen.update(names)
-        else:
-            todo.extend(_pushed(names))
+            news.seen.update(names)
+        elif what == "hint":
+            news.todo.extend(_pushed(names))
+        elif what == "binary-claim":
+            news.read.update(names)
+        elif what == "next-binary":
+            news.next.extend(names)
+        else:  # "parsing"
+            news.parsing = True
 
 
 def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:

@@ -136,7 +136,7 @@ def test_workers_parse_only_what_the_imports_reach(tmp_path: Path) -> None:
 
     alone = entries(1)  # the modules the scan reaches, and the binaries' summaries
     assert alone >= 90
-    assert entries(2) == alone
+    assert entries(2) == alone + 1  # and the mark that a scan of these sources ended
 
 
 @pytest.mark.usefixtures("without_result_memo")
@@ -192,6 +192,43 @@ def test_a_warm_scan_with_one_changed_source_starts_no_workers(
     warm = _json([changed], jobs=2, cache_dir=cache)
     assert started == [1]
     assert warm == _json([changed], jobs=1, use_cache=False)
+
+
+@pytest.mark.usefixtures("without_result_memo")
+def test_a_warm_scan_starts_no_workers_for_what_no_scan_reaches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain's root that the scan itself never reaches (its package's import fails
+    first) may be left unparsed by the workers of a cold scan: a scan of the same
+    sources that ran to its end is remembered, and the warm scan starts no pool."""
+    import concurrent.futures
+
+    members = dict(_layer_members())
+    members["python/broken/__init__.py"] = "import missing_first\nfrom . import sub\n"
+    members["python/broken/sub/__init__.py"] = "".join(f"from . import m{m}\n" for m in range(70))
+    for m in range(70):
+        members[f"python/broken/sub/m{m}.py"] = "x = 1\n"
+    members["python/broken/sub/_ext.cpython-312-x86_64-linux-gnu.so"] = build_shared_object(
+        machine="x86_64", exports=["PyInit__ext"], needed=["libc.so.6"]
+    )
+    layer = write_zip(tmp_path / "layer.zip", members)
+    cache = tmp_path / "cache"
+    cold = _json([layer], jobs=2, cache_dir=cache)
+    # What a cold scan's workers may not have parsed before they were stopped:
+    for path in (cache / f"v{FORMAT_VERSION}").rglob("*"):
+        if path.is_file() and b"broken.sub" in path.read_bytes():
+            path.unlink()
+    started: list[int] = []
+    real = concurrent.futures.ProcessPoolExecutor
+
+    def counting(*args: Any, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting)
+    assert _json([layer], jobs=2, cache_dir=cache) == cold
+    assert started == []
+    assert _json([layer], jobs=1, use_cache=False) == cold
 
 
 # -- the content cache -----------------------------------------------------------
@@ -516,3 +553,23 @@ def test_four_threads_with_workers_and_one_cache_agree(layer: Path, tmp_path: Pa
         got = list(pool.map(lambda _: _json([layer], jobs=2, cache_dir=tmp_path / "c"),
                             range(4)))
     assert got == [expected] * 4
+
+
+def test_an_entry_packed_once_is_stored_and_read_as_put_would(tmp_path: Path) -> None:
+    """A worker encodes a program once: the bytes it sends are the entry it stores,
+    and the main process decodes them as the cache reads them; a corrupt copy or
+    another key is refused. The entry's directory is made on the first write."""
+    from abiscan.inputs.content_cache import pack_entry, unpack_entry
+
+    value = {"a": (1, b"x", frozenset({"y"}))}
+    entry = pack_entry("k", value)
+    assert unpack_entry(entry, "k") == value
+    with pytest.raises(CacheFormatError):
+        unpack_entry(entry, "other key")
+    with pytest.raises(CacheFormatError):
+        unpack_entry(entry[:-1] + bytes([entry[-1] ^ 1]), "k")
+    store = ContentCache(tmp_path / "absent")
+    store.put_entry("k", entry)
+    assert store.get("k") == value
+    assert store.entry_path("k").read_bytes() == entry
+    assert not [p for p in tmp_path.rglob(".tmp-*")]

@@ -1598,14 +1598,31 @@ def _native_call(call: ast.Call, ctx: _Ctx) -> list[Step]:
 
 
 def _class_names(cls: ast.ClassDef) -> frozenset[str]:
-    """The names a class body binds (anywhere in it: they shadow module-level ones)."""
+    """The names a class body binds (anywhere in it: they shadow module-level ones).
+
+    Every node of the body is visited, as ``ast.walk`` does, by a loop over a list
+    instead of its generators: this walk was 40% of the extraction of the real
+    layer's modules (docs/benchmarks.md), and the loop takes half the time."""
     names: set[str] = set()
-    for stmt in cls.body:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+    todo: list[ast.AST] = list(cls.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Store):
                 names.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                names.add(node.name)
-            elif isinstance(node, ast.alias):
-                names.add((node.asname or node.name).partition(".")[0])
+            continue  # its only child is its context
+        if isinstance(node, _DEFS):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).partition(".")[0])
+            continue
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                todo.extend([v for v in value if isinstance(v, ast.AST)])
+            elif isinstance(value, ast.AST):
+                todo.append(value)
     return frozenset(names)
+
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
