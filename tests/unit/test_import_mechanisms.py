@@ -96,11 +96,13 @@ def test_main_is_always_importable(tmp_path: Path) -> None:
 
 
 def test_names_a_called_function_declares_global_are_assumed_bound(tmp_path: Path) -> None:
-    # psycopg.pq: "def import_from_libpq(): global Escaping, ...", called at module level.
+    # psycopg.pq's "def import_from_libpq(): global Escaping, ...", called at module
+    # level, in a form the evaluator does not run (a loop): the call is taken to bind it.
     report = scan(tmp_path, {
         "python/pq/__init__.py": "Escaping: type\n"
                                  "def load():\n    global Escaping\n"
-                                 "    from . import impl as module\n"
+                                 "    for name in ('impl',):\n"
+                                 "        module = __import__('pq.' + name)\n"
                                  "    Escaping = module.Escaping\n"
                                  "load()\n",
         "python/pq/impl.py": "class Escaping:\n    pass\n",
@@ -111,7 +113,7 @@ def test_names_a_called_function_declares_global_are_assumed_bound(tmp_path: Pat
     user = report.module("user")
     assert user is not None and user.outcome == "ok" and user.confidence == "likely"
     assert [(a.path, a.line, a.taken) for a in user.assumptions] == [
-        ("/opt/python/pq/__init__.py", 6, True)]
+        ("/opt/python/pq/__init__.py", 7, True)]
     # Never called at import time: whether it is bound is unknown, not an error.
     assert _outcome(report, "user2") == "unknown"
 
@@ -188,3 +190,95 @@ def test_a_submodule_an_extension_registers_is_likely_there(tmp_path: Path) -> N
     assert _outcome(report, "noadd") == (
         "error: ModuleNotFoundError: No module named '_plain._sqltypes'; "
         "'_plain' is not a package")
+
+
+# psycopg.pq's import_from_libpq(), reduced: a function called at module level picks an
+# implementation (environment switch, then c, binary, python in try/except), through a
+# nested helper, and binds the module's names it declares global.
+_SELECT = (
+    "import os\n"
+    "__impl__: str\n"
+    "def load():\n"
+    "    global __impl__, Escaping\n"
+    "    impl = os.environ.get('SEL_IMPL', '').lower()\n"
+    "    module = None\n"
+    "    attempts: list[str] = []\n"
+    "    def handle_error(name, e):\n"
+    "        if not impl:\n"
+    "            attempts.append(f'{name}: {e}')\n"
+    "        else:\n"
+    "            raise ImportError(f'requested {name}: {e}') from e\n"
+    "    if not impl or impl == 'c':\n"
+    "        try:\n"
+    "            from sel_c import pq as module\n"
+    "        except Exception as e:\n"
+    "            handle_error('c', e)\n"
+    "    if not module and (not impl or impl == 'binary'):\n"
+    "        try:\n"
+    "            from sel_binary import pq as module\n"
+    "        except Exception as e:\n"
+    "            handle_error('binary', e)\n"
+    "    if not module and (not impl or impl == 'python'):\n"
+    "        try:\n"
+    "            from . import pq_python as module\n"
+    "        except Exception as e:\n"
+    "            handle_error('python', e)\n"
+    "    if module:\n"
+    "        __impl__ = module.__impl__\n"
+    "        Escaping = module.Escaping\n"
+    "    else:\n"
+    "        raise ImportError('no pq wrapper available')\n"
+    "load()\n"
+)
+_CMODULE = (
+    "from . import pq\n"
+    "if pq.__impl__ == 'c':\n    import sel_c._psycopg\n"
+    "elif pq.__impl__ == 'binary':\n    import sel_binary._psycopg\n"
+    "elif pq.__impl__ == 'python':\n    _psycopg = None\n"
+    "else:\n    raise ImportError('no _psycopg')\n"
+)
+
+
+def test_a_function_called_at_module_level_binds_its_globals(tmp_path: Path) -> None:
+    # The binary package is built for CPython 3.11 (the target is 3.12), sel_c is absent:
+    # the pure-Python implementation is chosen, and the dispatch on __impl__ is decided.
+    report = scan(tmp_path, {
+        "python/sel/__init__.py": "",
+        "python/sel/pq/__init__.py": _SELECT,
+        "python/sel/pq/pq_python.py": "__impl__ = 'python'\nclass Escaping:\n    pass\n",
+        "python/sel/_cmodule.py": _CMODULE,
+        "python/sel/user.py": "from .pq import Escaping\n",
+        "python/sel_binary/__init__.py": "",
+        f"python/sel_binary/pq{T311}": build_shared_object(exports=["PyInit_pq"]),
+        f"python/sel_binary/_psycopg{T311}": build_shared_object(exports=["PyInit__psycopg"]),
+    }, ("sel._cmodule", "sel.user"))
+    for name in ("sel._cmodule", "sel.user"):
+        m = report.module(name)
+        assert m is not None and (m.outcome, m.confidence, m.assumptions) == ("ok", "certain", ())
+
+
+def test_a_called_function_that_cannot_finish_binds_nothing(tmp_path: Path) -> None:
+    # No implementation loads: the function raises, which abiscan leaves to the module
+    # body's own run (not an error), and __impl__ stays undecided: the dispatch may fail.
+    report = scan(tmp_path, {
+        "python/sel/__init__.py": "",
+        "python/sel/pq/__init__.py": _SELECT,
+        "python/sel/_cmodule.py": _CMODULE,
+    }, ("sel._cmodule",))
+    assert _outcome(report, "sel._cmodule") == "unknown"
+
+
+def test_a_called_function_after_an_unfollowed_call_binds_nothing(tmp_path: Path) -> None:
+    # The flag is set after a call abiscan does not follow, which may raise ImportError
+    # (and then the except clause sets it false): what the function stored is not taken
+    # for the module, and the import under the flag is not a certain error.
+    report = scan(tmp_path, {
+        "python/flag/__init__.py": "import helperlib\n"
+                                   "def _probe():\n    global HAS_X\n    try:\n"
+                                   "        helperlib.check()\n        HAS_X = True\n"
+                                   "    except ImportError:\n        HAS_X = False\n"
+                                   "_probe()\n"
+                                   "if HAS_X:\n    from ._x import y\n",
+        "python/helperlib.py": "def check():\n    for _ in ():\n        pass\n",
+    }, ("flag",))
+    assert _outcome(report, "flag") == "unknown"

@@ -155,15 +155,26 @@ class Function:
     globals: Namespace  # its module's, live: read when it is called
 
     @functools.cached_property
-    def assigned(self) -> frozenset[str]:
-        """The names its body assigns, which each call keeps local: found once per
-        function, not at each call (a comprehension may call it hundreds of times)."""
-        return frozenset(
+    def declared(self) -> frozenset[str]:
+        """The names its body declares ``global``: found once per function."""
+        return _declared_global(self.node)
+
+    @functools.cached_property
+    def local(self) -> frozenset[str]:
+        """The names its body assigns and does not declare ``global``, which each call
+        keeps local: found once per function, not at each call (a comprehension may
+        call it hundreds of times)."""
+        assigned = frozenset(
             t.id
             for n in ast.walk(self.node)
-            for t in (n.targets if isinstance(n, ast.Assign) else ())
+            for t in (
+                n.targets
+                if isinstance(n, ast.Assign)
+                else [n.target] if isinstance(n, ast.AnnAssign) else ()
+            )
             if isinstance(t, ast.Name)
         )
+        return assigned - self.declared
 
 
 @dataclass(frozen=True)
@@ -1256,8 +1267,13 @@ class _FunctionRun:
         self.caller = caller
         self.node = function.node
         self.globals = function.globals
-        self.assigned = function.assigned
+        self.local = function.local
         self.budget = _MAX_STATEMENTS
+        # Names of ``global`` statements and what the call stored into them: the
+        # module's own names once the call returns (psycopg.pq's ``__impl__``).
+        self.declared = function.declared
+        self.written: dict[str, Any] = {}
+        self.unsure = False
 
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         caller = self.caller
@@ -1266,7 +1282,7 @@ class _FunctionRun:
             return UNKNOWN
         own = self.globals
         values = dict(own.values)
-        for name in self.assigned:
+        for name in self.local:
             values.pop(name, None)
         frame = Namespace(
             module=own.module,
@@ -1284,9 +1300,31 @@ class _FunctionRun:
         except _Returned as ret:
             result = ret.value
         except (_Undecided, _Thrown, EvalRaise):
-            result = UNKNOWN
+            caller.used.extend(self.ev.used)
+            return UNKNOWN
         caller.used.extend(self.ev.used)
+        self._commit()
         return result
+
+    def _commit(self) -> None:
+        """Store the ``global`` names the call bound into its module's namespace: only
+        when the module body itself made the call (a call from another module or from
+        inside a function leaves them to the assumption that the call binds them)."""
+        if not self.written or self.unsure or self.globals is not self.caller.ns:
+            return
+        used = tuple(dict.fromkeys(self.ev.used))
+        for name, value in self.written.items():
+            self.globals.values[name] = value
+            self.globals.natives.pop(name, None)
+            if used:
+                self.globals.taint[name] = used
+            else:
+                self.globals.taint.pop(name, None)
+
+    def store(self, name: str, value: Any) -> None:
+        self.ev.ns.values[name] = value
+        if name in self.declared:
+            self.written[name] = value
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
         names = [a.arg for a in self.node.args.args]
@@ -1306,9 +1344,16 @@ class _FunctionRun:
 
     def value(self, node: ast.expr) -> Any:
         try:
-            return self.ev.eval(node)
+            value = self.ev.eval(node)
         except EvalRaise as exc:
             raise _Thrown(exc.exc_type) from None
+        if (value is UNKNOWN or isinstance(value, Probe)) and any(
+            isinstance(n, ast.Call) for n in ast.walk(node)
+        ):
+            # A call not followed may have raised, or bound names elsewhere: the run goes
+            # on for its result, but what it stored is not trusted for the module.
+            self.unsure = True
+        return value
 
     def block(self, body: list[ast.stmt]) -> None:
         for stmt in body:
@@ -1328,7 +1373,14 @@ class _FunctionRun:
             for target in stmt.targets:
                 if not isinstance(target, ast.Name):
                     raise _Undecided("assignment")
-                self.ev.ns.values[target.id] = value
+                self.store(target.id, value)
+        elif isinstance(stmt, ast.AnnAssign):
+            if not isinstance(stmt.target, ast.Name):
+                raise _Undecided("assignment")
+            if stmt.value is not None:
+                self.store(stmt.target.id, self.value(stmt.value))
+        elif isinstance(stmt, ast.FunctionDef):
+            self.define(stmt)
         elif isinstance(stmt, ast.If):
             taken = truth(self.value(stmt.test))
             if taken is None:
@@ -1340,8 +1392,16 @@ class _FunctionRun:
             self.import_(stmt)
         elif isinstance(stmt, ast.Raise):
             self.raise_(stmt)
-        elif not isinstance(stmt, ast.Pass):
+        elif not isinstance(stmt, (ast.Pass, ast.Global)):
             raise _Undecided(type(stmt).__name__)
+
+    def define(self, stmt: ast.FunctionDef) -> None:
+        """A nested ``def``: a function whose globals are this call's frame, so that it
+        reads the caller's locals as a closure would. One that declares names global or
+        nonlocal writes outside its frame, which is not followed."""
+        if any(isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(stmt)):
+            raise _Undecided("nested def writing outside its frame")
+        self.store(stmt.name, Function(node=stmt, globals=self.ev.ns))
 
     def try_(self, stmt: ast.Try) -> None:
         try:
@@ -1351,9 +1411,8 @@ class _FunctionRun:
             if handler is None:
                 raise
             if handler.name:
-                self.ev.ns.values[handler.name] = ExcValue(
-                    type=thrown.exc_type or "Exception", message=UNKNOWN
-                )
+                exc = ExcValue(type=thrown.exc_type or "Exception", message=UNKNOWN)
+                self.store(handler.name, exc)
             self.block(handler.body)
         else:
             self.block(stmt.orelse)
@@ -1362,21 +1421,48 @@ class _FunctionRun:
                 self.block(stmt.finalbody)
 
     def import_(self, stmt: ast.Import | ast.ImportFrom) -> None:
-        values = self.ev.ns.values
         if isinstance(stmt, ast.Import):
             for alias in stmt.names:
                 _import_in_function(self.ev.modules, alias.name)
                 bound = alias.name if alias.asname else alias.name.partition(".")[0]
-                values[alias.asname or bound] = ModuleRef(name=bound)
+                self.store(alias.asname or bound, ModuleRef(name=bound))
             return
-        if stmt.level or stmt.module is None:
-            raise _Undecided("relative import")
-        _import_in_function(self.ev.modules, stmt.module)
+        base = self._from_base(stmt)
+        _import_in_function(self.ev.modules, base)
         for alias in stmt.names:
-            value = self.ev.attribute(ModuleRef(name=stmt.module), alias.name)
-            if value is MISSING:
-                raise _Thrown("ImportError")
-            values[alias.asname or alias.name] = value
+            self.store(alias.asname or alias.name, self._from_name(base, alias.name))
+
+    def _from_base(self, stmt: ast.ImportFrom) -> str:
+        """The module ``from ... import`` reads: a relative one resolved against the
+        package of the module the function belongs to."""
+        if not stmt.level:
+            if stmt.module is None:
+                raise _Undecided("import")
+            return stmt.module
+        own = self.globals
+        package = own.module if "__path__" in own.values else own.module.rpartition(".")[0]
+        for _ in range(stmt.level - 1):
+            package = package.rpartition(".")[0]
+        if not package:
+            raise _Undecided("relative import beyond the top level")
+        return f"{package}.{stmt.module}" if stmt.module else package
+
+    def _from_name(self, base: str, name: str) -> Any:
+        """``from base import name``: the name the module binds, else its submodule
+        ``base.name``, imported as CPython's import system does; failing both, the
+        statement raises ImportError."""
+        value = self.ev.attribute(ModuleRef(name=base), name)
+        if value is MISSING:
+            raise _Thrown("ImportError")
+        if value is not UNKNOWN:
+            return value
+        sub = f"{base}.{name}"
+        imported = self.ev.modules.imports(sub)
+        if imported:
+            return ModuleRef(name=sub)
+        if imported is False and self.ev.attribute(ModuleRef(name=base), name) is MISSING:
+            raise _Thrown("ImportError")
+        raise _Undecided(f"from {base} import {name}")
 
     def raise_(self, stmt: ast.Raise) -> None:
         value = UNKNOWN if stmt.exc is None else self.value(stmt.exc)
@@ -1385,6 +1471,19 @@ class _FunctionRun:
         if isinstance(value, ExcValue):
             raise _Thrown(value.type)
         raise _Thrown(None)
+
+
+def _declared_global(node: ast.FunctionDef) -> frozenset[str]:
+    """The names ``node``'s own body declares ``global`` (nested functions excluded)."""
+    names: set[str] = set()
+    todo: list[ast.AST] = list(node.body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, ast.Global):
+            names.update(n.names)
+        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(n))
+    return frozenset(names)
 
 
 def _handles(handler: ast.ExceptHandler, exc_type: str | None) -> bool:

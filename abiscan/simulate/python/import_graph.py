@@ -341,6 +341,11 @@ _FUNCTION_STATEMENTS = (
     ast.ImportFrom,
     ast.Raise,
     ast.Pass,
+    # psycopg.pq's import_from_libpq(): ``global`` names it binds for the module, an
+    # annotated local, a nested helper it calls from its ``except`` clauses.
+    ast.Global,
+    ast.AnnAssign,
+    ast.FunctionDef,
 )
 
 
@@ -375,22 +380,29 @@ def _statements_within(node: ast.FunctionDef, limit: int) -> list[ast.stmt] | No
     return out
 
 
-def _inlinable(node: ast.stmt) -> bool:
-    """Whether a ``def`` is one the evaluator runs when the module body calls it: no
-    decorator, plain parameters with constant defaults, and a short body of
-    assignments, ``if``, ``try``, imports, ``raise`` and ``return`` (tenacity's
-    ``_has_tornado``, protobuf's ``_CanImport``, sympy's ``_getenv``)."""
+def _plain_def(node: ast.stmt) -> bool:
+    """A ``def`` without decorators, with plain parameters and constant defaults."""
     if not isinstance(node, ast.FunctionDef) or node.decorator_list:
         return False
     a = node.args
     if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
         return False
-    if not all(isinstance(d, ast.Constant) for d in a.defaults):
+    return all(isinstance(d, ast.Constant) for d in a.defaults)
+
+
+def _inlinable(node: ast.stmt) -> bool:
+    """Whether a ``def`` is one the evaluator runs when the module body calls it: no
+    decorator, plain parameters with constant defaults, and a short body of
+    assignments, ``if``, ``try``, imports, ``raise``, ``return``, ``global`` and plain
+    nested ``def`` (tenacity's ``_has_tornado``, protobuf's ``_CanImport``, sympy's
+    ``_getenv``, psycopg.pq's ``import_from_libpq``)."""
+    if not isinstance(node, ast.FunctionDef) or not _plain_def(node):
         return False
-    inner = _statements_within(node, 24)
+    inner = _statements_within(node, 48)
     return (
         inner is not None
         and all(isinstance(n, _FUNCTION_STATEMENTS) for n in inner)
+        and all(_plain_def(n) for n in inner if isinstance(n, ast.FunctionDef))
         and not any(
             isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await))
             for n in ast.walk(node)

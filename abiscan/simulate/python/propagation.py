@@ -555,10 +555,17 @@ class Simulator:
             or name in ns.declared
             or name.startswith(source.globals_prefixes)
             or name in ev.MODULE_DUNDERS
-            or self.graph.is_module(full)
+            or (self.graph.is_module(full) and not self._failed_here(full))
         ):
             return ev.UNKNOWN
         return ev.MISSING
+
+    def _failed_here(self, full: str) -> bool:
+        """Whether this run saw ``import full`` certainly fail: CPython then never sets
+        the submodule as its package's attribute (psycopg.pq's ``from psycopg_binary
+        import pq`` of an extension built for another Python)."""
+        got = self._run.results.get(full)
+        return got is not None and got.certain
 
     def in_sys_modules(self, name: str) -> bool | None:
         """Whether ``name`` is in ``sys.modules`` at this point of the run: the modules
@@ -847,6 +854,11 @@ class Simulator:
     ) -> Raised | None:
         """``from base import name`` where only a function declaring ``name`` global binds
         it: function bodies are not run, so whether it is bound is assumed, never an error."""
+        from abiscan.simulate.python.evaluator import MAYBE  # start-up: see the imports
+
+        ns = self.namespaces.get(base.name)
+        if ns is not None and ns.values.get(name, MAYBE) is not MAYBE:
+            return None  # the evaluator ran the call, which bound it
         call = base.bound_by_call.get(name)
         if call is not None and (paused is None or call[0] < paused):
             line, func = call
