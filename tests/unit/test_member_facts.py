@@ -265,5 +265,6 @@ def test_members_read_are_one_cache_entry_per_input(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _scan(layer, jobs=1, cache_dir=cache)
     entries = [p for p in cache.rglob("*") if p.is_file()]
-    # 2 parsed modules, 5 binaries' summaries (one file each, however often linked), 1 list.
-    assert len(entries) == 2 + 5 + 1
+    # 2 parsed modules, 5 binaries' summaries (one file each, however often linked), 1 list,
+    # and the scan's report (abiscan.result_memo).
+    assert len(entries) == 2 + 5 + 1 + 1
