@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import hashlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -71,6 +70,8 @@ def memo_key(
 ) -> str | None:
     """The memo's key for a scan of the opened inputs (see the module's text); None
     when one of them cannot be identified without reading it."""
+    import hashlib  # start-up: only a scan with a cache keys its report
+
     digest = hashlib.sha256()
 
     def add(*row: object) -> None:
@@ -179,6 +180,8 @@ def environment() -> tuple[str, ...]:
 
 def package_digest(package: Path) -> str:
     """A hash of every file under ``package`` (abiscan's: its code and its data)."""
+    import hashlib  # start-up: only a scan with a cache keys its report
+
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*")):
         if "__pycache__" in path.parts or not path.is_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def write_zip(path: Path, members: Mapping[str, bytes | str], *, mode: int = 0o644) -> Path:
@@ -67,3 +68,22 @@ def installed(
                f"{info}/RECORD,,"]
     out[f"{prefix}{info}/RECORD"] = ("\n".join(record) + "\n").encode()
     return out
+
+
+class NoModules:
+    """The evaluator's view of the other modules when a test expects none read or imported:
+    every attribute is unknown, and an import fails the test."""
+
+    def attribute(self, module: str, name: str) -> Any:
+        from abiscan.simulate.python.evaluator import UNKNOWN
+
+        return UNKNOWN
+
+    def import_module(self, name: str) -> Any:
+        raise AssertionError("no import expected")
+
+    def imports(self, name: str) -> bool | None:
+        return None
+
+    def listdir(self, path: str) -> list[str] | None:
+        return None

@@ -29,7 +29,7 @@ from abiscan.simulate.python.evaluator import (
 from abiscan.target.profiles import custom_target
 from abiscan.testing.dists import installed
 
-from helpers import write_zip
+from helpers import NoModules, write_zip
 
 # Both sides of an undecided `if` bind a constant (os.getcwd() is not known).
 _CHOOSE = "import os\nif os.getcwd() == '/x':\n    MODE = 'fast'\nelse:\n    MODE = 'slow'\n"
@@ -47,23 +47,9 @@ def scan_one(tmp_path: Path, source: str, *, intact: bool = False,
     return m
 
 
-class _NoModules:
-    def attribute(self, module: str, name: str) -> Any:
-        return UNKNOWN
-
-    def import_module(self, name: str) -> Any:
-        raise AssertionError("no import expected")
-
-    def imports(self, name: str) -> bool | None:
-        return None
-
-    def listdir(self, path: str) -> list[str] | None:
-        return None
-
-
 def evaluate(values: dict[str, Any], expr: str) -> Any:
     ns = Namespace(module="m", values=values)
-    return Evaluator(ns, TargetFacts(version=(3, 12)), _NoModules()).eval(
+    return Evaluator(ns, TargetFacts(version=(3, 12)), NoModules()).eval(
         ast.parse(expr, mode="eval").body)
 
 
@@ -130,7 +116,7 @@ def test_an_expression_that_grows_a_list_is_not_evaluated_per_alternative() -> N
 
 
 def test_another_modules_one_of_read_as_an_attribute_is_unknown() -> None:
-    class Other(_NoModules):
+    class Other(NoModules):
         def attribute(self, module: str, name: str) -> Any:
             return OneOf(options=(None, "x"))
 

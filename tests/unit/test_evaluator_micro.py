@@ -19,7 +19,7 @@ from abiscan.simulate.python.evaluator import UNKNOWN, Evaluator, Namespace, Tar
 from abiscan.target.profiles import builtin_target, custom_target, micro_floor, runtime_names
 from abiscan.testing.dists import installed
 
-from helpers import write_zip
+from helpers import NoModules, write_zip
 
 # redis/asyncio/connection.py (redis 5.x/6.x), with async-timeout required only below 3.11.3.
 _REDIS = ("import sys\nif sys.version_info >= (3, 11, 3):\n"
@@ -27,23 +27,9 @@ _REDIS = ("import sys\nif sys.version_info >= (3, 11, 3):\n"
           "    from async_timeout import timeout as async_timeout\n")
 
 
-class _NoModules:
-    def attribute(self, module: str, name: str) -> Any:
-        return UNKNOWN
-
-    def import_module(self, name: str) -> Any:
-        raise AssertionError("no import expected")
-
-    def imports(self, name: str) -> bool | None:
-        return None
-
-    def listdir(self, path: str) -> list[str] | None:
-        return None
-
-
 def decide(expr: str, version: tuple[int, int], floor: int | None) -> tuple[Any, list[str]]:
     facts = TargetFacts(version=version, micro_floor=None if floor is None else (floor, "why"))
-    ev = Evaluator(Namespace(module="m", values={}), facts, _NoModules())
+    ev = Evaluator(Namespace(module="m", values={}), facts, NoModules())
     tree = ast.parse(f"import sys\nx = {expr}").body[1]
     assert isinstance(tree, ast.Assign)
     from abiscan.simulate.python.evaluator import ModuleRef

@@ -139,17 +139,10 @@ def test_workers_parse_only_what_the_imports_reach(tmp_path: Path) -> None:
     assert entries(2) == alone + 1  # and the mark that a scan of these sources ended
 
 
-@pytest.mark.usefixtures("without_result_memo")
-def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Once the cache holds what the imports reach, workers would only walk it: a
-    warm scan with jobs=2 starts no pool, and its report is the cold one."""
+def _count_pools(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one for each worker pool a scan starts from now on."""
     import concurrent.futures
 
-    members = dict(_layer_members())
-    for m in range(80):
-        members[f"python/pkg0/unused/mod{m}.py"] = f"value = {m}\n"  # never reached
-    layer = write_zip(tmp_path / "layer.zip", members)
-    cache = tmp_path / "cache"
     started: list[int] = []
     real = concurrent.futures.ProcessPoolExecutor
 
@@ -158,6 +151,19 @@ def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.Monke
         return real(*args, **kwargs)
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting)
+    return started
+
+
+@pytest.mark.usefixtures("without_result_memo")
+def test_a_warm_scan_starts_no_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the cache holds what the imports reach, workers would only walk it: a
+    warm scan with jobs=2 starts no pool, and its report is the cold one."""
+    members = dict(_layer_members())
+    for m in range(80):
+        members[f"python/pkg0/unused/mod{m}.py"] = f"value = {m}\n"  # never reached
+    layer = write_zip(tmp_path / "layer.zip", members)
+    cache = tmp_path / "cache"
+    started = _count_pools(monkeypatch)
     cold = _json([layer], jobs=2, cache_dir=cache)
     assert started == [1]
     warm = _json([layer], jobs=2, cache_dir=cache)
@@ -171,20 +177,11 @@ def test_a_warm_scan_with_one_changed_source_starts_no_workers(
     """One changed package ``__init__`` among twelve cached ones: the workers would
     walk the cache for one module to parse, so no pool starts; the report is the
     scan's without a cache."""
-    import concurrent.futures
-
     members = dict(_layer_members())
     for m in range(80):
         members[f"python/pkg0/unused/mod{m}.py"] = f"value = {m}\n"  # never reached
     cache = tmp_path / "cache"
-    started: list[int] = []
-    real = concurrent.futures.ProcessPoolExecutor
-
-    def counting(*args: Any, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
-        started.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting)
+    started = _count_pools(monkeypatch)
     _json([write_zip(tmp_path / "a" / "layer.zip", members)], jobs=2, cache_dir=cache)
     assert started == [1]
     members["python/pkg3/__init__.py"] = str(members["python/pkg3/__init__.py"]) + "# changed\n"
@@ -201,8 +198,6 @@ def test_a_warm_scan_starts_no_workers_for_what_no_scan_reaches(
     """A chain's root that the scan itself never reaches (its package's import fails
     first) may be left unparsed by the workers of a cold scan: a scan of the same
     sources that ran to its end is remembered, and the warm scan starts no pool."""
-    import concurrent.futures
-
     members = dict(_layer_members())
     members["python/broken/__init__.py"] = "import missing_first\nfrom . import sub\n"
     members["python/broken/sub/__init__.py"] = "".join(f"from . import m{m}\n" for m in range(70))
@@ -218,14 +213,7 @@ def test_a_warm_scan_starts_no_workers_for_what_no_scan_reaches(
     for path in (cache / f"v{FORMAT_VERSION}").rglob("*"):
         if path.is_file() and b"broken.sub" in path.read_bytes():
             path.unlink()
-    started: list[int] = []
-    real = concurrent.futures.ProcessPoolExecutor
-
-    def counting(*args: Any, **kwargs: Any) -> concurrent.futures.ProcessPoolExecutor:
-        started.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", counting)
+    started = _count_pools(monkeypatch)
     assert _json([layer], jobs=2, cache_dir=cache) == cold
     assert started == []
     assert _json([layer], jobs=1, use_cache=False) == cold
