@@ -87,3 +87,64 @@ class NoModules:
 
     def listdir(self, path: str) -> list[str] | None:
         return None
+
+
+# psycopg.pq's import_from_libpq(), reduced: a function called at module level picks an
+# implementation (environment switch, then c, binary, python in try/except), through a
+# nested helper, and binds the module's names it declares global.
+SELECT_PQ = (
+    "import os\n"
+    "__impl__: str\n"
+    "def load():\n"
+    "    global __impl__, Escaping\n"
+    "    impl = os.environ.get('SEL_IMPL', '').lower()\n"
+    "    module = None\n"
+    "    attempts: list[str] = []\n"
+    "    def handle_error(name, e):\n"
+    "        if not impl:\n"
+    "            attempts.append(f'{name}: {e}')\n"
+    "        else:\n"
+    "            raise ImportError(f'requested {name}: {e}') from e\n"
+    "    if not impl or impl == 'c':\n"
+    "        try:\n"
+    "            from sel_c import pq as module\n"
+    "        except Exception as e:\n"
+    "            handle_error('c', e)\n"
+    "    if not module and (not impl or impl == 'binary'):\n"
+    "        try:\n"
+    "            from sel_binary import pq as module\n"
+    "        except Exception as e:\n"
+    "            handle_error('binary', e)\n"
+    "    if not module and (not impl or impl == 'python'):\n"
+    "        try:\n"
+    "            from . import pq_python as module\n"
+    "        except Exception as e:\n"
+    "            handle_error('python', e)\n"
+    "    if module:\n"
+    "        __impl__ = module.__impl__\n"
+    "        Escaping = module.Escaping\n"
+    "    else:\n"
+    "        raise ImportError('no pq wrapper available')\n"
+    "load()\n"
+)
+SELECT_CMODULE = (
+    "from . import pq\n"
+    "if pq.__impl__ == 'c':\n    import sel_c._psycopg\n"
+    "elif pq.__impl__ == 'binary':\n    import sel_binary._psycopg\n"
+    "elif pq.__impl__ == 'python':\n    _psycopg = None\n"
+    "else:\n    raise ImportError('no _psycopg')\n"
+)
+
+
+def selecting_package() -> dict[str, bytes | str]:
+    """The sources of a package ``sel`` shaped like psycopg: ``sel.pq`` picks an
+    implementation at import (:data:`SELECT_PQ`), ``sel._cmodule`` dispatches on it, and
+    ``sel.user`` imports a name the pick binds. The binaries are the caller's."""
+    return {
+        "python/sel/__init__.py": "",
+        "python/sel/pq/__init__.py": SELECT_PQ,
+        "python/sel/pq/pq_python.py": "__impl__ = 'python'\nclass Escaping:\n    pass\n",
+        "python/sel/_cmodule.py": SELECT_CMODULE,
+        "python/sel/user.py": "from .pq import Escaping\n",
+        "python/sel_binary/__init__.py": "",
+    }

@@ -38,6 +38,7 @@ from test_differential import (
 
 from abiscan.testing.dists import installed
 
+from helpers import selecting_package
 from native import (
     ExtensionSpec,
     Interpreter,
@@ -292,36 +293,6 @@ PyMODINIT_FUNC PyInit_{name}(void)
 """
 
 
-_SELECT = (
-    "import os\n__impl__: str\n"
-    "def load():\n"
-    "    global __impl__, Escaping\n"
-    "    impl = os.environ.get('SEL_IMPL', '').lower()\n"
-    "    module = None\n"
-    "    attempts: list[str] = []\n"
-    "    def handle_error(name, e):\n"
-    "        if not impl:\n            attempts.append(f'{name}: {e}')\n"
-    "        else:\n            raise ImportError(f'requested {name}: {e}') from e\n"
-    "    try:\n        from sel_c import pq as module\n"
-    "    except Exception as e:\n        handle_error('c', e)\n"
-    "    if not module:\n"
-    "        try:\n            from sel_binary import pq as module\n"
-    "        except Exception as e:\n            handle_error('binary', e)\n"
-    "    if not module:\n"
-    "        try:\n            from . import pq_python as module\n"
-    "        except Exception as e:\n            handle_error('python', e)\n"
-    "    if module:\n"
-    "        __impl__ = module.__impl__\n        Escaping = module.Escaping\n"
-    "    else:\n        raise ImportError('no pq wrapper available')\n"
-    "load()\n"
-)
-_CMODULE = (
-    "from . import pq\n"
-    "if pq.__impl__ == 'c':\n    import sel_c._psycopg\n"
-    "elif pq.__impl__ == 'binary':\n    import sel_binary._psycopg\n"
-    "elif pq.__impl__ == 'python':\n    _psycopg = None\n"
-    "else:\n    raise ImportError('no _psycopg')\n"
-)
 
 
 def case_import_mechanisms(c: Ctx) -> Stack:
@@ -373,12 +344,7 @@ def case_import_mechanisms(c: Ctx) -> Stack:
         "python/absentreg.py": "import regext._absent\n",
         # psycopg.pq's import_from_libpq(): a called function picks the implementation
         # and binds __impl__ for the module; the binary one is for another Python.
-        "python/sel/__init__.py": "",
-        "python/sel/pq/__init__.py": _SELECT,
-        "python/sel/pq/pq_python.py": "__impl__ = 'python'\nclass Escaping:\n    pass\n",
-        "python/sel/_cmodule.py": _CMODULE,
-        "python/sel/user.py": "from .pq import Escaping\n",
-        "python/sel_binary/__init__.py": "",
+        **selecting_package(),
         f"python/sel_binary/pq{c.other_suffix(+1)}": _broken(c, "pq"),
     }
     return Stack(

@@ -15,7 +15,7 @@ from abiscan.report.model import Report
 from abiscan.target.profiles import custom_target
 from abiscan.testing.elf_writer import build_shared_object
 
-from helpers import write_zip
+from helpers import SELECT_CMODULE, SELECT_PQ, selecting_package, write_zip
 
 T311 = ".cpython-311-x86_64-linux-gnu.so"
 
@@ -192,63 +192,11 @@ def test_a_submodule_an_extension_registers_is_likely_there(tmp_path: Path) -> N
         "'_plain' is not a package")
 
 
-# psycopg.pq's import_from_libpq(), reduced: a function called at module level picks an
-# implementation (environment switch, then c, binary, python in try/except), through a
-# nested helper, and binds the module's names it declares global.
-_SELECT = (
-    "import os\n"
-    "__impl__: str\n"
-    "def load():\n"
-    "    global __impl__, Escaping\n"
-    "    impl = os.environ.get('SEL_IMPL', '').lower()\n"
-    "    module = None\n"
-    "    attempts: list[str] = []\n"
-    "    def handle_error(name, e):\n"
-    "        if not impl:\n"
-    "            attempts.append(f'{name}: {e}')\n"
-    "        else:\n"
-    "            raise ImportError(f'requested {name}: {e}') from e\n"
-    "    if not impl or impl == 'c':\n"
-    "        try:\n"
-    "            from sel_c import pq as module\n"
-    "        except Exception as e:\n"
-    "            handle_error('c', e)\n"
-    "    if not module and (not impl or impl == 'binary'):\n"
-    "        try:\n"
-    "            from sel_binary import pq as module\n"
-    "        except Exception as e:\n"
-    "            handle_error('binary', e)\n"
-    "    if not module and (not impl or impl == 'python'):\n"
-    "        try:\n"
-    "            from . import pq_python as module\n"
-    "        except Exception as e:\n"
-    "            handle_error('python', e)\n"
-    "    if module:\n"
-    "        __impl__ = module.__impl__\n"
-    "        Escaping = module.Escaping\n"
-    "    else:\n"
-    "        raise ImportError('no pq wrapper available')\n"
-    "load()\n"
-)
-_CMODULE = (
-    "from . import pq\n"
-    "if pq.__impl__ == 'c':\n    import sel_c._psycopg\n"
-    "elif pq.__impl__ == 'binary':\n    import sel_binary._psycopg\n"
-    "elif pq.__impl__ == 'python':\n    _psycopg = None\n"
-    "else:\n    raise ImportError('no _psycopg')\n"
-)
-
-
 def test_a_function_called_at_module_level_binds_its_globals(tmp_path: Path) -> None:
     # The binary package is built for CPython 3.11 (the target is 3.12), sel_c is absent:
     # the pure-Python implementation is chosen, and the dispatch on __impl__ is decided.
     report = scan(tmp_path, {
-        "python/sel/__init__.py": "",
-        "python/sel/pq/__init__.py": _SELECT,
-        "python/sel/pq/pq_python.py": "__impl__ = 'python'\nclass Escaping:\n    pass\n",
-        "python/sel/_cmodule.py": _CMODULE,
-        "python/sel/user.py": "from .pq import Escaping\n",
-        "python/sel_binary/__init__.py": "",
+        **selecting_package(),
         f"python/sel_binary/pq{T311}": build_shared_object(exports=["PyInit_pq"]),
         f"python/sel_binary/_psycopg{T311}": build_shared_object(exports=["PyInit__psycopg"]),
     }, ("sel._cmodule", "sel.user"))
@@ -262,8 +210,8 @@ def test_a_called_function_that_cannot_finish_binds_nothing(tmp_path: Path) -> N
     # body's own run (not an error), and __impl__ stays undecided: the dispatch may fail.
     report = scan(tmp_path, {
         "python/sel/__init__.py": "",
-        "python/sel/pq/__init__.py": _SELECT,
-        "python/sel/_cmodule.py": _CMODULE,
+        "python/sel/pq/__init__.py": SELECT_PQ,
+        "python/sel/_cmodule.py": SELECT_CMODULE,
     }, ("sel._cmodule",))
     assert _outcome(report, "sel._cmodule") == "unknown"
 
