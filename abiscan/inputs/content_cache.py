@@ -27,11 +27,13 @@ import importlib
 import itertools
 import marshal
 import os
+import re
 import struct
 import sys
 import threading
+import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +46,14 @@ __all__ = [
     "decode_plain",
     "default_cache_dir",
     "encode_plain",
+    "keep_def_sources",
     "pack_entry",
     "unpack_entry",
 ]
 
 # Bump when the layout of an entry changes.
-FORMAT_VERSION = 5  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first;
-# 5: marshal of tagged tuples, one class table per entry
+FORMAT_VERSION = 6  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first;
+# 5: marshal of tagged tuples, one class table per entry; 6: a ``def`` as its source text
 _MAGIC = b"abiscan-cache %d\n" % FORMAT_VERSION
 # Bounded so that a busy CI machine never fills its disk with facts.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -217,9 +220,10 @@ def _unlink(path: Path) -> None:
 # whose first item says what it is (below); a dataclass or syntax node names
 # a row of ``table``, which gives its class once per entry, so each object is
 # one small tuple of its fields' values, in the class's order. A ``def`` is
-# wrapped in a _DEFERRED tuple and rebuilt only when first used (_DeferredDef).
+# rebuilt only when first used (_DeferredDef): written as its source text
+# (_SOURCE, see keep_def_sources), else as its nodes wrapped in a _DEFERRED tuple.
 
-_TUPLE, _FROZENSET, _DICT, _ENUM, _OBJECT, _NODE, _AGAIN, _DEFERRED = range(8)
+_TUPLE, _FROZENSET, _DICT, _ENUM, _OBJECT, _NODE, _AGAIN, _DEFERRED, _SOURCE = range(9)
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
 _ROW_KINDS = ("enum", "object", "node")
 
@@ -313,6 +317,10 @@ class _Encoder:
         if t is tuple:
             return (_TUPLE, *[self.encode(v) for v in value])
         if isinstance(value, ast.AST):
+            if t is ast.FunctionDef or t is _DeferredDef:
+                kept = _def_source(value)
+                if kept is not None:
+                    return (_SOURCE, *kept)
             names = tuple(n for n in (*t._fields, *t._attributes) if hasattr(value, n))
             fields = [self.encode(getattr(value, n)) for n in names]
             node = (_NODE, self.row("node", _node_name(t), names), *fields)
@@ -391,6 +399,10 @@ class _Decoder:
             return tuple(self.items(v, 1))
         if code == _AGAIN and len(v) == 2:
             return self.objects[v[1]]
+        if code == _SOURCE and len(v) == 3 and type(v[1]) is str and type(v[2]) is int:
+            node = _DeferredDef.__new__(_DeferredDef)
+            node.__dict__[_KEPT] = (v[1], v[2])
+            return node
         if code == _DEFERRED and len(v) == 2:
             node = _DeferredDef.__new__(_DeferredDef)
             # Its own decoder: a syntax tree holds no objects met before.
@@ -422,9 +434,15 @@ class _DeferredDef(ast.FunctionDef):
 
     def __getattr__(self, name: str) -> Any:
         # Called only for an attribute not set: before first use, every field.
+        if name.startswith("__"):  # copy and pickle look for __deepcopy__ and others
+            raise AttributeError(name)
         pending = self.__dict__.pop("_deferred", None)
         if pending is None:
-            raise AttributeError(name)
+            kept = self.__dict__.get(_KEPT)
+            if kept is None or "body" in self.__dict__:
+                raise AttributeError(name)
+            self.__dict__.update(_parsed_def(*kept).__dict__)
+            return getattr(self, name)
         decoder, rows, tree = pending
         decoder.rows = rows
         try:
@@ -444,6 +462,106 @@ class _DeferredDef(ast.FunctionDef):
         fields = {n: getattr(self, n) for n in (*self._fields, *self._attributes)
                   if hasattr(self, n)}
         return (ast.FunctionDef, (), fields)
+
+
+def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
+    """Let each of ``defs``, nodes ``ast.parse`` made of ``source``, be cached as its
+    source text, parsed again on first use, instead of its nodes.
+
+    The kept ``def`` of the evaluator's small functions held three quarters of a
+    program's nodes, each written field by field (positions too) and read back
+    so. Its text is much smaller, and re-parsing the same lines at the same
+    line number makes equal nodes in every field and position (columns are
+    UTF-8 bytes of the line, so whole lines are kept). A ``def`` whose lines
+    cannot be taken exactly (another encoding than UTF-8, a decorator written
+    oddly, something after its end on its last line) keeps its nodes.
+    """
+    lines = _source_lines(source)
+    if lines is None:
+        return
+    for node in defs:
+        kept = _def_segment(node, lines)
+        if kept is not None:
+            node.__dict__[_KEPT] = kept
+
+
+# Where a ``def`` carries its source text: (its lines, the first one's number).
+_KEPT = "abiscan_source"
+_BOM = b"\xef\xbb\xbf"
+_COOKIE = re.compile(rb"[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+_INDENT = re.compile(rb"[ \t]*")
+_DECORATOR = re.compile(rb"[ \t]*@[ \t]*")
+_TAIL = re.compile(rb"[ \t\f]*(?:;[ \t\f]*)?(?:#.*)?")
+
+
+def _source_lines(source: bytes) -> list[str] | None:
+    """``source``'s lines as the parser numbers them; None unless UTF-8."""
+    if source.startswith(_BOM):
+        source = source[len(_BOM) :]
+    for line in source.split(b"\n", 2)[:2]:
+        cookie = _COOKIE.match(line)
+        if cookie is not None and cookie.group(1).lower().replace(b"_", b"-") not in (
+            b"utf-8",
+            b"utf8",
+        ):
+            return None
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\r" in text:  # the parser ends a line at \r\n, \r or \n, and at nothing else
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.split("\n")
+
+
+def _def_segment(node: ast.FunctionDef, lines: list[str]) -> tuple[str, int] | None:
+    """The whole lines of ``node`` (decorators too) and the first one's number, when
+    parsing them alone makes ``node`` again; else None."""
+    first, end = node.lineno, node.end_lineno
+    head = _INDENT
+    col = node.col_offset
+    if node.decorator_list:
+        top = node.decorator_list[0]
+        first, col, head = top.lineno, top.col_offset, _DECORATOR
+    if end is None or node.end_col_offset is None or not 1 <= first <= end <= len(lines):
+        return None
+    start = lines[first - 1].encode("utf-8")
+    indented = start[:1] in (b" ", b"\t")
+    if head.fullmatch(start, 0, col) is None or (indented and first < 2):
+        return None
+    if _TAIL.fullmatch(lines[end - 1].encode("utf-8"), node.end_col_offset) is None:
+        return None
+    return "\n".join(lines[first - 1 : end]) + "\n", first
+
+
+def _parsed_def(text: str, first: int) -> ast.FunctionDef:
+    """The ``def`` of :func:`keep_def_sources`, parsed again at its line; its nodes
+    equal the original's. CacheFormatError for a text that is not one ``def``."""
+    indented = text[:1] in (" ", "\t")
+    if first < 1 + indented:
+        raise CacheFormatError("a def's source out of place")
+    # Indented lines parse inside an ``if 1:`` on the line before; blank lines
+    # before put every node at its line (cheaper than ast.increment_lineno's walk).
+    wrapped = "\n" * (first - 1 - indented) + ("if 1:\n" if indented else "") + text
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # told once, when the module was parsed
+            body = ast.parse(wrapped).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise CacheFormatError("a def's source that does not parse") from None
+    if indented:
+        wrapper = body[0] if len(body) == 1 else None
+        body = wrapper.body if isinstance(wrapper, ast.If) else []
+    node = body[0] if len(body) == 1 else None
+    if type(node) is not ast.FunctionDef:
+        raise CacheFormatError("a def's source that is not one def")
+    node.__dict__[_KEPT] = (text, first)
+    return node
+
+
+def _def_source(node: ast.AST) -> tuple[str, int] | None:
+    kept: tuple[str, int] | None = node.__dict__.get(_KEPT)
+    return kept
 
 
 # ``ast.dump``, ``ast.unparse`` and visitors name a node by its class's name.

@@ -32,6 +32,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from abiscan.inputs.content_cache import keep_def_sources
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.report.model import LinkKind
 from abiscan.simulate.python.globals_writes import GuardedGlobals, prefix_guarded_globals
@@ -1559,6 +1560,9 @@ class ImportGraph:
         parsed = extract(
             tree, name, path, is_package, lines, self.version, is_module, verdict, self.stdlib
         )
+        kept = _kept_defs(parsed.body)
+        if kept:  # cached as their text: far cheaper to write and read than their nodes
+            keep_def_sources(kept, data)
         # Textual on purpose: these hooks are usually installed from inside a
         # function (VendorImporter.install()), where the extractor never looks.
         finder = b"meta_path" in data or b"path_hooks" in data
@@ -1590,6 +1594,21 @@ class ImportGraph:
     @property
     def parsed(self) -> dict[str, ModuleSource]:
         return {k: v for k, v in self._parsed.items() if v is not None}
+
+
+def _kept_defs(block: Block) -> list[ast.FunctionDef]:
+    """The ``def`` nodes the steps of ``block`` keep for the evaluator, nested ones too."""
+    out: list[ast.FunctionDef] = []
+    for step in block:
+        if isinstance(step, AssignStep):
+            if step.function is not None:
+                out.append(step.function)
+        elif isinstance(step, TryStep):
+            for inner in (step.body, *(h.body for h in step.handlers), step.orelse, step.final):
+                out += _kept_defs(inner)
+        elif isinstance(step, (CondStep, LoopStep)):
+            out += _kept_defs(step.body)
+    return out
 
 
 def _native_call(call: ast.Call, ctx: _Ctx) -> list[Step]:

@@ -1,0 +1,144 @@
+"""A kept ``def`` is cached as its source text and parsed again, into equal nodes."""
+
+from __future__ import annotations
+
+import ast
+import sysconfig
+import warnings
+from pathlib import Path
+
+import pytest
+
+from abiscan.inputs.content_cache import (
+    CacheFormatError,
+    decode_plain,
+    encode_plain,
+    keep_def_sources,
+)
+
+
+def _defs(tree: ast.AST) -> list[ast.FunctionDef]:
+    return [n for n in ast.walk(tree) if type(n) is ast.FunctionDef]
+
+
+def _round_trip(source: bytes) -> list[tuple[ast.FunctionDef, ast.FunctionDef, bool]]:
+    """Each def of ``source``: the original, the one the cache gives back, and whether
+    it was written as text."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stdlib's tests hold odd escapes
+        defs = _defs(ast.parse(source))
+    keep_def_sources(defs, source)
+    table, tree = encode_plain(defs)
+    as_text = [len(t) == 3 and type(t[1]) is str for t in tree]  # (tag, text, line)
+    return list(zip(defs, decode_plain((table, tree)), as_text, strict=True))
+
+
+def _same(a: ast.AST, b: ast.AST) -> bool:
+    return ast.dump(a, include_attributes=True) == ast.dump(b, include_attributes=True)
+
+
+SOURCES = {
+    "plain": b"def f(a, b=1):\n    return a + b\n",
+    "one line": b"x = 1\ndef f(): return 1; y = 2;  # done\n",
+    "nested": b"if x:\n    def f():\n        def g():\n            return 1\n        return g\n",
+    "tabs": b"try:\n\tdef f(a):\n\t\tif a:\n\t\t\treturn 1\n\t\treturn 2\nexcept E:\n\tpass\n",
+    "mixed": b"if x:\n\tdef f():\n\t    return 1\n",
+    "non-ascii": "s = 'é'\ndef f(x='héllo'):\n    return {'ü': x, 'z': '€'}\n".encode(),
+    "decorated": b"@a.b(1,\n   2)\n@ c\ndef f():\n    pass\n",
+    "indented decorators": b"if 1:\n    @dec\n    def f(): pass\n",
+    "crlf": b"import os\r\nif os:\r\n    def f():\r\n        return '''a\r\nb'''\r\n",
+    "cr": b"import os\rdef f():\r    return 1\r",
+    "bom": b"\xef\xbb\xbfdef f():\n    return 'x'\n",
+    "utf-8 cookie": b"# -*- coding: utf-8 -*-\ndef f():\n    return '\xc3\xa9'\n",
+    "continuation": b"def f(a,\n      b):\n    return (a +\nb)  \\\n        + 1\n",
+    "form feed": b"x = 1\n\x0c\ndef f():\n    return 1\n",
+    "late": b"\n" * 5000 + b"if 1:\n  def f():\n    return [\n  1]\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_a_def_comes_back_equal_from_its_text(name: str) -> None:
+    pairs = _round_trip(SOURCES[name])
+    assert pairs
+    for original, back, as_text in pairs:
+        assert as_text, ast.dump(original)
+        assert "body" not in back.__dict__  # parsed only when first used
+        assert _same(back, original)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        b"# -*- coding: latin-1 -*-\ndef f():\n    return '\xe9'\n",  # another encoding
+        b"@\\\ndec\ndef f():\n    pass\n",  # the @ on a line of its own
+        b"@(dec)\ndef f():\n    pass\n",
+        b"def f(): pass; \\\n\n",  # a continuation after its end
+    ],
+)
+def test_a_def_whose_text_cannot_be_taken_exactly_keeps_its_nodes(source: bytes) -> None:
+    pairs = _round_trip(source)
+    assert pairs
+    for original, back, as_text in pairs:
+        assert not as_text
+        assert _same(back, original)
+
+
+def test_every_def_of_the_stdlib_comes_back_equal() -> None:
+    """Over a share of the running Python's own sources (every 25th file: the whole of
+    it takes minutes): tabs, non-ASCII text, cookies and odd layouts included."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)[::25]
+    texts = kept = 0
+    for path in files:
+        data = path.read_bytes()
+        try:
+            pairs = _round_trip(data)
+        except (SyntaxError, ValueError):  # test data written to fail
+            continue
+        for original, back, as_text in pairs:
+            assert _same(back, original), (path, original.lineno)
+            texts += 1
+            kept += as_text
+    assert texts > 800
+    assert kept > 0.99 * texts
+
+
+def test_a_rebuilt_def_writes_its_text_again() -> None:
+    source = b"if 1:\n    def f():\n        return 1\n"
+    defs = _defs(ast.parse(source))
+    keep_def_sources(defs, source)
+    once = encode_plain(defs)
+    back = decode_plain(once)
+    assert encode_plain(back) == once  # before first use: not parsed to be written
+    assert back[0].body
+    assert encode_plain(back) == once  # after it too
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("x = 1\n", 1),  # not a def
+        ("def f(:\n", 1),  # not Python
+        ("    def f(): pass\n", 1),  # indented on the first line
+        ("def f(): pass\ndef g(): pass\n", 3),  # two
+        ("async def f(): pass\n", 2),
+    ],
+)
+def test_a_forged_text_fails_at_first_use_as_a_cache_error(text: str, line: int) -> None:
+    source = b"def f(): pass\n"
+    defs = _defs(ast.parse(source))
+    keep_def_sources(defs, source)
+    table, tree = encode_plain(defs)
+    forged = decode_plain((table, [(tree[0][0], text, line)]))[0]
+    with pytest.raises(CacheFormatError):
+        _ = forged.body
+
+
+def test_a_text_def_pickles_as_a_plain_def() -> None:
+    import pickle
+
+    source = b"def f(a):\n    return a\n"
+    (original, back, _), = _round_trip(source)
+    twin = pickle.loads(pickle.dumps(back))
+    assert type(twin) is ast.FunctionDef
+    assert _same(twin, original)
