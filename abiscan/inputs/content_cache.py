@@ -295,8 +295,13 @@ def decode_plain(doc: Any) -> Any:
 
 
 class _Encoder:
+    """Writes one entry's tree. Every value is a scalar, a container, or an object of
+    a class met before: what to do with a class is learnt once (_Plan), and fields
+    are read from the object's ``__dict__`` in one go where it has them all."""
+
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str, tuple[str, ...]], int] = {}
+        self.class_rows: dict[type, int] = {}
         # A dataclass met again (an import step's edge is also in the module's
         # edges) is written once and referred to after: decoded once, shared.
         self.seen: dict[int, int] = {}
@@ -308,45 +313,99 @@ class _Encoder:
     def row(self, kind: str, name: str, names: tuple[str, ...]) -> int:
         return self.rows.setdefault((kind, name, names), len(self.rows))
 
+    def class_row(self, t: type, plan: _Plan) -> int:
+        row = self.class_rows.get(t)
+        if row is None:
+            row = self.class_rows[t] = self.row(*plan.row)
+        return row
+
+    def items(self, values: Iterable[Any]) -> list[Any]:
+        encode, scalars = self.encode, _SCALARS
+        return [v if type(v) in scalars else encode(v) for v in values]
+
     def encode(self, value: Any) -> Any:
         t = type(value)
         if t in _SCALARS:
             return value
         if t is list:
-            return [self.encode(v) for v in value]
+            return self.items(value)
         if t is tuple:
-            return (_TUPLE, *[self.encode(v) for v in value])
-        if isinstance(value, ast.AST):
-            if t is ast.FunctionDef or t is _DeferredDef:
-                kept = _def_source(value)
-                if kept is not None:
-                    return (_SOURCE, *kept)
-            names = tuple(n for n in (*t._fields, *t._attributes) if hasattr(value, n))
-            fields = [self.encode(getattr(value, n)) for n in names]
-            node = (_NODE, self.row("node", _node_name(t), names), *fields)
-            return (_DEFERRED, node) if isinstance(value, ast.FunctionDef) else node
-        if isinstance(value, enum.Enum):
-            return (_ENUM, self.row("enum", _class_name(t), ()), self.encode(value.value))
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return self.encode_object(value)
+            return (_TUPLE, *self.items(value))
+        plan = _PLANS.get(t) or _plan(t)
+        if plan.kind == "node":
+            return self.encode_node(value, t, plan)
+        if plan.kind == "object":
+            return self.encode_object(value, t, plan)
+        if plan.kind == "enum":
+            return (_ENUM, self.class_row(t, plan), self.encode(value.value))
         if isinstance(value, bytearray):
             return bytes(value)
         if isinstance(value, frozenset):
-            return (_FROZENSET, *[self.encode(v) for v in value])
+            return (_FROZENSET, *self.items(value))
         if isinstance(value, dict):
-            return (_DICT, *[self.encode(x) for kv in value.items() for x in kv])
+            return (_DICT, *self.items(x for kv in value.items() for x in kv))
         raise TypeError(f"not plain data: {t.__name__}")
 
-    def encode_object(self, value: Any) -> Any:
+    def encode_node(self, value: Any, t: type, plan: _Plan) -> Any:
+        fields = value.__dict__
+        if plan.is_def:
+            kept = fields.get(_KEPT)
+            if kept is not None:
+                return (_SOURCE, *kept)
+        try:
+            values = [fields[n] for n in plan.names]
+        except KeyError:
+            # Not all set (a node the extractor made, a def still to rebuild): those set,
+            # and those with a default in their class.
+            names = tuple(n for n in plan.names if hasattr(value, n))
+            row = self.row("node", plan.row[1], names)
+            node = (_NODE, row, *self.items([getattr(value, n) for n in names]))
+        else:
+            node = (_NODE, self.class_row(t, plan), *self.items(values))
+        return (_DEFERRED, node) if plan.is_def else node
+
+    def encode_object(self, value: Any, t: type, plan: _Plan) -> Any:
         again = self.seen.get(id(value))
         if again is not None:
             return (_AGAIN, again)
-        cls: Any = type(value)
-        names = _init_fields(cls)
-        fields = [self.encode(getattr(value, n)) for n in names]
+        try:
+            fields = value.__dict__
+            values = [fields[n] for n in plan.names]
+        except (AttributeError, KeyError):  # slots, or a field kept elsewhere
+            values = [getattr(value, n) for n in plan.names]
+        encoded = self.items(values)
         # Numbered after its fields, in the order the decoder finishes objects.
         self.seen[id(value)] = len(self.seen)
-        return (_OBJECT, self.row("object", _class_name(cls), names), *fields)
+        return (_OBJECT, self.class_row(t, plan), *encoded)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How the encoder writes the objects of one class."""
+
+    kind: str  # "node", "object", "enum", or "" (a container, or not plain data)
+    row: tuple[str, str, tuple[str, ...]] = ("", "", ())  # its row of the class table
+    names: tuple[str, ...] = ()  # the fields written, in order
+    is_def: bool = False  # a ``def``: rebuilt on first use
+
+
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(t: type) -> _Plan:
+    """The plan for class ``t``, learnt once."""
+    plan = _Plan(kind="")
+    if issubclass(t, ast.AST):
+        names = (*t._fields, *t._attributes)
+        is_def = issubclass(t, ast.FunctionDef)
+        plan = _Plan(kind="node", row=("node", _node_name(t), names), names=names, is_def=is_def)
+    elif issubclass(t, enum.Enum):
+        plan = _Plan(kind="enum", row=("enum", _class_name(t), ()))
+    elif dataclasses.is_dataclass(t):
+        names = _init_fields(t)
+        plan = _Plan(kind="object", row=("object", _class_name(t), names), names=names)
+    _PLANS[t] = plan
+    return plan
 
 
 class _Decoder:
@@ -371,9 +430,13 @@ class _Decoder:
         raise CacheFormatError(f"not plain data: {t.__name__}")
 
     def items(self, v: list[Any] | tuple[Any, ...], start: int) -> list[Any]:
-        """``v[start:]``, decoded."""
-        decode, scalars = self.decode, _SCALARS
-        return [x if type(x) in scalars else decode(x) for x in v[start:]]
+        """``v[start:]``, decoded (a tagged tuple, the most common value that is not a
+        scalar, straight to :meth:`tagged`)."""
+        decode, tagged, scalars = self.decode, self.tagged, _SCALARS
+        return [
+            x if type(x) in scalars else tagged(x) if type(x) is tuple else decode(x)
+            for x in v[start:]
+        ]
 
     def tagged(self, v: tuple[Any, ...]) -> Any:
         code = v[0]
@@ -422,14 +485,15 @@ class _Decoder:
 
 
 class _DeferredDef(ast.FunctionDef):
-    """A ``def`` from the cache, its fields rebuilt on first use.
+    """A ``def`` from the cache, or kept as its source text (keep_def_sources), its
+    fields rebuilt on first use: decoded from its nodes, or parsed from its text.
 
     The evaluator keeps the ``def`` of every small module-level function, in
     case the module body calls it; most are never called, and their syntax
     trees were three quarters of the nodes a warm scan of the real layer of
     docs/benchmarks.md rebuilt. The entry was checked whole (its CRC-32) when
-    read; a forged body that does not decode raises CacheFormatError here,
-    at first use.
+    read; a forged body that does not decode (or text that is not one ``def``)
+    raises CacheFormatError here, at first use.
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -465,8 +529,9 @@ class _DeferredDef(ast.FunctionDef):
 
 
 def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
-    """Let each of ``defs``, nodes ``ast.parse`` made of ``source``, be cached as its
-    source text, parsed again on first use, instead of its nodes.
+    """Make each of ``defs``, nodes ``ast.parse`` made of ``source``, a ``def`` kept as
+    its source text: cached so, and parsed again on first use (its nodes dropped
+    until then, in this process too).
 
     The kept ``def`` of the evaluator's small functions held three quarters of a
     program's nodes, each written field by field (positions too) and read back
@@ -481,7 +546,11 @@ def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
         return
     for node in defs:
         kept = _def_segment(node, lines)
-        if kept is not None:
+        if kept is not None and type(node) is ast.FunctionDef:
+            # Most are never called: a scan that parses its modules itself (--jobs 1)
+            # held all their nodes, some hundred thousand for the real layer.
+            node.__dict__.clear()
+            node.__class__ = _DeferredDef
             node.__dict__[_KEPT] = kept
 
 

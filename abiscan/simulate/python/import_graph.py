@@ -1560,9 +1560,6 @@ class ImportGraph:
         parsed = extract(
             tree, name, path, is_package, lines, self.version, is_module, verdict, self.stdlib
         )
-        kept = _kept_defs(parsed.body)
-        if kept:  # cached as their text: far cheaper to write and read than their nodes
-            keep_def_sources(kept, data)
         # Textual on purpose: these hooks are usually installed from inside a
         # function (VendorImporter.install()), where the extractor never looks.
         finder = b"meta_path" in data or b"path_hooks" in data
@@ -1585,6 +1582,9 @@ class ImportGraph:
                     and _MODULE_NAME.fullmatch(n.value.strip("."))
                 )
             parsed = replace(parsed, custom_finder=finder, extends_path=extends, hook_names=names)
+        kept = _kept_defs(parsed.body)
+        if kept:  # as their text, after the last walk of the tree: cheaper to keep and cache
+            keep_def_sources(kept, data)
         return parsed
 
     def edges(self, name: str) -> tuple[ImportEdge, ...]:
