@@ -26,7 +26,6 @@ Strings are decoded as UTF-8 with ``backslashreplace``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from abiscan.elf import constants as c
@@ -38,8 +37,11 @@ from abiscan.elf.tables import (
     NameBudget,
     SymbolRef,
     only_elf_errors,
-    relocation_references,
+    pack_names,
+    packed_references,
     symbol_count,
+    unpack_names,
+    unpack_references,
 )
 
 __all__ = [
@@ -56,35 +58,40 @@ __all__ = [
 
 
 class _LazyReferences:
-    """The relocation references of one file, decoded on first use and kept."""
+    """The relocation references of one file, decoded on first use and kept:
+    packed as a summary keeps them (:func:`abiscan.elf.tables.pack_references`),
+    and as :class:`SymbolRef` objects once those are asked for."""
 
-    __slots__ = ("_data", "_layout", "_result")
+    __slots__ = ("_data", "_layout", "_packed", "_refs")
 
     def __init__(
-        self,
-        layout: ElfLayout | None = None,
-        data: bytes = b"",
-        ready: tuple[SymbolRef, ...] | None = None,
+        self, layout: ElfLayout | None = None, data: bytes = b"", packed: bytes | None = None
     ) -> None:
         self._layout = layout
         self._data: bytes | None = data
-        self._result: tuple[SymbolRef, ...] | ElfError | None = ready
+        self._packed: bytes | ElfError | None = packed
+        self._refs: tuple[SymbolRef, ...] | None = None
 
-    def get(self) -> tuple[SymbolRef, ...]:
-        if self._result is None:
+    def packed(self) -> bytes:
+        if self._packed is None:
             try:
-                self._result = (
-                    relocation_references(self._layout, self._data or b"")
+                self._packed = (
+                    packed_references(self._layout, self._data or b"")
                     if self._layout is not None
-                    else ()
+                    else b""
                 )
             except ElfError as exc:
-                self._result = exc
+                self._packed = exc
             # The bytes and the layout are not needed once decoded.
             self._data = self._layout = None
-        if isinstance(self._result, ElfError):
-            raise self._result
-        return self._result
+        if isinstance(self._packed, ElfError):
+            raise self._packed
+        return self._packed
+
+    def get(self) -> tuple[SymbolRef, ...]:
+        if self._refs is None:
+            self._refs = unpack_references(self.packed())
+        return self._refs
 
 
 @dataclass(frozen=True)
@@ -182,7 +189,7 @@ class ElfFacts:
         return replace(
             self,
             _symbols=DecodedSymbols(exported, undefined, weak, self.pyinit_names),
-            _references=_LazyReferences(ready=self.references),
+            _references=_LazyReferences(packed=self._references.packed()),
         )
 
     def summary(self) -> ElfSummary:
@@ -201,20 +208,20 @@ class ElfFacts:
             version_needs=self.version_needs,
             version_defs=self.version_defs,
             rodata_ranges=self.rodata_ranges,
-            exported=_pack(sorted(exported)),
-            undefined=_pack(undefined),
-            weak_undefined=_pack(weak),
+            exported=pack_names(sorted(exported)),
+            undefined=pack_names(undefined),
+            weak_undefined=pack_names(weak),
             pyinit_names=self.pyinit_names,
-            references=_pack_references(self.references),
+            references=self._references.packed(),
         )
 
     @classmethod
     def from_summary(cls, summary: ElfSummary) -> ElfFacts:
         """The facts of a file from its summary, without its bytes."""
         symbols = DecodedSymbols(
-            frozenset(_unpack(summary.exported)),
-            tuple(_unpack(summary.undefined)),
-            tuple(_unpack(summary.weak_undefined)),
+            frozenset(unpack_names(summary.exported)),
+            tuple(unpack_names(summary.undefined)),
+            tuple(unpack_names(summary.weak_undefined)),
             summary.pyinit_names,
         )
         return cls(
@@ -227,7 +234,8 @@ class ElfFacts:
             version_defs=summary.version_defs,
             rodata_ranges=summary.rodata_ranges,
             _symbols=symbols,
-            _references=_LazyReferences(ready=_unpack_references(summary.references)),
+            # Unpacked into SymbolRef objects only when the loader asks.
+            _references=_LazyReferences(packed=summary.references),
         )
 
 
@@ -236,11 +244,11 @@ class ElfSummary:
     """Every fact of one ELF file a scan asks for, decoded: plain data that
     the content cache keeps between scans (:meth:`ElfFacts.summary`).
 
-    Name lists are packed into bytes, each name NUL-terminated (a symbol name
-    never holds a NUL): tens of thousands of exports are one byte string, not
-    a JSON list. ``references`` packs each :class:`SymbolRef` as its name,
-    ``w`` or ``s`` (weak or not), and its version and version file, each
-    ``=value`` or empty for None.
+    Name lists are packed into bytes (:func:`abiscan.elf.tables.pack_names`),
+    each name NUL-terminated: tens of thousands of exports are one byte
+    string, not a JSON list. ``references`` packs each :class:`SymbolRef` as
+    its name, ``w`` or ``s`` (weak or not), and its version and version file,
+    each ``=value`` or empty for None (:func:`abiscan.elf.tables.pack_references`).
     """
 
     header: ElfHeader
@@ -256,44 +264,6 @@ class ElfSummary:
     weak_undefined: bytes
     pyinit_names: tuple[str, ...]
     references: bytes
-
-
-def _pack(names: Iterable[str]) -> bytes:
-    return b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in names)
-
-
-def _unpack(raw: bytes) -> list[str]:
-    return raw.decode("utf-8", "surrogateescape").split("\0")[:-1]
-
-
-def _optional(value: str | None) -> str:
-    return "" if value is None else "=" + value
-
-
-def _pack_references(refs: Iterable[SymbolRef]) -> bytes:
-    return _pack(
-        part
-        for r in refs
-        for part in (
-            r.name,
-            "w" if r.weak else "s",
-            _optional(r.version),
-            _optional(r.version_file),
-        )
-    )
-
-
-def _unpack_references(raw: bytes) -> tuple[SymbolRef, ...]:
-    fields = _unpack(raw)
-    return tuple(
-        SymbolRef(
-            name=fields[i],
-            weak=fields[i + 1] == "w",
-            version=fields[i + 2][1:] if fields[i + 2] else None,
-            version_file=fields[i + 3][1:] if fields[i + 3] else None,
-        )
-        for i in range(0, len(fields) - 3, 4)
-    )
 
 
 # Read at most this much read-only data per binary: real extension modules

@@ -26,6 +26,7 @@ it was.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,8 +44,13 @@ __all__ = [
     "cstr",
     "decode_name",
     "only_elf_errors",
+    "pack_names",
+    "pack_references",
+    "packed_references",
     "relocation_references",
     "symbol_count",
+    "unpack_names",
+    "unpack_references",
 ]
 
 
@@ -82,6 +88,9 @@ _T_GLOBAL = _table(lambda b: b >> 4 == c.STB_GLOBAL)
 _T_WEAK = _table(lambda b: b >> 4 == c.STB_WEAK)
 _T_VISIBLE = _table(lambda b: b & 3 in _EXPORT_VISIBILITIES)
 _T_ZERO = _table(lambda b: b == 0)
+_HOST_LITTLE = sys.byteorder == "little"
+_NATIVE_WORD = struct.calcsize("I")
+_T_NONLOCAL = _table(lambda b: b >> 4 != c.STB_LOCAL)
 _T_NONZERO = _table(lambda b: b != 0)
 
 # has_export searches the string table for its first few lookups (an
@@ -144,12 +153,16 @@ class NameBudget:
     def name(self, tab: bytes, off: int, what: str) -> str:
         """:func:`cstr`, counted against the budget."""
         text = cstr(tab, off, what)
-        self.left -= len(text)
+        self.spend(len(text), what)
+        return text
+
+    def spend(self, size: int, what: str) -> None:
+        """Count ``size`` bytes of names read from ``what``."""
+        self.left -= size
         if self.left < 0:
             raise ElfError(
                 f"names overlap implausibly: more than {self.budget} bytes of names from {what}"
             )
-        return text
 
 
 def _bad_string(tab: bytes, off: int, what: str) -> ElfError:
@@ -579,6 +592,16 @@ def symbol_count(layout: ElfLayout, data: bytes) -> int | None:
     raise ElfError(f"truncated: DT_GNU_HASH chain at {chain_off:#x} has no end")
 
 
+def _st_name_column(symtab: bytes, entsize: int, little: bool) -> tuple[int, ...]:
+    """The st_name of every record of a symbol table (its first 4 bytes in both
+    classes), unpacked in one call."""
+    count = len(symtab) // entsize
+    packed = bytearray(4 * count)
+    for k in range(4):
+        packed[k::4] = symtab[k : count * entsize : entsize]
+    return struct.unpack(f"{'<' if little else '>'}{count}I", packed)
+
+
 def _slice(data: bytes, what: str, offset: int, size: int) -> bytes:
     if offset < 0 or size < 0 or offset + size > len(data):
         raise ElfError(
@@ -612,11 +635,60 @@ def relocation_references(layout: ElfLayout, data: bytes) -> tuple[SymbolRef, ..
     DT_REL, then the PLT relocations of DT_JMPREL, each in file order; an
     entry counted in two tables is processed once.
     """
+    return unpack_references(packed_references(layout, data))
+
+
+def packed_references(layout: ElfLayout, data: bytes) -> bytes:
+    """:func:`relocation_references`, packed (:func:`pack_references`): what a
+    summary keeps, made without a :class:`SymbolRef` per reference."""
     symtab_addr, strtab_addr = layout.tag(c.DT_SYMTAB), layout.tag(c.DT_STRTAB)
     if symtab_addr is None or strtab_addr is None:
-        return ()
+        return b""
     with only_elf_errors():
         return _References(layout, data, symtab_addr, strtab_addr).read()
+
+
+def pack_names(names: Sequence[str]) -> bytes:
+    """Names as one byte string, each NUL-terminated (a symbol name never holds a
+    NUL); one encode for them all."""
+    return ("\0".join(names) + "\0").encode("utf-8", "surrogateescape") if names else b""
+
+
+def unpack_names(raw: bytes) -> list[str]:
+    """The names :func:`pack_names` packed."""
+    return raw.decode("utf-8", "surrogateescape").split("\0")[:-1]
+
+
+def pack_references(refs: Iterable[SymbolRef]) -> bytes:
+    """References packed as names (:func:`pack_names`): each reference's name, ``w``
+    or ``s`` (weak or not), and its version and version file, each ``=value`` or
+    empty for None."""
+    return pack_names(
+        [
+            part
+            for r in refs
+            for part in (r.name, "w" if r.weak else "s", _optional(r.version),
+                         _optional(r.version_file))
+        ]
+    )
+
+
+def unpack_references(raw: bytes) -> tuple[SymbolRef, ...]:
+    """The references :func:`pack_references` packed."""
+    fields = unpack_names(raw)
+    return tuple(
+        SymbolRef(
+            name=fields[i],
+            weak=fields[i + 1] == "w",
+            version=fields[i + 2][1:] if fields[i + 2] else None,
+            version_file=fields[i + 3][1:] if fields[i + 3] else None,
+        )
+        for i in range(0, len(fields) - 3, 4)
+    )
+
+
+def _optional(value: str | None) -> str:
+    return "" if value is None else "=" + value
 
 
 class _References:
@@ -638,7 +710,7 @@ class _References:
             for need in layout.version_needs
             for name, other in need.versions
         }
-        self.decoded: dict[int, tuple[str | None, str | None]] = {}
+        self.decoded: dict[int, tuple[str, str]] = {}
         self.names = NameBudget(len(self.strtab) + len(layout.version_need_strings))
 
     def _ranges(self) -> list[tuple[int, int, bool]]:
@@ -691,11 +763,18 @@ class _References:
         """(r_sym, r_type) columns of a table, unpacked in one call for standard entries.
 
         ELF64's r_info is (sym << 32 | type): read as 32-bit words it is the
-        type then the symbol (little-endian) or the other way round.
+        type then the symbol (little-endian) or the other way round. In the
+        host's byte order the words are read in place (a memoryview): a large
+        library has hundreds of thousands of relocations, and unpacking every
+        word of them (offsets and addends too) cost more than the rest.
         """
         per = 3 if rela else 2
         if self.lay.is64 and ent == per * 8:
-            words = struct.unpack(f"{self.e}{count * per * 2}I", table)
+            words: Sequence[int] = (
+                memoryview(table).cast("I")
+                if self.lay.little == _HOST_LITTLE and _NATIVE_WORD == 4
+                else struct.unpack(f"{self.e}{count * per * 2}I", table)
+            )
             lo, hi = words[2 :: per * 2], words[3 :: per * 2]
             return (hi, lo) if self.lay.little else (lo, hi)
         word, width = ("Q", 8) if self.lay.is64 else ("I", 4)
@@ -704,42 +783,51 @@ class _References:
             return [i >> 32 for i in infos], [i & 0xFFFFFFFF for i in infos]
         return [i >> 8 for i in infos], [i & 0xFF for i in infos]
 
-    def read(self) -> tuple[SymbolRef, ...]:
+    def read(self) -> bytes:
+        """The references, packed (:func:`pack_references`)."""
         indices = self._symbol_indices()
         if not indices:
-            return ()
+            return b""
         # The symbols' st_info and st_shndx, cut out as columns at C speed,
-        # keep only the undefined non-local ones before any name is read.
+        # choose the undefined non-local ones before any name is read.
         last = max(indices)
         size = (last + 1) * self.syment
         symtab = _slice(self.data, f"dynamic symbol {last}", self.symtab, size)
         at = 4 if self.lay.is64 else 12
         info = symtab[at :: self.syment]
-        shndx = _or_bytes(symtab[at + 2 :: self.syment], symtab[at + 3 :: self.syment])
+        undefined = _or_bytes(symtab[at + 2 :: self.syment], symtab[at + 3 :: self.syment])
+        wanted = _and_masks(info.translate(_T_NONLOCAL), undefined.translate(_T_ZERO))
+        st_names = _st_name_column(symtab, self.syment, self.lay.little)
         versym = self._versym(last)
-        out: list[SymbolRef] = []
+        name_at = self._namer()
+        parts: list[str] = []
         seen: set[str] = set()
-        strtab = self.strtab
-        little = self.lay.little
-        for index in indices:
-            if shndx[index] or info[index] >> 4 == c.STB_LOCAL:
-                continue
-            off = index * self.syment
-            st_name = int.from_bytes(symtab[off : off + 4], "little" if little else "big")
-            name = self.names.name(strtab, st_name, "the dynamic string table")
+        for index in compress(indices, map(wanted.__getitem__, indices)):
+            name = name_at(st_names[index])
             if name in seen:
                 continue
             seen.add(name)
-            version, file = self._version(versym[index] & 0x7FFF) if versym else (None, None)
-            out.append(
-                SymbolRef(
-                    name=name,
-                    weak=info[index] >> 4 == c.STB_WEAK,
-                    version=version,
-                    version_file=file,
-                )
-            )
-        return tuple(out)
+            version, file = self._version(versym[index] & 0x7FFF) if versym else ("", "")
+            parts += (name, "w" if info[index] >> 4 == c.STB_WEAK else "s", version, file)
+        return pack_names(parts)
+
+    def _namer(self) -> Callable[[int], str]:
+        """The name at an offset of the dynamic string table, checked and counted
+        (:meth:`NameBudget.name`); an ASCII table is decoded once, not per name."""
+        tab, budget, what = self.strtab, self.names, "the dynamic string table"
+        if not tab.isascii():
+            return lambda off: budget.name(tab, off, what)
+        text = tab.decode("ascii")
+        find, size = text.find, len(text)
+
+        def name(off: int) -> str:
+            end = find("\0", off) if off < size else -1
+            if end < 0:
+                raise _bad_string(tab, off, what)
+            budget.spend(end - off, what)
+            return text[off:end]
+
+        return name
 
     def _versym(self, last: int) -> tuple[int, ...]:
         """The DT_VERSYM entries of symbols 0 to ``last``, or () without versions."""
@@ -748,18 +836,19 @@ class _References:
         raw = _slice(self.data, "DT_VERSYM table", self.versym, (last + 1) * 2)
         return struct.unpack(f"{self.e}{last + 1}H", raw)
 
-    def _version(self, ndx: int) -> tuple[str | None, str | None]:
-        """(version, library) of a version index, decoded once per index."""
+    def _version(self, ndx: int) -> tuple[str, str]:
+        """(version, library) of a version index as packed (``=name``, or "" for
+        none), decoded once per index."""
         found = self.decoded.get(ndx)
         if found is None:
             need = self.versions.get(ndx)
             if need is None:
-                found = (None, None)
+                found = ("", "")
             else:
                 strings = self.lay.version_need_strings
                 found = (
-                    self.names.name(strings, need[1], ".gnu.version_r strings"),
-                    self.names.name(strings, need[0], ".gnu.version_r strings"),
+                    "=" + self.names.name(strings, need[1], ".gnu.version_r strings"),
+                    "=" + self.names.name(strings, need[0], ".gnu.version_r strings"),
                 )
             self.decoded[ndx] = found
         return found
