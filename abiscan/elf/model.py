@@ -23,7 +23,6 @@ import io
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from elftools.common.exceptions import ELFError
@@ -37,11 +36,12 @@ from elftools.elf.structs import ELFStructs
 
 from abiscan.elf import constants as c
 from abiscan.elf.header import ElfError, ElfHeader, read_header
+from abiscan.records import record
 
 __all__ = ["ElfLayout", "Section", "Segment", "VersionNeed", "read_layout"]
 
 
-@dataclass(frozen=True)
+@record
 class Section:
     """One section header (numbers as in the file; ``name`` as pyelftools reads it)."""
 
@@ -56,7 +56,7 @@ class Section:
     addr: int
 
 
-@dataclass(frozen=True)
+@record
 class Segment:
     """One program header."""
 
@@ -67,7 +67,7 @@ class Segment:
     flags: int
 
 
-@dataclass(frozen=True)
+@record
 class VersionNeed:
     """One version-need entry: the library's name offset and (name offset, vna_other) pairs."""
 
@@ -75,7 +75,7 @@ class VersionNeed:
     versions: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True)
+@record
 class ElfLayout:
     """Where everything is, and the small tables, of one ELF file."""
 

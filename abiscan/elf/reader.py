@@ -27,7 +27,7 @@ Strings are decoded as UTF-8 with ``backslashreplace``
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from abiscan.elf import constants as c
 from abiscan.elf.header import ElfError, ElfHeader, read_header, sniff_format
@@ -41,6 +41,7 @@ from abiscan.elf.tables import (
     relocation_references,
     symbol_count,
 )
+from abiscan.records import record
 
 __all__ = [
     "MAX_RODATA",
@@ -87,7 +88,7 @@ class _LazyReferences:
         return self._result
 
 
-@dataclass(frozen=True)
+@record
 class ElfFacts:
     """The dynamic-linking facts of one ELF file.
 
@@ -231,7 +232,7 @@ class ElfFacts:
         )
 
 
-@dataclass(frozen=True)
+@record
 class ElfSummary:
     """Every fact of one ELF file a scan asks for, decoded: plain data that
     the content cache keeps between scans (:meth:`ElfFacts.summary`).
