@@ -1,3 +1,3 @@
-from abiscan.cli import main
+from abiscan.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

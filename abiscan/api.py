@@ -7,7 +7,6 @@ bytes and the target: same inputs, same target, same report.
 from __future__ import annotations
 
 import os
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -438,6 +437,8 @@ class _Guard:
 
 def _internal(source: str, path: str | None, doing: str, exc: BaseException) -> InputProblem:
     """An unexpected exception, as an input problem that keeps its traceback."""
+    import traceback  # start-up: a scan without an internal error never loads it
+
     return InputProblem(
         source=source,
         path=path,

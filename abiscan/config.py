@@ -14,11 +14,12 @@ import fnmatch
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from abiscan.errors import ConfigError
+from abiscan.records import record
 from abiscan.report.findings import Finding, Severity
 
 if TYPE_CHECKING:  # the command line reads the configuration before any scan
@@ -39,7 +40,7 @@ FailOn = Literal["error", "warning", "never"]
 FAIL_ON: tuple[FailOn, ...] = ("error", "warning", "never")
 
 
-@dataclass(frozen=True)
+@record
 class Policy:
     """Which findings are reported, at which severity, and which fail the run."""
 
@@ -99,7 +100,7 @@ class Policy:
         )
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     """A configuration file, read. Unset keys are ``None``."""
 

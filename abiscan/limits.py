@@ -10,16 +10,16 @@ This module imports nothing from abiscan: every stage may read it.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from abiscan.errors import LimitsError as LimitsError  # re-exported (its first home)
+from abiscan.records import record
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "LimitsError", "parse_limits"]
 
 _MB = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     """The budgets of one scan. Sizes are bytes; zero or less is never valid."""
 

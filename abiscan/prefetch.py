@@ -52,6 +52,7 @@ from abiscan.inputs.sources import (
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.progress import count
+from abiscan.records import record
 
 if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays for them
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -88,7 +89,7 @@ def default_jobs() -> int:
     return cores
 
 
-@dataclass(frozen=True)
+@record
 class _Task:
     source: int  # index into the stack's sources
     entry: Entry
@@ -99,7 +100,7 @@ class _Task:
     cached: bool = False  # the content cache has it already
 
 
-@dataclass(frozen=True)
+@record
 class _Binary:
     source: int  # index into the stack's sources
     entry: Entry
@@ -107,7 +108,7 @@ class _Binary:
     key: str | None  # the content cache's key for its summary
 
 
-@dataclass(frozen=True)
+@record
 class _Parsed:
     source: ModuleSource
     answers: tuple[tuple[str, bool], ...]  # is_module(name) answers it was built with
@@ -594,7 +595,7 @@ def _module_names(stack: Stack) -> frozenset[str]:
 # -- in the worker processes ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class _WorkerSetup:
     specs: tuple[tuple[str, str, str], ...]  # how to open each of the stack's sources
     version: tuple[int, int]

@@ -13,15 +13,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
+
+from abiscan.records import record
 
 __all__ = ["ScanProgress", "WorkKind", "count", "reporting"]
 
 WorkKind = Literal["members", "elf", "modules"]
 
 
-@dataclass(frozen=True)
+@record
 class ScanProgress:
     """How much of a scan is done: each count only grows during one scan."""
 

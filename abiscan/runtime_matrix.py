@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from abiscan.inputs.sources import (
     Source,
 )
 from abiscan.inputs.stack import build_stack
+from abiscan.records import record
 from abiscan.report.findings import ABI405, Finding, Severity
 from abiscan.report.model import SCHEMA_VERSION, InputSummary, ModuleOutcome, Report
 from abiscan.target.profiles import Target, builtin_targets
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class Declared:
     """What a layer version's metadata claims: runtimes and architectures, and from where."""
 
@@ -53,7 +54,7 @@ class Declared:
     architectures: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Cell:
     """The stack on one target."""
 
@@ -96,7 +97,7 @@ class Cell:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Matrix:
     """Every cell, and the findings about the stack as a whole (ABI405)."""
 

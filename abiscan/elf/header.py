@@ -18,10 +18,10 @@ pyelftools in :mod:`abiscan.elf.model`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from abiscan.elf import constants as c
 from abiscan.errors import ElfError as ElfError  # re-exported (its home before errors.py)
+from abiscan.records import record
 
 __all__ = ["ElfError", "ElfHeader", "loader_blocks", "read_header", "sniff_format"]
 
@@ -61,7 +61,7 @@ def sniff_format(data: bytes) -> str:
     return "unknown"
 
 
-@dataclass(frozen=True)
+@record
 class ElfHeader:
     """The identification bytes and ELF header fields, as raw numbers.
 

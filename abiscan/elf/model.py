@@ -27,7 +27,6 @@ import io
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from elftools.common.exceptions import ELFError
@@ -48,11 +47,12 @@ from elftools.elf.structs import ELFStructs
 
 from abiscan.elf import constants as c
 from abiscan.elf.header import ElfError, ElfHeader, read_header
+from abiscan.records import record
 
 __all__ = ["ElfLayout", "Section", "Segment", "VersionNeed", "read_layout"]
 
 
-@dataclass(frozen=True)
+@record
 class Section:
     """One section header (numbers as in the file; ``name`` as pyelftools reads it)."""
 
@@ -67,7 +67,7 @@ class Section:
     addr: int
 
 
-@dataclass(frozen=True)
+@record
 class Segment:
     """One program header."""
 
@@ -78,7 +78,7 @@ class Segment:
     flags: int
 
 
-@dataclass(frozen=True)
+@record
 class VersionNeed:
     """One version-need entry: the library's name offset and (name offset, vna_other) pairs."""
 
@@ -86,7 +86,7 @@ class VersionNeed:
     versions: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True)
+@record
 class ElfLayout:
     """Where everything is, and the small tables, of one ELF file."""
 
@@ -233,7 +233,7 @@ def _open(data: bytes, header: ElfHeader) -> _Elf:
 Record = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class _Compiled:
     """One of pyelftools' record structs as a single ``struct`` format: its fields
     in its order, widths and byte order, each enum field decoded through

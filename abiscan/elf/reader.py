@@ -26,7 +26,7 @@ Strings are decoded as UTF-8 with ``backslashreplace``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from abiscan.elf import constants as c
 from abiscan.elf.header import ElfError, ElfHeader, read_header, sniff_format
@@ -43,6 +43,7 @@ from abiscan.elf.tables import (
     unpack_names,
     unpack_references,
 )
+from abiscan.records import record
 
 __all__ = [
     "MAX_RODATA",
@@ -94,7 +95,7 @@ class _LazyReferences:
         return self._refs
 
 
-@dataclass(frozen=True)
+@record
 class ElfFacts:
     """The dynamic-linking facts of one ELF file.
 
@@ -239,7 +240,7 @@ class ElfFacts:
         )
 
 
-@dataclass(frozen=True)
+@record
 class ElfSummary:
     """Every fact of one ELF file a scan asks for, decoded: plain data that
     the content cache keeps between scans (:meth:`ElfFacts.summary`).

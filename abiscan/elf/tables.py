@@ -29,12 +29,12 @@ import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import compress
 
 from abiscan.elf import constants as c
 from abiscan.elf.header import ElfError
 from abiscan.elf.model import ElfLayout
+from abiscan.records import record
 
 __all__ = [
     "DecodedSymbols",
@@ -613,7 +613,7 @@ def _slice(data: bytes, what: str, offset: int, size: int) -> bytes:
 # -- the relocation tables -------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class SymbolRef:
     """An undefined symbol a relocation asks the dynamic linker to find."""
 

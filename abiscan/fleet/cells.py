@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from abiscan import __version__
 from abiscan.api import scan
 from abiscan.fleet.artifacts import ArtifactError, digest_of, local_path
 from abiscan.fleet.manifest import StackSpec
+from abiscan.records import record
 from abiscan.report.findings import Severity
 from abiscan.report.model import Report
 from abiscan.report.render import render_sarif
@@ -44,7 +44,7 @@ Status = Literal["ok", "error", "input-error", "internal-error"]
 EXIT_OF: dict[Status, int] = {"ok": 0, "error": 1, "input-error": 2, "internal-error": 3}
 
 
-@dataclass(frozen=True)
+@record
 class Declared:
     """What a layer's published metadata says it runs on (``aws lambda get-layer-version``)."""
 
@@ -56,7 +56,7 @@ class Declared:
         return runtime in self.runtimes and (not self.architectures or arch in self.architectures)
 
 
-@dataclass(frozen=True)
+@record
 class Prepared:
     """A stack's digest: SHA-256 over each input's role, manifest location and bytes."""
 
@@ -67,7 +67,7 @@ class Prepared:
     declared: Declared | None
 
 
-@dataclass(frozen=True)
+@record
 class CellTask:
     stack: StackSpec
     prepared: Prepared

@@ -11,12 +11,12 @@ import importlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from abiscan.errors import AbiscanError
+from abiscan.records import record
 from abiscan.target.profiles import builtin_targets
 
 __all__ = [
@@ -44,7 +44,7 @@ class ManifestError(AbiscanError, ValueError):
     """The manifest cannot be read or does not follow the schema. The text says where."""
 
 
-@dataclass(frozen=True)
+@record
 class StackInput:
     """One input of a stack: ``location`` as the manifest writes it (the name the
     records and reports use), ``where`` the absolute path or URL it is read from."""
@@ -54,7 +54,7 @@ class StackInput:
     where: str
 
 
-@dataclass(frozen=True)
+@record
 class StackSpec:
     name: str
     inputs: tuple[StackInput, ...]  # layers in attach order, then function, then declared
@@ -63,7 +63,7 @@ class StackSpec:
         return [i for i in self.inputs if i.role == role]
 
 
-@dataclass(frozen=True)
+@record
 class Manifest:
     stacks: tuple[StackSpec, ...]
     targets: tuple[str, ...]  # built-in target names, in the order the records list them

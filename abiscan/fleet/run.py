@@ -30,6 +30,7 @@ from abiscan.fleet.cells import (
 )
 from abiscan.fleet.executors import Executor, ExecutorKind, make_executor
 from abiscan.fleet.manifest import Manifest, StackSpec, load_manifest
+from abiscan.records import record
 from abiscan.report.model import Report
 from abiscan.report.render import render_sarif
 from abiscan.target.profiles import builtin_target
@@ -40,7 +41,7 @@ Record = dict[str, Any]
 CellRunner = Callable[[CellTask], Record]
 
 
-@dataclass(frozen=True)
+@record
 class Progress:
     """How far an audit is: stacks done per target, and an estimate of the time left."""
 
@@ -51,7 +52,7 @@ class Progress:
     dashboard: str | None
 
 
-@dataclass(frozen=True)
+@record
 class AuditResult:
     """Every cell's record, stack by stack in manifest order, targets in manifest order."""
 

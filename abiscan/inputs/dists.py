@@ -13,7 +13,7 @@ import io
 import posixpath
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from email.parser import HeaderParser
 
 from packaging.metadata import parse_email
@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
 from abiscan.limits import DEFAULT_LIMITS
+from abiscan.records import record
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -35,7 +36,7 @@ _DIST_INFO = re.compile(r"^(?P<name>[^-/]+)-(?P<version>[^-/]+)\.dist-info$")
 MAX_METADATA_BYTES = DEFAULT_LIMITS.metadata_bytes
 
 
-@dataclass(frozen=True)
+@record
 class RecordEntry:
     """One line of RECORD: a path relative to the directory holding the dist-info."""
 
@@ -44,7 +45,7 @@ class RecordEntry:
     size: int | None
 
 
-@dataclass(frozen=True)
+@record
 class Distribution:
     """What one ``.dist-info`` directory says about an installed distribution."""
 

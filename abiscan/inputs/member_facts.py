@@ -30,6 +30,7 @@ from abiscan.inputs.content_cache import ContentCache
 from abiscan.inputs.sources import DirectorySource, InputProblem, Source, SourceError, ZipSource
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.progress import count
+from abiscan.records import record
 
 __all__ = [
     "FileFacts",
@@ -43,7 +44,7 @@ __all__ = [
 Blocks = tuple[tuple[int, bytes], ...]
 
 
-@dataclass(frozen=True)
+@record
 class LoaderBytes:
     """What the dynamic linker's identity checks read of a file: its first bytes,
     its size, and the other (offset, bytes) blocks they read
@@ -54,7 +55,7 @@ class LoaderBytes:
     blocks: Blocks
 
 
-@dataclass(frozen=True)
+@record
 class MemberSummary:
     """What a scan keeps of one binary member (and the content cache stores).
 

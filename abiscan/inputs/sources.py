@@ -20,13 +20,13 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
 from abiscan.errors import SourceError as SourceError  # re-exported (its old home)
 from abiscan.limits import DEFAULT_LIMITS, Limits
+from abiscan.records import record
 
 __all__ = [
     "MAX_MEMBER_BYTES",
@@ -61,7 +61,7 @@ class InputKind(str, Enum):
     SITE_PACKAGES = "site-packages"
 
 
-@dataclass(frozen=True)
+@record
 class InputProblem:
     """Something wrong with an input that did not stop the scan."""
 
@@ -89,7 +89,7 @@ class InputProblem:
         return out
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """One file, directory or symbolic link inside an input."""
 

@@ -23,6 +23,7 @@ from abiscan.inputs.sources import (
     SourceError,
 )
 from abiscan.progress import count
+from abiscan.records import record
 from abiscan.target.profiles import Target
 
 __all__ = [
@@ -52,7 +53,7 @@ _KEEP_MEMBER = 1024 * 1024
 _WHEEL_DATA = re.compile(r"^[^/]+\.data/([^/]+)/(.*)$")
 
 
-@dataclass(frozen=True)
+@record
 class Provenance:
     """Where a file in the stack came from."""
 
@@ -67,6 +68,8 @@ class Provenance:
 
 @dataclass
 class StackFile:
+    """A file at its target path, where it came from and what it replaced."""
+
     target_path: str
     entry: Entry
     origin: Provenance

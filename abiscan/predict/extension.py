@@ -10,12 +10,12 @@ sourceless ``.pyc`` through its magic number.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from abiscan.elf.reader import ElfError, ElfFacts, sniff_format
 from abiscan.inputs.member_facts import FileFacts, LoaderBytes
 from abiscan.inputs.sources import InputProblem, SourceError
 from abiscan.inputs.stack import Provenance
+from abiscan.records import record
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Outcome
 from abiscan.rules import binaries, imports, linker, symbols
@@ -127,8 +127,10 @@ def load_extension(
     )
 
 
-@dataclass(frozen=True)
+@record
 class _Linked:
+    """What the loader simulation says of one extension module: its outcome and findings."""
+
     outcome: Outcome
     error: PredictedError | None
     reason: str
@@ -194,8 +196,10 @@ def _cython_311(data: bytes) -> bool:
     return all(mark in data for mark in _CYTHON_311_CODE)
 
 
-@dataclass(frozen=True)
+@record
 class _BuiltFor:
+    """The CPython versions an extension's own bytes say it was built for."""
+
     versions: tuple[tuple[int, int], ...]  # the CPythons the evidence allows, oldest first
     evidence: tuple[str, ...]
     confidence: str  # "certain" or "likely"

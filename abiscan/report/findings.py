@@ -6,9 +6,11 @@ and a test checks that each registered code has its page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 from typing import Any
+
+from abiscan.records import record
 
 __all__ = [
     "ABI101",
@@ -70,7 +72,7 @@ class Confidence(str, Enum):
         return {"certain": 0, "likely": 1, "possible": 2}[self.value]
 
 
-@dataclass(frozen=True)
+@record
 class PredictedError:
     """The exception the target interpreter would raise: type name and exact message."""
 
@@ -84,8 +86,10 @@ class PredictedError:
         return {"type": self.type, "message": self.message}
 
 
-@dataclass(frozen=True)
+@record
 class CodeInfo:
+    """A finding code as registered: its name, severity and one-line summary."""
+
     code: str
     name: str
     severity: Severity
@@ -301,7 +305,7 @@ def registered_codes() -> list[CodeInfo]:
     return sorted(_REGISTRY.values(), key=lambda info: info.code)
 
 
-@dataclass(frozen=True)
+@record
 class Finding:
     """One predicted problem, where it is, why, and how to fix it."""
 

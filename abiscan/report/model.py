@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from abiscan.inputs.sources import InputProblem
+from abiscan.records import record
 from abiscan.report.escape import json_safe
 from abiscan.report.findings import Finding, PredictedError, Severity
 from abiscan.target.profiles import Target
@@ -38,7 +39,7 @@ ModuleKind = Literal[
 LinkKind = Literal["import", "from", "submodule", "name", "star", "dynamic", "parent", "native"]
 
 
-@dataclass(frozen=True)
+@record
 class Candidate:
     """A file named for a module that the target does not load, and why."""
 
@@ -56,7 +57,7 @@ class Candidate:
         }
 
 
-@dataclass(frozen=True)
+@record
 class ChainStep:
     """One link of an import chain: while ``module`` is imported, it imports ``imports``."""
 
@@ -96,7 +97,7 @@ class ChainStep:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Assumption:
     """An ``if`` abiscan could not decide, and the side its prediction took."""
 
@@ -120,7 +121,7 @@ class Assumption:
         }
 
 
-@dataclass(frozen=True)
+@record
 class ModuleOutcome:
     """What the target interpreter would do on ``import <name>``."""
 
@@ -166,8 +167,10 @@ class ModuleOutcome:
         }
 
 
-@dataclass(frozen=True)
+@record
 class InputSummary:
+    """One input as the report lists it: where it was placed and what it holds."""
+
     label: str
     kind: str
     placed_at: str
@@ -191,7 +194,7 @@ class InputSummary:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     """Everything one scan predicts. Deterministic: same inputs and target, same report."""
 

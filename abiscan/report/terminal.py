@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
+from abiscan.records import record
 from abiscan.report.escape import escape_text as _safe
 from abiscan.report.findings import Finding, Severity
 
@@ -27,7 +27,7 @@ _SGR = {"bold": "1", "dim": "2", "red": "31", "yellow": "33", "cyan": "36", "gre
 _SEVERITY_COLOUR = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
-@dataclass(frozen=True)
+@record
 class Style:
     """ANSI colour, or none: ``Style(colour=False)`` returns text unchanged."""
 

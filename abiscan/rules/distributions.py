@@ -8,7 +8,6 @@ import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
@@ -21,6 +20,7 @@ from abiscan.elf.reader import ElfFacts
 from abiscan.inputs.dists import Distribution
 from abiscan.inputs.sources import SourceError
 from abiscan.inputs.stack import Stack
+from abiscan.records import record
 from abiscan.report.findings import (
     ABI301,
     ABI302,
@@ -56,7 +56,7 @@ _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 
 ElfOf = Callable[[str], ElfFacts | None]
 
 
-@dataclass(frozen=True)
+@record
 class Provider:
     """Who answers a requirement on the target: a distribution in the stack, or the runtime."""
 

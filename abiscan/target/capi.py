@@ -15,10 +15,10 @@ For a version without data (3.14 today) nothing is guessed:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from abiscan.records import record
 from abiscan.target._data import read_json
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 Version = tuple[int, int]
 
 
-@dataclass(frozen=True)
+@record
 class CApiExports:
     """The dynamic symbols one CPython interpreter exports to extension modules."""
 

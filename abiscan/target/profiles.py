@@ -14,13 +14,14 @@ import os
 import re
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from abiscan.errors import TargetError as TargetError  # re-exported (its old home)
 from abiscan.limits import DEFAULT_LIMITS, Limits
+from abiscan.records import record
 from abiscan.target._data import read_json
 from abiscan.target.capi import CApiExports, builtin_exports
 from abiscan.target.schema import SchemaError, parse_profile
@@ -63,7 +64,7 @@ LAYER_ROOT = "/opt"
 FUNCTION_ROOT = "/var/task"
 
 
-@dataclass(frozen=True)
+@record
 class Target:
     """Everything abiscan needs to know about the interpreter and OS it predicts for."""
 

@@ -19,10 +19,10 @@ place since (``version_certainty`` is never better than ``possible``):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from abiscan.records import record
 from abiscan.target._data import read_json
 from abiscan.target.profiles import Target
 from abiscan.target.runtime_packages import RuntimePackage, runtime_packages
@@ -30,15 +30,17 @@ from abiscan.target.runtime_packages import RuntimePackage, runtime_packages
 __all__ = ["RuntimeModules", "runtime_modules_of"]
 
 
-@dataclass(frozen=True)
+@record
 class _Contents:
+    """The recorded modules and names of the runtime's distributions."""
+
     packages: frozenset[str]
     finders: tuple[str, ...]
     modules: Mapping[str, frozenset[str] | None]
     imports: Mapping[str, tuple[tuple[int, str], ...]]
 
 
-@dataclass(frozen=True)
+@record
 class RuntimeModules:
     """What the target's runtime distributions hold, where the data knows it."""
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cache
 from typing import Any
 
 from abiscan.errors import RuntimeDataError as RuntimeDataError  # re-exported (its old home)
+from abiscan.records import record
 from abiscan.target._data import read_json
 from abiscan.target.profiles import Target
 
@@ -47,7 +48,7 @@ CERTAINTIES = ("certain", "likely", "possible")
 _UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
+@record
 class Citation:
     """Where a fact comes from, in words a person can follow up."""
 
@@ -63,7 +64,7 @@ class Citation:
         return f"{self.title}{where}{when}"
 
 
-@dataclass(frozen=True)
+@record
 class RuntimePackage:
     """A distribution the Lambda runtime puts on sys.path by itself."""
 

@@ -29,11 +29,12 @@ import fnmatch
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cache
 from typing import Any
 
 from abiscan.errors import InventoryError as InventoryError  # re-exported (its old home)
+from abiscan.records import record
 from abiscan.target._data import read_json
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
 CERTAINTIES = ("certain", "likely", "possible")
 
 
-@dataclass(frozen=True)
+@record
 class SystemLibrary:
     """One shared object in the target's file system."""
 
@@ -107,7 +108,7 @@ class SystemLibrary:
             raise InventoryError(f"bad library entry {dict(data)!r}: {exc}") from None
 
 
-@dataclass(frozen=True)
+@record
 class AbsentLibrary:
     """A library name known *not* to be on the target, and how sure that is."""
 
@@ -119,7 +120,7 @@ class AbsentLibrary:
         return {"soname": self.soname, "certainty": self.certainty, "source": self.source}
 
 
-@dataclass(frozen=True)
+@record
 class SystemInventory:
     """The shared libraries of a target system, as its dynamic linker sees them."""
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from abiscan.errors import BuildError as BuildError  # re-exported (its old home)
+from abiscan.records import record
 
 __all__ = [
     "ET_DYN",
@@ -161,7 +161,7 @@ def _align(n: int, a: int) -> int:
     return (n + a - 1) & -a
 
 
-@dataclass(frozen=True)
+@record
 class _Layout:
     bits: int
     e: str  # struct byte-order prefix
@@ -440,7 +440,7 @@ def build_shared_object(
     return _Writer(options).write()
 
 
-@dataclass(frozen=True)
+@record
 class _Options:
     """The arguments of :func:`build_shared_object`, checked."""
 
@@ -466,7 +466,7 @@ class _Options:
     rodata: bytes
 
 
-@dataclass(frozen=True)
+@record
 class _Symbols:
     """The dynamic symbol table: symbol 0 is the reserved null symbol; undefined
     references come first, then definitions, which is the order GNU ld uses too."""

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "abiscan"
 # Longest prefix wins. Equal ranks may import each other; nothing imports upwards.
 LAYERS: dict[str, float] = {
     "abiscan.errors": 0,
+    "abiscan.records": 0,
     "abiscan.testing": 0,
     "abiscan.limits": 0,
     "abiscan.progress": 0,

@@ -532,6 +532,34 @@ def test_cli_scan_of_one_extension_loads_only_what_it_needs(tmp_path: Path) -> N
     assert run.stdout.strip() == "0 []"
 
 
+def test_cli_scan_of_one_extension_compiles_no_record_equality(tmp_path: Path) -> None:
+    """abiscan's frozen records (:func:`abiscan.records.record`) compile ``__eq__`` and
+    ``__hash__`` on first use: a one-.so scan from the command line compares and
+    hashes none of them, so it compiles none (``dataclass`` compiled both, and
+    ``__init__``, ``__setattr__``, ``__delattr__`` and ``__repr__``, for every class
+    at import: docs/decisions.md, *Start-up*)."""
+    import subprocess
+    import sys
+
+    so = build_shared_object(exports=["PyInit__one"], needed=["libc.so.6"])
+    layer = write_zip(tmp_path / "one.zip", {"python/_one.cpython-312-x86_64-linux-gnu.so": so})
+    code = ("import sys, io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out): status = main(sys.argv[1:])\n"
+            "def shared(c, name):\n"
+            "    code = getattr(c.__dict__.get(name), '__code__', None)\n"
+            "    return code is not None and code.co_filename.endswith('records.py')\n"
+            "records = {c for m in list(sys.modules.values()) if m.__name__.startswith('abiscan')\n"
+            "           for c in vars(m).values()\n"
+            "           if isinstance(c, type) and '__dataclass_fields__' in c.__dict__\n"
+            "           and shared(c, '__repr__')}\n"
+            "compiled = sorted(f'{c.__name__}.{n}' for c in records for n in ('__eq__', "
+            "'__hash__') if not shared(c, n))\n"
+            "print(status, len(records) > 40, compiled)")
+    run = subprocess.run([sys.executable, "-c", code, "scan", str(layer), "--no-cache"],
+                         capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert run.stdout.strip() == "0 True []"
+
+
 def test_four_threads_with_workers_and_one_cache_agree(layer: Path, tmp_path: Path) -> None:
     """Scans in threads of one program, each with its workers, sharing one cache dir."""
     from concurrent.futures import ThreadPoolExecutor

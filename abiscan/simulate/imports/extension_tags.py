@@ -9,8 +9,8 @@ opened: the import system passes it over in silence.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from abiscan.records import record
 from abiscan.report.model import LoaderKind
 from abiscan.target.profiles import Target
 
@@ -42,7 +42,7 @@ _GRAALPY = re.compile(r"^graalpy.*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True)
+@record
 class ExtensionTag:
     """What an extension module's file name says about what it was built for."""
 
@@ -143,7 +143,7 @@ def is_tried(tag: ExtensionTag, target: Target) -> bool:
     return tag.suffix in target.extension_suffixes
 
 
-@dataclass(frozen=True)
+@record
 class Mismatch:
     """Why the target never tries an extension file: a finding code and a sentence."""
 

@@ -12,9 +12,10 @@ parent package's ``__path__``. Nothing here reads file contents.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
+from abiscan.records import record
 from abiscan.report.findings import PredictedError
 from abiscan.report.model import LoaderKind, ModuleKind
 from abiscan.simulate.imports.extension_tags import (
@@ -41,7 +42,7 @@ class FileSystem(Protocol):
     def is_file(self, path: str) -> bool: ...
 
 
-@dataclass(frozen=True)
+@record
 class Spec:
     """What the target's finder returns for a module."""
 
@@ -62,7 +63,7 @@ class Spec:
         return self.package_init_kind or self.kind
 
 
-@dataclass(frozen=True)
+@record
 class PassedOver:
     """A file named like the module that the finder did not load, and why."""
 
@@ -71,8 +72,10 @@ class PassedOver:
     tag: ExtensionTag | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Resolution:
+    """What ``import name`` finds: the spec, or the error, and the files passed over."""
+
     name: str
     spec: Spec | None
     error: PredictedError | None

@@ -12,9 +12,9 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from abiscan.inputs.stack import Stack
+from abiscan.records import record
 from abiscan.simulate.imports.extension_tags import (
     BYTECODE_SUFFIXES,
     IDENTIFIER,
@@ -39,7 +39,7 @@ _LAYER_ROOT_DIRS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@record
 class DeadRoot:
     """A directory with Python modules that the target's sys.path never searches."""
 
@@ -47,8 +47,10 @@ class DeadRoot:
     why: str
 
 
-@dataclass(frozen=True)
+@record
 class ModuleCandidate:
+    """A module name the stack's files suggest, and where."""
+
     name: str
     root: str  # the directory it was found under (a sys.path entry or a dead root)
     path: str  # the file or directory that suggested the name

@@ -68,6 +68,7 @@ from typing import Protocol
 from abiscan.elf.reader import ElfError, ElfFacts
 from abiscan.elf.references import SymbolRef
 from abiscan.inputs.member_facts import LoaderBytes
+from abiscan.records import record
 from abiscan.simulate.linker.identity import verify_identity
 from abiscan.target.capi import CApiExports, is_capi_name
 from abiscan.target.profiles import Target
@@ -107,7 +108,7 @@ class StackView(Protocol):
         """The file's ELF facts, or None when they cannot be read."""
 
 
-@dataclass(frozen=True)
+@record
 class LinkObject:
     """One object in the extension's link map."""
 
@@ -125,7 +126,7 @@ class LinkObject:
         return f"{self.needed_as or self.name} -> {self.name}{via}{by}"
 
 
-@dataclass(frozen=True)
+@record
 class LinkProblem:
     """Why the dynamic linker refuses the module (or might)."""
 
@@ -146,7 +147,7 @@ class LinkProblem:
     source: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class LinkResult:
     """What ``dlopen`` does with the extension after its identity checks."""
 
@@ -162,6 +163,8 @@ class LinkResult:
 
 @dataclass
 class _Obj:
+    """One object in the simulated link map."""
+
     name: str
     origin: str
     names: set[str]
@@ -213,6 +216,8 @@ class _Obj:
 
 @dataclass
 class _Found:
+    """The file a DT_NEEDED search found, and how."""
+
     path: str
     via: str
     system: SystemLibrary | None = None
@@ -221,6 +226,8 @@ class _Found:
 
 @dataclass
 class _Search:
+    """One DT_NEEDED search: what it found, or what it tried."""
+
     found: _Found | None = None
     tried: list[str] = field(default_factory=list)
     other_class: bool = False

@@ -126,10 +126,10 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from abiscan.elf.header import ElfError, read_header, sniff_format
+from abiscan.records import record
 
 __all__ = [
     "ARCHES",
@@ -138,7 +138,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class LoadVerdict:
     """What the dynamic linker does with the file's identity.
 
@@ -155,8 +155,10 @@ class LoadVerdict:
     detail: str
 
 
-@dataclass(frozen=True)
+@record
 class _Host:
+    """The loading process's ELF identity on the target architecture."""
+
     arch: str
     bits: int
     byte_order: str
@@ -448,7 +450,7 @@ class _FailFactory(Protocol):
     ) -> _Fail: ...
 
 
-@dataclass(frozen=True)
+@record
 class _Ehdr:
     """The ELF header fields the loader reads, in the target's byte order."""
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from abiscan.errors import AbiscanError
+from abiscan.records import record
 from abiscan.simulate.python.import_graph import Guard, catches
 
 __all__ = [
@@ -95,21 +96,21 @@ MISSING: Any = _Missing()
 MAYBE: Any = _Maybe()
 
 
-@dataclass(frozen=True)
+@record
 class ModuleRef:
     """A module object, by name."""
 
     name: str
 
 
-@dataclass(frozen=True)
+@record
 class ClassRef:
     """A class known by name (a builtin exception class, mostly)."""
 
     name: str
 
 
-@dataclass(frozen=True)
+@record
 class ExcValue:
     """An exception instance: ``str(e)`` is its message when known."""
 
@@ -120,7 +121,7 @@ class ExcValue:
     name: Any = UNKNOWN
 
 
-@dataclass(frozen=True)
+@record
 class Unordered:
     """What ``os.listdir`` returns: the entries are known, their order is not (it is the
     file system's). Filtering keeps it unordered; ``sorted`` and ``len`` are exact."""
@@ -128,7 +129,7 @@ class Unordered:
     items: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
+@record
 class OneOf:
     """One of a few known constants, which one not known: a name the two sides of an
     undecided ``if`` bind to different constants (sympy's ``_SYMPY_GROUND_TYPES``, set to
@@ -139,7 +140,7 @@ class OneOf:
     options: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Opaque:
     """Something that exists and is true (a function, a class, ``object()``), contents unknown."""
 
@@ -177,7 +178,7 @@ class Function:
         return assigned - self.declared
 
 
-@dataclass(frozen=True)
+@record
 class VersionInfo:
     """``sys.version_info`` of the target: only (major, minor) are fixed."""
 
@@ -185,7 +186,7 @@ class VersionInfo:
     minor: int
 
 
-@dataclass(frozen=True)
+@record
 class Probe:
     """What a call like ``import_optional_dependency("numexpr")`` returns: unknown, but
     perhaps the module when it imports and None when not. ``test`` is set once it is
@@ -197,7 +198,7 @@ class Probe:
     importable: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class SysModules:
     """``sys.modules`` at the moment it is read: ``contains(name)`` says whether ``name``
     is in it (None: not known). The simulator provides it; it knows the run's imports."""
@@ -205,21 +206,21 @@ class SysModules:
     contains: Callable[[str], bool | None]
 
 
-@dataclass(frozen=True)
+@record
 class _Bool:
     """A value whose truth is known but not the value itself (``x or True``)."""
 
     value: bool
 
 
-@dataclass(frozen=True)
+@record
 class _Implementation:
     """``sys.implementation`` of the target."""
 
     version: tuple[int, int]
 
 
-@dataclass(frozen=True)
+@record
 class _Globals:
     """What ``globals()`` returns: the namespace being run."""
 
@@ -235,7 +236,7 @@ class EvalRaise(AbiscanError):
         self.message = message
 
 
-@dataclass(frozen=True)
+@record
 class TargetFacts:
     """What the target interpreter fixes, for the expressions that read it."""
 
@@ -1501,12 +1502,12 @@ def _handles(handler: ast.ExceptHandler, exc_type: str | None) -> bool:
     return catches(Guard(catches=tuple(names), text="except", line=handler.lineno), exc_type)
 
 
-@dataclass(frozen=True)
+@record
 class _BuiltinFunc:
     name: str
 
 
-@dataclass(frozen=True)
+@record
 class _Environ:
     """``os.environ``."""
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from abiscan.records import record
 
 __all__ = ["GuardedGlobals", "prefix_guarded_globals"]
 
 
-@dataclass(frozen=True)
+@record
 class GuardedGlobals:
     """The ``globals()`` calls (by node id) whose writes all bind prefixed names."""
 

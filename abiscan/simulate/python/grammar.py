@@ -39,8 +39,8 @@ import re
 import sys
 import tokenize
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
+from abiscan.records import record
 from abiscan.report.findings import PredictedError
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
 RUNNING = (sys.version_info[0], sys.version_info[1])
 
 
-@dataclass(frozen=True)
+@record
 class SyntaxVerdict:
     """Why a source does not import as source: a predicted SyntaxError, or unknown."""
 
@@ -245,7 +245,7 @@ def _unclosed_before_310(source: bytes) -> tuple[str, int] | None:
     return "unexpected EOF while parsing", max(n_lines, 1)
 
 
-@dataclass(frozen=True)
+@record
 class _Newer:
     since: tuple[int, int]
     line: int

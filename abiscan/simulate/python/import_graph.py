@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 
 from abiscan.inputs.content_cache import keep_def_sources
 from abiscan.limits import DEFAULT_LIMITS, Limits
+from abiscan.records import record
 from abiscan.report.model import LinkKind
 from abiscan.simulate.python.globals_writes import GuardedGlobals, prefix_guarded_globals
 from abiscan.simulate.python.grammar import SyntaxVerdict, check_syntax
@@ -69,7 +70,7 @@ _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 # -- the facts ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Guard:
     """One ``except`` clause (or ``with suppress(...)``) around an import."""
 
@@ -79,7 +80,7 @@ class Guard:
     reraises: bool = False  # its body ends in an unconditional ``raise``
 
 
-@dataclass(frozen=True)
+@record
 class ImportEdge:
     """One import that runs (or may run) while ``importer`` is being imported."""
 
@@ -99,7 +100,7 @@ class ImportEdge:
     condition: str | None = None  # the test that makes it "no" or "maybe"
 
 
-@dataclass(frozen=True)
+@record
 class ImportStep:
     edge: ImportEdge
     # The module-level name the statement binds once the import succeeds, and
@@ -109,14 +110,14 @@ class ImportStep:
     value: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Handler:
     guard: Guard
     body: Block
     name: str | None = None  # ``except E as name``
 
 
-@dataclass(frozen=True)
+@record
 class TryStep:
     line: int
     body: Block
@@ -125,7 +126,7 @@ class TryStep:
     final: Block = ()
 
 
-@dataclass(frozen=True)
+@record
 class CondStep:
     """A block that runs when ``runs`` is True, never when False, perhaps when None.
 
@@ -144,7 +145,7 @@ class CondStep:
     search_else: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class AssignStep:
     """A module-level binding: ``targets = value`` (``targets op= value`` with ``op``).
 
@@ -160,7 +161,7 @@ class AssignStep:
     function: ast.FunctionDef | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ExprStep:
     """An expression statement at module level (``deps.append(x)``, a bare name).
 
@@ -174,7 +175,7 @@ class ExprStep:
     native_call: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class LoopStep:
     """``for target in iter: body`` with no ``break``, ``continue`` or ``else``: the
     executor unrolls it when ``iter`` is a known sequence."""
@@ -186,7 +187,7 @@ class LoopStep:
     body: Block
 
 
-@dataclass(frozen=True)
+@record
 class RaiseStep:
     line: int
     text: str
@@ -199,7 +200,7 @@ Step = ImportStep | TryStep | CondStep | RaiseStep | AssignStep | ExprStep | Loo
 Block = tuple[Step, ...]
 
 
-@dataclass(frozen=True)
+@record
 class ModuleSource:
     """A parsed source module: its import-time program and what it binds."""
 
@@ -578,7 +579,7 @@ class _Conditions:
 # -- extraction --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class _Ctx:
     guards: tuple[Guard, ...] = ()
     type_checking: bool = False

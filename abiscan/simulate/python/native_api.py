@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from abiscan.elf.reader import MAX_RODATA
+from abiscan.records import record
 from abiscan.simulate.python.native_imports import NativeImport
 
 __all__ = [
@@ -53,7 +53,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CYTHON_KEYWORD = re.compile(rb"%(?:\.200)?s\(\) got an unexpected keyword argument '%U'\x00")
 
 
-@dataclass(frozen=True)
+@record
 class Signature:
     """The parameters of a callable, as far as binding arguments to them goes."""
 

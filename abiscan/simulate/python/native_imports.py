@@ -44,9 +44,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from abiscan.elf.reader import MAX_RODATA, ElfError, ElfFacts, read_facts, read_rodata
+from abiscan.records import record
 
 __all__ = [
     "MAX_PROBES",
@@ -103,7 +103,7 @@ _DOTTED = re.compile(rb"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A
 _PANIC_FIXED_IN = {"cryptography": "42.0.6"}
 
 
-@dataclass(frozen=True)
+@record
 class NativeImport:
     """A module an extension module imports from native code."""
 
@@ -125,8 +125,10 @@ class NativeImport:
         )
 
 
-@dataclass(frozen=True)
+@record
 class NativeFacts:
+    """What an extension module's bytes say it imports when initialised."""
+
     module: str
     path: str
     kinds: tuple[str, ...]  # "cffi", "pyo3", "cython", "c-import"

@@ -80,6 +80,7 @@ if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only wh
         SourceReader,
         TryStep,
     )
+from abiscan.records import record
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib, stdlib_dir
 
 __all__ = ["AT_STARTUP", "Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
@@ -109,6 +110,8 @@ class FactsLike(Protocol):
 
 @dataclass
 class _Run:
+    """The state of one run of import chains (Tarjan's stack, memoised results)."""
+
     running: list[str] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
     lows: list[int] = field(default_factory=list)
@@ -995,7 +998,7 @@ def _reader(stack: Stack, importer: ImportSystem, facts: FactsLike) -> SourceRea
     return SourceReader(read, find)
 
 
-@dataclass(frozen=True)
+@record
 class Broken:
     """A top-level module that certainly fails through a chain of imports."""
 
@@ -1003,7 +1006,7 @@ class Broken:
     raised: Raised
 
 
-@dataclass(frozen=True)
+@record
 class Followed:
     """What following every module's imports found: the outcomes, and the events the
     rules turn into findings (broken chains, guards that let an exception through)."""

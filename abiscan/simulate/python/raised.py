@@ -7,8 +7,9 @@ as a scan of a layer without Python sources does, loads neither.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from abiscan.records import record
 from abiscan.report.findings import PredictedError
 from abiscan.report.model import ChainStep
 
@@ -21,7 +22,7 @@ def weaker(a: str, b: str) -> str:
     return a if _RANK[a] >= _RANK[b] else b
 
 
-@dataclass(frozen=True)
+@record
 class Raised:
     """An exception on its way up: what it is, where it started, how it got here."""
 
@@ -42,7 +43,7 @@ class Raised:
         return replace(self, certain=False) if self.certain else self
 
 
-@dataclass(frozen=True)
+@record
 class Pierced:
     """An import guarded against ImportError that something else still passes through."""
 

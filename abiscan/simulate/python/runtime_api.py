@@ -37,10 +37,10 @@ from __future__ import annotations
 import ast
 import posixpath
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
+from abiscan.records import record
 from abiscan.target._data import read_json
 from abiscan.target.stdlib import stdlib_dir as stdlib_dir  # re-exported; it lives with the stdlib
 
@@ -51,7 +51,7 @@ __all__ = ["RuntimeChecker", "RuntimeFailure", "stdlib_dir", "stdlib_has"]
 _MAX_DEPTH = 100
 
 
-@dataclass(frozen=True)
+@record
 class RuntimeFailure:
     """The exception one statement raises on the target, and where."""
 
@@ -64,7 +64,7 @@ class RuntimeFailure:
     why: str
 
 
-@dataclass(frozen=True)
+@record
 class _Value:
     kind: Literal["module", "object", "class", "none", "alias"]
     # module/object: the qualified name (``typing``, ``builtins.list``);

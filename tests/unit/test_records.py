@@ -1,0 +1,157 @@
+"""``record`` behaves as ``dataclass(frozen=True)``: the same class built by each,
+from the same body, compared on the same values."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import math
+import threading
+from typing import Any, ClassVar
+
+import pytest
+
+from abiscan.records import record
+
+# Bodies exercising what decides the generated methods: field flags, defaults,
+# methods the body defines, inheritance. Each is built twice, once per decorator.
+_BODIES = {
+    "plain": "class C:\n    'doc'\n    a: int\n    b: str = 'x'\n    c: tuple = ()\n",
+    "empty": "class C:\n    'doc'\n",
+    "one": "class C:\n    'doc'\n    a: object\n",
+    "flags": ("class C:\n    'doc'\n    a: int\n    b: int = field(compare=False)\n"
+              "    c: int = field(repr=False, default=0)\n"
+              "    d: int = field(hash=False, default=0)\n"
+              "    e: int = field(compare=False, hash=True, default=0)\n"
+              "    f: list = field(default_factory=list, compare=False, hash=False)\n"),
+    "own_eq": ("class C:\n    'doc'\n    a: int\n    b: int = 0\n"
+               "    def __eq__(self, other):\n        return 'own'\n"),
+    "own_hash": ("class C:\n    'doc'\n    a: int\n    def __hash__(self):\n        return 7\n"),
+    "own_eq_and_hash": ("class C:\n    'doc'\n    a: int\n"
+                        "    def __eq__(self, other):\n        return 1\n"
+                        "    def __hash__(self):\n        return 8\n"),
+    "own_repr": "class C:\n    'doc'\n    a: int\n    def __repr__(self):\n        return 'mine'\n",
+    "classvar": "class C:\n    'doc'\n    a: int\n    K: ClassVar[int] = 3\n",
+    "post_init": ("class C:\n    'doc'\n    a: int\n    b: list = field(default_factory=list)\n"
+                  "    def __post_init__(self):\n        self.b.append(self.a)\n"),
+    "init_false": ("class C:\n    'doc'\n    a: int\n"
+                   "    b: dict = field(default_factory=dict, init=False, compare=False)\n"),
+    "undocumented": "class C:\n    a: int\n    b: str = 'x'\n",
+}
+
+
+def _build(body: str, decorate: Any) -> type:
+    scope: dict[str, Any] = {"field": dataclasses.field, "ClassVar": ClassVar, "__name__": __name__}
+    exec(body, scope)
+    return decorate(scope["C"])  # type: ignore[no-any-return]
+
+
+def _twins(name: str) -> tuple[type, type]:
+    return (_build(_BODIES[name], dataclasses.dataclass(frozen=True)),
+            _build(_BODIES[name], record))
+
+
+def _outcome(call: Any) -> object:
+    try:
+        return ("ok", call())
+    except Exception as exc:  # the same exception and message, for both classes
+        return ("raises", type(exc), str(exc))
+
+
+def _described(cls: type) -> list[object]:
+    init = cls.__init__  # type: ignore[misc]
+    return [str(inspect.signature(cls)), str(inspect.signature(init)), cls.__doc__,
+            repr(cls.__dataclass_params__), getattr(cls, "__match_args__", None),
+            init.__qualname__]
+
+
+def _behaviour(cls: type, args: list[tuple[Any, ...]]) -> list[object]:
+    seen: list[object] = _described(cls)
+    seen += [_outcome(lambda: repr(cls())), _outcome(lambda: cls(1, 2, 3, 4, 5, 6, 7, 8)),
+             _outcome(lambda: cls(1, zz=2))]
+    objs = [cls(*a) for a in copy.deepcopy(args)]
+    seen += _described(cls)
+    # The factory's stand-in is abiscan's own object, printed as dataclass's.
+    seen += [repr(cls.__init__.__defaults__), cls.__init__.__annotations__]  # type: ignore[misc]
+    seen += [repr(o) for o in objs]
+    for x in objs:
+        seen.append(_outcome(lambda x=x: hash(x)))
+        for y in objs:
+            seen.append((x == y, x != y, x.__eq__(y), x.__eq__(object())))
+        seen.append(_outcome(lambda x=x: setattr(x, "a", 0)))
+        seen.append(_outcome(lambda x=x: delattr(x, "a")))
+        seen.append(_outcome(lambda x=x: dataclasses.replace(x) == x))
+        seen.append(copy.deepcopy(x) == x)
+    seen.append([f.name for f in dataclasses.fields(cls)])
+    seen.append((cls.__match_args__, cls.__dataclass_params__.frozen))
+    seen.append(_outcome(lambda: len({*objs, *map(copy.copy, objs)})))
+    return seen
+
+
+_ARGS: dict[str, list[tuple[Any, ...]]] = {
+    "plain": [(1,), (1, "x"), (2, "y", (1,)), (1, "x", ("z",))],
+    "empty": [(), ()],
+    "one": [(1,), (1.0,), (math.nan,), ("s",), ([1],)],
+    "flags": [(1, 2), (1, 3), (1, 2, 5), (1, 2, 0, 9), (1, 2, 0, 0, 4), (2, 2, 0, 0, 0, [1])],
+    "own_eq": [(1,), (1, 2)],
+    "own_hash": [(1,), (2,)],
+    "own_eq_and_hash": [(1,), (2,)],
+    "own_repr": [(1,), (2,)],
+    "classvar": [(1,), (2,)],
+    "post_init": [(1,), (2, [5])],
+    "init_false": [(1,), (2,)],
+    "undocumented": [(1,), (1, "y")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BODIES))
+def test_a_record_compares_hashes_and_prints_as_a_frozen_dataclass(name: str) -> None:
+    standard, ours = _twins(name)
+    assert _behaviour(ours, _ARGS[name]) == _behaviour(standard, _ARGS[name])
+
+
+def test_a_record_subclass_and_a_nan_field_as_a_frozen_dataclass() -> None:
+    # A decorated subclass compares its own fields; an undecorated one inherits.
+    results = []
+    for decorate in (dataclasses.dataclass(frozen=True), record):
+        base = _build("class C:\n    a: float\n", decorate)
+        sub = decorate(type("Sub", (base,), {"__annotations__": {"b": "int"}, "b": 0,
+                                             "__module__": __name__}))
+        plain = type("Plain", (base,), {"__module__": __name__})
+        nan = math.nan
+        results.append([
+            sub(1.0, 2) == sub(1.0, 2), sub(1.0, 2) == sub(1.0, 3), sub(1.0) == base(1.0),
+            base(1.0) == sub(1.0), plain(1.0) == plain(1.0), plain(1.0) == base(1.0),
+            base(nan) == base(nan), hash(base(nan)) == hash(base(nan)) or None,
+            repr(sub(1.0, 2)), repr(plain(2.0)), hash(sub(1.0, 2)) == hash((1.0, 2)),
+        ])
+    assert results[0] == results[1]
+
+
+def test_a_record_prints_a_cycle_as_dots_in_each_thread() -> None:
+    for decorate in (dataclasses.dataclass(frozen=True), record):
+        cls = _build("class C:\n    a: list\n", decorate)
+        inner: list[Any] = []
+        c = cls(inner)
+        inner.append(c)
+        got: list[str] = []
+        thread = threading.Thread(target=lambda c=c, got=got: got.append(repr(c)))
+        thread.start()
+        thread.join()
+        assert (repr(c), got) == ("C(a=[...])", ["C(a=[...])"])
+
+
+def test_methods_are_compiled_on_first_use_and_then_the_class_own() -> None:
+    cls = _build(_BODIES["plain"], record)
+    first = {n: cls.__dict__[n] for n in ("__init__", "__eq__", "__hash__")}
+    assert str(inspect.signature(cls)) == "(a: 'int', b: 'str' = 'x', c: 'tuple' = ()) -> None"
+    assert cls(1) == cls(1) and hash(cls(1)) == hash((1, "x", ()))
+    assert all(cls.__dict__[n] is not first[n] for n in first)
+    assert cls.__eq__.__qualname__ == "C.__eq__" and cls.__eq__.__module__ == __name__
+    assert first["__eq__"](cls(1), cls(2)) is False  # a kept reference still answers
+    # Without a docstring (dataclass writes one from the signature) the class is
+    # made as dataclass makes it, its __init__ at once.
+    plain = _build(_BODIES["undocumented"], record)
+    assert plain.__doc__ == "C(a: 'int', b: 'str' = 'x')"
+    assert plain.__init__.__code__.co_filename == "<string>"  # not records.py's first-use one
