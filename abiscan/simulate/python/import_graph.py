@@ -1414,15 +1414,17 @@ def extract(
     was parsed from, whose text spares walks of subtrees that cannot matter)."""
     package = module if is_package else module.rpartition(".")[0]
     # A walk of the whole tree costs as much as the extraction: only when the
-    # text can hold a global statement.
-    declared = _declared_global(tree) if any("global" in ln for ln in lines) else frozenset()
+    # text can hold a global statement. (The words hold no line end: found in the
+    # joined lines, they are in one line.)
+    joined = "\n".join(lines)
+    declared = _declared_global(tree) if "global" in joined else frozenset()
     conditions = _Conditions(target)
     # A function may rebind them whenever it is called: never trusted statically.
     conditions.consts.update(dict.fromkeys(declared))
     ex = _Extractor(module, package, lines, conditions, is_module, RuntimeChecker(target, stdlib))
     guarded = (
         prefix_guarded_globals(tree)
-        if any("globals()" in ln for ln in lines)
+        if "globals()" in joined
         else GuardedGlobals(calls=frozenset(), prefixes=())
     )
     ex.guarded_globals = guarded.calls
@@ -1439,7 +1441,7 @@ def extract(
         edges=tuple(ex.edges),
         bound=dict(ex.bound),
         open_namespace=ex.open_namespace
-        or (any("sys.modules[" in line for line in lines) and _replaces_itself(tree)),
+        or ("sys.modules[" in joined and _replaces_itself(tree)),
         open_line=ex.open_line,
         all_names=ex.all_names,
         declared_global=declared,
@@ -1495,13 +1497,20 @@ def _long_dotted_import(data: bytes, limit: int) -> bool:
     """
     if data.count(b".") <= limit:
         return False
-    for line in data.replace(b"\\\n", b"").split(b"\n"):
-        if (
-            b"import" in line
-            and line.count(b".") > limit
-            and any(m.group().count(b".") >= limit for m in _DOTTED_RUN.finditer(line))
+    if b"\\\n" in data:
+        data = data.replace(b"\\\n", b"")
+    # Only the lines that say "import" (a few in a module of thousands of lines).
+    at = data.find(b"import")
+    while at != -1:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        end = len(data) if end == -1 else end
+        line = data[start:end]
+        if line.count(b".") > limit and any(
+            m.group().count(b".") >= limit for m in _DOTTED_RUN.finditer(line)
         ):
             return True
+        at = data.find(b"import", end)
     return False
 
 
