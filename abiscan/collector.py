@@ -16,12 +16,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["SPACED_YOUNG", "collector_spaced"]
+__all__ = ["SPACED_YOUNG", "collector_paused", "collector_spaced"]
 
 SPACED_YOUNG = 100_000
 _lock = threading.Lock()
 _depth = 0
 _saved: tuple[int, int, int] = (0, 0, 0)
+_paused = 0
 
 
 @contextmanager
@@ -42,3 +43,29 @@ def collector_spaced() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 gc.set_threshold(*_saved)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Run the body with automatic collection off, for a burst of allocations that
+    leaves no cycles: ``ast.parse`` builds a tree of a hundred thousand nodes, and
+    every collection it triggered walked the tree and the scan's whole heap, for
+    nothing (a third of the parse of the real layer's modules with the default
+    thresholds: docs/benchmarks.md). A caller that turned the collector off keeps it
+    off; concurrent scans turn it back on when the last of them leaves."""
+    global _paused
+    with _lock:
+        pause = _paused > 0 or gc.isenabled()
+        if pause:
+            _paused += 1
+            gc.disable()
+    if not pause:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with _lock:
+            _paused -= 1
+            if _paused == 0:
+                gc.enable()

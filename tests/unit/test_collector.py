@@ -6,11 +6,12 @@ import gc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from abiscan import scan
-from abiscan.collector import SPACED_YOUNG, collector_spaced
+from abiscan.collector import SPACED_YOUNG, collector_paused, collector_spaced
 
 
 @pytest.fixture()
@@ -92,3 +93,47 @@ def test_scan_runs_spaced_and_gives_the_thresholds_back(
     assert [m.name for m in report.modules] == ["m"]
     assert during == [(SPACED_YOUNG, 10, 10)]
     assert gc.get_threshold() == thresholds
+
+
+def test_paused_inside_and_on_again_after_the_last() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer parse still runs
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_a_caller_who_turned_collection_off_keeps_it_off_after_a_pause() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_parsing_a_module_pauses_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    import abiscan.simulate.python.import_graph as import_graph
+
+    seen: list[bool] = []
+    real = import_graph.check_syntax
+
+    def spying(*args: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args)
+
+    monkeypatch.setattr(import_graph, "check_syntax", spying)
+    graph = import_graph.ImportGraph(
+        reader=import_graph.SourceReader(lambda _: b"import os\n", lambda _: None),
+        version=(3, 12),
+    )
+    parsed = graph.parse_file("m", "/opt/python/m.py", False, lambda _: False)
+    assert parsed is not None and [e.target for e in parsed.edges] == ["os"]
+    assert seen == [False]
+    assert gc.isenabled()

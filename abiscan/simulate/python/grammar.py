@@ -261,8 +261,9 @@ def _newer_syntax(
     CPython reports, or None."""
     lines = source.decode("utf-8", "replace").splitlines()
     found: list[_Newer] = []
-    for node in ast.walk(tree):
-        found.extend(n for n in _constructs(node, lines, target) if n.since > target)
+    for node in _walk(tree):
+        if isinstance(node, _MAY_BE_NEWER):
+            found.extend(n for n in _constructs(node, lines, target) if n.since > target)
     if not found:
         return None
     first = min(found, key=lambda n: (n.line, n.col))
@@ -272,6 +273,47 @@ def _newer_syntax(
         exact=first.message == "invalid syntax",
         why=f"{first.what} needs CPython {first.since[0]}.{first.since[1]}",
     )
+
+
+def _walk(tree: ast.AST) -> list[ast.AST]:
+    """The nodes of ``tree`` in the order of ``ast.walk`` (breadth first), by a loop
+    over a list instead of its generators: this walk cost more than the parse."""
+    out = [tree]
+    i = 0
+    while i < len(out):
+        node = out[i]
+        i += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                out.extend([v for v in value if isinstance(v, ast.AST)])
+            elif isinstance(value, ast.AST):
+                out.append(value)
+    return out
+
+
+# The nodes :func:`_constructs` looks at (it yields nothing for any other).
+_MAY_BE_NEWER: tuple[type[ast.AST], ...] = tuple(
+    t
+    for t in (
+        ast.Match,
+        getattr(ast, "TryStar", None),
+        getattr(ast, "TypeAlias", None),
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.With,
+        ast.AsyncWith,
+        ast.Subscript,
+        ast.arguments,
+        ast.For,
+        ast.AsyncFor,
+        ast.ExceptHandler,
+        getattr(ast, "TemplateStr", None),
+        ast.JoinedStr,
+    )
+    if isinstance(t, type)
+)
 
 
 def _segment_char(lines: Sequence[str], line: int, col: int) -> str:
@@ -376,13 +418,14 @@ def _constructs(node: ast.AST, lines: Sequence[str], target: tuple[int, int]) ->
     if isinstance(node, ast.Subscript):
         index = node.slice
         # ``a[(x, *y)]`` is a parenthesised tuple display, valid since 3.5; only a
-        # star directly inside the brackets (``a[*y]``, ``a[x, *y]``) is PEP 646.
-        parts = (
-            index.elts
-            if isinstance(index, ast.Tuple) and not _parenthesised(index, lines)
-            else [index]
-        )
-        if any(isinstance(p, ast.Starred) for p in parts):
+        # star directly inside the brackets (``a[*y]``, ``a[x, *y]``) is PEP 646. The
+        # star first: tokenizing for the parentheses of every ``a[i, j]`` cost more
+        # than the parse.
+        if isinstance(index, ast.Starred) or (
+            isinstance(index, ast.Tuple)
+            and any(isinstance(e, ast.Starred) for e in index.elts)
+            and not _parenthesised(index, lines)
+        ):
             yield _Newer(since=(3, 11), line=line, col=col, what="a starred subscript (PEP 646)")
     if (
         isinstance(node, ast.arguments)

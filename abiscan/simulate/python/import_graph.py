@@ -27,11 +27,14 @@ is imported, compiled to bytecode or run. For each module this records
 from __future__ import annotations
 
 import ast
+import io
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import tokenize
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from abiscan.collector import collector_paused
 from abiscan.inputs.content_cache import keep_def_sources
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.records import record
@@ -382,6 +385,70 @@ def _statements_within(node: ast.FunctionDef, limit: int) -> list[ast.stmt] | No
     return out
 
 
+# What makes a def one the evaluator does not run, and the words its source must hold.
+_UNINLINABLE = (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await)
+_UNINLINABLE_WORDS = (b"lambda", b":=", b"yield", b"await")
+
+
+def _holds(node: ast.AST, kinds: tuple[type[ast.AST], ...]) -> bool:
+    """Whether ``node`` or a node under it is one of ``kinds``: ``ast.walk`` without its
+    generators, stopping at the first found."""
+    todo: list[ast.AST] = [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, kinds):
+            return True
+        for name in n._fields:
+            value = getattr(n, name, None)
+            if type(value) is list:
+                todo.extend([v for v in value if isinstance(v, ast.AST)])
+            elif isinstance(value, ast.AST):
+                todo.append(value)
+    return False
+
+
+# may_hold(node, words): whether the source of ``node`` may hold one of ``words`` (a
+# cheap test on the text, True when the text cannot tell).
+MayHold = Callable[[ast.AST, tuple[bytes, ...]], bool]
+
+
+def _always(node: ast.AST, words: tuple[bytes, ...]) -> bool:
+    return True
+
+
+class _SourceText:
+    """The source's lines as bytes, numbered as ``ast`` numbers them, to skip a walk of
+    a subtree whose text cannot hold what the walk looks for (most of them)."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+
+    @classmethod
+    def of(cls, data: bytes) -> _SourceText | None:
+        """None when the text's bytes may not spell its characters in ASCII: a codec
+        other than UTF-8 or Latin-1 (UTF-7 writes "(" as "+ACg-")."""
+        try:
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        except SyntaxError:
+            return None
+        if encoding not in _ASCII_CODECS:
+            return None
+        # The tokenizer ends lines at "\r\n", "\r" and "\n" alone (str.splitlines also
+        # at form feeds and other separators, which would shift the numbers).
+        return cls(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
+
+    def may_hold(self, node: ast.AST, words: tuple[bytes, ...]) -> bool:
+        first = getattr(node, "lineno", None)
+        last = getattr(node, "end_lineno", None)
+        if first is None or last is None or not 0 < first <= last <= len(self.lines):
+            return True
+        text = self.lines[first - 1] if first == last else b"\n".join(self.lines[first - 1 : last])
+        return any(w in text for w in words)
+
+
+_ASCII_CODECS = frozenset({"utf-8", "utf-8-sig", "iso-8859-1", "latin-1", "ascii"})
+
+
 def _plain_def(node: ast.stmt) -> bool:
     """A ``def`` without decorators, with plain parameters and constant defaults."""
     if not isinstance(node, ast.FunctionDef) or node.decorator_list:
@@ -392,7 +459,7 @@ def _plain_def(node: ast.stmt) -> bool:
     return all(isinstance(d, ast.Constant) for d in a.defaults)
 
 
-def _inlinable(node: ast.stmt) -> bool:
+def _inlinable(node: ast.stmt, may_hold: MayHold = _always) -> bool:
     """Whether a ``def`` is one the evaluator runs when the module body calls it: no
     decorator, plain parameters with constant defaults, and a short body of
     assignments, ``if``, ``try``, imports, ``raise``, ``return``, ``global`` and plain
@@ -405,11 +472,9 @@ def _inlinable(node: ast.stmt) -> bool:
         inner is not None
         and all(isinstance(n, _FUNCTION_STATEMENTS) for n in inner)
         and all(_plain_def(n) for n in inner if isinstance(n, ast.FunctionDef))
-        and not any(
-            isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await))
-            for n in ast.walk(node)
-        )
+        and not (may_hold(node, _UNINLINABLE_WORDS) and _holds(node, _UNINLINABLE))
     )
+
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -587,7 +652,7 @@ class _Ctx:
     condition: str | None = None
     in_class: bool = False
     # In a class body: the names it binds, which shadow module-level ones there.
-    class_names: frozenset[str] = frozenset()
+    class_names: Container[str] = frozenset()
 
     def under(self, runs: bool | None, condition: str, *, type_checking: bool = False) -> _Ctx:
         if runs is False or self.runs == "no":
@@ -788,6 +853,7 @@ class _Extractor:
         # Module-level functions whose body starts with imports: a call at import
         # time runs them (sqlalchemy's ``try: _import_cy_extensions()``).
         self.functions: dict[str, tuple[ast.Import | ast.ImportFrom, ...]] = {}
+        self.may_hold: MayHold = _always
 
     def opens(self, line: int) -> None:
         """The namespace is open from ``line`` on (any name may be bound after it)."""
@@ -1044,7 +1110,9 @@ class _Extractor:
                     targets=(ast.Name(s.name, ast.Store()),),
                     value=None,
                     what="function",
-                    function=s if isinstance(s, ast.FunctionDef) and _inlinable(s) else None,
+                    function=s
+                    if isinstance(s, ast.FunctionDef) and _inlinable(s, self.may_hold)
+                    else None,
                 )
             )
         return steps
@@ -1061,7 +1129,7 @@ class _Extractor:
             runs=ctx.runs,
             condition=ctx.condition,
             in_class=True,
-            class_names=_class_names(s),
+            class_names=_ClassNames(s),
         )
         steps.extend(self.block(s.body, inner))
         self.bind(s.name, ctx, s.lineno)
@@ -1237,7 +1305,7 @@ class _Extractor:
 
     def calls(self, node: ast.AST | None, ctx: _Ctx) -> list[Step]:
         """``import_module("x")`` / ``__import__("x")`` calls evaluated by this statement."""
-        if node is None:
+        if node is None or not self.may_hold(node, _CALL_WORDS):
             return []
         out: list[Step] = []
         todo: list[ast.AST] = [node]
@@ -1267,7 +1335,7 @@ class _Extractor:
                 if name in self.functions:
                     out.extend(self.called_imports(n, name, ctx))
                 out.extend(_native_call(n, ctx))
-            todo.extend(reversed(list(ast.iter_child_nodes(n))))
+            todo.extend(_children_reversed(n))
         return out
 
     def called_imports(self, call: ast.Call, func: str, ctx: _Ctx) -> list[Step]:
@@ -1341,23 +1409,30 @@ def extract(
     is_module: Callable[[str], bool],
     syntax: SyntaxVerdict | None = None,
     stdlib: str | None = None,
+    source: bytes | None = None,
 ) -> ModuleSource:
     """The import-time program of one parsed module (``stdlib``: the target's stdlib
-    directory, for the messages of the runtime API's errors)."""
+    directory, for the messages of the runtime API's errors; ``source``: the bytes it
+    was parsed from, whose text spares walks of subtrees that cannot matter)."""
     package = module if is_package else module.rpartition(".")[0]
     # A walk of the whole tree costs as much as the extraction: only when the
-    # text can hold a global statement.
-    declared = _declared_global(tree) if any("global" in ln for ln in lines) else frozenset()
+    # text can hold a global statement. (The words hold no line end: found in the
+    # joined lines, they are in one line.)
+    joined = "\n".join(lines)
+    declared = _declared_global(tree) if "global" in joined else frozenset()
     conditions = _Conditions(target)
     # A function may rebind them whenever it is called: never trusted statically.
     conditions.consts.update(dict.fromkeys(declared))
     ex = _Extractor(module, package, lines, conditions, is_module, RuntimeChecker(target, stdlib))
     guarded = (
         prefix_guarded_globals(tree)
-        if any("globals()" in ln for ln in lines)
+        if "globals()" in joined
         else GuardedGlobals(calls=frozenset(), prefixes=())
     )
     ex.guarded_globals = guarded.calls
+    text = _SourceText.of(source) if source is not None else None
+    if text is not None:
+        ex.may_hold = text.may_hold
     body = ex.block(tree.body, _Ctx())
     return ModuleSource(
         name=module,
@@ -1368,7 +1443,7 @@ def extract(
         edges=tuple(ex.edges),
         bound=dict(ex.bound),
         open_namespace=ex.open_namespace
-        or (any("sys.modules[" in line for line in lines) and _replaces_itself(tree)),
+        or ("sys.modules[" in joined and _replaces_itself(tree)),
         open_line=ex.open_line,
         all_names=ex.all_names,
         declared_global=declared,
@@ -1424,13 +1499,20 @@ def _long_dotted_import(data: bytes, limit: int) -> bool:
     """
     if data.count(b".") <= limit:
         return False
-    for line in data.replace(b"\\\n", b"").split(b"\n"):
-        if (
-            b"import" in line
-            and line.count(b".") > limit
-            and any(m.group().count(b".") >= limit for m in _DOTTED_RUN.finditer(line))
+    if b"\\\n" in data:
+        data = data.replace(b"\\\n", b"")
+    # Only the lines that say "import" (a few in a module of thousands of lines).
+    at = data.find(b"import")
+    while at != -1:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        end = len(data) if end == -1 else end
+        line = data[start:end]
+        if line.count(b".") > limit and any(
+            m.group().count(b".") >= limit for m in _DOTTED_RUN.finditer(line)
         ):
             return True
+        at = data.find(b"import", end)
     return False
 
 
@@ -1537,7 +1619,10 @@ class ImportGraph:
                 ),
             )
         try:
-            return self._parse_source(name, path, is_package, data, is_module)
+            # Parsing and extracting make no cycles: a collection would walk the new
+            # tree and the whole heap for nothing.
+            with collector_paused():
+                return self._parse_source(name, path, is_package, data, is_module)
         except (RecursionError, MemoryError) as exc:
             return _unfollowed(
                 name,
@@ -1559,7 +1644,16 @@ class ImportGraph:
             return ModuleSource(name=name, path=path, is_package=is_package, syntax=verdict)
         lines = data.decode("utf-8", "replace").splitlines()
         parsed = extract(
-            tree, name, path, is_package, lines, self.version, is_module, verdict, self.stdlib
+            tree,
+            name,
+            path,
+            is_package,
+            lines,
+            self.version,
+            is_module,
+            verdict,
+            self.stdlib,
+            source=data,
         )
         # Textual on purpose: these hooks are usually installed from inside a
         # function (VendorImporter.install()), where the extractor never looks.
@@ -1597,6 +1691,23 @@ class ImportGraph:
         return {k: v for k, v in self._parsed.items() if v is not None}
 
 
+# A call is written with a parenthesis: a statement whose text has none calls nothing.
+_CALL_WORDS = (b"(",)
+
+
+def _children_reversed(node: ast.AST) -> list[ast.AST]:
+    """``reversed(list(ast.iter_child_nodes(node)))`` without its generators."""
+    out: list[ast.AST] = []
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if type(value) is list:
+            out.extend([v for v in value if isinstance(v, ast.AST)])
+        elif isinstance(value, ast.AST):
+            out.append(value)
+    out.reverse()
+    return out
+
+
 def _kept_defs(block: Block) -> list[ast.FunctionDef]:
     """The ``def`` nodes the steps of ``block`` keep for the evaluator, nested ones too."""
     out: list[ast.FunctionDef] = []
@@ -1627,6 +1738,20 @@ def _native_call(call: ast.Call, ctx: _Ctx) -> list[Step]:
     ):
         return []
     return [ExprStep(line=getattr(call, "lineno", 0), expr=call, native_call=True)]
+
+
+class _ClassNames:
+    """The names a class body binds, found when first asked: only a call with keywords
+    in a class body asks (most classes have none)."""
+
+    def __init__(self, cls: ast.ClassDef) -> None:
+        self.cls = cls
+        self.names: frozenset[str] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        if self.names is None:
+            self.names = _class_names(self.cls)
+        return name in self.names
 
 
 def _class_names(cls: ast.ClassDef) -> frozenset[str]:
