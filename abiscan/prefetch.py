@@ -201,6 +201,7 @@ class SourcePrefetch:
         self._far: list[str] = []
         self._taken: set[str] = set()
         self._ahead: dict[str, _Parsed | None] = {}
+        self._failed: set[str] = set()  # modules whose import certainly fails
 
     # -- the hook -----------------------------------------------------------
 
@@ -369,7 +370,7 @@ class SourcePrefetch:
         while self._far and setup is not None:
             name = self._far.pop()
             task = self._table.get(name)
-            if task is None or name in self._taken:
+            if task is None or name in self._taken or _below(name, self._failed):
                 continue
             if self._board.take(task.slot, MAIN) != MAIN:
                 continue  # a worker's: it follows its imports
@@ -412,6 +413,15 @@ class SourcePrefetch:
             else:  # "end"
                 self._heard = True
                 self._ended.add(chain)
+
+    def failed(self, name: str) -> None:
+        """The import of ``name`` certainly fails: no import reaches its submodules, and
+        the workers (and this process, parsing ahead) skip them. The workers follow
+        the imports statically; a package whose import fails at run time (pandas
+        without pytz) would otherwise have them parse its whole tree."""
+        if self._pool is not None and name not in self._failed:
+            self._failed.add(name)
+            self._tell(("failed", (name,)))
 
     def _hint(self, parsed: ModuleSource) -> None:
         """Tell the chains what this process imports next: the imports of a module it
@@ -797,6 +807,7 @@ class _News:
     seen: set[str] = field(default_factory=set)  # modules taken, here or elsewhere
     todo: list[str] = field(default_factory=list)  # modules to parse, a stack
     next: list[str] = field(default_factory=list)  # binaries the main process waits for
+    failed: set[str] = field(default_factory=set)  # modules whose import certainly fails
     parsing: bool = False  # the main process has started parsing
 
 
@@ -865,7 +876,7 @@ def _parse_reach(chain: int, news: _News) -> None:
             _summarise_binary(chain, news.next.pop(), news)
         name = todo.pop()
         task = setup.tasks.get(name)
-        if name in seen or task is None:
+        if name in seen or task is None or _below(name, news.failed):
             continue
         seen.add(name)
         if board.take(task.slot, WORKER + chain) != WORKER + chain:
@@ -898,6 +909,14 @@ def _followed(parsed: ModuleSource) -> tuple[str, ...]:
     return tuple(e.target for e in parsed.edges if not e.type_checking and e.runs != "no")
 
 
+def _below(name: str, failed: set[str]) -> bool:
+    """Whether ``name`` is a submodule of a module whose import fails."""
+    if not failed:
+        return False
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in failed for i in range(1, len(parts)))
+
+
 def _pushed(names: Sequence[str]) -> list[str]:
     """``names`` and their parents, to push on a stack: the first name's parents come off
     first, then the first name, then the second name's parents."""
@@ -905,8 +924,9 @@ def _pushed(names: Sequence[str]) -> list[str]:
 
 
 def _take_news(chain: int, news: _News) -> None:
-    """The main process's news: modules it needs next (parsed first), binaries it
-    waits for, and that it has started parsing."""
+    """The main process's news: modules it needs next (parsed first), modules whose
+    import fails (their submodules skipped), binaries it waits for, and that it
+    has started parsing."""
     import queue
 
     claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
@@ -917,6 +937,8 @@ def _take_news(chain: int, news: _News) -> None:
             return
         if what == "hint":
             news.todo.extend(_pushed(names))
+        elif what == "failed":
+            news.failed.update(names)
         elif what == "next-binary":
             news.next.extend(names)
         else:  # "parsing"

@@ -136,3 +136,31 @@ def test_each_binary_is_read_by_one_process(
     mine = {p for p, who in binaries.items() if who == "main"}
     assert {f"/opt/{name}" for name in read_here} == mine
     assert all(reads[name] == 1 for name in read_here)
+
+
+def test_the_workers_hear_of_a_package_whose_import_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package whose import certainly fails (its first line imports a module found
+    nowhere) is told to the parse-ahead, which has the workers skip its
+    submodules: no import reaches them. A package that imports is not told, nor
+    one whose failure is only possible."""
+    members = _sources()
+    members["python/broken/__init__.py"] = "import missing_first\nfrom . import sub\n"
+    members["python/broken/sub/__init__.py"] = "x = 1\n"
+    members["python/maybe/__init__.py"] = (
+        "import sys\nif sys.argv:\n    import missing_maybe\n"
+    )
+    layer = write_zip(tmp_path / "layer.zip", members)
+    alone = _json(layer, jobs=1, use_cache=False)
+    heard: list[str] = []
+    real = SourcePrefetch.failed
+
+    def failed(self: SourcePrefetch, name: str) -> None:
+        heard.append(name)
+        real(self, name)
+
+    monkeypatch.setattr(SourcePrefetch, "failed", failed)
+    assert _json(layer, jobs=2, use_cache=False) == alone
+    assert "broken" in heard
+    assert not [name for name in heard if name.startswith(("pkg", "maybe"))]
