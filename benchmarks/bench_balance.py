@@ -56,7 +56,11 @@ def _instrument() -> None:
 
     def timed_drain(self: Any, *, block: bool) -> None:
         start = time.perf_counter()
+        ended = len(self._ended)
         drain(self, block=block)
+        if len(self._ended) > ended and "main_cpu_at_worker_end_s" not in _stats:
+            # How much the main process had done when a worker ran out of work.
+            _stats["main_cpu_at_worker_end_s"] = round(time.process_time(), 2)
         if block:
             _stats[f"wait_{_phase[0]}_s"] = _stats.get(f"wait_{_phase[0]}_s", 0.0) + (
                 time.perf_counter() - start)
@@ -140,6 +144,8 @@ def main() -> None:
         end_cpu = resource.getrusage(resource.RUSAGE_SELF)
     main_cpu = (end_cpu.ru_utime - start_cpu.ru_utime) + (end_cpu.ru_stime - start_cpu.ru_stime)
     out = {"wall_s": round(wall, 2), "main_cpu_s": round(main_cpu, 2),
+           "main_cpu_total_s": round(time.process_time(), 2),
+           "main_peak_rss_mb": round(end_cpu.ru_maxrss / 1024, 1),
            "total_cpu_s": round(main_cpu + sum(_stats["worker_cpu_s"]), 2),
            **{k: round(v, 2) if isinstance(v, float) else v for k, v in _stats.items()},
            "modules": len(report.modules), "findings": len(report.findings)}
