@@ -341,8 +341,10 @@ class SourcePrefetch:
         while not self._heard and not all(f.done() for f in self._chains):
             self._drain(block=True)
         if key in self._ahead:
-            count("members")
-            return self._ahead.pop(key)
+            ahead = self._ahead.pop(key)
+            if ahead is not None:
+                count("members")  # read and parsed while this process waited
+            return ahead
         self._drain(block=False)
         if key not in self._ready:
             task = self._table.get(name)
@@ -419,7 +421,9 @@ class SourcePrefetch:
         the workers (and this process, parsing ahead) skip them. The workers follow
         the imports statically; a package whose import fails at run time (pandas
         without pytz) would otherwise have them parse its whole tree."""
-        if self._pool is not None and name not in self._failed:
+        if self._pool is not None and name not in self._failed and not _below(
+            name, self._failed
+        ):
             self._failed.add(name)
             self._tell(("failed", (name,)))
 
