@@ -311,7 +311,8 @@ def _analyse(
     followed: Followed | None = guard.stage(
         "following imports",
         lambda: follow_imports(
-            modules, own.guarded, stack, importer, facts, owners, target, prefetch
+            modules, own.guarded, stack, importer, facts, owners, target, prefetch,
+            prefetch.failed,
         ),
         None,
     )

@@ -3,12 +3,15 @@ in the content cache.
 
 Inflating and decoding the binaries and parsing the sources a scan reaches are
 its largest costs. Worker processes first summarise the layer's binaries
-(:func:`abiscan.inputs.member_facts.summarise`, the largest first) and send each
-summary to the main process (:meth:`SourcePrefetch.summary`, the hook of
+(:func:`abiscan.inputs.member_facts.summarise`, the large ones first) and send
+each summary to the main process (:meth:`SourcePrefetch.summary`, the hook of
 :class:`~abiscan.inputs.member_facts.FileFacts`): the main process reads a
-small binary itself when no worker has started it, and waits for a large one,
-so it never holds a large member's bytes. Then the workers parse. This module
-answers the import graph's parse hook
+small binary itself when no worker has taken it, and waits for a large one,
+so it never holds a large member's bytes. Then the workers parse. Who does
+which binary and which module is settled on a shared board (``_Board``), so
+that none is done twice; while the main process would wait for a worker, it
+reads or parses what it will need later instead. This module answers the
+import graph's parse hook
 (:data:`abiscan.simulate.python.import_graph.ParseHook`):
 
 * from the content cache, when a scan already parsed the same member
@@ -98,6 +101,7 @@ class _Task:
     is_package: bool
     key: str | None = None  # the content cache's key for the parsed module
     cached: bool = False  # the content cache has it already
+    slot: int = -1  # its place on the board (_Board)
 
 
 @record
@@ -106,6 +110,37 @@ class _Binary:
     entry: Entry
     target_path: str
     key: str | None  # the content cache's key for its summary
+    slot: int = -1  # its place on the board (_Board)
+    chain: int = 0  # the chain that reads it when the main process does not
+
+
+# Who took a binary or a module on the board: nobody yet, this process, or chain N's
+# worker (WORKER + N).
+FREE, MAIN, WORKER = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class _Board:
+    """Who does each binary and each module: one slot each in memory shared by every
+    process, taken once under a lock. A process does a binary or parses a module only
+    when it took its slot, so none is done twice. (Messages said so before, late:
+    a process holding the GIL in ``ast.parse`` sends nothing, and 115 modules of
+    the real layer were parsed by both processes.)"""
+
+    slots: Any  # a shared array of ints (multiprocessing RawArray)
+    lock: Any  # a multiprocessing Lock
+
+    def take(self, slot: int, who: int) -> int:
+        """Take ``slot`` for ``who`` unless another took it first; who has it now."""
+        with self.lock:
+            got: int = self.slots[slot]
+            if got == FREE:
+                self.slots[slot] = got = who
+            return got
+
+    def owner(self, slot: int) -> int:
+        got: int = self.slots[slot]
+        return got
 
 
 @record
@@ -136,29 +171,38 @@ class SourcePrefetch:
         self.stdlib = stdlib
         self.limits = limits
         self._pool: ProcessPoolExecutor | None = None
-        # The workers' chains (one each), their messages and what they parsed.
+        # The workers' chains (one each), their messages, and who took what (_Board).
         self._chains: list[Future[None]] = []
         self._results: Queue[tuple[Any, ...]]
         self._claims: list[Queue[tuple[str, tuple[str, ...]]]] = []
         self._stop: Event
+        self._board: _Board
+        self._table: dict[str, _Task] = {}  # the modules on the board, by name
         # As cache entries (the bytes a worker stored, and their key): a program the
         # scan does not use is never decoded (most of the cost of receiving one,
         # and of the memory it would hold).
         self._ready: dict[str, tuple[bytes, str] | None] = {}
-        self._current: dict[int, str] = {}  # chain -> the module its worker is parsing
         self._ended: set[int] = set()
-        self._heard = False  # any message from a worker's parsing yet
         self._stored: set[str] = set()  # cache keys the workers write themselves
         self._finished: str | None = None  # see _finished_key
-        # Binaries a worker is to summarise (path -> its chain), until it reports; the
-        # summaries it sent, as cache entries and their keys (None: read here); the one
-        # each chain is reading.
-        self._owner: dict[str, int] = {}
-        self._sizes: dict[str, int] = {}
+        # The binaries on the board, by path; the summaries the workers sent, as cache
+        # entries and their keys (None: read here); those this process read ahead
+        # while it waited; and the small binaries in the order it reads them.
+        self._binaries_on_board: dict[str, _Binary] = {}
         self._summaries: dict[str, tuple[bytes, str] | None] = {}
-        self._reading: dict[int, str] = {}
+        self._read_ahead: dict[str, MemberSummary] = {}
+        self._small: list[_Binary] = []
         self._read_all: set[int] = set()  # chains done with their binaries
         self._parsing = False  # this process has asked for a parsed module
+        self._heard = False  # a chain has parsed a module, or ended
+        # This process's own parsing ahead, while it waits for a worker: from the other
+        # end of the chains' work (the last roots first), the modules it took, and
+        # what it parsed ahead (by the key of _ready).
+        self._setup: _WorkerSetup | None = None
+        self._far: list[str] = []
+        self._taken: set[str] = set()
+        self._ahead: dict[str, _Parsed | None] = {}
+        self._failed: set[str] = set()  # modules whose import certainly fails
 
     # -- the hook -----------------------------------------------------------
 
@@ -197,24 +241,21 @@ class SourcePrefetch:
     def summary(self, sf: StackFile) -> MemberSummary | None:
         """A worker's summary of the binary ``sf``; None when this process reads it.
 
-        This process waits for a binary a worker is reading, or a large one a
-        worker will read (asking it to take that one next); a small one no
-        worker has started it reads itself, and tells the workers so.
+        This process reads a small binary itself when no worker has taken it; it
+        waits for one a worker has, and for a large one (asking its worker to take
+        that one next), so it never holds a large member's bytes. While it waits,
+        it reads ahead the next small binaries no worker has taken.
         """
         path = sf.target_path
-        if self._pool is None or (path not in self._owner and path not in self._summaries):
+        binary = self._binaries_on_board.get(path)
+        if self._pool is None or binary is None:
             return None
+        ahead = self._read_ahead.pop(path, None)
+        if ahead is not None:
+            return ahead
         self._drain(block=False)
-        chain = self._owner.get(path)
-        if chain is not None and path not in self._reading.values():
-            if self._sizes[path] <= MAIN_READS_AT_MOST:
-                self._claim_binary(path, chain)
-                return None
-            self._tell(("next-binary", (path,)), only=chain)
-        while path in self._owner and self._binary_coming(self._owner[path]):
-            self._drain(block=True)
-        if path in self._owner:  # its chain has ended without it
-            self._claim_binary(path, self._owner[path])
+        if path not in self._summaries and not self._wait_for_binary(binary):
+            return None
         sent = self._summaries.pop(path, None)
         try:
             value = unpack_entry(*sent) if sent is not None else None
@@ -226,12 +267,54 @@ class SourcePrefetch:
         count("elf")
         return value
 
-    def _binary_coming(self, chain: int) -> bool:
-        return chain not in self._read_all and not self._chains[chain].done()
+    def _wait_for_binary(self, binary: _Binary) -> bool:
+        """Wait for a worker's summary of ``binary``; False when this process is to
+        read it (it took it, or its worker ended or died without it)."""
+        path = binary.target_path
+        small = binary.entry.size <= MAIN_READS_AT_MOST
+        owner = self._board.take(binary.slot, MAIN) if small else self._board.owner(binary.slot)
+        if owner == MAIN:
+            return False
+        if owner == FREE:
+            self._tell(("next-binary", (path,)), only=binary.chain)
+        while path not in self._summaries and self._binary_coming(binary):
+            if not self._read_next_small():
+                self._drain(block=True)
+            self._drain(block=False)
+        if path in self._summaries:
+            return True
+        self._board.take(binary.slot, MAIN)
+        return False
 
-    def _claim_binary(self, path: str, chain: int) -> None:
-        del self._owner[path]
-        self._tell(("binary-claim", (path,)), only=chain)
+    def _binary_coming(self, binary: _Binary) -> bool:
+        owner = self._board.owner(binary.slot)
+        if owner >= WORKER:
+            return not self._chains[owner - WORKER].done()
+        chain = binary.chain
+        return owner == FREE and chain not in self._read_all and not self._chains[chain].done()
+
+    def _read_next_small(self) -> bool:
+        """Summarise the next small binary no one has taken, in the order this process
+        asks for them, rather than wait; False when there is none."""
+        while self._small:
+            binary = self._small.pop()
+            if self._board.take(binary.slot, MAIN) != MAIN:
+                continue
+            try:
+                data = self.stack.sources[binary.source].read(
+                    binary.entry, limit=min(self.stack.memory_budget, MAX_MEMBER_BYTES)
+                )
+                made = summarise(data)
+            except Exception:  # FileFacts reads it again, and handles it as it does
+                return True
+            if made is not None:
+                self._read_ahead[binary.target_path] = made
+                if binary.key is not None and self.cache is not None:
+                    self.cache.put(binary.key, made)
+                count("members")
+                count("elf")
+            return True
+        return False
 
     def _key(self, sf: StackFile, name: str, is_package: bool) -> str | None:
         member = member_key(sf)
@@ -245,9 +328,8 @@ class SourcePrefetch:
     def _from_pool(self, name: str, path: str, is_package: bool) -> _Parsed | None:
         """What a worker parsed for this module; None when the main process parses it.
 
-        The main process waits only for a module a worker is parsing (or for the
-        workers' first word, at the start): any other it parses itself, and tells
-        the workers so that no one parses it twice.
+        The main process waits only for a module a worker has taken: any other it
+        takes and parses itself, and the workers skip it.
         """
         if self._pool is None:
             return None
@@ -255,23 +337,60 @@ class SourcePrefetch:
             self._parsing = True
             self._tell(("parsing", ()))  # the workers stop reading binaries ahead
         key = f"{name}\0{path}\0{is_package}"
-        self._drain(block=False)
-        while key not in self._ready and self._worth_waiting(name):
+        # At first, the workers' first word: they take their first root (which is
+        # where this process starts too) rather than leave everything to it.
+        while not self._heard and not all(f.done() for f in self._chains):
             self._drain(block=True)
+        if key in self._ahead:
+            ahead = self._ahead.pop(key)
+            if ahead is not None:
+                count("members")  # read and parsed while this process waited
+            return ahead
+        self._drain(block=False)
+        if key not in self._ready:
+            task = self._table.get(name)
+            if task is None or task.target_path != path or task.is_package != is_package:
+                return None  # no worker parses it as it is found here
+            owner = self._board.take(task.slot, MAIN)
+            if owner == MAIN:
+                self._taken.add(name)
+                return None
+            while key not in self._ready and not self._chains[owner - WORKER].done():
+                if not self._parse_far():
+                    self._drain(block=True)
+                self._drain(block=False)
         parsed = _unpacked(self._ready.pop(key, None))
-        if parsed is None:
-            self._claim(name)
-            return None
-        count("members")  # the worker inflated it
+        if parsed is not None:
+            count("members")  # the worker inflated it
         return parsed
 
-    def _worth_waiting(self, name: str) -> bool:
-        if all(f.done() for f in self._chains):
-            return False  # every chain has ended (or its worker died)
-        return not self._heard or name in self._current.values()
+    def _parse_far(self) -> bool:
+        """Parse the next module from the far end of the chains' work (the last roots,
+        then what they import) rather than wait for a worker; False when there is
+        none left. What a worker parses next is what this process needs next: it
+        takes the work this process needs last."""
+        setup = self._setup
+        while self._far and setup is not None:
+            name = self._far.pop()
+            task = self._table.get(name)
+            if task is None or name in self._taken or _below(name, self._failed):
+                continue
+            if self._board.take(task.slot, MAIN) != MAIN:
+                continue  # a worker's: it follows its imports
+            self._taken.add(name)
+            made: _Parsed | None
+            if task.cached and self.cache is not None and task.key is not None:
+                made = _as_parsed(self.cache.get(task.key))
+            else:
+                made = _parse(task, setup, self.stack.sources[task.source])
+            self._ahead[f"{name}\0{task.target_path}\0{task.is_package}"] = made
+            if made is not None:
+                self._far.extend(_pushed(_followed(made.source)))
+            return True
+        return False
 
     def _drain(self, *, block: bool) -> None:
-        """Take the workers' messages: which module each starts, and what it parsed."""
+        """Take the workers' messages: the summaries and programs they made."""
         import queue
 
         timeout = 0.05 if block else None
@@ -285,30 +404,29 @@ class SourcePrefetch:
                 return
             timeout = None  # after the first, take what is there without waiting
             what, chain, name = message[:3]
-            self._heard = self._heard or not what.startswith("binar")
-            if what == "start":
-                self._current[chain] = name
-            elif what == "binary-start":
-                self._reading[chain] = name
-            elif what == "binary-done":
-                self._reading.pop(chain, None)
-                if self._owner.pop(name, None) is not None:
-                    self._summaries[name] = message[3]
+            if what == "binary-done":
+                self._summaries[name] = message[3]
             elif what == "binaries-end":
                 self._read_all.add(chain)
             elif what == "done":
-                self._current.pop(chain, None)
+                self._heard = True
                 self._ready[message[3]] = message[4]
                 if message[5]:
                     self._stored.add(message[5])
-                self._claim(name, but=chain)
             else:  # "end"
-                self._current.pop(chain, None)
+                self._heard = True
                 self._ended.add(chain)
 
-    def _claim(self, name: str, but: int = -1) -> None:
-        """Tell the other chains that ``name`` is parsed: they skip it."""
-        self._tell(("claim", (name,)), but)
+    def failed(self, name: str) -> None:
+        """The import of ``name`` certainly fails: no import reaches its submodules, and
+        the workers (and this process, parsing ahead) skip them. The workers follow
+        the imports statically; a package whose import fails at run time (pandas
+        without pytz) would otherwise have them parse its whole tree."""
+        if self._pool is not None and name not in self._failed and not _below(
+            name, self._failed
+        ):
+            self._failed.add(name)
+            self._tell(("failed", (name,)))
 
     def _hint(self, parsed: ModuleSource) -> None:
         """Tell the chains what this process imports next: the imports of a module it
@@ -317,9 +435,9 @@ class SourcePrefetch:
         if self._pool is not None:
             self._tell(("hint", _followed(parsed)))
 
-    def _tell(self, news: tuple[str, tuple[str, ...]], but: int = -1, only: int = -1) -> None:
+    def _tell(self, news: tuple[str, tuple[str, ...]], only: int = -1) -> None:
         for chain, claims in enumerate(self._claims):
-            if chain != but and chain not in self._ended and only in (-1, chain):
+            if chain not in self._ended and only in (-1, chain):
                 claims.put(news)
 
     # -- the workers --------------------------------------------------------
@@ -329,13 +447,15 @@ class SourcePrefetch:
         this process will reach, ahead of it.
 
         ``jobs`` counts this process: ``jobs - 1`` workers. Each first summarises
-        its share of the binaries, the largest first (this process reads small
-        ones itself when it gets there first). Then it follows the import graph
-        from the packages of the layer's extension modules, in the order an
-        import runs (a package before its modules, a module's imports in program
-        order), as this process will: what it parses is what this process needs
-        next, not the layer's other modules. Each worker writes what it made to
-        the content cache itself and sends it here.
+        its share of the binaries: the large ones in the order this process asks
+        for them (it never reads those itself), then small ones from the end of
+        that order, while this process reads small ones from its start. Then it
+        follows the import graph from the packages of the layer's extension
+        modules, in the order an import runs (a package before its modules, a
+        module's imports in program order), as this process will: what it parses
+        is what this process needs next, not the layer's other modules. Each
+        worker writes what it made to the content cache itself and sends it here.
+        Who does which binary and which module is settled on a board (_Board).
         """
         if self.jobs < 2:
             return
@@ -368,7 +488,8 @@ class SourcePrefetch:
 
     def _binaries(self) -> list[_Binary]:
         """The stack's shared objects not in the content cache, within the memory
-        budget, the largest first."""
+        budget, by path: nearly the order this process asks for their summaries in
+        (the sorted modules' own outcomes, each with the libraries it links)."""
         index = {id(s): i for i, s in enumerate(self.stack.sources)}
         out: list[_Binary] = []
         for sf in self.stack.walk_files():
@@ -382,7 +503,7 @@ class SourcePrefetch:
                 continue
             out.append(_Binary(source=index[id(sf.source)], entry=sf.entry,
                                target_path=sf.target_path, key=key))
-        return sorted(out, key=lambda b: (-b.entry.size, b.target_path))
+        return sorted(out, key=lambda b: b.target_path)
 
     def _launch(self, setup: _WorkerSetup, roots: Sequence[str]) -> None:
         import multiprocessing
@@ -396,24 +517,52 @@ class SourcePrefetch:
         self._results = context.Queue()
         self._claims = [context.Queue() for _ in range(workers)]
         self._stop = context.Event()
-        binaries = list(setup.binaries)  # the largest first
-        for i, path in enumerate(binaries):
-            self._owner[path] = i % workers
-            self._sizes[path] = setup.binaries[path].entry.size
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(setup, self._results, self._claims, self._stop),
-        )
+        setup, shares = self._on_board(setup, workers)
+        self._setup = setup
+        self._far = _pushed(roots)[::-1]  # popped: the chains' last work first
         try:
+            self._board = _Board(
+                slots=context.RawArray("i", len(setup.binaries) + len(setup.tasks)),
+                lock=context.Lock(),
+            )
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(setup, self._results, self._claims, self._stop, self._board),
+            )
             for chain in range(workers):
                 self._chains.append(self._pool.submit(
-                    _work, chain, binaries[chain::workers], roots[chain::workers]
+                    _work, chain, shares[chain], roots[chain::workers]
                 ))
         except Exception:  # no worker could start: this process does everything
-            self._owner.clear()
+            self._binaries_on_board.clear()
+            self._table.clear()
             self.close()
+
+    def _on_board(
+        self, setup: _WorkerSetup, workers: int
+    ) -> tuple[_WorkerSetup, list[list[str]]]:
+        """The setup with a slot for each binary and module, and each chain's binaries
+        in the order it reads them: its large ones as this process will ask for them,
+        then its small ones from the last this process will ask for."""
+        large: list[list[str]] = [[] for _ in range(workers)]
+        small: list[list[str]] = [[] for _ in range(workers)]
+        binaries: dict[str, _Binary] = {}
+        for slot, (path, binary) in enumerate(setup.binaries.items()):
+            binary = replace(binary, slot=slot, chain=slot % workers)
+            binaries[path] = binary
+            is_small = binary.entry.size <= MAIN_READS_AT_MOST
+            (small if is_small else large)[binary.chain].append(path)
+            if is_small:
+                self._small.append(binary)
+        self._small.reverse()  # popped: the first this process asks for comes first
+        first = len(binaries)
+        tasks = {n: replace(t, slot=first + i) for i, (n, t) in enumerate(setup.tasks.items())}
+        self._binaries_on_board = binaries
+        self._table = tasks
+        shares = [large[c] + small[c][::-1] for c in range(workers)]
+        return replace(setup, binaries=binaries, tasks=tasks), shares
 
     def _keyed(self, task: _Task) -> _Task:
         """The task with its cache key, and whether the cache has the module already."""
@@ -448,6 +597,21 @@ class SourcePrefetch:
         worker (:meth:`_scanned_before`)."""
         if self.cache is not None and self._finished is not None and not self._scanned_before():
             self.cache.put(self._finished, True)
+
+    def shares(self) -> dict[str, str]:
+        """Who took each binary (by path) and each module (by name) on the board:
+        ``"main"``, ``"worker N"`` or ``""`` (no one); empty when no worker started.
+        For tests and benchmarks: which process did which work."""
+        if not self._binaries_on_board and not self._table:
+            return {}
+        out: dict[str, str] = {}
+        slots = [(p, b.slot) for p, b in self._binaries_on_board.items()]
+        for name, slot in [*slots, *((n, t.slot) for n, t in self._table.items())]:
+            owner = self._board.owner(slot)
+            out[name] = "" if owner == FREE else "main" if owner == MAIN else (
+                f"worker {owner - WORKER}"
+            )
+        return out
 
     def close(self) -> None:
         if self._pool is None:
@@ -604,7 +768,7 @@ class _WorkerSetup:
     limits: Limits
     cache: tuple[Path, int] | None
     tasks: dict[str, _Task]  # the source modules, by name
-    binaries: dict[str, _Binary]  # the shared objects to summarise, the largest first
+    binaries: dict[str, _Binary]  # the shared objects to summarise, by path
     memory_budget: int  # the stack's: no member read is larger
 
 
@@ -616,11 +780,15 @@ def _init_worker(
     results: Queue[tuple[Any, ...]],
     claims: Sequence[Queue[tuple[str, tuple[str, ...]]]],
     stop: Event,
+    board: _Board,
 ) -> None:
     # What is still buffered when the pool shuts down is not needed: never wait for it.
     results.cancel_join_thread()
     cache = ContentCache(setup.cache[0], setup.cache[1]) if setup.cache is not None else None
-    _worker.update(setup=setup, sources={}, cache=cache, results=results, claims=claims, stop=stop)
+    _worker.update(
+        setup=setup, sources={}, cache=cache, results=results, claims=claims, stop=stop,
+        board=board,
+    )
 
 
 def _source(index: int) -> Source:
@@ -641,10 +809,10 @@ def _with_parents(name: str) -> list[str]:
 class _News:
     """What a chain heard from the main process (:func:`_take_news`)."""
 
-    seen: set[str] = field(default_factory=set)  # modules parsed, or parsed elsewhere
+    seen: set[str] = field(default_factory=set)  # modules taken, here or elsewhere
     todo: list[str] = field(default_factory=list)  # modules to parse, a stack
-    read: set[str] = field(default_factory=set)  # binaries summarised, or read elsewhere
     next: list[str] = field(default_factory=list)  # binaries the main process waits for
+    failed: set[str] = field(default_factory=set)  # modules whose import certainly fails
     parsing: bool = False  # the main process has started parsing
 
 
@@ -671,13 +839,12 @@ def _summarise_binary(chain: int, path: str, news: _News) -> None:
     """Summarise one binary and send its summary, as a cache entry, then store it;
     nothing for one the main process read itself."""
     setup: _WorkerSetup = _worker["setup"]
-    if path in news.read or path not in setup.binaries:
+    task = setup.binaries.get(path)
+    board: _Board = _worker["board"]
+    if task is None or board.take(task.slot, WORKER + chain) != WORKER + chain:
         return
-    news.read.add(path)
     results: Queue[tuple[Any, ...]] = _worker["results"]
     cache: ContentCache | None = _worker["cache"]
-    results.put(("binary-start", chain, path))
-    task = setup.binaries[path]
     summary = _summarise(task)
     entry = _packed(task.key or path, summary) if summary is not None else None
     results.put(("binary-done", chain, path, entry))
@@ -700,12 +867,13 @@ def _parse_reach(chain: int, news: _News) -> None:
     """Parse the modules an import of the chain's roots reaches, depth first in the
     order the imports run, and send each to the main process as soon as it is parsed.
 
-    Modules another chain or the main process parsed (its claims) are skipped;
+    Modules another chain or the main process took on the board are skipped;
     so is everything once the main process says stop.
     """
     setup: _WorkerSetup = _worker["setup"]
     results: Queue[tuple[Any, ...]] = _worker["results"]
     stop: Event = _worker["stop"]
+    board: _Board = _worker["board"]
     seen, todo = news.seen, news.todo
     while todo and not stop.is_set():
         _take_news(chain, news)
@@ -713,10 +881,11 @@ def _parse_reach(chain: int, news: _News) -> None:
             _summarise_binary(chain, news.next.pop(), news)
         name = todo.pop()
         task = setup.tasks.get(name)
-        if name in seen or task is None:
+        if name in seen or task is None or _below(name, news.failed):
             continue
         seen.add(name)
-        results.put(("start", chain, name))
+        if board.take(task.slot, WORKER + chain) != WORKER + chain:
+            continue  # taken by the main process (which tells its imports) or a chain
         sent, parsed = _parse_task(task)
         # Encoded once, as a cache entry: sent, then stored (the main process may be
         # waiting), and decoded there only if the scan uses it.
@@ -745,6 +914,14 @@ def _followed(parsed: ModuleSource) -> tuple[str, ...]:
     return tuple(e.target for e in parsed.edges if not e.type_checking and e.runs != "no")
 
 
+def _below(name: str, failed: set[str]) -> bool:
+    """Whether ``name`` is a submodule of a module whose import fails."""
+    if not failed:
+        return False
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in failed for i in range(1, len(parts)))
+
+
 def _pushed(names: Sequence[str]) -> list[str]:
     """``names`` and their parents, to push on a stack: the first name's parents come off
     first, then the first name, then the second name's parents."""
@@ -752,8 +929,9 @@ def _pushed(names: Sequence[str]) -> list[str]:
 
 
 def _take_news(chain: int, news: _News) -> None:
-    """The main process's news: modules parsed elsewhere (skipped), modules it needs
-    next (parsed first), binaries it read itself, and binaries it waits for."""
+    """The main process's news: modules it needs next (parsed first), modules whose
+    import fails (their submodules skipped), binaries it waits for, and that it
+    has started parsing."""
     import queue
 
     claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
@@ -762,12 +940,10 @@ def _take_news(chain: int, news: _News) -> None:
             what, names = claims.get_nowait()
         except queue.Empty:
             return
-        if what == "claim":
-            news.seen.update(names)
-        elif what == "hint":
+        if what == "hint":
             news.todo.extend(_pushed(names))
-        elif what == "binary-claim":
-            news.read.update(names)
+        elif what == "failed":
+            news.failed.update(names)
         elif what == "next-binary":
             news.next.extend(names)
         else:  # "parsing"
@@ -777,13 +953,20 @@ def _take_news(chain: int, news: _News) -> None:
 def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:
     """What to send for one module (None: the main process reads the cache, or parses
     it itself), and its program, whose imports the chain follows."""
-    from abiscan.simulate.python.import_graph import ImportGraph, SourceReader
-
     setup: _WorkerSetup = _worker["setup"]
     cache: ContentCache | None = _worker["cache"]
     if t.cached and cache is not None and t.key is not None:
         known = _as_parsed(cache.get(t.key))
         return None, known.source if known is not None else None
+    made = _parse(t, setup, _source(t.source))
+    return made, made.source if made is not None else None
+
+
+def _parse(t: _Task, setup: _WorkerSetup, source: Source) -> _Parsed | None:
+    """The module's program, with the is_module answers it was built with (a scan
+    checks them again before it uses it); None when it is to be parsed by the scan."""
+    from abiscan.simulate.python.import_graph import ImportGraph, SourceReader
+
     answers: dict[str, bool] = {}
 
     def is_module(q: str) -> bool:
@@ -791,7 +974,7 @@ def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:
         return got
 
     def read(_: str) -> bytes | None:
-        return _source(t.source).read(t.entry)
+        return source.read(t.entry)
 
     graph = ImportGraph(
         reader=SourceReader(read, lambda _: None),
@@ -802,8 +985,5 @@ def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:
     try:
         parsed = graph.parse_file(t.name, t.target_path, t.is_package, is_module)
     except Exception:  # the main process meets it again, and handles it as it does
-        return None, None
-    if parsed is None:
-        return None, None
-    # A warm scan checks the answers again before it uses an entry.
-    return _Parsed(source=parsed, answers=tuple(answers.items())), parsed
+        return None
+    return _Parsed(source=parsed, answers=tuple(answers.items())) if parsed is not None else None

@@ -1025,12 +1025,15 @@ def follow_imports(
     owners: Mapping[str, Distribution],
     target: Target,
     parses: ParseHook | None = None,
+    failed: Callable[[str], None] | None = None,
 ) -> Followed:
     """Each module's outcome once its imports are followed.
 
     ``predict(name)`` is the pipeline's own prediction for one module (its
     file found, loaded and linked); ``owners`` maps stack paths to the
-    distribution that installed them.
+    distribution that installed them. ``failed(name)`` hears of each module
+    whose import certainly fails, as soon as that is known: no import reaches
+    its submodules (the parse-ahead workers skip them).
     """
     graph = _lazy_graph(stack, importer, facts, target, parses)
     runtime = runtime_modules(target)
@@ -1090,7 +1093,7 @@ def follow_imports(
         rodata=rodata,
         runtime=contents,
     )
-    return _follow_each(sim, modules, own)
+    return _follow_each(sim, modules, own, failed)
 
 
 def _outside_stack(
@@ -1219,7 +1222,10 @@ def _executable(target: Target) -> str | None:
 
 
 def _follow_each(
-    sim: Simulator, modules: Sequence[ModuleOutcome], own: Callable[[str], ModuleOutcome]
+    sim: Simulator,
+    modules: Sequence[ModuleOutcome],
+    own: Callable[[str], ModuleOutcome],
+    failed: Callable[[str], None] | None = None,
 ) -> Followed:
     """Runs ``import name`` for each module, in a fresh simulated interpreter each."""
     out: list[ModuleOutcome] = []
@@ -1227,6 +1233,8 @@ def _follow_each(
     for module in modules:
         count("modules")
         got = sim.run(module.name)
+        if failed is not None and got is not None and got.certain:
+            failed(module.name)
         provided = own(module.name)
         if module.outcome == "error" and module.path is None and provided.ok:
             # A name asked for with --import that the target itself provides (os, boto3).
