@@ -47,6 +47,7 @@ __all__ = [
     "RUNNING",
     "SyntaxVerdict",
     "check_syntax",
+    "child_nodes",
 ]
 
 RUNNING = (sys.version_info[0], sys.version_info[1])
@@ -281,14 +282,21 @@ def _walk(tree: ast.AST) -> list[ast.AST]:
     out = [tree]
     i = 0
     while i < len(out):
-        node = out[i]
+        out.extend(child_nodes(out[i]))
         i += 1
-        for name in node._fields:
-            value = getattr(node, name, None)
-            if type(value) is list:
-                out.extend([v for v in value if isinstance(v, ast.AST)])
-            elif isinstance(value, ast.AST):
-                out.append(value)
+    return out
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """``list(ast.iter_child_nodes(node))`` without its generators (the syntax walks
+    run over every node of every parsed module)."""
+    out: list[ast.AST] = []
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if type(value) is list:
+            out.extend([v for v in value if isinstance(v, ast.AST)])
+        elif isinstance(value, ast.AST):
+            out.append(value)
     return out
 
 

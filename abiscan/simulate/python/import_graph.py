@@ -40,7 +40,7 @@ from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.records import record
 from abiscan.report.model import LinkKind
 from abiscan.simulate.python.globals_writes import GuardedGlobals, prefix_guarded_globals
-from abiscan.simulate.python.grammar import SyntaxVerdict, check_syntax
+from abiscan.simulate.python.grammar import SyntaxVerdict, check_syntax, child_nodes
 from abiscan.simulate.python.runtime_api import RuntimeChecker
 
 __all__ = [
@@ -398,12 +398,7 @@ def _holds(node: ast.AST, kinds: tuple[type[ast.AST], ...]) -> bool:
         n = todo.pop()
         if isinstance(n, kinds):
             return True
-        for name in n._fields:
-            value = getattr(n, name, None)
-            if type(value) is list:
-                todo.extend([v for v in value if isinstance(v, ast.AST)])
-            elif isinstance(value, ast.AST):
-                todo.append(value)
+        todo.extend(child_nodes(n))
     return False
 
 
@@ -474,7 +469,6 @@ def _inlinable(node: ast.stmt, may_hold: MayHold = _always) -> bool:
         and all(_plain_def(n) for n in inner if isinstance(n, ast.FunctionDef))
         and not (may_hold(node, _UNINLINABLE_WORDS) and _holds(node, _UNINLINABLE))
     )
-
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -1335,7 +1329,7 @@ class _Extractor:
                 if name in self.functions:
                     out.extend(self.called_imports(n, name, ctx))
                 out.extend(_native_call(n, ctx))
-            todo.extend(_children_reversed(n))
+            todo.extend(reversed(child_nodes(n)))
         return out
 
     def called_imports(self, call: ast.Call, func: str, ctx: _Ctx) -> list[Step]:
@@ -1442,8 +1436,7 @@ def extract(
         body=body,
         edges=tuple(ex.edges),
         bound=dict(ex.bound),
-        open_namespace=ex.open_namespace
-        or ("sys.modules[" in joined and _replaces_itself(tree)),
+        open_namespace=ex.open_namespace or ("sys.modules[" in joined and _replaces_itself(tree)),
         open_line=ex.open_line,
         all_names=ex.all_names,
         declared_global=declared,
@@ -1693,19 +1686,6 @@ class ImportGraph:
 
 # A call is written with a parenthesis: a statement whose text has none calls nothing.
 _CALL_WORDS = (b"(",)
-
-
-def _children_reversed(node: ast.AST) -> list[ast.AST]:
-    """``reversed(list(ast.iter_child_nodes(node)))`` without its generators."""
-    out: list[ast.AST] = []
-    for name in node._fields:
-        value = getattr(node, name, None)
-        if type(value) is list:
-            out.extend([v for v in value if isinstance(v, ast.AST)])
-        elif isinstance(value, ast.AST):
-            out.append(value)
-    out.reverse()
-    return out
 
 
 def _kept_defs(block: Block) -> list[ast.FunctionDef]:
