@@ -52,6 +52,7 @@ from abiscan.simulate.python.import_graph import (
     Step,
     TryStep,
     catches,
+    inner_blocks,
 )
 from abiscan.simulate.python.raised import Pierced, Raised, weaker
 
@@ -618,14 +619,7 @@ def _may_fail(block: Block) -> bool:
     for step in block:
         if isinstance(step, (ImportStep, RaiseStep)):
             return True
-        inner: tuple[Block, ...] = ()
-        if isinstance(step, CondStep):
-            inner = (step.body, step.orelse)
-        elif isinstance(step, LoopStep):
-            inner = (step.body,)
-        elif isinstance(step, TryStep):
-            inner = (step.body, step.orelse, step.final, *(h.body for h in step.handlers))
-        if any(_may_fail(b) for b in inner):
+        if any(_may_fail(b) for b in inner_blocks(step)):
             return True
     return False
 

@@ -65,6 +65,7 @@ __all__ = [
     "ancestry",
     "catches",
     "extract",
+    "inner_blocks",
 ]
 
 RUNNING = (sys.version_info[0], sys.version_info[1])
@@ -1695,12 +1696,22 @@ def _kept_defs(block: Block) -> list[ast.FunctionDef]:
         if isinstance(step, AssignStep):
             if step.function is not None:
                 out.append(step.function)
-        elif isinstance(step, TryStep):
-            for inner in (step.body, *(h.body for h in step.handlers), step.orelse, step.final):
+        else:
+            for inner in inner_blocks(step):
                 out += _kept_defs(inner)
-        elif isinstance(step, (CondStep, LoopStep)):
-            out += _kept_defs(step.body)
     return out
+
+
+def inner_blocks(step: Step) -> tuple[Block, ...]:
+    """The blocks nested in ``step``: an ``if``'s both sides, a loop's body, every
+    block of a ``try``."""
+    if isinstance(step, CondStep):
+        return (step.body, step.orelse)
+    if isinstance(step, LoopStep):
+        return (step.body,)
+    if isinstance(step, TryStep):
+        return (step.body, step.orelse, step.final, *(h.body for h in step.handlers))
+    return ()
 
 
 def _native_call(call: ast.Call, ctx: _Ctx) -> list[Step]:
@@ -1753,12 +1764,7 @@ def _class_names(cls: ast.ClassDef) -> frozenset[str]:
         elif isinstance(node, ast.alias):
             names.add((node.asname or node.name).partition(".")[0])
             continue
-        for name in node._fields:
-            value = getattr(node, name, None)
-            if type(value) is list:
-                todo.extend([v for v in value if isinstance(v, ast.AST)])
-            elif isinstance(value, ast.AST):
-                todo.append(value)
+        todo.extend(child_nodes(node))
     return frozenset(names)
 
 
