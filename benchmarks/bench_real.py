@@ -16,6 +16,9 @@ In one run, it measures (wall and CPU time; each scan in a fresh process):
 * **abiscan warm, one .py changed**: a copy of the layer with one reached
   source changed (a comment appended to ``pandas/__init__.py``), with that
   cache: no memo hit, every other member's facts and programs from the cache;
+* **abiscan cold with zlib's inflater**, when ``isal`` (the ``fast`` extra)
+  is installed and so inflates the other scans: the cold scan again with
+  ``ABISCAN_INFLATER=zlib`` (the floor is always zlib's, through ``zipfile``);
 * **auditwheel show** on the same four wheels, one after the other;
 * a **scaling curve**: cold scans of layers holding 1, 2 and 4 copies of the
   wheels (copy *k* has every top-level name prefixed ``cK_``).
@@ -44,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _installed import installed_env
+
+from abiscan.inputs.inflaters import INFLATER_VARIABLE, inflater
 
 WHEELS = {
     "numpy-1.26.4-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl":
@@ -140,14 +145,14 @@ def changed_layer(layer: Path, out: Path) -> Path:
 _ENV: dict[str, str] | None = None
 
 
-def _timed(cmd: list[str]) -> tuple[Run, str]:
+def _timed(cmd: list[str], extra_env: dict[str, str] | None = None) -> tuple[Run, str]:
     """Run ``cmd``; its wall time, its own CPU time and peak RSS (wait4), and its stdout."""
     global _ENV
     if _ENV is None:
         _ENV = installed_env()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=_ENV)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**_ENV, **(extra_env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -190,8 +195,9 @@ def floor(layer: Path) -> tuple[Run, int]:
     return run, int(out.strip())
 
 
-def abiscan(layer: Path, cache: Path, jobs: str) -> tuple[Run, dict[str, int]]:
-    run, out = _timed([sys.executable, "-c", _SCAN, str(layer), str(cache), jobs])
+def abiscan(layer: Path, cache: Path, jobs: str,
+            extra_env: dict[str, str] | None = None) -> tuple[Run, dict[str, int]]:
+    run, out = _timed([sys.executable, "-c", _SCAN, str(layer), str(cache), jobs], extra_env)
     info = json.loads(out.strip().splitlines()[-1])
     return run, info
 
@@ -247,6 +253,10 @@ def main() -> None:
         edited = changed_layer(layer, layers_dir / "real-1-one-py-changed.zip")
         one, _ = abiscan(edited, Path(tmp) / "cache", args.jobs)
         single, info_single = abiscan(layer, Path(tmp) / "cache-j1", "1")
+        with_zlib = None
+        if inflater().name != "zlib":
+            with_zlib, _ = abiscan(layer, Path(tmp) / "cache-zlib", args.jobs,
+                                   {INFLATER_VARIABLE: "zlib"})
         same = info["sha256"] == info_warm["sha256"] == info_single["sha256"]
         aw = None if args.no_auditwheel else auditwheel(wheels)
         rows.append(_row("floor: inflate every ELF member once", base))
@@ -256,6 +266,9 @@ def main() -> None:
         rows.append(_row(
             f"abiscan warm, one .py changed (no memo hit), --jobs {jobs_label}", one, base))
         rows.append(_row("abiscan cold, --jobs 1", single, base))
+        if with_zlib is not None:
+            rows.append(_row(f"abiscan cold, --jobs {jobs_label}, zlib's inflater "
+                             f"({INFLATER_VARIABLE}=zlib)", with_zlib, base))
         if aw is not None:
             rows.append(_row("auditwheel show, the four wheels", aw, base))
         curve = []
@@ -270,7 +283,8 @@ def main() -> None:
     lines = [
         f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: CPython "
         f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores "
-        f"(load average at the end: {os.getloadavg()[0]:.1f}).",
+        f"(load average at the end: {os.getloadavg()[0]:.1f}); abiscan's inflater: "
+        f"{inflater().name} (the floor is zlib's, through zipfile).",
         f"Layer: {len(infos)} members, {sum(i.file_size for i in infos) / 1e6:.0f} MB unzipped, "
         f"{layer.stat().st_size / 1e6:.0f} MB zipped, {elves} ELF members, largest member "
         f"{largest / 1e6:.0f} MB; abiscan predicted {info['modules']} modules, "

@@ -11,7 +11,10 @@ seconds of each phase:
 * **chunked**: ``zipfile``'s reader a megabyte at a time up to the declared
   size, as ``ZipSource`` read every member before it inflated deflated ones
   itself;
-* **inflate**: :meth:`abiscan.inputs.sources.ZipSource.read` of each member;
+* **inflate**: :meth:`abiscan.inputs.sources.ZipSource.read` of each member,
+  with the inflater a scan uses (ISA-L's when the ``fast`` extra is installed)
+  and, when that is not zlib's, with zlib's too (``ABISCAN_INFLATER=zlib``):
+  both must make the same bytes;
 * **summary**: ``summarise`` of the inflated bytes;
 * **encode**: the summary as the content cache's entry (``pack_entry``).
 
@@ -31,6 +34,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -40,6 +44,7 @@ from pathlib import Path
 
 from abiscan.elf.reader import ElfFacts
 from abiscan.inputs.content_cache import pack_entry
+from abiscan.inputs.inflaters import INFLATER_VARIABLE, inflater
 from abiscan.inputs.member_facts import MemberSummary, summarise
 from abiscan.inputs.sources import Entry, InputKind, ZipSource
 
@@ -83,6 +88,23 @@ def _chunked(path: Path, names: list[str]) -> None:
             out.getvalue()
 
 
+def _read_all(source: ZipSource, members: list[Entry], force_zlib: bool = False) -> str:
+    """Every member read through ``source``, hashed (with zlib's inflater if asked)."""
+    before = os.environ.get(INFLATER_VARIABLE)
+    if force_zlib:
+        os.environ[INFLATER_VARIABLE] = "zlib"
+    try:
+        h = hashlib.sha256()
+        for e in members:
+            h.update(source.read(e))
+        return h.hexdigest()
+    finally:
+        if before is None:
+            os.environ.pop(INFLATER_VARIABLE, None)
+        else:
+            os.environ[INFLATER_VARIABLE] = before
+
+
 def _digest(summary: MemberSummary | None) -> str:
     """The summary's cache entry and its decoded facts, hashed."""
     if summary is None:
@@ -122,14 +144,21 @@ def _run(path: Path, args: argparse.Namespace) -> int:
     print(f"{len(members)} binaries, {total / 1e6:.1f} MB inflated", flush=True)
     names = [e.raw_name or e.path for e in members]
     # Interleaved: the machine's load changes from one minute to the next.
-    floor = chunked = inflate = float("inf")
+    floor = chunked = inflate = with_zlib = float("inf")
+    other = inflater().name != "zlib"
     for _ in range(args.repeat):
         floor = min(floor, _cpu(lambda: _floor(path, names), 1))
         chunked = min(chunked, _cpu(lambda: _chunked(path, names), 1))
-        inflate = min(inflate, _cpu(lambda: [source.read(e) for e in members], 1))
+        inflate = min(inflate, _cpu(lambda: _read_all(source, members), 1))
+        if other:
+            with_zlib = min(with_zlib, _cpu(lambda: _read_all(source, members, True), 1))
     print(f"floor (zipfile read): {floor:.2f} s CPU", flush=True)
     print(f"chunked (zipfile, 1 MB reads): {chunked:.2f} s CPU", flush=True)
-    print(f"inflate (ZipSource.read): {inflate:.2f} s CPU", flush=True)
+    print(f"inflate (ZipSource.read, {inflater().name}): {inflate:.2f} s CPU", flush=True)
+    if other:
+        same = _read_all(source, members) == _read_all(source, members, True)
+        print(f"inflate (ZipSource.read, zlib): {with_zlib:.2f} s CPU; the same bytes: {same}",
+              flush=True)
     summaries: dict[str, MemberSummary | None] = {}
 
     def summarise_all() -> None:

@@ -3,7 +3,8 @@
 ``zipfile``'s reader stays the reference: every member, good or damaged,
 reads the same (the same bytes, or the same error) with the inflater and
 through ``zipfile`` alone, and the inflater is never asked for more than the
-declared size.
+declared size. Each holds for both inflaters: zlib's, and ISA-L's (the
+``fast`` extra, skipped where ``isal`` is not installed).
 """
 
 from __future__ import annotations
@@ -17,11 +18,34 @@ from typing import Any
 import hostile_inputs as H
 import pytest
 
+from abiscan.inputs import sources
+from abiscan.inputs.inflaters import INFLATER_VARIABLE, Inflater, inflater
 from abiscan.inputs.sources import InputKind, SourceError, ZipSource
 
 from helpers import write_zip
 
 BIG = 3 * 1024 * 1024  # several output chunks and many raw reads
+
+
+def _has_isal() -> bool:
+    try:
+        import isal.isal_zlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(params=["zlib", pytest.param("isal", marks=pytest.mark.skipif(
+    not _has_isal(), reason="isal (the fast extra) is not installed"))])
+def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Inflater:
+    """Scans in the test use this inflater."""
+    if request.param == "zlib":
+        monkeypatch.setenv(INFLATER_VARIABLE, "zlib")
+    else:
+        monkeypatch.delenv(INFLATER_VARIABLE, raising=False)
+    chosen = inflater()
+    assert chosen.name == request.param
+    return chosen
 
 
 def _payload(size: int) -> bytes:
@@ -86,7 +110,7 @@ def _damaged_zips(root: Path) -> list[Path]:
 
 
 def test_every_member_reads_as_zipfile_reads_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: Inflater
 ) -> None:
     zips = _damaged_zips(tmp_path)
     own = [_outcomes(z) for z in zips]
@@ -101,7 +125,7 @@ def test_every_member_reads_as_zipfile_reads_it(
 
 
 def test_a_deflated_member_is_inflated_without_zipfiles_reader(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: Inflater
 ) -> None:
     data = _payload(BIG)
     z = write_zip(tmp_path / "big.zip", {"python/big.bin": data, "python/empty.py": ""})
@@ -118,17 +142,16 @@ def test_a_deflated_member_is_inflated_without_zipfiles_reader(
 
 
 def test_the_inflater_makes_no_more_than_the_declared_size(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: Inflater
 ) -> None:
     """The bomb declares 100 bytes and inflates to 64 MB: at most one byte more
     than declared is ever made before the member is handed to zipfile (which
     names the damage)."""
     made: list[int] = []
-    real = zlib.decompressobj
 
     class Counting:
         def __init__(self, wbits: int) -> None:
-            self.inner = real(wbits)
+            self.inner = codec.decompressobj(wbits)
 
         def decompress(self, data: bytes, max_length: int = 0) -> bytes:
             assert max_length > 0
@@ -139,14 +162,43 @@ def test_the_inflater_makes_no_more_than_the_declared_size(
         def __getattr__(self, name: str) -> Any:
             return getattr(self.inner, name)
 
+    counting = Inflater(name=codec.name, decompressobj=Counting, crc32=codec.crc32,
+                        errors=codec.errors)
     [bomb] = H.inflates_past_declared(tmp_path)
     source = ZipSource(bomb, InputKind.LAYER)
     entry = next(e for e in source.entries() if e.path == "python/mod.py")
     def handed_over(self: ZipSource, info: zipfile.ZipInfo) -> bytes:
         raise zipfile.BadZipFile("handed to zipfile")
 
-    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    monkeypatch.setattr(sources, "inflater", lambda: counting)
     monkeypatch.setattr(ZipSource, "_inflate_chunked", handed_over)
     with pytest.raises(SourceError, match=r"damaged member \(handed to zipfile\)"):
         source.read(entry)
     assert made and sum(made) <= entry.size + 1
+
+
+@pytest.mark.skipif(not _has_isal(), reason="isal (the fast extra) is not installed")
+def test_isal_is_used_when_installed_unless_zlib_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(INFLATER_VARIABLE, raising=False)
+    assert inflater().name == "isal"
+    monkeypatch.setenv(INFLATER_VARIABLE, "zlib")
+    assert inflater().name == "zlib"
+
+
+@pytest.mark.skipif(not _has_isal(), reason="isal (the fast extra) is not installed")
+@pytest.mark.parametrize("level", [0, 1, 6, 9])
+def test_both_inflaters_make_the_same_bytes_and_crc(
+    level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _payload(BIG) + bytes(range(256)) * 64
+    packer = zlib.compressobj(level, zlib.DEFLATED, -15)
+    stream = packer.compress(data) + packer.flush()
+    made = {}
+    for asked in ("zlib", "auto"):
+        monkeypatch.setenv(INFLATER_VARIABLE, asked)
+        codec = inflater()
+        out = codec.decompressobj(-15)
+        made[codec.name] = (out.decompress(stream), out.eof, codec.crc32(data, 0))
+    assert made["zlib"] == made["isal"] == (data, True, zlib.crc32(data))
