@@ -463,6 +463,37 @@ def test_importing_the_cli_loads_no_pipeline() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_help_loads_no_command(tmp_path: Path) -> None:
+    """``abiscan --help`` builds the command list, not the commands: none of the
+    configuration, targets, limits or records, nor typing, dataclasses or pathlib
+    (some 40 ms of CPU at start-up); ``abiscan scan --help`` still lists the runtimes."""
+    import subprocess
+    import sys
+
+    heavy = ("abiscan.config", "abiscan.target", "abiscan.limits", "abiscan.records",
+             "abiscan.progress", "abiscan.report", "typing", "dataclasses", "pathlib")
+    # What the interpreter loaded before (an editable install's finder loads pathlib).
+    code = ("import sys; before = set(sys.modules)\n"
+            "import io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    try: main(sys.argv[1:])\n"
+            "    except SystemExit as exc: status = exc.code\n"
+            "new = set(sys.modules) - before\n"
+            f"print(status, sorted(m for m in new if m.startswith({heavy!r})))\n"
+            "print(out.getvalue())")
+
+    def run(*argv: str) -> list[str]:
+        return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                              text=True, check=True, cwd=tmp_path).stdout.splitlines()
+
+    top = run("--help")
+    assert top[0] == "0 []"
+    assert "{scan,explain,matrix,capture,targets,demo,audit}" in "\n".join(top)
+    scan = run("scan", "--help")
+    assert "abiscan.target.profiles" in scan[0]
+    assert "built-in Lambda runtime (python3.8, python3.9," in "\n".join(scan)
+
+
 def test_scan_without_dist_info_loads_no_metadata_reader(tmp_path: Path) -> None:
     import subprocess
     import sys
