@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -24,6 +24,7 @@ from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.predict.extension import load_bytecode, load_extension
 from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.progress import ScanProgress, reporting
+from abiscan.records import mutable_record
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Outcome, Report
 from abiscan.result_memo import memo_key, recall, remember
@@ -337,7 +338,7 @@ def _analyse(
     )
 
 
-@dataclass
+@mutable_record
 class _OwnOutcomes:
     """Each module's own outcome (its file found, loaded and linked), predicted once."""
 

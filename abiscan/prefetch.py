@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,7 @@ from abiscan.inputs.sources import (
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.progress import count
-from abiscan.records import record
+from abiscan.records import mutable_record, record
 
 if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays for them
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -119,7 +119,7 @@ class _Binary:
 FREE, MAIN, WORKER = 0, 1, 2
 
 
-@dataclass(frozen=True)
+@record
 class _Board:
     """Who does each binary and each module: one slot each in memory shared by every
     process, taken once under a lock. A process does a binary or parses a module only
@@ -805,7 +805,7 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
-@dataclass
+@mutable_record
 class _News:
     """What a chain heard from the main process (:func:`_take_news`)."""
 

@@ -25,6 +25,10 @@ A method the class body defines is kept, as ``dataclass`` keeps it (and, as
 there, an ``__eq__`` defined without ``__hash__`` still gets the field hash).
 What differs is introspection only: ``__dataclass_params__`` says
 ``eq=False, repr=False``.
+
+:func:`mutable_record` is ``dataclasses.dataclass()`` (not frozen) made the same
+way: ``__init__`` and ``__eq__`` compiled on first use, the shared ``__repr__``,
+and ``__hash__`` None as ``dataclass`` sets it (unless the body defines one).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from inspect import Parameter, Signature
 from types import CodeType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["record"]
+__all__ = ["mutable_record", "record"]
 
 _T = TypeVar("_T")
 
@@ -57,7 +61,7 @@ def record(cls: type[_T]) -> type[_T]:
     if _plain(cls, own):
         cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-        _attach(cls, _first_init(cls, fields))
+        _attach(cls, _first_init(cls, fields, frozen=True))
         for method in _frozen(cls, fields):
             _attach(cls, method)
     else:
@@ -72,6 +76,27 @@ def record(cls: type[_T]) -> type[_T]:
     if "__hash__" not in own or (own["__hash__"] is None and "__eq__" in own):
         hashed = [f.name for f in fields if (f.compare if f.hash is None else f.hash)]
         _attach(cls, _first_hash(cls, hashed))
+    if "__repr__" not in own:
+        _attach(cls, _repr(tuple(f.name for f in fields if f.repr)))
+    return cls
+
+
+@dataclass_transform(field_specifiers=(dataclasses.field,))
+def mutable_record(cls: type[_T]) -> type[_T]:
+    """``@dataclass``, its methods made on first use (see the module): for the state
+    of one scan's stages, which a scan makes a few of and never compares."""
+    own = dict(cls.__dict__)
+    if not _plain(cls, own):
+        return dataclasses.dataclass(cls)
+    cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    _attach(cls, _first_init(cls, fields, frozen=False))
+    params = cls.__dataclass_params__  # type: ignore[attr-defined]
+    params.init = params.repr = params.eq = True  # what the class behaves as
+    if "__eq__" not in own:
+        _attach(cls, _first_eq(cls, [f.name for f in fields if f.compare]))
+    if "__hash__" not in own:  # as dataclass: eq without frozen is unhashable
+        cls.__hash__ = None  # type: ignore[assignment]
     if "__repr__" not in own:
         _attach(cls, _repr(tuple(f.name for f in fields if f.repr)))
     return cls
@@ -126,9 +151,11 @@ class _Factory:
 _FACTORY = _Factory()
 
 
-def _first_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
+def _first_init(
+    cls: type, fields: tuple[dataclasses.Field[Any], ...], *, frozen: bool
+) -> Callable[..., None]:
     # __init__ runs for every instance: compiled on the first one, the code
-    # dataclass writes for a frozen class (CPython 3.10 to 3.12), so it runs as fast.
+    # dataclass writes (CPython 3.10 to 3.12), so it runs as fast.
     scope: dict[str, Any] = {"__dataclass_builtins_object__": object, "_return_type": None,
                              "__dataclass_HAS_DEFAULT_FACTORY__": _FACTORY}
     params, body, shown = ["self"], [], [Parameter("self", Parameter.POSITIONAL_OR_KEYWORD)]
@@ -145,7 +172,10 @@ def _first_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callab
             scope[f"__dataclass_dflt_{f.name}__"] = f.default
             default, shown_default = f"=__dataclass_dflt_{f.name}__", f.default
         params.append(f"{f.name}:_type_{f.name}{default}")
-        body.append(f"__dataclass_builtins_object__.__setattr__(self,{f.name!r},{value})")
+        if frozen:
+            body.append(f"__dataclass_builtins_object__.__setattr__(self,{f.name!r},{value})")
+        else:
+            body.append(f"self.{f.name}={value}")
         shown.append(Parameter(f.name, Parameter.POSITIONAL_OR_KEYWORD, annotation=f.type,
                                default=shown_default))
     if hasattr(cls, "__post_init__"):

@@ -1,5 +1,6 @@
-"""``record`` behaves as ``dataclass(frozen=True)``: the same class built by each,
-from the same body, compared on the same values."""
+"""``record`` behaves as ``dataclass(frozen=True)``, and ``mutable_record`` as
+``dataclass()``: the same class built by each, from the same body, compared on the
+same values."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from abiscan.records import record
+from abiscan.records import mutable_record, record
 
 # Bodies exercising what decides the generated methods: field flags, defaults,
 # methods the body defines, inheritance. Each is built twice, once per decorator.
@@ -79,8 +80,9 @@ def _behaviour(cls: type, args: list[tuple[Any, ...]]) -> list[object]:
         seen.append(_outcome(lambda x=x: hash(x)))
         for y in objs:
             seen.append((x == y, x != y, x.__eq__(y), x.__eq__(object())))
-        seen.append(_outcome(lambda x=x: setattr(x, "a", 0)))
-        seen.append(_outcome(lambda x=x: delattr(x, "a")))
+        # On a copy: a mutable record's change must not reach the comparisons.
+        seen.append(_outcome(lambda x=x: setattr(copy.copy(x), "a", 0)))
+        seen.append(_outcome(lambda x=x: delattr(copy.copy(x), "a")))
         seen.append(_outcome(lambda x=x: dataclasses.replace(x) == x))
         seen.append(copy.deepcopy(x) == x)
     seen.append([f.name for f in dataclasses.fields(cls)])
@@ -109,6 +111,25 @@ _ARGS: dict[str, list[tuple[Any, ...]]] = {
 def test_a_record_compares_hashes_and_prints_as_a_frozen_dataclass(name: str) -> None:
     standard, ours = _twins(name)
     assert _behaviour(ours, _ARGS[name]) == _behaviour(standard, _ARGS[name])
+
+
+@pytest.mark.parametrize("name", sorted(_BODIES))
+def test_a_mutable_record_compares_and_prints_as_a_dataclass(name: str) -> None:
+    standard = _build(_BODIES[name], dataclasses.dataclass)
+    ours = _build(_BODIES[name], mutable_record)
+    assert _behaviour(ours, _ARGS[name]) == _behaviour(standard, _ARGS[name])
+
+
+def test_a_mutable_record_compiles_its_methods_on_first_use() -> None:
+    cls = _build(_BODIES["post_init"], mutable_record)
+    first = {n: cls.__dict__[n] for n in ("__init__", "__eq__")}
+    assert str(inspect.signature(cls)) == "(a: 'int', b: 'list' = <factory>) -> None"
+    x = cls(1)
+    assert x == cls(1) and x.b == [1] and x.__hash__ is None
+    x.a = 2  # not frozen
+    assert x != cls(1) and x.a == 2
+    assert all(cls.__dict__[n] is not first[n] for n in first)
+    assert cls.__init__.__code__.co_filename == "<string>"
 
 
 def test_a_record_subclass_and_a_nan_field_as_a_frozen_dataclass() -> None:
