@@ -94,6 +94,8 @@ def default_jobs() -> int:
 
 @record
 class _Task:
+    """A source module of the stack to parse ahead."""
+
     source: int  # index into the stack's sources
     entry: Entry
     target_path: str
@@ -106,6 +108,8 @@ class _Task:
 
 @record
 class _Binary:
+    """A shared object of the stack to summarise ahead."""
+
     source: int  # index into the stack's sources
     entry: Entry
     target_path: str
@@ -145,6 +149,8 @@ class _Board:
 
 @record
 class _Parsed:
+    """A module parsed ahead, with the answers it was parsed with."""
+
     source: ModuleSource
     answers: tuple[tuple[str, bool], ...]  # is_module(name) answers it was built with
 
@@ -761,6 +767,8 @@ def _module_names(stack: Stack) -> frozenset[str]:
 
 @record
 class _WorkerSetup:
+    """What a worker needs to open the stack's sources and do its chain."""
+
     specs: tuple[tuple[str, str, str], ...]  # how to open each of the stack's sources
     version: tuple[int, int]
     names: frozenset[str]  # dotted names with a file or directory: is_module's answers

@@ -9,6 +9,7 @@ import dataclasses
 import inspect
 import math
 import threading
+from types import CodeType
 from typing import Any, ClassVar
 
 import pytest
@@ -176,3 +177,54 @@ def test_methods_are_compiled_on_first_use_and_then_the_class_own() -> None:
     plain = _build(_BODIES["undocumented"], record)
     assert plain.__doc__ == "C(a: 'int', b: 'str' = 'x')"
     assert plain.__init__.__code__.co_filename == "<string>"  # not records.py's first-use one
+
+
+def _same_code(a: CodeType, b: CodeType) -> bool:
+    """The same code, wherever it was compiled (file and line numbers aside)."""
+    def key(c: CodeType) -> tuple[object, ...]:
+        return (c.co_code, c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars,
+                c.co_argcount, c.co_flags, getattr(c, "co_qualname", c.co_name),
+                len(c.co_consts))
+
+    return key(a) == key(b) and all(
+        _same_code(x, y) if isinstance(x, CodeType) and isinstance(y, CodeType)
+        else (type(x), x) == (type(y), y)
+        for x, y in zip(a.co_consts, b.co_consts, strict=True)
+    )
+
+
+def test_the_inits_compiled_ahead_are_their_texts_and_current() -> None:
+    """Each function of abiscan._record_inits is the text it is filed under, compiled;
+    and the table holds the text of every record abiscan defines (else
+    ``python tools/gen_record_inits.py`` writes it again)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from abiscan._record_inits import INITS
+
+    assert len(INITS) > 80
+    for text, made in INITS.items():
+        (code,) = [c for c in compile(text, "<string>", "exec", dont_inherit=True).co_consts
+                   if isinstance(c, CodeType)]
+        assert _same_code(code, made.__code__), text
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "tools/gen_record_inits.py", "--check"], cwd=root,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_record_of_abiscan_gets_its_init_compiled_ahead() -> None:
+    import abiscan.limits
+    from abiscan.limits import Limits
+    from abiscan.records import init_source
+
+    init = Limits.__dict__["__init__"]
+    assert init.__code__.co_filename.endswith("_record_inits.py")
+    assert init.__globals__ is vars(abiscan.limits)  # as when compiled on first use
+    assert init.__qualname__ == "Limits.__init__" and init.__module__ == "abiscan.limits"
+    assert init_source(Limits) is not None
+    # A record made elsewhere is compiled on first use, as before.
+    cls = _build(_BODIES["plain"], record)
+    assert cls.__dict__["__init__"].__code__.co_filename.endswith("records.py")
+    assert init_source(cls) is not None and init_source(int) is None
