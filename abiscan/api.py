@@ -30,7 +30,6 @@ from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Outcome
 from abiscan.result_memo import memo_key, recall, remember
 from abiscan.rules import imports, layers
 from abiscan.rules.impact import impact_findings
-from abiscan.rules.wheels import verify_wheel
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
@@ -156,6 +155,10 @@ def with_wheel_checks(report: Report, specs: Sequence[tuple[PathLike, InputKind]
     """The report with ABI307 for each readable ``.whl`` input that fails verification."""
     readable = {i.label for i in report.inputs if i.readable}
     wheels = [os.fspath(path) for path, _ in specs]
+    if not any(w.endswith(".whl") for w in wheels):
+        return report
+    from abiscan.rules.wheels import verify_wheel
+
     found = [
         f
         for f in (

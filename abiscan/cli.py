@@ -97,6 +97,9 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         epilog="exit status: 0 nothing predicted to fail; 1 an import error is predicted; "
         "2 usage error or an input that cannot be read; 3 internal error in abiscan "
         "(the report is still written)",
+        # A parser that is never run needs no -h (a formatter and a translation
+        # lookup each); explain's -h is scan's.
+        add_help=bool(named & {"scan", "explain"}),
     )
     if named & {"scan", "explain"}:
         _scan_options(s)
@@ -117,20 +120,31 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="scan one stack for every built-in runtime and architecture (or some)",
         description="One scan of the stack per target: where it imports, and the first "
         "failure on each. Exit status 1 when a declared target fails (ABI405).",
+        add_help="matrix" in named,
     )
     if "matrix" in named:
         _matrix_options(m)
     c = sub.add_parser(
-        "capture", help="write a target profile captured from a real interpreter and its system"
+        "capture",
+        help="write a target profile captured from a real interpreter and its system",
+        add_help="capture" in named,
     )
     if "capture" in named:
         _capture_options(c)
-    t = sub.add_parser("targets", help="list the built-in targets, or show one as JSON")
+    t = sub.add_parser(
+        "targets",
+        help="list the built-in targets, or show one as JSON",
+        add_help="targets" in named,
+    )
     if "targets" in named:
         t.add_argument(
             "--show", metavar="NAME", help="print one target profile as JSON, e.g. python3.12-arm64"
         )
-    d = sub.add_parser("demo", help="rebuild the incident offline and show the prediction")
+    d = sub.add_parser(
+        "demo",
+        help="rebuild the incident offline and show the prediction",
+        add_help="demo" in named,
+    )
     if "demo" in named:
         d.add_argument("--format", choices=("text", "json"), default="text")
     a = sub.add_parser(
@@ -139,6 +153,7 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Scan every stack of MANIFEST (TOML or JSON) on every target it names. "
         "Exit status over the whole audit: 0 no import error predicted, 1 one predicted, "
         "2 bad input or usage, 3 internal error (the records are still written).",
+        add_help="audit" in named,
     )
     if "audit" in named:
         _audit_options(a)
@@ -826,7 +841,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    # Spaced from the start, not only in scan(): building the parser and importing
+    # the pipeline (some 100 modules, their classes and tables) triggered a dozen
+    # collector passes otherwise.
+    from abiscan.collector import collector_spaced
+
+    with collector_spaced():
+        return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def _main(argv: list[str]) -> int:
     args = _parser(argv).parse_args(argv)
     # Parsing a scanned source may warn (invalid escape sequences): what a
     # scanned file says must not reach stderr, raw, as a warning.
@@ -836,13 +860,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    # Spaced from the start, not only in scan(): importing the pipeline (some 100
-    # modules, their classes and tables) triggered a dozen collector passes.
-    from abiscan.collector import collector_spaced
-
     try:
-        with collector_spaced():
-            return _dispatch(args)
+        return _dispatch(args)
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:
@@ -862,12 +881,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> int:
     """abiscan as a program (the console script, ``python -m abiscan``): :func:`main`
     on ``sys.argv``, in a process that exits when it returns."""
-    status = main()
-    # CPython's last collection at exit walks every object still tracked (some
-    # 100,000 once the pipeline is imported: 10 ms of a one-.so scan's CPU) to free
-    # what the exit frees anyway; frozen, they are left to it.
-    gc.freeze()
-    return status
+    from abiscan.collector import collector_spaced
+
+    with collector_spaced():
+        try:
+            return main()
+        finally:
+            # CPython's last collection at exit walks every object still tracked
+            # (some 100,000 once the pipeline is imported: 10 ms of a one-.so scan's
+            # CPU) to free what the exit frees anyway; frozen, they are left to it.
+            # Frozen before the thresholds come back, or the young ones are walked
+            # once more as main returns.
+            gc.freeze()
 
 
 if __name__ == "__main__":
