@@ -6,8 +6,9 @@ any other low-level module) does not pull in the whole pipeline.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# Not typing's TYPE_CHECKING (mypy reads this one as typing's): ``abiscan --help``
+# does not load typing.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -75,6 +76,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from abiscan.api import analyse, scan
     from abiscan.errors import (
         AbiscanError,
@@ -106,6 +109,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'abiscan' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

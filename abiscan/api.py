@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -24,12 +24,12 @@ from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.predict.extension import load_bytecode, load_extension
 from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.progress import ScanProgress, reporting
+from abiscan.records import mutable_record
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Outcome, Report
 from abiscan.result_memo import memo_key, recall, remember
 from abiscan.rules import imports, layers
 from abiscan.rules.impact import impact_findings
-from abiscan.rules.wheels import verify_wheel
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
@@ -155,6 +155,10 @@ def with_wheel_checks(report: Report, specs: Sequence[tuple[PathLike, InputKind]
     """The report with ABI307 for each readable ``.whl`` input that fails verification."""
     readable = {i.label for i in report.inputs if i.readable}
     wheels = [os.fspath(path) for path, _ in specs]
+    if not any(w.endswith(".whl") for w in wheels):
+        return report
+    from abiscan.rules.wheels import verify_wheel
+
     found = [
         f
         for f in (
@@ -337,7 +341,7 @@ def _analyse(
     )
 
 
-@dataclass
+@mutable_record
 class _OwnOutcomes:
     """Each module's own outcome (its file found, loaded and linked), predicted once."""
 

@@ -7,28 +7,9 @@ import gc
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import replace
 from io import TextIOWrapper
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__
-from abiscan.config import FAIL_ON, Config, check_code_prefix, find_config, load_config
-from abiscan.errors import AbiscanError, ConfigError
-from abiscan.limits import Limits, LimitsError, parse_limits
-from abiscan.progress import ScanProgress
-from abiscan.report.escape import escape_text
-from abiscan.report.terminal import Style, use_colour
-from abiscan.target.profiles import (
-    Target,
-    TargetError,
-    builtin_target,
-    builtin_targets,
-    custom_target,
-    load_target,
-    runtime_names,
-)
 
 __all__ = [
     "EXIT_INTERNAL",
@@ -40,8 +21,20 @@ __all__ = [
     "run",
 ]
 
-if TYPE_CHECKING:  # the pipeline loads on the first scan, not for --help
+# ``abiscan --help`` loads none of what a command needs (the configuration, targets,
+# limits, records, typing, dataclasses, pathlib: some 40 ms of CPU), nor the
+# pipeline, which loads on the first scan: each command imports what it uses.
+# A name TYPE_CHECKING, not typing's: mypy reads it as typing's, and typing stays unloaded.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from abiscan.config import Config
+    from abiscan.limits import Limits
+    from abiscan.progress import ScanProgress
     from abiscan.report.model import Report
+    from abiscan.target.profiles import Target
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -75,9 +68,15 @@ class _CommandParser(_Parser):
             self._intermixed = False
 
 
-# Long on purpose: a declarative table of every subcommand and option, read top to
-# bottom like --help; splitting it would scatter the options of one command.
-def _parser() -> argparse.ArgumentParser:
+_COMMANDS = ("scan", "explain", "matrix", "capture", "targets", "demo", "audit")
+
+
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; given ``argv``, only the commands it names get their
+    options. argparse runs a command's parser only when its name is in the arguments,
+    so the parse is the same; and building every option (each makes a help formatter
+    and looks up translations) was most of ``abiscan --help``'s start-up."""
+    named = set(_COMMANDS) if argv is None else set(_COMMANDS).intersection(argv)
     p = _Parser(
         prog="abiscan",
         description=(
@@ -92,14 +91,80 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"abiscan {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
-
     s = sub.add_parser(
         "scan",
         help="scan layers (and function code) for a target",
         epilog="exit status: 0 nothing predicted to fail; 1 an import error is predicted; "
         "2 usage error or an input that cannot be read; 3 internal error in abiscan "
         "(the report is still written)",
+        # A parser that is never run needs no -h (a formatter and a translation
+        # lookup each); explain's -h is scan's.
+        add_help=bool(named & {"scan", "explain"}),
     )
+    if named & {"scan", "explain"}:
+        _scan_options(s)
+    # Same inputs and target options as scan; the first positional is the module.
+    sub.add_parser(
+        "explain",
+        parents=[s] if "explain" in named else [],
+        add_help=False,
+        usage="abiscan explain NAME [LAYER ...] [--function PATH] [--site-packages PATH] "
+        "[target options]",
+        help="print how importing one module ends on a target, and the import chain behind it",
+        description="NAME is a dotted module name; the rest are scan's inputs and target "
+        "options. Exit status: 0 when the import is predicted to work, 1 when not, "
+        "2 for a usage error or an unreadable input, 3 for an internal error.",
+    )
+    m = sub.add_parser(
+        "matrix",
+        help="scan one stack for every built-in runtime and architecture (or some)",
+        description="One scan of the stack per target: where it imports, and the first "
+        "failure on each. Exit status 1 when a declared target fails (ABI405).",
+        add_help="matrix" in named,
+    )
+    if "matrix" in named:
+        _matrix_options(m)
+    c = sub.add_parser(
+        "capture",
+        help="write a target profile captured from a real interpreter and its system",
+        add_help="capture" in named,
+    )
+    if "capture" in named:
+        _capture_options(c)
+    t = sub.add_parser(
+        "targets",
+        help="list the built-in targets, or show one as JSON",
+        add_help="targets" in named,
+    )
+    if "targets" in named:
+        t.add_argument(
+            "--show", metavar="NAME", help="print one target profile as JSON, e.g. python3.12-arm64"
+        )
+    d = sub.add_parser(
+        "demo",
+        help="rebuild the incident offline and show the prediction",
+        add_help="demo" in named,
+    )
+    if "demo" in named:
+        d.add_argument("--format", choices=("text", "json"), default="text")
+    a = sub.add_parser(
+        "audit",
+        help="scan many stacks on many targets from a manifest (docs/audit.md)",
+        description="Scan every stack of MANIFEST (TOML or JSON) on every target it names. "
+        "Exit status over the whole audit: 0 no import error predicted, 1 one predicted, "
+        "2 bad input or usage, 3 internal error (the records are still written).",
+        add_help="audit" in named,
+    )
+    if "audit" in named:
+        _audit_options(a)
+    return p
+
+
+# Long on purpose: a declarative table of scan's options, read top to bottom like
+# --help; splitting it would scatter them.
+def _scan_options(s: argparse.ArgumentParser) -> None:
+    from abiscan.target.profiles import runtime_names
+
     s.add_argument(
         "layers",
         nargs="*",
@@ -168,25 +233,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_options(s)
     _speed_options(s)
 
-    # Same inputs and target options as scan; the first positional is the module.
-    sub.add_parser(
-        "explain",
-        parents=[s],
-        add_help=False,
-        usage="abiscan explain NAME [LAYER ...] [--function PATH] [--site-packages PATH] "
-        "[target options]",
-        help="print how importing one module ends on a target, and the import chain behind it",
-        description="NAME is a dotted module name; the rest are scan's inputs and target "
-        "options. Exit status: 0 when the import is predicted to work, 1 when not, "
-        "2 for a usage error or an unreadable input, 3 for an internal error.",
-    )
 
-    m = sub.add_parser(
-        "matrix",
-        help="scan one stack for every built-in runtime and architecture (or some)",
-        description="One scan of the stack per target: where it imports, and the first "
-        "failure on each. Exit status 1 when a declared target fails (ABI405).",
-    )
+def _matrix_options(m: argparse.ArgumentParser) -> None:
     m.add_argument("layers", nargs="*", metavar="LAYER", help="layer zips or directories")
     m.add_argument("--function", metavar="PATH")
     m.add_argument("--site-packages", metavar="PATH", action="append", default=[])
@@ -211,9 +259,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--import", dest="imports", metavar="NAME", action="append", default=[])
     m.add_argument("--format", choices=("text", "json"), default="text")
 
-    c = sub.add_parser(
-        "capture", help="write a target profile captured from a real interpreter and its system"
-    )
+
+def _capture_options(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--python",
         metavar="PATH",
@@ -221,16 +268,6 @@ def _parser() -> argparse.ArgumentParser:
         help="the interpreter to capture (default: the one running abiscan)",
     )
     c.add_argument("-o", "--output", metavar="FILE", help="write the profile here, not stdout")
-
-    t = sub.add_parser("targets", help="list the built-in targets, or show one as JSON")
-    t.add_argument(
-        "--show", metavar="NAME", help="print one target profile as JSON, e.g. python3.12-arm64"
-    )
-
-    d = sub.add_parser("demo", help="rebuild the incident offline and show the prediction")
-    d.add_argument("--format", choices=("text", "json"), default="text")
-    _add_audit_parser(sub)
-    return p
 
 
 def _speed_options(s: argparse.ArgumentParser) -> None:
@@ -283,6 +320,8 @@ def _speed(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_config_options(s: argparse.ArgumentParser) -> None:
     """Options that override the configuration file (docs/configuration.md)."""
+    from abiscan.config import FAIL_ON
+
     s.add_argument(
         "--select",
         metavar="CODES",
@@ -319,6 +358,12 @@ def _add_config_options(s: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace) -> Config:
     """The configuration file's settings, with the command line's on top."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from abiscan.config import Config, find_config, load_config
+    from abiscan.errors import ConfigError
+
     if args.no_config:
         config = Config()
     elif args.config:
@@ -341,6 +386,8 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _codes_flag(given: list[str] | None, key: str) -> tuple[str, ...] | None:
     """``--select``/``--ignore``: comma-separated, repeatable; None when not given."""
+    from abiscan.config import check_code_prefix
+
     if given is None:
         return None
     codes = tuple(c.strip() for text in given for c in text.split(",") if c.strip())
@@ -371,6 +418,8 @@ def _configured(
     args: argparse.Namespace, command: str, layers: list[str]
 ) -> tuple[Config, list[str]] | int:
     """The configuration and the layers, or the exit status of a bad configuration."""
+    from abiscan.errors import ConfigError
+
     try:
         config = _config(args)
     except ConfigError as exc:
@@ -381,6 +430,8 @@ def _configured(
 
 def _emit(args: argparse.Namespace, text: str, command: str) -> bool:
     """Write the report to -o FILE or stdout (not with --quiet); False when it cannot be."""
+    from pathlib import Path
+
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
@@ -395,6 +446,8 @@ def _emit(args: argparse.Namespace, text: str, command: str) -> bool:
 
 
 def _target(args: argparse.Namespace, limits: Limits) -> Target:
+    from abiscan.target.profiles import TargetError, builtin_target, custom_target, load_target
+
     if (args.interpreter or args.target) and args.arch:
         raise TargetError("--arch goes with --runtime or --python; a profile carries its own")
     arch = args.arch or "x86_64"
@@ -421,6 +474,10 @@ def _run_scan(
     args: argparse.Namespace, command: str, layers: Sequence[str], imports: Sequence[str]
 ) -> Report | int:
     """The scan both commands make, or the exit status of a usage error (already printed)."""
+    from abiscan.limits import LimitsError, parse_limits
+    from abiscan.report.escape import escape_text
+    from abiscan.target.profiles import TargetError
+
     if not layers and not args.function and not args.site_packages:
         print(
             f"abiscan {command}: error: give at least one layer, --function or --site-packages",
@@ -462,6 +519,8 @@ def _run_scan(
 
 def _unreadable(report: Report) -> bool:
     """Name each input that could not be read, on stderr; whether there was one."""
+    from abiscan.report.escape import escape_text
+
     for summary in report.unreadable_inputs:
         problem = next((p.problem for p in report.problems if p.source == summary.label), "")
         print(escape_text(f"abiscan: cannot read {summary.label}: {problem}"), file=sys.stderr)
@@ -470,6 +529,8 @@ def _unreadable(report: Report) -> bool:
 
 def _status(report: Report, verbose: bool, failed: bool) -> int:
     """The exit status once the report is written; internal errors are named on stderr."""
+    from abiscan.report.escape import escape_text
+
     for problem in report.internal_errors:
         print(escape_text(f"abiscan: {problem}"), file=sys.stderr)
         if verbose:
@@ -483,6 +544,7 @@ def _status(report: Report, verbose: bool, failed: bool) -> int:
 
 def _render(report: Report, args: argparse.Namespace) -> str:
     from abiscan.report.render import render_github, render_json, render_sarif, render_text
+    from abiscan.report.terminal import Style, use_colour
 
     if args.format == "json":
         return render_json(report)
@@ -567,7 +629,9 @@ def format_scan_progress(target: str, p: ScanProgress) -> str:
 
 
 def _cmd_matrix(args: argparse.Namespace) -> int:
+    from abiscan.errors import AbiscanError
     from abiscan.runtime_matrix import matrix, read_declared, render_matrix
+    from abiscan.target.profiles import TargetError, builtin_targets, runtime_names
 
     if not args.layers and not args.function and not args.site_packages:
         print(
@@ -611,6 +675,8 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
+    from abiscan.target.profiles import TargetError, builtin_target, builtin_targets
+
     if args.show:
         name = args.show
         runtime, _, arch = name.rpartition("-")
@@ -628,6 +694,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 def _cmd_capture(args: argparse.Namespace) -> int:
     from abiscan.target.interpreters import capture_target
+    from abiscan.target.profiles import TargetError
 
     try:
         target = capture_target(args.python)
@@ -657,14 +724,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if as_expected else EXIT_PREDICTED_ERROR
 
 
-def _add_audit_parser(sub: Any) -> None:
-    a = sub.add_parser(
-        "audit",
-        help="scan many stacks on many targets from a manifest (docs/audit.md)",
-        description="Scan every stack of MANIFEST (TOML or JSON) on every target it names. "
-        "Exit status over the whole audit: 0 no import error predicted, 1 one predicted, "
-        "2 bad input or usage, 3 internal error (the records are still written).",
-    )
+def _audit_options(a: argparse.ArgumentParser) -> None:
     a.add_argument("manifest", metavar="MANIFEST")
     a.add_argument(
         "-o",
@@ -781,7 +841,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    # Spaced from the start, not only in scan(): building the parser and importing
+    # the pipeline (some 100 modules, their classes and tables) triggered a dozen
+    # collector passes otherwise.
+    from abiscan.collector import collector_spaced
+
+    with collector_spaced():
+        return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def _main(argv: list[str]) -> int:
+    args = _parser(argv).parse_args(argv)
     # Parsing a scanned source may warn (invalid escape sequences): what a
     # scanned file says must not reach stderr, raw, as a warning.
     warnings.simplefilter("ignore", SyntaxWarning)
@@ -790,13 +860,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    # Spaced from the start, not only in scan(): importing the pipeline (some 100
-    # modules, their classes and tables) triggered a dozen collector passes.
-    from abiscan.collector import collector_spaced
-
     try:
-        with collector_spaced():
-            return _dispatch(args)
+        return _dispatch(args)
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:
@@ -807,6 +872,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("abiscan: internal error (please report it):", file=sys.stderr)
         import traceback  # start-up: only for this report
 
+        from abiscan.report.escape import escape_text
+
         sys.stderr.write(escape_text(traceback.format_exc(), keep_newlines=True))
         return EXIT_INTERNAL
 
@@ -814,12 +881,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> int:
     """abiscan as a program (the console script, ``python -m abiscan``): :func:`main`
     on ``sys.argv``, in a process that exits when it returns."""
-    status = main()
-    # CPython's last collection at exit walks every object still tracked (some
-    # 100,000 once the pipeline is imported: 10 ms of a one-.so scan's CPU) to free
-    # what the exit frees anyway; frozen, they are left to it.
-    gc.freeze()
-    return status
+    from abiscan.collector import collector_spaced
+
+    with collector_spaced():
+        try:
+            return main()
+        finally:
+            # CPython's last collection at exit walks every object still tracked
+            # (some 100,000 once the pipeline is imported: 10 ms of a one-.so scan's
+            # CPU) to free what the exit frees anyway; frozen, they are left to it.
+            # Frozen before the thresholds come back, or the young ones are walked
+            # once more as main returns.
+            gc.freeze()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,7 @@ from abiscan.inputs.sources import (
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.progress import count
-from abiscan.records import record
+from abiscan.records import mutable_record, record
 
 if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays for them
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -94,6 +94,8 @@ def default_jobs() -> int:
 
 @record
 class _Task:
+    """A source module of the stack to parse ahead."""
+
     source: int  # index into the stack's sources
     entry: Entry
     target_path: str
@@ -106,6 +108,8 @@ class _Task:
 
 @record
 class _Binary:
+    """A shared object of the stack to summarise ahead."""
+
     source: int  # index into the stack's sources
     entry: Entry
     target_path: str
@@ -119,7 +123,7 @@ class _Binary:
 FREE, MAIN, WORKER = 0, 1, 2
 
 
-@dataclass(frozen=True)
+@record
 class _Board:
     """Who does each binary and each module: one slot each in memory shared by every
     process, taken once under a lock. A process does a binary or parses a module only
@@ -145,6 +149,8 @@ class _Board:
 
 @record
 class _Parsed:
+    """A module parsed ahead, with the answers it was parsed with."""
+
     source: ModuleSource
     answers: tuple[tuple[str, bool], ...]  # is_module(name) answers it was built with
 
@@ -761,6 +767,8 @@ def _module_names(stack: Stack) -> frozenset[str]:
 
 @record
 class _WorkerSetup:
+    """What a worker needs to open the stack's sources and do its chain."""
+
     specs: tuple[tuple[str, str, str], ...]  # how to open each of the stack's sources
     version: tuple[int, int]
     names: frozenset[str]  # dotted names with a file or directory: is_module's answers
@@ -805,7 +813,7 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
-@dataclass
+@mutable_record
 class _News:
     """What a chain heard from the main process (:func:`_take_news`)."""
 

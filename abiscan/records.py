@@ -25,6 +25,18 @@ A method the class body defines is kept, as ``dataclass`` keeps it (and, as
 there, an ``__eq__`` defined without ``__hash__`` still gets the field hash).
 What differs is introspection only: ``__dataclass_params__`` says
 ``eq=False, repr=False``.
+
+:func:`mutable_record` is ``dataclasses.dataclass()`` (not frozen) made the same
+way: ``__init__`` and ``__eq__`` compiled on first use, the shared ``__repr__``,
+and ``__hash__`` None as ``dataclass`` sets it (unless the body defines one).
+
+An ``__init__`` is compiled ahead, with the package, when its text is one of
+:mod:`abiscan._record_inits` (the ``__init__`` of each of abiscan's own records,
+written by ``tools/gen_record_inits.py``): the class gets it at once, the same
+code with the class's module as its globals. Compiling them at start-up was a
+tenth of a one-.so scan's instructions (docs/decisions.md, *Start-up*). A text
+the table lacks (a record changed since, or one made elsewhere) is compiled on
+first use, as above.
 """
 
 from __future__ import annotations
@@ -32,13 +44,16 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import sys
+import weakref
 from _thread import get_ident
 from collections.abc import Callable
 from inspect import Parameter, Signature
-from types import CodeType
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["record"]
+from abiscan._record_inits import INITS as _AHEAD
+
+__all__ = ["init_source", "mutable_record", "record"]
 
 _T = TypeVar("_T")
 
@@ -57,7 +72,7 @@ def record(cls: type[_T]) -> type[_T]:
     if _plain(cls, own):
         cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-        _attach(cls, _first_init(cls, fields))
+        _attach(cls, _first_init(cls, fields, frozen=True))
         for method in _frozen(cls, fields):
             _attach(cls, method)
     else:
@@ -77,9 +92,30 @@ def record(cls: type[_T]) -> type[_T]:
     return cls
 
 
+@dataclass_transform(field_specifiers=(dataclasses.field,))
+def mutable_record(cls: type[_T]) -> type[_T]:
+    """``@dataclass``, its methods made on first use (see the module): for the state
+    of one scan's stages, which a scan makes a few of and never compares."""
+    own = dict(cls.__dict__)
+    if not _plain(cls, own):
+        return dataclasses.dataclass(cls)
+    cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    _attach(cls, _first_init(cls, fields, frozen=False))
+    params = cls.__dataclass_params__  # type: ignore[attr-defined]
+    params.init = params.repr = params.eq = True  # what the class behaves as
+    if "__eq__" not in own:
+        _attach(cls, _first_eq(cls, [f.name for f in fields if f.compare]))
+    if "__hash__" not in own:  # as dataclass: eq without frozen is unhashable
+        cls.__hash__ = None  # type: ignore[assignment]
+    if "__repr__" not in own:
+        _attach(cls, _repr(tuple(f.name for f in fields if f.repr)))
+    return cls
+
+
 def _plain(cls: type, own: dict[str, Any]) -> bool:
     """Whether ``cls`` uses only what :func:`_first_init` writes as ``dataclass`` does:
-    no dataclass base, no ``init=False``, keyword-only or ``InitVar`` field, its own
+    no dataclass base, no keyword-only or ``InitVar`` field, its own
     docstring (``dataclass`` writes a missing one from the ``__init__`` signature),
     no ``__setattr__``/``__delattr__`` of its own (``dataclass`` refuses those)."""
     notes = own.get("__annotations__", {})
@@ -87,7 +123,7 @@ def _plain(cls: type, own: dict[str, Any]) -> bool:
         bool(own.get("__doc__"))
         and not any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:])
         and not any("InitVar" in str(t) or "KW_ONLY" in str(t) for t in notes.values())
-        and not any(isinstance(v, dataclasses.Field) and (not v.init or v.kw_only is True)
+        and not any(isinstance(v, dataclasses.Field) and v.kw_only is True
                     for v in own.values())
         and "__setattr__" not in own
         and "__delattr__" not in own
@@ -126,44 +162,84 @@ class _Factory:
 _FACTORY = _Factory()
 
 
-def _first_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
-    # __init__ runs for every instance: compiled on the first one, the code
-    # dataclass writes for a frozen class (CPython 3.10 to 3.12), so it runs as fast.
+# Each class's __init__ text, for tools/gen_record_inits.py (see init_source).
+_SOURCES: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+
+
+def init_source(cls: type) -> str | None:
+    """The text of ``cls``'s ``__init__`` when :mod:`abiscan.records` made it (the
+    keys of :mod:`abiscan._record_inits`); None for any other class."""
+    return _SOURCES.get(cls)
+
+
+def _first_init(
+    cls: type, fields: tuple[dataclasses.Field[Any], ...], *, frozen: bool
+) -> Callable[..., None]:
+    # __init__ runs for every instance: the code dataclass writes (CPython 3.10 to
+    # 3.12), so it runs as fast; compiled ahead, or else on the first instance.
     scope: dict[str, Any] = {"__dataclass_builtins_object__": object, "_return_type": None,
                              "__dataclass_HAS_DEFAULT_FACTORY__": _FACTORY}
-    params, body, shown = ["self"], [], [Parameter("self", Parameter.POSITIONAL_OR_KEYWORD)]
+    params, body = ["self"], []
     for f in fields:
-        scope[f"_type_{f.name}"] = f.type
         value, default = f.name, ""
-        shown_default: Any = Parameter.empty
-        if f.default_factory is not dataclasses.MISSING:
+        if f.init:
+            scope[f"_type_{f.name}"] = f.type
+        elif f.default_factory is dataclasses.MISSING:
+            continue  # as dataclass: the class attribute holds the default, if any
+        if not f.init:  # as dataclass: the factory's value
+            scope[f"__dataclass_dflt_{f.name}__"] = f.default_factory
+            value = f"__dataclass_dflt_{f.name}__()"
+        elif f.default_factory is not dataclasses.MISSING:
             scope[f"__dataclass_dflt_{f.name}__"] = f.default_factory
             value = (f"__dataclass_dflt_{f.name}__() if {f.name} is "
                      f"__dataclass_HAS_DEFAULT_FACTORY__ else {f.name}")
-            default, shown_default = "=__dataclass_HAS_DEFAULT_FACTORY__", _FACTORY
+            default = "=__dataclass_HAS_DEFAULT_FACTORY__"
         elif f.default is not dataclasses.MISSING:
             scope[f"__dataclass_dflt_{f.name}__"] = f.default
-            default, shown_default = f"=__dataclass_dflt_{f.name}__", f.default
-        params.append(f"{f.name}:_type_{f.name}{default}")
-        body.append(f"__dataclass_builtins_object__.__setattr__(self,{f.name!r},{value})")
-        shown.append(Parameter(f.name, Parameter.POSITIONAL_OR_KEYWORD, annotation=f.type,
-                               default=shown_default))
+            default = f"=__dataclass_dflt_{f.name}__"
+        if f.init:
+            params.append(f"{f.name}:_type_{f.name}{default}")
+        if frozen:
+            body.append(f"__dataclass_builtins_object__.__setattr__(self,{f.name!r},{value})")
+        else:
+            body.append(f"self.{f.name}={value}")
     if hasattr(cls, "__post_init__"):
         body.append("self.__post_init__()")
     text = (f"def __create_fn__({', '.join(scope)}):\n"
             f" def __init__({','.join(params)})->_return_type:\n"
             + "".join(f"  {line}\n" for line in body or ["pass"]) + " return __init__\n")
+    _SOURCES[cls] = text
+    module = sys.modules.get(cls.__module__)
+    ahead = _AHEAD.get(text)
+    if ahead is not None:  # the same text, compiled with the package
+        made: Callable[..., None] = FunctionType(ahead.__code__, module.__dict__ if module else {})(
+            **scope
+        )
+        return made
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         made: dict[str, Any] = {}
-        module = sys.modules.get(cls.__module__)
         exec(_code(text), module.__dict__ if module else {}, made)
         method = made["__create_fn__"](**scope)
         _attach(cls, method)
         method(self, *args, **kwargs)
 
-    __init__.__signature__ = Signature(shown, return_annotation=None)  # type: ignore[attr-defined]
+    __init__.__signature__ = _signature(fields)  # type: ignore[attr-defined]
     return __init__
+
+
+def _signature(fields: tuple[dataclasses.Field[Any], ...]) -> Signature:
+    """The signature of the ``__init__`` compiled on first use, shown before it is."""
+    shown = [Parameter("self", Parameter.POSITIONAL_OR_KEYWORD)]
+    for f in (f for f in fields if f.init):
+        default: Any = Parameter.empty
+        if f.default_factory is not dataclasses.MISSING:
+            default = _FACTORY
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        shown.append(Parameter(f.name, Parameter.POSITIONAL_OR_KEYWORD, annotation=f.type,
+                               default=default))
+    return Signature(shown, return_annotation=None)
 
 
 def _frozen(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> list[Callable[..., None]]:

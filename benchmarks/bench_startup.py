@@ -13,15 +13,19 @@ file (run in this checkout, a scan would find and parse abiscan's own
 
 and prints what each adds to the floor, in wall and CPU time (target: under
 100 ms; on a shared machine, compare CPU time). Also lists the
-slowest imports of a scan (``-X importtime``). Run:
+slowest imports of a scan (``-X importtime``). With ``--instructions`` it also
+counts the instructions of one run of each under valgrind (callgrind): the same
+count on a busy machine as on an idle one, to compare two versions. Run:
 
-    python benchmarks/bench_startup.py [--repeat 11]
+    python benchmarks/bench_startup.py [--repeat 11] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,6 +69,19 @@ def _median_ms(cmd: list[str], repeat: int, env: dict[str, str], cwd: str) -> tu
     return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
+def _instructions(cmd: list[str], env: dict[str, str], cwd: str) -> float | None:
+    """Millions of instructions one run of ``cmd`` executes (callgrind), or None
+    without valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    with tempfile.TemporaryDirectory() as out:
+        run = subprocess.run([valgrind, "--tool=callgrind", f"--callgrind-out-file={out}/cg",
+                              *cmd], capture_output=True, text=True, check=False, env=env, cwd=cwd)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    return int(found.group(1)) / 1e6 if found else None
+
+
 def _slowest_imports(cmd: list[str], env: dict[str, str], cwd: str, n: int = 8) -> list[str]:
     run = subprocess.run([sys.executable, "-X", "importtime", *cmd[1:]], capture_output=True,
                          text=True, check=False, env=env, cwd=cwd)
@@ -79,6 +96,8 @@ def _slowest_imports(cmd: list[str], env: dict[str, str], cwd: str, n: int = 8) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=11)
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count each command's instructions (valgrind)")
     args = ap.parse_args()
     env = installed_env()
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,6 +118,16 @@ def main() -> None:
             else:
                 extra = f"  +{wall - floor[0]:.0f} ms wall, +{cpu - floor[1]:.0f} ms cpu"
             print(f"{label:28s} {wall:6.1f} ms {cpu:6.1f} ms{extra}")
+        if args.instructions:
+            print("instructions (callgrind, one run each):")
+            counts = {label: _instructions(cmd, env, tmp) for label, cmd in cases.items()}
+            base = counts["python -c pass"]
+            for label, count in counts.items():
+                extra = ""
+                if count is not None and base is not None and count != base:
+                    extra = f"  +{count - base:.1f} M"
+                shown = "no valgrind" if count is None else f"{count:.1f} M"
+                print(f"  {label:28s} {shown}{extra}")
         print("slowest imports of the scan (cumulative):")
         for row in _slowest_imports(cases["abiscan scan one-.so layer"], env, tmp):
             print("  " + row)

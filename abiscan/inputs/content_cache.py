@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from abiscan.errors import CacheFormatError as CacheFormatError  # re-exported
+from abiscan.records import record
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -379,7 +380,7 @@ class _Encoder:
         return (_OBJECT, self.class_row(t, plan), *encoded)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Plan:
     """How the encoder writes the objects of one class."""
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cache
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from abiscan.inputs.content_cache import ContentCache
 from abiscan.inputs.sources import DirectorySource, InputProblem, Source, SourceError, ZipSource
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.progress import count
-from abiscan.records import record
+from abiscan.records import mutable_record, record
 
 __all__ = [
     "FileFacts",
@@ -72,8 +72,10 @@ class MemberSummary:
     rodata: bytes | None
 
 
-@dataclass
+@mutable_record
 class _Member:
+    """What a scan read of one member: its size, identity, ELF facts and rodata."""
+
     size: int
     identity: Blocks | None
     elf: ElfFacts | ElfError
@@ -120,7 +122,7 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()[:24]
 
 
-@dataclass
+@mutable_record
 class FileFacts:
     """Facts read from the stack's bytes, each file at most once."""
 

@@ -12,7 +12,7 @@ import posixpath
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from abiscan.inputs.sources import (
     MAX_MEMBER_BYTES,
@@ -23,7 +23,7 @@ from abiscan.inputs.sources import (
     SourceError,
 )
 from abiscan.progress import count
-from abiscan.records import record
+from abiscan.records import mutable_record, record
 from abiscan.target.profiles import Target
 
 __all__ = [
@@ -66,7 +66,7 @@ class Provenance:
         return f"{self.source}:{self.source_path}"
 
 
-@dataclass
+@mutable_record
 class StackFile:
     """A file at its target path, where it came from and what it replaced."""
 

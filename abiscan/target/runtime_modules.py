@@ -18,7 +18,7 @@ place since (``version_certainty`` is never better than ``possible``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -101,16 +101,37 @@ class RuntimeModules:
 
 def runtime_modules_of(target: Target) -> RuntimeModules:
     """The runtime distributions of ``target`` whose recorded version the data covers."""
-    by_top: dict[str, tuple[RuntimePackage, _Contents]] = {}
-    for package in runtime_packages(target):
-        contents = None if package.version is None else _contents(
-            f"{package.name} {package.version}"
-        )
-        if contents is None:
-            continue
-        for top in package.top_level:
-            by_top[top] = (package, contents)
-    return RuntimeModules(by_top=by_top)
+    return RuntimeModules(by_top=_ByTop(runtime_packages(target)))
+
+
+class _ByTop(Mapping[str, tuple[RuntimePackage, _Contents]]):
+    """Top-level name -> the last of the runtime's distributions installing it whose
+    recorded version the data covers, with its contents: read from the data when a
+    name is first looked up (most scans look up none, and decoding the data was
+    some 10 ms of a one-.so scan's start-up)."""
+
+    def __init__(self, packages: Sequence[RuntimePackage]) -> None:
+        self._packages: dict[str, list[RuntimePackage]] = {}
+        for package in packages:
+            if package.version is not None:
+                for top in package.top_level:
+                    self._packages.setdefault(top, []).append(package)
+
+    def __getitem__(self, top: str) -> tuple[RuntimePackage, _Contents]:
+        for package in reversed(self._packages.get(top, ())):
+            contents = _contents(f"{package.name} {package.version}")
+            if contents is not None:
+                return package, contents
+        raise KeyError(top)
+
+    def __iter__(self) -> Iterator[str]:
+        return (top for top in self._packages if top in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 @cache

@@ -130,50 +130,54 @@ def _cite(ids: list[str], what: str) -> str:
 
 
 @cache
-def _table() -> dict[str, tuple[RuntimePackage, ...]]:
-    raw = _raw()
-    top_levels: dict[str, tuple[str, ...]] = {
+def _top_levels() -> dict[str, tuple[str, ...]]:
+    return {
         _canonical(name): tuple(entry["top_level"])
-        for name, entry in raw["distributions"].items()
+        for name, entry in _raw()["distributions"].items()
     }
-    table: dict[str, tuple[RuntimePackage, ...]] = {}
-    for runtime, entry in raw["runtimes"].items():
-        location = _need_str(entry.get("location"), f"{runtime} location")
-        packages: list[RuntimePackage] = []
-        for item in entry["packages"]:
-            name = _canonical(_need_str(item.get("name"), f"{runtime} package name"))
-            what = f"{runtime} {name}"
-            if name not in top_levels:
-                raise RuntimeDataError(f"runtime package data: {what} has no top_level entry")
-            ids = list(item.get("sources") or [])
-            if not ids:
-                raise RuntimeDataError(f"runtime package data: {what} cites no source")
-            version = item.get("version", _UNKNOWN)
-            version_ids = list(item.get("version_sources") or [])
-            packages.append(
-                RuntimePackage(
-                    name=name,
-                    version=None if version in (None, _UNKNOWN) else str(version),
-                    location=item.get("location", location),
-                    top_level=top_levels[name],
-                    certainty=_certainty(item.get("certainty"), f"{what} certainty"),
-                    source=_cite(ids, what),
-                    as_of=item.get("as_of"),
-                    version_certainty=_certainty(
-                        item.get("version_certainty", "possible"), f"{what} version_certainty"
-                    ),
-                    version_source=_cite(version_ids, what) if version_ids else "",
-                    source_ids=tuple(ids + [i for i in version_ids if i not in ids]),
-                    notes=tuple(item.get("notes", ())),
-                )
+
+
+@cache  # per runtime: a scan needs one (building every runtime's was 1 ms of its start-up)
+def _packages(runtime: str) -> tuple[RuntimePackage, ...]:
+    top_levels = _top_levels()
+    entry = _raw()["runtimes"].get(runtime)
+    if entry is None:
+        return ()
+    location = _need_str(entry.get("location"), f"{runtime} location")
+    packages: list[RuntimePackage] = []
+    for item in entry["packages"]:
+        name = _canonical(_need_str(item.get("name"), f"{runtime} package name"))
+        what = f"{runtime} {name}"
+        if name not in top_levels:
+            raise RuntimeDataError(f"runtime package data: {what} has no top_level entry")
+        ids = list(item.get("sources") or [])
+        if not ids:
+            raise RuntimeDataError(f"runtime package data: {what} cites no source")
+        version = item.get("version", _UNKNOWN)
+        version_ids = list(item.get("version_sources") or [])
+        packages.append(
+            RuntimePackage(
+                name=name,
+                version=None if version in (None, _UNKNOWN) else str(version),
+                location=item.get("location", location),
+                top_level=top_levels[name],
+                certainty=_certainty(item.get("certainty"), f"{what} certainty"),
+                source=_cite(ids, what),
+                as_of=item.get("as_of"),
+                version_certainty=_certainty(
+                    item.get("version_certainty", "possible"), f"{what} version_certainty"
+                ),
+                version_source=_cite(version_ids, what) if version_ids else "",
+                source_ids=tuple(ids + [i for i in version_ids if i not in ids]),
+                notes=tuple(item.get("notes", ())),
             )
-        table[runtime] = tuple(packages)
-    return table
+        )
+    return tuple(packages)
 
 
 def runtime_names() -> list[str]:
     """The runtimes the data covers."""
-    return list(_table())
+    return list(_raw()["runtimes"])
 
 
 def data_as_of() -> str | None:
@@ -191,7 +195,7 @@ def runtime_packages(target: Target) -> tuple[RuntimePackage, ...]:
     """What the target's Lambda runtime provides by itself; empty for custom targets."""
     if target.runtime is None:
         return ()
-    return _table().get(target.runtime, ())
+    return _packages(target.runtime)
 
 
 def runtime_package(target: Target, name: str) -> RuntimePackage | None:

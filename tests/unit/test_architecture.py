@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "abiscan"
 LAYERS: dict[str, float] = {
     "abiscan.errors": 0,
     "abiscan.records": 0,
+    "abiscan._record_inits": 0,
     "abiscan.testing": 0,
     "abiscan.limits": 0,
     "abiscan.progress": 0,

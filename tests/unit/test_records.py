@@ -1,5 +1,6 @@
-"""``record`` behaves as ``dataclass(frozen=True)``: the same class built by each,
-from the same body, compared on the same values."""
+"""``record`` behaves as ``dataclass(frozen=True)``, and ``mutable_record`` as
+``dataclass()``: the same class built by each, from the same body, compared on the
+same values."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import dataclasses
 import inspect
 import math
 import threading
+from types import CodeType
 from typing import Any, ClassVar
 
 import pytest
 
-from abiscan.records import record
+from abiscan.records import mutable_record, record
 
 # Bodies exercising what decides the generated methods: field flags, defaults,
 # methods the body defines, inheritance. Each is built twice, once per decorator.
@@ -79,8 +81,9 @@ def _behaviour(cls: type, args: list[tuple[Any, ...]]) -> list[object]:
         seen.append(_outcome(lambda x=x: hash(x)))
         for y in objs:
             seen.append((x == y, x != y, x.__eq__(y), x.__eq__(object())))
-        seen.append(_outcome(lambda x=x: setattr(x, "a", 0)))
-        seen.append(_outcome(lambda x=x: delattr(x, "a")))
+        # On a copy: a mutable record's change must not reach the comparisons.
+        seen.append(_outcome(lambda x=x: setattr(copy.copy(x), "a", 0)))
+        seen.append(_outcome(lambda x=x: delattr(copy.copy(x), "a")))
         seen.append(_outcome(lambda x=x: dataclasses.replace(x) == x))
         seen.append(copy.deepcopy(x) == x)
     seen.append([f.name for f in dataclasses.fields(cls)])
@@ -109,6 +112,25 @@ _ARGS: dict[str, list[tuple[Any, ...]]] = {
 def test_a_record_compares_hashes_and_prints_as_a_frozen_dataclass(name: str) -> None:
     standard, ours = _twins(name)
     assert _behaviour(ours, _ARGS[name]) == _behaviour(standard, _ARGS[name])
+
+
+@pytest.mark.parametrize("name", sorted(_BODIES))
+def test_a_mutable_record_compares_and_prints_as_a_dataclass(name: str) -> None:
+    standard = _build(_BODIES[name], dataclasses.dataclass)
+    ours = _build(_BODIES[name], mutable_record)
+    assert _behaviour(ours, _ARGS[name]) == _behaviour(standard, _ARGS[name])
+
+
+def test_a_mutable_record_compiles_its_methods_on_first_use() -> None:
+    cls = _build(_BODIES["post_init"], mutable_record)
+    first = {n: cls.__dict__[n] for n in ("__init__", "__eq__")}
+    assert str(inspect.signature(cls)) == "(a: 'int', b: 'list' = <factory>) -> None"
+    x = cls(1)
+    assert x == cls(1) and x.b == [1] and x.__hash__ is None
+    x.a = 2  # not frozen
+    assert x != cls(1) and x.a == 2
+    assert all(cls.__dict__[n] is not first[n] for n in first)
+    assert cls.__init__.__code__.co_filename == "<string>"
 
 
 def test_a_record_subclass_and_a_nan_field_as_a_frozen_dataclass() -> None:
@@ -155,3 +177,54 @@ def test_methods_are_compiled_on_first_use_and_then_the_class_own() -> None:
     plain = _build(_BODIES["undocumented"], record)
     assert plain.__doc__ == "C(a: 'int', b: 'str' = 'x')"
     assert plain.__init__.__code__.co_filename == "<string>"  # not records.py's first-use one
+
+
+def _same_code(a: CodeType, b: CodeType) -> bool:
+    """The same code, wherever it was compiled (file and line numbers aside)."""
+    def key(c: CodeType) -> tuple[object, ...]:
+        return (c.co_code, c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars,
+                c.co_argcount, c.co_flags, getattr(c, "co_qualname", c.co_name),
+                len(c.co_consts))
+
+    return key(a) == key(b) and all(
+        _same_code(x, y) if isinstance(x, CodeType) and isinstance(y, CodeType)
+        else (type(x), x) == (type(y), y)
+        for x, y in zip(a.co_consts, b.co_consts, strict=True)
+    )
+
+
+def test_the_inits_compiled_ahead_are_their_texts_and_current() -> None:
+    """Each function of abiscan._record_inits is the text it is filed under, compiled;
+    and the table holds the text of every record abiscan defines (else
+    ``python tools/gen_record_inits.py`` writes it again)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from abiscan._record_inits import INITS
+
+    assert len(INITS) > 80
+    for text, made in INITS.items():
+        (code,) = [c for c in compile(text, "<string>", "exec", dont_inherit=True).co_consts
+                   if isinstance(c, CodeType)]
+        assert _same_code(code, made.__code__), text
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "tools/gen_record_inits.py", "--check"], cwd=root,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_record_of_abiscan_gets_its_init_compiled_ahead() -> None:
+    import abiscan.limits
+    from abiscan.limits import Limits
+    from abiscan.records import init_source
+
+    init = Limits.__dict__["__init__"]
+    assert init.__code__.co_filename.endswith("_record_inits.py")
+    assert init.__globals__ is vars(abiscan.limits)  # as when compiled on first use
+    assert init.__qualname__ == "Limits.__init__" and init.__module__ == "abiscan.limits"
+    assert init_source(Limits) is not None
+    # A record made elsewhere is compiled on first use, as before.
+    cls = _build(_BODIES["plain"], record)
+    assert cls.__dict__["__init__"].__code__.co_filename.endswith("records.py")
+    assert init_source(cls) is not None and init_source(int) is None

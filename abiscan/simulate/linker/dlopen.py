@@ -62,13 +62,13 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from abiscan.elf.reader import ElfError, ElfFacts
 from abiscan.elf.references import SymbolRef
 from abiscan.inputs.member_facts import LoaderBytes
-from abiscan.records import record
+from abiscan.records import mutable_record, record
 from abiscan.simulate.linker.identity import verify_identity
 from abiscan.target.capi import CApiExports, is_capi_name
 from abiscan.target.profiles import Target
@@ -161,7 +161,7 @@ class LinkResult:
     confidence: str = "certain"
 
 
-@dataclass
+@mutable_record
 class _Obj:
     """One object in the simulated link map."""
 
@@ -214,7 +214,7 @@ class _Obj:
         )
 
 
-@dataclass
+@mutable_record
 class _Found:
     """The file a DT_NEEDED search found, and how."""
 
@@ -224,7 +224,7 @@ class _Found:
     identity: str | None = None
 
 
-@dataclass
+@mutable_record
 class _Search:
     """One DT_NEEDED search: what it found, or what it tried."""
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Container, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from abiscan.elf.reader import ElfError, ElfFacts
@@ -80,7 +80,7 @@ if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only wh
         SourceReader,
         TryStep,
     )
-from abiscan.records import record
+from abiscan.records import mutable_record, record
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib, stdlib_dir
 
 __all__ = ["AT_STARTUP", "Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
@@ -108,7 +108,7 @@ class FactsLike(Protocol):
     def rodata(self, path: str) -> bytes | SourceError: ...
 
 
-@dataclass
+@mutable_record
 class _Run:
     """The state of one run of import chains (Tarjan's stack, memoised results)."""
 
