@@ -333,6 +333,27 @@ def test_symbols_from_the_dependency_tree_resolve(tmp_path: Path, target: Target
     assert outcome(report, "m").ok
 
 
+def test_symbols_only_unknown_libraries_may_define(tmp_path: Path) -> None:
+    # libx's exports are not known: names outside the C API that no known object
+    # defines are taken as found (in order, named in the reason); a C-API name
+    # is decided by the interpreter's exports alone, and glibc may stop earlier.
+    libx = SystemLibrary("/usr/lib64/libx.so.1", "libx.so.1")
+    t = replace(custom_target("3.12", "x86_64", "2.34"), system=tiny_system(libx))
+    report = run(tmp_path, {
+        "python/ok.abi3.so": ext("ok", needed=["libx.so.1"], undefined=["x_one", "x_two"],
+                                 relocate=True),
+        "python/m.abi3.so": ext("m", needed=["libx.so.1"],
+                                undefined=["x_one", "PyNoSuch_Thing", "x_two"], relocate=True),
+    }, t)
+    ok = outcome(report, "ok")
+    assert ok.ok and "2 symbol(s) could come only from system libraries" in ok.reason
+    assert "(x_one, x_two); taken as found" in ok.reason
+    assert message(report, "m") == "/opt/python/m.abi3.so: undefined symbol: PyNoSuch_Thing"
+    (finding,) = report.findings_for("ABI106")
+    assert finding.confidence.value == "likely"
+    assert any("glibc may stop earlier at x_one," in e for e in finding.evidence)
+
+
 def test_abi3_module_needing_a_newer_stable_abi(tmp_path: Path) -> None:
     members: dict[str, bytes | str] = {"python/m.abi3.so": ext(
         "m", undefined=["PyModule_Create2", "PyInterpreterState_Get"], relocate=True)}

@@ -727,11 +727,19 @@ class _Sim:
         whole = all(o.facts is None or o.export_set() is not None for o in scope)
         unknown_interpreter = any(o.export_set() is None and o.is_interpreter for o in scope)
         unknown_any = any(o.export_set() is None for o in scope)
-        for ref in refs:
-            if ref.weak:
-                continue
-            if ref.name in found and ref.version_file not in abortable:
-                continue  # some object defines it, and no versioned provider can abort first
+        # The references left to decide: some object defines the others, and no
+        # versioned provider can abort first.
+        pending = [
+            r for r in refs if not r.weak and (r.name not in found or r.version_file in abortable)
+        ]
+        if whole and unknown_any and not unknown_interpreter and not abortable:
+            # Each is defined by no known set: one outside the C API may come from
+            # an object whose exports are not known (undecided, as _unfound says);
+            # the first in the C API is missing, and the loop below raises on it.
+            stop = next((i for i, r in enumerate(pending) if is_capi_name(r.name)), len(pending))
+            undecided = [r.name for r in pending[:stop]]
+            pending = pending[stop:]
+        for ref in pending:
             if whole and ref.name not in found:
                 unknown = unknown_interpreter or (unknown_any and not is_capi_name(ref.name))
                 verdict = self._unfound(ref.name, unknown)
