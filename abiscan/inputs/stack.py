@@ -143,7 +143,8 @@ class Stack:
                     StackFile(target_path=target_path, entry=entry, origin=origin, source=source),
                 )
                 continue
-            self._add_dir(posixpath.dirname(target_path))
+            parent, base = posixpath.split(target_path)
+            self._add_dir(parent)
             previous = self.files.get(target_path)
             replaced: list[Provenance] = []
             if previous is not None and previous.kind != "dir":
@@ -155,9 +156,7 @@ class Stack:
                 source=source,
                 replaced=replaced,
             )
-            self._children.setdefault(posixpath.dirname(target_path), set()).add(
-                posixpath.basename(target_path)
-            )
+            self._children[parent].add(base)  # _add_dir made it
         self.problems.extend(source.problems)
 
     def _add_dir(self, path: str) -> None:
