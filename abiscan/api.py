@@ -354,6 +354,9 @@ class _OwnOutcomes:
     guard: _Guard
     findings: list[Finding] = field(default_factory=list)
     _memo: dict[str, ModuleOutcome] = field(default_factory=dict)
+    # The candidates by name (the first of each), made at the first lookup: every
+    # module the import simulation reaches is looked up, thousands in a large layer.
+    _by_name: dict[str, ModuleCandidate] | None = None
 
     def predict(self, name: str) -> ModuleOutcome:
         done = self._memo.get(name)
@@ -389,7 +392,11 @@ class _OwnOutcomes:
             return self._memo[name]
 
     def _candidate(self, name: str) -> ModuleCandidate | None:
-        return next((c for c in self.found if c.name == name), None)
+        if self._by_name is None:
+            self._by_name = {}
+            for c in self.found:
+                self._by_name.setdefault(c.name, c)
+        return self._by_name.get(name)
 
 
 def _stack_findings(

@@ -49,6 +49,9 @@ DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
 _KEEP_ALL = 2 * 1024 * 1024
 _KEEP_MEMBER = 1024 * 1024
 
+# The kernel's limit on nested lookups (links, and here parents too) before ELOOP.
+_MAX_DEPTH = 40
+
 # "<name>-<version>.data/<scheme>/..." inside a wheel.
 _WHEEL_DATA = re.compile(r"^[^/]+\.data/([^/]+)/(.*)$")
 
@@ -99,8 +102,9 @@ class Stack:
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._held = 0
         self._failed: dict[str, SourceError] = {}
-        # Paths resolved through links; the stack only changes in add(), which clears it.
-        self._resolved: dict[str, str | None] = {}
+        # Paths resolved through links, with the steps each took (see _walk); the
+        # stack only changes in add(), which clears it.
+        self._resolved: dict[str, tuple[str | None, int]] = {}
 
     # -- building -----------------------------------------------------------
 
@@ -139,7 +143,8 @@ class Stack:
                     StackFile(target_path=target_path, entry=entry, origin=origin, source=source),
                 )
                 continue
-            self._add_dir(posixpath.dirname(target_path))
+            parent, base = posixpath.split(target_path)
+            self._add_dir(parent)
             previous = self.files.get(target_path)
             replaced: list[Provenance] = []
             if previous is not None and previous.kind != "dir":
@@ -151,9 +156,7 @@ class Stack:
                 source=source,
                 replaced=replaced,
             )
-            self._children.setdefault(posixpath.dirname(target_path), set()).add(
-                posixpath.basename(target_path)
-            )
+            self._children[parent].add(base)  # _add_dir made it
         self.problems.extend(source.problems)
 
     def _add_dir(self, path: str) -> None:
@@ -268,38 +271,58 @@ class Stack:
     def walk_files(self) -> Iterable[StackFile]:
         return (sf for sf in self.files.values() if sf.kind != "dir")
 
-    def _resolve(self, path: str, depth: int = 0) -> str | None:
+    def _resolve(self, path: str) -> str | None:
         """Follow links inside the stack as the kernel would; None when dangling."""
-        if depth == 0:
-            try:
-                return self._resolved[path]
-            except KeyError:
-                pass
-            got = self._resolve_uncached(path, 0)
-            self._resolved[path] = got
-            return got
-        return self._resolve_uncached(path, depth)
+        got = self._walk(path, 0)
+        return got[0] if got is not None else None
 
-    def _resolve_uncached(self, path: str, depth: int) -> str | None:
-        if depth > 40:  # the kernel's own limit on nested links (ELOOP)
+    def _walk(self, path: str, depth: int) -> tuple[str | None, int] | None:
+        """``path`` resolved ``depth`` steps into a lookup: its real path (None when
+        dangling) and the nested steps (parents, links) that took; None past the limit.
+
+        Every path resolved, parents included, is remembered with its steps: a
+        lookup under a known directory costs one step, not one per component
+        (the import system asks for thousands of names in the same directories).
+        The steps do not depend on where the lookup started, so a remembered
+        answer holds at any depth that leaves room for them.
+        """
+        known = self._resolved.get(path)
+        if known is not None:
+            return known if depth + known[1] <= _MAX_DEPTH else None
+        if depth > _MAX_DEPTH:
             return None
+        got = self._walk_uncached(path, depth)
+        if got is not None:
+            self._resolved[path] = got
+        return got
+
+    def _walk_uncached(self, path: str, depth: int) -> tuple[str | None, int] | None:
         path = posixpath.normpath(path)
         if path in self._children and path not in self.files:
-            return path
+            return path, 0
+        steps = 0
         parent, name = posixpath.split(path)
         if parent != path:
-            real_parent = self._resolve(parent, depth + 1) if parent != "/" else "/"
+            real_parent: str | None = "/"
+            if parent != "/":
+                up = self._walk(parent, depth + 1)
+                if up is None:
+                    return None
+                real_parent, steps = up[0], up[1] + 1
             if real_parent is None:
-                return None
+                return None, steps
             path = posixpath.join(real_parent, name)
         sf = self.files.get(path)
         if sf is None:
-            return path if path in self._children else None
+            return (path if path in self._children else None), steps
         if sf.kind == "symlink" and sf.entry.link_target is not None:
             link = sf.entry.link_target
             dest = link if link.startswith("/") else posixpath.join(posixpath.dirname(path), link)
-            return self._resolve(dest, depth + 1)
-        return path
+            down = self._walk(dest, depth + 1)
+            if down is None:
+                return None
+            return down[0], max(steps, down[1] + 1)
+        return path, steps
 
 
 def _wheel_placement(rel: str) -> str | None:

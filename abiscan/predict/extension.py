@@ -10,17 +10,18 @@ sourceless ``.pyc`` through its magic number.
 from __future__ import annotations
 
 import re
+import weakref
 
 from abiscan.elf.reader import ElfError, ElfFacts, sniff_format
 from abiscan.inputs.member_facts import FileFacts, LoaderBytes
 from abiscan.inputs.sources import InputProblem, SourceError
-from abiscan.inputs.stack import Provenance
+from abiscan.inputs.stack import Provenance, Stack
 from abiscan.records import record
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Outcome
 from abiscan.rules import binaries, imports, linker, symbols
 from abiscan.simulate.imports.extension_tags import ExtensionTag, parse_extension_filename
-from abiscan.simulate.linker.dlopen import simulate_dlopen
+from abiscan.simulate.linker.dlopen import BindMemo, simulate_dlopen
 from abiscan.simulate.linker.identity import verify_identity
 from abiscan.target.bytecode import magic_bytes, version_of_magic
 from abiscan.target.capi import exporting_versions, is_capi_name
@@ -125,6 +126,11 @@ def load_extension(
         f"symbols and PyInit_{short} check out{link.reason}",
         link.findings,
     )
+
+
+# One scan's binding memo, by its stack (a scan links every extension against the
+# same libraries; the memo goes with the stack).
+_BIND_MEMOS: weakref.WeakKeyDictionary[Stack, BindMemo] = weakref.WeakKeyDictionary()
 
 
 @record
@@ -354,6 +360,9 @@ def _link_extension(
         )
     else:
         why = ""
+    memo = _BIND_MEMOS.get(facts.stack)
+    if memo is None:
+        memo = _BIND_MEMOS[facts.stack] = BindMemo()
     try:
         result = simulate_dlopen(
             path,
@@ -363,6 +372,7 @@ def _link_extension(
             target.inventory(),
             capi,
             capi_missing_reason=why,
+            memo=memo,
         )
     except ElfError as exc:
         return _Linked(

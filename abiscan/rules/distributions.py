@@ -371,8 +371,8 @@ def mixed_trees(visible: Sequence[Distribution], stack: Stack) -> list[Finding]:
                 and stack.exists(p)
                 and ".dist-info/" not in p
             )
-            if _unpacked_last(dist, visible)
-            else []
+            if _unpacked_last(dist, visible) and _same_project_same_site(visible, dist)
+            else []  # no other copy of the project in its directory: nothing is left over
         )
         if not changed and not leftovers:
             continue

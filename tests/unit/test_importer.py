@@ -87,3 +87,44 @@ def test_free_threaded_target(tmp_path: Path) -> None:
     imp = finder(tmp_path, {"python/a.abi3.so": "",
                             "python/b.cpython-313t-x86_64-linux-gnu.so": ""}, target=ft)
     assert not imp.find("a").found and imp.find("b").found
+
+
+class _Counting:
+    """A file system that counts the paths it is asked about."""
+
+    def __init__(self, fs: object) -> None:
+        self.fs = fs
+        self.asked: list[str] = []
+
+    def listdir(self, path: str) -> object:
+        return self.fs.listdir(path)  # type: ignore[attr-defined]
+
+    def is_dir(self, path: str) -> bool:
+        self.asked.append(path)
+        return bool(self.fs.is_dir(path))  # type: ignore[attr-defined]
+
+    def is_file(self, path: str) -> bool:
+        self.asked.append(path)
+        return bool(self.fs.is_file(path))  # type: ignore[attr-defined]
+
+
+def test_a_directory_without_the_name_is_not_probed_suffix_by_suffix(tmp_path: Path) -> None:
+    # FileFinder tries a package and then each loader suffix; where no entry of the
+    # directory is named for the module (``tail`` or ``tail.*``), none can match:
+    # the directory is only asked whether it is one.
+    layer = {"python/m.py": "", "python/p/__init__.py": "", "python/p/sub.py": "",
+             "python/n/x.txt": ""}
+    stack = build_stack(T312, [DirectorySource(write_tree(tmp_path / "layer", layer),
+                                               InputKind.LAYER)])
+    fs = _Counting(stack)
+    imp = ImportSystem(fs, T312)
+    assert imp.find("absent").spec is None
+    assert all(not p.endswith(("/absent", ".py", ".so", ".pyc")) for p in fs.asked)
+    assert imp.find("p.nope").spec is None
+    assert not [p for p in fs.asked if "nope" in p]
+    # The names that are there are found as before, by their probes.
+    m, sub, n = imp.find("m").spec, imp.find("p.sub").spec, imp.find("n").spec
+    assert m is not None and m.origin == "/opt/python/m.py"
+    assert sub is not None and sub.origin == "/opt/python/p/sub.py"
+    assert n is not None and n.kind == "namespace"
+    assert "/opt/python/p/sub.py" in fs.asked

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from abiscan import scan
+from abiscan.elf.references import SymbolRef
 from abiscan.report.model import ModuleOutcome, Report
+from abiscan.simulate.linker.dlopen import BindMemo
 from abiscan.target.profiles import Target, builtin_target, custom_target
 from abiscan.target.system_libraries import (
     SystemInventory,
@@ -333,6 +335,27 @@ def test_symbols_from_the_dependency_tree_resolve(tmp_path: Path, target: Target
     assert outcome(report, "m").ok
 
 
+def test_symbols_only_unknown_libraries_may_define(tmp_path: Path) -> None:
+    # libx's exports are not known: names outside the C API that no known object
+    # defines are taken as found (in order, named in the reason); a C-API name
+    # is decided by the interpreter's exports alone, and glibc may stop earlier.
+    libx = SystemLibrary("/usr/lib64/libx.so.1", "libx.so.1")
+    t = replace(custom_target("3.12", "x86_64", "2.34"), system=tiny_system(libx))
+    report = run(tmp_path, {
+        "python/ok.abi3.so": ext("ok", needed=["libx.so.1"], undefined=["x_one", "x_two"],
+                                 relocate=True),
+        "python/m.abi3.so": ext("m", needed=["libx.so.1"],
+                                undefined=["x_one", "PyNoSuch_Thing", "x_two"], relocate=True),
+    }, t)
+    ok = outcome(report, "ok")
+    assert ok.ok and "2 symbol(s) could come only from system libraries" in ok.reason
+    assert "(x_one, x_two); taken as found" in ok.reason
+    assert message(report, "m") == "/opt/python/m.abi3.so: undefined symbol: PyNoSuch_Thing"
+    (finding,) = report.findings_for("ABI106")
+    assert finding.confidence.value == "likely"
+    assert any("glibc may stop earlier at x_one," in e for e in finding.evidence)
+
+
 def test_abi3_module_needing_a_newer_stable_abi(tmp_path: Path) -> None:
     members: dict[str, bytes | str] = {"python/m.abi3.so": ext(
         "m", undefined=["PyModule_Create2", "PyInterpreterState_Get"], relocate=True)}
@@ -439,3 +462,45 @@ def test_untagged_module_next_to_modules_tagged_for_another_python(tmp_path: Pat
     (finding,) = report.findings_for("ABI106")
     assert finding.severity.value == "warning" and finding.confidence.value == "likely"
     assert "3.11" in finding.message
+
+
+def test_bind_memo_intersects_once_per_library_and_export_set() -> None:
+    refs = (SymbolRef(name="a", weak=False), SymbolRef(name="b", weak=False),
+            SymbolRef(name="w", weak=True))
+    same = tuple(SymbolRef(name=r.name, weak=r.weak) for r in refs)
+    exports = frozenset({"a", "w", "z"})
+    memo = BindMemo()
+    assert memo.hits(refs, exports) == {"a"} and memo.computed == 1
+    assert memo.hits(refs, exports) == {"a"} and memo.computed == 1
+    # Equal contents, other objects: another library, computed on its own.
+    assert memo.hits(same, exports) == {"a"} and memo.computed == 2
+    assert memo.hits(refs, frozenset({"b"})) == {"b"} and memo.computed == 3
+
+
+def test_a_shared_library_is_bound_once_per_scan(tmp_path: Path, target: Target,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    memos: list[BindMemo] = []
+    init = BindMemo.__init__
+
+    def remember(self: BindMemo) -> None:
+        init(self)
+        memos.append(self)
+
+    monkeypatch.setattr(BindMemo, "__init__", remember)
+    dep = so(soname="libdep.so", exports=["dep"], undefined=["malloc", "memcpy"],
+             relocate=True)
+    members: dict[str, bytes | str] = {"lib/libdep.so": dep}
+    for name in ("a", "b", "c"):
+        members[f"python/{name}.abi3.so"] = ext(name, needed=["libdep.so"], undefined=["dep"],
+                                                relocate=True)
+    three = run(tmp_path / "three", members, target)
+    assert all(outcome(three, n).ok for n in "abc")
+    one = run(tmp_path / "one", {"lib/libdep.so": dep,
+                                 "python/a.abi3.so": members["python/a.abi3.so"]}, target)
+    assert outcome(one, "a").ok
+    assert len(memos) == 2  # one per scan
+    # One extension: its references and libdep's, each against the k export sets of
+    # its scope. Three: each extension's k, and libdep's k once, plus libdep's against
+    # the exports of the two other extensions (without the memo: 6k).
+    k = memos[1].computed // 2
+    assert k > 1 and memos[0].computed == 3 * k + k + 2

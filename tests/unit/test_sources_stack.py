@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -156,3 +157,48 @@ def test_unreadable_directory_is_reported_and_the_rest_read(
 def test_missing_input(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="nope.zip: no such file or directory"):
         open_source(tmp_path / "nope.zip", InputKind.LAYER)
+
+
+def _chain_layer(tmp_path: Path, links: int) -> Path:
+    """A layer whose python/l0 -> l1 -> ... -> l<links> -> real (a directory with f.py)."""
+    root = tmp_path / "layer" / "python"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "f.py").write_text("")
+    for i in range(links):
+        (root / f"l{i}").symlink_to(f"l{i + 1}")
+    (root / f"l{links}").symlink_to("real")
+    return tmp_path / "layer"
+
+
+def test_remembered_lookups_do_not_depend_on_their_order(tmp_path: Path) -> None:
+    # Resolved paths are remembered with the steps they took: a path first met
+    # deep inside a long chain of links must answer as if asked on its own, and
+    # the other way round. The chain crosses the ELOOP limit part of the way.
+    layer = _chain_layer(tmp_path, 45)
+    paths = [f"/opt/python/l{i}/f.py" for i in range(46)]
+    answers = []
+    for order in (paths, paths[::-1]):
+        stack = build_stack(T312, [DirectorySource(layer, InputKind.LAYER)])
+        answers.append({p: stack.is_file(p) for p in order})
+    assert answers[0] == answers[1]
+    assert not answers[0]["/opt/python/l0/f.py"] and answers[0]["/opt/python/l45/f.py"]
+    # Well inside the limit, the kernel agrees.
+    assert os.path.isfile(layer / "python" / "l20" / "f.py") == answers[0]["/opt/python/l20/f.py"]
+
+
+def test_a_directory_is_resolved_once_for_all_its_names(tmp_path: Path) -> None:
+    layer = write_zip(tmp_path / "l.zip", {f"python/pkg/sub/m{i}.py": "" for i in range(5)})
+    stack = build_stack(T312, [open_source(layer, InputKind.LAYER)])
+    walked: list[str] = []
+    uncached = stack._walk_uncached
+
+    def counting(path: str, depth: int) -> tuple[str | None, int] | None:
+        walked.append(path)
+        return uncached(path, depth)
+
+    stack._walk_uncached = counting  # type: ignore[method-assign]
+    assert stack.is_file("/opt/python/pkg/sub/m0.py")
+    first = len(walked)
+    names = [f"/opt/python/pkg/sub/m{i}.py" for i in range(1, 5)] + ["/opt/python/pkg/sub/x.py"]
+    assert [stack.is_file(p) for p in names] == [True] * 4 + [False]
+    assert first > 1 and walked[first:] == names  # one step each: the directory is known

@@ -98,6 +98,7 @@ class ImportSystem:
         # Per directory: its names grouped by the part before the first dot.
         # Built once, so one lookup costs the names it concerns, not the directory.
         self._by_stem: dict[str, dict[str, list[str]]] = {}
+        self._listed: dict[str, frozenset[str]] = {}  # each directory's names, with _by_stem
 
     def find(self, name: str) -> Resolution:
         """Resolve a dotted module name as ``importlib.util.find_spec`` would."""
@@ -195,6 +196,8 @@ class ImportSystem:
         """The spec the FileFinder of one ``directory`` gives ``name`` (last part ``tail``)."""
         if not self.fs.is_dir(directory):
             return None
+        if tail not in _NOT_A_NAME and "/" not in tail and not self._named(directory, tail):
+            return None  # no entry of the directory is named for it: nothing below is found
         base = posixpath.join(directory, tail)
         is_namespace = False
         if self.fs.is_dir(base):
@@ -252,7 +255,17 @@ class ImportSystem:
                 if dot:
                     index.setdefault(stem, []).append(fname)
             self._by_stem[directory] = index
+            self._listed[directory] = frozenset(names)
         return index
+
+    def _named(self, directory: str, tail: str) -> bool:
+        """Whether the directory has an entry ``tail`` or ``tail.<anything>``: the
+        only names :meth:`find_in` looks for (a package, or a module by a suffix)."""
+        return tail in self._stems(directory) or tail in self._listed[directory]
+
+
+# Names that a path join does not take as one entry of the directory.
+_NOT_A_NAME = frozenset({"", ".", ".."})
 
 
 def _under_failed_parent(name: str, parent: str, up: Resolution) -> Resolution | None:

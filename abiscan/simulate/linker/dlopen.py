@@ -75,6 +75,7 @@ from abiscan.target.profiles import Target
 from abiscan.target.system_libraries import SystemInventory, SystemLibrary
 
 __all__ = [
+    "BindMemo",
     "LinkObject",
     "LinkProblem",
     "LinkResult",
@@ -235,6 +236,40 @@ class _Search:
     unsure: list[str] = field(default_factory=list)
 
 
+class BindMemo:
+    """What binding a library's references found, kept for one scan.
+
+    A library is bound for every extension that loads it (libarrow for each of
+    pyarrow's modules), against mostly the same objects: the names of its
+    non-weak references, and those of them each object's export set holds, are
+    computed once per library and export set. Entries are keyed by the objects
+    themselves (kept alive here, so an id is never reused while it is a key).
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[int, tuple[Sequence[SymbolRef], frozenset[str]]] = {}
+        self._hits: dict[
+            tuple[int, int], tuple[Sequence[SymbolRef], frozenset[str], frozenset[str]]
+        ] = {}
+        self.computed = 0  # intersections made (for tests)
+
+    def names(self, refs: Sequence[SymbolRef]) -> frozenset[str]:
+        """Names of the non-weak ``refs``."""
+        got = self._names.get(id(refs))
+        if got is None or got[0] is not refs:
+            got = self._names[id(refs)] = (refs, frozenset(r.name for r in refs if not r.weak))
+        return got[1]
+
+    def hits(self, refs: Sequence[SymbolRef], exports: frozenset[str]) -> frozenset[str]:
+        """Names of the non-weak ``refs`` that ``exports`` holds."""
+        key = (id(refs), id(exports))
+        got = self._hits.get(key)
+        if got is None or got[0] is not refs or got[1] is not exports:
+            self.computed += 1
+            got = self._hits[key] = (refs, exports, self.names(refs) & exports)
+        return got[2]
+
+
 class _Fail(Exception):
     def __init__(self, problem: LinkProblem) -> None:
         super().__init__(problem.kind)
@@ -250,15 +285,17 @@ def simulate_dlopen(
     capi: CApiExports | None,
     *,
     capi_missing_reason: str = "",
+    memo: BindMemo | None = None,
 ) -> LinkResult:
     """Predict what the target's ``dlopen(path, RTLD_NOW)`` does after the identity checks.
 
     ``facts`` are the extension's ELF facts; ``stack``
     answers for paths the stack provides and ``inventory`` for the rest of
     the file system; ``capi`` is the interpreter's exported C API (None when
-    unknown, with ``capi_missing_reason`` saying why).
+    unknown, with ``capi_missing_reason`` saying why). ``memo`` keeps what binding
+    each library found for the next extension that loads it (one per scan).
     """
-    sim = _Sim(target, stack, inventory, capi, capi_missing_reason)
+    sim = _Sim(target, stack, inventory, capi, capi_missing_reason, memo or BindMemo())
     ext = _Obj(
         name=path,
         origin="extension",
@@ -301,8 +338,10 @@ class _Sim:
         inventory: SystemInventory,
         capi: CApiExports | None,
         capi_missing_reason: str,
+        memo: BindMemo,
     ) -> None:
         self.target = target
+        self.memo = memo
         self.stack = stack
         self.inv = inventory
         self.capi = capi
@@ -720,18 +759,26 @@ class _Sim:
 
     def _bind(self, obj: _Obj, refs: Sequence[SymbolRef], scope: Sequence[_Obj]) -> None:
         undecided: list[str] = []
-        found = _bound(refs, scope)
+        found = _bound(refs, scope, self.memo)
         abortable = self._abortable_version_files(refs)
         # When every object's exports are known as a set or not at all, a name
         # no set holds is decided by which objects are unknown (as _resolve does).
         whole = all(o.facts is None or o.export_set() is not None for o in scope)
         unknown_interpreter = any(o.export_set() is None and o.is_interpreter for o in scope)
         unknown_any = any(o.export_set() is None for o in scope)
-        for ref in refs:
-            if ref.weak:
-                continue
-            if ref.name in found and ref.version_file not in abortable:
-                continue  # some object defines it, and no versioned provider can abort first
+        # The references left to decide: some object defines the others, and no
+        # versioned provider can abort first.
+        pending = [
+            r for r in refs if not r.weak and (r.name not in found or r.version_file in abortable)
+        ]
+        if whole and unknown_any and not unknown_interpreter and not abortable:
+            # Each is defined by no known set: one outside the C API may come from
+            # an object whose exports are not known (undecided, as _unfound says);
+            # the first in the C API is missing, and the loop below raises on it.
+            stop = next((i for i, r in enumerate(pending) if is_capi_name(r.name)), len(pending))
+            undecided = [r.name for r in pending[:stop]]
+            pending = pending[stop:]
+        for ref in pending:
             if whole and ref.name not in found:
                 unknown = unknown_interpreter or (unknown_any and not is_capi_name(ref.name))
                 verdict = self._unfound(ref.name, unknown)
@@ -847,24 +894,19 @@ class _Sim:
         return text
 
 
-def _bound(refs: Sequence[SymbolRef], scope: Sequence[_Obj]) -> set[str]:
+def _bound(refs: Sequence[SymbolRef], scope: Sequence[_Obj], memo: BindMemo) -> set[str]:
     """Names of the non-weak ``refs`` that an object of ``scope`` surely exports.
 
-    One set intersection per object (at C speed, over the smaller set) instead
-    of a lookup per reference and object; objects whose exports are not known
-    add nothing, and the references left are resolved one by one.
+    One set intersection per object and library (at C speed, over the smaller
+    set, kept in ``memo``) instead of a lookup per reference and object; objects
+    whose exports are not known add nothing, and the references left are
+    resolved one by one.
     """
-    left = {r.name for r in refs if not r.weak}
     found: set[str] = set()
     for obj in scope:
-        if not left:
-            break
         exports = obj.export_set()
-        if exports is None:
-            continue
-        hit = left & exports
-        found |= hit
-        left -= hit
+        if exports is not None:
+            found |= memo.hits(refs, exports)
     return found
 
 

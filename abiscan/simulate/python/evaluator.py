@@ -36,6 +36,7 @@ from typing import Any, Protocol, cast
 
 from abiscan.errors import AbiscanError
 from abiscan.records import record
+from abiscan.simulate.python.grammar import child_nodes
 from abiscan.simulate.python.import_graph import Guard, catches
 
 __all__ = [
@@ -628,15 +629,22 @@ class Evaluator:
         per alternative: it mutates nothing (no list or dict grows more than once)."""
         values = self.ns.values
         names: set[str] = set()
-        for n in ast.walk(node):
-            if isinstance(n, ast.Name) and isinstance(values.get(n.id), OneOf):
-                names.add(n.id)
-            elif (
+        # Every node, in any order (the answer does not depend on it), by a list
+        # rather than ast.walk's generators: this runs for every expression evaluated.
+        todo: list[ast.AST] = [node]
+        while todo:
+            n = todo.pop()
+            if isinstance(n, ast.Name):
+                if isinstance(values.get(n.id), OneOf):
+                    names.add(n.id)
+                continue  # its only child is its context
+            if (
                 isinstance(n, ast.Call)
                 and isinstance(n.func, ast.Attribute)
                 and n.func.attr in _MUTATORS
             ):
                 return []
+            todo.extend(child_nodes(n))
         return sorted(names)
 
     def _fork(self, node: ast.expr, names: list[str]) -> Any:

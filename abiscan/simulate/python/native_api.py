@@ -133,8 +133,10 @@ def numpy_import_array(
     """The import numpy's ``import_array()`` makes while an extension initialises, when
     the binary carries the message of exactly one numpy header and the stack has the
     module that header imports first."""
+    if module.startswith("numpy."):
+        return None  # numpy's own modules: checked first, as it needs no search of ro
     found = [(m, t) for m, t in _IMPORT_ARRAY if m.encode() + b"\x00" in ro]
-    if len(found) != 1 or not exists(found[0][1]) or module.startswith("numpy."):
+    if len(found) != 1 or not exists(found[0][1]):
         return None
     message, target = found[0]
     return NativeImport(

@@ -43,7 +43,7 @@ long dotted strings costs no more than a few thousand look-ups.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from abiscan.elf.reader import MAX_RODATA, ElfError, ElfFacts, read_facts, read_rodata
 from abiscan.records import record
@@ -238,6 +238,7 @@ def native_imports(
     if cffi:
         kinds.append("cffi")
         out["_cffi_backend"] = _cffi_edge(module, ro, calls_import, pyo3, pyo3_version, owner)
+    strings: list[bytes] | None = None
     if calls_import and not pyo3 and short != "_cffi_backend":
         cython = any(mark in ro for mark in _CYTHON_MARKS)
         kinds.append("cython" if cython else "c-import")
@@ -246,8 +247,11 @@ def native_imports(
             if cython
             else "the bytes do not show when, or whether, it is imported"
         )
-        for name in (raw.decode("ascii") for raw in dict.fromkeys(_CSTRING.findall(ro))):
-            if name in out or name == module or not probe(name):
+        strings = list(dict.fromkeys(_CSTRING.findall(ro)))
+        # Each name is distinct: the first MAX_PROBES of them are looked up (_Prober).
+        names = [raw.decode("ascii") for raw in strings]
+        for name in [n for n in names if n not in out and n != module][:MAX_PROBES]:
+            if not exists(name):
                 continue
             out[name] = NativeImport(
                 module=module,
@@ -282,18 +286,26 @@ def native_imports(
         kinds=tuple(kinds),
         pyo3_version=pyo3_version,
         imports=tuple(sorted(out.values(), key=lambda n: n.imports)),
-        registers=_registered(ro, module) if adds else frozenset(),
+        registers=_registered(ro, module, strings) if adds else frozenset(),
         registers_via=", ".join(adds),
     )
 
 
-def _registered(ro: bytes, module: str) -> frozenset[str]:
+def _registered(ro: bytes, module: str, strings: list[bytes] | None = None) -> frozenset[str]:
     """The submodule names an extension that calls PyImport_AddModule may register:
     its identifier strings (``_sqltypes``: pybind11 joins the parent's name at run
-    time), and the tails of its strings that start with the module's own name."""
+    time), and the tails of its strings that start with the module's own name.
+
+    ``strings``: the distinct matches of ``_CSTRING`` in ``ro``, when already found;
+    the matches of ``_IDENT`` are those without a dot, of at most 64 characters
+    (both consume only the NUL before a string, so they start at the same NULs)."""
     names: set[str] = set()
     own = module.encode("ascii", "replace") + b"."
-    for raw in dict.fromkeys(_IDENT.findall(ro)):
+    if strings is None:
+        idents: Iterable[bytes] = dict.fromkeys(_IDENT.findall(ro))
+    else:
+        idents = (raw for raw in strings if len(raw) <= 64 and b"." not in raw)
+    for raw in idents:
         names.add(raw.decode("ascii"))
         if len(names) >= MAX_REGISTERED:
             break

@@ -219,9 +219,11 @@ class Simulator:
         if name in self.done and not self._hooked(self.done[name]):
             run.hooks.update(self.done_hooks.get(name, {}))
             run.assumed.update(self.done_assumed.get(name, {}))
+            results = run.results
             for other, got in self.done_imported.get(name, {}).items():
-                if other not in run.results:
-                    self._record(other, got)
+                if other not in results:  # _record, inline: this loop runs for every reuse
+                    run.order.append(other)
+                    results[other] = got
             for key, path in self.done_writers.get(name, {}).items():
                 self._wrote(key, path)
             run.reused = run.reused or name not in self._plain
