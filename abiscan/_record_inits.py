@@ -575,6 +575,16 @@ def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_D
 INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name):\n def __init__(self,name:_type_name)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n return __init__\n"] = __create_fn__
 
 
+def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_decompressobj, _type_crc32, _type_errors):
+ def __init__(self,name:_type_name,decompressobj:_type_decompressobj,crc32:_type_crc32,errors:_type_errors)->_return_type:
+  __dataclass_builtins_object__.__setattr__(self,'name',name)
+  __dataclass_builtins_object__.__setattr__(self,'decompressobj',decompressobj)
+  __dataclass_builtins_object__.__setattr__(self,'crc32',crc32)
+  __dataclass_builtins_object__.__setattr__(self,'errors',errors)
+ return __init__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_decompressobj, _type_crc32, _type_errors):\n def __init__(self,name:_type_name,decompressobj:_type_decompressobj,crc32:_type_crc32,errors:_type_errors)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'decompressobj',decompressobj)\n  __dataclass_builtins_object__.__setattr__(self,'crc32',crc32)\n  __dataclass_builtins_object__.__setattr__(self,'errors',errors)\n return __init__\n"] = __create_fn__
+
+
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_kind, _type_origin, _type_search_locations, __dataclass_dflt_search_locations__, _type_entry, __dataclass_dflt_entry__, _type_package_init_kind, __dataclass_dflt_package_init_kind__):
  def __init__(self,name:_type_name,kind:_type_kind,origin:_type_origin,search_locations:_type_search_locations=__dataclass_dflt_search_locations__,entry:_type_entry=__dataclass_dflt_entry__,package_init_kind:_type_package_init_kind=__dataclass_dflt_package_init_kind__)->_return_type:
   __dataclass_builtins_object__.__setattr__(self,'name',name)
@@ -1193,8 +1203,8 @@ def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_D
 INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_problems, __dataclass_dflt_problems__, _type_cache, __dataclass_dflt_cache__, _type_prefetched, __dataclass_dflt_prefetched__, _type__members, __dataclass_dflt__members__, _type__reads, __dataclass_dflt__reads__):\n def __init__(self,stack:_type_stack,problems:_type_problems=__dataclass_HAS_DEFAULT_FACTORY__,cache:_type_cache=__dataclass_dflt_cache__,prefetched:_type_prefetched=__dataclass_dflt_prefetched__,_members:_type__members=__dataclass_HAS_DEFAULT_FACTORY__,_reads:_type__reads=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  self.stack=stack\n  self.problems=__dataclass_dflt_problems__() if problems is __dataclass_HAS_DEFAULT_FACTORY__ else problems\n  self.cache=cache\n  self.prefetched=prefetched\n  self._members=__dataclass_dflt__members__() if _members is __dataclass_HAS_DEFAULT_FACTORY__ else _members\n  self._reads=__dataclass_dflt__reads__() if _reads is __dataclass_HAS_DEFAULT_FACTORY__ else _reads\n return __init__\n'] = __create_fn__
 
 
-def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_target, _type_facts, _type_importer, _type_dead, _type_found, _type_guard, _type_findings, __dataclass_dflt_findings__, _type__memo, __dataclass_dflt__memo__):
- def __init__(self,stack:_type_stack,target:_type_target,facts:_type_facts,importer:_type_importer,dead:_type_dead,found:_type_found,guard:_type_guard,findings:_type_findings=__dataclass_HAS_DEFAULT_FACTORY__,_memo:_type__memo=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:
+def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_target, _type_facts, _type_importer, _type_dead, _type_found, _type_guard, _type_findings, __dataclass_dflt_findings__, _type__memo, __dataclass_dflt__memo__, _type__by_name, __dataclass_dflt__by_name__):
+ def __init__(self,stack:_type_stack,target:_type_target,facts:_type_facts,importer:_type_importer,dead:_type_dead,found:_type_found,guard:_type_guard,findings:_type_findings=__dataclass_HAS_DEFAULT_FACTORY__,_memo:_type__memo=__dataclass_HAS_DEFAULT_FACTORY__,_by_name:_type__by_name=__dataclass_dflt__by_name__)->_return_type:
   self.stack=stack
   self.target=target
   self.facts=facts
@@ -1204,8 +1214,9 @@ def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_D
   self.guard=guard
   self.findings=__dataclass_dflt_findings__() if findings is __dataclass_HAS_DEFAULT_FACTORY__ else findings
   self._memo=__dataclass_dflt__memo__() if _memo is __dataclass_HAS_DEFAULT_FACTORY__ else _memo
+  self._by_name=_by_name
  return __init__
-INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_target, _type_facts, _type_importer, _type_dead, _type_found, _type_guard, _type_findings, __dataclass_dflt_findings__, _type__memo, __dataclass_dflt__memo__):\n def __init__(self,stack:_type_stack,target:_type_target,facts:_type_facts,importer:_type_importer,dead:_type_dead,found:_type_found,guard:_type_guard,findings:_type_findings=__dataclass_HAS_DEFAULT_FACTORY__,_memo:_type__memo=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  self.stack=stack\n  self.target=target\n  self.facts=facts\n  self.importer=importer\n  self.dead=dead\n  self.found=found\n  self.guard=guard\n  self.findings=__dataclass_dflt_findings__() if findings is __dataclass_HAS_DEFAULT_FACTORY__ else findings\n  self._memo=__dataclass_dflt__memo__() if _memo is __dataclass_HAS_DEFAULT_FACTORY__ else _memo\n return __init__\n'] = __create_fn__
+INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_target, _type_facts, _type_importer, _type_dead, _type_found, _type_guard, _type_findings, __dataclass_dflt_findings__, _type__memo, __dataclass_dflt__memo__, _type__by_name, __dataclass_dflt__by_name__):\n def __init__(self,stack:_type_stack,target:_type_target,facts:_type_facts,importer:_type_importer,dead:_type_dead,found:_type_found,guard:_type_guard,findings:_type_findings=__dataclass_HAS_DEFAULT_FACTORY__,_memo:_type__memo=__dataclass_HAS_DEFAULT_FACTORY__,_by_name:_type__by_name=__dataclass_dflt__by_name__)->_return_type:\n  self.stack=stack\n  self.target=target\n  self.facts=facts\n  self.importer=importer\n  self.dead=dead\n  self.found=found\n  self.guard=guard\n  self.findings=__dataclass_dflt_findings__() if findings is __dataclass_HAS_DEFAULT_FACTORY__ else findings\n  self._memo=__dataclass_dflt__memo__() if _memo is __dataclass_HAS_DEFAULT_FACTORY__ else _memo\n  self._by_name=_by_name\n return __init__\n'] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stacks, _type_targets, _type_records, _type_reused, _type_scanned, _type_retried):
