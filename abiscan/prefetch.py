@@ -129,6 +129,10 @@ class _Board:
 
     slots: Any  # a shared array of ints (multiprocessing RawArray)
     lock: Any  # a multiprocessing Lock
+    # How many messages this process has put on each chain's queue of news: a chain
+    # polls its queue only when it has heard fewer (_take_news). Polling on every
+    # step of a chain's walk cost a worker 16,000 empty polls on the real layer.
+    posted: Any  # a shared array of ints, one per chain (written here only)
 
     def take(self, slot: int, who: int) -> int:
         """Take ``slot`` for ``who`` unless another took it first; who has it now."""
@@ -203,6 +207,8 @@ class SourcePrefetch:
         self._taken: set[str] = set()
         self._ahead: dict[str, _Parsed | None] = {}
         self._failed: set[str] = set()  # modules whose import certainly fails
+        # The sources a worker, or this process parsing ahead, read whole (by path).
+        self._read_whole: set[str] = set()
 
     # -- the hook -----------------------------------------------------------
 
@@ -266,6 +272,22 @@ class SourcePrefetch:
         count("members")  # the worker inflated it
         count("elf")
         return value
+
+    def read_elsewhere(self, sf: StackFile) -> bool:
+        """Whether the source ``sf`` was read whole, and would be by this process's
+        stack too (the hook of :class:`~abiscan.inputs.member_facts.FileFacts`):
+        a worker parsed it, or this process did ahead, straight from its input.
+
+        A worker reads within the default limits; the stack, within its memory
+        budget and its input's limits: a member over the least of them is read
+        again here, and fails as it does without workers.
+        """
+        limit = min(self.stack.memory_budget, MAX_MEMBER_BYTES, sf.source.limits.member_bytes)
+        if sf.entry.size > limit:
+            return False
+        if sf.target_path not in self._read_whole and self._pool is not None:
+            self._drain(block=False)  # the worker's word may be in the pipe
+        return sf.target_path in self._read_whole
 
     def _wait_for_binary(self, binary: _Binary) -> bool:
         """Wait for a worker's summary of ``binary``; False when this process is to
@@ -385,6 +407,7 @@ class SourcePrefetch:
                 made = _parse(task, setup, self.stack.sources[task.source])
             self._ahead[f"{name}\0{task.target_path}\0{task.is_package}"] = made
             if made is not None:
+                self._read_whole.add(task.target_path)
                 self._far.extend(_pushed(_followed(made.source)))
             return True
         return False
@@ -413,6 +436,9 @@ class SourcePrefetch:
                 self._ready[message[3]] = message[4]
                 if message[5]:
                     self._stored.add(message[5])
+                task = self._table.get(name)
+                if message[4] is not None and task is not None:
+                    self._read_whole.add(task.target_path)  # parsed: read whole
             else:  # "end"
                 self._heard = True
                 self._ended.add(chain)
@@ -439,6 +465,7 @@ class SourcePrefetch:
         for chain, claims in enumerate(self._claims):
             if chain not in self._ended and only in (-1, chain):
                 claims.put(news)
+                self._board.posted[chain] += 1  # after: the chain polls until it has it
 
     # -- the workers --------------------------------------------------------
 
@@ -524,6 +551,7 @@ class SourcePrefetch:
             self._board = _Board(
                 slots=context.RawArray("i", len(setup.binaries) + len(setup.tasks)),
                 lock=context.Lock(),
+                posted=context.RawArray("i", workers),
             )
             self._pool = ProcessPoolExecutor(
                 max_workers=workers,
@@ -814,6 +842,7 @@ class _News:
     next: list[str] = field(default_factory=list)  # binaries the main process waits for
     failed: set[str] = field(default_factory=set)  # modules whose import certainly fails
     parsing: bool = False  # the main process has started parsing
+    heard: int = 0  # how many messages it took from its queue
 
 
 def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
@@ -934,12 +963,16 @@ def _take_news(chain: int, news: _News) -> None:
     has started parsing."""
     import queue
 
+    board: _Board = _worker["board"]
+    if board.posted[chain] <= news.heard:
+        return  # nothing new: no poll of the queue (a lock and a system call)
     claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
     while True:
         try:
             what, names = claims.get_nowait()
         except queue.Empty:
-            return
+            return  # posted, not yet in the pipe: polled again at the next step
+        news.heard += 1
         if what == "hint":
             news.todo.extend(_pushed(names))
         elif what == "failed":
