@@ -58,6 +58,7 @@ from abiscan.progress import count
 from abiscan.records import record
 
 if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays for them
+    import threading
     from concurrent.futures import Future, ProcessPoolExecutor
     from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Event
@@ -175,6 +176,11 @@ class SourcePrefetch:
         self.stdlib = stdlib
         self.limits = limits
         self._pool: ProcessPoolExecutor | None = None
+        # Workers are starting or started: the board and the queues are made; the pool
+        # is made by the thread _starting, which this process waits for only when it
+        # needs a worker (_joined).
+        self._workers = False
+        self._starting: threading.Thread | None = None
         # The workers' chains (one each), their messages, and who took what (_Board).
         self._chains: list[Future[None]] = []
         self._results: Queue[tuple[Any, ...]]
@@ -254,7 +260,7 @@ class SourcePrefetch:
         """
         path = sf.target_path
         binary = self._binaries_on_board.get(path)
-        if self._pool is None or binary is None:
+        if not self._workers or binary is None:
             return None
         ahead = self._read_ahead.pop(path, None)
         if ahead is not None:
@@ -285,7 +291,7 @@ class SourcePrefetch:
         limit = min(self.stack.memory_budget, MAX_MEMBER_BYTES, sf.source.limits.member_bytes)
         if sf.entry.size > limit:
             return False
-        if sf.target_path not in self._read_whole and self._pool is not None:
+        if sf.target_path not in self._read_whole and self._workers:
             self._drain(block=False)  # the worker's word may be in the pipe
         return sf.target_path in self._read_whole
 
@@ -299,6 +305,8 @@ class SourcePrefetch:
             return False
         if owner == FREE:
             self._tell(("next-binary", (path,)), only=binary.chain)
+        if not self._joined(self._read_next_small):  # no worker could start
+            return False
         while path not in self._summaries and self._binary_coming(binary):
             if not self._read_next_small():
                 self._drain(block=True)
@@ -353,12 +361,16 @@ class SourcePrefetch:
         The main process waits only for a module a worker has taken: any other it
         takes and parses itself, and the workers skip it.
         """
-        if self._pool is None:
+        if not self._workers:
             return None
         if not self._parsing:
             self._parsing = True
             self._tell(("parsing", ()))  # the workers stop reading binaries ahead
         key = f"{name}\0{path}\0{is_package}"
+        # Waits for the workers' start without parsing ahead: on a small layer this
+        # process would parse every module before a worker could take one.
+        if not self._joined(lambda: False):  # no worker could start
+            return None
         # At first, the workers' first word: they take their first root (which is
         # where this process starts too) rather than leave everything to it.
         while not self._heard and not all(f.done() for f in self._chains):
@@ -448,7 +460,7 @@ class SourcePrefetch:
         the workers (and this process, parsing ahead) skip them. The workers follow
         the imports statically; a package whose import fails at run time (pandas
         without pytz) would otherwise have them parse its whole tree."""
-        if self._pool is not None and name not in self._failed and not _below(
+        if self._workers and name not in self._failed and not _below(
             name, self._failed
         ):
             self._failed.add(name)
@@ -458,7 +470,7 @@ class SourcePrefetch:
         """Tell the chains what this process imports next: the imports of a module it
         parsed itself. Each chain parses those first, ahead of this process, which
         goes into the first of them while the workers take the others."""
-        if self._pool is not None:
+        if self._workers:
             self._tell(("hint", _followed(parsed)))
 
     def _tell(self, news: tuple[str, tuple[str, ...]], only: int = -1) -> None:
@@ -534,7 +546,6 @@ class SourcePrefetch:
 
     def _launch(self, setup: _WorkerSetup, roots: Sequence[str]) -> None:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         method = (
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -553,20 +564,66 @@ class SourcePrefetch:
                 lock=context.Lock(),
                 posted=context.RawArray("i", workers),
             )
-            self._pool = ProcessPoolExecutor(
+        except Exception:  # no worker can start: this process does everything
+            self._binaries_on_board.clear()
+            self._table.clear()
+            return
+        import threading
+
+        # Started in a thread: the pool's start returns only once the worker is forked,
+        # after the fork server has started (an interpreter, and the caller's
+        # __main__ again), 0.25 to 0.5 s in which this process did nothing.
+        self._workers = True
+        self._starting = threading.Thread(
+            target=self._spawn, args=(context, setup, shares, roots),
+            name="abiscan-prefetch-start", daemon=True,
+        )
+        self._starting.start()
+
+    def _spawn(
+        self, context: Any, setup: _WorkerSetup, shares: list[list[str]], roots: Sequence[str]
+    ) -> None:
+        """Start the pool and its chains (in the thread _starting); on failure no pool:
+        this process does everything (_joined)."""
+        from concurrent.futures import ProcessPoolExecutor
+
+        workers = len(shares)
+        pool = None
+        try:
+            pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=context,
                 initializer=_init_worker,
                 initargs=(setup, self._results, self._claims, self._stop, self._board),
             )
-            for chain in range(workers):
-                self._chains.append(self._pool.submit(
-                    _work, chain, shares[chain], roots[chain::workers]
-                ))
-        except Exception:  # no worker could start: this process does everything
-            self._binaries_on_board.clear()
-            self._table.clear()
-            self.close()
+            chains = [
+                pool.submit(_work, chain, shares[chain], roots[chain::workers])
+                for chain in range(workers)
+            ]
+        except Exception:
+            if pool is not None:
+                self._stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+            return
+        self._chains = chains
+        self._pool = pool
+
+    def _joined(self, meanwhile: Callable[[], bool]) -> bool:
+        """Whether the workers started, once their start is over: until then, this
+        process does ``meanwhile`` while that finds work (reads a small binary,
+        parses a module ahead). When none could start, this process does
+        everything, as without workers."""
+        starting = self._starting
+        if starting is not None:
+            while starting.is_alive() and meanwhile():
+                pass
+            starting.join()
+            self._starting = None
+            if self._pool is None:
+                self._workers = False
+                self._binaries_on_board.clear()
+                self._table.clear()
+        return self._pool is not None
 
     def _on_board(
         self, setup: _WorkerSetup, workers: int
@@ -642,6 +699,9 @@ class SourcePrefetch:
         return out
 
     def close(self) -> None:
+        if self._starting is not None:
+            self._joined(lambda: False)
+        self._workers = False
         if self._pool is None:
             return
         self._stop.set()

@@ -93,6 +93,8 @@ def _instrument() -> None:
         return got
 
     def measured_close(self: Any) -> None:
+        if getattr(self, "_starting", None) is not None:
+            self._joined(lambda: False)  # the pool's start, in a thread: its pids
         if self._pool is not None:
             pids = list(getattr(self._pool, "_processes", {}) or {})
             self._stop.set()

@@ -256,3 +256,34 @@ def test_a_chain_polls_its_news_only_when_some_was_posted(
     assert news.parsing and news.heard == 2 and claims.polls == 4
     prefetch._take_news(0, news)
     assert claims.polls == 4
+
+
+def test_when_no_worker_can_start_this_process_does_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool starts in a thread while this process goes on: when it cannot start
+    (no process can be made), this process reads and parses everything itself,
+    and the report is the in-process one."""
+    import concurrent.futures
+
+    members = _sources()
+    members["python/pkg0/_big.cpython-312-x86_64-linux-gnu.so"] = build_shared_object(
+        machine="x86_64", exports=["PyInit__big"], needed=["libc.so.6"],
+        rodata=bytes(range(256)) * 400,  # a large binary, which this process waits for
+    )
+    layer = write_zip(tmp_path / "layer.zip", members)
+    alone = _json(layer, jobs=1, use_cache=False)
+    monkeypatch.setattr(prefetch, "MAIN_READS_AT_MOST", 64 * 1024)
+    tried: list[int] = []
+
+    def failing(*args: object, **kwargs: object) -> None:
+        tried.append(1)
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", failing)
+    boards = _recording_shares(monkeypatch)
+    parsed = _parsed_here(monkeypatch)
+    assert _json(layer, jobs=2, use_cache=False) == alone
+    assert tried == [1]
+    assert not boards  # no board is left: no worker took anything
+    assert len(parsed) == 90 and set(parsed.values()) == {1}
