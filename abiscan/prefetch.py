@@ -58,7 +58,6 @@ from abiscan.progress import count
 from abiscan.records import record
 
 if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays for them
-    import threading
     from concurrent.futures import Future, ProcessPoolExecutor
     from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Event
@@ -134,6 +133,9 @@ class _Board:
     # polls its queue only when it has heard fewer (_take_news). Polling on every
     # step of a chain's walk cost a worker 16,000 empty polls on the real layer.
     posted: Any  # a shared array of ints, one per chain (written here only)
+    # And how many each chain has put on the queue of results: this process polls it
+    # only when it has taken fewer (or when it waits), as the chains do their news.
+    sent: Any  # a shared array of ints, one per chain (each written by its chain only)
 
     def take(self, slot: int, who: int) -> int:
         """Take ``slot`` for ``who`` unless another took it first; who has it now."""
@@ -176,11 +178,6 @@ class SourcePrefetch:
         self.stdlib = stdlib
         self.limits = limits
         self._pool: ProcessPoolExecutor | None = None
-        # Workers are starting or started: the board and the queues are made; the pool
-        # is made by the thread _starting, which this process waits for only when it
-        # needs a worker (_joined).
-        self._workers = False
-        self._starting: threading.Thread | None = None
         # The workers' chains (one each), their messages, and who took what (_Board).
         self._chains: list[Future[None]] = []
         self._results: Queue[tuple[Any, ...]]
@@ -193,6 +190,7 @@ class SourcePrefetch:
         # and of the memory it would hold).
         self._ready: dict[str, tuple[bytes, str] | None] = {}
         self._ended: set[int] = set()
+        self._received = 0  # messages taken from the queue of results
         self._stored: set[str] = set()  # cache keys the workers write themselves
         self._finished: str | None = None  # see _finished_key
         # The binaries on the board, by path; the summaries the workers sent, as cache
@@ -260,7 +258,7 @@ class SourcePrefetch:
         """
         path = sf.target_path
         binary = self._binaries_on_board.get(path)
-        if not self._workers or binary is None:
+        if self._pool is None or binary is None:
             return None
         ahead = self._read_ahead.pop(path, None)
         if ahead is not None:
@@ -291,7 +289,7 @@ class SourcePrefetch:
         limit = min(self.stack.memory_budget, MAX_MEMBER_BYTES, sf.source.limits.member_bytes)
         if sf.entry.size > limit:
             return False
-        if sf.target_path not in self._read_whole and self._workers:
+        if sf.target_path not in self._read_whole and self._pool is not None:
             self._drain(block=False)  # the worker's word may be in the pipe
         return sf.target_path in self._read_whole
 
@@ -305,8 +303,6 @@ class SourcePrefetch:
             return False
         if owner == FREE:
             self._tell(("next-binary", (path,)), only=binary.chain)
-        if not self._joined(self._read_next_small):  # no worker could start
-            return False
         while path not in self._summaries and self._binary_coming(binary):
             if not self._read_next_small():
                 self._drain(block=True)
@@ -361,16 +357,12 @@ class SourcePrefetch:
         The main process waits only for a module a worker has taken: any other it
         takes and parses itself, and the workers skip it.
         """
-        if not self._workers:
+        if self._pool is None:
             return None
         if not self._parsing:
             self._parsing = True
             self._tell(("parsing", ()))  # the workers stop reading binaries ahead
         key = f"{name}\0{path}\0{is_package}"
-        # Waits for the workers' start without parsing ahead: on a small layer this
-        # process would parse every module before a worker could take one.
-        if not self._joined(lambda: False):  # no worker could start
-            return None
         # At first, the workers' first word: they take their first root (which is
         # where this process starts too) rather than leave everything to it.
         while not self._heard and not all(f.done() for f in self._chains):
@@ -428,6 +420,8 @@ class SourcePrefetch:
         """Take the workers' messages: the summaries and programs they made."""
         import queue
 
+        if not block and sum(self._board.sent) <= self._received:
+            return  # nothing new: no poll of the queue (a lock and a system call)
         timeout = 0.05 if block else None
         while True:
             try:
@@ -438,6 +432,7 @@ class SourcePrefetch:
             except queue.Empty:
                 return
             timeout = None  # after the first, take what is there without waiting
+            self._received += 1
             what, chain, name = message[:3]
             if what == "binary-done":
                 self._summaries[name] = message[3]
@@ -460,7 +455,7 @@ class SourcePrefetch:
         the workers (and this process, parsing ahead) skip them. The workers follow
         the imports statically; a package whose import fails at run time (pandas
         without pytz) would otherwise have them parse its whole tree."""
-        if self._workers and name not in self._failed and not _below(
+        if self._pool is not None and name not in self._failed and not _below(
             name, self._failed
         ):
             self._failed.add(name)
@@ -470,7 +465,7 @@ class SourcePrefetch:
         """Tell the chains what this process imports next: the imports of a module it
         parsed itself. Each chain parses those first, ahead of this process, which
         goes into the first of them while the workers take the others."""
-        if self._workers:
+        if self._pool is not None:
             self._tell(("hint", _followed(parsed)))
 
     def _tell(self, news: tuple[str, tuple[str, ...]], only: int = -1) -> None:
@@ -546,6 +541,7 @@ class SourcePrefetch:
 
     def _launch(self, setup: _WorkerSetup, roots: Sequence[str]) -> None:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         method = (
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -563,67 +559,22 @@ class SourcePrefetch:
                 slots=context.RawArray("i", len(setup.binaries) + len(setup.tasks)),
                 lock=context.Lock(),
                 posted=context.RawArray("i", workers),
+                sent=context.RawArray("i", workers),
             )
-        except Exception:  # no worker can start: this process does everything
-            self._binaries_on_board.clear()
-            self._table.clear()
-            return
-        import threading
-
-        # Started in a thread: the pool's start returns only once the worker is forked,
-        # after the fork server has started (an interpreter, and the caller's
-        # __main__ again), 0.25 to 0.5 s in which this process did nothing.
-        self._workers = True
-        self._starting = threading.Thread(
-            target=self._spawn, args=(context, setup, shares, roots),
-            name="abiscan-prefetch-start", daemon=True,
-        )
-        self._starting.start()
-
-    def _spawn(
-        self, context: Any, setup: _WorkerSetup, shares: list[list[str]], roots: Sequence[str]
-    ) -> None:
-        """Start the pool and its chains (in the thread _starting); on failure no pool:
-        this process does everything (_joined)."""
-        from concurrent.futures import ProcessPoolExecutor
-
-        workers = len(shares)
-        pool = None
-        try:
-            pool = ProcessPoolExecutor(
+            self._pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=context,
                 initializer=_init_worker,
                 initargs=(setup, self._results, self._claims, self._stop, self._board),
             )
-            chains = [
-                pool.submit(_work, chain, shares[chain], roots[chain::workers])
-                for chain in range(workers)
-            ]
-        except Exception:
-            if pool is not None:
-                self._stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-            return
-        self._chains = chains
-        self._pool = pool
-
-    def _joined(self, meanwhile: Callable[[], bool]) -> bool:
-        """Whether the workers started, once their start is over: until then, this
-        process does ``meanwhile`` while that finds work (reads a small binary,
-        parses a module ahead). When none could start, this process does
-        everything, as without workers."""
-        starting = self._starting
-        if starting is not None:
-            while starting.is_alive() and meanwhile():
-                pass
-            starting.join()
-            self._starting = None
-            if self._pool is None:
-                self._workers = False
-                self._binaries_on_board.clear()
-                self._table.clear()
-        return self._pool is not None
+            for chain in range(workers):
+                self._chains.append(self._pool.submit(
+                    _work, chain, shares[chain], roots[chain::workers]
+                ))
+        except Exception:  # no worker could start: this process does everything
+            self._binaries_on_board.clear()
+            self._table.clear()
+            self.close()
 
     def _on_board(
         self, setup: _WorkerSetup, workers: int
@@ -699,9 +650,6 @@ class SourcePrefetch:
         return out
 
     def close(self) -> None:
-        if self._starting is not None:
-            self._joined(lambda: False)
-        self._workers = False
         if self._pool is None:
             return
         self._stop.set()
@@ -920,8 +868,7 @@ def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
         else:
             _summarise_binary(chain, todo.pop(), news)
     _parse_reach(chain, news)
-    results: Queue[tuple[Any, ...]] = _worker["results"]
-    results.put(("binaries-end", chain, ""))
+    _send(chain, ("binaries-end", chain, ""))
 
 
 def _summarise_binary(chain: int, path: str, news: _News) -> None:
@@ -932,11 +879,10 @@ def _summarise_binary(chain: int, path: str, news: _News) -> None:
     board: _Board = _worker["board"]
     if task is None or board.take(task.slot, WORKER + chain) != WORKER + chain:
         return
-    results: Queue[tuple[Any, ...]] = _worker["results"]
     cache: ContentCache | None = _worker["cache"]
     summary = _summarise(task)
     entry = _packed(task.key or path, summary) if summary is not None else None
-    results.put(("binary-done", chain, path, entry))
+    _send(chain, ("binary-done", chain, path, entry))
     if entry is not None and task.key is not None and cache is not None:
         cache.put_entry(task.key, entry[0])
 
@@ -960,7 +906,6 @@ def _parse_reach(chain: int, news: _News) -> None:
     so is everything once the main process says stop.
     """
     setup: _WorkerSetup = _worker["setup"]
-    results: Queue[tuple[Any, ...]] = _worker["results"]
     stop: Event = _worker["stop"]
     board: _Board = _worker["board"]
     seen, todo = news.seen, news.todo
@@ -982,12 +927,21 @@ def _parse_reach(chain: int, news: _News) -> None:
         key = f"{name}\0{task.target_path}\0{task.is_package}"
         entry = _packed(task.key or key, sent) if sent is not None else None
         stored = task.key if entry is not None and cache is not None else None
-        results.put(("done", chain, name, key, entry, stored))
+        _send(chain, ("done", chain, name, key, entry, stored))
         if entry is not None and stored is not None and cache is not None:
             cache.put_entry(stored, entry[0])
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
-    results.put(("end", chain, ""))
+    _send(chain, ("end", chain, ""))
+
+
+def _send(chain: int, message: tuple[Any, ...]) -> None:
+    """Put ``message`` on the queue of results, and count it on the board (after: the
+    main process polls until it has it)."""
+    results: Queue[tuple[Any, ...]] = _worker["results"]
+    results.put(message)
+    board: _Board = _worker["board"]
+    board.sent[chain] += 1
 
 
 def _packed(key: str, value: _Parsed | MemberSummary) -> tuple[bytes, str] | None:

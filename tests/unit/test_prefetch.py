@@ -240,7 +240,7 @@ def test_a_chain_polls_its_news_only_when_some_was_posted(
     yet in the pipe is polled for again at the next step, never lost."""
     posted = [0]
     claims = _CountingQueue()
-    board = prefetch._Board(slots=[], lock=None, posted=posted)
+    board = prefetch._Board(slots=[], lock=None, posted=posted, sent=[0])
     monkeypatch.setitem(prefetch._worker, "board", board)
     monkeypatch.setitem(prefetch._worker, "claims", [claims])
     news = prefetch._News()
@@ -261,9 +261,9 @@ def test_a_chain_polls_its_news_only_when_some_was_posted(
 def test_when_no_worker_can_start_this_process_does_everything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pool starts in a thread while this process goes on: when it cannot start
-    (no process can be made), this process reads and parses everything itself,
-    and the report is the in-process one."""
+    """When the pool cannot start (no process can be made), this process reads and
+    parses everything itself, waits for no worker, and the report is the
+    in-process one."""
     import concurrent.futures
 
     members = _sources()
