@@ -88,7 +88,7 @@ def test_no_module_is_parsed_by_two_processes(
     [board] = boards
     modules = {name: who for name, who in board.items() if "/" not in name}
     assert len(modules) == 90  # every source module on the board (10 packages of 9)
-    assert max(parsed.values()) == 1
+    assert all(n == 1 for n in parsed.values())  # none twice (perhaps none: the worker was quick)
     assert {name for name in parsed if name in modules} <= {
         name for name, who in modules.items() if who == "main"
     }
