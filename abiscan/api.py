@@ -275,7 +275,12 @@ def _analyse(
     imports: Sequence[str],
     prefetch: SourcePrefetch,
 ) -> Report:
-    facts = FileFacts(stack=stack, cache=prefetch.cache, prefetched=prefetch.summary)
+    facts = FileFacts(
+        stack=stack,
+        cache=prefetch.cache,
+        prefetched=prefetch.summary,
+        read_elsewhere=prefetch.read_elsewhere,
+    )
     importer = ImportSystem(stack, target)
     guard = _Guard()
     no_dead: list[DeadRoot] = []

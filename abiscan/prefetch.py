@@ -133,6 +133,13 @@ class _Board:
 
     slots: Any  # a shared array of ints (multiprocessing RawArray)
     lock: Any  # a multiprocessing Lock
+    # How many messages this process has put on each chain's queue of news: a chain
+    # polls its queue only when it has heard fewer (_take_news). Polling on every
+    # step of a chain's walk cost a worker 16,000 empty polls on the real layer.
+    posted: Any  # a shared array of ints, one per chain (written here only)
+    # And how many each chain has put on the queue of results: this process polls it
+    # only when it has taken fewer (or when it waits), as the chains do their news.
+    sent: Any  # a shared array of ints, one per chain (each written by its chain only)
 
     def take(self, slot: int, who: int) -> int:
         """Take ``slot`` for ``who`` unless another took it first; who has it now."""
@@ -189,6 +196,7 @@ class SourcePrefetch:
         # and of the memory it would hold).
         self._ready: dict[str, tuple[bytes, str] | None] = {}
         self._ended: set[int] = set()
+        self._received = 0  # messages taken from the queue of results
         self._stored: set[str] = set()  # cache keys the workers write themselves
         self._finished: str | None = None  # see _finished_key
         # The binaries on the board, by path; the summaries the workers sent, as cache
@@ -209,6 +217,8 @@ class SourcePrefetch:
         self._taken: set[str] = set()
         self._ahead: dict[str, _Parsed | None] = {}
         self._failed: set[str] = set()  # modules whose import certainly fails
+        # The sources a worker, or this process parsing ahead, read whole (by path).
+        self._read_whole: set[str] = set()
 
     # -- the hook -----------------------------------------------------------
 
@@ -272,6 +282,22 @@ class SourcePrefetch:
         count("members")  # the worker inflated it
         count("elf")
         return value
+
+    def read_elsewhere(self, sf: StackFile) -> bool:
+        """Whether the source ``sf`` was read whole, and would be by this process's
+        stack too (the hook of :class:`~abiscan.inputs.member_facts.FileFacts`):
+        a worker parsed it, or this process did ahead, straight from its input.
+
+        A worker reads within the default limits; the stack, within its memory
+        budget and its input's limits: a member over the least of them is read
+        again here, and fails as it does without workers.
+        """
+        limit = min(self.stack.memory_budget, MAX_MEMBER_BYTES, sf.source.limits.member_bytes)
+        if sf.entry.size > limit:
+            return False
+        if sf.target_path not in self._read_whole and self._pool is not None:
+            self._drain(block=False)  # the worker's word may be in the pipe
+        return sf.target_path in self._read_whole
 
     def _wait_for_binary(self, binary: _Binary) -> bool:
         """Wait for a worker's summary of ``binary``; False when this process is to
@@ -391,6 +417,7 @@ class SourcePrefetch:
                 made = _parse(task, setup, self.stack.sources[task.source])
             self._ahead[f"{name}\0{task.target_path}\0{task.is_package}"] = made
             if made is not None:
+                self._read_whole.add(task.target_path)
                 self._far.extend(_pushed(_followed(made.source)))
             return True
         return False
@@ -399,6 +426,8 @@ class SourcePrefetch:
         """Take the workers' messages: the summaries and programs they made."""
         import queue
 
+        if not block and sum(self._board.sent) <= self._received:
+            return  # nothing new: no poll of the queue (a lock and a system call)
         timeout = 0.05 if block else None
         while True:
             try:
@@ -409,6 +438,7 @@ class SourcePrefetch:
             except queue.Empty:
                 return
             timeout = None  # after the first, take what is there without waiting
+            self._received += 1
             what, chain, name = message[:3]
             if what == "binary-done":
                 self._summaries[name] = message[3]
@@ -419,6 +449,9 @@ class SourcePrefetch:
                 self._ready[message[3]] = message[4]
                 if message[5]:
                     self._stored.add(message[5])
+                task = self._table.get(name)
+                if message[4] is not None and task is not None:
+                    self._read_whole.add(task.target_path)  # parsed: read whole
             else:  # "end"
                 self._heard = True
                 self._ended.add(chain)
@@ -445,6 +478,7 @@ class SourcePrefetch:
         for chain, claims in enumerate(self._claims):
             if chain not in self._ended and only in (-1, chain):
                 claims.put(news)
+                self._board.posted[chain] += 1  # after: the chain polls until it has it
 
     # -- the workers --------------------------------------------------------
 
@@ -530,6 +564,8 @@ class SourcePrefetch:
             self._board = _Board(
                 slots=context.RawArray("i", len(setup.binaries) + len(setup.tasks)),
                 lock=context.Lock(),
+                posted=context.RawArray("i", workers),
+                sent=context.RawArray("i", workers),
             )
             self._pool = ProcessPoolExecutor(
                 max_workers=workers,
@@ -822,6 +858,7 @@ class _News:
     next: list[str] = field(default_factory=list)  # binaries the main process waits for
     failed: set[str] = field(default_factory=set)  # modules whose import certainly fails
     parsing: bool = False  # the main process has started parsing
+    heard: int = 0  # how many messages it took from its queue
 
 
 def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
@@ -839,8 +876,7 @@ def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
         else:
             _summarise_binary(chain, todo.pop(), news)
     _parse_reach(chain, news)
-    results: Queue[tuple[Any, ...]] = _worker["results"]
-    results.put(("binaries-end", chain, ""))
+    _send(chain, ("binaries-end", chain, ""))
 
 
 def _summarise_binary(chain: int, path: str, news: _News) -> None:
@@ -851,11 +887,10 @@ def _summarise_binary(chain: int, path: str, news: _News) -> None:
     board: _Board = _worker["board"]
     if task is None or board.take(task.slot, WORKER + chain) != WORKER + chain:
         return
-    results: Queue[tuple[Any, ...]] = _worker["results"]
     cache: ContentCache | None = _worker["cache"]
     summary = _summarise(task)
     entry = _packed(task.key or path, summary) if summary is not None else None
-    results.put(("binary-done", chain, path, entry))
+    _send(chain, ("binary-done", chain, path, entry))
     if entry is not None and task.key is not None and cache is not None:
         cache.put_entry(task.key, entry[0])
 
@@ -879,7 +914,6 @@ def _parse_reach(chain: int, news: _News) -> None:
     so is everything once the main process says stop.
     """
     setup: _WorkerSetup = _worker["setup"]
-    results: Queue[tuple[Any, ...]] = _worker["results"]
     stop: Event = _worker["stop"]
     board: _Board = _worker["board"]
     seen, todo = news.seen, news.todo
@@ -901,12 +935,21 @@ def _parse_reach(chain: int, news: _News) -> None:
         key = f"{name}\0{task.target_path}\0{task.is_package}"
         entry = _packed(task.key or key, sent) if sent is not None else None
         stored = task.key if entry is not None and cache is not None else None
-        results.put(("done", chain, name, key, entry, stored))
+        _send(chain, ("done", chain, name, key, entry, stored))
         if entry is not None and stored is not None and cache is not None:
             cache.put_entry(stored, entry[0])
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
-    results.put(("end", chain, ""))
+    _send(chain, ("end", chain, ""))
+
+
+def _send(chain: int, message: tuple[Any, ...]) -> None:
+    """Put ``message`` on the queue of results, and count it on the board (after: the
+    main process polls until it has it)."""
+    results: Queue[tuple[Any, ...]] = _worker["results"]
+    results.put(message)
+    board: _Board = _worker["board"]
+    board.sent[chain] += 1
 
 
 def _packed(key: str, value: _Parsed | MemberSummary) -> tuple[bytes, str] | None:
@@ -942,12 +985,16 @@ def _take_news(chain: int, news: _News) -> None:
     has started parsing."""
     import queue
 
+    board: _Board = _worker["board"]
+    if board.posted[chain] <= news.heard:
+        return  # nothing new: no poll of the queue (a lock and a system call)
     claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
     while True:
         try:
             what, names = claims.get_nowait()
         except queue.Empty:
-            return
+            return  # posted, not yet in the pipe: polled again at the next step
+        news.heard += 1
         if what == "hint":
             news.todo.extend(_pushed(names))
         elif what == "failed":

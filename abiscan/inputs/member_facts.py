@@ -132,6 +132,9 @@ class FileFacts:
     # Summaries made elsewhere (abiscan.prefetch's workers): None when this process
     # is to read the member itself.
     prefetched: Callable[[StackFile], MemberSummary | None] | None = None
+    # Whether another process read a member whole, within this stack's limits (a
+    # worker that parsed it): then :meth:`check_readable` need not inflate it again.
+    read_elsewhere: Callable[[StackFile], bool] | None = None
     _members: dict[str, _Member | SourceError] = field(default_factory=dict)
     # Per input: the members a scan read before (from the cache), and those read now.
     _reads: dict[int, tuple[str, frozenset[str], set[str]]] = field(default_factory=dict)
@@ -151,7 +154,9 @@ class FileFacts:
         same key (CRC-32, size and name) is not inflated again: a warm scan
         inflated every source it imports for this check alone. The members read
         are one cache entry per input (:meth:`save_reads`), not one per member:
-        writing 536 tiny files cost a cold scan of the real layer 0.4 s.
+        writing 536 tiny files cost a cold scan of the real layer 0.4 s. Nor is one
+        a worker read whole (:attr:`read_elsewhere`): a cold scan with a worker
+        inflated every source the worker had parsed a second time, here.
         """
         sf = self.stack.file(path)
         reads = None
@@ -160,6 +165,10 @@ class FileFacts:
         ident = member_key(sf) if reads is not None and sf is not None else None
         if reads is not None and ident is not None and ident in reads[1]:
             reads[2].add(ident)
+            return None
+        if sf is not None and self.read_elsewhere is not None and self.read_elsewhere(sf):
+            if reads is not None and ident is not None:
+                reads[2].add(ident)
             return None
         data = self.read(path)
         if isinstance(data, SourceError):
