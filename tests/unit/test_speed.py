@@ -566,15 +566,19 @@ def test_cli_scan_of_one_extension_loads_only_what_it_needs(tmp_path: Path) -> N
 def test_cli_scan_without_cache_or_workers_loads_no_prefetch(tmp_path: Path) -> None:
     """A one-.so scan without the content cache can start no worker and has no cache to
     serve: it loads neither the worker pool (:mod:`abiscan.prefetch`) nor the content
-    cache and the result memo, nor the SARIF writer; the same scan with a cache loads
-    the cache and the parse hook that serves it. The two reports are the same."""
+    cache and the result memo, nor the SARIF writer, the builders of findings it does
+    not make, the target-file schema or ``isal`` (its one member is small); the same
+    scan with a cache loads the cache and the parse hook that serves it. The two
+    reports are the same."""
     import subprocess
     import sys
 
     so = build_shared_object(exports=["PyInit__one"], needed=["libc.so.6"])
     layer = write_zip(tmp_path / "one.zip", {"python/_one.cpython-312-x86_64-linux-gnu.so": so})
     watched = ("abiscan.prefetch", "abiscan.inputs.content_cache", "abiscan.result_memo",
-               "abiscan.report.sarif")
+               "abiscan.report.sarif", "abiscan.rules.binaries", "abiscan.rules.linker",
+               "abiscan.rules.symbols", "abiscan.target.bytecode", "abiscan.target.schema",
+               "isal")
     code = ("import sys, io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
             "with contextlib.redirect_stdout(out): status = main(sys.argv[1:])\n"
             f"print(status, sorted(m for m in sys.modules if m in {watched!r}))\n"
