@@ -16,18 +16,16 @@ from abiscan import __version__
 from abiscan.collector import collector_spaced
 from abiscan.elf.reader import ElfFacts
 from abiscan.errors import ArgumentError
-from abiscan.inputs.content_cache import ContentCache, default_cache_dir
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
 from abiscan.inputs.stack import DEFAULT_MEMORY_BUDGET, Stack, StackFile, build_stack
 from abiscan.limits import DEFAULT_LIMITS, Limits
+from abiscan.parallel import default_jobs, may_start_workers
 from abiscan.predict.extension import load_bytecode, load_extension
-from abiscan.prefetch import SourcePrefetch, default_jobs
 from abiscan.progress import ScanProgress, reporting
 from abiscan.records import mutable_record
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Outcome, Report
-from abiscan.result_memo import memo_key, recall, remember
 from abiscan.rules import imports, layers
 from abiscan.rules.impact import impact_findings
 from abiscan.simulate.imports.extension_tags import mismatch
@@ -48,7 +46,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from abiscan.inputs.content_cache import ContentCache
     from abiscan.inputs.dists import Distribution
+    from abiscan.prefetch import SourcePrefetch
 
 PathLike = str | os.PathLike[str]
 
@@ -122,6 +122,10 @@ def scan(
             cache = None
             memo = None
             if use_cache:
+                # Start-up: a scan without the cache loads neither.
+                from abiscan.inputs.content_cache import ContentCache, default_cache_dir
+                from abiscan.result_memo import memo_key, recall, remember
+
                 cache = ContentCache(
                     Path(cache_dir) if cache_dir is not None else default_cache_dir()
                 )
@@ -144,6 +148,8 @@ def scan(
                 cache=cache,
             )
             if cache is not None and memo is not None:
+                from abiscan.result_memo import remember
+
                 remember(cache, memo, report, complete=not stack.failed_reads)
             return with_wheel_checks(report, specs)
         finally:
@@ -250,6 +256,11 @@ def analyse(
     ``jobs`` and ``cache`` change how fast, never what: see :func:`scan`.
     """
     names = module_names(imports)
+    if cache is None and not may_start_workers(stack, jobs):
+        # Nothing for the parse hook to do: no cache to serve, no worker to start.
+        return _analyse(stack, target, inputs, problems, names, None)
+    from abiscan.prefetch import SourcePrefetch
+
     prefetch = SourcePrefetch(
         stack,
         target.python_version,
@@ -273,13 +284,13 @@ def _analyse(
     inputs: Sequence[InputSummary],
     problems: Sequence[InputProblem],
     imports: Sequence[str],
-    prefetch: SourcePrefetch,
+    prefetch: SourcePrefetch | None,
 ) -> Report:
     facts = FileFacts(
         stack=stack,
-        cache=prefetch.cache,
-        prefetched=prefetch.summary,
-        read_elsewhere=prefetch.read_elsewhere,
+        cache=prefetch.cache if prefetch is not None else None,
+        prefetched=prefetch.summary if prefetch is not None else None,
+        read_elsewhere=prefetch.read_elsewhere if prefetch is not None else None,
     )
     importer = ImportSystem(stack, target)
     guard = _Guard()
@@ -321,7 +332,7 @@ def _analyse(
         "following imports",
         lambda: follow_imports(
             modules, own.guarded, stack, importer, facts, owners, target, prefetch,
-            prefetch.failed,
+            prefetch.failed if prefetch is not None else None,
         ),
         None,
     )

@@ -40,7 +40,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abiscan import __version__
+from abiscan import __version__, parallel
 from abiscan.inputs.content_cache import CacheFormatError, ContentCache, pack_entry, unpack_entry
 from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
 from abiscan.inputs.sources import (
@@ -65,12 +65,8 @@ if TYPE_CHECKING:  # loaded only when workers start: a small layer never pays fo
     # Loaded when a source is parsed: a scan of extension modules alone never is.
     from abiscan.simulate.python.import_graph import ModuleSource
 
-__all__ = ["SourcePrefetch", "default_jobs"]
+__all__ = ["SourcePrefetch"]
 
-# Below this many sources, starting workers costs more than it saves.
-MIN_PREFETCH = 64
-# Below this many bytes of binaries to read, starting workers costs more than it saves.
-MIN_BINARY_BYTES = 16 * 1024 * 1024
 # The main process reads a binary up to this size itself when no worker has started
 # it; a larger one it waits for (its peak memory: docs/benchmarks.md).
 MAIN_READS_AT_MOST = 4 * 1024 * 1024
@@ -79,17 +75,6 @@ _SKIPPED_DIRS = frozenset({"tests", "test", "testing", "benchmarks", "conftest.p
 
 IsModule = Callable[[str], bool]
 ParseFile = Callable[[str, str, bool, IsModule], "ModuleSource | None"]
-
-
-def default_jobs() -> int:
-    """The default ``jobs``: the cores this process may run on (on an idle
-    2-core machine a cold scan of the real layer took 8.8 s with one worker
-    against 12.2 s without: docs/decisions.md)."""
-    try:
-        cores = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        cores = max(1, os.cpu_count() or 1)
-    return cores
 
 
 @record
@@ -509,10 +494,10 @@ class SourcePrefetch:
         roots = _roots(self.stack, table)
         fresh = sum(1 for t in tasks if not t.cached)
         self._finished = self._finished_key(table)
-        if fresh < MIN_PREFETCH or _reach_cached(roots, table) or self._scanned_before():
+        if fresh < parallel.MIN_PREFETCH or _reach_cached(roots, table) or self._scanned_before():
             roots = []  # a warm scan, or a small one: parsing here costs less
         binaries = self._binaries()
-        if not roots and sum(b.entry.size for b in binaries) < MIN_BINARY_BYTES:
+        if not roots and sum(b.entry.size for b in binaries) < parallel.MIN_BINARY_BYTES:
             return
         self._launch(_WorkerSetup(
             specs=tuple(specs),

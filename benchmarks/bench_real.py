@@ -234,7 +234,7 @@ def main() -> None:
     args = ap.parse_args()
     jobs_label = args.jobs
     if args.jobs == "default":
-        from abiscan.prefetch import default_jobs
+        from abiscan.parallel import default_jobs
 
         jobs_label = f"default ({default_jobs()})"
     wheels = fetch_wheels(args.cache, args.download)

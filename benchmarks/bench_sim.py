@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from abiscan import api, scan
+from abiscan import api, result_memo, scan
 from abiscan.inputs import content_cache
 
 _T = TypeVar("_T")
@@ -56,7 +56,7 @@ def _instrument() -> None:
 
     api._Guard.stage = timed_stage  # type: ignore[method-assign]
     content_cache.ContentCache.get = timed_get  # type: ignore[method-assign]
-    api.recall = lambda *args, **kwargs: None  # type: ignore[attr-defined]
+    result_memo.recall = lambda *args, **kwargs: None  # type: ignore[assignment]
 
 
 def main() -> None:

@@ -21,10 +21,20 @@ from typing import Literal, Protocol, cast
 
 from abiscan.records import record
 
-__all__ = ["INFLATER_VARIABLE", "Inflater", "InflaterName", "RawInflater", "inflater"]
+__all__ = [
+    "INFLATER_VARIABLE",
+    "ZLIB_BELOW",
+    "Inflater",
+    "InflaterName",
+    "RawInflater",
+    "inflater",
+]
 
 InflaterName = Literal["zlib", "isal"]
 INFLATER_VARIABLE = "ABISCAN_INFLATER"
+# A member smaller than this inflates with zlib: importing isal (about 1.2 ms)
+# costs more than it saves on a small one (zlib inflates 64 KiB in about 0.2 ms).
+ZLIB_BELOW = 64 * 1024
 
 
 class RawInflater(Protocol):
@@ -50,9 +60,12 @@ class Inflater:
     errors: tuple[type[Exception], ...]
 
 
-def inflater() -> Inflater:
+def inflater(size: int | None = None) -> Inflater:
     """The inflater a scan uses: ISA-L's when ``isal`` is installed and
-    ``ABISCAN_INFLATER`` is not ``zlib``, else zlib's."""
+    ``ABISCAN_INFLATER`` is not ``zlib``, else zlib's; zlib's for a member of
+    ``size`` below :data:`ZLIB_BELOW` bytes (the same bytes either way)."""
+    if size is not None and size < ZLIB_BELOW:
+        return _zlib()
     if os.environ.get(INFLATER_VARIABLE, "").strip().lower() == "zlib":
         return _zlib()
     return _isal() or _zlib()

@@ -22,15 +22,18 @@ from collections.abc import Callable
 from dataclasses import field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from abiscan import __version__
 from abiscan.elf.header import loader_blocks
 from abiscan.elf.reader import ElfError, ElfFacts, ElfSummary, read_facts, read_rodata
-from abiscan.inputs.content_cache import ContentCache
 from abiscan.inputs.sources import DirectorySource, InputProblem, Source, SourceError, ZipSource
 from abiscan.inputs.stack import Stack, StackFile
 from abiscan.progress import count
 from abiscan.records import mutable_record, record
+
+if TYPE_CHECKING:  # start-up: a scan without the cache never loads it
+    from abiscan.inputs.content_cache import ContentCache
 
 __all__ = [
     "FileFacts",

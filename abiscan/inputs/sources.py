@@ -331,7 +331,7 @@ class ZipSource(Source):
             # on how its reads fall: it decides.
             return None
         raw.seek(start)
-        codec = inflater()
+        codec = inflater(info.file_size)
         stream = codec.decompressobj(-15)
         out = io.BytesIO()
         crc, left, left_in, pending = 0, info.file_size, info.compress_size, b""

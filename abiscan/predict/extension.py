@@ -19,11 +19,10 @@ from abiscan.inputs.stack import Provenance, Stack
 from abiscan.records import record
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Outcome
-from abiscan.rules import binaries, imports, linker, symbols
+from abiscan.rules import imports
 from abiscan.simulate.imports.extension_tags import ExtensionTag, parse_extension_filename
 from abiscan.simulate.linker.dlopen import BindMemo, simulate_dlopen
 from abiscan.simulate.linker.identity import verify_identity
-from abiscan.target.bytecode import magic_bytes, version_of_magic
 from abiscan.target.capi import exporting_versions, is_capi_name
 from abiscan.target.capi import known_versions as capi_versions
 from abiscan.target.capi import unavailable_reason as capi_unavailable_reason
@@ -57,6 +56,8 @@ def load_extension(
     if not verdict.ok:
         if verdict.message is None:
             return "unknown", None, verdict.detail, []
+        from abiscan.rules import binaries  # start-up: loaded for a finding only
+
         finding, error = binaries.refused_by_loader(
             module,
             path,
@@ -332,6 +333,8 @@ def _untagged_from_other_python(
             "on CPython before 3.10 code.replace() has no co_linetable: "
             "its init fails with a TypeError or crashes the process",
         )
+    from abiscan.rules import symbols  # start-up: loaded for a finding only
+
     return (
         symbols.other_python_loaded(
             module, path, built.versions, evidence, built.confidence, refusal, origin, target
@@ -393,6 +396,8 @@ def _link_extension(
         if problem.message is not None:
             reason = f"possibly {problem.message}: {reason}"
         return _Linked(outcome="unknown", error=None, reason=reason, findings=[])
+    from abiscan.rules import linker, symbols  # start-up: loaded for a finding only
+
     if problem.kind == "undefined-symbol":
         finding, error = symbols.undefined_symbol(module, path, problem, tag, origin, target)
     else:
@@ -408,6 +413,8 @@ def load_bytecode(
     data = facts.read(path)
     if isinstance(data, SourceError):
         return "unknown", None, f"cannot read the file: {data}", []
+    from abiscan.target.bytecode import magic_bytes, version_of_magic  # only for a .pyc
+
     want = magic_bytes(target.python_version)
     if want is None:
         return (

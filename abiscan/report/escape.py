@@ -14,13 +14,21 @@ whoever built the input. Two rules, applied where the renderers hand text out:
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 __all__ = ["escape_text", "json_safe"]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROL_OR_NEWLINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = "[\ud800-\udfff]"
+_CONTROL = "[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
+_CONTROL_OR_NEWLINE = "[\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+
+
+@cache
+def _pattern(chars: str) -> re.Pattern[str]:
+    # Compiled on first use: these character classes cost up to half a
+    # millisecond each, and most text needs none (start-up: docs/benchmarks.md).
+    return re.compile(chars)
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -34,14 +42,17 @@ def _escape(match: re.Match[str]) -> str:
 
 def escape_text(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` with control characters and undecodable bytes escaped for a terminal."""
+    plain = text.replace("\n", "") if keep_newlines else text
+    if plain.isascii() and plain.isprintable():
+        return text  # printable ASCII (and kept line breaks): nothing to escape
     pattern = _CONTROL if keep_newlines else _CONTROL_OR_NEWLINE
-    return pattern.sub(_escape, text)
+    return _pattern(pattern).sub(_escape, text)
 
 
 def json_safe(value: Any) -> Any:
     """JSON-ready data with every string encodable as UTF-8 (keys included)."""
     if isinstance(value, str):
-        return _SURROGATE.sub(_escape, value)
+        return value if value.isascii() else _pattern(_SURROGATE).sub(_escape, value)
     if isinstance(value, dict):
         return {json_safe(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

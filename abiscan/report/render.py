@@ -8,7 +8,6 @@ from typing import Any
 from abiscan.report.escape import escape_text, json_safe
 from abiscan.report.findings import Finding, Severity
 from abiscan.report.model import SCHEMA_VERSION, ModuleOutcome, Report
-from abiscan.report.sarif import render_sarif
 from abiscan.report.terminal import Style, render_concise, render_github
 
 __all__ = [
@@ -21,6 +20,14 @@ __all__ = [
     "render_sarif",
     "render_text",
 ]
+
+
+def render_sarif(report: Report) -> str:
+    """The report as one SARIF 2.1.0 log (:func:`abiscan.report.sarif.render_sarif`)."""
+    from abiscan.report.sarif import render_sarif as sarif  # start-up: only when asked
+
+    return sarif(report)
+
 
 _EVIDENCE_LINES = 6
 _HEADINGS = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "NOTES"}

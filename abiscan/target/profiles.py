@@ -24,7 +24,6 @@ from abiscan.limits import DEFAULT_LIMITS, Limits
 from abiscan.records import record
 from abiscan.target._data import read_json
 from abiscan.target.capi import CApiExports, builtin_exports
-from abiscan.target.schema import SchemaError, parse_profile
 from abiscan.target.system_libraries import (
     InventoryError,
     SystemInventory,
@@ -412,6 +411,8 @@ def load_target(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Target:
             raw = fh.read(limits.target_bytes + 1)
     except OSError as exc:
         raise TargetError(f"{path}: cannot read target file: {exc.strerror or exc}") from None
+    from abiscan.target.schema import SchemaError, parse_profile  # a target file only
+
     try:
         data = parse_profile(raw, limits)
     except SchemaError as exc:

@@ -39,6 +39,7 @@ LAYERS: dict[str, float] = {
     "abiscan.predict": 6,
     "abiscan.report": 6,
     "abiscan.prefetch": 6,
+    "abiscan.parallel": 6,
     "abiscan.config": 6,
     "abiscan.result_memo": 6.4,
     "abiscan.runtime_matrix": 6.6,

@@ -18,8 +18,8 @@ from typing import Any
 import hostile_inputs as H
 import pytest
 
-from abiscan.inputs import sources
-from abiscan.inputs.inflaters import INFLATER_VARIABLE, Inflater, inflater
+from abiscan.inputs import inflaters, sources
+from abiscan.inputs.inflaters import INFLATER_VARIABLE, ZLIB_BELOW, Inflater, inflater
 from abiscan.inputs.sources import InputKind, SourceError, ZipSource
 
 from helpers import write_zip
@@ -43,6 +43,7 @@ def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> In
         monkeypatch.setenv(INFLATER_VARIABLE, "zlib")
     else:
         monkeypatch.delenv(INFLATER_VARIABLE, raising=False)
+    monkeypatch.setattr(inflaters, "ZLIB_BELOW", 0)  # the small members of the tests too
     chosen = inflater()
     assert chosen.name == request.param
     return chosen
@@ -170,7 +171,7 @@ def test_the_inflater_makes_no_more_than_the_declared_size(
     def handed_over(self: ZipSource, info: zipfile.ZipInfo) -> bytes:
         raise zipfile.BadZipFile("handed to zipfile")
 
-    monkeypatch.setattr(sources, "inflater", lambda: counting)
+    monkeypatch.setattr(sources, "inflater", lambda *_: counting)
     monkeypatch.setattr(ZipSource, "_inflate_chunked", handed_over)
     with pytest.raises(SourceError, match=r"damaged member \(handed to zipfile\)"):
         source.read(entry)
@@ -185,6 +186,14 @@ def test_isal_is_used_when_installed_unless_zlib_is_asked_for(
     assert inflater().name == "isal"
     monkeypatch.setenv(INFLATER_VARIABLE, "zlib")
     assert inflater().name == "zlib"
+
+
+def test_a_small_member_inflates_with_zlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below ZLIB_BELOW bytes zlib inflates, installed isal or not: importing isal
+    costs more than it saves on a small member (a one-.so scan's start-up)."""
+    monkeypatch.delenv(INFLATER_VARIABLE, raising=False)
+    assert inflater(ZLIB_BELOW - 1).name == "zlib"
+    assert inflater(ZLIB_BELOW).name == ("isal" if _has_isal() else "zlib")
 
 
 @pytest.mark.skipif(not _has_isal(), reason="isal (the fast extra) is not installed")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from abiscan import api
+from abiscan import api, result_memo
 from abiscan.elf.header import loader_blocks
 from abiscan.elf.reader import ElfError, ElfFacts, read_facts
 from abiscan.inputs.stack import Stack
@@ -152,7 +152,7 @@ def _counting_inflations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 def without_result_memo(monkeypatch: pytest.MonkeyPatch) -> None:
     """A warm scan that goes through the content cache: the result memo (which would
     answer an unchanged scan whole, tests/unit/test_result_memo.py) recalls nothing."""
-    monkeypatch.setattr(api, "recall", lambda *_: None)
+    monkeypatch.setattr(result_memo, "recall", lambda *_: None)
 
 
 @pytest.mark.usefixtures("without_result_memo")
@@ -227,11 +227,11 @@ def test_workers_summarise_the_binaries_the_main_process_waits_for(
     """With workers, a binary larger than MAIN_READS_AT_MOST is summarised by a worker
     and never inflated by the main process; the report is the in-process one, and
     the workers' summaries are in the cache for the next scan."""
-    from abiscan import prefetch
+    from abiscan import parallel, prefetch
 
     layer = _layer(tmp_path)
     plain = _scan(layer, jobs=1, use_cache=False)
-    monkeypatch.setattr(prefetch, "MIN_BINARY_BYTES", 0)  # a pool for five small binaries
+    monkeypatch.setattr(parallel, "MIN_BINARY_BYTES", 0)  # a pool for five small binaries
     monkeypatch.setattr(prefetch, "MAIN_READS_AT_MOST", 0)  # and every one is "large"
     counts = _counting_inflations(monkeypatch)  # in this process only, not the workers
     cold = _scan(layer, jobs=2, cache_dir=tmp_path / "cache")
@@ -248,11 +248,11 @@ def test_the_main_process_reads_small_binaries_itself(
 ) -> None:
     """A binary no worker has started, small enough, the main process reads itself
     (and tells the workers, which skip it): each is still read once in all."""
-    from abiscan import prefetch
+    from abiscan import parallel, prefetch
 
     layer = _layer(tmp_path)
     plain = _scan(layer, jobs=1, use_cache=False)
-    monkeypatch.setattr(prefetch, "MIN_BINARY_BYTES", 0)
+    monkeypatch.setattr(parallel, "MIN_BINARY_BYTES", 0)
     monkeypatch.setattr(prefetch, "MAIN_READS_AT_MOST", 1 << 30)
     for jobs in (2, 3):
         assert _scan(layer, jobs=jobs, use_cache=False) == plain

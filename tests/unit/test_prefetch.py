@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from abiscan import api, prefetch
+from abiscan import api, parallel, prefetch
 from abiscan.inputs.sources import Entry, ZipSource
 from abiscan.prefetch import SourcePrefetch
 from abiscan.report.render import render_json
@@ -114,7 +114,7 @@ def test_each_binary_is_read_by_one_process(
         )
     layer = write_zip(tmp_path / "layer.zip", members)
     alone = _json(layer, jobs=1, use_cache=False)
-    monkeypatch.setattr(prefetch, "MIN_BINARY_BYTES", 0)
+    monkeypatch.setattr(parallel, "MIN_BINARY_BYTES", 0)
     monkeypatch.setattr(prefetch, "MAIN_READS_AT_MOST", 64 * 1024)
     boards = _recording_shares(monkeypatch)
     reads: Counter[str] = Counter()

@@ -42,7 +42,7 @@ class _Analyses:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self.keys: list[str | None] = []
-        real_analyse, real_key = api.analyse, api.memo_key
+        real_analyse, real_key = api.analyse, result_memo.memo_key
 
         def analyse(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
@@ -54,7 +54,7 @@ class _Analyses:
             return key
 
         monkeypatch.setattr(api, "analyse", analyse)
-        monkeypatch.setattr(api, "memo_key", memo_key)
+        monkeypatch.setattr(result_memo, "memo_key", memo_key)
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from abiscan import api
+from abiscan import api, result_memo
 from abiscan.inputs.content_cache import (
     FORMAT_VERSION,
     CacheFormatError,
@@ -76,7 +76,7 @@ def layer(tmp_path: Path) -> Path:
 def without_result_memo(monkeypatch: pytest.MonkeyPatch) -> None:
     """A warm scan that goes through the content cache: the result memo (which would
     answer an unchanged scan whole, tests/unit/test_result_memo.py) recalls nothing."""
-    monkeypatch.setattr(api, "recall", lambda *_: None)
+    monkeypatch.setattr(result_memo, "recall", lambda *_: None)
 
 
 def _json(paths: list[Path], **kwargs: object) -> str:
@@ -561,6 +561,41 @@ def test_cli_scan_of_one_extension_loads_only_what_it_needs(tmp_path: Path) -> N
     run = subprocess.run([sys.executable, "-c", code, "scan", str(layer), "--no-cache"],
                          capture_output=True, text=True, check=True, cwd=tmp_path)
     assert run.stdout.strip() == "0 []"
+
+
+def test_cli_scan_without_cache_or_workers_loads_no_prefetch(tmp_path: Path) -> None:
+    """A one-.so scan without the content cache can start no worker and has no cache to
+    serve: it loads neither the worker pool (:mod:`abiscan.prefetch`) nor the content
+    cache and the result memo, nor the SARIF writer, the builders of findings it does
+    not make, the target-file schema or ``isal`` (its one member is small); the same
+    scan with a cache loads the cache and the parse hook that serves it. The two
+    reports are the same."""
+    import subprocess
+    import sys
+
+    so = build_shared_object(exports=["PyInit__one"], needed=["libc.so.6"])
+    layer = write_zip(tmp_path / "one.zip", {"python/_one.cpython-312-x86_64-linux-gnu.so": so})
+    watched = ("abiscan.prefetch", "abiscan.inputs.content_cache", "abiscan.result_memo",
+               "abiscan.report.sarif", "abiscan.rules.binaries", "abiscan.rules.linker",
+               "abiscan.rules.symbols", "abiscan.target.bytecode", "abiscan.target.schema",
+               "isal")
+    code = ("import sys, io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out): status = main(sys.argv[1:])\n"
+            f"print(status, sorted(m for m in sys.modules if m in {watched!r}))\n"
+            "print(out.getvalue())")
+
+    def run(*options: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-c", code, "scan", str(layer), "--format",
+                               "json", *options], capture_output=True, text=True, check=True,
+                              cwd=tmp_path)
+        return done.stdout.split("\n", 1)
+
+    bare, bare_report = run("--no-cache")
+    cached, cached_report = run("--cache-dir", str(tmp_path / "cache"))
+    assert bare == "0 []"
+    assert cached == ("0 ['abiscan.inputs.content_cache', 'abiscan.prefetch', "
+                      "'abiscan.result_memo']")
+    assert bare_report == cached_report
 
 
 def test_cli_scan_of_one_extension_compiles_no_record_equality(tmp_path: Path) -> None:

@@ -32,12 +32,14 @@ BYTECODE_SUFFIXES = (".pyc",)
 
 # cpython-312-x86_64-linux-gnu, cpython-313t-aarch64-linux-gnu, cpython-36m-..., cpython-312-darwin
 _CPYTHON = re.compile(r"^cpython-(\d)(\d+)([a-z]*)(?:-(.+))?$")
+# The rarer tags, as texts: re compiles (and caches) each on first use, which a scan
+# of CPython extensions alone never makes (start-up: docs/benchmarks.md).
 # cp312-win_amd64, cp39-win32
-_WINDOWS = re.compile(r"^cp(\d)(\d+)([a-z]*)-(win.*)$")
+_WINDOWS = r"^cp(\d)(\d+)([a-z]*)-(win.*)$"
 # pypy39-pp73-x86_64-linux-gnu, pypy310-pp73-darwin
-_PYPY = re.compile(r"^(pypy\d+)-pp(\d+)(?:-(.+))?$")
+_PYPY = r"^(pypy\d+)-pp(\d+)(?:-(.+))?$"
 # graalpy311-graalpy230-310-native-x86_64-linux
-_GRAALPY = re.compile(r"^graalpy.*$")
+_GRAALPY = r"^graalpy.*$"
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -88,7 +90,7 @@ def parse_extension_filename(filename: str) -> ExtensionTag | None:
         return None
     if suffix.endswith(".pyd"):
         inner = suffix[1:-4]
-        m = _WINDOWS.match(inner)
+        m = re.match(_WINDOWS, inner)
         if m:
             return ExtensionTag(
                 filename=filename,
@@ -120,12 +122,12 @@ def parse_extension_filename(filename: str) -> ExtensionTag | None:
             abiflags=m.group(3),
             platform=m.group(4),
         )
-    m = _PYPY.match(inner)
+    m = re.match(_PYPY, inner)
     if m:
         return ExtensionTag(
             filename=filename, module=module, suffix=suffix, kind="pypy", platform=m.group(3)
         )
-    if _GRAALPY.match(inner):
+    if re.match(_GRAALPY, inner):
         return ExtensionTag(filename=filename, module=module, suffix=suffix, kind="graalpy")
     return ExtensionTag(filename=filename, module=module, suffix=suffix, kind="unknown")
 

@@ -66,7 +66,7 @@ from dataclasses import field
 from typing import Protocol
 
 from abiscan.elf.reader import ElfError, ElfFacts
-from abiscan.elf.references import SymbolRef
+from abiscan.elf.tables import SymbolRef
 from abiscan.inputs.member_facts import LoaderBytes
 from abiscan.records import mutable_record, record
 from abiscan.simulate.linker.identity import verify_identity

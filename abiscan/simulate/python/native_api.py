@@ -48,9 +48,10 @@ __all__ = [
 # Cython's errors when its compressed string table does not unpack: only binaries
 # whose strings are compressed carry them.
 _COMPRESSED = (b"cannot initialise module strings", b"string data decompression failed")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Texts, compiled by re on first use (and cached there): start-up.
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 # Cython 0.29 spells it "%.200s() got ... '%U'", Cython 3 "%s() got ... '%U'".
-_CYTHON_KEYWORD = re.compile(rb"%(?:\.200)?s\(\) got an unexpected keyword argument '%U'\x00")
+_CYTHON_KEYWORD = rb"%(?:\.200)?s\(\) got an unexpected keyword argument '%U'\x00"
 
 
 @record
@@ -68,11 +69,13 @@ def lacks_name(ro: bytes, name: str, controls: Iterable[str], *, plain: bool = F
     ``name``: its text is nowhere in ``ro``, ``ro`` is whole, and ``ro`` holds at least
     one of ``controls`` (other names the importer takes from it), unless the binary is
     known to keep its names as plain text (``plain``: pyo3)."""
-    if len(ro) >= MAX_RODATA or not _IDENTIFIER.fullmatch(name):
+    if len(ro) >= MAX_RODATA or not re.fullmatch(_IDENTIFIER, name):
         return False
     if name.startswith("__") or name.encode() in ro or any(m in ro for m in _COMPRESSED):
         return False
-    return plain or any(_whole(ro, c) for c in controls if c != name and _IDENTIFIER.fullmatch(c))
+    return plain or any(
+        _whole(ro, c) for c in controls if c != name and re.fullmatch(_IDENTIFIER, c)
+    )
 
 
 def _whole(ro: bytes, name: str) -> bool:
@@ -86,7 +89,7 @@ def embedded_signature(ro: bytes, module: str, cls: str) -> Signature | None:
     ``module``: there must be exactly one ``cls(...)`` text, the class's own
     ``module.cls.__init__`` and no ``__cinit__`` (which would parse the arguments
     first, under its own name)."""
-    if not _IDENTIFIER.fullmatch(cls):
+    if not re.fullmatch(_IDENTIFIER, cls):
         return None
     qualified = f"{module}.{cls}".encode()
     if qualified + b".__init__\x00" not in ro or qualified + b".__cinit__" in ro:
@@ -108,7 +111,7 @@ def cython_keyword_error(
 ) -> str | None:
     """The message of the TypeError Cython's argument parsing raises for a call with
     ``positional`` arguments and ``keywords``, when it certainly rejects a keyword."""
-    if _CYTHON_KEYWORD.search(ro) is None or signature.var_keyword:
+    if re.search(_CYTHON_KEYWORD, ro) is None or signature.var_keyword:
         return None
     if positional > signature.positional and not signature.var_positional:
         return None  # too many positional arguments: another message, not pinned here
@@ -187,7 +190,7 @@ def _parse(text: str) -> Signature | None:
 def _param_name(part: str) -> str | None:
     """``bool qs=False``, ``qs: bool = False``, ``ignore`` -> the parameter's name."""
     head = part.partition("=")[0].partition(":")[0].split()
-    if not head or not _IDENTIFIER.fullmatch(head[-1]):
+    if not head or not re.fullmatch(_IDENTIFIER, head[-1]):
         return None
     return head[-1]
 

@@ -85,18 +85,20 @@ _ADDS_MODULE = frozenset(
 )
 # At most this many strings are kept as submodules an extension may register.
 MAX_REGISTERED = 1 << 16
+# The patterns below are texts: re compiles (and caches) each on its first use, which
+# a scan whose binaries are read from the cache never makes (start-up).
 # These two consume the NUL before a string rather than look behind for it: the
 # regex engine then finds each NUL at C speed, where a look-behind was tried at
 # every byte (0.4 s to 0.13 s of CPU over the 8.7 MB of .rodata of the real
 # layer of docs/benchmarks.md). The matches are the same: a string that starts
 # right after a NUL and ends right before one.
-_IDENT = re.compile(rb"\x00([A-Za-z_][A-Za-z0-9_]{0,63})(?=\x00)")
+_IDENT = rb"\x00([A-Za-z_][A-Za-z0-9_]{0,63})(?=\x00)"
 
-_CSTRING = re.compile(rb"\x00([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(?=\x00)")
-_PYO3_VERSION = re.compile(rb"pyo3-(\d+\.\d+\.\d+)")
+_CSTRING = rb"\x00([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(?=\x00)"
+_PYO3_VERSION = rb"pyo3-(\d+\.\d+\.\d+)"
 # Starts only where an identifier run starts: inner starts would make the scan
 # quadratic in the length of the run-together strings.
-_DOTTED = re.compile(rb"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_DOTTED = rb"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
 
 # Distributions whose pyo3+cffi binaries are known, with the first version
 # that propagates the embedded cffi module's error instead of panicking.
@@ -229,7 +231,7 @@ def native_imports(
     short = module.rpartition(".")[2]
     probe = _Prober(exists)
 
-    version_match = _PYO3_VERSION.search(ro)
+    version_match = re.search(_PYO3_VERSION, ro)
     pyo3 = version_match is not None or b"pyo3_runtime.PanicException" in ro or b"PyO3" in ro
     pyo3_version = version_match.group(1).decode() if version_match else None
     if pyo3:
@@ -247,7 +249,7 @@ def native_imports(
             if cython
             else "the bytes do not show when, or whether, it is imported"
         )
-        strings = list(dict.fromkeys(_CSTRING.findall(ro)))
+        strings = list(dict.fromkeys(re.findall(_CSTRING, ro)))
         # Each name is distinct: the first MAX_PROBES of them are looked up (_Prober).
         names = [raw.decode("ascii") for raw in strings]
         for name in [n for n in names if n not in out and n != module][:MAX_PROBES]:
@@ -302,7 +304,7 @@ def _registered(ro: bytes, module: str, strings: list[bytes] | None = None) -> f
     names: set[str] = set()
     own = module.encode("ascii", "replace") + b"."
     if strings is None:
-        idents: Iterable[bytes] = dict.fromkeys(_IDENT.findall(ro))
+        idents: Iterable[bytes] = dict.fromkeys(re.findall(_IDENT, ro))
     else:
         idents = (raw for raw in strings if len(raw) <= 64 and b"." not in raw)
     for raw in idents:
@@ -391,7 +393,7 @@ def _rust_names(ro: bytes, module: str, exists: Callable[[str], bool]) -> list[s
     parts = module.split(".")
     own = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
     found: set[str] = set()
-    for raw in dict.fromkeys(m.group(0) for m in _DOTTED.finditer(ro)):
+    for raw in dict.fromkeys(m.group(0) for m in re.finditer(_DOTTED, ro)):
         comps = raw.decode("ascii").split(".")
         head = comps[0][-_MAX_COMPONENT:]
         # The start is as unsure as the end: try a few plausible top-level names.
