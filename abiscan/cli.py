@@ -115,49 +115,47 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "options. Exit status: 0 when the import is predicted to work, 1 when not, "
         "2 for a usage error or an unreadable input, 3 for an internal error.",
     )
-    m = sub.add_parser(
-        "matrix",
-        help="scan one stack for every built-in runtime and architecture (or some)",
-        description="One scan of the stack per target: where it imports, and the first "
-        "failure on each. Exit status 1 when a declared target fails (ABI405).",
-        add_help="matrix" in named,
-    )
-    if "matrix" in named:
-        _matrix_options(m)
-    c = sub.add_parser(
-        "capture",
-        help="write a target profile captured from a real interpreter and its system",
-        add_help="capture" in named,
-    )
-    if "capture" in named:
-        _capture_options(c)
-    t = sub.add_parser(
-        "targets",
-        help="list the built-in targets, or show one as JSON",
-        add_help="targets" in named,
-    )
-    if "targets" in named:
-        t.add_argument(
-            "--show", metavar="NAME", help="print one target profile as JSON, e.g. python3.12-arm64"
-        )
-    d = sub.add_parser(
-        "demo",
-        help="rebuild the incident offline and show the prediction",
-        add_help="demo" in named,
-    )
-    if "demo" in named:
-        d.add_argument("--format", choices=("text", "json"), default="text")
-    a = sub.add_parser(
-        "audit",
-        help="scan many stacks on many targets from a manifest (docs/audit.md)",
-        description="Scan every stack of MANIFEST (TOML or JSON) on every target it names. "
-        "Exit status over the whole audit: 0 no import error predicted, 1 one predicted, "
-        "2 bad input or usage, 3 internal error (the records are still written).",
-        add_help="audit" in named,
-    )
-    if "audit" in named:
-        _audit_options(a)
+    _command(sub, named, "matrix", _matrix_options,
+             help="scan one stack for every built-in runtime and architecture (or some)",
+             description="One scan of the stack per target: where it imports, and the first "
+             "failure on each. Exit status 1 when a declared target fails (ABI405).")
+    _command(sub, named, "capture", _capture_options,
+             help="write a target profile captured from a real interpreter and its system")
+    _command(sub, named, "targets", _targets_options,
+             help="list the built-in targets, or show one as JSON")
+    _command(sub, named, "demo", _demo_options,
+             help="rebuild the incident offline and show the prediction")
+    _command(sub, named, "audit", _audit_options,
+             help="scan many stacks on many targets from a manifest (docs/audit.md)",
+             description="Scan every stack of MANIFEST (TOML or JSON) on every target it "
+             "names. Exit status over the whole audit: 0 no import error predicted, 1 one "
+             "predicted, 2 bad input or usage, 3 internal error (the records are still "
+             "written).")
     return p
+
+
+def _command(
+    sub: argparse._SubParsersAction[_CommandParser],
+    named: set[str],
+    name: str,
+    options: Callable[[argparse.ArgumentParser], None],
+    **kwargs: Any,
+) -> None:
+    """Command ``name``'s parser, given its options (and -h) only when the arguments
+    name it: argparse runs no other command's parser."""
+    parser = sub.add_parser(name, add_help=name in named, **kwargs)
+    if name in named:
+        options(parser)
+
+
+def _targets_options(t: argparse.ArgumentParser) -> None:
+    t.add_argument(
+        "--show", metavar="NAME", help="print one target profile as JSON, e.g. python3.12-arm64"
+    )
+
+
+def _demo_options(d: argparse.ArgumentParser) -> None:
+    d.add_argument("--format", choices=("text", "json"), default="text")
 
 
 # Long on purpose: a declarative table of scan's options, read top to bottom like
