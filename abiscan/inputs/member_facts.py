@@ -166,16 +166,13 @@ class FileFacts:
         if self.cache is not None and sf is not None and sf.entry.size <= self.stack.memory_budget:
             reads = self._reads_of(sf.source)
         ident = member_key(sf) if reads is not None and sf is not None else None
-        if reads is not None and ident is not None and ident in reads[1]:
-            reads[2].add(ident)
-            return None
-        if sf is not None and self.read_elsewhere is not None and self.read_elsewhere(sf):
-            if reads is not None and ident is not None:
-                reads[2].add(ident)
-            return None
-        data = self.read(path)
-        if isinstance(data, SourceError):
-            return data
+        known = (reads is not None and ident is not None and ident in reads[1]) or (
+            sf is not None and self.read_elsewhere is not None and self.read_elsewhere(sf)
+        )
+        if not known:
+            data = self.read(path)
+            if isinstance(data, SourceError):
+                return data
         if reads is not None and ident is not None:
             reads[2].add(ident)
         return None
