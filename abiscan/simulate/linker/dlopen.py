@@ -180,9 +180,6 @@ class _Obj:
     source: str | None = None
     is_interpreter: bool = False
 
-    def matches(self, name: str) -> bool:
-        return name in self.names
-
     def defines(self, symbol: str) -> bool | None:
         """Whether the object exports ``symbol``; None when that is not known."""
         if self.facts is not None:
@@ -351,7 +348,21 @@ class _Sim:
         self.capi_refs: list[SymbolRef] = []
         self.confidence = "certain"
         self.objects: list[_Obj] = []
+        # The first object of the link map by each of its names and by its identity
+        # (what _dl_map_object compares): asked for each DT_NEEDED, version file and
+        # versioned reference, of a map of dozens of objects.
+        self._by_name: dict[str, _Obj] = {}
+        self._by_identity: dict[str, _Obj] = {}
         self.process = self._process_objects()
+
+    def _add(self, obj: _Obj) -> None:
+        """Appends ``obj`` to the link map (again, for an object found by another name:
+        the first of its entries comes first in each index)."""
+        self.objects.append(obj)
+        for name in obj.names:
+            self._by_name.setdefault(name, obj)
+        if obj.identity:
+            self._by_identity.setdefault(obj.identity, obj)
 
     # -- the process before the import -----------------------------------
 
@@ -396,13 +407,14 @@ class _Sim:
                     is_interpreter=True,
                 ),
             )
-        self.objects.extend(out)
+        for obj in out:
+            self._add(obj)
         return out
 
     # -- step 1: dependencies --------------------------------------------
 
     def map_dependencies(self, ext: _Obj) -> list[_Obj]:
-        self.objects.append(ext)
+        self._add(ext)
         order = [ext]
         queue = [ext]
         while queue:
@@ -413,13 +425,14 @@ class _Sim:
                 if self._loaded(needed) is not None:
                     continue
                 new = self._map(needed, obj)
-                self.objects.append(new)
+                self._add(new)  # once more when it is the same file by another name
                 order.append(new)
                 queue.append(new)
         return order
 
     def _loaded(self, name: str) -> _Obj | None:
-        return next((o for o in self.objects if o.matches(name)), None)
+        """The first object of the link map with the name ``name``."""
+        return self._by_name.get(name)
 
     def _chain(self, obj: _Obj) -> tuple[str, ...]:
         out = []
@@ -483,9 +496,7 @@ class _Sim:
                 )
             )
         found = search.found
-        same = next(
-            (o for o in self.objects if found.identity and o.identity == found.identity), None
-        )
+        same = self._by_identity.get(found.identity) if found.identity else None
         if same is not None:
             # The same file by another name: glibc compares device and inode.
             same.names.add(needed)

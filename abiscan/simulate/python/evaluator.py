@@ -30,6 +30,7 @@ import json
 import operator
 import posixpath
 import re
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -52,6 +53,7 @@ __all__ = [
     "Function",
     "ModuleRef",
     "Modules",
+    "NameReads",
     "Namespace",
     "OneOf",
     "Opaque",
@@ -172,7 +174,9 @@ class Function:
             for t in (
                 n.targets
                 if isinstance(n, ast.Assign)
-                else [n.target] if isinstance(n, ast.AnnAssign) else ()
+                else [n.target]
+                if isinstance(n, ast.AnnAssign)
+                else ()
             )
             if isinstance(t, ast.Name)
         )
@@ -627,25 +631,11 @@ class Evaluator:
     def _choices_in(self, node: ast.expr) -> list[str]:
         """The names ``node`` reads that are bound to a OneOf, when it is evaluated once
         per alternative: it mutates nothing (no list or dict grows more than once)."""
+        names = NAME_READS.reads(node)
+        if names is None:
+            return []
         values = self.ns.values
-        names: set[str] = set()
-        # Every node, in any order (the answer does not depend on it), by a list
-        # rather than ast.walk's generators: this runs for every expression evaluated.
-        todo: list[ast.AST] = [node]
-        while todo:
-            n = todo.pop()
-            if isinstance(n, ast.Name):
-                if isinstance(values.get(n.id), OneOf):
-                    names.add(n.id)
-                continue  # its only child is its context
-            if (
-                isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Attribute)
-                and n.func.attr in _MUTATORS
-            ):
-                return []
-            todo.extend(child_nodes(n))
-        return sorted(names)
+        return [n for n in names if isinstance(values.get(n), OneOf)]
 
     def _fork(self, node: ast.expr, names: list[str]) -> Any:
         options = [cast(OneOf, self.ns.values[n]).options for n in names]
@@ -1187,6 +1177,58 @@ class Evaluator:
 # Methods that change their object in place: an expression calling one is not
 # evaluated once per alternative.
 _MUTATORS = frozenset({"append", "extend", "insert", "update", "setdefault"})
+
+
+class NameReads:
+    """The names each expression reads, walked once per expression.
+
+    The evaluator asks before every evaluation (a module's expressions are
+    evaluated again by each run that imports it, and by each call of a function):
+    nodes are kept weakly, so a program's entries go with it.
+    """
+
+    def __init__(self) -> None:
+        self._memo: weakref.WeakKeyDictionary[ast.expr, tuple[str, ...] | None] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.walks = 0  # expressions walked (for tests)
+
+    def __len__(self) -> int:
+        return len(self._memo)  # expressions remembered (their programs alive)
+
+    def reads(self, node: ast.expr) -> tuple[str, ...] | None:
+        """The names ``node`` reads, sorted and each once; None when it calls a method
+        that grows a list or dict (``append``, ``update``...)."""
+        try:
+            return self._memo[node]
+        except KeyError:
+            pass
+        self.walks += 1
+        names = self._memo[node] = _walk_reads(node)
+        return names
+
+
+def _walk_reads(node: ast.expr) -> tuple[str, ...] | None:
+    names: set[str] = set()
+    # Every node, in any order (the answer does not depend on it), by a list
+    # rather than ast.walk's generators.
+    todo: list[ast.AST] = [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, ast.Name):
+            names.add(n.id)
+            continue  # its only child is its context
+        if (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in _MUTATORS
+        ):
+            return None
+        todo.extend(child_nodes(n))
+    return tuple(sorted(names))
+
+
+NAME_READS = NameReads()
 
 
 def _settled(value: Any) -> Any:

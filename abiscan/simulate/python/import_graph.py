@@ -431,7 +431,9 @@ class _SourceText:
             return None
         # The tokenizer ends lines at "\r\n", "\r" and "\n" alone (str.splitlines also
         # at form feeds and other separators, which would shift the numbers).
-        return cls(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
+        if b"\r" in data:  # a search, cheaper than the two copies replacing would make
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return cls(data.split(b"\n"))
 
     def may_hold(self, node: ast.AST, words: tuple[bytes, ...]) -> bool:
         first = getattr(node, "lineno", None)
@@ -1411,17 +1413,18 @@ def extract(
     was parsed from, whose text spares walks of subtrees that cannot matter)."""
     package = module if is_package else module.rpartition(".")[0]
     # A walk of the whole tree costs as much as the extraction: only when the
-    # text can hold a global statement. (The words hold no line end: found in the
-    # joined lines, they are in one line.)
-    joined = "\n".join(lines)
-    declared = _declared_global(tree) if "global" in joined else frozenset()
+    # text can hold a global statement. (The words are ASCII and hold no line end:
+    # found in the joined lines, they are in one line, and in the bytes decoded
+    # with "replace", they are the same bytes; the bytes spare joining the lines.)
+    joined: str | bytes = source if source is not None else "\n".join(lines)
+    declared = _declared_global(tree) if _says(joined, "global") else frozenset()
     conditions = _Conditions(target)
     # A function may rebind them whenever it is called: never trusted statically.
     conditions.consts.update(dict.fromkeys(declared))
     ex = _Extractor(module, package, lines, conditions, is_module, RuntimeChecker(target, stdlib))
     guarded = (
         prefix_guarded_globals(tree)
-        if "globals()" in joined
+        if _says(joined, "globals()")
         else GuardedGlobals(calls=frozenset(), prefixes=())
     )
     ex.guarded_globals = guarded.calls
@@ -1437,7 +1440,8 @@ def extract(
         body=body,
         edges=tuple(ex.edges),
         bound=dict(ex.bound),
-        open_namespace=ex.open_namespace or ("sys.modules[" in joined and _replaces_itself(tree)),
+        open_namespace=ex.open_namespace
+        or (_says(joined, "sys.modules[") and _replaces_itself(tree)),
         open_line=ex.open_line,
         all_names=ex.all_names,
         declared_global=declared,
@@ -1447,6 +1451,13 @@ def extract(
         globals_prefixes=guarded.prefixes,
         lazy=_lazy_table(tree),
     )
+
+
+def _says(text: str | bytes, word: str) -> bool:
+    """Whether ``text`` (the source's decoded lines, or its bytes) holds the ASCII ``word``."""
+    if isinstance(text, bytes):
+        return word.encode("ascii") in text
+    return word in text
 
 
 def _lazy_table(tree: ast.Module) -> dict[str, str]:
