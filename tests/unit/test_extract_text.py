@@ -88,3 +88,23 @@ def test_a_def_whose_text_names_a_lambda_is_walked() -> None:
     expected = {"named": True, "makes": False, "walrus": False, "plain": True}
     assert kept(parsed(source)) == expected
     assert kept(without_text(source)) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "declared"),
+    [
+        (b"def f():\n    global X\n    X = 1\n", {"X"}),
+        (b"def f(): global X; X = 1\n", {"X"}),
+        (b"x = 1;global Y\n", {"Y"}),
+        (b"if x:\n\tglobal \\\n  Z\n", {"Z"}),
+        (b"def f():\r\x0c    global W\r", {"W"}),
+        (b"\xef\xbb\xbfglobal V\n", {"V"}),
+        (b"# a global cache\nCACHE = globals()\nglobal_ = 1\n", set()),
+    ],
+)
+def test_global_statements_are_found_by_the_text_filter_as_by_the_walk(
+    source: bytes, declared: set[str]
+) -> None:
+    # The text decides whether the tree is walked for `global`: never a miss.
+    assert parsed(source).declared_global == declared
+    assert without_text(source).declared_global == declared

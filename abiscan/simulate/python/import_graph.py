@@ -27,6 +27,7 @@ is imported, compiled to bytecode or run. For each module this records
 from __future__ import annotations
 
 import ast
+import codecs
 import io
 import re
 import sys
@@ -375,17 +376,6 @@ def _statements(nodes: Iterable[ast.AST]) -> Iterator[ast.stmt]:
                 todo.extend(block)
 
 
-def _statements_within(node: ast.FunctionDef, limit: int) -> list[ast.stmt] | None:
-    """The statements inside ``node``, or None when there are more than ``limit``: the
-    walk stops there, so a module of long functions is not walked whole for each."""
-    out: list[ast.stmt] = []
-    for n in _statements(node.body):
-        out.append(n)
-        if len(out) > limit:
-            return None
-    return out
-
-
 # What makes a def one the evaluator does not run, and the words its source must hold.
 _UNINLINABLE = (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await)
 _UNINLINABLE_WORDS = (b"lambda", b":=", b"yield", b"await")
@@ -465,13 +455,16 @@ def _inlinable(node: ast.stmt, may_hold: MayHold = _always) -> bool:
     ``_getenv``, psycopg.pq's ``import_from_libpq``)."""
     if not isinstance(node, ast.FunctionDef) or not _plain_def(node):
         return False
-    inner = _statements_within(node, 48)
-    return (
-        inner is not None
-        and all(isinstance(n, _FUNCTION_STATEMENTS) for n in inner)
-        and all(_plain_def(n) for n in inner if isinstance(n, ast.FunctionDef))
-        and not (may_hold(node, _UNINLINABLE_WORDS) and _holds(node, _UNINLINABLE))
-    )
+    # The walk stops at the first statement that rules the def out (most defs have
+    # one near their end, the walk's start) or past 48 statements.
+    for count, n in enumerate(_statements(node.body), 1):
+        if (
+            count > 48
+            or not isinstance(n, _FUNCTION_STATEMENTS)
+            or (isinstance(n, ast.FunctionDef) and not _plain_def(n))
+        ):
+            return False
+    return not (may_hold(node, _UNINLINABLE_WORDS) and _holds(node, _UNINLINABLE))
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -1412,12 +1405,17 @@ def extract(
     directory, for the messages of the runtime API's errors; ``source``: the bytes it
     was parsed from, whose text spares walks of subtrees that cannot matter)."""
     package = module if is_package else module.rpartition(".")[0]
+    text = _SourceText.of(source) if source is not None else None
     # A walk of the whole tree costs as much as the extraction: only when the
     # text can hold a global statement. (The words are ASCII and hold no line end:
     # found in the joined lines, they are in one line, and in the bytes decoded
     # with "replace", they are the same bytes; the bytes spare joining the lines.)
     joined: str | bytes = source if source is not None else "\n".join(lines)
-    declared = _declared_global(tree) if _says(joined, "global") else frozenset()
+    if source is not None and text is not None:  # ASCII spells the statement's words
+        may_declare = _global_statement_in(source)
+    else:
+        may_declare = _says(joined, "global")
+    declared = _declared_global(tree) if may_declare else frozenset()
     conditions = _Conditions(target)
     # A function may rebind them whenever it is called: never trusted statically.
     conditions.consts.update(dict.fromkeys(declared))
@@ -1428,7 +1426,6 @@ def extract(
         else GuardedGlobals(calls=frozenset(), prefixes=())
     )
     ex.guarded_globals = guarded.calls
-    text = _SourceText.of(source) if source is not None else None
     if text is not None:
         ex.may_hold = text.may_hold
     body = ex.block(tree.body, _Ctx())
@@ -1451,6 +1448,28 @@ def extract(
         globals_prefixes=guarded.prefixes,
         lazy=_lazy_table(tree),
     )
+
+
+def _global_statement_in(data: bytes) -> bool:
+    """Whether the source may hold a ``global`` statement: the word where a statement
+    starts (the line's start, or after ``;`` or ``:``, past blanks) and followed by a
+    blank or a line continuation. The word alone is in most modules (``globals()``,
+    comments), and the walk it spared found a statement in few of them."""
+    at = data.find(b"global")
+    while at != -1:
+        if at + 6 < len(data) and data[at + 6] in _BLANK_OR_CONTINUATION:
+            i = at - 1
+            while i >= 0 and data[i] in _BLANK:
+                i -= 1
+            if i < 0 or data[i] in _STATEMENT_START or data[: i + 1] == codecs.BOM_UTF8:
+                return True
+        at = data.find(b"global", at + 6)
+    return False
+
+
+_BLANK = frozenset(b" \t\f")
+_BLANK_OR_CONTINUATION = frozenset(b" \t\f\\")
+_STATEMENT_START = frozenset(b"\n\r;:")
 
 
 def _says(text: str | bytes, word: str) -> bool:
