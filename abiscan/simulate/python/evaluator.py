@@ -1218,6 +1218,8 @@ def _walk_reads(node: ast.expr) -> tuple[str, ...] | None:
         if isinstance(n, ast.Name):
             names.add(n.id)
             continue  # its only child is its context
+        if isinstance(n, ast.Constant):
+            continue  # a leaf
         if (
             isinstance(n, ast.Call)
             and isinstance(n.func, ast.Attribute)

@@ -814,6 +814,17 @@ def _bound_by_call(tree: ast.Module) -> dict[str, tuple[int, str]]:
     return out
 
 
+# What _Extractor.calls does not enter: leaves, and bodies the statement does not run.
+_NOT_WALKED_FOR_CALLS = (
+    ast.Name,
+    ast.Constant,
+    ast.Lambda,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+)
+
+
 class _Extractor:
     """Walks one module's body: the program of import-time steps, and its edges."""
 
@@ -1302,8 +1313,8 @@ class _Extractor:
         reads: set[int] = set()  # globals() calls that only read: 'x' in globals()
         while todo:
             n = todo.pop()
-            if isinstance(n, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
+            if isinstance(n, _NOT_WALKED_FOR_CALLS):
+                continue  # a leaf (a name's only child is its context), or a body not run
             if isinstance(n, ast.Compare):
                 reads.update(
                     id(c)
@@ -1789,6 +1800,8 @@ def _class_names(cls: ast.ClassDef) -> frozenset[str]:
             if isinstance(node.ctx, ast.Store):
                 names.add(node.id)
             continue  # its only child is its context
+        if isinstance(node, ast.Constant):
+            continue  # a leaf
         if isinstance(node, _DEFS):
             names.add(node.name)
         elif isinstance(node, ast.alias):
