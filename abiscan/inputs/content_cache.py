@@ -226,7 +226,10 @@ class ContentCache:
         if self._index is None:
             index: dict[bytes, tuple[str, int, int]] = {}
             for name in sorted(self._packs()):  # named by time: the newest last, and wins
-                entries = self._files.index_of(self.directory, name)
+                try:
+                    entries = self._files.index_of(self.directory, name)
+                except OSError:
+                    continue  # unreadable now (removed by another scan, no descriptor left)
                 if entries is None:
                     _unlink(self.directory / name)  # published whole, so damaged since
                     continue
@@ -367,9 +370,10 @@ class _Files:
         self.pending.clear()
 
     def index_of(self, directory: Path, name: str) -> list[tuple[bytes, int, int]] | None:
-        """A published pack's index; None when it is not a whole pack of this format."""
+        """A published pack's index; None when it is not a whole pack of this format
+        (OSError when it cannot be read: that says nothing of its bytes)."""
+        fd = self._reader(directory, name)
         try:
-            fd = self._reader(directory, name)
             size = os.fstat(fd).st_size
             tail = len(_INDEX_END) + _FOOTER.size
             end = _pread(fd, size - tail, tail) if size >= tail + len(_PACK_MAGIC) else b""

@@ -372,6 +372,58 @@ def test_many_small_packs_are_merged(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert keys == sorted([*(f"k{i}" for i in range(20)), "latest"])
 
 
+def test_a_pack_that_cannot_be_opened_is_a_miss_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a pack whose bytes are wrong is removed: one that cannot be opened now
+    (no file descriptor left, removed by another scan) is a miss, nothing more."""
+    store = ContentCache(tmp_path)
+    store.put("k", 1)
+    store.close()
+    real = os.open
+
+    def no_descriptor(path: Any, *args: Any) -> int:
+        if str(path).endswith(".pack"):
+            raise OSError(24, "Too many open files")
+        return real(path, *args)
+
+    monkeypatch.setattr(os, "open", no_descriptor)
+    assert ContentCache(tmp_path).get("k") is None
+    monkeypatch.undo()
+    assert ContentCache(tmp_path).get("k") == 1
+
+
+def test_a_read_only_cache_is_read_and_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a user who cannot write the directory (denied here for root too): its packs
+    are read, nothing is written, and nothing raises."""
+    store = ContentCache(tmp_path)
+    store.put("k", 1)
+    store.close()
+    real = os.open
+
+    def denied(*_: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    def read_only(path: Any, flags: int, *args: Any) -> int:
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            denied()
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    monkeypatch.setattr(os, "utime", denied)
+    monkeypatch.setattr(os, "replace", denied)
+    reader = ContentCache(tmp_path)
+    assert reader.get("k") == 1
+    reader.put("new", 2)
+    assert reader.get("new") is None
+    reader.close()
+    monkeypatch.undo()
+    assert ContentCache(tmp_path).get("new") is None
+    assert len(list(tmp_path.rglob("*.pack"))) == 1
+
+
 def test_temporary_files_left_by_a_dead_process_are_removed(tmp_path: Path) -> None:
     store = ContentCache(tmp_path)
     store.put("k", 1)
