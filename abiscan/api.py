@@ -153,6 +153,8 @@ def scan(
                 remember(cache, memo, report, complete=not stack.failed_reads)
             return with_wheel_checks(report, specs)
         finally:
+            if cache is not None:
+                cache.close()  # publishes what this process put (one pack)
             for source in sources:
                 source.close()
 

@@ -852,15 +852,23 @@ def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
     news = _News(todo=_pushed(roots))
     todo = list(reversed(binaries))
     stop: Event = _worker["stop"]
-    while todo and not stop.is_set():
-        _take_news(chain, news)
-        if news.next:
-            _summarise_binary(chain, news.next.pop(), news)
-        elif news.parsing:
-            break  # the main process reached its sources: the rest only when asked
-        else:
-            _summarise_binary(chain, todo.pop(), news)
-    _parse_reach(chain, news)
+    cache: ContentCache | None = _worker["cache"]
+    try:
+        while todo and not stop.is_set():
+            _take_news(chain, news)
+            if news.next:
+                _summarise_binary(chain, news.next.pop(), news)
+            elif news.parsing:
+                break  # the main process reached its sources: the rest only when asked
+            else:
+                _summarise_binary(chain, todo.pop(), news)
+        _parse_reach(chain, news)
+    finally:
+        if cache is not None:
+            # Published before the chain says it ended: the main process's close()
+            # waits for every chain, so a scan returns with the workers' packs in place
+            # (a pool's worker ends with os._exit: no finalizer would).
+            cache.flush()
     _send(chain, ("binaries-end", chain, ""))
 
 

@@ -6,13 +6,16 @@ file in a directory), plus a fingerprint of the code that computed the facts
 (abiscan's version, the running Python's grammar and the code's own bytes).
 
 Entries are plain data, never pickles: a cache directory may be shared, and
-reading one back must not run anything. The format is a version line, a
-CRC-32, and a ``marshal`` image of plain values (below). Writes go to a
-temporary file renamed into place (``os.replace``), so concurrent scans never
-see half an entry. The directory is bounded in size: past the bound, the
-least recently used entries are removed. A corrupt entry is ignored (and
-rewritten by the scan that computes it again); a cache directory that is
-absent, read-only or full never fails a scan.
+reading one back must not run anything. An entry is a version line, a
+CRC-32, and a ``marshal`` image of plain values (below). A process writes the
+entries it puts into one pack, a temporary file renamed into place whole
+(``os.replace``) with its index when the scan ends (:meth:`ContentCache.flush`),
+so concurrent scans never see half an entry, nor half a pack. The directory is
+bounded in size: past the bound, the least recently used packs are removed,
+and too many small packs are merged into the next one. A corrupt entry is
+ignored (and rewritten by the scan that computes it again, in a newer pack,
+which wins); a damaged pack is removed; a cache directory that is absent,
+read-only or full never fails a scan (docs/decisions.md, "The content cache in packs").
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import struct
 import sys
 import threading
 import warnings
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -53,8 +57,9 @@ __all__ = [
 ]
 
 # Bump when the layout of an entry changes.
-FORMAT_VERSION = 6  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first;
-# 5: marshal of tagged tuples, one class table per entry; 6: a ``def`` as its source text
+FORMAT_VERSION = 7  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first;
+# 5: marshal of tagged tuples, one class table per entry; 6: a ``def`` as its source text;
+# 7: entries in packs (one per process and scan) with an index, not one file each
 _MAGIC = b"abiscan-cache %d\n" % FORMAT_VERSION
 # Bounded so that a busy CI machine never fills its disk with facts.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -73,7 +78,15 @@ def default_cache_dir() -> Path:
 
 
 class ContentCache:
-    """Plain facts on disk, by key. Every failure to read or write is a miss."""
+    """Plain facts on disk, by key, in packs. Every failure to read or write is a miss.
+
+    Entries this process puts go to its own pack, a temporary file that
+    :meth:`flush` publishes whole (renamed into place, with its index): a cold
+    scan of the real layer wrote some 770 entries, one file each, and creating
+    and renaming those cost more CPU than writing their bytes. Other processes
+    see a pack only once it is published, so never a torn one; this process
+    reads its own pending entries back from the temporary file.
+    """
 
     def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.directory = Path(directory) / f"v{FORMAT_VERSION}"
@@ -82,33 +95,40 @@ class ContentCache:
         self.misses = 0
         self._written = 0
         self._writable = True
-
-    def entry_path(self, key: str) -> Path:
-        """Where the entry for ``key`` lives."""
-        import hashlib  # start-up: a scan without a cache never hashes a key
-
-        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-        return self.directory / digest[:2] / digest[2:]
+        # The published packs' entries, newest pack winning: digest -> (pack, offset,
+        # length); read on first use.
+        self._index: dict[bytes, tuple[str, int, int]] | None = None
+        self._files = _Files()
+        # Publishes the pending pack and closes the files if no one did (a process
+        # that ends with os._exit, as a pool's worker does, must call flush()).
+        weakref.finalize(self, self._files.close, self.directory)
 
     def get(self, key: str) -> Any:
         """The value stored under ``key``; None when absent, unreadable or corrupt."""
-        path = self.entry_path(key)
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-            with _no_collection():
-                value = _unpack(raw, key)
-        except (OSError, CacheFormatError):
-            self.misses += 1
-            return None
-        self.hits += 1
-        with contextlib.suppress(OSError):
-            os.utime(path)  # least recently *used* goes first when trimming
-        return value
+        digest = _digest(key)
+        raw = self._read(digest)
+        if raw is not None:
+            try:
+                with _no_collection():
+                    value = _unpack(raw, key)
+            except CacheFormatError:
+                # Corrupt: a miss, and the entry this scan puts again replaces it.
+                self._forget(digest)
+            else:
+                self.hits += 1
+                return value
+        self.misses += 1
+        return None
 
     def has(self, key: str) -> bool:
         """Whether an entry exists for ``key`` (without reading or checking it)."""
-        return self.entry_path(key).is_file()
+        digest = _digest(key)
+        return digest in self._files.pending or digest in self._published()
+
+    def raw(self, key: str) -> bytes | None:
+        """The bytes stored under ``key`` (an entry :func:`pack_entry` made, unchecked);
+        None when there is none."""
+        return self._read(_digest(key))
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` (plain data, see :func:`encode_plain`); never raises for I/O."""
@@ -123,44 +143,295 @@ class ContentCache:
 
     def put_entry(self, key: str, data: bytes) -> None:
         """Store an entry :func:`pack_entry` made (a worker sends the bytes it stored,
-        not a second encoding of the value); never raises for I/O."""
+        not a second encoding of the value) in this process's pending pack; never
+        raises for I/O."""
         if not self._writable:
             return
-        path = self.entry_path(key)
         try:
-            tmp, fd = _temporary(path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                _unlink(tmp)
-                raise
+            self._files.append(self.directory, _digest(key), data)
         except OSError:
             # Read-only, absent or full: the scan goes on without a cache.
             self._writable = False
+            self._files.drop()
             return
         self._written += len(data)
         if self._written >= _TRIM_EVERY:
             self._written = 0
             self.trim()
 
-    def trim(self) -> None:
-        """Remove the least recently used entries until the cache is within its bound."""
-        entries: list[tuple[float, int, Path]] = []
+    def flush(self) -> None:
+        """Publish the entries put since the last flush as one pack (renamed into place
+        whole), merging the smallest packs into it when there are too many; then trim.
+        Never raises for I/O: what cannot be published is dropped."""
+        files = self._files
+        if not files.pending or files.fd < 0:
+            return
+        packs = self._packs()
+        merged = self._merge_into_pending(packs) if len(packs) >= _MAX_PACKS else []
         try:
-            for sub in self.directory.iterdir():
-                for path in sub.iterdir():
-                    st = path.stat()
-                    entries.append((st.st_mtime, st.st_size, path))
+            name = files.publish(self.directory)
+        except OSError:
+            self._writable = False
+            files.drop()
+            return
+        if self._index is not None:
+            self._index.update((d, (name, off, n)) for d, (off, n) in files.published.items())
+        files.published.clear()
+        for old in merged:
+            _unlink(self.directory / old)
+        self.trim()
+
+    def close(self) -> None:
+        """:meth:`flush`, then close the files this cache holds open."""
+        self.flush()
+        self._files.close(None)
+        self._index = None
+
+    def entries(self) -> Iterator[tuple[str, bytes]]:
+        """Every entry readable now, as its key and bytes (for tests and tools: reads
+        and checks each one)."""
+        for digest in [*self._published(), *self._files.pending]:
+            raw = self._read(digest)
+            key = _entry_key(raw) if raw is not None else None
+            if raw is not None and key is not None and _digest(key) == digest:
+                yield key, raw
+
+    def trim(self) -> None:
+        """Remove the least recently used packs until the cache is within its bound, and
+        temporary files a process left an hour ago or more."""
+        import time
+
+        packs: list[tuple[float, int, str]] = []
+        try:
+            with os.scandir(self.directory) as found:
+                for item in found:
+                    st = item.stat()
+                    if item.name.endswith(_PACK):
+                        packs.append((st.st_mtime, st.st_size, item.name))
+                    elif item.name.startswith(".tmp-") and st.st_mtime < time.time() - 3600:
+                        _unlink(Path(item.path))
         except OSError:
             return
-        total = sum(size for _, size, _ in entries)
-        for _, size, path in sorted(entries, key=lambda e: (e[0], str(e[2]))):
+        total = sum(size for _, size, _ in packs) + self._files.size
+        for _, size, name in sorted(packs):
             if total <= self.max_bytes:
                 break
-            _unlink(path)
+            _unlink(self.directory / name)
+            self._files.forget(name)
             total -= size
+
+    # -- reading packs ---------------------------------------------------------
+
+    def _published(self) -> dict[bytes, tuple[str, int, int]]:
+        if self._index is None:
+            index: dict[bytes, tuple[str, int, int]] = {}
+            for name in sorted(self._packs()):  # named by time: the newest last, and wins
+                try:
+                    entries = self._files.index_of(self.directory, name)
+                except OSError:
+                    continue  # unreadable now (removed by another scan, no descriptor left)
+                if entries is None:
+                    _unlink(self.directory / name)  # published whole, so damaged since
+                    continue
+                index.update((d, (name, off, n)) for d, off, n in entries)
+            self._index = index
+        return self._index
+
+    def _packs(self) -> list[str]:
+        try:
+            return [n for n in os.listdir(self.directory) if n.endswith(_PACK)]
+        except OSError:
+            return []
+
+    def _read(self, digest: bytes) -> bytes | None:
+        files = self._files
+        try:
+            pending = files.pending.get(digest)
+            if pending is not None:
+                return files.read_pending(*pending)
+            where = self._published().get(digest)
+            return files.read(self.directory, *where) if where is not None else None
+        except OSError:
+            return None
+
+    def _forget(self, digest: bytes) -> None:
+        self._files.pending.pop(digest, None)
+        if self._index is not None:
+            self._index.pop(digest, None)
+
+    def _merge_into_pending(self, packs: list[str]) -> list[str]:
+        """Copy the live entries of the smallest packs into the pending one (which is
+        published as the newest, so it wins where they did); the packs merged."""
+        sizes: list[tuple[int, str]] = []
+        for name in packs:
+            with contextlib.suppress(OSError):
+                sizes.append((os.stat(self.directory / name).st_size, name))
+        merged = {name for _, name in sorted(sizes)[: len(sizes) - _MAX_PACKS // 2]}
+        try:
+            for digest, (name, off, n) in list(self._published().items()):
+                if name in merged and digest not in self._files.pending:
+                    self._files.append(self.directory, digest, self._files.read(
+                        self.directory, name, off, n))
+        except OSError:
+            return []  # published without them: they stay
+        return sorted(merged)
+
+
+_PACK = ".pack"
+# A pack: this line, entries one after another (each as pack_entry made it), the
+# index (marshal of (digest, offset, length) triples), then its CRC-32 and length
+# and _INDEX_END.
+_PACK_MAGIC = b"abiscan-pack %d\n" % FORMAT_VERSION
+_FOOTER = struct.Struct("<II")
+_INDEX_END = b"abiscan-index\n"
+# More packs than this (a scan with one source changed writes a small one), and the
+# smallest are merged into the next one published: each scan reads every index.
+_MAX_PACKS = 64
+
+
+def _digest(key: str) -> bytes:
+    import hashlib  # start-up: a scan without a cache never hashes a key
+
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()[:16]
+
+
+def _entry_key(raw: bytes) -> str | None:
+    """The key an entry was stored under; None when it is corrupt."""
+    head = len(_MAGIC) + 4
+    if not raw.startswith(_MAGIC) or len(raw) < head:
+        return None
+    if zlib.crc32(memoryview(raw)[head:]) != struct.unpack_from("<I", raw, len(_MAGIC))[0]:
+        return None
+    try:
+        doc = _marshal_loads(memoryview(raw)[head:])
+    except (EOFError, ValueError, TypeError):
+        return None
+    ok = type(doc) is tuple and len(doc) == 3 and type(doc[0]) is str
+    return doc[0] if ok else None
+
+
+class _Files:
+    """A cache's open files: the pending pack it writes and the packs it reads."""
+
+    def __init__(self) -> None:
+        self.fd = -1  # the pending pack's, open for writing
+        self.tmp: Path | None = None
+        self.size = 0
+        self.pending: dict[bytes, tuple[int, int]] = {}  # digest -> (offset, length)
+        self.published: dict[bytes, tuple[int, int]] = {}  # the last pack published
+        self.readers: dict[str, int] = {}  # a published pack's name -> its fd
+        self.used: set[str] = set()  # the packs whose time of use was set
+
+    def append(self, directory: Path, digest: bytes, data: bytes) -> None:
+        if self.fd < 0:
+            self.tmp, self.fd = _temporary(directory)
+            self.size = 0
+            self._write(_PACK_MAGIC)
+        offset = self.size
+        self._write(data)
+        self.pending[digest] = (offset, len(data))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+
+    def read_pending(self, offset: int, length: int) -> bytes:
+        return _pread(self.fd, offset, length)
+
+    def publish(self, directory: Path) -> str:
+        """Write the index, close and rename the pending pack into place; its name."""
+        import time
+
+        index = marshal.dumps([(d, off, n) for d, (off, n) in self.pending.items()])
+        self._write(index + _FOOTER.pack(zlib.crc32(index), len(index)) + _INDEX_END)
+        os.close(self.fd)
+        self.fd = -1
+        name = f"{time.time_ns():016x}-{os.getpid()}-{next(_TEMPORARIES)}{_PACK}"
+        assert self.tmp is not None
+        try:
+            os.replace(self.tmp, directory / name)
+        except OSError:
+            _unlink(self.tmp)
+            raise
+        self.tmp = None
+        self.published, self.pending, self.size = self.pending, {}, 0
+        return name
+
+    def drop(self) -> None:
+        """Forget the pending pack (its entries are not cached)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+        if self.tmp is not None:
+            _unlink(self.tmp)
+        self.fd, self.tmp, self.size = -1, None, 0
+        self.pending.clear()
+
+    def index_of(self, directory: Path, name: str) -> list[tuple[bytes, int, int]] | None:
+        """A published pack's index; None when it is not a whole pack of this format
+        (OSError when it cannot be read: that says nothing of its bytes)."""
+        fd = self._reader(directory, name)
+        try:
+            size = os.fstat(fd).st_size
+            tail = len(_INDEX_END) + _FOOTER.size
+            end = _pread(fd, size - tail, tail) if size >= tail + len(_PACK_MAGIC) else b""
+            if not end.endswith(_INDEX_END) or _pread(fd, 0, len(_PACK_MAGIC)) != _PACK_MAGIC:
+                return None
+            crc, length = _FOOTER.unpack_from(end)
+            start = size - tail - length
+            index = _pread(fd, start, length) if start >= len(_PACK_MAGIC) else b""
+            if len(index) != length or zlib.crc32(index) != crc:
+                return None
+            entries = _marshal_loads(memoryview(index))
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        ok = type(entries) is list and all(
+            type(e) is tuple and len(e) == 3 and type(e[0]) is bytes
+            and type(e[1]) is int and type(e[2]) is int and 0 < e[1] <= e[1] + e[2] <= start
+            for e in entries
+        )
+        return entries if ok else None
+
+    def read(self, directory: Path, name: str, offset: int, length: int) -> bytes:
+        fd = self._reader(directory, name)
+        if name not in self.used:
+            self.used.add(name)
+            # The least recently *used* pack goes first when trimming.
+            with contextlib.suppress(OSError):
+                os.utime(directory / name)
+        return _pread(fd, offset, length)
+
+    def _reader(self, directory: Path, name: str) -> int:
+        fd = self.readers.get(name)
+        if fd is None:
+            fd = self.readers[name] = os.open(
+                directory / name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+            )
+        return fd
+
+    def forget(self, name: str) -> None:
+        fd = self.readers.pop(name, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def close(self, directory: Path | None) -> None:
+        """Close every file; the pending pack published in ``directory`` (else dropped)."""
+        if directory is not None and self.pending and self.fd >= 0:
+            with contextlib.suppress(OSError):
+                self.publish(directory)
+        self.drop()
+        for name in list(self.readers):
+            self.forget(name)
+
+
+def _pread(fd: int, offset: int, length: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        raise OSError("a pack shorter than its index says")
+    return data
 
 
 @contextlib.contextmanager
@@ -190,7 +461,7 @@ def _temporary(directory: Path) -> tuple[Path, int]:
     """A new file in ``directory`` (made if absent), open for writing, named for this
     process and thread: ``tempfile.mkstemp`` draws random names in Python, and a
     ``mkdir`` before each write cost a cold scan about 0.1 s in system calls."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for attempt in range(100):
         tmp = directory / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_TEMPORARIES)}"
         try:

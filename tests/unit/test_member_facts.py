@@ -179,11 +179,12 @@ def test_a_corrupt_member_entry_is_a_miss(tmp_path: Path) -> None:
     layer = _layer(tmp_path)
     cache = tmp_path / "cache"
     cold = _scan(layer, jobs=1, cache_dir=cache)
-    for path in cache.rglob("*"):
-        if path.is_file():
-            raw = bytearray(path.read_bytes())
-            raw[-1] ^= 0xFF
-            path.write_bytes(bytes(raw))
+    from abiscan.inputs.content_cache import ContentCache
+
+    store = ContentCache(cache)
+    for key, raw in list(store.entries()):  # stored again, damaged, in a newer pack
+        store.put_entry(key, raw[:-1] + bytes([raw[-1] ^ 0xFF]))
+    store.close()
     assert _scan(layer, jobs=1, cache_dir=cache) == cold
 
 
@@ -264,7 +265,10 @@ def test_members_read_are_one_cache_entry_per_input(tmp_path: Path) -> None:
     layer = _layer(tmp_path)
     cache = tmp_path / "cache"
     _scan(layer, jobs=1, cache_dir=cache)
-    entries = [p for p in cache.rglob("*") if p.is_file()]
-    # 2 parsed modules, 5 binaries' summaries (one file each, however often linked), 1 list,
-    # and the scan's report (abiscan.result_memo).
+    from abiscan.inputs.content_cache import ContentCache
+
+    entries = list(ContentCache(cache).entries())
+    # 2 parsed modules, 5 binaries' summaries (one entry each, however often linked),
+    # 1 list, and the scan's report (abiscan.result_memo).
     assert len(entries) == 2 + 5 + 1 + 1
+    assert len([p for p in cache.rglob("*") if p.is_file()]) == 1  # in one pack

@@ -281,10 +281,10 @@ def test_a_changed_file_in_a_directory_misses(tmp_path: Path, analyses: _Analyse
     assert analyses.count == 4
 
 
-def _memo_path(cache: Path, analyses: _Analyses) -> Path:
+def _memo_key(analyses: _Analyses) -> str:
     key = analyses.keys[-1]
     assert key is not None
-    return ContentCache(cache).entry_path(key)
+    return key
 
 
 @pytest.mark.parametrize("damage", ["truncated", "another value", "another key"])
@@ -294,18 +294,21 @@ def test_a_corrupt_memo_entry_is_a_miss_and_rewritten(
     layer = write_zip(tmp_path / "layer.zip", _members())
     cache = tmp_path / "cache"
     fresh = _json([layer], cache_dir=cache)
-    path = _memo_path(cache, analyses)
-    assert path.is_file()
+    key = _memo_key(analyses)
     store = ContentCache(cache)
+    stored = store.raw(key)
+    assert stored is not None
+    # Stored again, damaged, in a newer pack: it is the entry a scan reads.
     if damage == "truncated":
-        path.write_bytes(path.read_bytes()[:-20])
+        store.put_entry(key, stored[:-20])
     elif damage == "another value":
-        key = analyses.keys[-1]
-        assert key is not None
         store.put(key, ("not", "a", "report", (), "x"))
     else:
         store.put("another key", (1,))
-        path.write_bytes(store.entry_path("another key").read_bytes())
+        other = store.raw("another key")
+        assert other is not None
+        store.put_entry(key, other)
+    store.close()
     assert _json([layer], cache_dir=cache) == fresh
     assert analyses.count == 2
     assert _json([layer], cache_dir=cache) == fresh
@@ -350,7 +353,7 @@ def test_a_failed_read_is_not_remembered(tmp_path: Path, analyses: _Analyses) ->
     assert "over the memory budget" in first
     assert _json([layer], cache_dir=cache, memory_budget=budget, imports=["pkg.big"]) == first
     assert analyses.count == 2
-    assert not _memo_path(cache, analyses).exists()
+    assert not ContentCache(cache).has(_memo_key(analyses))
 
 
 def test_an_internal_error_is_not_remembered(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -132,7 +133,7 @@ def test_workers_parse_only_what_the_imports_reach(tmp_path: Path) -> None:
     def entries(jobs: int) -> int:
         cache = tmp_path / f"cache{jobs}"
         _json([layer], jobs=jobs, cache_dir=cache)
-        return sum(1 for p in (cache / f"v{FORMAT_VERSION}").rglob("*") if p.is_file())
+        return sum(1 for _ in ContentCache(cache).entries())
 
     alone = entries(1)  # the modules the scan reaches, and the binaries' summaries
     assert alone >= 90
@@ -210,9 +211,14 @@ def test_a_warm_scan_starts_no_workers_for_what_no_scan_reaches(
     cache = tmp_path / "cache"
     cold = _json([layer], jobs=2, cache_dir=cache)
     # What a cold scan's workers may not have parsed before they were stopped:
-    for path in (cache / f"v{FORMAT_VERSION}").rglob("*"):
-        if path.is_file() and b"broken.sub" in path.read_bytes():
-            path.unlink()
+    old = ContentCache(cache)
+    kept = [(key, raw) for key, raw in old.entries() if b"broken.sub" not in raw]
+    old.close()
+    shutil.rmtree(cache)
+    new = ContentCache(cache)
+    for key, raw in kept:
+        new.put_entry(key, raw)
+    new.close()
     started = _count_pools(monkeypatch)
     assert _json([layer], jobs=2, cache_dir=cache) == cold
     assert started == []
@@ -277,15 +283,159 @@ def test_corrupt_entry_is_ignored_and_rewritten(layer: Path, tmp_path: Path) -> 
     cache = tmp_path / "cache"
     plain = _json([layer], jobs=1, use_cache=False)
     _json([layer], jobs=1, cache_dir=cache)
-    files = [p for p in (cache / f"v{FORMAT_VERSION}").rglob("*") if p.is_file()]
-    for p in files:
-        data = p.read_bytes()
-        p.write_bytes(data[: len(data) // 2] + b"garbage")
-    assert _json([layer], jobs=1, cache_dir=cache) == plain
     store = ContentCache(cache)
-    rewritten = [p for p in files if b"garbage" not in p.read_bytes()]
-    assert len(rewritten) == len(files)
-    assert store.directory.is_dir()
+    good = dict(store.entries())
+    for key, raw in good.items():  # stored again, damaged, in a newer pack: read first
+        store.put_entry(key, raw[: len(raw) // 2] + b"garbage")
+    store.close()
+    assert _json([layer], jobs=1, cache_dir=cache) == plain
+    rewritten = dict(ContentCache(cache).entries())  # checked: none damaged
+    assert rewritten.keys() == good.keys()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "bad index"])
+def test_a_damaged_pack_is_ignored_removed_and_rewritten(
+    layer: Path, tmp_path: Path, damage: str
+) -> None:
+    """A pack is published whole; one damaged since (a torn copy, a full disk) is
+    never read: its entries are misses, and the scan writes them again."""
+    cache = tmp_path / "cache"
+    plain = _json([layer], jobs=1, use_cache=False)
+    _json([layer], jobs=1, cache_dir=cache)
+    keys = {key for key, _ in ContentCache(cache).entries()}
+    packs = list((cache / f"v{FORMAT_VERSION}").glob("*.pack"))
+    assert packs and keys
+    for pack in packs:
+        data = pack.read_bytes()
+        if damage == "truncated":
+            pack.write_bytes(data[: len(data) // 2])
+        elif damage == "garbage":
+            pack.write_bytes(b"garbage" * 100)
+        elif damage == "empty":
+            pack.write_bytes(b"")
+        else:  # the index's last byte changed: its CRC-32 no longer matches
+            end = len(data) - len(b"abiscan-index\n") - 8
+            pack.write_bytes(data[: end - 1] + bytes([data[end - 1] ^ 1]) + data[end:])
+    assert _json([layer], jobs=1, cache_dir=cache) == plain
+    assert not any(p.exists() for p in packs)  # removed when found damaged
+    assert {key for key, _ in ContentCache(cache).entries()} == keys
+
+
+def test_two_writers_publish_whole_packs(tmp_path: Path) -> None:
+    """Two processes (here two caches) writing the same directory: neither sees the
+    other's entries before it publishes them, both after, and one key written by
+    both reads as either (the same facts)."""
+    one, two = ContentCache(tmp_path), ContentCache(tmp_path)
+    one.put("a", 1)
+    one.put("both", (1, "x"))
+    two.put("b", 2)
+    two.put("both", (1, "x"))
+    assert one.get("a") == 1  # its own pending entries, read back
+    assert two.get("a") is None and not two.has("a")
+    assert list((tmp_path / f"v{FORMAT_VERSION}").glob("*.pack")) == []
+    one.close()
+    two.flush()
+    third = ContentCache(tmp_path)
+    assert (third.get("a"), third.get("b"), third.get("both")) == (1, 2, (1, "x"))
+    assert len(list((tmp_path / f"v{FORMAT_VERSION}").glob("*.pack"))) == 2
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_an_unflushed_cache_publishes_when_collected(tmp_path: Path) -> None:
+    import gc
+
+    store = ContentCache(tmp_path)
+    store.put("k", "v")
+    del store
+    gc.collect()
+    assert ContentCache(tmp_path).get("k") == "v"
+
+
+def test_many_small_packs_are_merged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each scan writes a pack, and each scan reads every pack's index: past a bound,
+    the smallest are merged into the next one published, every entry kept (the
+    newest of a key winning)."""
+    from abiscan.inputs import content_cache
+
+    monkeypatch.setattr(content_cache, "_MAX_PACKS", 8)
+    for i in range(20):
+        store = ContentCache(tmp_path)
+        store.put(f"k{i}", i)
+        store.put("latest", i)
+        store.close()
+    packs = list((tmp_path / f"v{FORMAT_VERSION}").glob("*.pack"))
+    assert len(packs) <= 8  # twenty without merging
+    store = ContentCache(tmp_path)
+    assert [store.get(f"k{i}") for i in range(20)] == list(range(20))
+    assert store.get("latest") == 19
+    keys = sorted(k for k, _ in store.entries())
+    assert keys == sorted([*(f"k{i}" for i in range(20)), "latest"])
+
+
+def test_a_pack_that_cannot_be_opened_is_a_miss_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a pack whose bytes are wrong is removed: one that cannot be opened now
+    (no file descriptor left, removed by another scan) is a miss, nothing more."""
+    store = ContentCache(tmp_path)
+    store.put("k", 1)
+    store.close()
+    real = os.open
+
+    def no_descriptor(path: Any, *args: Any) -> int:
+        if str(path).endswith(".pack"):
+            raise OSError(24, "Too many open files")
+        return real(path, *args)
+
+    monkeypatch.setattr(os, "open", no_descriptor)
+    assert ContentCache(tmp_path).get("k") is None
+    monkeypatch.undo()
+    assert ContentCache(tmp_path).get("k") == 1
+
+
+def test_a_read_only_cache_is_read_and_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a user who cannot write the directory (denied here for root too): its packs
+    are read, nothing is written, and nothing raises."""
+    store = ContentCache(tmp_path)
+    store.put("k", 1)
+    store.close()
+    real = os.open
+
+    def denied(*_: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    def read_only(path: Any, flags: int, *args: Any) -> int:
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            denied()
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    monkeypatch.setattr(os, "utime", denied)
+    monkeypatch.setattr(os, "replace", denied)
+    reader = ContentCache(tmp_path)
+    assert reader.get("k") == 1
+    reader.put("new", 2)
+    assert reader.get("new") is None
+    reader.close()
+    monkeypatch.undo()
+    assert ContentCache(tmp_path).get("new") is None
+    assert len(list(tmp_path.rglob("*.pack"))) == 1
+
+
+def test_temporary_files_left_by_a_dead_process_are_removed(tmp_path: Path) -> None:
+    store = ContentCache(tmp_path)
+    store.put("k", 1)
+    store.close()
+    left = store.directory / ".tmp-1-2-3"
+    left.write_bytes(b"half a pack")
+    recent = store.directory / ".tmp-1-2-4"
+    recent.write_bytes(b"being written")
+    os.utime(left, (1_000_000, 1_000_000))
+    store.trim()
+    assert not left.exists() and recent.exists()
+    assert ContentCache(tmp_path).get("k") == 1
 
 
 @pytest.mark.parametrize("how", ["under-a-file", "read-only"])
@@ -313,36 +463,46 @@ def test_atomic_write_leaves_no_partial_entry(
 
     monkeypatch.setattr(os, "replace", fail)
     store.put("k", {"a": (1, b"x")})
+    store.flush()  # the pack cannot be published: dropped whole
     monkeypatch.undo()
-    assert store.get("k") is None
+    assert ContentCache(tmp_path).get("k") is None
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     store = ContentCache(tmp_path)
     store.put("k", {"a": (1, b"x")})
-    assert store.get("k") == {"a": (1, b"x")}
+    store.close()
+    assert ContentCache(tmp_path).get("k") == {"a": (1, b"x")}
     assert not [p for p in tmp_path.rglob(".tmp-*")]
 
 
-def test_cache_is_bounded_oldest_evicted(tmp_path: Path) -> None:
+def test_cache_is_bounded_least_recently_used_evicted(tmp_path: Path) -> None:
     store = ContentCache(tmp_path, max_bytes=4000)
+    packs = store.directory
     for i in range(40):
+        if i == 35:  # read, so used after the packs of k31..k34: kept over them
+            assert ContentCache(tmp_path).get("k30") == b"x" * 500
         store.put(f"k{i}", b"x" * 500)
-        path = store.entry_path(f"k{i}")
-        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+        store.flush()  # one pack each (and a trim)
+        newest = max(packs.glob("*.pack"))
+        os.utime(newest, (1_000_000 + i, 1_000_000 + i))
     store.trim()
     total = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
     assert total <= 4000
-    assert store.get("k39") == b"x" * 500
-    assert store.get("k0") is None
+    reader = ContentCache(tmp_path)
+    assert reader.get("k39") == b"x" * 500
+    assert reader.get("k30") == b"x" * 500
+    assert reader.get("k0") is None
+    assert reader.get("k34") is None
 
 
 def test_entries_naming_foreign_classes_are_refused(tmp_path: Path) -> None:
     """A forged entry (valid checksum) naming a class outside abiscan is a miss."""
     store = ContentCache(tmp_path)
     store.put("k", (1, "a"))
-    path = store.entry_path("k")
+    stored = store.raw("k")
+    assert stored is not None
     body = marshal.dumps(("k", (("object", "os:system", ()),), (4, 0)))
-    magic = path.read_bytes().split(b"\n", 1)[0] + b"\n"
-    path.write_bytes(magic + struct.pack("<I", zlib.crc32(body)) + body)
+    magic = stored.split(b"\n", 1)[0] + b"\n"
+    store.put_entry("k", magic + struct.pack("<I", zlib.crc32(body)) + body)
     assert store.get("k") is None
     with pytest.raises(CacheFormatError):
         decode_plain(((("enum", "subprocess:Popen", ()),), (3, 0, 1)))
@@ -359,12 +519,15 @@ def test_entries_holding_other_values_are_refused(tmp_path: Path) -> None:
     an entry holding one is a miss, never a value."""
     store = ContentCache(tmp_path)
     store.put("k", (1, "a"))
-    path = store.entry_path("k")
-    magic = path.read_bytes().split(b"\n", 1)[0] + b"\n"
+    stored = store.raw("k")
+    assert stored is not None
+    magic = stored.split(b"\n", 1)[0] + b"\n"
     for forged in ((0, compile("1", "x", "eval")), (0, {1, 2}), [1, ["a", {"a": 1}]]):
         body = marshal.dumps(("k", (), forged))
-        path.write_bytes(magic + struct.pack("<I", zlib.crc32(body)) + body)
+        store.put_entry("k", magic + struct.pack("<I", zlib.crc32(body)) + body)
         assert store.get("k") is None
+        store.close()
+        assert ContentCache(tmp_path).get("k") is None  # published, still refused
     store.put("k", (1, "a"))
     assert store.get("k") == (1, "a")
 
@@ -662,5 +825,7 @@ def test_an_entry_packed_once_is_stored_and_read_as_put_would(tmp_path: Path) ->
     store = ContentCache(tmp_path / "absent")
     store.put_entry("k", entry)
     assert store.get("k") == value
-    assert store.entry_path("k").read_bytes() == entry
+    assert store.raw("k") == entry
+    store.close()
+    assert ContentCache(tmp_path / "absent").raw("k") == entry
     assert not [p for p in tmp_path.rglob(".tmp-*")]
