@@ -577,8 +577,8 @@ def test_cli_scan_without_cache_or_workers_loads_no_prefetch(tmp_path: Path) -> 
     layer = write_zip(tmp_path / "one.zip", {"python/_one.cpython-312-x86_64-linux-gnu.so": so})
     watched = ("abiscan.prefetch", "abiscan.inputs.content_cache", "abiscan.result_memo",
                "abiscan.report.sarif", "abiscan.rules.binaries", "abiscan.rules.linker",
-               "abiscan.rules.symbols", "abiscan.target.bytecode", "abiscan.target.schema",
-               "isal")
+               "abiscan.rules.symbols", "abiscan.rules.imports", "abiscan.target.bytecode",
+               "abiscan.target.schema", "isal")
     code = ("import sys, io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
             "with contextlib.redirect_stdout(out): status = main(sys.argv[1:])\n"
             f"print(status, sorted(m for m in sys.modules if m in {watched!r}))\n"
