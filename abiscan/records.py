@@ -24,7 +24,9 @@ prints (docs/decisions.md, *Start-up*). Here the class is made with
 A method the class body defines is kept, as ``dataclass`` keeps it (and, as
 there, an ``__eq__`` defined without ``__hash__`` still gets the field hash).
 What differs is introspection only: ``__dataclass_params__`` says
-``eq=False, repr=False``.
+``eq=False, repr=False``. The fields are made by ``dataclass`` too, without its
+three lookups of each string annotation when none can name a ``ClassVar``,
+``InitVar`` or ``KW_ONLY`` (:func:`_fields_made`).
 
 :func:`mutable_record` is ``dataclasses.dataclass()`` (not frozen) made the same
 way: ``__init__`` and ``__eq__`` compiled on first use, the shared ``__repr__``,
