@@ -26,7 +26,7 @@ from abiscan.progress import ScanProgress, reporting
 from abiscan.records import mutable_record
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Candidate, InputSummary, ModuleOutcome, Outcome, Report
-from abiscan.rules import imports, layers
+from abiscan.rules import layers
 from abiscan.rules.impact import impact_findings
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
@@ -569,6 +569,8 @@ def _shadowing_findings(
         specs = importer.providers(name)
         if len(specs) > 1:
             winner = specs[0]
+            from abiscan.rules import imports  # start-up: loaded for a finding only
+
             for loser in specs[1:]:
                 sf = stack.file(loser.origin or "")
                 out.append(
@@ -591,6 +593,8 @@ def _shadowing_findings(
                 continue
             sf = stack.file(spec.origin)
             runtime_label = f"{pkg.name} {pkg.version}" if pkg.version else pkg.name
+            from abiscan.rules import imports  # start-up: loaded for a finding only
+
             out.append(
                 imports.shadows_runtime(
                     name,
@@ -701,6 +705,8 @@ def _passed_over(
                 continue
             why = f"never tried: {mm.reason}"
             if res.spec is None or res.spec.loader_kind != "extension":
+                from abiscan.rules import imports  # start-up: loaded for a finding only
+
                 findings.append(
                     imports.not_tried(cand.name, p, mm, origin, res.spec, res.error, target)
                 )
@@ -812,5 +818,7 @@ def _dead_root_findings(
                 if sf.target_path.startswith(root.path + "/")
             }
         )
+        from abiscan.rules import imports  # start-up: loaded for a finding only
+
         out.append(imports.outside_sys_path(root.path, root.why, names, hidden, sources, target))
     return out

@@ -19,7 +19,6 @@ from abiscan.inputs.stack import Provenance, Stack
 from abiscan.records import record
 from abiscan.report.findings import Finding, PredictedError
 from abiscan.report.model import Outcome
-from abiscan.rules import imports
 from abiscan.simulate.imports.extension_tags import ExtensionTag, parse_extension_filename
 from abiscan.simulate.linker.dlopen import BindMemo, simulate_dlopen
 from abiscan.simulate.linker.identity import verify_identity
@@ -97,6 +96,8 @@ def load_extension(
             others: tuple[str, ...] = elf.pyinit_names
         except ElfError:
             others = ()  # a damaged name elsewhere in the table: the verdict stands
+        from abiscan.rules import imports  # start-up: loaded for a finding only
+
         finding, error = imports.missing_init(module, path, others, origin)
         return "error", error, finding.message, [*link.findings, finding]
     if tag is not None and tag.kind == "untagged":
@@ -428,5 +429,7 @@ def load_bytecode(
         return "ok", None, f"bytecode for CPython {target.python}", []
     written = version_of_magic(magic)
     by = f"CPython {written[0]}.{written[1]}" if written else "an unknown Python"
+    from abiscan.rules import imports  # start-up: loaded for a finding only
+
     finding, error = imports.bad_magic(module, path, magic, by, origin, target)
     return "error", error, finding.message, [finding]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import cache
+from itertools import compress
 from typing import Any
 
 from abiscan.records import record
@@ -93,7 +94,11 @@ def _expand(spec: str) -> list[int]:
 def _exported_by(minor: int) -> frozenset[str]:
     """The names CPython 3.``minor`` exports: one version decoded, not every one
     (a scan needs one; decoding all took some 10 ms of its start-up)."""
-    return frozenset(name for name, spec in _table()["symbols"].items() if _covers(spec, minor))
+    symbols: dict[str, str] = _table()["symbols"]
+    # Each distinct range tested once; the names then picked in C (compress), not
+    # one generator step per name.
+    covering = {spec for spec in set(symbols.values()) if _covers(spec, minor)}
+    return frozenset(compress(symbols, map(covering.__contains__, symbols.values())))
 
 
 @cache  # a few hundred distinct ranges for some 2,500 names

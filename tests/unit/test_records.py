@@ -40,7 +40,12 @@ _BODIES = {
     "init_false": ("class C:\n    'doc'\n    a: int\n"
                    "    b: dict = field(default_factory=dict, init=False, compare=False)\n"),
     "undocumented": "class C:\n    a: int\n    b: str = 'x'\n",
+    # dataclass looks a string annotation's leading name up in the class's module:
+    # an alias of ClassVar there makes a pseudo-field as ClassVar itself does.
+    "classvar_alias": "class C:\n    'doc'\n    a: int\n    K: ClassVarAlias[int] = 3\n",
 }
+
+ClassVarAlias: Any = ClassVar
 
 
 def _build(body: str, decorate: Any) -> type:
@@ -86,7 +91,8 @@ def _behaviour(cls: type, args: list[tuple[Any, ...]]) -> list[object]:
         seen.append(_outcome(lambda x=x: delattr(copy.copy(x), "a")))
         seen.append(_outcome(lambda x=x: dataclasses.replace(x) == x))
         seen.append(copy.deepcopy(x) == x)
-    seen.append([f.name for f in dataclasses.fields(cls)])
+    seen.append([(f.name, f.type, repr(f)) for f in dataclasses.fields(cls)])
+    seen.append((cls.__annotations__, list(cls.__dataclass_fields__)))
     seen.append((cls.__match_args__, cls.__dataclass_params__.frozen))
     seen.append(_outcome(lambda: len({*objs, *map(copy.copy, objs)})))
     return seen
@@ -105,6 +111,7 @@ _ARGS: dict[str, list[tuple[Any, ...]]] = {
     "post_init": [(1,), (2, [5])],
     "init_false": [(1,), (2,)],
     "undocumented": [(1,), (1, "y")],
+    "classvar_alias": [(1,), (2,)],
 }
 
 

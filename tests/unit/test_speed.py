@@ -740,8 +740,8 @@ def test_cli_scan_without_cache_or_workers_loads_no_prefetch(tmp_path: Path) -> 
     layer = write_zip(tmp_path / "one.zip", {"python/_one.cpython-312-x86_64-linux-gnu.so": so})
     watched = ("abiscan.prefetch", "abiscan.inputs.content_cache", "abiscan.result_memo",
                "abiscan.report.sarif", "abiscan.rules.binaries", "abiscan.rules.linker",
-               "abiscan.rules.symbols", "abiscan.target.bytecode", "abiscan.target.schema",
-               "isal")
+               "abiscan.rules.symbols", "abiscan.rules.imports", "abiscan.target.bytecode",
+               "abiscan.target.schema", "isal")
     code = ("import sys, io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
             "with contextlib.redirect_stdout(out): status = main(sys.argv[1:])\n"
             f"print(status, sorted(m for m in sys.modules if m in {watched!r}))\n"
@@ -768,7 +768,8 @@ def test_cli_scan_of_one_extension_compiles_no_record_equality(tmp_path: Path) -
     (``dataclass`` compiled both, and ``__init__``, ``__setattr__``, ``__delattr__`` and
     ``__repr__``, for every class at import: docs/decisions.md, *Start-up*); and it
     makes no class with ``dataclass`` itself, and compiles no ``__init__``: each
-    comes compiled with the package (:mod:`abiscan._record_inits`)."""
+    comes compiled with the package (:mod:`abiscan._record_inits`). Each field's
+    ``type`` is its annotation, as ``dataclass`` makes it."""
     import subprocess
     import sys
 
@@ -791,11 +792,16 @@ def test_cli_scan_of_one_extension_compiles_no_record_equality(tmp_path: Path) -
             "# an __init__ compiled now, not with the package (abiscan._record_inits)\n"
             "inits = sorted(c.__name__ for c in records\n"
             "               if c.__dict__['__init__'].__code__.co_filename == '<string>')\n"
-            "print(status, len(records) > 40, compiled, made, inits)")
+            "# a field whose type is not its annotation (records make their fields\n"
+            "# without dataclass's lookups, then give each its annotation back)\n"
+            "typed = sorted(f'{c.__name__}.{n}' for c in records\n"
+            "               for n, f in c.__dataclass_fields__.items()\n"
+            "               if f.type is not c.__dict__['__annotations__'][n])\n"
+            "print(status, len(records) > 40, compiled, made, inits, typed)")
     run = subprocess.run([sys.executable, "-c", code, "scan", str(layer), "--no-cache"],
                          capture_output=True, text=True, check=True, cwd=tmp_path)
     # If a record of the scan's path changed: python tools/gen_record_inits.py
-    assert run.stdout.strip() == "0 True [] [] []"
+    assert run.stdout.strip() == "0 True [] [] [] []"
 
 
 def test_four_threads_with_workers_and_one_cache_agree(layer: Path, tmp_path: Path) -> None:
