@@ -24,9 +24,7 @@ prints (docs/decisions.md, *Start-up*). Here the class is made with
 A method the class body defines is kept, as ``dataclass`` keeps it (and, as
 there, an ``__eq__`` defined without ``__hash__`` still gets the field hash).
 What differs is introspection only: ``__dataclass_params__`` says
-``eq=False, repr=False``. The fields are made by ``dataclass`` too, without its
-three lookups of each string annotation when none can name a ``ClassVar``,
-``InitVar`` or ``KW_ONLY`` (:func:`_fields_made`).
+``eq=False, repr=False``.
 
 :func:`mutable_record` is ``dataclasses.dataclass()`` (not frozen) made the same
 way: ``__init__`` and ``__eq__`` compiled on first use, the shared ``__repr__``,
@@ -45,9 +43,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import re
 import sys
-import typing
 import weakref
 from _thread import get_ident
 from collections.abc import Callable
@@ -74,7 +70,7 @@ def record(cls: type[_T]) -> type[_T]:
     """``@dataclass(frozen=True)``, its methods made on first use (see the module)."""
     own = dict(cls.__dict__)
     if _plain(cls, own):
-        cls = _fields_made(cls, own)
+        cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]
         _attach(cls, _first_init(cls, fields, frozen=True))
         for method in _frozen(cls, fields):
@@ -103,7 +99,7 @@ def mutable_record(cls: type[_T]) -> type[_T]:
     own = dict(cls.__dict__)
     if not _plain(cls, own):
         return dataclasses.dataclass(cls)
-    cls = _fields_made(cls, own)
+    cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     _attach(cls, _first_init(cls, fields, frozen=False))
     params = cls.__dataclass_params__  # type: ignore[attr-defined]
@@ -131,58 +127,6 @@ def _plain(cls: type, own: dict[str, Any]) -> bool:
                     for v in own.values())
         and "__setattr__" not in own
         and "__delattr__" not in own
-    )
-
-
-# What ``dataclass`` reads of a string annotation to tell a ClassVar, InitVar or
-# KW_ONLY pseudo-field (CPython's dataclasses._MODULE_IDENTIFIER_RE).
-_HEAD = re.compile(r"^(?:\s*(\w+)\s*\.)?\s*(\w+)")
-
-
-def _fields_made(cls: type[_T], own: dict[str, Any]) -> type[_T]:
-    """``dataclass(init=False, repr=False, eq=False)(cls)``: the same fields, each
-    with its own annotation as its ``type``.
-
-    ``dataclass`` looks up the name each string annotation starts with three times
-    per field (ClassVar, InitVar, KW_ONLY?): a third of making a record, for
-    fields none of which is one. When no annotation's leading name is one of those
-    (looked up here once, as ``dataclass`` looks it up), it is given the same
-    names annotated with ``object``, which it tells apart without a lookup, and
-    each field gets its annotation back; otherwise it reads them itself.
-    """
-    notes = own.get("__annotations__")
-    module = sys.modules.get(cls.__module__)
-    if not notes or module is None or sys.version_info >= (3, 14) or any(
-        _maybe_pseudo(note, module.__dict__) for note in notes.values()
-    ):
-        return dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
-    cls.__annotations__ = dict.fromkeys(notes, object)
-    try:
-        made = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
-    finally:
-        cls.__annotations__ = notes
-    for f in dataclasses.fields(made):  # type: ignore[arg-type]
-        f.type = notes[f.name]
-    return made
-
-
-def _maybe_pseudo(note: object, namespace: dict[str, Any]) -> bool:
-    """Whether ``dataclass`` could read ``note`` as a ClassVar, InitVar or KW_ONLY
-    (any note not a string, or naming a module, is left to it)."""
-    if not isinstance(note, str):
-        return True
-    head = _HEAD.match(note)
-    if head is None:
-        return False  # dataclass's own lookup fails the same way: a field
-    if head.group(1) is not None:
-        return True
-    named = namespace.get(head.group(2))
-    return (
-        named is typing.ClassVar
-        or getattr(named, "__origin__", None) is typing.ClassVar
-        or named is dataclasses.InitVar
-        or isinstance(named, dataclasses.InitVar)
-        or named is dataclasses.KW_ONLY
     )
 
 
