@@ -169,14 +169,13 @@ class ContentCache:
         packs = self._packs()
         merged = self._merge_into_pending(packs) if len(packs) >= _MAX_PACKS else []
         try:
-            name = files.publish(self.directory)
+            name, entries = files.publish(self.directory)
         except OSError:
             self._writable = False
             files.drop()
             return
         if self._index is not None:
-            self._index.update((d, (name, off, n)) for d, (off, n) in files.published.items())
-        files.published.clear()
+            self._index.update((d, (name, off, n)) for d, (off, n) in entries.items())
         for old in merged:
             _unlink(self.directory / old)
         self.trim()
@@ -270,8 +269,9 @@ class ContentCache:
         try:
             for digest, (name, off, n) in list(self._published().items()):
                 if name in merged and digest not in self._files.pending:
-                    self._files.append(self.directory, digest, self._files.read(
-                        self.directory, name, off, n))
+                    self._files.append(
+                        self.directory, digest, self._files.read(self.directory, name, off, n)
+                    )
         except OSError:
             return []  # published without them: they stay
         return sorted(merged)
@@ -318,7 +318,6 @@ class _Files:
         self.tmp: Path | None = None
         self.size = 0
         self.pending: dict[bytes, tuple[int, int]] = {}  # digest -> (offset, length)
-        self.published: dict[bytes, tuple[int, int]] = {}  # the last pack published
         self.readers: dict[str, int] = {}  # a published pack's name -> its fd
         self.used: set[str] = set()  # the packs whose time of use was set
 
@@ -340,8 +339,9 @@ class _Files:
     def read_pending(self, offset: int, length: int) -> bytes:
         return _pread(self.fd, offset, length)
 
-    def publish(self, directory: Path) -> str:
-        """Write the index, close and rename the pending pack into place; its name."""
+    def publish(self, directory: Path) -> tuple[str, dict[bytes, tuple[int, int]]]:
+        """Write the index, close and rename the pending pack into place; its name and
+        its entries (digest -> offset and length)."""
         import time
 
         index = marshal.dumps([(d, off, n) for d, (off, n) in self.pending.items()])
@@ -356,8 +356,8 @@ class _Files:
             _unlink(self.tmp)
             raise
         self.tmp = None
-        self.published, self.pending, self.size = self.pending, {}, 0
-        return name
+        entries, self.pending, self.size = self.pending, {}, 0
+        return name, entries
 
     def drop(self) -> None:
         """Forget the pending pack (its entries are not cached)."""
@@ -388,8 +388,12 @@ class _Files:
         except (OSError, EOFError, ValueError, TypeError):
             return None
         ok = type(entries) is list and all(
-            type(e) is tuple and len(e) == 3 and type(e[0]) is bytes
-            and type(e[1]) is int and type(e[2]) is int and 0 < e[1] <= e[1] + e[2] <= start
+            type(e) is tuple
+            and len(e) == 3
+            and type(e[0]) is bytes
+            and type(e[1]) is int
+            and type(e[2]) is int
+            and 0 < e[1] <= e[1] + e[2] <= start
             for e in entries
         )
         return entries if ok else None
@@ -795,8 +799,9 @@ class _DeferredDef(ast.FunctionDef):
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled (or deep-copied) as the plain ``def`` it stands for: this class
         # is named FunctionDef, a name its module does not have.
-        fields = {n: getattr(self, n) for n in (*self._fields, *self._attributes)
-                  if hasattr(self, n)}
+        fields = {
+            n: getattr(self, n) for n in (*self._fields, *self._attributes) if hasattr(self, n)
+        }
         return (ast.FunctionDef, (), fields)
 
 

@@ -50,7 +50,13 @@ from abiscan.inputs.stack import Stack
 from abiscan.limits import DEFAULT_LIMITS
 from abiscan.progress import count
 from abiscan.report.findings import PredictedError
-from abiscan.report.model import Assumption, ChainStep, ModuleOutcome, OutcomeConfidence
+from abiscan.report.model import (
+    Assumption,
+    ChainStep,
+    LinkKind,
+    ModuleOutcome,
+    OutcomeConfidence,
+)
 from abiscan.simulate.imports.file_finder import ImportSystem
 from abiscan.simulate.python.native_api import (
     cython_keyword_error,
@@ -517,7 +523,7 @@ class Simulator:
             f"'{edge.target}' is a namespace package on the target (a directory, no "
             f"__init__.py) and has no submodule '{name}'"
         )
-        step = replace(_edge_step(source, edge), note=note)
+        step = _edge_step(source, edge, note=note)
         return Raised(error=error, steps=(step,), broken=edge.target, reason=note)
 
     # -- what a module body asks (execute.Runner) ------------------------------
@@ -720,8 +726,7 @@ class Simulator:
                 if self.graph.is_module(full):
                     sub = self.import_(full)
                     if sub is not None:
-                        step = _edge_step(source, edge)
-                        return sub.via(replace(step, imports=full, how="submodule"))
+                        return sub.via(_edge_step(source, edge, imports=full, how="submodule"))
         return None
 
     def _runtime_name(self, source: ModuleSource, edge: ImportEdge, name: str) -> Raised | None:
@@ -738,7 +743,7 @@ class Simulator:
             sub = self.import_(full)  # CPython imports the submodule the name may be
             if sub is None:
                 return None
-            return sub.via(replace(_edge_step(source, edge), imports=full, how="submodule"))
+            return sub.via(_edge_step(source, edge, imports=full, how="submodule"))
         assumption = Assumption(
             path=rt.path(edge.target) or edge.target,
             line=0,
@@ -754,7 +759,7 @@ class Simulator:
         note = f"the runtime's {edge.target} binds no '{name}' ({assumption.why})"
         return Raised(
             error=error,
-            steps=(replace(_edge_step(source, edge), note=note),),
+            steps=(_edge_step(source, edge, note=note),),
             broken=edge.target,
             reason=f"{rt.path(edge.target)}: {note}",
             confidence="likely",
@@ -765,7 +770,7 @@ class Simulator:
 
         got = self.import_(edge.target)
         if got is not None:
-            return got.via(replace(_edge_step(source, edge), how="from"))
+            return got.via(_edge_step(source, edge, how="from"))
         name = edge.name or ""
         base = self.graph.module(edge.target)
         if (
@@ -814,7 +819,7 @@ class Simulator:
             f"({base.path})",
         )
         note = f"'{name}' is neither a submodule in the stack nor a name {edge.target} binds"
-        step = replace(_edge_step(source, edge), note=note)
+        step = _edge_step(source, edge, note=note)
         return Raised(error=error, steps=(step,), broken=edge.target, reason=note)
 
     def _native_name(self, source: ModuleSource, edge: ImportEdge, name: str) -> Raised | None:
@@ -842,7 +847,7 @@ class Simulator:
             + ("a pyo3 module" if plain else "it holds the other names imported from it")
             + ")"
         )
-        step = replace(_edge_step(source, edge), note=note)
+        step = _edge_step(source, edge, note=note)
         return Raised(error=error, steps=(step,), broken=edge.target, reason=note)
 
     def _other_version(self, path: str, other: str) -> bool:
@@ -885,7 +890,7 @@ class Simulator:
         )
         return Raised(
             error=None,
-            steps=(replace(_edge_step(source, edge), note=note),),
+            steps=(_edge_step(source, edge, note=note),),
             broken=base.name,
             reason=note,
             certain=False,
@@ -931,7 +936,7 @@ class Simulator:
         note = (
             f"{edge.target} serves '{name}' from its module __getattr__, whose table names {module}"
         )
-        step = replace(_edge_step(source, edge), imports=module, how="dynamic", note=note)
+        step = _edge_step(source, edge, imports=module, how="dynamic", note=note)
         return got.via(step, "likely")
 
 
@@ -948,16 +953,24 @@ def _unfollowed_names(source: ModuleSource) -> frozenset[str]:
     return frozenset()
 
 
-def _edge_step(source: ModuleSource, edge: ImportEdge) -> ChainStep:
-    """The link of a chain that ``edge`` of ``source`` is."""
+def _edge_step(
+    source: ModuleSource,
+    edge: ImportEdge,
+    *,
+    imports: str | None = None,
+    how: LinkKind | None = None,
+    note: str | None = None,
+) -> ChainStep:
+    """The link of a chain that ``edge`` of ``source`` is (what it imports, how, and
+    its note given where the failure says more than the edge)."""
     return ChainStep(
         module=source.name,
-        imports=edge.target,
-        how=edge.kind,
+        imports=edge.target if imports is None else imports,
+        how=edge.kind if how is None else how,
         path=source.path,
         line=edge.line,
         statement=edge.statement,
-        note=_guard_note(edge),
+        note=_guard_note(edge) if note is None else note,
     )
 
 
