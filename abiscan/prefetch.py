@@ -403,7 +403,11 @@ class SourcePrefetch:
             self._ahead[f"{name}\0{task.target_path}\0{task.is_package}"] = made
             if made is not None:
                 self._read_whole.add(task.target_path)
-                self._far.extend(_pushed(_followed(made.source)))
+                followed = _followed(made.source)
+                self._far.extend(_pushed(followed))
+                # The chains skip a module this process took, and so never saw what
+                # it imports: told, they parse those once their own walk is done.
+                self._tell(("far", followed))
             return True
         return False
 
@@ -429,6 +433,8 @@ class SourcePrefetch:
                 self._summaries[name] = message[3]
             elif what == "binaries-end":
                 self._read_all.add(chain)
+            elif what == "idle":
+                self._heard = True
             elif what == "done":
                 self._heard = True
                 self._ready[message[3]] = message[4]
@@ -552,11 +558,18 @@ class SourcePrefetch:
                 posted=context.RawArray("i", workers),
                 sent=context.RawArray("i", workers),
             )
+            # The setup (800 KB pickled on the real layer) goes on a queue, whose feeder
+            # thread writes it, not with the process: a start-up pickle larger than a
+            # pipe holds blocked this process until the worker had started its
+            # interpreter and imported abiscan (0.15 to 0.2 s of a cold scan's wall).
+            setups: Queue[_WorkerSetup] = context.Queue()
+            for _ in range(workers):
+                setups.put(setup)
             self._pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=context,
                 initializer=_init_worker,
-                initargs=(setup, self._results, self._claims, self._stop, self._board),
+                initargs=(setups, self._results, self._claims, self._stop, self._board),
             )
             for chain in range(workers):
                 self._chains.append(self._pool.submit(
@@ -644,6 +657,7 @@ class SourcePrefetch:
         if self._pool is None:
             return
         self._stop.set()
+        self._tell(("stop", ()))  # a chain waiting for news wakes now
         # Read on until every chain has stopped: a worker never waits on a full pipe.
         while not all(f.done() for f in self._chains):
             self._drain(block=True)
@@ -805,7 +819,7 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(
-    setup: _WorkerSetup,
+    setups: Queue[_WorkerSetup],
     results: Queue[tuple[Any, ...]],
     claims: Sequence[Queue[tuple[str, tuple[str, ...]]]],
     stop: Event,
@@ -813,6 +827,7 @@ def _init_worker(
 ) -> None:
     # What is still buffered when the pool shuts down is not needed: never wait for it.
     results.cancel_join_thread()
+    setup = setups.get()
     cache = ContentCache(setup.cache[0], setup.cache[1]) if setup.cache is not None else None
     _worker.update(
         setup=setup, sources={}, cache=cache, results=results, claims=claims, stop=stop,
@@ -910,10 +925,14 @@ def _parse_reach(chain: int, news: _News) -> None:
     stop: Event = _worker["stop"]
     board: _Board = _worker["board"]
     seen, todo = news.seen, news.todo
-    while todo and not stop.is_set():
+    idle = False
+    while not stop.is_set():
         _take_news(chain, news)
         while news.next:  # a binary the main process waits for
             _summarise_binary(chain, news.next.pop(), news)
+        if not todo:
+            idle = _idle(chain, news, idle)
+            continue
         name = todo.pop()
         task = setup.tasks.get(name)
         if name in seen or task is None or _below(name, news.failed):
@@ -934,6 +953,19 @@ def _parse_reach(chain: int, news: _News) -> None:
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
     _send(chain, ("end", chain, ""))
+
+
+def _idle(chain: int, news: _News, idle: bool) -> bool:
+    """The chain's walk is done: wait for news until the main process stops the
+    workers. The main process still imports modules no static walk reached (a
+    package it imports late, such as ``scipy.stats`` through an extension module's
+    outcome); it parses the first itself and tells the chains the rest (its hints).
+    A chain that ended with its walk left those to the main process alone: 46
+    modules of the real layer, parsed after the worker had ended."""
+    if not idle:
+        _send(chain, ("idle", chain, ""))  # the main process need not wait for a first word
+    _take_news(chain, news, wait=0.25)
+    return True
 
 
 def _send(chain: int, message: tuple[Any, ...]) -> None:
@@ -972,30 +1004,35 @@ def _pushed(names: Sequence[str]) -> list[str]:
     return [n for name in reversed(names) for n in _with_parents(name)]
 
 
-def _take_news(chain: int, news: _News) -> None:
+def _take_news(chain: int, news: _News, *, wait: float = 0.0) -> None:
     """The main process's news: modules it needs next (parsed first), modules whose
-    import fails (their submodules skipped), binaries it waits for, and that it
-    has started parsing."""
+    import fails (their submodules skipped), binaries it waits for, that it has
+    started parsing, and that it stops. With ``wait``, wait that long for the first
+    message."""
     import queue
 
     board: _Board = _worker["board"]
-    if board.posted[chain] <= news.heard:
+    if board.posted[chain] <= news.heard and not wait:
         return  # nothing new: no poll of the queue (a lock and a system call)
     claims: Queue[tuple[str, tuple[str, ...]]] = _worker["claims"][chain]
     while True:
         try:
-            what, names = claims.get_nowait()
+            what, names = claims.get(timeout=wait) if wait else claims.get_nowait()
         except queue.Empty:
             return  # posted, not yet in the pipe: polled again at the next step
+        wait = 0.0
         news.heard += 1
         if what == "hint":
             news.todo.extend(_pushed(names))
+        elif what == "far":
+            news.todo[:0] = _pushed(names)  # at the bottom of the stack: after the rest
         elif what == "failed":
             news.failed.update(names)
         elif what == "next-binary":
             news.next.extend(names)
-        else:  # "parsing"
+        elif what == "parsing":
             news.parsing = True
+        # "stop": only wakes the chain, which then sees the stop event
 
 
 def _parse_task(t: _Task) -> tuple[_Parsed | None, ModuleSource | None]:

@@ -221,6 +221,7 @@ class _CountingQueue:
     def __init__(self) -> None:
         self.items: list[tuple[str, tuple[str, ...]]] = []
         self.polls = 0
+        self.waits: list[float] = []
 
     def get_nowait(self) -> tuple[str, tuple[str, ...]]:
         import queue
@@ -229,6 +230,10 @@ class _CountingQueue:
         if not self.items:
             raise queue.Empty
         return self.items.pop(0)
+
+    def get(self, timeout: float) -> tuple[str, tuple[str, ...]]:
+        self.waits.append(timeout)
+        return self.get_nowait()
 
 
 def test_a_chain_polls_its_news_only_when_some_was_posted(
@@ -256,6 +261,52 @@ def test_a_chain_polls_its_news_only_when_some_was_posted(
     assert news.parsing and news.heard == 2 and claims.polls == 4
     prefetch._take_news(0, news)
     assert claims.polls == 4
+
+
+def test_a_chain_done_with_its_walk_waits_for_news(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chain whose static walk is done waits for news instead of ending: the main
+    process still finds modules no static walk reached and tells their imports
+    (a hint: parsed first), and the imports of modules it parsed ahead itself,
+    which the chains skipped (far: parsed after the rest). Each wait is bounded, and
+    "stop" only wakes the chain."""
+    posted = [0]
+    claims = _CountingQueue()
+    board = prefetch._Board(slots=[], lock=None, posted=posted, sent=[0])
+    monkeypatch.setitem(prefetch._worker, "board", board)
+    monkeypatch.setitem(prefetch._worker, "claims", [claims])
+    news = prefetch._News(todo=["mine"])
+    prefetch._take_news(0, news, wait=0.25)  # nothing posted: it still waits, once
+    assert claims.waits == [0.25] and news.heard == 0
+    posted[0] = 3
+    claims.items += [("far", ("pkg.far",)), ("hint", ("pkg.next",)), ("stop", ())]
+    prefetch._take_news(0, news, wait=0.25)
+    assert claims.waits == [0.25, 0.25] and news.heard == 3  # the rest taken without waiting
+    assert news.todo == ["pkg.far", "pkg", "mine", "pkg.next", "pkg"]  # popped from the end
+    assert not news.parsing and not news.failed and not news.next
+
+
+def test_the_setup_does_not_travel_with_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers' setup (800 KB pickled for the real layer) goes on a queue, not in
+    the arguments pickled with the process: a start-up pickle larger than a pipe
+    holds kept the main process waiting until the worker had started and imported
+    abiscan. The report is the in-process one."""
+    import concurrent.futures
+
+    layer = write_zip(tmp_path / "layer.zip", _sources())
+    alone = _json(layer, jobs=1, use_cache=False)
+    real = concurrent.futures.ProcessPoolExecutor
+    initargs: list[tuple[object, ...]] = []
+
+    def recording(*args: object, **kwargs: object) -> object:
+        initargs.append(kwargs["initargs"])  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", recording)
+    assert _json(layer, jobs=2, use_cache=False) == alone
+    [args] = initargs
+    assert not [a for a in args if isinstance(a, prefetch._WorkerSetup)]
 
 
 def test_when_no_worker_can_start_this_process_does_everything(
