@@ -167,5 +167,5 @@ def main() -> None:
     print(json.dumps(out))
 
 
-if __name__ == "__main__":  # the workers' forkserver imports this module again
+if __name__ == "__main__":  # a spawned worker imports this module again
     main()
