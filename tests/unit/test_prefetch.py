@@ -10,6 +10,7 @@ here counts the main process alone).
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -97,12 +98,15 @@ def test_no_module_is_parsed_by_two_processes(
     assert not by_workers & set(parsed)
 
 
+@pytest.mark.parametrize("resident", [None, 0])
 def test_each_binary_is_read_by_one_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resident: int | None
 ) -> None:
-    """A large binary (over MAIN_READS_AT_MOST) is a worker's, never read here; the
-    main process reads small ones itself (ahead of asking, while it waits for the
-    large one), and no binary is read by both; the report is the in-process one."""
+    """A large binary (over MAIN_READS_AT_MOST) is a worker's, never read here, unless
+    this process's resident memory is known to leave room for it (then either may
+    read it); the main process reads small ones itself (ahead of asking, while it
+    waits for the large one), and no binary is read by both; the report is the
+    in-process one."""
     members = _sources()
     members["python/pkg0/_big.cpython-312-x86_64-linux-gnu.so"] = build_shared_object(
         machine="x86_64", exports=["PyInit__big"], needed=["libc.so.6"],
@@ -116,6 +120,7 @@ def test_each_binary_is_read_by_one_process(
     alone = _json(layer, jobs=1, use_cache=False)
     monkeypatch.setattr(parallel, "MIN_BINARY_BYTES", 0)
     monkeypatch.setattr(prefetch, "MAIN_READS_AT_MOST", 64 * 1024)
+    monkeypatch.setattr(prefetch, "_resident_bytes", lambda: resident)
     boards = _recording_shares(monkeypatch)
     reads: Counter[str] = Counter()
     real = ZipSource.read
@@ -129,10 +134,10 @@ def test_each_binary_is_read_by_one_process(
     [board] = boards
     binaries = {path: who for path, who in board.items() if "/" in path}
     assert len(binaries) == 8
-    assert binaries["/opt/python/pkg0/_big.cpython-312-x86_64-linux-gnu.so"].startswith("worker")
+    if resident is None:
+        assert binaries["/opt/python/pkg0/_big.cpython-312-x86_64-linux-gnu.so"] == "worker 0"
     assert all(who in ("main", "worker 0") for who in binaries.values())
     read_here = {name for name in reads if name.endswith(".so")}
-    assert "python/pkg0/_big.cpython-312-x86_64-linux-gnu.so" not in read_here
     mine = {p for p, who in binaries.items() if who == "main"}
     assert {f"/opt/{name}" for name in read_here} == mine
     assert all(reads[name] == 1 for name in read_here)
@@ -338,3 +343,27 @@ def test_when_no_worker_can_start_this_process_does_everything(
     assert tried == [1]
     assert not boards  # no board is left: no worker took anything
     assert len(parsed) == 90 and set(parsed.values()) == {1}
+
+
+def test_this_process_holds_a_large_binary_only_within_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The main process inflates a large binary itself only while its resident memory
+    and the member stay under the largest binary on the board plus 64 MiB, and
+    never where its resident memory cannot be read."""
+    layer = write_zip(tmp_path / "layer.zip", _sources())
+    from abiscan.inputs.sources import InputKind, open_source
+    from abiscan.inputs.stack import build_stack
+    from abiscan.target.profiles import builtin_target
+
+    source = open_source(str(layer), InputKind.LAYER)
+    stack = build_stack(builtin_target("python3.12", "x86_64"), [source])
+    here = SourcePrefetch(stack, (3, 12), None, 2)
+    here._hold_limit = 100 * 2**20
+    if sys.platform == "linux":  # read from /proc: this interpreter holds megabytes
+        assert (prefetch._resident_bytes() or 0) > 2**20
+    monkeypatch.setattr(prefetch, "_resident_bytes", lambda: 60 * 2**20)
+    assert here._may_hold(40 * 2**20)
+    assert not here._may_hold(40 * 2**20 + 1)
+    monkeypatch.setattr(prefetch, "_resident_bytes", lambda: None)
+    assert not here._may_hold(1)
