@@ -71,6 +71,10 @@ __all__ = ["SourcePrefetch"]
 # The main process reads a binary up to this size itself when no worker has started
 # it; a larger one it waits for (its peak memory: docs/benchmarks.md).
 MAIN_READS_AT_MOST = 4 * 1024 * 1024
+# It reads a larger one itself, rather than wait for a worker, while its resident
+# memory and the member stay under the largest binary plus this: the issue's bound on
+# peak memory is the largest member plus 100 MB, and an inflater holds a few MB more.
+MAIN_HOLDS_OVER_LARGEST = 90 * 1000 * 1000
 # Directories whose modules no import of the package itself reaches.
 _SKIPPED_DIRS = frozenset({"tests", "test", "testing", "benchmarks", "conftest.py"})
 
@@ -334,7 +338,8 @@ class SourcePrefetch:
 
     def _may_hold(self, size: int) -> bool:
         """Whether this process may inflate a binary of ``size`` bytes itself: its
-        resident memory now and the member stay under the largest binary plus 64 MiB.
+        resident memory now and the member stay under the largest binary plus
+        MAIN_HOLDS_OVER_LARGEST.
         At first it holds little (50 to 80 MB on the real layer, against 150 MB
         at its end), and while the one worker inflated the large binaries in the
         order this process asks for them, this process waited for them: 0.2 to 1.1
@@ -628,7 +633,7 @@ class SourcePrefetch:
         self._small.reverse()  # popped: the first this process asks for comes first
         self._large.reverse()
         largest = max((b.entry.size for b in self._large), default=0)
-        self._hold_limit = largest + 64 * 1024 * 1024
+        self._hold_limit = largest + MAIN_HOLDS_OVER_LARGEST
         first = len(binaries)
         tasks = {n: replace(t, slot=first + i) for i, (n, t) in enumerate(setup.tasks.items())}
         self._binaries_on_board = binaries
