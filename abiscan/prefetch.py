@@ -904,6 +904,7 @@ class _News:
     next: list[str] = field(default_factory=list)  # binaries the main process waits for
     failed: set[str] = field(default_factory=set)  # modules whose import certainly fails
     parsing: bool = False  # the main process has started parsing
+    orphaned: bool = False  # the main process is gone without a word
     heard: int = 0  # how many messages it took from its queue
 
 
@@ -934,6 +935,10 @@ def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
         # last collections would walk every object it made (its programs, their
         # nodes). Frozen, they are left to the exit.
         gc.freeze()
+    if news.orphaned:
+        # A pool's worker waits for its next task on a queue whose writing end it
+        # holds itself: it would wait forever for a process that is gone.
+        os._exit(0)
     _send(chain, ("binaries-end", chain, ""))
 
 
@@ -981,7 +986,10 @@ def _parse_reach(chain: int, news: _News) -> None:
         while news.next:  # a binary the main process waits for
             _summarise_binary(chain, news.next.pop(), news)
         if not todo:
-            idle = _idle(chain, news, idle)
+            if not _idle(chain, news, idle):
+                news.orphaned = True
+                break
+            idle = True
             continue
         name = todo.pop()
         task = setup.tasks.get(name)
@@ -1007,13 +1015,18 @@ def _parse_reach(chain: int, news: _News) -> None:
 
 def _idle(chain: int, news: _News, idle: bool) -> bool:
     """The chain's walk is done: wait for news until the main process stops the
-    workers. The main process still imports modules no static walk reached (a
-    package it imports late, such as ``scipy.stats`` through an extension module's
-    outcome); it parses the first itself and tells the chains the rest (its hints).
-    A chain that ended with its walk left those to the main process alone: 46
-    modules of the real layer, parsed after the worker had ended."""
+    workers (False: it is gone without a word). The main process still meets
+    modules the chain skipped or never reached statically (the imports of
+    modules it parsed itself, as hints or from its far end); it tells the chains
+    of them. A chain that ended with its walk left those to the main process
+    alone: 46 modules of the real layer, parsed there after the worker had ended."""
+    import multiprocessing
+
     if not idle:
         _send(chain, ("idle", chain, ""))  # the main process need not wait for a first word
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
+        return False
     _take_news(chain, news, wait=0.25)
     return True
 

@@ -367,3 +367,44 @@ def test_this_process_holds_a_large_binary_only_within_its_limit(
     assert not here._may_hold(40 * 2**20 + 1)
     monkeypatch.setattr(prefetch, "_resident_bytes", lambda: None)
     assert not here._may_hold(1)
+
+
+_DIES = """
+import os, sys
+from abiscan import api, prefetch
+
+def close(self):
+    print(" ".join(map(str, self._pool._processes)), flush=True)
+    os._exit(0)  # gone without stopping its workers
+
+prefetch.SourcePrefetch.close = close
+if __name__ == "__main__":
+    api.scan([sys.argv[1]], runtime="python3.12", arch="x86_64", jobs=2, use_cache=False)
+"""
+
+
+def test_a_worker_ends_when_the_scan_process_is_gone(tmp_path: Path) -> None:
+    """A chain done with its walk waits for news, and its worker ends once the
+    process that started it is gone without a word (killed, or exited without
+    closing the scan), instead of waiting forever. (The run returns only once every
+    process holding its output has ended: the worker and the resource tracker.)"""
+    import subprocess
+
+    layer = write_zip(tmp_path / "layer.zip", _sources())
+    script = tmp_path / "dies.py"
+    script.write_text(_DIES)
+    out = subprocess.run([sys.executable, str(script), str(layer)], capture_output=True,
+                         text=True, timeout=60, check=True)
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids
+    assert not [p for p in pids if _running(p)]
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs: neither gone nor a zombie (an orphan's zombie stays
+    until init reaps it, which a container's init may never do)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
