@@ -6,8 +6,9 @@ its largest costs. Worker processes first summarise the layer's binaries
 (:func:`abiscan.inputs.member_facts.summarise`, the large ones first) and send
 each summary to the main process (:meth:`SourcePrefetch.summary`, the hook of
 :class:`~abiscan.inputs.member_facts.FileFacts`): the main process reads a
-small binary itself when no worker has taken it, and waits for a large one,
-so it never holds a large member's bytes. Then the workers parse. Who does
+small binary itself when no worker has taken it, and a large one only while
+its resident memory leaves room for it (else it waits for a worker's summary).
+Then the workers parse. Who does
 which binary and which module is settled on a shared board (``_Board``), so
 that none is done twice; while the main process would wait for a worker, it
 reads or parses what it will need later instead. This module answers the
@@ -251,10 +252,11 @@ class SourcePrefetch:
     def summary(self, sf: StackFile) -> MemberSummary | None:
         """A worker's summary of the binary ``sf``; None when this process reads it.
 
-        This process reads a small binary itself when no worker has taken it; it
-        waits for one a worker has, and for a large one (asking its worker to take
-        that one next), so it never holds a large member's bytes. While it waits,
-        it reads ahead the next small binaries no worker has taken.
+        This process reads a small binary itself when no worker has taken it, and
+        a large one no worker has taken while its resident memory leaves room for
+        it (_may_hold); it waits for one a worker has, and for a large one it may
+        not hold (asking its worker to take that one next). While it waits, it
+        reads ahead the next binaries no worker has taken, small ones first.
         """
         path = sf.target_path
         binary = self._binaries_on_board.get(path)

@@ -146,7 +146,8 @@ _ENV: dict[str, str] | None = None
 
 
 def _timed(cmd: list[str], extra_env: dict[str, str] | None = None) -> tuple[Run, str]:
-    """Run ``cmd``; its wall time, its own CPU time and peak RSS (wait4), and its stdout."""
+    """Run ``cmd``; its wall time, CPU time and peak RSS (wait4: with those of the
+    children it reaped, so a scan's spawned workers are counted), and its stdout."""
     global _ENV
     if _ENV is None:
         _ENV = installed_env()
@@ -290,7 +291,7 @@ def main() -> None:
         f"{largest / 1e6:.0f} MB; abiscan predicted {info['modules']} modules, "
         f"{info['findings']} findings.",
         "",
-        "| what | wall s | CPU s (main process) | peak RSS MB | wall / floor | CPU / floor |",
+        "| what | wall s | CPU s (all its processes) | peak RSS MB | wall / floor | CPU / floor |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
