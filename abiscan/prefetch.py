@@ -599,9 +599,11 @@ class SourcePrefetch:
             # thread writes it, not with the process: a start-up pickle larger than a
             # pipe holds blocked this process until the worker had started its
             # interpreter and imported abiscan (0.15 to 0.2 s of a cold scan's wall).
+            # It is put once the workers are started (their initializer waits for it).
             setups: Queue[_WorkerSetup] = context.Queue()
-            for _ in range(workers):
-                setups.put(setup)
+            # Not waited for at exit: with no worker left to read it, the feeder
+            # thread would block on a full pipe, and the exit of this process with it.
+            setups.cancel_join_thread()
             self._pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=context,
@@ -612,6 +614,8 @@ class SourcePrefetch:
                 self._chains.append(self._pool.submit(
                     _work, chain, shares[chain], roots[chain::workers]
                 ))
+            for _ in range(workers):
+                setups.put(setup)
         except Exception:  # no worker could start: this process does everything
             self._binaries_on_board.clear()
             self._table.clear()

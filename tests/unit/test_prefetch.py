@@ -408,3 +408,39 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+_WORKER_DIES = """
+import os, sys
+from abiscan import api, prefetch
+
+def dies(*args):
+    os._exit(3)  # before it reads its setup
+
+prefetch._init_worker = dies  # the spawned worker runs this script first, then looks it up
+if __name__ == "__main__":
+    report = api.scan([sys.argv[1]], runtime="python3.12", arch="x86_64", jobs=2,
+                      use_cache=False)
+    print(len(report.modules))
+"""
+
+
+def test_a_scan_whose_worker_dies_at_start_exits(tmp_path: Path) -> None:
+    """A worker that dies before it reads its setup leaves the setup in the queue's
+    pipe: with a setup larger than a pipe holds, the queue's feeder thread blocks,
+    and waiting for it kept the scan's process from exiting (it is not waited for).
+    The scan itself goes on in its own process, with the same report."""
+    import pickle
+    import subprocess
+
+    members = _sources(packages=60, modules=40)
+    layer = write_zip(tmp_path / "layer.zip", members)
+    # Each of the 2,460 modules is a task of the setup, with its member's entry: far
+    # more than the 64 KiB a pipe holds (the module names alone pickle to 58 KB).
+    names = [name for name in members if name.endswith(".py")]
+    assert len(names) == 2460 and len(pickle.dumps(names)) > 50_000
+    script = tmp_path / "worker_dies.py"
+    script.write_text(_WORKER_DIES)
+    out = subprocess.run([sys.executable, str(script), str(layer)], capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["61"]  # 60 packages and the extension module
