@@ -89,7 +89,10 @@ def scan(
     ``jobs`` processes work on the scan: this one, and ``jobs - 1`` workers
     parsing sources ahead (default: the cores this process may run on; 1
     parses in this process only, the better choice where other work keeps
-    the cores busy). Facts are kept in the content cache
+    the cores busy). Workers are started with ``multiprocessing``'s ``spawn``
+    method, which imports the calling program's main module again in each
+    worker: a script that calls ``scan`` keeps its work under
+    ``if __name__ == "__main__":``. Facts are kept in the content cache
     in ``cache_dir`` (default: ``$ABISCAN_CACHE_DIR``, else the platform's
     cache directory) unless ``use_cache`` is false; an unchanged scan (same
     inputs, target, options and abiscan) is answered from it whole, by the
