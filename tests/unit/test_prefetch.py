@@ -349,8 +349,8 @@ def test_this_process_holds_a_large_binary_only_within_its_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The main process inflates a large binary itself only while its resident memory
-    and the member stay under the largest binary on the board plus 64 MiB, and
-    never where its resident memory cannot be read."""
+    and the member stay under its limit (the largest binary on the board plus
+    MAIN_HOLDS_OVER_LARGEST), and never where its resident memory cannot be read."""
     layer = write_zip(tmp_path / "layer.zip", _sources())
     from abiscan.inputs.sources import InputKind, open_source
     from abiscan.inputs.stack import build_stack
@@ -429,7 +429,7 @@ def test_a_scan_whose_worker_dies_at_start_exits(tmp_path: Path) -> None:
     """A worker that dies before it reads its setup leaves the setup in the queue's
     pipe: with a setup larger than a pipe holds, the queue's feeder thread blocks,
     and waiting for it kept the scan's process from exiting (it is not waited for).
-    The scan itself goes on in its own process, with the same report."""
+    The scan itself goes on in its own process and reports every module."""
     import pickle
     import subprocess
 
