@@ -696,14 +696,18 @@ class SourcePrefetch:
             )
         return out
 
-    def close(self) -> None:
-        if self._pool is None:
-            return
+    def _stop_chains(self) -> None:
+        """Stop the workers' chains and wait until each has ended (its pack published)."""
         self._stop.set()
         self._tell(("stop", ()))  # a chain waiting for news wakes now
         # Read on until every chain has stopped: a worker never waits on a full pipe.
         while not all(f.done() for f in self._chains):
             self._drain(block=True)
+
+    def close(self) -> None:
+        if self._pool is None:
+            return
+        self._stop_chains()
         for claims in self._claims:
             claims.cancel_join_thread()  # names no worker will read: not waited for at exit
             claims.close()

@@ -3,8 +3,7 @@
 Runs one cold scan of a layer (an empty content cache in a temporary
 directory) and prints, as JSON: the wall time, the CPU time of the main
 process and of each pool worker (read from ``/proc`` before the pool shuts
-down) and of the fork server they were forked from (counted in ``total_cpu_s``),
-the time the main process spent waiting for the workers (for a
+down; counted in ``total_cpu_s``), the time the main process spent waiting for the workers (for a
 module a worker parses, and for a binary's summary), and who did what: the
 modules and binaries each side handled, and the modules the workers parsed
 that the scan never used. Linux only (``/proc``). Run:
@@ -48,18 +47,6 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _forkserver_cpu() -> float:
-    """The CPU time of the fork server the workers were forked from (its start-up and
-    its imports of ``__main__``): 0 with another start method."""
-    from multiprocessing import forkserver
-
-    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
-    try:
-        return round(_cpu_of(pid), 2) if pid else 0.0
-    except OSError:
-        return 0.0
-
-
 def _instrument() -> None:
     drain, from_pool, summary, close = (
         pf.SourcePrefetch._drain, pf.SourcePrefetch._from_pool,
@@ -69,11 +56,7 @@ def _instrument() -> None:
 
     def timed_drain(self: Any, *, block: bool) -> None:
         start = time.perf_counter()
-        ended = len(self._ended)
         drain(self, block=block)
-        if len(self._ended) > ended and "main_cpu_at_worker_end_s" not in _stats:
-            # How much the main process had done when a worker ran out of work.
-            _stats["main_cpu_at_worker_end_s"] = round(time.process_time(), 2)
         if block:
             _stats[f"wait_{_phase[0]}_s"] = _stats.get(f"wait_{_phase[0]}_s", 0.0) + (
                 time.perf_counter() - start)
@@ -108,11 +91,8 @@ def _instrument() -> None:
     def measured_close(self: Any) -> None:
         if self._pool is not None:
             pids = list(getattr(self._pool, "_processes", {}) or {})
-            self._stop.set()
-            while not all(f.done() for f in self._chains):
-                self._drain(block=True)
+            self._stop_chains()  # as close() does, before the pool shuts down
             _stats["worker_cpu_s"] = [round(_cpu_of(p), 2) for p in pids]
-            _stats["forkserver_cpu_s"] = _forkserver_cpu()
             _stats["parsed_unused"] = sum(1 for v in self._ready.values() if v is not None)
             ahead = getattr(self, "_ahead", {})
             _stats["parsed_ahead_unused"] = sum(1 for v in ahead.values() if v is not None)
@@ -160,8 +140,7 @@ def main() -> None:
     out = {"wall_s": round(wall, 2), "main_cpu_s": round(main_cpu, 2),
            "main_cpu_total_s": round(time.process_time(), 2),
            "main_peak_rss_mb": round(end_cpu.ru_maxrss / 1024, 1),
-           "total_cpu_s": round(
-               main_cpu + sum(_stats["worker_cpu_s"]) + _stats.get("forkserver_cpu_s", 0.0), 2),
+           "total_cpu_s": round(main_cpu + sum(_stats["worker_cpu_s"]), 2),
            **{k: round(v, 2) if isinstance(v, float) else v for k, v in _stats.items()},
            "modules": len(report.modules), "findings": len(report.findings)}
     print(json.dumps(out))

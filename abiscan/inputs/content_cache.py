@@ -100,7 +100,7 @@ class ContentCache:
         self._index: dict[bytes, tuple[str, int, int]] | None = None
         self._files = _Files()
         # Publishes the pending pack and closes the files if no one did (a process
-        # that ends with os._exit, as a pool's worker does, must call flush()).
+        # that ends with os._exit must call flush() first: a pool's worker does).
         weakref.finalize(self, self._files.close, self.directory)
 
     def get(self, key: str) -> Any:
