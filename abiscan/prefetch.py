@@ -182,6 +182,7 @@ class SourcePrefetch:
         self._stop: Event
         self._board: _Board
         self._table: dict[str, _Task] = {}  # the modules on the board, by name
+        self._task_at: dict[str, _Task] = {}  # and by path
         # As cache entries (the bytes a worker stored, and their key): a program the
         # scan does not use is never decoded (most of the cost of receiving one,
         # and of the memory it would hold).
@@ -293,6 +294,13 @@ class SourcePrefetch:
             return False
         if sf.target_path not in self._read_whole and self._pool is not None:
             self._drain(block=False)  # the worker's word may be in the pipe
+            path = sf.target_path
+            task = self._task_at.get(path)
+            owner = self._board.owner(task.slot) if task is not None else FREE
+            if task is not None and owner >= WORKER:
+                # Asked just before its program: a worker parsing it will have read it
+                # (71 sources of the real layer were inflated again here, for nothing).
+                self._wait_for_worker(_ready_key(task.name, path, task.is_package), owner)
         return sf.target_path in self._read_whole
 
     def _wait_for_binary(self, binary: _Binary) -> bool:
@@ -352,6 +360,11 @@ class SourcePrefetch:
     def _read_next(self, binaries: list[_Binary]) -> bool:
         while binaries:
             binary = binaries.pop()
+            # Taken before, by a worker or by this process (which reads a small binary
+            # it asks for at once: 52 to 65 of them were read twice in some cold scans
+            # of the real layer), or taken by a worker now.
+            if self._board.owner(binary.slot) != FREE:
+                continue
             if self._board.take(binary.slot, MAIN) != MAIN:
                 continue
             try:
@@ -390,7 +403,7 @@ class SourcePrefetch:
         if not self._parsing:
             self._parsing = True
             self._tell(("parsing", ()))  # the workers stop reading binaries ahead
-        key = f"{name}\0{path}\0{is_package}"
+        key = _ready_key(name, path, is_package)
         # At first, the workers' first word: they take their first root (which is
         # where this process starts too) rather than leave everything to it.
         while not self._heard and not all(f.done() for f in self._chains):
@@ -409,14 +422,20 @@ class SourcePrefetch:
             if owner == MAIN:
                 self._taken.add(name)
                 return None
-            while key not in self._ready and not self._chains[owner - WORKER].done():
-                if not self._parse_far():
-                    self._drain(block=True)
-                self._drain(block=False)
+            self._wait_for_worker(key, owner)
         parsed = _unpacked(self._ready.pop(key, None))
         if parsed is not None:
             count("members")  # the worker inflated it
         return parsed
+
+    def _wait_for_worker(self, key: str, owner: int) -> None:
+        """Wait until the program of ``key`` comes from the worker ``owner``
+        (WORKER + its chain), or its chain ends without it, parsing far ahead rather
+        than idle (_parse_far)."""
+        while key not in self._ready and not self._chains[owner - WORKER].done():
+            if not self._parse_far():
+                self._drain(block=True)
+            self._drain(block=False)
 
     def _parse_far(self) -> bool:
         """Parse the next module from the far end of the chains' work (the last roots,
@@ -437,7 +456,7 @@ class SourcePrefetch:
                 made = _as_parsed(self.cache.get(task.key))
             else:
                 made = _parse(task, setup, self.stack.sources[task.source])
-            self._ahead[f"{name}\0{task.target_path}\0{task.is_package}"] = made
+            self._ahead[_ready_key(name, task.target_path, task.is_package)] = made
             if made is not None:
                 self._read_whole.add(task.target_path)
                 followed = _followed(made.source)
@@ -619,6 +638,7 @@ class SourcePrefetch:
         except Exception:  # no worker could start: this process does everything
             self._binaries_on_board.clear()
             self._table.clear()
+            self._task_at.clear()
             self.close()
 
     def _on_board(
@@ -644,6 +664,7 @@ class SourcePrefetch:
         tasks = {n: replace(t, slot=first + i) for i, (n, t) in enumerate(setup.tasks.items())}
         self._binaries_on_board = binaries
         self._table = tasks
+        self._task_at = {t.target_path: t for t in tasks.values()}
         shares = [large[c] + small[c][::-1] for c in range(workers)]
         return replace(setup, binaries=binaries, tasks=tasks), shares
 
@@ -723,6 +744,11 @@ def _resident_bytes() -> int | None:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _ready_key(name: str, path: str, is_package: bool) -> str:
+    """How a module parsed ahead is named, here and in the workers' messages."""
+    return f"{name}\0{path}\0{is_package}"
 
 
 def _unpacked(sent: tuple[bytes, str] | None) -> _Parsed | None:
@@ -1012,7 +1038,7 @@ def _parse_reach(chain: int, news: _News) -> None:
         # Encoded once, as a cache entry: sent, then stored (the main process may be
         # waiting), and decoded there only if the scan uses it.
         cache: ContentCache | None = _worker["cache"]
-        key = f"{name}\0{task.target_path}\0{task.is_package}"
+        key = _ready_key(name, task.target_path, task.is_package)
         entry = _packed(task.key or key, sent) if sent is not None else None
         stored = task.key if entry is not None and cache is not None else None
         _send(chain, ("done", chain, name, key, entry, stored))

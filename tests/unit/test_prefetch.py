@@ -369,6 +369,108 @@ def test_this_process_holds_a_large_binary_only_within_its_limit(
     assert not here._may_hold(1)
 
 
+def test_a_binary_this_process_took_is_not_read_again_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small binary this process took when it asked for it (its file facts read it)
+    is not read again when, later waiting for another binary, it reads small ones
+    ahead: the list of those still holds it. (52 to 65 binaries of the real layer
+    were read twice in some cold scans, depending on when the worker started.)"""
+    import threading
+
+    from abiscan.inputs.sources import InputKind, open_source
+    from abiscan.inputs.stack import build_stack
+    from abiscan.target.profiles import builtin_target
+
+    members: dict[str, bytes | str] = {
+        f"python/_s{n}.cpython-312-x86_64-linux-gnu.so": build_shared_object(
+            machine="x86_64", exports=[f"PyInit__s{n}"], needed=["libc.so.6"]
+        )
+        for n in range(2)
+    }
+    source = open_source(str(write_zip(tmp_path / "layer.zip", members)), InputKind.LAYER)
+    stack = build_stack(builtin_target("python3.12", "x86_64"), [source])
+    files = sorted(
+        (sf for sf in stack.walk_files() if sf.target_path.endswith(".so")),
+        key=lambda sf: sf.target_path,
+    )
+    binaries = [
+        prefetch._Binary(source=0, entry=sf.entry, target_path=sf.target_path, key=None, slot=i)
+        for i, sf in enumerate(files)
+    ]
+    here = SourcePrefetch(stack, (3, 12), None, 2)
+    here._board = prefetch._Board(
+        slots=[prefetch.FREE] * 2, lock=threading.Lock(), posted=[0], sent=[0]
+    )
+    here._small = binaries[::-1]  # popped: the first asked for first
+    reads: Counter[str] = Counter()
+    real = ZipSource.read
+
+    def counting(self: ZipSource, entry: Entry, limit: int | None = None) -> bytes:
+        reads[entry.path] += 1
+        return real(self, entry, limit)
+
+    monkeypatch.setattr(ZipSource, "read", counting)
+    assert not here._wait_for_binary(binaries[0])  # taken here, for its facts to read
+    assert here._read_next_small()  # ahead: the other one
+    assert not here._read_next_small()  # none left
+    assert reads == Counter({binaries[1].entry.path: 1})
+    assert set(here._read_ahead) == {binaries[1].target_path}
+
+
+def test_a_source_a_worker_parses_is_not_read_here_to_check_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a source can be read is asked just before its program: for one a worker
+    took, this process waits for the worker's word (it parsed it, so read it whole)
+    rather than inflate it again (71 sources of the real layer were, in a cold scan)."""
+    import queue
+    import threading
+    from concurrent.futures import Future
+
+    from abiscan.inputs.sources import InputKind, open_source
+    from abiscan.inputs.stack import build_stack
+    from abiscan.target.profiles import builtin_target
+
+    source = open_source(
+        str(write_zip(tmp_path / "layer.zip", {"python/mod.py": "value = 1\n"})), InputKind.LAYER
+    )
+    stack = build_stack(builtin_target("python3.12", "x86_64"), [source])
+    [sf] = [sf for sf in stack.walk_files() if sf.target_path.endswith("/mod.py")]
+    task = prefetch._Task(source=0, entry=sf.entry, target_path=sf.target_path, name="mod",
+                          is_package=False, slot=0)
+    here = SourcePrefetch(stack, (3, 12), None, 2)
+    board = prefetch._Board(
+        slots=[prefetch.WORKER], lock=threading.Lock(), posted=[0], sent=[0]
+    )
+    results: queue.Queue[tuple[object, ...]] = queue.Queue()
+    monkeypatch.setattr(here, "_pool", object())  # started (no process needed here)
+    monkeypatch.setattr(here, "_results", results, raising=False)  # set when started
+    here._board, here._chains = board, [Future()]
+    here._table, here._task_at = {"mod": task}, {sf.target_path: task}
+    reads: Counter[str] = Counter()
+    real = ZipSource.read
+
+    def counting(self: ZipSource, entry: Entry, limit: int | None = None) -> bytes:
+        reads[entry.path] += 1
+        return real(self, entry, limit)
+
+    monkeypatch.setattr(ZipSource, "read", counting)
+
+    def worker_done() -> None:  # the worker's word, a moment later
+        key = prefetch._ready_key("mod", sf.target_path, False)
+        results.put(("done", 0, "mod", key, (b"its entry", "its key"), None))
+        board.sent[0] = 1
+
+    later = threading.Timer(0.2, worker_done)
+    later.start()
+    try:
+        assert here.read_elsewhere(sf)
+    finally:
+        later.join()
+    assert not reads
+
+
 _DIES = """
 import os, sys
 from abiscan import api, prefetch
