@@ -175,6 +175,7 @@ class SourcePrefetch:
         self.stdlib = stdlib
         self.limits = limits
         self._pool: ProcessPoolExecutor | None = None
+        self._key_prefix: str | None = None  # see _key
         # The workers' chains (one each), their messages, and who took what (_Board).
         self._chains: list[Future[None]] = []
         self._results: Queue[tuple[Any, ...]]
@@ -387,10 +388,12 @@ class SourcePrefetch:
         member = member_key(sf)
         if member is None:
             return None
-        return (
-            f"module-source|{_code_fingerprint()}|{self.version}|{self.stdlib}|{self.limits!r}|"
-            f"{name}|{is_package}|{member}"
-        )
+        if self._key_prefix is None:  # the same for every module (a repr of the limits)
+            self._key_prefix = (
+                f"module-source|{_code_fingerprint()}|{self.version}|{self.stdlib}|"
+                f"{self.limits!r}|"
+            )
+        return f"{self._key_prefix}{name}|{is_package}|{member}"
 
     def _from_pool(self, name: str, path: str, is_package: bool) -> _Parsed | None:
         """What a worker parsed for this module; None when the main process parses it.

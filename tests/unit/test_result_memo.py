@@ -239,7 +239,11 @@ def test_abiscan_and_python_are_in_the_key(
     _json([layer], cache_dir=cache)
     real = result_memo.environment()
     assert real[0] == api.__version__
-    assert any(part.startswith("pyelftools==") for part in real)
+    # The libraries' own __version__, as their distributions' metadata say.
+    from importlib import metadata
+
+    assert f"elftools=={metadata.version('pyelftools')}" in real
+    assert f"packaging=={metadata.version('packaging')}" in real
     for i in range(len(real)):
         other = (*real[:i], real[i] + " (another)", *real[i + 1 :])
         monkeypatch.setattr(result_memo, "environment", lambda other=other: other)
