@@ -10,7 +10,11 @@ In one run, it measures (wall and CPU time; each scan in a fresh process):
 
 * **floor**: inflate every ELF member of the layer once, in one process;
 * **abiscan cold**: ``abiscan.scan`` with an empty content cache, ``--jobs``
-  workers (default: the machine's cores), and its peak RSS;
+  workers (default: the machine's cores), and its peak RSS. The floor and the
+  cold scan are measured ``--rounds`` times, one after the other (the host's
+  speed drifts within minutes: docs/benchmarks.md); their rows give the medians,
+  the cold row's ratios are the medians of each round's to its own floor, and a
+  line lists those;
 * **abiscan warm**: the same scan again, with the cache the cold scan filled:
   the result memo answers it whole (the inputs, target and options are unchanged);
 * **abiscan warm, one .py changed**: a copy of the layer with one reached
@@ -38,6 +42,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,8 +72,8 @@ BEGIN, END = "<!-- bench_real:begin -->", "<!-- bench_real:end -->"
 @dataclass(frozen=True)
 class Run:
     wall: float  # seconds
-    cpu: float  # seconds, user + system, of the process (its pool workers not counted)
-    rss_mb: float  # peak resident set of the process
+    cpu: float  # seconds, user + system, of the process and the children it reaped
+    rss_mb: float  # peak resident set of the process, or of its largest child (wait4)
 
 
 def _sha256(path: Path) -> str:
@@ -191,6 +196,12 @@ print(json.dumps({"modules": len(report.modules), "findings": len(report.finding
 """
 
 
+def _median(runs: list[Run]) -> Run:
+    """The median wall and CPU time of ``runs``, and their largest peak RSS."""
+    return Run(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
+               max(r.rss_mb for r in runs))
+
+
 def floor(layer: Path) -> tuple[Run, int]:
     run, out = _timed([sys.executable, "-c", _FLOOR, str(layer)])
     return run, int(out.strip())
@@ -214,9 +225,14 @@ def auditwheel(wheels: list[Path]) -> Run | None:
     return Run(wall, cpu, rss)
 
 
-def _row(label: str, run: Run, base: Run | None = None) -> str:
-    ratio = f"{run.wall / base.wall:.2f}x" if base is not None else ""
-    cpu_ratio = f"{run.cpu / base.cpu:.2f}x" if base is not None else ""
+def _row(label: str, run: Run, base: Run | None = None,
+         ratios: tuple[float, float] | None = None) -> str:
+    """A table row; ``ratios`` (wall and CPU over the floor) when measured otherwise
+    than as this run's over ``base`` (the cold scan: medians of each round's)."""
+    if ratios is None and base is not None:
+        ratios = (run.wall / base.wall, run.cpu / base.cpu)
+    ratio = f"{ratios[0]:.2f}x" if ratios is not None else ""
+    cpu_ratio = f"{ratios[1]:.2f}x" if ratios is not None else ""
     row = (f"| {label} | {run.wall:.2f} | {run.cpu:.2f} | {run.rss_mb:.0f} "
            f"| {ratio} | {cpu_ratio} |")
     print(row, flush=True)  # as measured: a long run shows its progress
@@ -232,6 +248,8 @@ def main() -> None:
     ap.add_argument("--jobs", default="default", help="abiscan --jobs (default: cores)")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     ap.add_argument("--no-auditwheel", action="store_true", help="skip the auditwheel run")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="rounds of the floor and the cold scan (their medians are shown)")
     args = ap.parse_args()
     jobs_label = args.jobs
     if args.jobs == "default":
@@ -248,8 +266,18 @@ def main() -> None:
     largest = max(i.file_size for i in infos)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        base, elves = floor(layer)
-        cold, info = abiscan(layer, Path(tmp) / "cache", args.jobs)
+        floors: list[Run] = []
+        colds: list[Run] = []
+        for n in range(max(1, args.rounds)):
+            if n:  # each cold scan's cache is empty; the last one's is kept, for warm
+                shutil.rmtree(Path(tmp) / "cache")
+            base, elves = floor(layer)
+            cold, info = abiscan(layer, Path(tmp) / "cache", args.jobs)
+            floors.append(base)
+            colds.append(cold)
+        ratios = [c.wall / f.wall for f, c in zip(floors, colds, strict=True)]
+        cpu_ratio = statistics.median(c.cpu / f.cpu for f, c in zip(floors, colds, strict=True))
+        base, cold = _median(floors), _median(colds)
         warm, info_warm = abiscan(layer, Path(tmp) / "cache", args.jobs)
         edited = changed_layer(layer, layers_dir / "real-1-one-py-changed.zip")
         one, _ = abiscan(edited, Path(tmp) / "cache", args.jobs)
@@ -261,7 +289,12 @@ def main() -> None:
         same = info["sha256"] == info_warm["sha256"] == info_single["sha256"]
         aw = None if args.no_auditwheel else auditwheel(wheels)
         rows.append(_row("floor: inflate every ELF member once", base))
-        rows.append(_row(f"abiscan cold, --jobs {jobs_label}", cold, base))
+        rows.append(_row(f"abiscan cold, --jobs {jobs_label}", cold, base,
+                         (statistics.median(ratios), cpu_ratio)))
+        per_round = (f"Cold scan / floor, each of {len(ratios)} rounds against its own floor: "
+                     + ", ".join(f"{r:.2f}x" for r in ratios)
+                     + f" (median {statistics.median(ratios):.2f}x).")
+        print(per_round, flush=True)
         rows.append(_row(
             f"abiscan warm (cache primed: a result memo hit), --jobs {jobs_label}", warm, base))
         rows.append(_row(
@@ -295,6 +328,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         *rows,
         "",
+        per_round,
         f"Against auditwheel show: abiscan cold is {aw.wall / cold.wall:.1f}x faster, "
         f"warm {aw.wall / warm.wall:.1f}x (one .py changed: {aw.wall / one.wall:.1f}x)."
         if aw is not None else "auditwheel not installed.",
