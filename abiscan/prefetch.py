@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__, parallel
+from abiscan.collector import SPACED_YOUNG
 from abiscan.inputs.content_cache import CacheFormatError, ContentCache, pack_entry, unpack_entry
 from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
 from abiscan.inputs.sources import (
@@ -912,6 +913,8 @@ def _init_worker(
 ) -> None:
     # What is still buffered when the pool shuts down is not needed: never wait for it.
     results.cancel_join_thread()
+    # This process is the scan's alone: its collector at the scan's pace, for good.
+    gc.set_threshold(SPACED_YOUNG, *gc.get_threshold()[1:])
     setup = setups.get()
     cache = ContentCache(setup.cache[0], setup.cache[1]) if setup.cache is not None else None
     _worker.update(
