@@ -185,6 +185,7 @@ class SourcePrefetch:
         self._board: _Board
         self._table: dict[str, _Task] = {}  # the modules on the board, by name
         self._task_at: dict[str, _Task] = {}  # and by path
+        self._cached_at: frozenset[str] = frozenset()  # the modules the cache holds, by path
         # As cache entries (the bytes a worker stored, and their key): a program the
         # scan does not use is never decoded (most of the cost of receiving one,
         # and of the memory it would hold).
@@ -285,7 +286,8 @@ class SourcePrefetch:
     def read_elsewhere(self, sf: StackFile) -> bool:
         """Whether the source ``sf`` was read whole, and would be by this process's
         stack too (the hook of :class:`~abiscan.inputs.member_facts.FileFacts`):
-        a worker parsed it, or this process did ahead, straight from its input.
+        a worker parsed it, or this process did ahead, straight from its input, or
+        an earlier scan did (the content cache holds its program).
 
         A worker reads within the default limits; the stack, within its memory
         budget and its input's limits: a member over the least of them is read
@@ -294,6 +296,12 @@ class SourcePrefetch:
         limit = min(self.stack.memory_budget, MAX_MEMBER_BYTES, sf.source.limits.member_bytes)
         if sf.entry.size > limit:
             return False
+        if sf.target_path in self._cached_at:
+            # An earlier scan parsed this very member (same CRC-32, size and name):
+            # the cache holds its program. The members a scan read are also kept per
+            # input, by path, which a rebuilt layer at a new path does not match (a
+            # warm scan of one inflated all its 539 sources again for this check).
+            return True
         if sf.target_path not in self._read_whole and self._pool is not None:
             self._drain(block=False)  # the worker's word may be in the pipe
             path = sf.target_path
@@ -554,6 +562,7 @@ class SourcePrefetch:
         if len(specs) != len(self.stack.sources):
             return
         tasks = [self._keyed(t) for t in _tasks(self.stack)]
+        self._cached_at = frozenset(t.target_path for t in tasks if t.cached)
         table: dict[str, _Task] = {}
         for t in tasks:
             table.setdefault(t.name, t)  # the first sys.path entry wins, as in an import

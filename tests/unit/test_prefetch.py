@@ -471,6 +471,33 @@ def test_a_source_a_worker_parses_is_not_read_here_to_check_it(
     assert not reads
 
 
+def test_a_rebuilt_layer_at_a_new_path_is_not_inflated_again_to_check_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sources an earlier scan parsed (their programs are in the content cache,
+    under their CRC-32, size and name) are known to be readable: a warm scan of the
+    same layer rebuilt at another path (a CI build's) inflates only what changed.
+    The members a scan reads are also kept per input, but by its path."""
+    members = _sources()
+    first = write_zip(tmp_path / "build1" / "layer.zip", members)
+    cache = tmp_path / "cache"
+    _json(first, jobs=2, cache_dir=cache)
+    members["python/pkg3/mod5.py"] = "value = 'changed'\nimport json\n"
+    second = write_zip(tmp_path / "build2" / "layer.zip", members)
+    reads: Counter[str] = Counter()
+    real = ZipSource.read
+
+    def counting(self: ZipSource, entry: Entry, limit: int | None = None) -> bytes:
+        reads[entry.path] += 1
+        return real(self, entry, limit)
+
+    monkeypatch.setattr(ZipSource, "read", counting)
+    warm = _json(second, jobs=2, cache_dir=cache)
+    assert {name for name in reads if name.endswith(".py")} == {"python/pkg3/mod5.py"}
+    monkeypatch.setattr(ZipSource, "read", real)
+    assert warm == _json(second, jobs=1, use_cache=False)
+
+
 _DIES = """
 import os, sys
 from abiscan import api, prefetch
