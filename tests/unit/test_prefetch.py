@@ -62,6 +62,19 @@ def _recording_shares(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
     return boards
 
 
+def _reads_here(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The members this process reads from a zip (not the workers), with how often."""
+    reads: Counter[str] = Counter()
+    real = ZipSource.read
+
+    def counting(self: ZipSource, entry: Entry, limit: int | None = None) -> bytes:
+        reads[entry.path] += 1
+        return real(self, entry, limit)
+
+    monkeypatch.setattr(ZipSource, "read", counting)
+    return reads
+
+
 def _parsed_here(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """The modules this process parses (not the workers), with how often."""
     parsed: Counter[str] = Counter()
@@ -122,14 +135,7 @@ def test_each_binary_is_read_by_one_process(
     monkeypatch.setattr(prefetch, "MAIN_READS_AT_MOST", 64 * 1024)
     monkeypatch.setattr(prefetch, "_resident_bytes", lambda: resident)
     boards = _recording_shares(monkeypatch)
-    reads: Counter[str] = Counter()
-    real = ZipSource.read
-
-    def counting(self: ZipSource, entry: Entry, limit: int | None = None) -> bytes:
-        reads[entry.path] += 1
-        return real(self, entry, limit)
-
-    monkeypatch.setattr(ZipSource, "read", counting)
+    reads = _reads_here(monkeypatch)
     assert _json(layer, jobs=2, use_cache=False) == alone
     [board] = boards
     binaries = {path: who for path, who in board.items() if "/" in path}
@@ -403,14 +409,7 @@ def test_a_binary_this_process_took_is_not_read_again_ahead(
         slots=[prefetch.FREE] * 2, lock=threading.Lock(), posted=[0], sent=[0]
     )
     here._small = binaries[::-1]  # popped: the first asked for first
-    reads: Counter[str] = Counter()
-    real = ZipSource.read
-
-    def counting(self: ZipSource, entry: Entry, limit: int | None = None) -> bytes:
-        reads[entry.path] += 1
-        return real(self, entry, limit)
-
-    monkeypatch.setattr(ZipSource, "read", counting)
+    reads = _reads_here(monkeypatch)
     assert not here._wait_for_binary(binaries[0])  # taken here, for its facts to read
     assert here._read_next_small()  # ahead: the other one
     assert not here._read_next_small()  # none left
@@ -448,14 +447,7 @@ def test_a_source_a_worker_parses_is_not_read_here_to_check_it(
     monkeypatch.setattr(here, "_results", results, raising=False)  # set when started
     here._board, here._chains = board, [Future()]
     here._table, here._task_at = {"mod": task}, {sf.target_path: task}
-    reads: Counter[str] = Counter()
-    real = ZipSource.read
-
-    def counting(self: ZipSource, entry: Entry, limit: int | None = None) -> bytes:
-        reads[entry.path] += 1
-        return real(self, entry, limit)
-
-    monkeypatch.setattr(ZipSource, "read", counting)
+    reads = _reads_here(monkeypatch)
 
     def worker_done() -> None:  # the worker's word, a moment later
         key = prefetch._ready_key("mod", sf.target_path, False)
@@ -484,17 +476,10 @@ def test_a_rebuilt_layer_at_a_new_path_is_not_inflated_again_to_check_it(
     _json(first, jobs=2, cache_dir=cache)
     members["python/pkg3/mod5.py"] = "value = 'changed'\nimport json\n"
     second = write_zip(tmp_path / "build2" / "layer.zip", members)
-    reads: Counter[str] = Counter()
-    real = ZipSource.read
-
-    def counting(self: ZipSource, entry: Entry, limit: int | None = None) -> bytes:
-        reads[entry.path] += 1
-        return real(self, entry, limit)
-
-    monkeypatch.setattr(ZipSource, "read", counting)
+    reads = _reads_here(monkeypatch)
     warm = _json(second, jobs=2, cache_dir=cache)
     assert {name for name in reads if name.endswith(".py")} == {"python/pkg3/mod5.py"}
-    monkeypatch.setattr(ZipSource, "read", real)
+    monkeypatch.undo()
     assert warm == _json(second, jobs=1, use_cache=False)
 
 
