@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__, parallel
-from abiscan.collector import SPACED_YOUNG
+from abiscan.collector import collector_spaced
 from abiscan.inputs.content_cache import CacheFormatError, ContentCache, pack_entry, unpack_entry
 from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
 from abiscan.inputs.sources import (
@@ -185,7 +185,7 @@ class SourcePrefetch:
         self._board: _Board
         self._table: dict[str, _Task] = {}  # the modules on the board, by name
         self._task_at: dict[str, _Task] = {}  # and by path
-        self._cached_at: frozenset[str] = frozenset()  # the modules the cache holds, by path
+        self._cached_at: frozenset[str] | None = None  # see _cached_paths
         # As cache entries (the bytes a worker stored, and their key): a program the
         # scan does not use is never decoded (most of the cost of receiving one,
         # and of the memory it would hold).
@@ -296,7 +296,7 @@ class SourcePrefetch:
         limit = min(self.stack.memory_budget, MAX_MEMBER_BYTES, sf.source.limits.member_bytes)
         if sf.entry.size > limit:
             return False
-        if sf.target_path in self._cached_at:
+        if sf.target_path in self._cached_paths():
             # An earlier scan parsed this very member (same CRC-32, size and name):
             # the cache holds its program. The members a scan read are also kept per
             # input, by path, which a rebuilt layer at a new path does not match (a
@@ -312,6 +312,14 @@ class SourcePrefetch:
                 # (71 sources of the real layer were inflated again here, for nothing).
                 self._wait_for_worker(_ready_key(task.name, path, task.is_package), owner)
         return sf.target_path in self._read_whole
+
+    def _cached_paths(self) -> frozenset[str]:
+        """The sources whose programs the content cache holds, by path: found as
+        :meth:`start` keys the modules, or here, once, when it did not (one job)."""
+        if self._cached_at is None:
+            keyed = map(self._keyed, _tasks(self.stack)) if self.cache is not None else ()
+            self._cached_at = frozenset(t.target_path for t in keyed if t.cached)
+        return self._cached_at
 
     def _wait_for_binary(self, binary: _Binary) -> bool:
         """Wait for a worker's summary of ``binary``; False when this process is to
@@ -922,8 +930,6 @@ def _init_worker(
 ) -> None:
     # What is still buffered when the pool shuts down is not needed: never wait for it.
     results.cancel_join_thread()
-    # This process is the scan's alone: its collector at the scan's pace, for good.
-    gc.set_threshold(SPACED_YOUNG, *gc.get_threshold()[1:])
     setup = setups.get()
     cache = ContentCache(setup.cache[0], setup.cache[1]) if setup.cache is not None else None
     _worker.update(
@@ -967,15 +973,16 @@ def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
     stop: Event = _worker["stop"]
     cache: ContentCache | None = _worker["cache"]
     try:
-        while todo and not stop.is_set():
-            _take_news(chain, news)
-            if news.next:
-                _summarise_binary(chain, news.next.pop(), news)
-            elif news.parsing:
-                break  # the main process reached its sources: the rest only when asked
-            else:
-                _summarise_binary(chain, todo.pop(), news)
-        _parse_reach(chain, news)
+        with collector_spaced():  # the collector at the scan's pace, as in the main process
+            while todo and not stop.is_set():
+                _take_news(chain, news)
+                if news.next:
+                    _summarise_binary(chain, news.next.pop(), news)
+                elif news.parsing:
+                    break  # the main process reached its sources: the rest only when asked
+                else:
+                    _summarise_binary(chain, todo.pop(), news)
+            _parse_reach(chain, news)
     finally:
         if cache is not None:
             # Published before the chain says it ended: the main process's close()

@@ -3,10 +3,10 @@
 Runs one cold scan of a layer (an empty content cache in a temporary
 directory) and prints, as JSON: the wall time, the CPU time of the main
 process and of each pool worker (read from ``/proc`` before the pool shuts
-down; counted in ``total_cpu_s``), the time the main process spent waiting for the workers (for a
-module a worker parses, and for a binary's summary), and who did what: the
-modules and binaries each side handled, and the modules the workers parsed
-that the scan never used. Linux only (``/proc``). Run:
+down; counted in ``total_cpu_s``), the time the main process spent waiting
+for the workers (for a module a worker parses, and for a binary's summary),
+and who did what: the modules and binaries each side handled, and the modules
+the workers parsed that the scan never used. Linux only (``/proc``). Run:
 
     python benchmarks/bench_balance.py /work/cache/speed/layer.zip [--jobs N] [--names FILE]
 

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 
 from abiscan import api, parallel, prefetch
-from abiscan.inputs.sources import Entry, ZipSource
+from abiscan.inputs.sources import Entry, InputKind, ZipSource, open_source
+from abiscan.inputs.stack import Stack, build_stack
 from abiscan.prefetch import SourcePrefetch
 from abiscan.report.render import render_json
 from abiscan.simulate.python.import_graph import ImportGraph
+from abiscan.target.profiles import builtin_target
 from abiscan.testing.elf_writer import build_shared_object
 from tests.helpers import write_zip
 
@@ -73,6 +75,12 @@ def _reads_here(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(ZipSource, "read", counting)
     return reads
+
+
+def _stack_of(layer: Path) -> Stack:
+    """The stack of one layer zip, on the built-in python3.12 x86_64 target."""
+    source = open_source(str(layer), InputKind.LAYER)
+    return build_stack(builtin_target("python3.12", "x86_64"), [source])
 
 
 def _parsed_here(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
@@ -357,14 +365,8 @@ def test_this_process_holds_a_large_binary_only_within_its_limit(
     """The main process inflates a large binary itself only while its resident memory
     and the member stay under its limit (the largest binary on the board plus
     MAIN_HOLDS_OVER_LARGEST), and never where its resident memory cannot be read."""
-    layer = write_zip(tmp_path / "layer.zip", _sources())
-    from abiscan.inputs.sources import InputKind, open_source
-    from abiscan.inputs.stack import build_stack
-    from abiscan.target.profiles import builtin_target
-
-    source = open_source(str(layer), InputKind.LAYER)
-    stack = build_stack(builtin_target("python3.12", "x86_64"), [source])
-    here = SourcePrefetch(stack, (3, 12), None, 2)
+    here = SourcePrefetch(_stack_of(write_zip(tmp_path / "layer.zip", _sources())), (3, 12),
+                          None, 2)
     here._hold_limit = 100 * 2**20
     if sys.platform == "linux":  # read from /proc: this interpreter holds megabytes
         assert (prefetch._resident_bytes() or 0) > 2**20
@@ -384,18 +386,13 @@ def test_a_binary_this_process_took_is_not_read_again_ahead(
     were read twice in some cold scans, depending on when the worker started.)"""
     import threading
 
-    from abiscan.inputs.sources import InputKind, open_source
-    from abiscan.inputs.stack import build_stack
-    from abiscan.target.profiles import builtin_target
-
     members: dict[str, bytes | str] = {
         f"python/_s{n}.cpython-312-x86_64-linux-gnu.so": build_shared_object(
             machine="x86_64", exports=[f"PyInit__s{n}"], needed=["libc.so.6"]
         )
         for n in range(2)
     }
-    source = open_source(str(write_zip(tmp_path / "layer.zip", members)), InputKind.LAYER)
-    stack = build_stack(builtin_target("python3.12", "x86_64"), [source])
+    stack = _stack_of(write_zip(tmp_path / "layer.zip", members))
     files = sorted(
         (sf for sf in stack.walk_files() if sf.target_path.endswith(".so")),
         key=lambda sf: sf.target_path,
@@ -427,14 +424,7 @@ def test_a_source_a_worker_parses_is_not_read_here_to_check_it(
     import threading
     from concurrent.futures import Future
 
-    from abiscan.inputs.sources import InputKind, open_source
-    from abiscan.inputs.stack import build_stack
-    from abiscan.target.profiles import builtin_target
-
-    source = open_source(
-        str(write_zip(tmp_path / "layer.zip", {"python/mod.py": "value = 1\n"})), InputKind.LAYER
-    )
-    stack = build_stack(builtin_target("python3.12", "x86_64"), [source])
+    stack = _stack_of(write_zip(tmp_path / "layer.zip", {"python/mod.py": "value = 1\n"}))
     [sf] = [sf for sf in stack.walk_files() if sf.target_path.endswith("/mod.py")]
     task = prefetch._Task(source=0, entry=sf.entry, target_path=sf.target_path, name="mod",
                           is_package=False, slot=0)
@@ -463,13 +453,15 @@ def test_a_source_a_worker_parses_is_not_read_here_to_check_it(
     assert not reads
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_a_rebuilt_layer_at_a_new_path_is_not_inflated_again_to_check_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
 ) -> None:
     """The sources an earlier scan parsed (their programs are in the content cache,
     under their CRC-32, size and name) are known to be readable: a warm scan of the
-    same layer rebuilt at another path (a CI build's) inflates only what changed.
-    The members a scan reads are also kept per input, but by its path."""
+    same layer rebuilt at another path (a CI build's) inflates only what changed,
+    with workers or without. The members a scan reads are also kept per input, but
+    by its path."""
     members = _sources()
     first = write_zip(tmp_path / "build1" / "layer.zip", members)
     cache = tmp_path / "cache"
@@ -477,7 +469,7 @@ def test_a_rebuilt_layer_at_a_new_path_is_not_inflated_again_to_check_it(
     members["python/pkg3/mod5.py"] = "value = 'changed'\nimport json\n"
     second = write_zip(tmp_path / "build2" / "layer.zip", members)
     reads = _reads_here(monkeypatch)
-    warm = _json(second, jobs=2, cache_dir=cache)
+    warm = _json(second, jobs=jobs, cache_dir=cache)
     assert {name for name in reads if name.endswith(".py")} == {"python/pkg3/mod5.py"}
     monkeypatch.undo()
     assert warm == _json(second, jobs=1, use_cache=False)
