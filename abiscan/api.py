@@ -111,55 +111,82 @@ def scan(
     and once at the end; it must not raise.
     """
     with reporting(progress), collector_spaced():
-        if target is None:
-            target = builtin_target(runtime or "python3.12", arch or "x86_64")
-        elif runtime is not None or arch is not None:
-            raise ArgumentError("give either target= or runtime=/arch=, not both")
-        names = module_names(imports)
-        specs = [(p, InputKind.LAYER) for p in _paths(layers, "layers")]
-        specs += [(p, InputKind.SITE_PACKAGES) for p in _paths(site_packages, "site_packages")]
-        if function is not None:
-            specs.append((function, InputKind.FUNCTION))
-        sources, opened, problems = open_inputs(specs, limits, labels)
-        try:
-            cache = None
-            memo = None
-            if use_cache:
-                # Start-up: a scan without the cache loads neither.
-                from abiscan.inputs.content_cache import ContentCache, default_cache_dir
-                from abiscan.result_memo import memo_key, recall, remember
+        # The scan's own objects (the stack's entries, the binaries' facts: some
+        # 100,000 on the real layer of docs/benchmarks.md) are freed as _scan
+        # returns, before the caller's thresholds come back: the collection those
+        # thresholds start at once then walks the report, not them (0.04 s).
+        return _scan(
+            layers=layers, function=function, site_packages=site_packages, target=target,
+            runtime=runtime, arch=arch, imports=imports, limits=limits, jobs=jobs,
+            cache_dir=cache_dir, use_cache=use_cache, memory_budget=memory_budget, labels=labels,
+        )
 
-                cache = ContentCache(
-                    Path(cache_dir) if cache_dir is not None else default_cache_dir()
-                )
-                # The whole report of an unchanged scan (docs/decisions.md).
-                memo = memo_key(specs, opened, problems, target, names, limits, memory_budget)
-                recalled = recall(cache, memo, target) if memo is not None else None
-                if recalled is not None:
-                    return with_wheel_checks(recalled, specs)
-            stack = build_stack(target, sources, memory_budget)
-            summaries = [
-                item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
-            ]
-            report = analyse(
-                stack,
-                target,
-                summaries,
-                problems + stack.problems,
-                names,
-                jobs=default_jobs() if jobs is None else jobs,
-                cache=cache,
+
+def _scan(
+    *,
+    layers: PathLike | Sequence[PathLike],
+    function: PathLike | None,
+    site_packages: PathLike | Sequence[PathLike],
+    target: Target | None,
+    runtime: str | None,
+    arch: str | None,
+    imports: str | Sequence[str],
+    limits: Limits,
+    jobs: int | None,
+    cache_dir: PathLike | None,
+    use_cache: bool,
+    memory_budget: int,
+    labels: Mapping[str, str] | None,
+) -> Report:
+    if target is None:
+        target = builtin_target(runtime or "python3.12", arch or "x86_64")
+    elif runtime is not None or arch is not None:
+        raise ArgumentError("give either target= or runtime=/arch=, not both")
+    names = module_names(imports)
+    specs = [(p, InputKind.LAYER) for p in _paths(layers, "layers")]
+    specs += [(p, InputKind.SITE_PACKAGES) for p in _paths(site_packages, "site_packages")]
+    if function is not None:
+        specs.append((function, InputKind.FUNCTION))
+    sources, opened, problems = open_inputs(specs, limits, labels)
+    try:
+        cache = None
+        memo = None
+        if use_cache:
+            # Start-up: a scan without the cache loads neither.
+            from abiscan.inputs.content_cache import ContentCache, default_cache_dir
+            from abiscan.result_memo import memo_key, recall, remember
+
+            cache = ContentCache(
+                Path(cache_dir) if cache_dir is not None else default_cache_dir()
             )
-            if cache is not None and memo is not None:
-                from abiscan.result_memo import remember
+            # The whole report of an unchanged scan (docs/decisions.md).
+            memo = memo_key(specs, opened, problems, target, names, limits, memory_budget)
+            recalled = recall(cache, memo, target) if memo is not None else None
+            if recalled is not None:
+                return with_wheel_checks(recalled, specs)
+        stack = build_stack(target, sources, memory_budget)
+        summaries = [
+            item if isinstance(item, InputSummary) else _summary(item, stack) for item in opened
+        ]
+        report = analyse(
+            stack,
+            target,
+            summaries,
+            problems + stack.problems,
+            names,
+            jobs=default_jobs() if jobs is None else jobs,
+            cache=cache,
+        )
+        if cache is not None and memo is not None:
+            from abiscan.result_memo import remember
 
-                remember(cache, memo, report, complete=not stack.failed_reads)
-            return with_wheel_checks(report, specs)
-        finally:
-            if cache is not None:
-                cache.close()  # publishes what this process put (one pack)
-            for source in sources:
-                source.close()
+            remember(cache, memo, report, complete=not stack.failed_reads)
+        return with_wheel_checks(report, specs)
+    finally:
+        if cache is not None:
+            cache.close()  # publishes what this process put (one pack)
+        for source in sources:
+            source.close()
 
 
 def with_wheel_checks(report: Report, specs: Sequence[tuple[PathLike, InputKind]]) -> Report:

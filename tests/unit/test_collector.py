@@ -95,6 +95,33 @@ def test_scan_runs_spaced_and_gives_the_thresholds_back(
     assert gc.get_threshold() == thresholds
 
 
+def test_the_scan_frees_its_stack_before_the_thresholds_come_back(
+    thresholds: tuple[int, int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restoring the caller's thresholds starts a collection at once; it walks only
+    what is alive then, so the scan's own objects must already be gone (the real
+    layer's stack and facts made that collection 0.04 s of the scan's end)."""
+    import abiscan.collector as collector
+    from abiscan.inputs.stack import Stack
+
+    alive_at_restore: list[int] = []
+    real = collector.gc.set_threshold
+
+    def spy(*args: int) -> None:
+        if args == thresholds:
+            alive_at_restore.append(sum(isinstance(o, Stack) for o in gc.get_objects()))
+        real(*args)
+
+    monkeypatch.setattr(collector.gc, "set_threshold", spy)
+    layer = tmp_path / "layer"
+    (layer / "python").mkdir(parents=True)
+    (layer / "python" / "m.py").write_text("X = 1\n")
+    gc.collect()  # no stack of an earlier test is left to count
+    report = scan([layer], runtime="python3.12", use_cache=False)
+    assert [m.name for m in report.modules] == ["m"]
+    assert alive_at_restore == [0]
+
+
 def test_paused_inside_and_on_again_after_the_last() -> None:
     assert gc.isenabled()
     with collector_paused():
