@@ -35,6 +35,7 @@ import dataclasses
 import enum
 import functools
 import importlib
+import operator
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -55,7 +56,7 @@ __all__ = ["MEMO_VERSION", "environment", "memo_key", "package_digest", "recall"
 MEMO_VERSION = 1
 # Every field of an entry (dataclasses.astuple, which deep-copies, cost 0.2 s for
 # the real layer's 4,372 entries).
-_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry))
+_entry_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(Entry)))
 # The libraries whose code decides what a scan reads from the inputs' bytes, by the
 # names they import as (environment() reads their __version__).
 _LIBRARIES = ("elftools", "packaging")
@@ -74,10 +75,10 @@ def memo_key(
     when one of them cannot be identified without reading it."""
     import hashlib  # start-up: only a scan with a cache keys its report
 
-    digest = hashlib.sha256()
+    rows: list[str] = []  # hashed at the end, joined: one update, not one per row
 
     def add(*row: object) -> None:
-        digest.update(repr(row).encode("utf-8", "surrogateescape") + b"\n")
+        rows.append(repr(row))
 
     add("abiscan result memo", MEMO_VERSION, environment())
     try:
@@ -100,7 +101,9 @@ def memo_key(
         if problem.internal:
             return None  # a bug while opening: never answered from the memo
         add("problem", problem.source, problem.path, problem.problem)
-    return f"result-memo|{MEMO_VERSION}|{digest.hexdigest()}"
+    rows.append("")  # each row ends with a newline
+    text = "\n".join(rows).encode("utf-8", "surrogateescape")
+    return f"result-memo|{MEMO_VERSION}|{hashlib.sha256(text).hexdigest()}"
 
 
 def recall(cache: ContentCache, key: str, target: Target) -> Report | None:
@@ -155,7 +158,7 @@ def _source_rows(source: Source) -> Iterator[tuple[object, ...] | None]:
     if root is not None:
         yield ("root", os.fspath(root))
     for entry in source.entries():
-        yield ("entry", *[getattr(entry, name) for name in _ENTRY_FIELDS])
+        yield ("entry", *_entry_fields(entry))
         if root is not None and entry.kind == "file":
             try:
                 st = os.stat(root / entry.path, follow_symlinks=False)

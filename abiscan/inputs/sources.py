@@ -110,6 +110,8 @@ class Entry:
 
 def normalise_member_name(raw: str) -> tuple[str | None, str | None]:
     """Return (normalised relative path or None, reason it is unsafe or None)."""
+    if _is_normal(raw):
+        return raw, None
     name = raw.replace("\\", "/")
     unsafe = None
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
@@ -129,6 +131,20 @@ def normalise_member_name(raw: str) -> tuple[str | None, str | None]:
     if not parts:
         return None, unsafe or "empty name"
     return "/".join(parts), unsafe
+
+
+def _is_normal(raw: str) -> bool:
+    """Whether ``raw`` is its own normal form: relative, no empty, ``.`` or ``..`` part,
+    no backslash, no drive (what nearly every member of a real zip is; the general
+    path splits each name, and every member of an input is named once per open)."""
+    wrapped = f"/{raw}/"
+    return (
+        "//" not in wrapped
+        and "/./" not in wrapped
+        and "/../" not in wrapped
+        and "\\" not in raw
+        and raw[1:2] != ":"
+    )
 
 
 class Source:
@@ -155,7 +171,7 @@ class Source:
         """The entries-per-directory budget (the import system lists directories)."""
         per_dir: dict[str, int] = {}
         for entry in entries:
-            parent = posixpath.dirname(entry.path)
+            parent = entry.path.rpartition("/")[0]  # posixpath.dirname of a normal path
             per_dir[parent] = per_dir.get(parent, 0) + 1
         crowded = sorted(d for d, n in per_dir.items() if n > self.limits.dir_entries)
         if crowded:

@@ -121,6 +121,7 @@ class Stack:
         self._resolved.clear()
         root = self.root_for(source.kind)
         self._add_dir(root)
+        prefix = root if root.endswith("/") else root + "/"  # posixpath.join(root, ...)
         for entry in source.entries():
             rel = entry.path
             if source.kind is InputKind.WHEEL:
@@ -128,7 +129,7 @@ class Stack:
                 if placed is None:
                     continue
                 rel = placed
-            target_path = posixpath.join(root, rel)
+            target_path = rel if rel.startswith("/") else prefix + rel
             origin = Provenance(
                 source=source.label, index=index, kind=source.kind, source_path=entry.path
             )
@@ -143,7 +144,7 @@ class Stack:
                     StackFile(target_path=target_path, entry=entry, origin=origin, source=source),
                 )
                 continue
-            parent, base = posixpath.split(target_path)
+            parent, base = _split(target_path)
             self._add_dir(parent)
             previous = self.files.get(target_path)
             replaced: list[Provenance] = []
@@ -162,14 +163,18 @@ class Stack:
     def _add_dir(self, path: str) -> None:
         child: str | None = None
         while True:
-            existed = path in self._children
-            entries = self._children.setdefault(path, set())
+            entries = self._children.get(path)
+            existed = entries is not None
+            if entries is None:
+                entries = self._children[path] = set()
             if child is not None:
                 entries.add(child)
-            parent = posixpath.dirname(path)
-            if existed or parent == path:
+            if existed:
+                return  # its parents were added with it
+            parent, base = _split(path)
+            if parent == path:
                 return
-            child, path = posixpath.basename(path), parent
+            child, path = base, parent
 
     # -- reading ------------------------------------------------------------
 
@@ -323,6 +328,16 @@ class Stack:
                 return None
             return down[0], max(steps, down[1] + 1)
         return path, steps
+
+
+def _split(path: str) -> tuple[str, str]:
+    """``posixpath.split(path)`` for a ``str``, without its ``os.fspath`` and separator
+    lookups (it runs for every member of every input)."""
+    i = path.rfind("/") + 1
+    head, tail = path[:i], path[i:]
+    if head and head != "/" * len(head):
+        head = head.rstrip("/")
+    return head, tail
 
 
 def _wheel_placement(rel: str) -> str | None:

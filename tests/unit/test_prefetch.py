@@ -96,6 +96,20 @@ def _parsed_here(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return parsed
 
 
+def test_the_module_names_workers_answer_from(tmp_path: Path) -> None:
+    """Every dotted name with a file or directory under a sys.path entry: a package's
+    own name and its parents', once per directory; a dotted directory is one part."""
+    layer = write_zip(tmp_path / "l.zip", {
+        "python/pkg/__init__.py": "", "python/pkg/sub/mod.py": "", "python/pkg/sub/data.txt": "",
+        "python/pkg.libs/libx.so.1": b"", "python/top.py": "", "python/empty/": "",
+        "python/pkg/sub/deep/x.cpython-312-x86_64-linux-gnu.so": b"", "other/ignored.py": "",
+    })
+    assert prefetch._module_names(_stack_of(layer)) == {
+        "pkg", "pkg.sub", "pkg.sub.mod", "pkg.sub.data", "pkg.libs", "pkg.libs.libx",
+        "top", "empty", "pkg.sub.deep", "pkg.sub.deep.x",
+    }
+
+
 def test_no_module_is_parsed_by_two_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import zipfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from abiscan.inputs.sources import (
     normalise_member_name,
     open_source,
 )
-from abiscan.inputs.stack import build_stack
+from abiscan.inputs.stack import _split, build_stack
 from abiscan.target.profiles import builtin_target
 
 from helpers import write_tree, write_zip
@@ -71,7 +72,12 @@ def test_dangling_and_looping_links_are_not_files(tmp_path: Path) -> None:
     ("raw", "path", "unsafe"),
     [("python/a.py", "python/a.py", None), ("/etc/passwd", "etc/passwd", "absolute path"),
      ("python/../../x", "x", "'..' component leaves the tree"), ("./a//b", "a/b", None),
-     ("..", None, "'..' component leaves the tree")],
+     ("..", None, "'..' component leaves the tree"),
+     # Names that look normal but are not (the fast path must send them on).
+     ("python/./a.py", "python/a.py", None), ("python/a/", "python/a", None),
+     ("python//a.py", "python/a.py", None), ("a\\b.py", "a/b.py", None),
+     ("c:/x", "x", "absolute path"), ("a:b", "a:b", "absolute path"),
+     ("", None, "empty name"), (".hidden", ".hidden", None)],
 )
 def test_member_names_are_normalised(raw: str, path: str | None, unsafe: str | None) -> None:
     assert normalise_member_name(raw) == (path, unsafe)
@@ -202,3 +208,10 @@ def test_a_directory_is_resolved_once_for_all_its_names(tmp_path: Path) -> None:
     names = [f"/opt/python/pkg/sub/m{i}.py" for i in range(1, 5)] + ["/opt/python/pkg/sub/x.py"]
     assert [stack.is_file(p) for p in names] == [True] * 4 + [False]
     assert first > 1 and walked[first:] == names  # one step each: the directory is known
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/opt", "/opt/python/a.py", "a", "a/b", "", "//x", "a//b", "/opt/", "///"]
+)
+def test_the_stacks_split_is_posixpaths(path: str) -> None:
+    assert _split(path) == posixpath.split(path)
