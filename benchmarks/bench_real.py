@@ -332,7 +332,9 @@ def main() -> None:
         "",
         per_round,
         f"Against auditwheel show: abiscan cold is {aw.wall / cold.wall:.1f}x faster, "
-        f"warm {aw.wall / warm.wall:.1f}x (one .py changed: {aw.wall / one.wall:.1f}x)."
+        f"warm {aw.wall / warm.wall:.1f}x (one .py changed: {aw.wall / one.wall:.1f}x). "
+        f"auditwheel took {aw.wall / base.wall:.1f}x the floor: 15x faster than it is "
+        f"{aw.wall / base.wall / 15:.2f}x the floor, where the cold target is 1.5x."
         if aw is not None else "auditwheel not installed.",
         f"JSON reports of the {len(colds)} cold scans, the warm one and --jobs 1: "
         + ("byte-identical." if same else "DIFFERENT (a bug)."),
