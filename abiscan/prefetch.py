@@ -890,7 +890,7 @@ def _module_names(stack: Stack) -> frozenset[str]:
     for root in _sys_path_roots(stack):
         prefix = root.rstrip("/") + "/"
         # A directory's names (its own and its parents') once, not once per file in it:
-        # the real layer's 4,372 files sit in 398 directories.
+        # the real layer's 4,372 files sit in 386 directories.
         directories: set[str] = set()
         for path in stack.files:
             if not path.startswith(prefix):
