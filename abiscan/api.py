@@ -178,8 +178,6 @@ def _scan(
             cache=cache,
         )
         if cache is not None and memo is not None:
-            from abiscan.result_memo import remember
-
             remember(cache, memo, report, complete=not stack.failed_reads)
         return with_wheel_checks(report, specs)
     finally:

@@ -304,13 +304,12 @@ class SourcePrefetch:
             return True
         if sf.target_path not in self._read_whole and self._pool is not None:
             self._drain(block=False)  # the worker's word may be in the pipe
-            path = sf.target_path
-            task = self._task_at.get(path)
-            owner = self._board.owner(task.slot) if task is not None else FREE
-            if task is not None and owner >= WORKER:
+            task = self._task_at.get(sf.target_path)
+            if task is not None and (owner := self._board.owner(task.slot)) >= WORKER:
                 # Asked just before its program: a worker parsing it will have read it
                 # (71 sources of the real layer were inflated again here, for nothing).
-                self._wait_for_worker(_ready_key(task.name, path, task.is_package), owner)
+                self._wait_for_worker(_ready_key(task.name, task.target_path, task.is_package),
+                                      owner)
         return sf.target_path in self._read_whole
 
     def _cached_paths(self) -> frozenset[str]:

@@ -144,7 +144,7 @@ class Stack:
                     StackFile(target_path=target_path, entry=entry, origin=origin, source=source),
                 )
                 continue
-            parent, base = _split(target_path)
+            parent, base = posixpath.split(target_path)
             self._add_dir(parent)
             previous = self.files.get(target_path)
             replaced: list[Provenance] = []
@@ -171,7 +171,7 @@ class Stack:
                 entries.add(child)
             if existed:
                 return  # its parents were added with it
-            parent, base = _split(path)
+            parent, base = posixpath.split(path)
             if parent == path:
                 return
             child, path = base, parent
@@ -328,16 +328,6 @@ class Stack:
                 return None
             return down[0], max(steps, down[1] + 1)
         return path, steps
-
-
-def _split(path: str) -> tuple[str, str]:
-    """``posixpath.split(path)`` for a ``str``, without its ``os.fspath`` and separator
-    lookups (it runs for every member of every input)."""
-    i = path.rfind("/") + 1
-    head, tail = path[:i], path[i:]
-    if head and head != "/" * len(head):
-        head = head.rstrip("/")
-    return head, tail
 
 
 def _wheel_placement(rel: str) -> str | None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import posixpath
 import zipfile
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from abiscan.inputs.sources import (
     normalise_member_name,
     open_source,
 )
-from abiscan.inputs.stack import _split, build_stack
+from abiscan.inputs.stack import build_stack
 from abiscan.target.profiles import builtin_target
 
 from helpers import write_tree, write_zip
@@ -208,10 +207,3 @@ def test_a_directory_is_resolved_once_for_all_its_names(tmp_path: Path) -> None:
     names = [f"/opt/python/pkg/sub/m{i}.py" for i in range(1, 5)] + ["/opt/python/pkg/sub/x.py"]
     assert [stack.is_file(p) for p in names] == [True] * 4 + [False]
     assert first > 1 and walked[first:] == names  # one step each: the directory is known
-
-
-@pytest.mark.parametrize(
-    "path", ["/", "/opt", "/opt/python/a.py", "a", "a/b", "", "//x", "a//b", "/opt/", "///"]
-)
-def test_the_stacks_split_is_posixpaths(path: str) -> None:
-    assert _split(path) == posixpath.split(path)
