@@ -16,6 +16,7 @@ from abiscan import __version__
 from abiscan.collector import collector_spaced
 from abiscan.elf.reader import ElfFacts
 from abiscan.errors import ArgumentError
+from abiscan.frame_stack import call_with_frame_room
 from abiscan.inputs.member_facts import FileFacts
 from abiscan.inputs.sources import InputKind, InputProblem, Source, SourceError, open_source
 from abiscan.inputs.stack import DEFAULT_MEMORY_BUDGET, Stack, StackFile, build_stack
@@ -115,7 +116,10 @@ def scan(
         # 100,000 on the real layer of docs/benchmarks.md) are freed as _scan
         # returns, before the caller's thresholds come back: the collection those
         # thresholds start at once then walks the report, not them (0.04 s).
-        return _scan(
+        # The scan's recursive walks cross no end of a frame-stack chunk
+        # (abiscan.frame_stack: 10,000 or more mmap/munmap pairs otherwise).
+        return call_with_frame_room(
+            _scan,
             layers=layers, function=function, site_packages=site_packages, target=target,
             runtime=runtime, arch=arch, imports=imports, limits=limits, jobs=jobs,
             cache_dir=cache_dir, use_cache=use_cache, memory_budget=memory_budget, labels=labels,
@@ -288,7 +292,7 @@ def analyse(
     names = module_names(imports)
     if cache is None and not may_start_workers(stack, jobs):
         # Nothing for the parse hook to do: no cache to serve, no worker to start.
-        return _analyse(stack, target, inputs, problems, names, None)
+        return call_with_frame_room(_analyse, stack, target, inputs, problems, names, None)
     from abiscan.prefetch import SourcePrefetch
 
     prefetch = SourcePrefetch(
@@ -301,7 +305,7 @@ def analyse(
     )
     try:
         prefetch.start()
-        report = _analyse(stack, target, inputs, problems, names, prefetch)
+        report = call_with_frame_room(_analyse, stack, target, inputs, problems, names, prefetch)
         prefetch.finished()
         return report
     finally:

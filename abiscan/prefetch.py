@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from abiscan import __version__, parallel
 from abiscan.collector import collector_spaced
+from abiscan.frame_stack import call_with_frame_room
 from abiscan.inputs.content_cache import CacheFormatError, ContentCache, pack_entry, unpack_entry
 from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
 from abiscan.inputs.sources import (
@@ -973,6 +974,11 @@ class _News:
 def _work(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
     """One worker's chain: summarise ``binaries`` until the main process parses, then
     parse what ``roots`` reach, still summarising a binary it waits for."""
+    # Its walks (the extractor's, the encoder's) cross no end of a frame-stack chunk.
+    call_with_frame_room(_work_chain, chain, binaries, roots)
+
+
+def _work_chain(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> None:
     news = _News(todo=_pushed(roots))
     todo = list(reversed(binaries))
     stop: Event = _worker["stop"]
