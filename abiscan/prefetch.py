@@ -20,8 +20,9 @@ import graph's parse hook
 * from a pool of worker processes, which inflate and parse the modules the
   scan will reach (they follow the import graph, in the order imports run)
   while the main process simulates the loader, and send back each module's
-  import-time program as soon as it is parsed (as its cache entry, never the
-  member's bytes);
+  import-time program as soon as it is parsed (the objects, pickled by the
+  queue, never the member's bytes; each is also stored as its cache entry,
+  which must be plain data);
 * else by parsing in the main process, as without this module.
 
 A module's program depends on its bytes and on which dotted names are
@@ -45,7 +46,11 @@ from typing import TYPE_CHECKING, Any
 from abiscan import __version__, parallel
 from abiscan.collector import collector_spaced
 from abiscan.frame_stack import call_with_frame_room
-from abiscan.inputs.content_cache import CacheFormatError, ContentCache, pack_entry, unpack_entry
+from abiscan.inputs.content_cache import (
+    ContentCache,
+    pack_entry,
+    send_kept_defs_as_text,
+)
 from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
 from abiscan.inputs.sources import (
     MAX_MEMBER_BYTES,
@@ -190,7 +195,7 @@ class SourcePrefetch:
         # As cache entries (the bytes a worker stored, and their key): a program the
         # scan does not use is never decoded (most of the cost of receiving one,
         # and of the memory it would hold).
-        self._ready: dict[str, tuple[bytes, str] | None] = {}
+        self._ready: dict[str, _Parsed | None] = {}
         self._ended: set[int] = set()
         self._received = 0  # messages taken from the queue of results
         self._stored: set[str] = set()  # cache keys the workers write themselves
@@ -199,7 +204,7 @@ class SourcePrefetch:
         # entries and their keys (None: read here); those this process read ahead
         # while it waited; and the small binaries in the order it reads them.
         self._binaries_on_board: dict[str, _Binary] = {}
-        self._summaries: dict[str, tuple[bytes, str] | None] = {}
+        self._summaries: dict[str, MemberSummary | None] = {}
         self._read_ahead: dict[str, MemberSummary] = {}
         self._small: list[_Binary] = []
         # The large binaries in the order this process asks for them, and the resident
@@ -273,11 +278,7 @@ class SourcePrefetch:
         self._drain(block=False)
         if path not in self._summaries and not self._wait_for_binary(binary):
             return None
-        sent = self._summaries.pop(path, None)
-        try:
-            value = unpack_entry(*sent) if sent is not None else None
-        except CacheFormatError:
-            return None
+        value = self._summaries.pop(path, None)
         if not isinstance(value, MemberSummary):
             return None
         count("members")  # the worker inflated it
@@ -443,7 +444,7 @@ class SourcePrefetch:
                 self._taken.add(name)
                 return None
             self._wait_for_worker(key, owner)
-        parsed = _unpacked(self._ready.pop(key, None))
+        parsed = _as_parsed(self._ready.pop(key, None))
         if parsed is not None:
             count("members")  # the worker inflated it
         return parsed
@@ -772,17 +773,6 @@ def _ready_key(name: str, path: str, is_package: bool) -> str:
     return f"{name}\0{path}\0{is_package}"
 
 
-def _unpacked(sent: tuple[bytes, str] | None) -> _Parsed | None:
-    """A program a worker sent, as a cache entry and its key; None when there is none,
-    or it does not decode."""
-    if sent is None:
-        return None
-    try:
-        return _as_parsed(unpack_entry(*sent))
-    except CacheFormatError:
-        return None
-
-
 def _as_parsed(value: Any) -> _Parsed | None:
     from abiscan.simulate.python.import_graph import ModuleSource
 
@@ -934,8 +924,11 @@ def _init_worker(
     stop: Event,
     board: _Board,
 ) -> None:
+    from multiprocessing.reduction import ForkingPickler
+
     # What is still buffered when the pool shuts down is not needed: never wait for it.
     results.cancel_join_thread()
+    send_kept_defs_as_text(ForkingPickler)
     setup = setups.get()
     cache = ContentCache(setup.cache[0], setup.cache[1]) if setup.cache is not None else None
     _worker.update(
@@ -1022,9 +1015,9 @@ def _summarise_binary(chain: int, path: str, news: _News) -> None:
     cache: ContentCache | None = _worker["cache"]
     summary = _summarise(task)
     entry = _packed(task.key or path, summary) if summary is not None else None
-    _send(chain, ("binary-done", chain, path, entry))
+    _send(chain, ("binary-done", chain, path, summary if entry is not None else None))
     if entry is not None and task.key is not None and cache is not None:
-        cache.put_entry(task.key, entry[0])
+        cache.put_entry(task.key, entry)
 
 
 def _summarise(task: _Binary) -> MemberSummary | None:
@@ -1068,15 +1061,16 @@ def _parse_reach(chain: int, news: _News) -> None:
         if board.take(task.slot, WORKER + chain) != WORKER + chain:
             continue  # taken by the main process (which tells its imports) or a chain
         sent, parsed = _parse_task(task)
-        # Encoded once, as a cache entry: sent, then stored (the main process may be
-        # waiting), and decoded there only if the scan uses it.
+        # Sent as the objects (pickled by the queue, in C: the main process decoding
+        # the cache entries cost it 0.3 s of a cold scan of the real layer), then
+        # stored as the cache entry; a program that is not plain data is neither.
         cache: ContentCache | None = _worker["cache"]
         key = _ready_key(name, task.target_path, task.is_package)
         entry = _packed(task.key or key, sent) if sent is not None else None
         stored = task.key if entry is not None and cache is not None else None
-        _send(chain, ("done", chain, name, key, entry, stored))
+        _send(chain, ("done", chain, name, key, sent if entry is not None else None, stored))
         if entry is not None and stored is not None and cache is not None:
-            cache.put_entry(stored, entry[0])
+            cache.put_entry(stored, entry)
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
     _send(chain, ("end", chain, ""))
@@ -1109,12 +1103,14 @@ def _send(chain: int, message: tuple[Any, ...]) -> None:
     board.sent[chain] += 1
 
 
-def _packed(key: str, value: _Parsed | MemberSummary) -> tuple[bytes, str] | None:
-    """``value`` as the cache entry a worker sends and stores, with its key."""
+def _packed(key: str, value: _Parsed | MemberSummary) -> bytes | None:
+    """``value`` as the cache entry a worker stores; None when it is not plain data,
+    which the worker then neither stores nor sends (a message the queue could not
+    pickle would never arrive): the main process reads or parses that member itself."""
     try:
-        return pack_entry(key, value), key
+        return pack_entry(key, value)
     except (TypeError, ValueError, RecursionError):
-        return None  # not plain data: the main process parses the module itself
+        return None
 
 
 def _followed(parsed: ModuleSource) -> tuple[str, ...]:

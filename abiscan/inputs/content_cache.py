@@ -53,6 +53,7 @@ __all__ = [
     "encode_plain",
     "keep_def_sources",
     "pack_entry",
+    "send_kept_defs_as_text",
     "unpack_entry",
 ]
 
@@ -739,9 +740,7 @@ class _Decoder:
         if code == _AGAIN and len(v) == 2:
             return self.objects[v[1]]
         if code == _SOURCE and len(v) == 3 and type(v[1]) is str and type(v[2]) is int:
-            node = _DeferredDef.__new__(_DeferredDef)
-            node.__dict__[_KEPT] = (v[1], v[2])
-            return node
+            return _kept_def((v[1], v[2]))
         if code == _DEFERRED and len(v) == 2:
             node = _DeferredDef.__new__(_DeferredDef)
             # Its own decoder: a syntax tree holds no objects met before.
@@ -803,6 +802,27 @@ class _DeferredDef(ast.FunctionDef):
             n: getattr(self, n) for n in (*self._fields, *self._attributes) if hasattr(self, n)
         }
         return (ast.FunctionDef, (), fields)
+
+
+def _kept_def(kept: tuple[str, int]) -> _DeferredDef:
+    """A ``def`` kept as its source text (lines, first line's number), parsed on first use."""
+    node = _DeferredDef.__new__(_DeferredDef)
+    node.__dict__[_KEPT] = kept
+    return node
+
+
+def _reduce_kept_def(node: _DeferredDef) -> tuple[Any, ...]:
+    kept = node.__dict__.get(_KEPT)
+    if kept is not None and "body" not in node.__dict__:
+        return (_kept_def, (kept,))
+    return node.__reduce__()
+
+
+def send_kept_defs_as_text(pickler: Any) -> None:
+    """Have ``pickler`` (multiprocessing's ``ForkingPickler``) send a ``def`` still kept
+    as its text (:func:`keep_def_sources`) as that text, not as the plain ``def`` its
+    ``__reduce__`` rebuilds: a worker sends programs so, and never parses them again."""
+    pickler.register(_DeferredDef, _reduce_kept_def)
 
 
 def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:

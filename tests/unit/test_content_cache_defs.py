@@ -14,6 +14,7 @@ from abiscan.inputs.content_cache import (
     decode_plain,
     encode_plain,
     keep_def_sources,
+    send_kept_defs_as_text,
 )
 
 
@@ -143,6 +144,29 @@ def test_a_text_def_pickles_as_a_plain_def() -> None:
     twin = pickle.loads(pickle.dumps(back))
     assert type(twin) is ast.FunctionDef
     assert _dump(twin) == original
+
+
+def test_a_text_def_goes_to_another_process_as_its_text() -> None:
+    """A worker sends its programs pickled: a kept def goes as its text, neither parsed
+    to be sent nor rebuilt when it arrives (most are never used)."""
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    class Pickler(ForkingPickler):  # registered here only, not for the test process
+        _extra_reducers: dict[type, object] = {}  # noqa: RUF012
+
+    send_kept_defs_as_text(Pickler)
+    source = b"def f(a):\n    return a\n"
+    (node,) = _defs(ast.parse(source))
+    original = _dump(node)
+    keep_def_sources([node], source)
+    twin = pickle.loads(Pickler.dumps(node))
+    assert "body" not in node.__dict__  # not parsed to be sent
+    assert "body" not in twin.__dict__  # nor when it arrives
+    assert _dump(twin) == original  # parsed on first use, equal
+    rebuilt = pickle.loads(Pickler.dumps(twin))  # used once: sent as the plain def
+    assert type(rebuilt) is ast.FunctionDef
+    assert _dump(rebuilt) == original
 
 
 def test_a_def_kept_as_text_drops_its_nodes_until_first_use() -> None:
