@@ -192,16 +192,14 @@ class SourcePrefetch:
         self._table: dict[str, _Task] = {}  # the modules on the board, by name
         self._task_at: dict[str, _Task] = {}  # and by path
         self._cached_at: frozenset[str] | None = None  # see _cached_paths
-        # As cache entries (the bytes a worker stored, and their key): a program the
-        # scan does not use is never decoded (most of the cost of receiving one,
-        # and of the memory it would hold).
+        # The programs the workers sent, by _ready_key (None: parsed here).
         self._ready: dict[str, _Parsed | None] = {}
         self._ended: set[int] = set()
         self._received = 0  # messages taken from the queue of results
         self._stored: set[str] = set()  # cache keys the workers write themselves
         self._finished: str | None = None  # see _finished_key
-        # The binaries on the board, by path; the summaries the workers sent, as cache
-        # entries and their keys (None: read here); those this process read ahead
+        # The binaries on the board, by path; the summaries the workers sent (None:
+        # read here); those this process read ahead
         # while it waited; and the small binaries in the order it reads them.
         self._binaries_on_board: dict[str, _Binary] = {}
         self._summaries: dict[str, MemberSummary | None] = {}
