@@ -20,9 +20,8 @@ import graph's parse hook
 * from a pool of worker processes, which inflate and parse the modules the
   scan will reach (they follow the import graph, in the order imports run)
   while the main process simulates the loader, and send back each module's
-  import-time program as soon as it is parsed (the objects, pickled by the
-  queue, never the member's bytes; each is also stored as its cache entry,
-  which must be plain data);
+  import-time program as soon as it is parsed (pickled, never the member's
+  bytes; each is also stored as its cache entry, where it is plain data);
 * else by parsing in the main process, as without this module.
 
 A module's program depends on its bytes and on which dotted names are
@@ -36,6 +35,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field, replace
@@ -192,17 +192,18 @@ class SourcePrefetch:
         self._table: dict[str, _Task] = {}  # the modules on the board, by name
         self._task_at: dict[str, _Task] = {}  # and by path
         self._cached_at: frozenset[str] | None = None  # see _cached_paths
-        # The programs the workers sent, by _ready_key (None: parsed here).
-        self._ready: dict[str, _Parsed | None] = {}
+        # The programs the workers sent, pickled, by _ready_key (None: parsed here);
+        # one the scan does not use is never loaded.
+        self._ready: dict[str, bytes | None] = {}
         self._ended: set[int] = set()
         self._received = 0  # messages taken from the queue of results
         self._stored: set[str] = set()  # cache keys the workers write themselves
         self._finished: str | None = None  # see _finished_key
-        # The binaries on the board, by path; the summaries the workers sent (None:
-        # read here); those this process read ahead
-        # while it waited; and the small binaries in the order it reads them.
+        # The binaries on the board, by path; the summaries the workers sent, pickled
+        # (None: read here); those this process read ahead while it waited; and the
+        # small binaries in the order it reads them.
         self._binaries_on_board: dict[str, _Binary] = {}
-        self._summaries: dict[str, MemberSummary | None] = {}
+        self._summaries: dict[str, bytes | None] = {}
         self._read_ahead: dict[str, MemberSummary] = {}
         self._small: list[_Binary] = []
         # The large binaries in the order this process asks for them, and the resident
@@ -276,7 +277,7 @@ class SourcePrefetch:
         self._drain(block=False)
         if path not in self._summaries and not self._wait_for_binary(binary):
             return None
-        value = self._summaries.pop(path, None)
+        value = _loaded(self._summaries.pop(path, None))
         if not isinstance(value, MemberSummary):
             return None
         count("members")  # the worker inflated it
@@ -442,7 +443,7 @@ class SourcePrefetch:
                 self._taken.add(name)
                 return None
             self._wait_for_worker(key, owner)
-        parsed = _as_parsed(self._ready.pop(key, None))
+        parsed = _as_parsed(_loaded(self._ready.pop(key, None)))
         if parsed is not None:
             count("members")  # the worker inflated it
         return parsed
@@ -771,6 +772,24 @@ def _ready_key(name: str, path: str, is_package: bool) -> str:
     return f"{name}\0{path}\0{is_package}"
 
 
+def _pickled(value: _Parsed | MemberSummary) -> bytes | None:
+    """``value`` as a worker sends it (multiprocessing's pickler, on which the worker
+    registered how a kept ``def`` goes); None when it does not pickle, and the main
+    process then reads or parses that member itself. Pickled here, not by the queue's
+    thread: a message that thread could not pickle would be lost, and waited for."""
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        return bytes(ForkingPickler.dumps(value))
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return None
+
+
+def _loaded(sent: bytes | None) -> Any:
+    """What a worker of this scan pickled (:func:`_pickled`); the callers check its type."""
+    return pickle.loads(sent) if sent is not None else None
+
+
 def _as_parsed(value: Any) -> _Parsed | None:
     from abiscan.simulate.python.import_graph import ModuleSource
 
@@ -1003,7 +1022,7 @@ def _work_chain(chain: int, binaries: Sequence[str], roots: Sequence[str]) -> No
 
 
 def _summarise_binary(chain: int, path: str, news: _News) -> None:
-    """Summarise one binary and send its summary, as a cache entry, then store it;
+    """Summarise one binary and send its summary (pickled), then store its cache entry;
     nothing for one the main process read itself."""
     setup: _WorkerSetup = _worker["setup"]
     task = setup.binaries.get(path)
@@ -1012,10 +1031,10 @@ def _summarise_binary(chain: int, path: str, news: _News) -> None:
         return
     cache: ContentCache | None = _worker["cache"]
     summary = _summarise(task)
-    entry = _packed(task.key or path, summary) if summary is not None else None
-    _send(chain, ("binary-done", chain, path, summary if entry is not None else None))
-    if entry is not None and task.key is not None and cache is not None:
-        cache.put_entry(task.key, entry)
+    entry = _entry(cache, task.key, summary)
+    _send(chain, ("binary-done", chain, path, _pickled(summary) if summary is not None else None))
+    if entry is not None and cache is not None and task.key is not None:
+        cache.put_entry(task.key, entry)  # after sending: the main process may be waiting
 
 
 def _summarise(task: _Binary) -> MemberSummary | None:
@@ -1059,16 +1078,16 @@ def _parse_reach(chain: int, news: _News) -> None:
         if board.take(task.slot, WORKER + chain) != WORKER + chain:
             continue  # taken by the main process (which tells its imports) or a chain
         sent, parsed = _parse_task(task)
-        # Sent as the objects (pickled by the queue, in C: the main process decoding
-        # the cache entries cost it 0.3 s of a cold scan of the real layer), then
-        # stored as the cache entry; a program that is not plain data is neither.
-        cache: ContentCache | None = _worker["cache"]
+        # Sent pickled (loaded in C: decoding its cache entry cost the main process
+        # 0.3 s of a cold scan of the real layer), then stored as its cache entry.
         key = _ready_key(name, task.target_path, task.is_package)
-        entry = _packed(task.key or key, sent) if sent is not None else None
-        stored = task.key if entry is not None and cache is not None else None
-        _send(chain, ("done", chain, name, key, sent if entry is not None else None, stored))
-        if entry is not None and stored is not None and cache is not None:
-            cache.put_entry(stored, entry)
+        pickled = _pickled(sent) if sent is not None else None
+        cache: ContentCache | None = _worker["cache"]
+        entry = _entry(cache, task.key, sent)
+        stored = task.key if entry is not None else None
+        _send(chain, ("done", chain, name, key, pickled, stored))
+        if entry is not None and cache is not None and stored is not None:
+            cache.put_entry(stored, entry)  # after sending: the main process may be waiting
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
     _send(chain, ("end", chain, ""))
@@ -1101,10 +1120,13 @@ def _send(chain: int, message: tuple[Any, ...]) -> None:
     board.sent[chain] += 1
 
 
-def _packed(key: str, value: _Parsed | MemberSummary) -> bytes | None:
-    """``value`` as the cache entry a worker stores; None when it is not plain data,
-    which the worker then neither stores nor sends (a message the queue could not
-    pickle would never arrive): the main process reads or parses that member itself."""
+def _entry(
+    cache: ContentCache | None, key: str | None, value: _Parsed | MemberSummary | None
+) -> bytes | None:
+    """The cache entry the worker stores for ``value``; None without a cache (nothing
+    is encoded then), and for a value that is not plain data."""
+    if cache is None or key is None or value is None:
+        return None
     try:
         return pack_entry(key, value)
     except (TypeError, ValueError, RecursionError):

@@ -455,7 +455,7 @@ def test_a_source_a_worker_parses_is_not_read_here_to_check_it(
 
     def worker_done() -> None:  # the worker's word, a moment later
         key = prefetch._ready_key("mod", sf.target_path, False)
-        results.put(("done", 0, "mod", key, "its program", None))
+        results.put(("done", 0, "mod", key, b"its program, pickled", None))
         board.sent[0] = 1
 
     later = threading.Timer(0.2, worker_done)
