@@ -32,7 +32,7 @@ from abiscan.rules.impact import impact_findings
 from abiscan.simulate.imports.extension_tags import mismatch
 from abiscan.simulate.imports.file_finder import ImportSystem, Resolution
 from abiscan.simulate.imports.inventory import DeadRoot, ModuleCandidate, candidates, dead_roots
-from abiscan.simulate.python.propagation import Followed, follow_imports
+from abiscan.simulate.python.propagation import Followed, follow_imports, not_followed
 from abiscan.target.profiles import Target, builtin_target
 from abiscan.target.runtime_packages import runtime_packages
 from abiscan.target.stdlib import stdlib_dir
@@ -373,6 +373,9 @@ def _analyse(
     if followed is not None:
         modules = list(followed.modules)
         findings.extend(impact_findings(followed, stack))
+        guard.problems.extend(_follow_problems(followed.failures))
+    else:
+        modules = [not_followed(m, "internal error in abiscan") for m in modules]
     findings = [_attribute(f, owners) for f in findings]
     findings += _stack_findings(guard, dists, found, owners, stack, importer, facts, target, inputs)
     every = [*problems, *facts.problems, *_dist_problems(dists), *guard.problems]
@@ -495,6 +498,20 @@ class _Guard:
         except Exception as exc:
             self.problems.append(_internal("abiscan", None, what, exc))
             return fallback
+
+
+def _follow_problems(failures: Sequence[tuple[str, Exception]]) -> list[InputProblem]:
+    """One internal error per distinct exception met following imports (one bug met by
+    many modules: each of them is unknown, and the bug is reported once)."""
+    by_error: dict[tuple[str, str], list[tuple[str, Exception]]] = {}
+    for name, exc in failures:
+        by_error.setdefault((type(exc).__name__, str(exc)), []).append((name, exc))
+    out = []
+    for met in by_error.values():
+        name, exc = met[0]
+        others = f" and {len(met) - 1} other modules" if len(met) > 1 else ""
+        out.append(_internal("abiscan", None, f"following the imports of '{name}'{others}", exc))
+    return out
 
 
 def _internal(source: str, path: str | None, doing: str, exc: BaseException) -> InputProblem:

@@ -100,6 +100,50 @@ def test_internal_error_in_a_stage_keeps_the_modules(
     assert "internal error while listing modules" in report.internal_errors[0].problem
 
 
+def test_internal_error_following_one_import_keeps_every_other_prediction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real one: the runtime-API check raised KeyError on django/http/cookie.py, the
+    # "following imports" stage failed whole, and every module of the web layer kept
+    # its own outcome: pydantic, built for CPython 3.11, "ok" on 3.12 (certain).
+    from abiscan.simulate.python.import_graph import ImportGraph
+
+    real = ImportGraph.parse_file
+
+    def broken(self, name, *args):  # type: ignore[no-untyped-def]
+        if name == "bad_dep":
+            raise KeyError("simulated bug")
+        return real(self, name, *args)
+
+    monkeypatch.setattr(ImportGraph, "parse_file", broken)
+    layer = write_zip(tmp_path / "mixed.zip", {
+        "python/first.py": "import bad_dep\n",
+        "python/second.py": "import bad_dep\n",
+        "python/bad_dep.py": "",
+        "python/fails.py": "import not_there\n",
+        "python/fine.py": "import json\n",
+    })
+    report = abiscan.scan([layer], runtime="python3.12", jobs=1, use_cache=False)
+    outcomes = {m.name: m.outcome for m in report.modules}
+    # Both modules that reach the bug are unknown (the second meets it again: a failed
+    # parse is not taken for "no source"); the others are followed as ever.
+    assert outcomes == {"bad_dep": "unknown", "fails": "error", "fine": "ok",
+                        "first": "unknown", "second": "unknown"}
+    first = report.module("first")
+    assert first is not None and first.reason.endswith(
+        "its imports were not followed: internal error in abiscan (KeyError)")
+    [problem] = report.internal_errors  # one bug, reported once
+    assert problem.problem.startswith(
+        "internal error while following the imports of 'bad_dep' and 2 other modules: KeyError")
+
+    # When the stage fails whole, no module whose own file loads is called ok.
+    monkeypatch.setattr(ImportGraph, "parse_file", real)
+    monkeypatch.setattr(api, "follow_imports", broken)
+    report = abiscan.scan([layer], runtime="python3.12", jobs=1, use_cache=False)
+    assert {m.name: m.outcome for m in report.modules} == dict.fromkeys(outcomes, "unknown")
+    assert "internal error while following imports" in report.internal_errors[0].problem
+
+
 def test_exit_status_3_is_documented() -> None:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-m", "abiscan", "--help"], capture_output=True,

@@ -1612,8 +1612,14 @@ class ImportGraph:
         self._parsed[name] = None  # a guard while parsing (star imports look back)
         found = self.reader.find(name)
         result: ModuleSource | None = None
-        if found is not None and found[0] == "source" and found[1] is not None:
-            result = self._parse(name, found[1], found[2])
+        try:
+            if found is not None and found[0] == "source" and found[1] is not None:
+                result = self._parse(name, found[1], found[2])
+        except BaseException:
+            # Not "no source module": an import that meets it again fails again (an
+            # abiscan bug makes each module that reaches it unknown, never ok).
+            del self._parsed[name]
+            raise
         self._parsed[name] = result
         return result
 

@@ -89,7 +89,15 @@ if TYPE_CHECKING:  # dist-info is read (and packaging.metadata imported) only wh
 from abiscan.records import mutable_record, record
 from abiscan.target.stdlib import BUILTIN_FIRST, is_stdlib, stdlib_dir
 
-__all__ = ["AT_STARTUP", "Broken", "FactsLike", "Followed", "Simulator", "follow_imports"]
+__all__ = [
+    "AT_STARTUP",
+    "Broken",
+    "FactsLike",
+    "Followed",
+    "Simulator",
+    "follow_imports",
+    "not_followed",
+]
 
 # In sys.modules when the first line of any CPython 3.8-3.13 runs, even with -I -S
 # (tests/differential checks it against the real interpreters).
@@ -1053,6 +1061,20 @@ class Followed:
     modules: tuple[ModuleOutcome, ...]
     broken: tuple[Broken, ...]
     pierced: tuple[Pierced, ...]
+    # The modules whose import abiscan failed to simulate (a bug of abiscan's), each
+    # with its exception: the scan reports them as internal errors.
+    failures: tuple[tuple[str, Exception], ...] = ()
+
+
+def not_followed(module: ModuleOutcome, why: str) -> ModuleOutcome:
+    """``module``'s own outcome when its imports could not be followed: what they do is
+    not known, so a module whose own file loads is unknown, not ok, and an error
+    (its own file fails) may be met after another one (its parent's)."""
+    reason = f"{module.reason}; its imports were not followed: {why}".lstrip("; ")
+    if module.outcome == "error":
+        sure: OutcomeConfidence = "likely" if module.confidence == "certain" else "possible"
+        return replace(module, reason=reason, confidence=sure)
+    return replace(module, outcome="unknown", error=None, reason=reason)
 
 
 def follow_imports(
@@ -1272,9 +1294,16 @@ def _follow_each(
     """Runs ``import name`` for each module, in a fresh simulated interpreter each."""
     out: list[ModuleOutcome] = []
     broken: list[Broken] = []
+    failures: list[tuple[str, Exception]] = []
     for module in modules:
         count("modules")
-        got = sim.run(module.name)
+        try:
+            got = sim.run(module.name)
+        except Exception as exc:  # a bug: this module is unknown, the others still followed
+            failures.append((module.name, exc))
+            why = f"internal error in abiscan ({type(exc).__name__})"
+            out.append(not_followed(module, why))
+            continue
         if failed is not None and got is not None and got.certain:
             failed(module.name)
         provided = own(module.name)
@@ -1303,7 +1332,9 @@ def _follow_each(
         for p in sorted(sim.pierced.values(), key=lambda p: (p.module, p.line))
         if p.raised.certain and p.raised.error is not None
     ]
-    return Followed(modules=tuple(out), broken=tuple(broken), pierced=tuple(pierced))
+    return Followed(
+        modules=tuple(out), broken=tuple(broken), pierced=tuple(pierced), failures=tuple(failures)
+    )
 
 
 def _calibrated(

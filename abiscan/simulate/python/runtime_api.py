@@ -243,7 +243,9 @@ class RuntimeChecker:
                 continue
             full = f"{module}.{alias.name}"
             if alias.name in self.modules[module].get("submodules", ()):
-                bind(alias.asname or alias.name, _Value(kind="module", name=full))
+                # A submodule the data lists but does not record (http.cookies) is
+                # bound as unknown: only recorded modules have names to check.
+                bind(alias.asname or alias.name, self._module_value(full))
                 continue
             if failure is None and (
                 self._lacks(module, alias.name) or self._never(module, alias.name)
@@ -454,7 +456,7 @@ class RuntimeChecker:
         module, attr = value.name, node.attr
         full = f"{module}.{attr}"
         if attr in self.modules[module].get("submodules", ()):
-            return None, _Value(kind="module", name=full) if full in self.modules else None
+            return None, self._module_value(full)
         if self._lacks(module, attr) or self._never(module, attr):
             return RuntimeFailure(
                 line=node.lineno,
