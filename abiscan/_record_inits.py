@@ -559,13 +559,14 @@ def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_D
 INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_test, __dataclass_dflt_test__, _type_importable, __dataclass_dflt_importable__):\n def __init__(self,module:_type_module,test:_type_test=__dataclass_dflt_test__,importable:_type_importable=__dataclass_dflt_importable__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'test',test)\n  __dataclass_builtins_object__.__setattr__(self,'importable',importable)\n return __init__\n"] = __create_fn__
 
 
-def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_modules, _type_broken, _type_pierced):
- def __init__(self,modules:_type_modules,broken:_type_broken,pierced:_type_pierced)->_return_type:
+def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_modules, _type_broken, _type_pierced, _type_failures, __dataclass_dflt_failures__):
+ def __init__(self,modules:_type_modules,broken:_type_broken,pierced:_type_pierced,failures:_type_failures=__dataclass_dflt_failures__)->_return_type:
   __dataclass_builtins_object__.__setattr__(self,'modules',modules)
   __dataclass_builtins_object__.__setattr__(self,'broken',broken)
   __dataclass_builtins_object__.__setattr__(self,'pierced',pierced)
+  __dataclass_builtins_object__.__setattr__(self,'failures',failures)
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_modules, _type_broken, _type_pierced):\n def __init__(self,modules:_type_modules,broken:_type_broken,pierced:_type_pierced)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'modules',modules)\n  __dataclass_builtins_object__.__setattr__(self,'broken',broken)\n  __dataclass_builtins_object__.__setattr__(self,'pierced',pierced)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_modules, _type_broken, _type_pierced, _type_failures, __dataclass_dflt_failures__):\n def __init__(self,modules:_type_modules,broken:_type_broken,pierced:_type_pierced,failures:_type_failures=__dataclass_dflt_failures__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'modules',modules)\n  __dataclass_builtins_object__.__setattr__(self,'broken',broken)\n  __dataclass_builtins_object__.__setattr__(self,'pierced',pierced)\n  __dataclass_builtins_object__.__setattr__(self,'failures',failures)\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name):
