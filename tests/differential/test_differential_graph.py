@@ -708,15 +708,27 @@ def case_clean_stack_rules(c: Ctx) -> Stack:
     rlim = ("_globals = globals()\nfor _name in ('RLIMIT_A', 'other'):\n"
             "    if _name.startswith('RLIM') and _name.isupper():\n"
             "        _globals[_name] = 1\ndel _globals, _name\n")
+    # fontTools' otTables: a module-level call of a function that binds names through
+    # "namespace = globals()"; a function that only reads globals(), or one never
+    # called, binds nothing.
+    builds = ("def _build():\n    namespace = globals()\n    for name in ('Alpha', 'Beta'):\n"
+              "        namespace[name] = type(name, (), {})\n_build()\n")
+    peeks = ("def _peek():\n    return 'Alpha' in globals() or globals().get('Alpha')\n"
+             "def _later():\n    globals()['Alpha'] = 1\n_peek()\n")
     return Stack(
         layers=[{**_intact("disp", {"disp.py": dispatch}, "absentdep; extra == 'fast'"),
                  **_intact("search", {"search.py": search}),
                  "python/cfg.py": config,
                  "python/rl/__init__.py": rlim,
                  "python/rl/aix.py": "from . import _ext_aix\n",
-                 "python/rl/user.py": "from rl import RLIMIT_A\n"}],
+                 "python/rl/user.py": "from rl import RLIMIT_A\n",
+                 "python/ot/__init__.py": builds,
+                 "python/ot/user.py": "from ot import Alpha, Beta\n",
+                 "python/peek/__init__.py": peeks,
+                 "python/peek/user.py": "from peek import Alpha\n"}],
         expect={"disp": Expect("ok"), "search": Expect("ok"), "cfg": Expect("ok"),
-                "rl.aix": Expect("error", "ImportError"), "rl.user": Expect("ok")},
+                "rl.aix": Expect("error", "ImportError"), "rl.user": Expect("ok"),
+                "ot.user": Expect("ok"), "peek.user": Expect("error", "ImportError")},
     )
 
 def case_one_of_constants(c: Ctx) -> Stack:

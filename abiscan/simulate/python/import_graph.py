@@ -854,6 +854,10 @@ class _Extractor:
         # Module-level functions whose body starts with imports: a call at import
         # time runs them (sqlalchemy's ``try: _import_cy_extensions()``).
         self.functions: dict[str, tuple[ast.Import | ast.ImportFrom, ...]] = {}
+        # Module-level functions defined once, and whether a call of each writes the
+        # module's globals (learnt at the first call the body makes: _calls_globals).
+        self.defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+        self.writes_when_called: dict[str, bool] = {}
         self.may_hold: MayHold = _always
 
     def opens(self, line: int) -> None:
@@ -1095,6 +1099,8 @@ class _Extractor:
         leading = _leading_imports(s.body)
         if leading and once and not ctx.in_class and isinstance(s, ast.FunctionDef):
             self.functions[s.name] = leading
+        if once and not ctx.in_class:
+            self.defs[s.name] = s
         if s.name == "__getattr__" and not ctx.in_class:
             self.opens(s.lineno)
         steps: list[Step] = []
@@ -1335,9 +1341,24 @@ class _Extractor:
                         out.append(self.edge(n, ctx, target, "dynamic"))
                 if name in self.functions:
                     out.extend(self.called_imports(n, name, ctx))
+                if name in self.defs and self.opens_when_called(name):
+                    # fontTools' otTables: _buildClasses() binds its classes through
+                    # "namespace = globals()"; any name may be bound after the call.
+                    self.opens(getattr(n, "lineno", 0))
+                    self.writes_globals = True
                 out.extend(_native_call(n, ctx))
             todo.extend(reversed(child_nodes(n)))
         return out
+
+    def opens_when_called(self, func: str) -> bool:
+        """Whether the body of the module-level function ``func`` writes the module's
+        globals when called (a ``globals()`` call that is not only read)."""
+        known = self.writes_when_called.get(func)
+        if known is None:
+            fn = self.defs[func]
+            known = self.may_hold(fn, (b"globals",)) and _calls_globals(fn.body)
+            self.writes_when_called[func] = known
+        return known
 
     def called_imports(self, call: ast.Call, func: str, ctx: _Ctx) -> list[Step]:
         """The imports a call of a module-level function runs first, as edges at the
@@ -1459,6 +1480,30 @@ def extract(
         globals_prefixes=guarded.prefixes,
         lazy=_lazy_table(tree),
     )
+
+
+def _calls_globals(body: Sequence[ast.stmt]) -> bool:
+    """Whether a function body (not the functions and classes it defines) calls
+    ``globals()`` other than to read it: ``'x' in globals()``, ``globals().get(x)``."""
+    reads: set[int] = set()
+    found: list[int] = []
+    todo: list[ast.AST] = list(body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, _NOT_WALKED_FOR_CALLS):
+            continue
+        if isinstance(n, ast.Compare):
+            reads.update(
+                id(c)
+                for op, c in zip(n.ops, n.comparators, strict=True)
+                if isinstance(op, (ast.In, ast.NotIn))
+            )
+        elif isinstance(n, ast.Attribute) and n.attr == "get":
+            reads.add(id(n.value))
+        elif isinstance(n, ast.Call) and _dotted(n.func) == "globals":
+            found.append(id(n))
+        todo.extend(child_nodes(n))
+    return any(call not in reads for call in found)
 
 
 def _global_statement_in(data: bytes) -> bool:
