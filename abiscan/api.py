@@ -372,7 +372,11 @@ def _analyse(
     )
     if followed is not None:
         modules = list(followed.modules)
-        findings.extend(impact_findings(followed, stack))
+        chains = followed  # bound for the lambda (mypy narrows a local, not a closure)
+        impact = guard.stage(
+            "reporting broken import chains", lambda: impact_findings(chains, stack), none
+        )
+        findings.extend(impact)
         guard.problems.extend(_follow_problems(followed.failures))
     else:
         modules = [not_followed(m, "internal error in abiscan") for m in modules]

@@ -92,6 +92,11 @@ def test_internal_error_in_a_stage_keeps_the_modules(
     report = _scan(tmp_path)
     assert [p.problem.split(":")[0] for p in report.internal_errors] == [
         "internal error while reading dist-info"]
+    monkeypatch.setattr(api, "impact_findings", broken)  # after the imports were followed
+    report = _scan(tmp_path)
+    assert [p.problem.split(":")[0] for p in report.internal_errors] == [
+        "internal error while reading dist-info",
+        "internal error while reporting broken import chains"]
     # Even with no module list at all, the report (inputs, problems) is made.
     monkeypatch.setattr(api, "candidates", broken)
     report = abiscan.scan([H.good_layer(tmp_path)])
