@@ -215,7 +215,7 @@ def run_suite(quick: bool, jobs: int, cap: int | None, only: Sequence[str],
     if write_docs or quick:
         write_docs_page(records, manifest, quick=quick, cap=cap, elapsed=elapsed,
                         timings=timings, not_run=not_run, abiscan_python=host)
-    return 0
+    return 1 if INTERNAL_ERRORS else 0
 
 
 def write_docs_page(records: Sequence[Record], manifest: Mapping[str, Any], *, quick: bool,
