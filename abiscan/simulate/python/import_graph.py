@@ -1321,14 +1321,7 @@ class _Extractor:
             n = todo.pop()
             if isinstance(n, _NOT_WALKED_FOR_CALLS):
                 continue  # a leaf (a name's only child is its context), or a body not run
-            if isinstance(n, ast.Compare):
-                reads.update(
-                    id(c)
-                    for op, c in zip(n.ops, n.comparators, strict=True)
-                    if isinstance(op, (ast.In, ast.NotIn))
-                )
-            if isinstance(n, ast.Attribute) and n.attr == "get":
-                reads.add(id(n.value))
+            _note_reads(n, reads)
             if isinstance(n, ast.Call):
                 name = _dotted(n.func)
                 guarded = id(n) in reads or id(n) in self.guarded_globals
@@ -1492,18 +1485,24 @@ def _calls_globals(body: Sequence[ast.stmt]) -> bool:
         n = todo.pop()
         if isinstance(n, _NOT_WALKED_FOR_CALLS):
             continue
-        if isinstance(n, ast.Compare):
-            reads.update(
-                id(c)
-                for op, c in zip(n.ops, n.comparators, strict=True)
-                if isinstance(op, (ast.In, ast.NotIn))
-            )
-        elif isinstance(n, ast.Attribute) and n.attr == "get":
-            reads.add(id(n.value))
-        elif isinstance(n, ast.Call) and _dotted(n.func) == "globals":
+        _note_reads(n, reads)
+        if isinstance(n, ast.Call) and _dotted(n.func) == "globals":
             found.append(id(n))
         todo.extend(child_nodes(n))
     return any(call not in reads for call in found)
+
+
+def _note_reads(n: ast.AST, reads: set[int]) -> None:
+    """Adds to ``reads`` the ids of the expressions ``n`` only reads from: ``x in <e>``,
+    ``<e>.get(...)`` (where ``<e>`` is ``globals()``, the call does not write)."""
+    if isinstance(n, ast.Compare):
+        reads.update(
+            id(c)
+            for op, c in zip(n.ops, n.comparators, strict=True)
+            if isinstance(op, (ast.In, ast.NotIn))
+        )
+    elif isinstance(n, ast.Attribute) and n.attr == "get":
+        reads.add(id(n.value))
 
 
 def _global_statement_in(data: bytes) -> bool:
