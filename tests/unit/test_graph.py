@@ -260,6 +260,19 @@ def test_open_namespaces() -> None:
     assert parse("__all__ = ['a', 'b']\n").all_names == ("a", "b")
 
 
+def test_a_called_function_that_writes_globals_opens_the_namespace() -> None:
+    builds = "def _b():\n    ns = globals()\n    ns['A'] = 1\n"
+    opened = parse(builds + "x = 1\n_b()\n")
+    assert opened.open_namespace and opened.open_line == 5 and opened.writes_globals
+    # Not called, rebound before the call (the call runs another function), async
+    # (a call makes a coroutine and runs nothing), or a body that only reads.
+    assert not parse(builds).open_namespace
+    assert not parse(builds + "_b = print\n_b()\n").open_namespace
+    assert not parse(builds.replace("def", "async def") + "_b()\n").open_namespace
+    assert not parse("def _r():\n    return 'A' in globals() or globals().get('A')\n"
+                     "_r()\n").open_namespace
+
+
 def test_assignments_and_tests_keep_their_expressions() -> None:
     module = parse("has_x = False\nother = compute()\nif not has_x:\n    import a\n")
     first, second, cond = module.body

@@ -851,13 +851,11 @@ class _Extractor:
         self.writes_globals = False
         self.guarded_globals: frozenset[int] = frozenset()  # globals() calls with prefixes
         self.all_names: tuple[str, ...] | None = None
-        # Module-level functions whose body starts with imports: a call at import
-        # time runs them (sqlalchemy's ``try: _import_cy_extensions()``).
-        self.functions: dict[str, tuple[ast.Import | ast.ImportFrom, ...]] = {}
-        # Module-level functions defined once, and whether a call of each writes the
-        # module's globals (learnt at the first call the body makes: _calls_globals).
-        self.defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
-        self.writes_when_called: dict[str, bool] = {}
+        # Module-level functions defined once and not rebound since: a call at import
+        # time runs the imports their body starts with (sqlalchemy's
+        # ``try: _import_cy_extensions()``) and its globals() writes (fontTools).
+        self.functions: dict[str, ast.FunctionDef] = {}
+        self.writes_when_called: dict[str, bool] = {}  # per function, at its first call
         self.may_hold: MayHold = _always
 
     def opens(self, line: int) -> None:
@@ -1096,11 +1094,8 @@ class _Extractor:
         # Only a function defined once, where the body surely runs, is followed into.
         once = s.name not in self.bound and ctx.runs == "yes"
         self.bind(s.name, ctx)
-        leading = _leading_imports(s.body)
-        if leading and once and not ctx.in_class and isinstance(s, ast.FunctionDef):
-            self.functions[s.name] = leading
-        if once and not ctx.in_class:
-            self.defs[s.name] = s
+        if once and not ctx.in_class and isinstance(s, ast.FunctionDef):
+            self.functions[s.name] = s  # an async def's call runs nothing
         if s.name == "__getattr__" and not ctx.in_class:
             self.opens(s.lineno)
         steps: list[Step] = []
@@ -1334,11 +1329,11 @@ class _Extractor:
                         out.append(self.edge(n, ctx, target, "dynamic"))
                 if name in self.functions:
                     out.extend(self.called_imports(n, name, ctx))
-                if name in self.defs and self.opens_when_called(name):
-                    # fontTools' otTables: _buildClasses() binds its classes through
-                    # "namespace = globals()"; any name may be bound after the call.
-                    self.opens(getattr(n, "lineno", 0))
-                    self.writes_globals = True
+                    if self.opens_when_called(name):
+                        # fontTools' otTables: _buildClasses() binds its classes through
+                        # "namespace = globals()"; any name may be bound after the call.
+                        self.opens(getattr(n, "lineno", 0))
+                        self.writes_globals = True
                 out.extend(_native_call(n, ctx))
             todo.extend(reversed(child_nodes(n)))
         return out
@@ -1348,7 +1343,7 @@ class _Extractor:
         globals when called (a ``globals()`` call that is not only read)."""
         known = self.writes_when_called.get(func)
         if known is None:
-            fn = self.defs[func]
+            fn = self.functions[func]
             known = self.may_hold(fn, (b"globals",)) and _calls_globals(fn.body)
             self.writes_when_called[func] = known
         return known
@@ -1358,7 +1353,7 @@ class _Extractor:
         call's line (where the module is paused while they run); they bind nothing
         at module level."""
         out: list[Step] = []
-        for s in self.functions[func]:
+        for s in _leading_imports(self.functions[func].body):
             how = f"{self.text(s)}  (in {func}(), line {s.lineno}, called here)"
             if isinstance(s, ast.Import):
                 out.extend(self.edge(call, ctx, a.name, "import", statement=how) for a in s.names)
