@@ -11,3 +11,7 @@
   read it;
 - :mod:`abiscan.elf.constants`: the ELF numbers, from pyelftools' enums.
 """
+
+from abiscan.elf._construct_import import import_construct
+
+import_construct()  # before any module of this package imports pyelftools

@@ -708,7 +708,8 @@ def test_cli_scan_of_one_extension_loads_only_what_it_needs(tmp_path: Path) -> N
     """A one-.so scan from the command line (what ``benchmarks/bench_startup.py``
     times): no source parser (the import graph, the grammar, the runtime-API table),
     no pyelftools DWARF or ARM unwind readers, no TOML parser without a configuration
-    file, and no pickling or hashing without workers or a cache."""
+    file, no pickling or hashing without workers or a cache, and not the debugger that
+    pyelftools' ``construct`` imports for its debugging constructs."""
     import subprocess
     import sys
 
@@ -717,7 +718,8 @@ def test_cli_scan_of_one_extension_loads_only_what_it_needs(tmp_path: Path) -> N
     heavy = ("abiscan.simulate.python.import_graph", "abiscan.simulate.python.grammar",
              "abiscan.simulate.python.runtime_api", "abiscan.simulate.python.evaluator",
              "abiscan.inputs.dists", "elftools.dwarf", "elftools.ehabi", "elftools.elf.elffile",
-             "tomllib", "pickle", "hashlib", "packaging", "multiprocessing", "concurrent")
+             "tomllib", "pickle", "hashlib", "packaging", "multiprocessing", "concurrent",
+             "pdb", "traceback")
     code = ("import sys, io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
             "with contextlib.redirect_stdout(out): status = main(sys.argv[1:])\n"
             f"print(status, sorted(m for m in sys.modules if m.startswith({heavy!r})))")
@@ -835,3 +837,28 @@ def test_an_entry_packed_once_is_stored_and_read_as_put_would(tmp_path: Path) ->
     store.close()
     assert ContentCache(tmp_path / "absent").raw("k") == entry
     assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+def test_construct_debuggers_modules_load_on_first_use() -> None:
+    """pyelftools' ``construct.debug`` imported through abiscan holds stand-ins for
+    ``pdb`` and ``traceback`` that give the real modules' attributes when read; the
+    stand-ins never stay in ``sys.modules``; a module imported before is used as it is."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import abiscan.elf.reader\n"
+        "import elftools.construct.debug as d\n"
+        "print(sorted(m for m in ('pdb', 'traceback') if m in sys.modules))\n"
+        "print(d.pdb.Pdb.__module__, d.traceback.format_exc.__module__)\n"
+        "import pdb, traceback\n"
+        "print(pdb.Pdb is d.pdb.Pdb, type(sys.modules['pdb']).__name__)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.splitlines() == ["[]", "pdb traceback", "True module"]
+    first = subprocess.run(
+        [sys.executable, "-c", "import pdb, abiscan.elf.reader, elftools.construct.debug as d\n"
+         "print(d.pdb is pdb)"], capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "True"
