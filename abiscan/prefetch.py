@@ -46,11 +46,7 @@ from typing import TYPE_CHECKING, Any
 from abiscan import __version__, parallel
 from abiscan.collector import collector_spaced
 from abiscan.frame_stack import call_with_frame_room
-from abiscan.inputs.content_cache import (
-    ContentCache,
-    pack_entry,
-    send_kept_defs_as_text,
-)
+from abiscan.inputs.content_cache import ContentCache, dumps_value, entry_of
 from abiscan.inputs.member_facts import MemberSummary, member_key, summarise, summary_key
 from abiscan.inputs.sources import (
     MAX_MEMBER_BYTES,
@@ -773,20 +769,21 @@ def _ready_key(name: str, path: str, is_package: bool) -> str:
 
 
 def _pickled(value: _Parsed | MemberSummary) -> bytes | None:
-    """``value`` as a worker sends it (multiprocessing's pickler, on which the worker
-    registered how a kept ``def`` goes); None when it does not pickle, and the main
-    process then reads or parses that member itself. Pickled here, not by the queue's
-    thread: a message that thread could not pickle would be lost, and waited for."""
-    from multiprocessing.reduction import ForkingPickler
-
+    """``value`` as a worker sends it and stores it: the pickle of its cache entry
+    (:func:`~abiscan.inputs.content_cache.dumps_value`), made once for both; None
+    when it does not pickle, and the main process then reads or parses that member
+    itself. Pickled here, not by the queue's thread: a message that thread could not
+    pickle would be lost, and waited for."""
     try:
-        return bytes(ForkingPickler.dumps(value))
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return dumps_value(value)
+    except (TypeError, ValueError, RecursionError):
         return None
 
 
 def _loaded(sent: bytes | None) -> Any:
-    """What a worker of this scan pickled (:func:`_pickled`); the callers check its type."""
+    """What a worker of this scan pickled (:func:`_pickled`); the callers check its type.
+    Its own process's bytes: loaded with ``pickle``, not the cache's unpickler of plain
+    data, as every message between the two processes is."""
     return pickle.loads(sent) if sent is not None else None
 
 
@@ -941,11 +938,8 @@ def _init_worker(
     stop: Event,
     board: _Board,
 ) -> None:
-    from multiprocessing.reduction import ForkingPickler
-
     # What is still buffered when the pool shuts down is not needed: never wait for it.
     results.cancel_join_thread()
-    send_kept_defs_as_text(ForkingPickler)
     setup = setups.get()
     cache = ContentCache(setup.cache[0], setup.cache[1]) if setup.cache is not None else None
     _worker.update(
@@ -1031,10 +1025,11 @@ def _summarise_binary(chain: int, path: str, news: _News) -> None:
         return
     cache: ContentCache | None = _worker["cache"]
     summary = _summarise(task)
-    entry = _entry(cache, task.key, summary)
-    _send(chain, ("binary-done", chain, path, _pickled(summary) if summary is not None else None))
-    if entry is not None and cache is not None and task.key is not None:
-        cache.put_entry(task.key, entry)  # after sending: the main process may be waiting
+    pickled = _pickled(summary) if summary is not None else None
+    _send(chain, ("binary-done", chain, path, pickled))
+    if pickled is not None and cache is not None and task.key is not None:
+        # After sending: the main process may be waiting.
+        cache.put_entry(task.key, entry_of(task.key, pickled))
 
 
 def _summarise(task: _Binary) -> MemberSummary | None:
@@ -1078,16 +1073,15 @@ def _parse_reach(chain: int, news: _News) -> None:
         if board.take(task.slot, WORKER + chain) != WORKER + chain:
             continue  # taken by the main process (which tells its imports) or a chain
         sent, parsed = _parse_task(task)
-        # Sent pickled (loaded in C: decoding its cache entry cost the main process
-        # 0.3 s of a cold scan of the real layer), then stored as its cache entry.
+        # Pickled once: sent so, then stored as the body of its cache entry.
         key = _ready_key(name, task.target_path, task.is_package)
         pickled = _pickled(sent) if sent is not None else None
         cache: ContentCache | None = _worker["cache"]
-        entry = _entry(cache, task.key, sent)
-        stored = task.key if entry is not None else None
+        stored = task.key if pickled is not None and cache is not None else None
         _send(chain, ("done", chain, name, key, pickled, stored))
-        if entry is not None and cache is not None and stored is not None:
-            cache.put_entry(stored, entry)  # after sending: the main process may be waiting
+        if pickled is not None and cache is not None and stored is not None:
+            # After sending: the main process may be waiting.
+            cache.put_entry(stored, entry_of(stored, pickled))
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
     _send(chain, ("end", chain, ""))
@@ -1118,19 +1112,6 @@ def _send(chain: int, message: tuple[Any, ...]) -> None:
     results.put(message)
     board: _Board = _worker["board"]
     board.sent[chain] += 1
-
-
-def _entry(
-    cache: ContentCache | None, key: str | None, value: _Parsed | MemberSummary | None
-) -> bytes | None:
-    """The cache entry the worker stores for ``value``; None without a cache (nothing
-    is encoded then), and for a value that is not plain data."""
-    if cache is None or key is None or value is None:
-        return None
-    try:
-        return pack_entry(key, value)
-    except (TypeError, ValueError, RecursionError):
-        return None
 
 
 def _followed(parsed: ModuleSource) -> tuple[str, ...]:

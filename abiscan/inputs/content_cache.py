@@ -5,9 +5,10 @@ An entry is keyed by what identifies a member's bytes without reading them
 file in a directory), plus a fingerprint of the code that computed the facts
 (abiscan's version, the running Python's grammar and the code's own bytes).
 
-Entries are plain data, never pickles: a cache directory may be shared, and
-reading one back must not run anything. An entry is a version line, a
-CRC-32, and a ``marshal`` image of plain values (below). A process writes the
+Entries hold plain data only: a cache directory may be shared, and reading
+one back must run no code but the constructors of abiscan's records and of
+syntax-tree nodes. An entry is a version line, a CRC-32, its key, and a
+pickle read back by an unpickler that finds no other class (below). A process writes the
 entries it puts into one pack, a temporary file renamed into place whole
 (``os.replace``) with its index when the scan ends (:meth:`ContentCache.flush`),
 so concurrent scans never see half an entry, nor half a pack. The directory is
@@ -22,14 +23,17 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copyreg
 import dataclasses
 import enum
 import functools
 import gc
 import importlib
+import io
 import itertools
 import marshal
 import os
+import pickle
 import re
 import struct
 import sys
@@ -42,25 +46,25 @@ from pathlib import Path
 from typing import Any
 
 from abiscan.errors import CacheFormatError as CacheFormatError  # re-exported
-from abiscan.records import record
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "CacheFormatError",
     "ContentCache",
-    "decode_plain",
     "default_cache_dir",
-    "encode_plain",
+    "dumps_value",
+    "entry_of",
     "keep_def_sources",
+    "loads_value",
     "pack_entry",
-    "send_kept_defs_as_text",
     "unpack_entry",
 ]
 
 # Bump when the layout of an entry changes.
-FORMAT_VERSION = 7  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first;
+FORMAT_VERSION = 8  # 2: syntax-tree nodes; 3: ``...`` and complex constants; 4: blob table first;
 # 5: marshal of tagged tuples, one class table per entry; 6: a ``def`` as its source text;
-# 7: entries in packs (one per process and scan) with an index, not one file each
+# 7: entries in packs (one per process and scan) with an index, not one file each;
+# 8: the key in the frame, the value a pickle read by an unpickler of plain data only
 _MAGIC = b"abiscan-cache %d\n" % FORMAT_VERSION
 # Bounded so that a busy CI machine never fills its disk with facts.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -110,8 +114,7 @@ class ContentCache:
         raw = self._read(digest)
         if raw is not None:
             try:
-                with _no_collection():
-                    value = _unpack(raw, key)
+                value = unpack_entry(raw, key)
             except CacheFormatError:
                 # Corrupt: a miss, and the entry this scan puts again replaces it.
                 self._forget(digest)
@@ -132,7 +135,7 @@ class ContentCache:
         return self._read(_digest(key))
 
     def put(self, key: str, value: Any) -> None:
-        """Store ``value`` (plain data, see :func:`encode_plain`); never raises for I/O."""
+        """Store ``value`` (plain data: see the entry format below); never raises for I/O."""
         if not self._writable:
             return
         try:
@@ -298,17 +301,8 @@ def _digest(key: str) -> bytes:
 
 def _entry_key(raw: bytes) -> str | None:
     """The key an entry was stored under; None when it is corrupt."""
-    head = len(_MAGIC) + 4
-    if not raw.startswith(_MAGIC) or len(raw) < head:
-        return None
-    if zlib.crc32(memoryview(raw)[head:]) != struct.unpack_from("<I", raw, len(_MAGIC))[0]:
-        return None
-    try:
-        doc = _marshal_loads(memoryview(raw)[head:])
-    except (EOFError, ValueError, TypeError):
-        return None
-    ok = type(doc) is tuple and len(doc) == 3 and type(doc[0]) is str
-    return doc[0] if ok else None
+    framed = _unframe(raw)
+    return framed[0] if framed is not None else None
 
 
 class _Files:
@@ -432,6 +426,14 @@ class _Files:
             self.forget(name)
 
 
+def _marshal_loads(data: memoryview) -> Any:
+    """A pack's index (a list of triples), loaded without code objects where the
+    interpreter can refuse them."""
+    if sys.version_info >= (3, 13):
+        return marshal.loads(data, allow_code=False)
+    return marshal.loads(data)
+
+
 def _pread(fd: int, offset: int, length: int) -> bytes:
     data = os.pread(fd, length, offset)
     if len(data) != length:
@@ -487,312 +489,157 @@ def _unlink(path: Path) -> None:
 
 # -- the entry format ------------------------------------------------------------
 #
-# An entry is the magic line, a CRC-32 of the rest, then one ``marshal`` image
-# of ``(key, table, tree)``. ``marshal`` holds only plain values here (numbers,
-# strings, bytes, tuples, lists; a code object in the image is refused), and
-# loads them in C: a warm scan decodes hundreds of thousands of values, and a
-# JSON document with a Python object hook cost a third of its time.
+# An entry is the magic line, a CRC-32 of the rest, the key (its length, then its
+# UTF-8), then a pickle (protocol 5) of the value, read back by an unpickler that
+# builds nothing but plain data
+# (_PlainUnpickler): containers and scalars, abiscan's records (dataclasses) and
+# enums, and the syntax-tree nodes of :mod:`ast`. Any other global a pickle
+# names (a function, a class of another module, ``os.system``) makes the entry
+# corrupt, so loading one runs no code but those classes' constructors, which
+# is what the plain codec of format 7 ran too (docs/decisions.md, *Session 14*).
+# Pickle is written and read in C: a worker writes the same bytes it sends the
+# main process, and the real layer's programs encode and decode in about half the
+# CPU the plain codec took (docs/benchmarks.md, *Session 14*).
 #
-# The tree is the value with every container that is not a list made a tuple
-# whose first item says what it is (below); a dataclass or syntax node names
-# a row of ``table``, which gives its class once per entry, so each object is
-# one small tuple of its fields' values, in the class's order. A ``def`` is
-# rebuilt only when first used (_DeferredDef): written as its source text
-# (_SOURCE, see keep_def_sources), else as its nodes wrapped in a _DEFERRED tuple.
+# A ``def`` kept as its source text (keep_def_sources) is written as that text
+# and parsed on first use (_DeferredDef); a ``def`` with its nodes, as ``ast``
+# pickles it.
 
-_TUPLE, _FROZENSET, _DICT, _ENUM, _OBJECT, _NODE, _AGAIN, _DEFERRED, _SOURCE = range(9)
-_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
-_ROW_KINDS = ("enum", "object", "node")
+_PROTOCOL = 5
+_KEY_LENGTH = struct.Struct("<I")
 
 
 def pack_entry(key: str, value: Any) -> bytes:
-    """The cache entry of ``value`` under ``key``; TypeError for a value that is not
-    plain data (:func:`encode_plain`)."""
-    body = marshal.dumps((key, *_Encoder().encode_entry(value)), _MARSHAL_VERSION)
-    return _MAGIC + struct.pack("<I", zlib.crc32(body)) + body
+    """The cache entry of ``value`` under ``key``; TypeError for a value that does
+    not pickle."""
+    return entry_of(key, dumps_value(value))
+
+
+def entry_of(key: str, body: bytes) -> bytes:
+    """The cache entry under ``key`` whose value is the pickle ``body`` that
+    :func:`dumps_value` made: a worker stores the bytes it sends."""
+    name = key.encode("utf-8", "surrogateescape")
+    rest = _KEY_LENGTH.pack(len(name)) + name + body
+    return _MAGIC + struct.pack("<I", zlib.crc32(rest)) + rest
+
+
+def dumps_value(value: Any) -> bytes:
+    """``value`` pickled as the cache writes it (:func:`loads_value` reads it back);
+    TypeError for a value that does not pickle."""
+    return _dumps(value)
+
+
+def loads_value(body: bytes | memoryview) -> Any:
+    """The value :func:`dumps_value` pickled; CacheFormatError for bytes that are not
+    such a pickle of plain data."""
+    with _no_collection():
+        return _value(body)
 
 
 def unpack_entry(raw: bytes, key: str) -> Any:
     """The value an entry made by :func:`pack_entry` holds; CacheFormatError when it is
     corrupt, of another format or of another key."""
-    with _no_collection():
-        return _unpack(raw, key)
-
-
-def _unpack(raw: bytes, key: str) -> Any:
-    head = len(_MAGIC)
-    if not raw.startswith(_MAGIC) or len(raw) < head + 4:
-        raise CacheFormatError("not a cache entry of this format")
-    (crc,) = struct.unpack_from("<I", raw, head)
-    body = memoryview(raw)[head + 4 :]
-    if zlib.crc32(body) != crc:
-        raise CacheFormatError("checksum mismatch")
-    try:
-        doc = _marshal_loads(body)
-    except (EOFError, ValueError, TypeError) as exc:
-        raise CacheFormatError(f"bad entry: {exc}") from None
-    if type(doc) is not tuple or len(doc) != 3 or doc[0] != key:
+    framed = _unframe(raw)
+    if framed is None:
+        raise CacheFormatError("not a cache entry of this format, or a damaged one")
+    if framed[0] != key:
         raise CacheFormatError("entry of another key")
-    return decode_plain(doc[1:])
+    with _no_collection():
+        return _value(framed[1])
 
 
-def _marshal_loads(data: memoryview) -> Any:
-    if sys.version_info >= (3, 13):
-        return marshal.loads(data, allow_code=False)
-    return marshal.loads(data)
-
-
-_MARSHAL_VERSION = 4  # readable by every CPython abiscan runs on
-
-
-def encode_plain(value: Any) -> tuple[tuple[tuple[str, str, tuple[str, ...]], ...], Any]:
-    """``value`` as ``(table, tree)`` of plain values (see the format above).
-
-    Plain data is: None, booleans, numbers, strings, bytes, ``...``, lists,
-    tuples, frozensets, dicts, and enums, dataclasses and syntax-tree nodes
-    of abiscan's own modules and :mod:`ast`. Anything else is a TypeError.
-    """
-    return _Encoder().encode_entry(value)
-
-
-def decode_plain(doc: Any) -> Any:
-    """The value :func:`encode_plain` encoded; a CacheFormatError when ``doc`` is
-    not such an encoding. Builds only enums, dataclasses of abiscan's modules and
-    classes of :mod:`ast`, from their fields, and runs no other code."""
-    if type(doc) is not tuple or len(doc) != 2 or type(doc[0]) is not tuple:
-        raise CacheFormatError("not an encoded value")
+def _unframe(raw: bytes) -> tuple[str, memoryview] | None:
+    """(key, body) of an entry whose checksum holds; None for anything else."""
+    head = len(_MAGIC) + 4
+    if not raw.startswith(_MAGIC) or len(raw) < head + _KEY_LENGTH.size:
+        return None
+    rest = memoryview(raw)[head:]
+    if zlib.crc32(rest) != struct.unpack_from("<I", raw, len(_MAGIC))[0]:
+        return None
+    (length,) = _KEY_LENGTH.unpack_from(rest)
+    start = _KEY_LENGTH.size
+    if start + length > len(rest):
+        return None
     try:
-        return _Decoder(doc[0]).decode(doc[1])
-    except RecursionError:
-        raise CacheFormatError("nested too deeply") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-        if isinstance(exc, CacheFormatError):
-            raise
-        raise CacheFormatError(f"bad value: {exc}") from None
+        key = bytes(rest[start : start + length]).decode("utf-8", "surrogateescape")
+    except UnicodeDecodeError:
+        return None
+    return key, rest[start + length :]
 
 
-class _Encoder:
-    """Writes one entry's tree. Every value is a scalar, a container, or an object of
-    a class met before: what to do with a class is learnt once (_Plan), and fields
-    are read from the object's ``__dict__`` in one go where it has them all."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str, tuple[str, ...]], int] = {}
-        self.class_rows: dict[type, int] = {}
-        # A dataclass met again (an import step's edge is also in the module's
-        # edges) is written once and referred to after: decoded once, shared.
-        self.seen: dict[int, int] = {}
-
-    def encode_entry(self, value: Any) -> tuple[tuple[tuple[str, str, tuple[str, ...]], ...], Any]:
-        tree = self.encode(value)
-        return tuple(self.rows), tree
-
-    def row(self, kind: str, name: str, names: tuple[str, ...]) -> int:
-        return self.rows.setdefault((kind, name, names), len(self.rows))
-
-    def class_row(self, t: type, plan: _Plan) -> int:
-        row = self.class_rows.get(t)
-        if row is None:
-            row = self.class_rows[t] = self.row(*plan.row)
-        return row
-
-    def items(self, values: Iterable[Any]) -> list[Any]:
-        encode, scalars = self.encode, _SCALARS
-        return [v if type(v) in scalars else encode(v) for v in values]
-
-    def encode(self, value: Any) -> Any:
-        t = type(value)
-        if t in _SCALARS:
-            return value
-        if t is list:
-            return self.items(value)
-        if t is tuple:
-            return (_TUPLE, *self.items(value))
-        plan = _PLANS.get(t) or _plan(t)
-        if plan.kind == "node":
-            return self.encode_node(value, t, plan)
-        if plan.kind == "object":
-            return self.encode_object(value, t, plan)
-        if plan.kind == "enum":
-            return (_ENUM, self.class_row(t, plan), self.encode(value.value))
-        if isinstance(value, bytearray):
-            return bytes(value)
-        if isinstance(value, frozenset):
-            return (_FROZENSET, *self.items(value))
-        if isinstance(value, dict):
-            return (_DICT, *self.items(x for kv in value.items() for x in kv))
-        raise TypeError(f"not plain data: {t.__name__}")
-
-    def encode_node(self, value: Any, t: type, plan: _Plan) -> Any:
-        fields = value.__dict__
-        if plan.is_def:
-            kept = fields.get(_KEPT)
-            if kept is not None:
-                return (_SOURCE, *kept)
-        try:
-            values = [fields[n] for n in plan.names]
-        except KeyError:
-            # Not all set (a node the extractor made, a def still to rebuild): those set,
-            # and those with a default in their class.
-            names = tuple(n for n in plan.names if hasattr(value, n))
-            row = self.row("node", plan.row[1], names)
-            node = (_NODE, row, *self.items([getattr(value, n) for n in names]))
-        else:
-            node = (_NODE, self.class_row(t, plan), *self.items(values))
-        return (_DEFERRED, node) if plan.is_def else node
-
-    def encode_object(self, value: Any, t: type, plan: _Plan) -> Any:
-        again = self.seen.get(id(value))
-        if again is not None:
-            return (_AGAIN, again)
-        try:
-            fields = value.__dict__
-            values = [fields[n] for n in plan.names]
-        except (AttributeError, KeyError):  # slots, or a field kept elsewhere
-            values = [getattr(value, n) for n in plan.names]
-        encoded = self.items(values)
-        # Numbered after its fields, in the order the decoder finishes objects.
-        self.seen[id(value)] = len(self.seen)
-        return (_OBJECT, self.class_row(t, plan), *encoded)
+def _value(body: bytes | memoryview) -> Any:
+    try:
+        return _PlainUnpickler(io.BytesIO(body)).load()
+    except CacheFormatError:
+        raise
+    except Exception as exc:  # whatever forged bytes make the unpickler raise
+        raise CacheFormatError(f"bad entry: {type(exc).__name__}: {exc}") from None
 
 
-@record
-class _Plan:
-    """How the encoder writes the objects of one class."""
-
-    kind: str  # "node", "object", "enum", or "" (a container, or not plain data)
-    row: tuple[str, str, tuple[str, ...]] = ("", "", ())  # its row of the class table
-    names: tuple[str, ...] = ()  # the fields written, in order
-    is_def: bool = False  # a ``def``: rebuilt on first use
-
-
-_PLANS: dict[type, _Plan] = {}
+def _dumps(value: Any) -> bytes:
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, _PROTOCOL)
+    pickler.dispatch_table = _DISPATCH
+    try:
+        pickler.dump(value)
+    except (pickle.PicklingError, AttributeError) as exc:
+        raise TypeError(f"not plain data: {exc}") from None
+    return out.getvalue()
 
 
-def _plan(t: type) -> _Plan:
-    """The plan for class ``t``, learnt once."""
-    plan = _Plan(kind="")
-    if issubclass(t, ast.AST):
-        names = (*t._fields, *t._attributes)
-        is_def = issubclass(t, ast.FunctionDef)
-        plan = _Plan(kind="node", row=("node", _node_name(t), names), names=names, is_def=is_def)
-    elif issubclass(t, enum.Enum):
-        plan = _Plan(kind="enum", row=("enum", _class_name(t), ()))
-    elif dataclasses.is_dataclass(t):
-        names = _init_fields(t)
-        plan = _Plan(kind="object", row=("object", _class_name(t), names), names=names)
-    _PLANS[t] = plan
-    return plan
+# What pickle names for the constants ``...`` and ``2j``: the one value, and a
+# constructor that only parses numbers.
+_PLAIN_BUILTINS: dict[str, Any] = {"Ellipsis": Ellipsis, "complex": complex}
 
 
-class _Decoder:
-    """Rebuilds one entry's tree; each row of its table is checked once.
+class _PlainUnpickler(pickle.Unpickler):
+    """An unpickler that finds only the classes of plain data (:func:`_plain_global`)."""
 
-    Most values are strings and numbers, left as they are: the walks below
-    test a value's type before calling into :meth:`decode` for it.
-    """
+    def find_class(self, module: str, name: str) -> Any:
+        return _plain_global(module, name)
 
-    def __init__(self, table: tuple[Any, ...]) -> None:
-        self.rows = [_row(r) for r in table]
-        self.objects: list[Any] = []
+    def persistent_load(self, pid: Any) -> Any:
+        raise CacheFormatError("a persistent id")
 
-    def decode(self, v: Any) -> Any:
-        t = type(v)
-        if t is tuple:
-            return self.tagged(v)
-        if t is list:
-            return self.items(v, 0)
-        if t in _SCALARS:
-            return v
-        raise CacheFormatError(f"not plain data: {t.__name__}")
 
-    def items(self, v: list[Any] | tuple[Any, ...], start: int) -> list[Any]:
-        """``v[start:]``, decoded (a tagged tuple, the most common value that is not a
-        scalar, straight to :meth:`tagged`)."""
-        decode, tagged, scalars = self.decode, self.tagged, _SCALARS
-        return [
-            x if type(x) in scalars else tagged(x) if type(x) is tuple else decode(x)
-            for x in v[start:]
-        ]
-
-    def tagged(self, v: tuple[Any, ...]) -> Any:
-        code = v[0]
-        if code == _NODE:
-            cls, kind, names = self.rows[v[1]]
-            if kind != "node" or len(v) != len(names) + 2:
-                raise CacheFormatError("not a syntax node of this class")
-            if not names:
-                return cls  # the shared Load(), Store(), Add()...
-            # Fields set straight into the node, as ast.parse leaves them (its
-            # constructor's keyword handling costs more than the rest of the decoding).
-            node = cls.__new__(cls)
-            node.__dict__.update(zip(names, self.items(v, 2), strict=True))
-            return node
-        if code == _OBJECT:
-            cls, kind, names = self.rows[v[1]]
-            if kind != "object" or len(v) != len(names) + 2:
-                raise CacheFormatError("not an object of this class")
-            obj = cls(*self.items(v, 2))
-            self.objects.append(obj)
-            return obj
-        if code == _TUPLE:
-            return tuple(self.items(v, 1))
-        if code == _AGAIN and len(v) == 2:
-            return self.objects[v[1]]
-        if code == _SOURCE and len(v) == 3 and type(v[1]) is str and type(v[2]) is int:
-            return _kept_def((v[1], v[2]))
-        if code == _DEFERRED and len(v) == 2:
-            node = _DeferredDef.__new__(_DeferredDef)
-            # Its own decoder: a syntax tree holds no objects met before.
-            node.__dict__["_deferred"] = (_Decoder(()), self.rows, v[1])
-            return node
-        if code == _FROZENSET:
-            return frozenset(self.items(v, 1))
-        if code == _DICT and len(v) % 2:
-            items = self.items(v, 1)
-            return dict(zip(items[::2], items[1::2], strict=True))
-        if code == _ENUM and len(v) == 3:
-            cls, kind, _ = self.rows[v[1]]
-            if kind != "enum":
-                raise CacheFormatError("not an enum")
-            return cls(self.decode(v[2]))
-        raise CacheFormatError("unknown tag")
+@functools.lru_cache(maxsize=512)
+def _plain_global(module: str, name: str) -> Any:
+    """The global a pickle of plain data may name: a syntax-node class of
+    :mod:`ast`, one of abiscan's enums or dataclasses, what a ``def`` is rebuilt by,
+    or ``...`` and ``complex``; CacheFormatError for any other."""
+    if module in ("ast", "_ast"):
+        node = _ast_class(name)
+        if node is None:
+            raise CacheFormatError(f"not a syntax node: {name!r}")
+        return node
+    if module == __name__ and name in ("_kept_def", "_plain_def"):
+        return _kept_def if name == "_kept_def" else _plain_def
+    if module == "builtins" and name in _PLAIN_BUILTINS:
+        return _PLAIN_BUILTINS[name]
+    cls: Any = _class_named(f"{module}:{name}")
+    if not (issubclass(cls, enum.Enum) or dataclasses.is_dataclass(cls)):
+        raise CacheFormatError(f"not a record of abiscan: {module}:{name}")
+    return cls
 
 
 class _DeferredDef(ast.FunctionDef):
-    """A ``def`` from the cache, or kept as its source text (keep_def_sources), its
-    fields rebuilt on first use: decoded from its nodes, or parsed from its text.
+    """A ``def`` kept as its source text (keep_def_sources), parsed on first use.
 
     The evaluator keeps the ``def`` of every small module-level function, in
     case the module body calls it; most are never called, and their syntax
     trees were three quarters of the nodes a warm scan of the real layer of
-    docs/benchmarks.md rebuilt. The entry was checked whole (its CRC-32) when
-    read; a forged body that does not decode (or text that is not one ``def``)
-    raises CacheFormatError here, at first use.
+    docs/benchmarks.md rebuilt. Text that is not one ``def`` raises
+    CacheFormatError here, at first use.
     """
 
     def __getattr__(self, name: str) -> Any:
         # Called only for an attribute not set: before first use, every field.
         if name.startswith("__"):  # copy and pickle look for __deepcopy__ and others
             raise AttributeError(name)
-        pending = self.__dict__.pop("_deferred", None)
-        if pending is None:
-            kept = self.__dict__.get(_KEPT)
-            if kept is None or "body" in self.__dict__:
-                raise AttributeError(name)
-            self.__dict__.update(_parsed_def(*kept).__dict__)
-            return getattr(self, name)
-        decoder, rows, tree = pending
-        decoder.rows = rows
-        try:
-            whole = decoder.decode(tree)
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-            if isinstance(exc, CacheFormatError):
-                raise
-            raise CacheFormatError(f"bad value: {exc}") from None
-        if type(whole) is not ast.FunctionDef:
-            raise CacheFormatError("a deferred node that is not a def")
-        self.__dict__.update(whole.__dict__)
+        kept = self.__dict__.get(_KEPT)
+        if kept is None or "body" in self.__dict__:
+            raise AttributeError(name)
+        self.__dict__.update(_parsed_def(*kept).__dict__)
         return getattr(self, name)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -801,28 +648,40 @@ class _DeferredDef(ast.FunctionDef):
         fields = {
             n: getattr(self, n) for n in (*self._fields, *self._attributes) if hasattr(self, n)
         }
-        return (ast.FunctionDef, (), fields)
+        return (_plain_def, (fields,))
+
+
+def _plain_def(fields: dict[str, Any]) -> ast.FunctionDef:
+    """A ``def`` made of its fields without calling its constructor, which warns from
+    CPython 3.13 on when called without them (``ast``'s own pickling does not)."""
+    if type(fields) is not dict or not all(type(k) is str for k in fields):
+        raise CacheFormatError("a def's fields that are not a dict of names")
+    node = ast.FunctionDef.__new__(ast.FunctionDef)
+    node.__dict__.update(fields)
+    return node
 
 
 def _kept_def(kept: tuple[str, int]) -> _DeferredDef:
     """A ``def`` kept as its source text (lines, first line's number), parsed on first use."""
+    if (
+        type(kept) is not tuple
+        or len(kept) != 2
+        or type(kept[0]) is not str
+        or type(kept[1]) is not int
+    ):
+        raise CacheFormatError("a kept def that is not (text, line)")
     node = _DeferredDef.__new__(_DeferredDef)
     node.__dict__[_KEPT] = kept
     return node
 
 
 def _reduce_kept_def(node: _DeferredDef) -> tuple[Any, ...]:
+    # As its text even once parsed: smaller, and parsed again only where it is used.
     kept = node.__dict__.get(_KEPT)
-    if kept is not None and "body" not in node.__dict__:
-        return (_kept_def, (kept,))
-    return node.__reduce__()
+    return (_kept_def, (kept,)) if kept is not None else node.__reduce__()
 
 
-def send_kept_defs_as_text(pickler: Any) -> None:
-    """Have ``pickler`` (multiprocessing's ``ForkingPickler``) send a ``def`` still kept
-    as its text (:func:`keep_def_sources`) as that text, not as the plain ``def`` its
-    ``__reduce__`` rebuilds: a worker sends programs so, and never parses them again."""
-    pickler.register(_DeferredDef, _reduce_kept_def)
+_DISPATCH = {**copyreg.dispatch_table, _DeferredDef: _reduce_kept_def}
 
 
 def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
@@ -934,43 +793,6 @@ def _def_source(node: ast.AST) -> tuple[str, int] | None:
 _DeferredDef.__name__ = _DeferredDef.__qualname__ = "FunctionDef"
 
 
-def _node_name(cls: type[ast.AST]) -> str:
-    return "FunctionDef" if cls is _DeferredDef else cls.__name__
-
-
-# Cached: every program of a scan names the same few dozen classes, each row checked
-# once per entry before (13,000 checks for the real layer's 538 programs; decoding
-# them went from 0.20 to 0.185 s of CPU, best of ten). A row that is not hashable
-# (a list inside) raises TypeError, which decode_plain turns into a bad entry.
-@functools.lru_cache(maxsize=1024)
-def _row(row: Any) -> tuple[Any, str, tuple[str, ...]]:
-    """A table row ``(kind, class name, field names)`` as (class, kind, names), the
-    class checked: one of abiscan's enums or dataclasses (with exactly these
-    init fields), or a syntax-node class of :mod:`ast` (with these fields)."""
-    if (
-        type(row) is not tuple
-        or len(row) != 3
-        or row[0] not in _ROW_KINDS
-        or type(row[1]) is not str
-        or type(row[2]) is not tuple
-        or not all(type(n) is str for n in row[2])
-    ):
-        raise CacheFormatError("bad class row")
-    kind, name, names = row
-    if kind == "node":
-        node = _ast_class(name)
-        if node is None or not set(names) <= {*node._fields, *node._attributes}:
-            raise CacheFormatError(f"bad syntax node: {name!r}")
-        # A node without fields (Load, Store, Add...) is one shared instance, as ast.parse makes it.
-        return (node() if not names else node), kind, names
-    cls: Any = _class_named(name)
-    if kind == "enum" and not issubclass(cls, enum.Enum):
-        raise CacheFormatError(f"not an enum: {name}")
-    if kind == "object" and _init_fields(cls) != names:
-        raise CacheFormatError(f"not a dataclass of these fields: {name}")
-    return cls, kind, names
-
-
 @functools.lru_cache(maxsize=256)
 def _ast_class(name: str) -> type[ast.AST] | None:
     cls = getattr(ast, name, None)
@@ -997,10 +819,3 @@ def _class_named(name: str) -> type:
     if not isinstance(obj, type):
         raise CacheFormatError(f"not a class: {name}")
     return obj
-
-
-@functools.lru_cache(maxsize=512)
-def _init_fields(cls: Any) -> tuple[str, ...]:
-    if not dataclasses.is_dataclass(cls):
-        return ("\0not a dataclass",)
-    return tuple(f.name for f in dataclasses.fields(cls) if f.init)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import pickle
 import sysconfig
 import warnings
 from pathlib import Path
@@ -11,10 +12,9 @@ import pytest
 
 from abiscan.inputs.content_cache import (
     CacheFormatError,
-    decode_plain,
-    encode_plain,
+    dumps_value,
     keep_def_sources,
-    send_kept_defs_as_text,
+    loads_value,
 )
 
 
@@ -34,9 +34,15 @@ def _round_trip(source: bytes) -> list[tuple[str, ast.FunctionDef, bool]]:
         defs = _defs(ast.parse(source))
     dumps = [_dump(d) for d in defs]
     keep_def_sources(defs, source)
-    table, tree = encode_plain(defs)
-    as_text = [len(t) == 3 and type(t[1]) is str for t in tree]  # (tag, text, line)
-    return list(zip(dumps, decode_plain((table, tree)), as_text, strict=True))
+    back = loads_value(dumps_value(defs))
+    as_text = [_kept(d) is not None for d in back]
+    return list(zip(dumps, back, as_text, strict=True))
+
+
+def _kept(node: ast.FunctionDef) -> tuple[str, int] | None:
+    """The (text, line) a def was written as, while it has not been parsed again."""
+    kept: tuple[str, int] | None = node.__dict__.get("abiscan_source")
+    return kept if "body" not in node.__dict__ else None
 
 
 SOURCES = {
@@ -109,11 +115,27 @@ def test_a_rebuilt_def_writes_its_text_again() -> None:
     source = b"if 1:\n    def f():\n        return 1\n"
     defs = _defs(ast.parse(source))
     keep_def_sources(defs, source)
-    once = encode_plain(defs)
-    back = decode_plain(once)
-    assert encode_plain(back) == once  # before first use: not parsed to be written
+    once = dumps_value(defs)
+    back = loads_value(once)
+    assert dumps_value(back) == once  # before first use: not parsed to be written
     assert back[0].body
-    assert encode_plain(back) == once  # after it too
+    assert dumps_value(back) == once  # after it too
+
+
+def _forged_text(text: object, line: object) -> bytes:
+    """A pickle of a kept def whose (text, line) are these: what the cache's own
+    pickle of a kept def holds, with other values."""
+    module, name = b"abiscan.inputs.content_cache", b"_kept_def"
+    args = pickle.dumps(((text, line),), 2)[2:-1]  # the arguments, no PROTO or STOP
+    return (b"\x80\x05\x8c" + bytes([len(module)]) + module + b"\x8c" + bytes([len(name)])
+            + name + b"\x93" + args + b"R.")
+
+
+def test_the_forged_text_is_what_the_cache_writes() -> None:
+    source = b"def f(): pass\n"
+    defs = _defs(ast.parse(source))
+    keep_def_sources(defs, source)
+    assert _dump(loads_value(_forged_text("def f(): pass\n", 1))) == _dump(defs[0])
 
 
 @pytest.mark.parametrize(
@@ -127,18 +149,19 @@ def test_a_rebuilt_def_writes_its_text_again() -> None:
     ],
 )
 def test_a_forged_text_fails_at_first_use_as_a_cache_error(text: str, line: int) -> None:
-    source = b"def f(): pass\n"
-    defs = _defs(ast.parse(source))
-    keep_def_sources(defs, source)
-    table, tree = encode_plain(defs)
-    forged = decode_plain((table, [(tree[0][0], text, line)]))[0]
+    forged = loads_value(_forged_text(text, line))
     with pytest.raises(CacheFormatError):
         _ = forged.body
 
 
-def test_a_text_def_pickles_as_a_plain_def() -> None:
-    import pickle
+@pytest.mark.parametrize("text, line", [(b"def f(): pass\n", 1), ("def f(): pass\n", "1"),
+                                        ("def f(): pass\n", None)])
+def test_a_kept_def_of_other_types_is_refused_when_read(text: object, line: object) -> None:
+    with pytest.raises(CacheFormatError):
+        loads_value(_forged_text(text, line))
 
+
+def test_a_text_def_pickles_as_a_plain_def() -> None:
     source = b"def f(a):\n    return a\n"
     (original, back, _), = _round_trip(source)
     twin = pickle.loads(pickle.dumps(back))
@@ -147,26 +170,21 @@ def test_a_text_def_pickles_as_a_plain_def() -> None:
 
 
 def test_a_text_def_goes_to_another_process_as_its_text() -> None:
-    """A worker sends its programs pickled: a kept def goes as its text, neither parsed
-    to be sent nor rebuilt when it arrives (most are never used)."""
-    import pickle
-    from multiprocessing.reduction import ForkingPickler
-
-    class Pickler(ForkingPickler):  # registered here only, not for the test process
-        _extra_reducers: dict[type, object] = {}  # noqa: RUF012
-
-    send_kept_defs_as_text(Pickler)
+    """A worker sends the pickle of its cache entry: a kept def goes as its text,
+    neither parsed to be sent nor rebuilt when it arrives (most are never used)."""
     source = b"def f(a):\n    return a\n"
     (node,) = _defs(ast.parse(source))
     original = _dump(node)
     keep_def_sources([node], source)
-    twin = pickle.loads(Pickler.dumps(node))
+    sent = dumps_value(node)
+    twin = pickle.loads(sent)  # as the main process loads a worker's message
     assert "body" not in node.__dict__  # not parsed to be sent
     assert "body" not in twin.__dict__  # nor when it arrives
     assert _dump(twin) == original  # parsed on first use, equal
-    rebuilt = pickle.loads(Pickler.dumps(twin))  # used once: sent as the plain def
-    assert type(rebuilt) is ast.FunctionDef
-    assert _dump(rebuilt) == original
+    again = pickle.loads(dumps_value(twin))  # used once: still sent as its text
+    assert "body" not in again.__dict__
+    assert _dump(again) == original
+    assert type(pickle.loads(pickle.dumps(twin))) is ast.FunctionDef  # plain pickle: the def
 
 
 def test_a_def_kept_as_text_drops_its_nodes_until_first_use() -> None:
