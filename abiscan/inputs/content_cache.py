@@ -201,27 +201,51 @@ class ContentCache:
 
     def trim(self) -> None:
         """Remove the least recently used packs until the cache is within its bound, and
-        temporary files a process left an hour ago or more."""
+        temporary files a process left an hour ago or more.
+
+        The bound is the whole cache directory's: the packs of other formats
+        (``v7`` beside ``v8``: an abiscan of another version, or this one before an
+        upgrade, which no scan of this version reads) count too, and being older
+        than this version's, go first."""
         import time
 
-        packs: list[tuple[float, int, str]] = []
-        try:
-            with os.scandir(self.directory) as found:
-                for item in found:
-                    st = item.stat()
-                    if item.name.endswith(_PACK):
-                        packs.append((st.st_mtime, st.st_size, item.name))
-                    elif item.name.startswith(".tmp-") and st.st_mtime < time.time() - 3600:
-                        _unlink(Path(item.path))
-        except OSError:
-            return
+        packs: list[tuple[float, int, Path]] = []
+        stale = time.time() - 3600
+        for directory in self._format_directories():
+            try:
+                with os.scandir(directory) as found:
+                    for item in found:
+                        st = item.stat()
+                        if item.name.endswith(_PACK):
+                            packs.append((st.st_mtime, st.st_size, Path(item.path)))
+                        elif item.name.startswith(".tmp-") and st.st_mtime < stale:
+                            _unlink(Path(item.path))
+            except OSError:
+                if directory == self.directory:
+                    return
         total = sum(size for _, size, _ in packs) + self._files.size
-        for _, size, name in sorted(packs):
+        for _, size, path in sorted(packs):
             if total <= self.max_bytes:
                 break
-            _unlink(self.directory / name)
-            self._files.forget(name)
+            _unlink(path)
+            if path.parent == self.directory:
+                self._files.forget(path.name)
             total -= size
+        for directory in self._format_directories()[1:]:
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only once empty: what another format left
+
+    def _format_directories(self) -> list[Path]:
+        """This format's directory, then those of other formats beside it (``v`` and a
+        number; nothing else in the cache directory is touched)."""
+        others: list[Path] = []
+        with contextlib.suppress(OSError), os.scandir(self.directory.parent) as found:
+            others = [
+                Path(item.path) for item in found
+                if _FORMAT_DIRECTORY.fullmatch(item.name) and item.name != self.directory.name
+                and item.is_dir(follow_symlinks=False)
+            ]
+        return [self.directory, *sorted(others)]
 
     # -- reading packs ---------------------------------------------------------
 
@@ -282,6 +306,7 @@ class ContentCache:
 
 
 _PACK = ".pack"
+_FORMAT_DIRECTORY = re.compile(r"v[0-9]{1,6}")
 # A pack: this line, entries one after another (each as pack_entry made it), the
 # index (marshal of (digest, offset, length) triples), then its CRC-32 and length
 # and _INDEX_END.

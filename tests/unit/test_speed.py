@@ -490,6 +490,37 @@ def test_cache_is_bounded_least_recently_used_evicted(tmp_path: Path) -> None:
     assert reader.get("k34") is None
 
 
+def test_the_bound_covers_the_packs_of_other_formats(tmp_path: Path) -> None:
+    """Packs another format left (an abiscan before an upgrade) count toward the bound
+    and, older, go first; a format directory emptied goes; nothing else in the cache
+    directory is touched, and under the bound nothing is removed."""
+    old = tmp_path / "v7"
+    old.mkdir()
+    for i in range(3):
+        pack = old / f"old{i}.pack"
+        pack.write_bytes(b"\0" * 1500)
+        os.utime(pack, (1_000 + i, 1_000 + i))
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "x.pack").write_bytes(b"\0" * 5000)
+    (tmp_path / "v7.pack").write_bytes(b"\0" * 5000)
+    roomy = ContentCache(tmp_path, max_bytes=100_000)
+    roomy.put("k", b"x" * 500)
+    roomy.flush()
+    assert sorted(p.name for p in old.iterdir()) == ["old0.pack", "old1.pack", "old2.pack"]
+    store = ContentCache(tmp_path, max_bytes=4000)
+    store.put("k2", b"y" * 500)
+    store.flush()
+    assert sorted(p.name for p in old.iterdir()) == ["old2.pack"]  # the oldest went first
+    total = sum(p.stat().st_size for d in (old, store.directory) for p in d.iterdir())
+    assert total <= 4000
+    assert store.get("k") == b"x" * 500 and store.get("k2") == b"y" * 500
+    tiny = ContentCache(tmp_path, max_bytes=1000)
+    tiny.trim()
+    assert not old.exists()  # emptied, then removed
+    assert (mine / "x.pack").exists() and (tmp_path / "v7.pack").exists()
+
+
 def test_entries_holding_code_or_foreign_classes_are_refused(tmp_path: Path) -> None:
     """A forged entry (valid checksum and key) whose pickle names a function or a class
     outside abiscan's records is a miss, never a value; the forgeries themselves are
