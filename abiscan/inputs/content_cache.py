@@ -516,19 +516,18 @@ def _unlink(path: Path) -> None:
 #
 # An entry is the magic line, a CRC-32 of the rest, the key (its length, then its
 # UTF-8), then a pickle (protocol 5) of the value, read back by an unpickler that
-# builds nothing but plain data
-# (_PlainUnpickler): containers and scalars, abiscan's records (dataclasses) and
-# enums, and the syntax-tree nodes of :mod:`ast`. Any other global a pickle
-# names (a function, a class of another module, ``os.system``) makes the entry
-# corrupt, so loading one runs no code but those classes' constructors, which
-# is what the plain codec of format 7 ran too (docs/decisions.md, *Session 14*).
+# builds nothing but plain data (_PlainUnpickler): containers and scalars,
+# abiscan's records (dataclasses) and enums, and the syntax-tree nodes of
+# :mod:`ast`. Any other global a pickle names (a function, a class of another
+# module, ``os.system``) makes the entry corrupt, so loading one runs no code but
+# those classes' constructors, which is what the plain codec of format 7 ran too
+# (docs/decisions.md, *Session 14*).
 # Pickle is written and read in C: a worker writes the same bytes it sends the
 # main process, and the real layer's programs encode and decode in about half the
 # CPU the plain codec took (docs/benchmarks.md, *Session 14*).
 #
 # A ``def`` kept as its source text (keep_def_sources) is written as that text
-# and parsed on first use (_DeferredDef); a ``def`` with its nodes, as ``ast``
-# pickles it.
+# and parsed on first use (_DeferredDef); any other ``def``, as ``ast`` pickles it.
 
 _PROTOCOL = 5
 _KEY_LENGTH = struct.Struct("<I")
