@@ -211,7 +211,8 @@ class ContentCache:
 
         packs: list[tuple[float, int, Path]] = []
         stale = time.time() - 3600
-        for directory in self._format_directories():
+        directories = self._format_directories()
+        for directory in directories:
             try:
                 with os.scandir(directory) as found:
                     for item in found:
@@ -231,7 +232,7 @@ class ContentCache:
             if path.parent == self.directory:
                 self._files.forget(path.name)
             total -= size
-        for directory in self._format_directories()[1:]:
+        for directory in directories[1:]:
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only once empty: what another format left
 
@@ -550,14 +551,26 @@ def entry_of(key: str, body: bytes) -> bytes:
 def dumps_value(value: Any) -> bytes:
     """``value`` pickled as the cache writes it (:func:`loads_value` reads it back);
     TypeError for a value that does not pickle."""
-    return _dumps(value)
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, _PROTOCOL)
+    pickler.dispatch_table = _DISPATCH
+    try:
+        pickler.dump(value)
+    except (pickle.PicklingError, AttributeError) as exc:
+        raise TypeError(f"not plain data: {exc}") from None
+    return out.getvalue()
 
 
 def loads_value(body: bytes | memoryview) -> Any:
     """The value :func:`dumps_value` pickled; CacheFormatError for bytes that are not
     such a pickle of plain data."""
-    with _no_collection():
-        return _value(body)
+    try:
+        with _no_collection():
+            return _PlainUnpickler(io.BytesIO(body)).load()
+    except CacheFormatError:
+        raise
+    except Exception as exc:  # whatever forged bytes make the unpickler raise
+        raise CacheFormatError(f"bad entry: {type(exc).__name__}: {exc}") from None
 
 
 def unpack_entry(raw: bytes, key: str) -> Any:
@@ -568,8 +581,7 @@ def unpack_entry(raw: bytes, key: str) -> Any:
         raise CacheFormatError("not a cache entry of this format, or a damaged one")
     if framed[0] != key:
         raise CacheFormatError("entry of another key")
-    with _no_collection():
-        return _value(framed[1])
+    return loads_value(framed[1])
 
 
 def _unframe(raw: bytes) -> tuple[str, memoryview] | None:
@@ -591,26 +603,6 @@ def _unframe(raw: bytes) -> tuple[str, memoryview] | None:
     return key, rest[start + length :]
 
 
-def _value(body: bytes | memoryview) -> Any:
-    try:
-        return _PlainUnpickler(io.BytesIO(body)).load()
-    except CacheFormatError:
-        raise
-    except Exception as exc:  # whatever forged bytes make the unpickler raise
-        raise CacheFormatError(f"bad entry: {type(exc).__name__}: {exc}") from None
-
-
-def _dumps(value: Any) -> bytes:
-    out = io.BytesIO()
-    pickler = pickle.Pickler(out, _PROTOCOL)
-    pickler.dispatch_table = _DISPATCH
-    try:
-        pickler.dump(value)
-    except (pickle.PicklingError, AttributeError) as exc:
-        raise TypeError(f"not plain data: {exc}") from None
-    return out.getvalue()
-
-
 # What pickle names for the constants ``...`` and ``2j``: the one value, and a
 # constructor that only parses numbers.
 _PLAIN_BUILTINS: dict[str, Any] = {"Ellipsis": Ellipsis, "complex": complex}
@@ -629,15 +621,15 @@ class _PlainUnpickler(pickle.Unpickler):
 @functools.lru_cache(maxsize=512)
 def _plain_global(module: str, name: str) -> Any:
     """The global a pickle of plain data may name: a syntax-node class of
-    :mod:`ast`, one of abiscan's enums or dataclasses, what a ``def`` is rebuilt by,
-    or ``...`` and ``complex``; CacheFormatError for any other."""
+    :mod:`ast`, one of abiscan's enums or dataclasses, what a kept ``def`` is rebuilt
+    by, or ``...`` and ``complex``; CacheFormatError for any other."""
     if module in ("ast", "_ast"):
         node = _ast_class(name)
         if node is None:
             raise CacheFormatError(f"not a syntax node: {name!r}")
         return node
-    if module == __name__ and name in ("_kept_def", "_plain_def"):
-        return _kept_def if name == "_kept_def" else _plain_def
+    if module == __name__ and name == "_kept_def":
+        return _kept_def
     if module == "builtins" and name in _PLAIN_BUILTINS:
         return _PLAIN_BUILTINS[name]
     cls: Any = _class_named(f"{module}:{name}")
@@ -660,10 +652,9 @@ class _DeferredDef(ast.FunctionDef):
         # Called only for an attribute not set: before first use, every field.
         if name.startswith("__"):  # copy and pickle look for __deepcopy__ and others
             raise AttributeError(name)
-        kept = self.__dict__.get(_KEPT)
-        if kept is None or "body" in self.__dict__:
+        if "body" in self.__dict__:  # parsed already: the attribute is not a field
             raise AttributeError(name)
-        self.__dict__.update(_parsed_def(*kept).__dict__)
+        self.__dict__.update(_parsed_def(*self.__dict__[_KEPT]).__dict__)
         return getattr(self, name)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -672,14 +663,14 @@ class _DeferredDef(ast.FunctionDef):
         fields = {
             n: getattr(self, n) for n in (*self._fields, *self._attributes) if hasattr(self, n)
         }
-        return (_plain_def, (fields,))
+        return (_def_of_fields, (fields,))
 
 
-def _plain_def(fields: dict[str, Any]) -> ast.FunctionDef:
+def _def_of_fields(fields: dict[str, Any]) -> ast.FunctionDef:
     """A ``def`` made of its fields without calling its constructor, which warns from
-    CPython 3.13 on when called without them (``ast``'s own pickling does not)."""
-    if type(fields) is not dict or not all(type(k) is str for k in fields):
-        raise CacheFormatError("a def's fields that are not a dict of names")
+    CPython 3.13 on when called without them (``ast``'s own pickling does not). Only
+    ``pickle`` and ``copy`` outside the cache call it: the cache writes a kept ``def``
+    as its text (_reduce_kept_def), and its unpickler does not admit this."""
     node = ast.FunctionDef.__new__(ast.FunctionDef)
     node.__dict__.update(fields)
     return node
@@ -701,8 +692,8 @@ def _kept_def(kept: tuple[str, int]) -> _DeferredDef:
 
 def _reduce_kept_def(node: _DeferredDef) -> tuple[Any, ...]:
     # As its text even once parsed: smaller, and parsed again only where it is used.
-    kept = node.__dict__.get(_KEPT)
-    return (_kept_def, (kept,)) if kept is not None else node.__reduce__()
+    # Every _DeferredDef carries it (keep_def_sources and _kept_def set it).
+    return (_kept_def, (node.__dict__[_KEPT],))
 
 
 _DISPATCH = {**copyreg.dispatch_table, _DeferredDef: _reduce_kept_def}

@@ -67,6 +67,7 @@ def _forged(module: str, name: str, args: tuple[Any, ...] = ()) -> bytes:
     ("abiscan.api", "scan", ([],)),  # abiscan's, but not a record
     ("abiscan.inputs.content_cache", "ContentCache", ("/tmp",)),  # a class, not a record
     ("abiscan.inputs.content_cache", "_parsed_def", ("def f(): pass\n", 1)),
+    ("abiscan.inputs.content_cache", "_def_of_fields", ({"name": "f"},)),  # copy's, not the cache's
 ])
 def test_a_pickle_naming_anything_but_plain_data_is_refused(
     module: str, name: str, args: tuple[Any, ...]
