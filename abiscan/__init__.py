@@ -111,6 +111,9 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'abiscan' has no attribute {name!r}")
     import importlib
 
+    from abiscan._deferred_imports import defer_rare_imports
+
+    defer_rare_imports()
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

@@ -77,6 +77,10 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     so the parse is the same; and building every option (each makes a help formatter
     and looks up translations) was most of ``abiscan --help``'s start-up."""
     named = set(_COMMANDS) if argv is None else set(_COMMANDS).intersection(argv)
+    if named:
+        from abiscan._deferred_imports import defer_rare_imports
+
+        defer_rare_imports()  # a command runs: before its options import the pipeline
     p = _Parser(
         prog="abiscan",
         description=(

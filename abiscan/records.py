@@ -47,11 +47,13 @@ import sys
 import weakref
 from _thread import get_ident
 from collections.abc import Callable
-from inspect import Parameter, Signature
 from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from abiscan._record_inits import INITS as _AHEAD
+
+if TYPE_CHECKING:
+    from inspect import Signature
 
 __all__ = ["init_source", "mutable_record", "record"]
 
@@ -230,6 +232,8 @@ def _first_init(
 
 def _signature(fields: tuple[dataclasses.Field[Any], ...]) -> Signature:
     """The signature of the ``__init__`` compiled on first use, shown before it is."""
+    from inspect import Parameter, Signature  # only for a record _AHEAD lacks
+
     shown = [Parameter("self", Parameter.POSITIONAL_OR_KEYWORD)]
     for f in (f for f in fields if f.init):
         default: Any = Parameter.empty

@@ -12,6 +12,8 @@
 - :mod:`abiscan.elf.constants`: the ELF numbers, from pyelftools' enums.
 """
 
-from abiscan.elf._construct_import import import_construct
+from abiscan._deferred_imports import import_deferring
 
-import_construct()  # before any module of this package imports pyelftools
+# Before any module of this package imports pyelftools: construct's debugging
+# constructs import inspect, pdb and traceback, which no ELF parser uses.
+import_deferring("elftools.construct.debug", ("inspect", "pdb", "traceback"))

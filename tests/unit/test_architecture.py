@@ -25,6 +25,7 @@ LAYERS: dict[str, float] = {
     "abiscan.limits": 0,
     "abiscan.progress": 0,
     "abiscan.collector": 0,
+    "abiscan._deferred_imports": 0,
     "abiscan.frame_stack": 0,
     "abiscan.report.escape": 1,
     "abiscan.report.findings": 1,

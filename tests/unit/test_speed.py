@@ -698,8 +698,10 @@ def test_cli_scan_of_one_extension_loads_only_what_it_needs(tmp_path: Path) -> N
     """A one-.so scan from the command line (what ``benchmarks/bench_startup.py``
     times): no source parser (the import graph, the grammar, the runtime-API table),
     no pyelftools DWARF or ARM unwind readers, no TOML parser without a configuration
-    file, no pickling or hashing without workers or a cache, and not the debugger that
-    pyelftools' ``construct`` imports for its debugging constructs."""
+    file, no pickling or hashing without workers or a cache, not the debugger that
+    pyelftools' ``construct`` imports for its debugging constructs, not ``ipaddress``
+    (``urllib.parse``'s, for bracketed hosts) and, before CPython 3.12, not
+    ``inspect`` (``dataclasses``', for classes without a docstring)."""
     import subprocess
     import sys
 
@@ -709,10 +711,15 @@ def test_cli_scan_of_one_extension_loads_only_what_it_needs(tmp_path: Path) -> N
              "abiscan.simulate.python.runtime_api", "abiscan.simulate.python.evaluator",
              "abiscan.inputs.dists", "elftools.dwarf", "elftools.ehabi", "elftools.elf.elffile",
              "tomllib", "pickle", "hashlib", "packaging", "multiprocessing", "concurrent",
-             "pdb", "traceback")
-    code = ("import sys, io, contextlib; from abiscan.cli import main; out = io.StringIO()\n"
+             "pdb", "traceback", "ipaddress")
+    if sys.version_info < (3, 12):  # from 3.12, dataclasses reads annotations with inspect
+        heavy += ("inspect", "dis", "linecache")
+    # Not what the interpreter imported before (an editable install's path hook may
+    # import pathlib, and with it urllib.parse and ipaddress, at start-up).
+    code = ("import sys, io, contextlib; pre = set(sys.modules)\n"
+            "from abiscan.cli import main; out = io.StringIO()\n"
             "with contextlib.redirect_stdout(out): status = main(sys.argv[1:])\n"
-            f"print(status, sorted(m for m in sys.modules if m.startswith({heavy!r})))")
+            f"print(status, sorted(m for m in set(sys.modules) - pre if m.startswith({heavy!r})))")
     run = subprocess.run([sys.executable, "-c", code, "scan", str(layer), "--no-cache"],
                          capture_output=True, text=True, check=True, cwd=tmp_path)
     assert run.stdout.strip() == "0 []"
@@ -827,6 +834,37 @@ def test_an_entry_packed_once_is_stored_and_read_as_put_would(tmp_path: Path) ->
     store.close()
     assert ContentCache(tmp_path / "absent").raw("k") == entry
     assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+def test_rarely_used_standard_modules_load_on_first_use() -> None:
+    """After :func:`defer_rare_imports`, ``dataclasses`` and ``urllib.parse`` are
+    imported without ``inspect`` and ``ipaddress``, which load when first used: a
+    dataclass without a docstring gets its signature as one, a bracketed host is
+    parsed, and no stand-in stays in ``sys.modules``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('dataclasses', 'inspect', 'urllib.parse', 'ipaddress'):\n"
+        "    sys.modules.pop(m, None)  # an editable install's path hook may have them\n"
+        "from abiscan._deferred_imports import defer_rare_imports\n"
+        "defer_rare_imports()\n"
+        "import dataclasses, urllib.parse\n"
+        "print(sorted(m for m in ('inspect', 'ipaddress') if m in sys.modules))\n"
+        "@dataclasses.dataclass\n"
+        "class A:\n"
+        "    x: int\n"
+        "print(A.__doc__)\n"
+        # From CPython 3.11.4, urlsplit checks a bracketed host with ipaddress.
+        "print(urllib.parse.urlsplit('http://[::1]:80/').hostname)\n"
+        "import inspect\n"
+        "print(dataclasses.inspect.signature is inspect.signature, sorted({type(m).__name__ "
+        "for m in sys.modules.values()}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.splitlines() == ["[]", "A(x: int)", "::1", "True ['module']"]
 
 
 def test_construct_debuggers_modules_load_on_first_use() -> None:
