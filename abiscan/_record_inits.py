@@ -25,220 +25,238 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_arch, _type_bits, _type_byte_order, _type_machine, _type_machine_name, _type_abi_tags):
  def __init__(self,arch:_type_arch,bits:_type_bits,byte_order:_type_byte_order,machine:_type_machine,machine_name:_type_machine_name,abi_tags:_type_abi_tags)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'arch',arch)
-  __dataclass_builtins_object__.__setattr__(self,'bits',bits)
-  __dataclass_builtins_object__.__setattr__(self,'byte_order',byte_order)
-  __dataclass_builtins_object__.__setattr__(self,'machine',machine)
-  __dataclass_builtins_object__.__setattr__(self,'machine_name',machine_name)
-  __dataclass_builtins_object__.__setattr__(self,'abi_tags',abi_tags)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['arch']=arch
+  __abiscan_dict__['bits']=bits
+  __abiscan_dict__['byte_order']=byte_order
+  __abiscan_dict__['machine']=machine
+  __abiscan_dict__['machine_name']=machine_name
+  __abiscan_dict__['abi_tags']=abi_tags
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_arch, _type_bits, _type_byte_order, _type_machine, _type_machine_name, _type_abi_tags):\n def __init__(self,arch:_type_arch,bits:_type_bits,byte_order:_type_byte_order,machine:_type_machine,machine_name:_type_machine_name,abi_tags:_type_abi_tags)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'arch',arch)\n  __dataclass_builtins_object__.__setattr__(self,'bits',bits)\n  __dataclass_builtins_object__.__setattr__(self,'byte_order',byte_order)\n  __dataclass_builtins_object__.__setattr__(self,'machine',machine)\n  __dataclass_builtins_object__.__setattr__(self,'machine_name',machine_name)\n  __dataclass_builtins_object__.__setattr__(self,'abi_tags',abi_tags)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_arch, _type_bits, _type_byte_order, _type_machine, _type_machine_name, _type_abi_tags):\n def __init__(self,arch:_type_arch,bits:_type_bits,byte_order:_type_byte_order,machine:_type_machine,machine_name:_type_machine_name,abi_tags:_type_abi_tags)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['arch']=arch\n  __abiscan_dict__['bits']=bits\n  __abiscan_dict__['byte_order']=byte_order\n  __abiscan_dict__['machine']=machine\n  __abiscan_dict__['machine_name']=machine_name\n  __abiscan_dict__['abi_tags']=abi_tags\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_bits, _type_byte_order, _type_machine, _type_exports, _type_needed, _type_soname, _type_rpath, _type_runpath, _type_undefined, _type_weak_undefined, _type_osabi, _type_abiversion, _type_e_type, _type_e_flags, _type_abi_note, _type_extra_data, _type_version_defs, _type_version_needs, _type_relocate, _type_rodata):
  def __init__(self,bits:_type_bits,byte_order:_type_byte_order,machine:_type_machine,exports:_type_exports,needed:_type_needed,soname:_type_soname,rpath:_type_rpath,runpath:_type_runpath,undefined:_type_undefined,weak_undefined:_type_weak_undefined,osabi:_type_osabi,abiversion:_type_abiversion,e_type:_type_e_type,e_flags:_type_e_flags,abi_note:_type_abi_note,extra_data:_type_extra_data,version_defs:_type_version_defs,version_needs:_type_version_needs,relocate:_type_relocate,rodata:_type_rodata)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'bits',bits)
-  __dataclass_builtins_object__.__setattr__(self,'byte_order',byte_order)
-  __dataclass_builtins_object__.__setattr__(self,'machine',machine)
-  __dataclass_builtins_object__.__setattr__(self,'exports',exports)
-  __dataclass_builtins_object__.__setattr__(self,'needed',needed)
-  __dataclass_builtins_object__.__setattr__(self,'soname',soname)
-  __dataclass_builtins_object__.__setattr__(self,'rpath',rpath)
-  __dataclass_builtins_object__.__setattr__(self,'runpath',runpath)
-  __dataclass_builtins_object__.__setattr__(self,'undefined',undefined)
-  __dataclass_builtins_object__.__setattr__(self,'weak_undefined',weak_undefined)
-  __dataclass_builtins_object__.__setattr__(self,'osabi',osabi)
-  __dataclass_builtins_object__.__setattr__(self,'abiversion',abiversion)
-  __dataclass_builtins_object__.__setattr__(self,'e_type',e_type)
-  __dataclass_builtins_object__.__setattr__(self,'e_flags',e_flags)
-  __dataclass_builtins_object__.__setattr__(self,'abi_note',abi_note)
-  __dataclass_builtins_object__.__setattr__(self,'extra_data',extra_data)
-  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)
-  __dataclass_builtins_object__.__setattr__(self,'version_needs',version_needs)
-  __dataclass_builtins_object__.__setattr__(self,'relocate',relocate)
-  __dataclass_builtins_object__.__setattr__(self,'rodata',rodata)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['bits']=bits
+  __abiscan_dict__['byte_order']=byte_order
+  __abiscan_dict__['machine']=machine
+  __abiscan_dict__['exports']=exports
+  __abiscan_dict__['needed']=needed
+  __abiscan_dict__['soname']=soname
+  __abiscan_dict__['rpath']=rpath
+  __abiscan_dict__['runpath']=runpath
+  __abiscan_dict__['undefined']=undefined
+  __abiscan_dict__['weak_undefined']=weak_undefined
+  __abiscan_dict__['osabi']=osabi
+  __abiscan_dict__['abiversion']=abiversion
+  __abiscan_dict__['e_type']=e_type
+  __abiscan_dict__['e_flags']=e_flags
+  __abiscan_dict__['abi_note']=abi_note
+  __abiscan_dict__['extra_data']=extra_data
+  __abiscan_dict__['version_defs']=version_defs
+  __abiscan_dict__['version_needs']=version_needs
+  __abiscan_dict__['relocate']=relocate
+  __abiscan_dict__['rodata']=rodata
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_bits, _type_byte_order, _type_machine, _type_exports, _type_needed, _type_soname, _type_rpath, _type_runpath, _type_undefined, _type_weak_undefined, _type_osabi, _type_abiversion, _type_e_type, _type_e_flags, _type_abi_note, _type_extra_data, _type_version_defs, _type_version_needs, _type_relocate, _type_rodata):\n def __init__(self,bits:_type_bits,byte_order:_type_byte_order,machine:_type_machine,exports:_type_exports,needed:_type_needed,soname:_type_soname,rpath:_type_rpath,runpath:_type_runpath,undefined:_type_undefined,weak_undefined:_type_weak_undefined,osabi:_type_osabi,abiversion:_type_abiversion,e_type:_type_e_type,e_flags:_type_e_flags,abi_note:_type_abi_note,extra_data:_type_extra_data,version_defs:_type_version_defs,version_needs:_type_version_needs,relocate:_type_relocate,rodata:_type_rodata)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'bits',bits)\n  __dataclass_builtins_object__.__setattr__(self,'byte_order',byte_order)\n  __dataclass_builtins_object__.__setattr__(self,'machine',machine)\n  __dataclass_builtins_object__.__setattr__(self,'exports',exports)\n  __dataclass_builtins_object__.__setattr__(self,'needed',needed)\n  __dataclass_builtins_object__.__setattr__(self,'soname',soname)\n  __dataclass_builtins_object__.__setattr__(self,'rpath',rpath)\n  __dataclass_builtins_object__.__setattr__(self,'runpath',runpath)\n  __dataclass_builtins_object__.__setattr__(self,'undefined',undefined)\n  __dataclass_builtins_object__.__setattr__(self,'weak_undefined',weak_undefined)\n  __dataclass_builtins_object__.__setattr__(self,'osabi',osabi)\n  __dataclass_builtins_object__.__setattr__(self,'abiversion',abiversion)\n  __dataclass_builtins_object__.__setattr__(self,'e_type',e_type)\n  __dataclass_builtins_object__.__setattr__(self,'e_flags',e_flags)\n  __dataclass_builtins_object__.__setattr__(self,'abi_note',abi_note)\n  __dataclass_builtins_object__.__setattr__(self,'extra_data',extra_data)\n  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)\n  __dataclass_builtins_object__.__setattr__(self,'version_needs',version_needs)\n  __dataclass_builtins_object__.__setattr__(self,'relocate',relocate)\n  __dataclass_builtins_object__.__setattr__(self,'rodata',rodata)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_bits, _type_byte_order, _type_machine, _type_exports, _type_needed, _type_soname, _type_rpath, _type_runpath, _type_undefined, _type_weak_undefined, _type_osabi, _type_abiversion, _type_e_type, _type_e_flags, _type_abi_note, _type_extra_data, _type_version_defs, _type_version_needs, _type_relocate, _type_rodata):\n def __init__(self,bits:_type_bits,byte_order:_type_byte_order,machine:_type_machine,exports:_type_exports,needed:_type_needed,soname:_type_soname,rpath:_type_rpath,runpath:_type_runpath,undefined:_type_undefined,weak_undefined:_type_weak_undefined,osabi:_type_osabi,abiversion:_type_abiversion,e_type:_type_e_type,e_flags:_type_e_flags,abi_note:_type_abi_note,extra_data:_type_extra_data,version_defs:_type_version_defs,version_needs:_type_version_needs,relocate:_type_relocate,rodata:_type_rodata)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['bits']=bits\n  __abiscan_dict__['byte_order']=byte_order\n  __abiscan_dict__['machine']=machine\n  __abiscan_dict__['exports']=exports\n  __abiscan_dict__['needed']=needed\n  __abiscan_dict__['soname']=soname\n  __abiscan_dict__['rpath']=rpath\n  __abiscan_dict__['runpath']=runpath\n  __abiscan_dict__['undefined']=undefined\n  __abiscan_dict__['weak_undefined']=weak_undefined\n  __abiscan_dict__['osabi']=osabi\n  __abiscan_dict__['abiversion']=abiversion\n  __abiscan_dict__['e_type']=e_type\n  __abiscan_dict__['e_flags']=e_flags\n  __abiscan_dict__['abi_note']=abi_note\n  __abiscan_dict__['extra_data']=extra_data\n  __abiscan_dict__['version_defs']=version_defs\n  __abiscan_dict__['version_needs']=version_needs\n  __abiscan_dict__['relocate']=relocate\n  __abiscan_dict__['rodata']=rodata\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_by_top):
  def __init__(self,by_top:_type_by_top)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'by_top',by_top)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['by_top']=by_top
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_by_top):\n def __init__(self,by_top:_type_by_top)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'by_top',by_top)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_by_top):\n def __init__(self,by_top:_type_by_top)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['by_top']=by_top\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_calls, _type_prefixes):
  def __init__(self,calls:_type_calls,prefixes:_type_prefixes)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'calls',calls)
-  __dataclass_builtins_object__.__setattr__(self,'prefixes',prefixes)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['calls']=calls
+  __abiscan_dict__['prefixes']=prefixes
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_calls, _type_prefixes):\n def __init__(self,calls:_type_calls,prefixes:_type_prefixes)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'calls',calls)\n  __dataclass_builtins_object__.__setattr__(self,'prefixes',prefixes)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_calls, _type_prefixes):\n def __init__(self,calls:_type_calls,prefixes:_type_prefixes)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['calls']=calls\n  __abiscan_dict__['prefixes']=prefixes\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_catches, _type_text, _type_line, _type_reraises, __dataclass_dflt_reraises__):
  def __init__(self,catches:_type_catches,text:_type_text,line:_type_line,reraises:_type_reraises=__dataclass_dflt_reraises__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'catches',catches)
-  __dataclass_builtins_object__.__setattr__(self,'text',text)
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'reraises',reraises)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['catches']=catches
+  __abiscan_dict__['text']=text
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['reraises']=reraises
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_catches, _type_text, _type_line, _type_reraises, __dataclass_dflt_reraises__):\n def __init__(self,catches:_type_catches,text:_type_text,line:_type_line,reraises:_type_reraises=__dataclass_dflt_reraises__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'catches',catches)\n  __dataclass_builtins_object__.__setattr__(self,'text',text)\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'reraises',reraises)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_catches, _type_text, _type_line, _type_reraises, __dataclass_dflt_reraises__):\n def __init__(self,catches:_type_catches,text:_type_text,line:_type_line,reraises:_type_reraises=__dataclass_dflt_reraises__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['catches']=catches\n  __abiscan_dict__['text']=text\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['reraises']=reraises\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_cells, _type_inputs, _type_findings, __dataclass_dflt_findings__, _type_problems, __dataclass_dflt_problems__, _type_tool_version, __dataclass_dflt_tool_version__):
  def __init__(self,cells:_type_cells,inputs:_type_inputs,findings:_type_findings=__dataclass_dflt_findings__,problems:_type_problems=__dataclass_dflt_problems__,tool_version:_type_tool_version=__dataclass_dflt_tool_version__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'cells',cells)
-  __dataclass_builtins_object__.__setattr__(self,'inputs',inputs)
-  __dataclass_builtins_object__.__setattr__(self,'findings',findings)
-  __dataclass_builtins_object__.__setattr__(self,'problems',problems)
-  __dataclass_builtins_object__.__setattr__(self,'tool_version',tool_version)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['cells']=cells
+  __abiscan_dict__['inputs']=inputs
+  __abiscan_dict__['findings']=findings
+  __abiscan_dict__['problems']=problems
+  __abiscan_dict__['tool_version']=tool_version
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_cells, _type_inputs, _type_findings, __dataclass_dflt_findings__, _type_problems, __dataclass_dflt_problems__, _type_tool_version, __dataclass_dflt_tool_version__):\n def __init__(self,cells:_type_cells,inputs:_type_inputs,findings:_type_findings=__dataclass_dflt_findings__,problems:_type_problems=__dataclass_dflt_problems__,tool_version:_type_tool_version=__dataclass_dflt_tool_version__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'cells',cells)\n  __dataclass_builtins_object__.__setattr__(self,'inputs',inputs)\n  __dataclass_builtins_object__.__setattr__(self,'findings',findings)\n  __dataclass_builtins_object__.__setattr__(self,'problems',problems)\n  __dataclass_builtins_object__.__setattr__(self,'tool_version',tool_version)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_cells, _type_inputs, _type_findings, __dataclass_dflt_findings__, _type_problems, __dataclass_dflt_problems__, _type_tool_version, __dataclass_dflt_tool_version__):\n def __init__(self,cells:_type_cells,inputs:_type_inputs,findings:_type_findings=__dataclass_dflt_findings__,problems:_type_problems=__dataclass_dflt_problems__,tool_version:_type_tool_version=__dataclass_dflt_tool_version__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['cells']=cells\n  __abiscan_dict__['inputs']=inputs\n  __abiscan_dict__['findings']=findings\n  __abiscan_dict__['problems']=problems\n  __abiscan_dict__['tool_version']=tool_version\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_name, _type_severity, _type_confidence, _type_message, _type_fix, _type_path, __dataclass_dflt_path__, _type_source, __dataclass_dflt_source__, _type_source_path, __dataclass_dflt_source_path__, _type_module, __dataclass_dflt_module__, _type_distribution, __dataclass_dflt_distribution__, _type_predicted_error, __dataclass_dflt_predicted_error__, _type_evidence, __dataclass_dflt_evidence__):
  def __init__(self,code:_type_code,name:_type_name,severity:_type_severity,confidence:_type_confidence,message:_type_message,fix:_type_fix,path:_type_path=__dataclass_dflt_path__,source:_type_source=__dataclass_dflt_source__,source_path:_type_source_path=__dataclass_dflt_source_path__,module:_type_module=__dataclass_dflt_module__,distribution:_type_distribution=__dataclass_dflt_distribution__,predicted_error:_type_predicted_error=__dataclass_dflt_predicted_error__,evidence:_type_evidence=__dataclass_dflt_evidence__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'code',code)
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'severity',severity)
-  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)
-  __dataclass_builtins_object__.__setattr__(self,'message',message)
-  __dataclass_builtins_object__.__setattr__(self,'fix',fix)
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'source_path',source_path)
-  __dataclass_builtins_object__.__setattr__(self,'module',module)
-  __dataclass_builtins_object__.__setattr__(self,'distribution',distribution)
-  __dataclass_builtins_object__.__setattr__(self,'predicted_error',predicted_error)
-  __dataclass_builtins_object__.__setattr__(self,'evidence',evidence)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['code']=code
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['severity']=severity
+  __abiscan_dict__['confidence']=confidence
+  __abiscan_dict__['message']=message
+  __abiscan_dict__['fix']=fix
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['source_path']=source_path
+  __abiscan_dict__['module']=module
+  __abiscan_dict__['distribution']=distribution
+  __abiscan_dict__['predicted_error']=predicted_error
+  __abiscan_dict__['evidence']=evidence
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_name, _type_severity, _type_confidence, _type_message, _type_fix, _type_path, __dataclass_dflt_path__, _type_source, __dataclass_dflt_source__, _type_source_path, __dataclass_dflt_source_path__, _type_module, __dataclass_dflt_module__, _type_distribution, __dataclass_dflt_distribution__, _type_predicted_error, __dataclass_dflt_predicted_error__, _type_evidence, __dataclass_dflt_evidence__):\n def __init__(self,code:_type_code,name:_type_name,severity:_type_severity,confidence:_type_confidence,message:_type_message,fix:_type_fix,path:_type_path=__dataclass_dflt_path__,source:_type_source=__dataclass_dflt_source__,source_path:_type_source_path=__dataclass_dflt_source_path__,module:_type_module=__dataclass_dflt_module__,distribution:_type_distribution=__dataclass_dflt_distribution__,predicted_error:_type_predicted_error=__dataclass_dflt_predicted_error__,evidence:_type_evidence=__dataclass_dflt_evidence__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'code',code)\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'severity',severity)\n  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)\n  __dataclass_builtins_object__.__setattr__(self,'message',message)\n  __dataclass_builtins_object__.__setattr__(self,'fix',fix)\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'source_path',source_path)\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'distribution',distribution)\n  __dataclass_builtins_object__.__setattr__(self,'predicted_error',predicted_error)\n  __dataclass_builtins_object__.__setattr__(self,'evidence',evidence)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_name, _type_severity, _type_confidence, _type_message, _type_fix, _type_path, __dataclass_dflt_path__, _type_source, __dataclass_dflt_source__, _type_source_path, __dataclass_dflt_source_path__, _type_module, __dataclass_dflt_module__, _type_distribution, __dataclass_dflt_distribution__, _type_predicted_error, __dataclass_dflt_predicted_error__, _type_evidence, __dataclass_dflt_evidence__):\n def __init__(self,code:_type_code,name:_type_name,severity:_type_severity,confidence:_type_confidence,message:_type_message,fix:_type_fix,path:_type_path=__dataclass_dflt_path__,source:_type_source=__dataclass_dflt_source__,source_path:_type_source_path=__dataclass_dflt_source_path__,module:_type_module=__dataclass_dflt_module__,distribution:_type_distribution=__dataclass_dflt_distribution__,predicted_error:_type_predicted_error=__dataclass_dflt_predicted_error__,evidence:_type_evidence=__dataclass_dflt_evidence__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['code']=code\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['severity']=severity\n  __abiscan_dict__['confidence']=confidence\n  __abiscan_dict__['message']=message\n  __abiscan_dict__['fix']=fix\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['source_path']=source_path\n  __abiscan_dict__['module']=module\n  __abiscan_dict__['distribution']=distribution\n  __abiscan_dict__['predicted_error']=predicted_error\n  __abiscan_dict__['evidence']=evidence\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_name, _type_severity, _type_summary):
  def __init__(self,code:_type_code,name:_type_name,severity:_type_severity,summary:_type_summary)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'code',code)
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'severity',severity)
-  __dataclass_builtins_object__.__setattr__(self,'summary',summary)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['code']=code
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['severity']=severity
+  __abiscan_dict__['summary']=summary
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_name, _type_severity, _type_summary):\n def __init__(self,code:_type_code,name:_type_name,severity:_type_severity,summary:_type_summary)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'code',code)\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'severity',severity)\n  __dataclass_builtins_object__.__setattr__(self,'summary',summary)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_name, _type_severity, _type_summary):\n def __init__(self,code:_type_code,name:_type_name,severity:_type_severity,summary:_type_summary)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['code']=code\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['severity']=severity\n  __abiscan_dict__['summary']=summary\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_reason):
  def __init__(self,code:_type_code,reason:_type_reason)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'code',code)
-  __dataclass_builtins_object__.__setattr__(self,'reason',reason)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['code']=code
+  __abiscan_dict__['reason']=reason
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_reason):\n def __init__(self,code:_type_code,reason:_type_reason)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'code',code)\n  __dataclass_builtins_object__.__setattr__(self,'reason',reason)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_code, _type_reason):\n def __init__(self,code:_type_code,reason:_type_reason)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['code']=code\n  __abiscan_dict__['reason']=reason\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_colour, __dataclass_dflt_colour__):
  def __init__(self,colour:_type_colour=__dataclass_dflt_colour__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'colour',colour)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['colour']=colour
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_colour, __dataclass_dflt_colour__):\n def __init__(self,colour:_type_colour=__dataclass_dflt_colour__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'colour',colour)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_colour, __dataclass_dflt_colour__):\n def __init__(self,colour:_type_colour=__dataclass_dflt_colour__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['colour']=colour\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_contains):
  def __init__(self,contains:_type_contains)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'contains',contains)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['contains']=contains
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_contains):\n def __init__(self,contains:_type_contains)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'contains',contains)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_contains):\n def __init__(self,contains:_type_contains)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['contains']=contains\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_done, _type_stacks, _type_elapsed, _type_eta, _type_dashboard):
  def __init__(self,done:_type_done,stacks:_type_stacks,elapsed:_type_elapsed,eta:_type_eta,dashboard:_type_dashboard)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'done',done)
-  __dataclass_builtins_object__.__setattr__(self,'stacks',stacks)
-  __dataclass_builtins_object__.__setattr__(self,'elapsed',elapsed)
-  __dataclass_builtins_object__.__setattr__(self,'eta',eta)
-  __dataclass_builtins_object__.__setattr__(self,'dashboard',dashboard)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['done']=done
+  __abiscan_dict__['stacks']=stacks
+  __abiscan_dict__['elapsed']=elapsed
+  __abiscan_dict__['eta']=eta
+  __abiscan_dict__['dashboard']=dashboard
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_done, _type_stacks, _type_elapsed, _type_eta, _type_dashboard):\n def __init__(self,done:_type_done,stacks:_type_stacks,elapsed:_type_elapsed,eta:_type_eta,dashboard:_type_dashboard)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'done',done)\n  __dataclass_builtins_object__.__setattr__(self,'stacks',stacks)\n  __dataclass_builtins_object__.__setattr__(self,'elapsed',elapsed)\n  __dataclass_builtins_object__.__setattr__(self,'eta',eta)\n  __dataclass_builtins_object__.__setattr__(self,'dashboard',dashboard)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_done, _type_stacks, _type_elapsed, _type_eta, _type_dashboard):\n def __init__(self,done:_type_done,stacks:_type_stacks,elapsed:_type_elapsed,eta:_type_eta,dashboard:_type_dashboard)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['done']=done\n  __abiscan_dict__['stacks']=stacks\n  __abiscan_dict__['elapsed']=elapsed\n  __abiscan_dict__['eta']=eta\n  __abiscan_dict__['dashboard']=dashboard\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_e_type, _type_e_machine, _type_e_version, _type_e_phoff, _type_e_phentsize, _type_e_phnum):
  def __init__(self,e_type:_type_e_type,e_machine:_type_e_machine,e_version:_type_e_version,e_phoff:_type_e_phoff,e_phentsize:_type_e_phentsize,e_phnum:_type_e_phnum)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'e_type',e_type)
-  __dataclass_builtins_object__.__setattr__(self,'e_machine',e_machine)
-  __dataclass_builtins_object__.__setattr__(self,'e_version',e_version)
-  __dataclass_builtins_object__.__setattr__(self,'e_phoff',e_phoff)
-  __dataclass_builtins_object__.__setattr__(self,'e_phentsize',e_phentsize)
-  __dataclass_builtins_object__.__setattr__(self,'e_phnum',e_phnum)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['e_type']=e_type
+  __abiscan_dict__['e_machine']=e_machine
+  __abiscan_dict__['e_version']=e_version
+  __abiscan_dict__['e_phoff']=e_phoff
+  __abiscan_dict__['e_phentsize']=e_phentsize
+  __abiscan_dict__['e_phnum']=e_phnum
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_e_type, _type_e_machine, _type_e_version, _type_e_phoff, _type_e_phentsize, _type_e_phnum):\n def __init__(self,e_type:_type_e_type,e_machine:_type_e_machine,e_version:_type_e_version,e_phoff:_type_e_phoff,e_phentsize:_type_e_phentsize,e_phnum:_type_e_phnum)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'e_type',e_type)\n  __dataclass_builtins_object__.__setattr__(self,'e_machine',e_machine)\n  __dataclass_builtins_object__.__setattr__(self,'e_version',e_version)\n  __dataclass_builtins_object__.__setattr__(self,'e_phoff',e_phoff)\n  __dataclass_builtins_object__.__setattr__(self,'e_phentsize',e_phentsize)\n  __dataclass_builtins_object__.__setattr__(self,'e_phnum',e_phnum)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_e_type, _type_e_machine, _type_e_version, _type_e_phoff, _type_e_phentsize, _type_e_phnum):\n def __init__(self,e_type:_type_e_type,e_machine:_type_e_machine,e_version:_type_e_version,e_phoff:_type_e_phoff,e_phentsize:_type_e_phentsize,e_phnum:_type_e_phnum)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['e_type']=e_type\n  __abiscan_dict__['e_machine']=e_machine\n  __abiscan_dict__['e_version']=e_version\n  __abiscan_dict__['e_phoff']=e_phoff\n  __abiscan_dict__['e_phentsize']=e_phentsize\n  __abiscan_dict__['e_phnum']=e_phnum\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_ei_class, _type_ei_data, _type_ei_version, _type_ei_osabi, _type_ei_abiversion, _type_ei_pad, _type_e_type, _type_e_machine, _type_e_version, _type_e_phentsize, _type_e_phnum, _type_e_shnum, _type_e_entry, __dataclass_dflt_e_entry__, _type_e_phoff, __dataclass_dflt_e_phoff__, _type_e_shoff, __dataclass_dflt_e_shoff__, _type_e_flags, __dataclass_dflt_e_flags__, _type_e_ehsize, __dataclass_dflt_e_ehsize__, _type_e_shentsize, __dataclass_dflt_e_shentsize__, _type_e_shstrndx, __dataclass_dflt_e_shstrndx__):
  def __init__(self,ei_class:_type_ei_class,ei_data:_type_ei_data,ei_version:_type_ei_version,ei_osabi:_type_ei_osabi,ei_abiversion:_type_ei_abiversion,ei_pad:_type_ei_pad,e_type:_type_e_type,e_machine:_type_e_machine,e_version:_type_e_version,e_phentsize:_type_e_phentsize,e_phnum:_type_e_phnum,e_shnum:_type_e_shnum,e_entry:_type_e_entry=__dataclass_dflt_e_entry__,e_phoff:_type_e_phoff=__dataclass_dflt_e_phoff__,e_shoff:_type_e_shoff=__dataclass_dflt_e_shoff__,e_flags:_type_e_flags=__dataclass_dflt_e_flags__,e_ehsize:_type_e_ehsize=__dataclass_dflt_e_ehsize__,e_shentsize:_type_e_shentsize=__dataclass_dflt_e_shentsize__,e_shstrndx:_type_e_shstrndx=__dataclass_dflt_e_shstrndx__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'ei_class',ei_class)
-  __dataclass_builtins_object__.__setattr__(self,'ei_data',ei_data)
-  __dataclass_builtins_object__.__setattr__(self,'ei_version',ei_version)
-  __dataclass_builtins_object__.__setattr__(self,'ei_osabi',ei_osabi)
-  __dataclass_builtins_object__.__setattr__(self,'ei_abiversion',ei_abiversion)
-  __dataclass_builtins_object__.__setattr__(self,'ei_pad',ei_pad)
-  __dataclass_builtins_object__.__setattr__(self,'e_type',e_type)
-  __dataclass_builtins_object__.__setattr__(self,'e_machine',e_machine)
-  __dataclass_builtins_object__.__setattr__(self,'e_version',e_version)
-  __dataclass_builtins_object__.__setattr__(self,'e_phentsize',e_phentsize)
-  __dataclass_builtins_object__.__setattr__(self,'e_phnum',e_phnum)
-  __dataclass_builtins_object__.__setattr__(self,'e_shnum',e_shnum)
-  __dataclass_builtins_object__.__setattr__(self,'e_entry',e_entry)
-  __dataclass_builtins_object__.__setattr__(self,'e_phoff',e_phoff)
-  __dataclass_builtins_object__.__setattr__(self,'e_shoff',e_shoff)
-  __dataclass_builtins_object__.__setattr__(self,'e_flags',e_flags)
-  __dataclass_builtins_object__.__setattr__(self,'e_ehsize',e_ehsize)
-  __dataclass_builtins_object__.__setattr__(self,'e_shentsize',e_shentsize)
-  __dataclass_builtins_object__.__setattr__(self,'e_shstrndx',e_shstrndx)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['ei_class']=ei_class
+  __abiscan_dict__['ei_data']=ei_data
+  __abiscan_dict__['ei_version']=ei_version
+  __abiscan_dict__['ei_osabi']=ei_osabi
+  __abiscan_dict__['ei_abiversion']=ei_abiversion
+  __abiscan_dict__['ei_pad']=ei_pad
+  __abiscan_dict__['e_type']=e_type
+  __abiscan_dict__['e_machine']=e_machine
+  __abiscan_dict__['e_version']=e_version
+  __abiscan_dict__['e_phentsize']=e_phentsize
+  __abiscan_dict__['e_phnum']=e_phnum
+  __abiscan_dict__['e_shnum']=e_shnum
+  __abiscan_dict__['e_entry']=e_entry
+  __abiscan_dict__['e_phoff']=e_phoff
+  __abiscan_dict__['e_shoff']=e_shoff
+  __abiscan_dict__['e_flags']=e_flags
+  __abiscan_dict__['e_ehsize']=e_ehsize
+  __abiscan_dict__['e_shentsize']=e_shentsize
+  __abiscan_dict__['e_shstrndx']=e_shstrndx
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_ei_class, _type_ei_data, _type_ei_version, _type_ei_osabi, _type_ei_abiversion, _type_ei_pad, _type_e_type, _type_e_machine, _type_e_version, _type_e_phentsize, _type_e_phnum, _type_e_shnum, _type_e_entry, __dataclass_dflt_e_entry__, _type_e_phoff, __dataclass_dflt_e_phoff__, _type_e_shoff, __dataclass_dflt_e_shoff__, _type_e_flags, __dataclass_dflt_e_flags__, _type_e_ehsize, __dataclass_dflt_e_ehsize__, _type_e_shentsize, __dataclass_dflt_e_shentsize__, _type_e_shstrndx, __dataclass_dflt_e_shstrndx__):\n def __init__(self,ei_class:_type_ei_class,ei_data:_type_ei_data,ei_version:_type_ei_version,ei_osabi:_type_ei_osabi,ei_abiversion:_type_ei_abiversion,ei_pad:_type_ei_pad,e_type:_type_e_type,e_machine:_type_e_machine,e_version:_type_e_version,e_phentsize:_type_e_phentsize,e_phnum:_type_e_phnum,e_shnum:_type_e_shnum,e_entry:_type_e_entry=__dataclass_dflt_e_entry__,e_phoff:_type_e_phoff=__dataclass_dflt_e_phoff__,e_shoff:_type_e_shoff=__dataclass_dflt_e_shoff__,e_flags:_type_e_flags=__dataclass_dflt_e_flags__,e_ehsize:_type_e_ehsize=__dataclass_dflt_e_ehsize__,e_shentsize:_type_e_shentsize=__dataclass_dflt_e_shentsize__,e_shstrndx:_type_e_shstrndx=__dataclass_dflt_e_shstrndx__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'ei_class',ei_class)\n  __dataclass_builtins_object__.__setattr__(self,'ei_data',ei_data)\n  __dataclass_builtins_object__.__setattr__(self,'ei_version',ei_version)\n  __dataclass_builtins_object__.__setattr__(self,'ei_osabi',ei_osabi)\n  __dataclass_builtins_object__.__setattr__(self,'ei_abiversion',ei_abiversion)\n  __dataclass_builtins_object__.__setattr__(self,'ei_pad',ei_pad)\n  __dataclass_builtins_object__.__setattr__(self,'e_type',e_type)\n  __dataclass_builtins_object__.__setattr__(self,'e_machine',e_machine)\n  __dataclass_builtins_object__.__setattr__(self,'e_version',e_version)\n  __dataclass_builtins_object__.__setattr__(self,'e_phentsize',e_phentsize)\n  __dataclass_builtins_object__.__setattr__(self,'e_phnum',e_phnum)\n  __dataclass_builtins_object__.__setattr__(self,'e_shnum',e_shnum)\n  __dataclass_builtins_object__.__setattr__(self,'e_entry',e_entry)\n  __dataclass_builtins_object__.__setattr__(self,'e_phoff',e_phoff)\n  __dataclass_builtins_object__.__setattr__(self,'e_shoff',e_shoff)\n  __dataclass_builtins_object__.__setattr__(self,'e_flags',e_flags)\n  __dataclass_builtins_object__.__setattr__(self,'e_ehsize',e_ehsize)\n  __dataclass_builtins_object__.__setattr__(self,'e_shentsize',e_shentsize)\n  __dataclass_builtins_object__.__setattr__(self,'e_shstrndx',e_shstrndx)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_ei_class, _type_ei_data, _type_ei_version, _type_ei_osabi, _type_ei_abiversion, _type_ei_pad, _type_e_type, _type_e_machine, _type_e_version, _type_e_phentsize, _type_e_phnum, _type_e_shnum, _type_e_entry, __dataclass_dflt_e_entry__, _type_e_phoff, __dataclass_dflt_e_phoff__, _type_e_shoff, __dataclass_dflt_e_shoff__, _type_e_flags, __dataclass_dflt_e_flags__, _type_e_ehsize, __dataclass_dflt_e_ehsize__, _type_e_shentsize, __dataclass_dflt_e_shentsize__, _type_e_shstrndx, __dataclass_dflt_e_shstrndx__):\n def __init__(self,ei_class:_type_ei_class,ei_data:_type_ei_data,ei_version:_type_ei_version,ei_osabi:_type_ei_osabi,ei_abiversion:_type_ei_abiversion,ei_pad:_type_ei_pad,e_type:_type_e_type,e_machine:_type_e_machine,e_version:_type_e_version,e_phentsize:_type_e_phentsize,e_phnum:_type_e_phnum,e_shnum:_type_e_shnum,e_entry:_type_e_entry=__dataclass_dflt_e_entry__,e_phoff:_type_e_phoff=__dataclass_dflt_e_phoff__,e_shoff:_type_e_shoff=__dataclass_dflt_e_shoff__,e_flags:_type_e_flags=__dataclass_dflt_e_flags__,e_ehsize:_type_e_ehsize=__dataclass_dflt_e_ehsize__,e_shentsize:_type_e_shentsize=__dataclass_dflt_e_shentsize__,e_shstrndx:_type_e_shstrndx=__dataclass_dflt_e_shstrndx__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['ei_class']=ei_class\n  __abiscan_dict__['ei_data']=ei_data\n  __abiscan_dict__['ei_version']=ei_version\n  __abiscan_dict__['ei_osabi']=ei_osabi\n  __abiscan_dict__['ei_abiversion']=ei_abiversion\n  __abiscan_dict__['ei_pad']=ei_pad\n  __abiscan_dict__['e_type']=e_type\n  __abiscan_dict__['e_machine']=e_machine\n  __abiscan_dict__['e_version']=e_version\n  __abiscan_dict__['e_phentsize']=e_phentsize\n  __abiscan_dict__['e_phnum']=e_phnum\n  __abiscan_dict__['e_shnum']=e_shnum\n  __abiscan_dict__['e_entry']=e_entry\n  __abiscan_dict__['e_phoff']=e_phoff\n  __abiscan_dict__['e_shoff']=e_shoff\n  __abiscan_dict__['e_flags']=e_flags\n  __abiscan_dict__['e_ehsize']=e_ehsize\n  __abiscan_dict__['e_shentsize']=e_shentsize\n  __abiscan_dict__['e_shstrndx']=e_shstrndx\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_line, _type_unknown, __dataclass_dflt_unknown__, _type_exact, __dataclass_dflt_exact__, _type_why, __dataclass_dflt_why__):
  def __init__(self,error:_type_error,line:_type_line,unknown:_type_unknown=__dataclass_dflt_unknown__,exact:_type_exact=__dataclass_dflt_exact__,why:_type_why=__dataclass_dflt_why__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'error',error)
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'unknown',unknown)
-  __dataclass_builtins_object__.__setattr__(self,'exact',exact)
-  __dataclass_builtins_object__.__setattr__(self,'why',why)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['error']=error
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['unknown']=unknown
+  __abiscan_dict__['exact']=exact
+  __abiscan_dict__['why']=why
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_line, _type_unknown, __dataclass_dflt_unknown__, _type_exact, __dataclass_dflt_exact__, _type_why, __dataclass_dflt_why__):\n def __init__(self,error:_type_error,line:_type_line,unknown:_type_unknown=__dataclass_dflt_unknown__,exact:_type_exact=__dataclass_dflt_exact__,why:_type_why=__dataclass_dflt_why__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'error',error)\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'unknown',unknown)\n  __dataclass_builtins_object__.__setattr__(self,'exact',exact)\n  __dataclass_builtins_object__.__setattr__(self,'why',why)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_line, _type_unknown, __dataclass_dflt_unknown__, _type_exact, __dataclass_dflt_exact__, _type_why, __dataclass_dflt_why__):\n def __init__(self,error:_type_error,line:_type_line,unknown:_type_unknown=__dataclass_dflt_unknown__,exact:_type_exact=__dataclass_dflt_exact__,why:_type_why=__dataclass_dflt_why__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['error']=error\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['unknown']=unknown\n  __abiscan_dict__['exact']=exact\n  __abiscan_dict__['why']=why\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_steps, _type_broken, _type_reason, _type_certain, __dataclass_dflt_certain__, _type_confidence, __dataclass_dflt_confidence__, _type_missing, __dataclass_dflt_missing__):
  def __init__(self,error:_type_error,steps:_type_steps,broken:_type_broken,reason:_type_reason,certain:_type_certain=__dataclass_dflt_certain__,confidence:_type_confidence=__dataclass_dflt_confidence__,missing:_type_missing=__dataclass_dflt_missing__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'error',error)
-  __dataclass_builtins_object__.__setattr__(self,'steps',steps)
-  __dataclass_builtins_object__.__setattr__(self,'broken',broken)
-  __dataclass_builtins_object__.__setattr__(self,'reason',reason)
-  __dataclass_builtins_object__.__setattr__(self,'certain',certain)
-  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)
-  __dataclass_builtins_object__.__setattr__(self,'missing',missing)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['error']=error
+  __abiscan_dict__['steps']=steps
+  __abiscan_dict__['broken']=broken
+  __abiscan_dict__['reason']=reason
+  __abiscan_dict__['certain']=certain
+  __abiscan_dict__['confidence']=confidence
+  __abiscan_dict__['missing']=missing
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_steps, _type_broken, _type_reason, _type_certain, __dataclass_dflt_certain__, _type_confidence, __dataclass_dflt_confidence__, _type_missing, __dataclass_dflt_missing__):\n def __init__(self,error:_type_error,steps:_type_steps,broken:_type_broken,reason:_type_reason,certain:_type_certain=__dataclass_dflt_certain__,confidence:_type_confidence=__dataclass_dflt_confidence__,missing:_type_missing=__dataclass_dflt_missing__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'error',error)\n  __dataclass_builtins_object__.__setattr__(self,'steps',steps)\n  __dataclass_builtins_object__.__setattr__(self,'broken',broken)\n  __dataclass_builtins_object__.__setattr__(self,'reason',reason)\n  __dataclass_builtins_object__.__setattr__(self,'certain',certain)\n  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)\n  __dataclass_builtins_object__.__setattr__(self,'missing',missing)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_steps, _type_broken, _type_reason, _type_certain, __dataclass_dflt_certain__, _type_confidence, __dataclass_dflt_confidence__, _type_missing, __dataclass_dflt_missing__):\n def __init__(self,error:_type_error,steps:_type_steps,broken:_type_broken,reason:_type_reason,certain:_type_certain=__dataclass_dflt_certain__,confidence:_type_confidence=__dataclass_dflt_confidence__,missing:_type_missing=__dataclass_dflt_missing__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['error']=error\n  __abiscan_dict__['steps']=steps\n  __abiscan_dict__['broken']=broken\n  __abiscan_dict__['reason']=reason\n  __abiscan_dict__['certain']=certain\n  __abiscan_dict__['confidence']=confidence\n  __abiscan_dict__['missing']=missing\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_file, _type_versions):
  def __init__(self,file:_type_file,versions:_type_versions)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'file',file)
-  __dataclass_builtins_object__.__setattr__(self,'versions',versions)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['file']=file
+  __abiscan_dict__['versions']=versions
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_file, _type_versions):\n def __init__(self,file:_type_file,versions:_type_versions)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'file',file)\n  __dataclass_builtins_object__.__setattr__(self,'versions',versions)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_file, _type_versions):\n def __init__(self,file:_type_file,versions:_type_versions)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['file']=file\n  __abiscan_dict__['versions']=versions\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_filename, _type_module, _type_suffix, _type_kind, _type_python_version, __dataclass_dflt_python_version__, _type_abiflags, __dataclass_dflt_abiflags__, _type_platform, __dataclass_dflt_platform__):
  def __init__(self,filename:_type_filename,module:_type_module,suffix:_type_suffix,kind:_type_kind,python_version:_type_python_version=__dataclass_dflt_python_version__,abiflags:_type_abiflags=__dataclass_dflt_abiflags__,platform:_type_platform=__dataclass_dflt_platform__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'filename',filename)
-  __dataclass_builtins_object__.__setattr__(self,'module',module)
-  __dataclass_builtins_object__.__setattr__(self,'suffix',suffix)
-  __dataclass_builtins_object__.__setattr__(self,'kind',kind)
-  __dataclass_builtins_object__.__setattr__(self,'python_version',python_version)
-  __dataclass_builtins_object__.__setattr__(self,'abiflags',abiflags)
-  __dataclass_builtins_object__.__setattr__(self,'platform',platform)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['filename']=filename
+  __abiscan_dict__['module']=module
+  __abiscan_dict__['suffix']=suffix
+  __abiscan_dict__['kind']=kind
+  __abiscan_dict__['python_version']=python_version
+  __abiscan_dict__['abiflags']=abiflags
+  __abiscan_dict__['platform']=platform
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_filename, _type_module, _type_suffix, _type_kind, _type_python_version, __dataclass_dflt_python_version__, _type_abiflags, __dataclass_dflt_abiflags__, _type_platform, __dataclass_dflt_platform__):\n def __init__(self,filename:_type_filename,module:_type_module,suffix:_type_suffix,kind:_type_kind,python_version:_type_python_version=__dataclass_dflt_python_version__,abiflags:_type_abiflags=__dataclass_dflt_abiflags__,platform:_type_platform=__dataclass_dflt_platform__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'filename',filename)\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'suffix',suffix)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'python_version',python_version)\n  __dataclass_builtins_object__.__setattr__(self,'abiflags',abiflags)\n  __dataclass_builtins_object__.__setattr__(self,'platform',platform)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_filename, _type_module, _type_suffix, _type_kind, _type_python_version, __dataclass_dflt_python_version__, _type_abiflags, __dataclass_dflt_abiflags__, _type_platform, __dataclass_dflt_platform__):\n def __init__(self,filename:_type_filename,module:_type_module,suffix:_type_suffix,kind:_type_kind,python_version:_type_python_version=__dataclass_dflt_python_version__,abiflags:_type_abiflags=__dataclass_dflt_abiflags__,platform:_type_platform=__dataclass_dflt_platform__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['filename']=filename\n  __abiscan_dict__['module']=module\n  __abiscan_dict__['suffix']=suffix\n  __abiscan_dict__['kind']=kind\n  __abiscan_dict__['python_version']=python_version\n  __abiscan_dict__['abiflags']=abiflags\n  __abiscan_dict__['platform']=platform\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_found, __dataclass_dflt_found__, _type_tried, __dataclass_dflt_tried__, _type_other_class, __dataclass_dflt_other_class__, _type_error, __dataclass_dflt_error__, _type_unsure, __dataclass_dflt_unsure__):
@@ -254,360 +272,389 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_head, _type_size, _type_blocks):
  def __init__(self,head:_type_head,size:_type_size,blocks:_type_blocks)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'head',head)
-  __dataclass_builtins_object__.__setattr__(self,'size',size)
-  __dataclass_builtins_object__.__setattr__(self,'blocks',blocks)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['head']=head
+  __abiscan_dict__['size']=size
+  __abiscan_dict__['blocks']=blocks
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_head, _type_size, _type_blocks):\n def __init__(self,head:_type_head,size:_type_size,blocks:_type_blocks)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'head',head)\n  __dataclass_builtins_object__.__setattr__(self,'size',size)\n  __dataclass_builtins_object__.__setattr__(self,'blocks',blocks)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_head, _type_size, _type_blocks):\n def __init__(self,head:_type_head,size:_type_size,blocks:_type_blocks)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['head']=head\n  __abiscan_dict__['size']=size\n  __abiscan_dict__['blocks']=blocks\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_is64, _type_little, _type_sections, _type_segments, _type_tags, _type_dynstr, _type_version_needs, _type_version_need_strings, _type_version_defs, _type_version_def_strings):
  def __init__(self,header:_type_header,is64:_type_is64,little:_type_little,sections:_type_sections,segments:_type_segments,tags:_type_tags,dynstr:_type_dynstr,version_needs:_type_version_needs,version_need_strings:_type_version_need_strings,version_defs:_type_version_defs,version_def_strings:_type_version_def_strings)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'header',header)
-  __dataclass_builtins_object__.__setattr__(self,'is64',is64)
-  __dataclass_builtins_object__.__setattr__(self,'little',little)
-  __dataclass_builtins_object__.__setattr__(self,'sections',sections)
-  __dataclass_builtins_object__.__setattr__(self,'segments',segments)
-  __dataclass_builtins_object__.__setattr__(self,'tags',tags)
-  __dataclass_builtins_object__.__setattr__(self,'dynstr',dynstr)
-  __dataclass_builtins_object__.__setattr__(self,'version_needs',version_needs)
-  __dataclass_builtins_object__.__setattr__(self,'version_need_strings',version_need_strings)
-  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)
-  __dataclass_builtins_object__.__setattr__(self,'version_def_strings',version_def_strings)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['header']=header
+  __abiscan_dict__['is64']=is64
+  __abiscan_dict__['little']=little
+  __abiscan_dict__['sections']=sections
+  __abiscan_dict__['segments']=segments
+  __abiscan_dict__['tags']=tags
+  __abiscan_dict__['dynstr']=dynstr
+  __abiscan_dict__['version_needs']=version_needs
+  __abiscan_dict__['version_need_strings']=version_need_strings
+  __abiscan_dict__['version_defs']=version_defs
+  __abiscan_dict__['version_def_strings']=version_def_strings
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_is64, _type_little, _type_sections, _type_segments, _type_tags, _type_dynstr, _type_version_needs, _type_version_need_strings, _type_version_defs, _type_version_def_strings):\n def __init__(self,header:_type_header,is64:_type_is64,little:_type_little,sections:_type_sections,segments:_type_segments,tags:_type_tags,dynstr:_type_dynstr,version_needs:_type_version_needs,version_need_strings:_type_version_need_strings,version_defs:_type_version_defs,version_def_strings:_type_version_def_strings)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'header',header)\n  __dataclass_builtins_object__.__setattr__(self,'is64',is64)\n  __dataclass_builtins_object__.__setattr__(self,'little',little)\n  __dataclass_builtins_object__.__setattr__(self,'sections',sections)\n  __dataclass_builtins_object__.__setattr__(self,'segments',segments)\n  __dataclass_builtins_object__.__setattr__(self,'tags',tags)\n  __dataclass_builtins_object__.__setattr__(self,'dynstr',dynstr)\n  __dataclass_builtins_object__.__setattr__(self,'version_needs',version_needs)\n  __dataclass_builtins_object__.__setattr__(self,'version_need_strings',version_need_strings)\n  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)\n  __dataclass_builtins_object__.__setattr__(self,'version_def_strings',version_def_strings)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_is64, _type_little, _type_sections, _type_segments, _type_tags, _type_dynstr, _type_version_needs, _type_version_need_strings, _type_version_defs, _type_version_def_strings):\n def __init__(self,header:_type_header,is64:_type_is64,little:_type_little,sections:_type_sections,segments:_type_segments,tags:_type_tags,dynstr:_type_dynstr,version_needs:_type_version_needs,version_need_strings:_type_version_need_strings,version_defs:_type_version_defs,version_def_strings:_type_version_def_strings)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['header']=header\n  __abiscan_dict__['is64']=is64\n  __abiscan_dict__['little']=little\n  __abiscan_dict__['sections']=sections\n  __abiscan_dict__['segments']=segments\n  __abiscan_dict__['tags']=tags\n  __abiscan_dict__['dynstr']=dynstr\n  __abiscan_dict__['version_needs']=version_needs\n  __abiscan_dict__['version_need_strings']=version_need_strings\n  __abiscan_dict__['version_defs']=version_defs\n  __abiscan_dict__['version_def_strings']=version_def_strings\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_soname, _type_needed, _type_rpath, _type_runpath, _type_version_needs, _type_version_defs, _type_rodata_ranges, __dataclass_dflt_rodata_ranges__, _type__symbols, __dataclass_dflt__symbols__, _type__references, __dataclass_dflt__references__):
  def __init__(self,header:_type_header,soname:_type_soname,needed:_type_needed,rpath:_type_rpath,runpath:_type_runpath,version_needs:_type_version_needs,version_defs:_type_version_defs,rodata_ranges:_type_rodata_ranges=__dataclass_dflt_rodata_ranges__,_symbols:_type__symbols=__dataclass_HAS_DEFAULT_FACTORY__,_references:_type__references=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'header',header)
-  __dataclass_builtins_object__.__setattr__(self,'soname',soname)
-  __dataclass_builtins_object__.__setattr__(self,'needed',needed)
-  __dataclass_builtins_object__.__setattr__(self,'rpath',rpath)
-  __dataclass_builtins_object__.__setattr__(self,'runpath',runpath)
-  __dataclass_builtins_object__.__setattr__(self,'version_needs',version_needs)
-  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)
-  __dataclass_builtins_object__.__setattr__(self,'rodata_ranges',rodata_ranges)
-  __dataclass_builtins_object__.__setattr__(self,'_symbols',__dataclass_dflt__symbols__() if _symbols is __dataclass_HAS_DEFAULT_FACTORY__ else _symbols)
-  __dataclass_builtins_object__.__setattr__(self,'_references',__dataclass_dflt__references__() if _references is __dataclass_HAS_DEFAULT_FACTORY__ else _references)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['header']=header
+  __abiscan_dict__['soname']=soname
+  __abiscan_dict__['needed']=needed
+  __abiscan_dict__['rpath']=rpath
+  __abiscan_dict__['runpath']=runpath
+  __abiscan_dict__['version_needs']=version_needs
+  __abiscan_dict__['version_defs']=version_defs
+  __abiscan_dict__['rodata_ranges']=rodata_ranges
+  __abiscan_dict__['_symbols']=__dataclass_dflt__symbols__() if _symbols is __dataclass_HAS_DEFAULT_FACTORY__ else _symbols
+  __abiscan_dict__['_references']=__dataclass_dflt__references__() if _references is __dataclass_HAS_DEFAULT_FACTORY__ else _references
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_soname, _type_needed, _type_rpath, _type_runpath, _type_version_needs, _type_version_defs, _type_rodata_ranges, __dataclass_dflt_rodata_ranges__, _type__symbols, __dataclass_dflt__symbols__, _type__references, __dataclass_dflt__references__):\n def __init__(self,header:_type_header,soname:_type_soname,needed:_type_needed,rpath:_type_rpath,runpath:_type_runpath,version_needs:_type_version_needs,version_defs:_type_version_defs,rodata_ranges:_type_rodata_ranges=__dataclass_dflt_rodata_ranges__,_symbols:_type__symbols=__dataclass_HAS_DEFAULT_FACTORY__,_references:_type__references=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'header',header)\n  __dataclass_builtins_object__.__setattr__(self,'soname',soname)\n  __dataclass_builtins_object__.__setattr__(self,'needed',needed)\n  __dataclass_builtins_object__.__setattr__(self,'rpath',rpath)\n  __dataclass_builtins_object__.__setattr__(self,'runpath',runpath)\n  __dataclass_builtins_object__.__setattr__(self,'version_needs',version_needs)\n  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)\n  __dataclass_builtins_object__.__setattr__(self,'rodata_ranges',rodata_ranges)\n  __dataclass_builtins_object__.__setattr__(self,'_symbols',__dataclass_dflt__symbols__() if _symbols is __dataclass_HAS_DEFAULT_FACTORY__ else _symbols)\n  __dataclass_builtins_object__.__setattr__(self,'_references',__dataclass_dflt__references__() if _references is __dataclass_HAS_DEFAULT_FACTORY__ else _references)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_soname, _type_needed, _type_rpath, _type_runpath, _type_version_needs, _type_version_defs, _type_rodata_ranges, __dataclass_dflt_rodata_ranges__, _type__symbols, __dataclass_dflt__symbols__, _type__references, __dataclass_dflt__references__):\n def __init__(self,header:_type_header,soname:_type_soname,needed:_type_needed,rpath:_type_rpath,runpath:_type_runpath,version_needs:_type_version_needs,version_defs:_type_version_defs,rodata_ranges:_type_rodata_ranges=__dataclass_dflt_rodata_ranges__,_symbols:_type__symbols=__dataclass_HAS_DEFAULT_FACTORY__,_references:_type__references=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['header']=header\n  __abiscan_dict__['soname']=soname\n  __abiscan_dict__['needed']=needed\n  __abiscan_dict__['rpath']=rpath\n  __abiscan_dict__['runpath']=runpath\n  __abiscan_dict__['version_needs']=version_needs\n  __abiscan_dict__['version_defs']=version_defs\n  __abiscan_dict__['rodata_ranges']=rodata_ranges\n  __abiscan_dict__['_symbols']=__dataclass_dflt__symbols__() if _symbols is __dataclass_HAS_DEFAULT_FACTORY__ else _symbols\n  __abiscan_dict__['_references']=__dataclass_dflt__references__() if _references is __dataclass_HAS_DEFAULT_FACTORY__ else _references\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_soname, _type_needed, _type_rpath, _type_runpath, _type_version_needs, _type_version_defs, _type_rodata_ranges, _type_exported, _type_undefined, _type_weak_undefined, _type_pyinit_names, _type_references):
  def __init__(self,header:_type_header,soname:_type_soname,needed:_type_needed,rpath:_type_rpath,runpath:_type_runpath,version_needs:_type_version_needs,version_defs:_type_version_defs,rodata_ranges:_type_rodata_ranges,exported:_type_exported,undefined:_type_undefined,weak_undefined:_type_weak_undefined,pyinit_names:_type_pyinit_names,references:_type_references)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'header',header)
-  __dataclass_builtins_object__.__setattr__(self,'soname',soname)
-  __dataclass_builtins_object__.__setattr__(self,'needed',needed)
-  __dataclass_builtins_object__.__setattr__(self,'rpath',rpath)
-  __dataclass_builtins_object__.__setattr__(self,'runpath',runpath)
-  __dataclass_builtins_object__.__setattr__(self,'version_needs',version_needs)
-  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)
-  __dataclass_builtins_object__.__setattr__(self,'rodata_ranges',rodata_ranges)
-  __dataclass_builtins_object__.__setattr__(self,'exported',exported)
-  __dataclass_builtins_object__.__setattr__(self,'undefined',undefined)
-  __dataclass_builtins_object__.__setattr__(self,'weak_undefined',weak_undefined)
-  __dataclass_builtins_object__.__setattr__(self,'pyinit_names',pyinit_names)
-  __dataclass_builtins_object__.__setattr__(self,'references',references)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['header']=header
+  __abiscan_dict__['soname']=soname
+  __abiscan_dict__['needed']=needed
+  __abiscan_dict__['rpath']=rpath
+  __abiscan_dict__['runpath']=runpath
+  __abiscan_dict__['version_needs']=version_needs
+  __abiscan_dict__['version_defs']=version_defs
+  __abiscan_dict__['rodata_ranges']=rodata_ranges
+  __abiscan_dict__['exported']=exported
+  __abiscan_dict__['undefined']=undefined
+  __abiscan_dict__['weak_undefined']=weak_undefined
+  __abiscan_dict__['pyinit_names']=pyinit_names
+  __abiscan_dict__['references']=references
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_soname, _type_needed, _type_rpath, _type_runpath, _type_version_needs, _type_version_defs, _type_rodata_ranges, _type_exported, _type_undefined, _type_weak_undefined, _type_pyinit_names, _type_references):\n def __init__(self,header:_type_header,soname:_type_soname,needed:_type_needed,rpath:_type_rpath,runpath:_type_runpath,version_needs:_type_version_needs,version_defs:_type_version_defs,rodata_ranges:_type_rodata_ranges,exported:_type_exported,undefined:_type_undefined,weak_undefined:_type_weak_undefined,pyinit_names:_type_pyinit_names,references:_type_references)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'header',header)\n  __dataclass_builtins_object__.__setattr__(self,'soname',soname)\n  __dataclass_builtins_object__.__setattr__(self,'needed',needed)\n  __dataclass_builtins_object__.__setattr__(self,'rpath',rpath)\n  __dataclass_builtins_object__.__setattr__(self,'runpath',runpath)\n  __dataclass_builtins_object__.__setattr__(self,'version_needs',version_needs)\n  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)\n  __dataclass_builtins_object__.__setattr__(self,'rodata_ranges',rodata_ranges)\n  __dataclass_builtins_object__.__setattr__(self,'exported',exported)\n  __dataclass_builtins_object__.__setattr__(self,'undefined',undefined)\n  __dataclass_builtins_object__.__setattr__(self,'weak_undefined',weak_undefined)\n  __dataclass_builtins_object__.__setattr__(self,'pyinit_names',pyinit_names)\n  __dataclass_builtins_object__.__setattr__(self,'references',references)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_header, _type_soname, _type_needed, _type_rpath, _type_runpath, _type_version_needs, _type_version_defs, _type_rodata_ranges, _type_exported, _type_undefined, _type_weak_undefined, _type_pyinit_names, _type_references):\n def __init__(self,header:_type_header,soname:_type_soname,needed:_type_needed,rpath:_type_rpath,runpath:_type_runpath,version_needs:_type_version_needs,version_defs:_type_version_defs,rodata_ranges:_type_rodata_ranges,exported:_type_exported,undefined:_type_undefined,weak_undefined:_type_weak_undefined,pyinit_names:_type_pyinit_names,references:_type_references)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['header']=header\n  __abiscan_dict__['soname']=soname\n  __abiscan_dict__['needed']=needed\n  __abiscan_dict__['rpath']=rpath\n  __abiscan_dict__['runpath']=runpath\n  __abiscan_dict__['version_needs']=version_needs\n  __abiscan_dict__['version_defs']=version_defs\n  __abiscan_dict__['rodata_ranges']=rodata_ranges\n  __abiscan_dict__['exported']=exported\n  __abiscan_dict__['undefined']=undefined\n  __abiscan_dict__['weak_undefined']=weak_undefined\n  __abiscan_dict__['pyinit_names']=pyinit_names\n  __abiscan_dict__['references']=references\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_id, _type_title, _type_url, _type_date, _type_says):
  def __init__(self,id:_type_id,title:_type_title,url:_type_url,date:_type_date,says:_type_says)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'id',id)
-  __dataclass_builtins_object__.__setattr__(self,'title',title)
-  __dataclass_builtins_object__.__setattr__(self,'url',url)
-  __dataclass_builtins_object__.__setattr__(self,'date',date)
-  __dataclass_builtins_object__.__setattr__(self,'says',says)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['id']=id
+  __abiscan_dict__['title']=title
+  __abiscan_dict__['url']=url
+  __abiscan_dict__['date']=date
+  __abiscan_dict__['says']=says
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_id, _type_title, _type_url, _type_date, _type_says):\n def __init__(self,id:_type_id,title:_type_title,url:_type_url,date:_type_date,says:_type_says)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'id',id)\n  __dataclass_builtins_object__.__setattr__(self,'title',title)\n  __dataclass_builtins_object__.__setattr__(self,'url',url)\n  __dataclass_builtins_object__.__setattr__(self,'date',date)\n  __dataclass_builtins_object__.__setattr__(self,'says',says)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_id, _type_title, _type_url, _type_date, _type_says):\n def __init__(self,id:_type_id,title:_type_title,url:_type_url,date:_type_date,says:_type_says)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['id']=id\n  __abiscan_dict__['title']=title\n  __abiscan_dict__['url']=url\n  __abiscan_dict__['date']=date\n  __abiscan_dict__['says']=says\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_importer, _type_target, _type_line, _type_statement, _type_kind, _type_name, __dataclass_dflt_name__, _type_guards, __dataclass_dflt_guards__, _type_type_checking, __dataclass_dflt_type_checking__, _type_runs, __dataclass_dflt_runs__, _type_condition, __dataclass_dflt_condition__):
  def __init__(self,importer:_type_importer,target:_type_target,line:_type_line,statement:_type_statement,kind:_type_kind,name:_type_name=__dataclass_dflt_name__,guards:_type_guards=__dataclass_dflt_guards__,type_checking:_type_type_checking=__dataclass_dflt_type_checking__,runs:_type_runs=__dataclass_dflt_runs__,condition:_type_condition=__dataclass_dflt_condition__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'importer',importer)
-  __dataclass_builtins_object__.__setattr__(self,'target',target)
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'statement',statement)
-  __dataclass_builtins_object__.__setattr__(self,'kind',kind)
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'guards',guards)
-  __dataclass_builtins_object__.__setattr__(self,'type_checking',type_checking)
-  __dataclass_builtins_object__.__setattr__(self,'runs',runs)
-  __dataclass_builtins_object__.__setattr__(self,'condition',condition)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['importer']=importer
+  __abiscan_dict__['target']=target
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['statement']=statement
+  __abiscan_dict__['kind']=kind
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['guards']=guards
+  __abiscan_dict__['type_checking']=type_checking
+  __abiscan_dict__['runs']=runs
+  __abiscan_dict__['condition']=condition
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_importer, _type_target, _type_line, _type_statement, _type_kind, _type_name, __dataclass_dflt_name__, _type_guards, __dataclass_dflt_guards__, _type_type_checking, __dataclass_dflt_type_checking__, _type_runs, __dataclass_dflt_runs__, _type_condition, __dataclass_dflt_condition__):\n def __init__(self,importer:_type_importer,target:_type_target,line:_type_line,statement:_type_statement,kind:_type_kind,name:_type_name=__dataclass_dflt_name__,guards:_type_guards=__dataclass_dflt_guards__,type_checking:_type_type_checking=__dataclass_dflt_type_checking__,runs:_type_runs=__dataclass_dflt_runs__,condition:_type_condition=__dataclass_dflt_condition__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'importer',importer)\n  __dataclass_builtins_object__.__setattr__(self,'target',target)\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'statement',statement)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'guards',guards)\n  __dataclass_builtins_object__.__setattr__(self,'type_checking',type_checking)\n  __dataclass_builtins_object__.__setattr__(self,'runs',runs)\n  __dataclass_builtins_object__.__setattr__(self,'condition',condition)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_importer, _type_target, _type_line, _type_statement, _type_kind, _type_name, __dataclass_dflt_name__, _type_guards, __dataclass_dflt_guards__, _type_type_checking, __dataclass_dflt_type_checking__, _type_runs, __dataclass_dflt_runs__, _type_condition, __dataclass_dflt_condition__):\n def __init__(self,importer:_type_importer,target:_type_target,line:_type_line,statement:_type_statement,kind:_type_kind,name:_type_name=__dataclass_dflt_name__,guards:_type_guards=__dataclass_dflt_guards__,type_checking:_type_type_checking=__dataclass_dflt_type_checking__,runs:_type_runs=__dataclass_dflt_runs__,condition:_type_condition=__dataclass_dflt_condition__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['importer']=importer\n  __abiscan_dict__['target']=target\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['statement']=statement\n  __abiscan_dict__['kind']=kind\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['guards']=guards\n  __abiscan_dict__['type_checking']=type_checking\n  __abiscan_dict__['runs']=runs\n  __abiscan_dict__['condition']=condition\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_index, _type_name, _type_sh_type, _type_offset, _type_size, _type_link, _type_info, _type_entsize, _type_addr):
  def __init__(self,index:_type_index,name:_type_name,sh_type:_type_sh_type,offset:_type_offset,size:_type_size,link:_type_link,info:_type_info,entsize:_type_entsize,addr:_type_addr)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'index',index)
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'sh_type',sh_type)
-  __dataclass_builtins_object__.__setattr__(self,'offset',offset)
-  __dataclass_builtins_object__.__setattr__(self,'size',size)
-  __dataclass_builtins_object__.__setattr__(self,'link',link)
-  __dataclass_builtins_object__.__setattr__(self,'info',info)
-  __dataclass_builtins_object__.__setattr__(self,'entsize',entsize)
-  __dataclass_builtins_object__.__setattr__(self,'addr',addr)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['index']=index
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['sh_type']=sh_type
+  __abiscan_dict__['offset']=offset
+  __abiscan_dict__['size']=size
+  __abiscan_dict__['link']=link
+  __abiscan_dict__['info']=info
+  __abiscan_dict__['entsize']=entsize
+  __abiscan_dict__['addr']=addr
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_index, _type_name, _type_sh_type, _type_offset, _type_size, _type_link, _type_info, _type_entsize, _type_addr):\n def __init__(self,index:_type_index,name:_type_name,sh_type:_type_sh_type,offset:_type_offset,size:_type_size,link:_type_link,info:_type_info,entsize:_type_entsize,addr:_type_addr)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'index',index)\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'sh_type',sh_type)\n  __dataclass_builtins_object__.__setattr__(self,'offset',offset)\n  __dataclass_builtins_object__.__setattr__(self,'size',size)\n  __dataclass_builtins_object__.__setattr__(self,'link',link)\n  __dataclass_builtins_object__.__setattr__(self,'info',info)\n  __dataclass_builtins_object__.__setattr__(self,'entsize',entsize)\n  __dataclass_builtins_object__.__setattr__(self,'addr',addr)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_index, _type_name, _type_sh_type, _type_offset, _type_size, _type_link, _type_info, _type_entsize, _type_addr):\n def __init__(self,index:_type_index,name:_type_name,sh_type:_type_sh_type,offset:_type_offset,size:_type_size,link:_type_link,info:_type_info,entsize:_type_entsize,addr:_type_addr)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['index']=index\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['sh_type']=sh_type\n  __abiscan_dict__['offset']=offset\n  __abiscan_dict__['size']=size\n  __abiscan_dict__['link']=link\n  __abiscan_dict__['info']=info\n  __abiscan_dict__['entsize']=entsize\n  __abiscan_dict__['addr']=addr\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_items):
  def __init__(self,items:_type_items)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'items',items)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['items']=items
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_items):\n def __init__(self,items:_type_items)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'items',items)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_items):\n def __init__(self,items:_type_items)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['items']=items\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_kind, _type_message, _type_object, _type_chain, __dataclass_dflt_chain__, _type_needed, __dataclass_dflt_needed__, _type_searched, __dataclass_dflt_searched__, _type_version, __dataclass_dflt_version__, _type_provider, __dataclass_dflt_provider__, _type_symbol, __dataclass_dflt_symbol__, _type_confidence, __dataclass_dflt_confidence__, _type_detail, __dataclass_dflt_detail__, _type_musl, __dataclass_dflt_musl__, _type_source, __dataclass_dflt_source__):
  def __init__(self,kind:_type_kind,message:_type_message,object:_type_object,chain:_type_chain=__dataclass_dflt_chain__,needed:_type_needed=__dataclass_dflt_needed__,searched:_type_searched=__dataclass_dflt_searched__,version:_type_version=__dataclass_dflt_version__,provider:_type_provider=__dataclass_dflt_provider__,symbol:_type_symbol=__dataclass_dflt_symbol__,confidence:_type_confidence=__dataclass_dflt_confidence__,detail:_type_detail=__dataclass_dflt_detail__,musl:_type_musl=__dataclass_dflt_musl__,source:_type_source=__dataclass_dflt_source__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'kind',kind)
-  __dataclass_builtins_object__.__setattr__(self,'message',message)
-  __dataclass_builtins_object__.__setattr__(self,'object',object)
-  __dataclass_builtins_object__.__setattr__(self,'chain',chain)
-  __dataclass_builtins_object__.__setattr__(self,'needed',needed)
-  __dataclass_builtins_object__.__setattr__(self,'searched',searched)
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
-  __dataclass_builtins_object__.__setattr__(self,'provider',provider)
-  __dataclass_builtins_object__.__setattr__(self,'symbol',symbol)
-  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)
-  __dataclass_builtins_object__.__setattr__(self,'detail',detail)
-  __dataclass_builtins_object__.__setattr__(self,'musl',musl)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['kind']=kind
+  __abiscan_dict__['message']=message
+  __abiscan_dict__['object']=object
+  __abiscan_dict__['chain']=chain
+  __abiscan_dict__['needed']=needed
+  __abiscan_dict__['searched']=searched
+  __abiscan_dict__['version']=version
+  __abiscan_dict__['provider']=provider
+  __abiscan_dict__['symbol']=symbol
+  __abiscan_dict__['confidence']=confidence
+  __abiscan_dict__['detail']=detail
+  __abiscan_dict__['musl']=musl
+  __abiscan_dict__['source']=source
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_kind, _type_message, _type_object, _type_chain, __dataclass_dflt_chain__, _type_needed, __dataclass_dflt_needed__, _type_searched, __dataclass_dflt_searched__, _type_version, __dataclass_dflt_version__, _type_provider, __dataclass_dflt_provider__, _type_symbol, __dataclass_dflt_symbol__, _type_confidence, __dataclass_dflt_confidence__, _type_detail, __dataclass_dflt_detail__, _type_musl, __dataclass_dflt_musl__, _type_source, __dataclass_dflt_source__):\n def __init__(self,kind:_type_kind,message:_type_message,object:_type_object,chain:_type_chain=__dataclass_dflt_chain__,needed:_type_needed=__dataclass_dflt_needed__,searched:_type_searched=__dataclass_dflt_searched__,version:_type_version=__dataclass_dflt_version__,provider:_type_provider=__dataclass_dflt_provider__,symbol:_type_symbol=__dataclass_dflt_symbol__,confidence:_type_confidence=__dataclass_dflt_confidence__,detail:_type_detail=__dataclass_dflt_detail__,musl:_type_musl=__dataclass_dflt_musl__,source:_type_source=__dataclass_dflt_source__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'message',message)\n  __dataclass_builtins_object__.__setattr__(self,'object',object)\n  __dataclass_builtins_object__.__setattr__(self,'chain',chain)\n  __dataclass_builtins_object__.__setattr__(self,'needed',needed)\n  __dataclass_builtins_object__.__setattr__(self,'searched',searched)\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n  __dataclass_builtins_object__.__setattr__(self,'provider',provider)\n  __dataclass_builtins_object__.__setattr__(self,'symbol',symbol)\n  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)\n  __dataclass_builtins_object__.__setattr__(self,'detail',detail)\n  __dataclass_builtins_object__.__setattr__(self,'musl',musl)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_kind, _type_message, _type_object, _type_chain, __dataclass_dflt_chain__, _type_needed, __dataclass_dflt_needed__, _type_searched, __dataclass_dflt_searched__, _type_version, __dataclass_dflt_version__, _type_provider, __dataclass_dflt_provider__, _type_symbol, __dataclass_dflt_symbol__, _type_confidence, __dataclass_dflt_confidence__, _type_detail, __dataclass_dflt_detail__, _type_musl, __dataclass_dflt_musl__, _type_source, __dataclass_dflt_source__):\n def __init__(self,kind:_type_kind,message:_type_message,object:_type_object,chain:_type_chain=__dataclass_dflt_chain__,needed:_type_needed=__dataclass_dflt_needed__,searched:_type_searched=__dataclass_dflt_searched__,version:_type_version=__dataclass_dflt_version__,provider:_type_provider=__dataclass_dflt_provider__,symbol:_type_symbol=__dataclass_dflt_symbol__,confidence:_type_confidence=__dataclass_dflt_confidence__,detail:_type_detail=__dataclass_dflt_detail__,musl:_type_musl=__dataclass_dflt_musl__,source:_type_source=__dataclass_dflt_source__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['kind']=kind\n  __abiscan_dict__['message']=message\n  __abiscan_dict__['object']=object\n  __abiscan_dict__['chain']=chain\n  __abiscan_dict__['needed']=needed\n  __abiscan_dict__['searched']=searched\n  __abiscan_dict__['version']=version\n  __abiscan_dict__['provider']=provider\n  __abiscan_dict__['symbol']=symbol\n  __abiscan_dict__['confidence']=confidence\n  __abiscan_dict__['detail']=detail\n  __abiscan_dict__['musl']=musl\n  __abiscan_dict__['source']=source\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_label, _type_kind, _type_placed_at, _type_files, _type_unzipped_bytes, _type_readable):
  def __init__(self,label:_type_label,kind:_type_kind,placed_at:_type_placed_at,files:_type_files,unzipped_bytes:_type_unzipped_bytes,readable:_type_readable)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'label',label)
-  __dataclass_builtins_object__.__setattr__(self,'kind',kind)
-  __dataclass_builtins_object__.__setattr__(self,'placed_at',placed_at)
-  __dataclass_builtins_object__.__setattr__(self,'files',files)
-  __dataclass_builtins_object__.__setattr__(self,'unzipped_bytes',unzipped_bytes)
-  __dataclass_builtins_object__.__setattr__(self,'readable',readable)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['label']=label
+  __abiscan_dict__['kind']=kind
+  __abiscan_dict__['placed_at']=placed_at
+  __abiscan_dict__['files']=files
+  __abiscan_dict__['unzipped_bytes']=unzipped_bytes
+  __abiscan_dict__['readable']=readable
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_label, _type_kind, _type_placed_at, _type_files, _type_unzipped_bytes, _type_readable):\n def __init__(self,label:_type_label,kind:_type_kind,placed_at:_type_placed_at,files:_type_files,unzipped_bytes:_type_unzipped_bytes,readable:_type_readable)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'label',label)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'placed_at',placed_at)\n  __dataclass_builtins_object__.__setattr__(self,'files',files)\n  __dataclass_builtins_object__.__setattr__(self,'unzipped_bytes',unzipped_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'readable',readable)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_label, _type_kind, _type_placed_at, _type_files, _type_unzipped_bytes, _type_readable):\n def __init__(self,label:_type_label,kind:_type_kind,placed_at:_type_placed_at,files:_type_files,unzipped_bytes:_type_unzipped_bytes,readable:_type_readable)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['label']=label\n  __abiscan_dict__['kind']=kind\n  __abiscan_dict__['placed_at']=placed_at\n  __abiscan_dict__['files']=files\n  __abiscan_dict__['unzipped_bytes']=unzipped_bytes\n  __abiscan_dict__['readable']=readable\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_condition, _type_runs, _type_body, _type_orelse, __dataclass_dflt_orelse__, _type_test, __dataclass_dflt_test__, _type_search_else, __dataclass_dflt_search_else__):
  def __init__(self,line:_type_line,condition:_type_condition,runs:_type_runs,body:_type_body,orelse:_type_orelse=__dataclass_dflt_orelse__,test:_type_test=__dataclass_dflt_test__,search_else:_type_search_else=__dataclass_dflt_search_else__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'condition',condition)
-  __dataclass_builtins_object__.__setattr__(self,'runs',runs)
-  __dataclass_builtins_object__.__setattr__(self,'body',body)
-  __dataclass_builtins_object__.__setattr__(self,'orelse',orelse)
-  __dataclass_builtins_object__.__setattr__(self,'test',test)
-  __dataclass_builtins_object__.__setattr__(self,'search_else',search_else)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['condition']=condition
+  __abiscan_dict__['runs']=runs
+  __abiscan_dict__['body']=body
+  __abiscan_dict__['orelse']=orelse
+  __abiscan_dict__['test']=test
+  __abiscan_dict__['search_else']=search_else
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_condition, _type_runs, _type_body, _type_orelse, __dataclass_dflt_orelse__, _type_test, __dataclass_dflt_test__, _type_search_else, __dataclass_dflt_search_else__):\n def __init__(self,line:_type_line,condition:_type_condition,runs:_type_runs,body:_type_body,orelse:_type_orelse=__dataclass_dflt_orelse__,test:_type_test=__dataclass_dflt_test__,search_else:_type_search_else=__dataclass_dflt_search_else__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'condition',condition)\n  __dataclass_builtins_object__.__setattr__(self,'runs',runs)\n  __dataclass_builtins_object__.__setattr__(self,'body',body)\n  __dataclass_builtins_object__.__setattr__(self,'orelse',orelse)\n  __dataclass_builtins_object__.__setattr__(self,'test',test)\n  __dataclass_builtins_object__.__setattr__(self,'search_else',search_else)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_condition, _type_runs, _type_body, _type_orelse, __dataclass_dflt_orelse__, _type_test, __dataclass_dflt_test__, _type_search_else, __dataclass_dflt_search_else__):\n def __init__(self,line:_type_line,condition:_type_condition,runs:_type_runs,body:_type_body,orelse:_type_orelse=__dataclass_dflt_orelse__,test:_type_test=__dataclass_dflt_test__,search_else:_type_search_else=__dataclass_dflt_search_else__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['condition']=condition\n  __abiscan_dict__['runs']=runs\n  __abiscan_dict__['body']=body\n  __abiscan_dict__['orelse']=orelse\n  __abiscan_dict__['test']=test\n  __abiscan_dict__['search_else']=search_else\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_exc_type, _type_message, _type_before_body, _type_why):
  def __init__(self,line:_type_line,exc_type:_type_exc_type,message:_type_message,before_body:_type_before_body,why:_type_why)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'exc_type',exc_type)
-  __dataclass_builtins_object__.__setattr__(self,'message',message)
-  __dataclass_builtins_object__.__setattr__(self,'before_body',before_body)
-  __dataclass_builtins_object__.__setattr__(self,'why',why)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['exc_type']=exc_type
+  __abiscan_dict__['message']=message
+  __abiscan_dict__['before_body']=before_body
+  __abiscan_dict__['why']=why
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_exc_type, _type_message, _type_before_body, _type_why):\n def __init__(self,line:_type_line,exc_type:_type_exc_type,message:_type_message,before_body:_type_before_body,why:_type_why)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'exc_type',exc_type)\n  __dataclass_builtins_object__.__setattr__(self,'message',message)\n  __dataclass_builtins_object__.__setattr__(self,'before_body',before_body)\n  __dataclass_builtins_object__.__setattr__(self,'why',why)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_exc_type, _type_message, _type_before_body, _type_why):\n def __init__(self,line:_type_line,exc_type:_type_exc_type,message:_type_message,before_body:_type_before_body,why:_type_why)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['exc_type']=exc_type\n  __abiscan_dict__['message']=message\n  __abiscan_dict__['before_body']=before_body\n  __abiscan_dict__['why']=why\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_expr, _type_native_call, __dataclass_dflt_native_call__):
  def __init__(self,line:_type_line,expr:_type_expr,native_call:_type_native_call=__dataclass_dflt_native_call__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'expr',expr)
-  __dataclass_builtins_object__.__setattr__(self,'native_call',native_call)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['expr']=expr
+  __abiscan_dict__['native_call']=native_call
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_expr, _type_native_call, __dataclass_dflt_native_call__):\n def __init__(self,line:_type_line,expr:_type_expr,native_call:_type_native_call=__dataclass_dflt_native_call__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'expr',expr)\n  __dataclass_builtins_object__.__setattr__(self,'native_call',native_call)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_expr, _type_native_call, __dataclass_dflt_native_call__):\n def __init__(self,line:_type_line,expr:_type_expr,native_call:_type_native_call=__dataclass_dflt_native_call__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['expr']=expr\n  __abiscan_dict__['native_call']=native_call\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_targets, _type_value, _type_op, __dataclass_dflt_op__, _type_what, __dataclass_dflt_what__, _type_function, __dataclass_dflt_function__):
  def __init__(self,line:_type_line,targets:_type_targets,value:_type_value,op:_type_op=__dataclass_dflt_op__,what:_type_what=__dataclass_dflt_what__,function:_type_function=__dataclass_dflt_function__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'targets',targets)
-  __dataclass_builtins_object__.__setattr__(self,'value',value)
-  __dataclass_builtins_object__.__setattr__(self,'op',op)
-  __dataclass_builtins_object__.__setattr__(self,'what',what)
-  __dataclass_builtins_object__.__setattr__(self,'function',function)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['targets']=targets
+  __abiscan_dict__['value']=value
+  __abiscan_dict__['op']=op
+  __abiscan_dict__['what']=what
+  __abiscan_dict__['function']=function
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_targets, _type_value, _type_op, __dataclass_dflt_op__, _type_what, __dataclass_dflt_what__, _type_function, __dataclass_dflt_function__):\n def __init__(self,line:_type_line,targets:_type_targets,value:_type_value,op:_type_op=__dataclass_dflt_op__,what:_type_what=__dataclass_dflt_what__,function:_type_function=__dataclass_dflt_function__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'targets',targets)\n  __dataclass_builtins_object__.__setattr__(self,'value',value)\n  __dataclass_builtins_object__.__setattr__(self,'op',op)\n  __dataclass_builtins_object__.__setattr__(self,'what',what)\n  __dataclass_builtins_object__.__setattr__(self,'function',function)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_targets, _type_value, _type_op, __dataclass_dflt_op__, _type_what, __dataclass_dflt_what__, _type_function, __dataclass_dflt_function__):\n def __init__(self,line:_type_line,targets:_type_targets,value:_type_value,op:_type_op=__dataclass_dflt_op__,what:_type_what=__dataclass_dflt_what__,function:_type_function=__dataclass_dflt_function__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['targets']=targets\n  __abiscan_dict__['value']=value\n  __abiscan_dict__['op']=op\n  __abiscan_dict__['what']=what\n  __abiscan_dict__['function']=function\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_text, _type_target, _type_iter, _type_body):
  def __init__(self,line:_type_line,text:_type_text,target:_type_target,iter:_type_iter,body:_type_body)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'text',text)
-  __dataclass_builtins_object__.__setattr__(self,'target',target)
-  __dataclass_builtins_object__.__setattr__(self,'iter',iter)
-  __dataclass_builtins_object__.__setattr__(self,'body',body)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['text']=text
+  __abiscan_dict__['target']=target
+  __abiscan_dict__['iter']=iter
+  __abiscan_dict__['body']=body
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_text, _type_target, _type_iter, _type_body):\n def __init__(self,line:_type_line,text:_type_text,target:_type_target,iter:_type_iter,body:_type_body)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'text',text)\n  __dataclass_builtins_object__.__setattr__(self,'target',target)\n  __dataclass_builtins_object__.__setattr__(self,'iter',iter)\n  __dataclass_builtins_object__.__setattr__(self,'body',body)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_line, _type_text, _type_target, _type_iter, _type_body):\n def __init__(self,line:_type_line,text:_type_text,target:_type_target,iter:_type_iter,body:_type_body)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['text']=text\n  __abiscan_dict__['target']=target\n  __abiscan_dict__['iter']=iter\n  __abiscan_dict__['body']=body\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_major, _type_minor):
  def __init__(self,major:_type_major,minor:_type_minor)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'major',major)
-  __dataclass_builtins_object__.__setattr__(self,'minor',minor)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['major']=major
+  __abiscan_dict__['minor']=minor
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_major, _type_minor):\n def __init__(self,major:_type_major,minor:_type_minor)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'major',major)\n  __dataclass_builtins_object__.__setattr__(self,'minor',minor)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_major, _type_minor):\n def __init__(self,major:_type_major,minor:_type_minor)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['major']=major\n  __abiscan_dict__['minor']=minor\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_member_bytes, __dataclass_dflt_member_bytes__, _type_members, __dataclass_dflt_members__, _type_dir_entries, __dataclass_dflt_dir_entries__, _type_source_bytes, __dataclass_dflt_source_bytes__, _type_source_depth, __dataclass_dflt_source_depth__, _type_metadata_bytes, __dataclass_dflt_metadata_bytes__, _type_target_bytes, __dataclass_dflt_target_bytes__, _type_target_depth, __dataclass_dflt_target_depth__):
  def __init__(self,member_bytes:_type_member_bytes=__dataclass_dflt_member_bytes__,members:_type_members=__dataclass_dflt_members__,dir_entries:_type_dir_entries=__dataclass_dflt_dir_entries__,source_bytes:_type_source_bytes=__dataclass_dflt_source_bytes__,source_depth:_type_source_depth=__dataclass_dflt_source_depth__,metadata_bytes:_type_metadata_bytes=__dataclass_dflt_metadata_bytes__,target_bytes:_type_target_bytes=__dataclass_dflt_target_bytes__,target_depth:_type_target_depth=__dataclass_dflt_target_depth__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'member_bytes',member_bytes)
-  __dataclass_builtins_object__.__setattr__(self,'members',members)
-  __dataclass_builtins_object__.__setattr__(self,'dir_entries',dir_entries)
-  __dataclass_builtins_object__.__setattr__(self,'source_bytes',source_bytes)
-  __dataclass_builtins_object__.__setattr__(self,'source_depth',source_depth)
-  __dataclass_builtins_object__.__setattr__(self,'metadata_bytes',metadata_bytes)
-  __dataclass_builtins_object__.__setattr__(self,'target_bytes',target_bytes)
-  __dataclass_builtins_object__.__setattr__(self,'target_depth',target_depth)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['member_bytes']=member_bytes
+  __abiscan_dict__['members']=members
+  __abiscan_dict__['dir_entries']=dir_entries
+  __abiscan_dict__['source_bytes']=source_bytes
+  __abiscan_dict__['source_depth']=source_depth
+  __abiscan_dict__['metadata_bytes']=metadata_bytes
+  __abiscan_dict__['target_bytes']=target_bytes
+  __abiscan_dict__['target_depth']=target_depth
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_member_bytes, __dataclass_dflt_member_bytes__, _type_members, __dataclass_dflt_members__, _type_dir_entries, __dataclass_dflt_dir_entries__, _type_source_bytes, __dataclass_dflt_source_bytes__, _type_source_depth, __dataclass_dflt_source_depth__, _type_metadata_bytes, __dataclass_dflt_metadata_bytes__, _type_target_bytes, __dataclass_dflt_target_bytes__, _type_target_depth, __dataclass_dflt_target_depth__):\n def __init__(self,member_bytes:_type_member_bytes=__dataclass_dflt_member_bytes__,members:_type_members=__dataclass_dflt_members__,dir_entries:_type_dir_entries=__dataclass_dflt_dir_entries__,source_bytes:_type_source_bytes=__dataclass_dflt_source_bytes__,source_depth:_type_source_depth=__dataclass_dflt_source_depth__,metadata_bytes:_type_metadata_bytes=__dataclass_dflt_metadata_bytes__,target_bytes:_type_target_bytes=__dataclass_dflt_target_bytes__,target_depth:_type_target_depth=__dataclass_dflt_target_depth__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'member_bytes',member_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'members',members)\n  __dataclass_builtins_object__.__setattr__(self,'dir_entries',dir_entries)\n  __dataclass_builtins_object__.__setattr__(self,'source_bytes',source_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'source_depth',source_depth)\n  __dataclass_builtins_object__.__setattr__(self,'metadata_bytes',metadata_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'target_bytes',target_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'target_depth',target_depth)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_member_bytes, __dataclass_dflt_member_bytes__, _type_members, __dataclass_dflt_members__, _type_dir_entries, __dataclass_dflt_dir_entries__, _type_source_bytes, __dataclass_dflt_source_bytes__, _type_source_depth, __dataclass_dflt_source_depth__, _type_metadata_bytes, __dataclass_dflt_metadata_bytes__, _type_target_bytes, __dataclass_dflt_target_bytes__, _type_target_depth, __dataclass_dflt_target_depth__):\n def __init__(self,member_bytes:_type_member_bytes=__dataclass_dflt_member_bytes__,members:_type_members=__dataclass_dflt_members__,dir_entries:_type_dir_entries=__dataclass_dflt_dir_entries__,source_bytes:_type_source_bytes=__dataclass_dflt_source_bytes__,source_depth:_type_source_depth=__dataclass_dflt_source_depth__,metadata_bytes:_type_metadata_bytes=__dataclass_dflt_metadata_bytes__,target_bytes:_type_target_bytes=__dataclass_dflt_target_bytes__,target_depth:_type_target_depth=__dataclass_dflt_target_depth__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['member_bytes']=member_bytes\n  __abiscan_dict__['members']=members\n  __abiscan_dict__['dir_entries']=dir_entries\n  __abiscan_dict__['source_bytes']=source_bytes\n  __abiscan_dict__['source_depth']=source_depth\n  __abiscan_dict__['metadata_bytes']=metadata_bytes\n  __abiscan_dict__['target_bytes']=target_bytes\n  __abiscan_dict__['target_depth']=target_depth\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_members_read, __dataclass_dflt_members_read__, _type_elf_parsed, __dataclass_dflt_elf_parsed__, _type_modules_simulated, __dataclass_dflt_modules_simulated__):
  def __init__(self,members_read:_type_members_read=__dataclass_dflt_members_read__,elf_parsed:_type_elf_parsed=__dataclass_dflt_elf_parsed__,modules_simulated:_type_modules_simulated=__dataclass_dflt_modules_simulated__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'members_read',members_read)
-  __dataclass_builtins_object__.__setattr__(self,'elf_parsed',elf_parsed)
-  __dataclass_builtins_object__.__setattr__(self,'modules_simulated',modules_simulated)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['members_read']=members_read
+  __abiscan_dict__['elf_parsed']=elf_parsed
+  __abiscan_dict__['modules_simulated']=modules_simulated
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_members_read, __dataclass_dflt_members_read__, _type_elf_parsed, __dataclass_dflt_elf_parsed__, _type_modules_simulated, __dataclass_dflt_modules_simulated__):\n def __init__(self,members_read:_type_members_read=__dataclass_dflt_members_read__,elf_parsed:_type_elf_parsed=__dataclass_dflt_elf_parsed__,modules_simulated:_type_modules_simulated=__dataclass_dflt_modules_simulated__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'members_read',members_read)\n  __dataclass_builtins_object__.__setattr__(self,'elf_parsed',elf_parsed)\n  __dataclass_builtins_object__.__setattr__(self,'modules_simulated',modules_simulated)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_members_read, __dataclass_dflt_members_read__, _type_elf_parsed, __dataclass_dflt_elf_parsed__, _type_modules_simulated, __dataclass_dflt_modules_simulated__):\n def __init__(self,members_read:_type_members_read=__dataclass_dflt_members_read__,elf_parsed:_type_elf_parsed=__dataclass_dflt_elf_parsed__,modules_simulated:_type_modules_simulated=__dataclass_dflt_modules_simulated__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['members_read']=members_read\n  __abiscan_dict__['elf_parsed']=elf_parsed\n  __abiscan_dict__['modules_simulated']=modules_simulated\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_imports, _type_confidence, _type_at_init, _type_panics, _type_evidence, _type_replaces, __dataclass_dflt_replaces__):
  def __init__(self,module:_type_module,imports:_type_imports,confidence:_type_confidence,at_init:_type_at_init,panics:_type_panics,evidence:_type_evidence,replaces:_type_replaces=__dataclass_dflt_replaces__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'module',module)
-  __dataclass_builtins_object__.__setattr__(self,'imports',imports)
-  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)
-  __dataclass_builtins_object__.__setattr__(self,'at_init',at_init)
-  __dataclass_builtins_object__.__setattr__(self,'panics',panics)
-  __dataclass_builtins_object__.__setattr__(self,'evidence',evidence)
-  __dataclass_builtins_object__.__setattr__(self,'replaces',replaces)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['module']=module
+  __abiscan_dict__['imports']=imports
+  __abiscan_dict__['confidence']=confidence
+  __abiscan_dict__['at_init']=at_init
+  __abiscan_dict__['panics']=panics
+  __abiscan_dict__['evidence']=evidence
+  __abiscan_dict__['replaces']=replaces
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_imports, _type_confidence, _type_at_init, _type_panics, _type_evidence, _type_replaces, __dataclass_dflt_replaces__):\n def __init__(self,module:_type_module,imports:_type_imports,confidence:_type_confidence,at_init:_type_at_init,panics:_type_panics,evidence:_type_evidence,replaces:_type_replaces=__dataclass_dflt_replaces__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'imports',imports)\n  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)\n  __dataclass_builtins_object__.__setattr__(self,'at_init',at_init)\n  __dataclass_builtins_object__.__setattr__(self,'panics',panics)\n  __dataclass_builtins_object__.__setattr__(self,'evidence',evidence)\n  __dataclass_builtins_object__.__setattr__(self,'replaces',replaces)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_imports, _type_confidence, _type_at_init, _type_panics, _type_evidence, _type_replaces, __dataclass_dflt_replaces__):\n def __init__(self,module:_type_module,imports:_type_imports,confidence:_type_confidence,at_init:_type_at_init,panics:_type_panics,evidence:_type_evidence,replaces:_type_replaces=__dataclass_dflt_replaces__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['module']=module\n  __abiscan_dict__['imports']=imports\n  __abiscan_dict__['confidence']=confidence\n  __abiscan_dict__['at_init']=at_init\n  __abiscan_dict__['panics']=panics\n  __abiscan_dict__['evidence']=evidence\n  __abiscan_dict__['replaces']=replaces\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_imports, _type_how, _type_path, __dataclass_dflt_path__, _type_line, __dataclass_dflt_line__, _type_statement, __dataclass_dflt_statement__, _type_note, __dataclass_dflt_note__):
  def __init__(self,module:_type_module,imports:_type_imports,how:_type_how,path:_type_path=__dataclass_dflt_path__,line:_type_line=__dataclass_dflt_line__,statement:_type_statement=__dataclass_dflt_statement__,note:_type_note=__dataclass_dflt_note__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'module',module)
-  __dataclass_builtins_object__.__setattr__(self,'imports',imports)
-  __dataclass_builtins_object__.__setattr__(self,'how',how)
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'statement',statement)
-  __dataclass_builtins_object__.__setattr__(self,'note',note)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['module']=module
+  __abiscan_dict__['imports']=imports
+  __abiscan_dict__['how']=how
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['statement']=statement
+  __abiscan_dict__['note']=note
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_imports, _type_how, _type_path, __dataclass_dflt_path__, _type_line, __dataclass_dflt_line__, _type_statement, __dataclass_dflt_statement__, _type_note, __dataclass_dflt_note__):\n def __init__(self,module:_type_module,imports:_type_imports,how:_type_how,path:_type_path=__dataclass_dflt_path__,line:_type_line=__dataclass_dflt_line__,statement:_type_statement=__dataclass_dflt_statement__,note:_type_note=__dataclass_dflt_note__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'imports',imports)\n  __dataclass_builtins_object__.__setattr__(self,'how',how)\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'statement',statement)\n  __dataclass_builtins_object__.__setattr__(self,'note',note)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_imports, _type_how, _type_path, __dataclass_dflt_path__, _type_line, __dataclass_dflt_line__, _type_statement, __dataclass_dflt_statement__, _type_note, __dataclass_dflt_note__):\n def __init__(self,module:_type_module,imports:_type_imports,how:_type_how,path:_type_path=__dataclass_dflt_path__,line:_type_line=__dataclass_dflt_line__,statement:_type_statement=__dataclass_dflt_statement__,note:_type_note=__dataclass_dflt_note__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['module']=module\n  __abiscan_dict__['imports']=imports\n  __abiscan_dict__['how']=how\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['statement']=statement\n  __abiscan_dict__['note']=note\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_path, _type_kinds, _type_pyo3_version, _type_imports, _type_note, __dataclass_dflt_note__, _type_registers, __dataclass_dflt_registers__, _type_registers_via, __dataclass_dflt_registers_via__):
  def __init__(self,module:_type_module,path:_type_path,kinds:_type_kinds,pyo3_version:_type_pyo3_version,imports:_type_imports,note:_type_note=__dataclass_dflt_note__,registers:_type_registers=__dataclass_dflt_registers__,registers_via:_type_registers_via=__dataclass_dflt_registers_via__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'module',module)
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'kinds',kinds)
-  __dataclass_builtins_object__.__setattr__(self,'pyo3_version',pyo3_version)
-  __dataclass_builtins_object__.__setattr__(self,'imports',imports)
-  __dataclass_builtins_object__.__setattr__(self,'note',note)
-  __dataclass_builtins_object__.__setattr__(self,'registers',registers)
-  __dataclass_builtins_object__.__setattr__(self,'registers_via',registers_via)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['module']=module
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['kinds']=kinds
+  __abiscan_dict__['pyo3_version']=pyo3_version
+  __abiscan_dict__['imports']=imports
+  __abiscan_dict__['note']=note
+  __abiscan_dict__['registers']=registers
+  __abiscan_dict__['registers_via']=registers_via
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_path, _type_kinds, _type_pyo3_version, _type_imports, _type_note, __dataclass_dflt_note__, _type_registers, __dataclass_dflt_registers__, _type_registers_via, __dataclass_dflt_registers_via__):\n def __init__(self,module:_type_module,path:_type_path,kinds:_type_kinds,pyo3_version:_type_pyo3_version,imports:_type_imports,note:_type_note=__dataclass_dflt_note__,registers:_type_registers=__dataclass_dflt_registers__,registers_via:_type_registers_via=__dataclass_dflt_registers_via__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'kinds',kinds)\n  __dataclass_builtins_object__.__setattr__(self,'pyo3_version',pyo3_version)\n  __dataclass_builtins_object__.__setattr__(self,'imports',imports)\n  __dataclass_builtins_object__.__setattr__(self,'note',note)\n  __dataclass_builtins_object__.__setattr__(self,'registers',registers)\n  __dataclass_builtins_object__.__setattr__(self,'registers_via',registers_via)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_path, _type_kinds, _type_pyo3_version, _type_imports, _type_note, __dataclass_dflt_note__, _type_registers, __dataclass_dflt_registers__, _type_registers_via, __dataclass_dflt_registers_via__):\n def __init__(self,module:_type_module,path:_type_path,kinds:_type_kinds,pyo3_version:_type_pyo3_version,imports:_type_imports,note:_type_note=__dataclass_dflt_note__,registers:_type_registers=__dataclass_dflt_registers__,registers_via:_type_registers_via=__dataclass_dflt_registers_via__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['module']=module\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['kinds']=kinds\n  __abiscan_dict__['pyo3_version']=pyo3_version\n  __abiscan_dict__['imports']=imports\n  __abiscan_dict__['note']=note\n  __abiscan_dict__['registers']=registers\n  __abiscan_dict__['registers_via']=registers_via\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_path, _type_line, _type_statement, _type_guards, _type_raised):
  def __init__(self,module:_type_module,path:_type_path,line:_type_line,statement:_type_statement,guards:_type_guards,raised:_type_raised)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'module',module)
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'statement',statement)
-  __dataclass_builtins_object__.__setattr__(self,'guards',guards)
-  __dataclass_builtins_object__.__setattr__(self,'raised',raised)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['module']=module
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['statement']=statement
+  __abiscan_dict__['guards']=guards
+  __abiscan_dict__['raised']=raised
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_path, _type_line, _type_statement, _type_guards, _type_raised):\n def __init__(self,module:_type_module,path:_type_path,line:_type_line,statement:_type_statement,guards:_type_guards,raised:_type_raised)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'statement',statement)\n  __dataclass_builtins_object__.__setattr__(self,'guards',guards)\n  __dataclass_builtins_object__.__setattr__(self,'raised',raised)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_path, _type_line, _type_statement, _type_guards, _type_raised):\n def __init__(self,module:_type_module,path:_type_path,line:_type_line,statement:_type_statement,guards:_type_guards,raised:_type_raised)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['module']=module\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['statement']=statement\n  __abiscan_dict__['guards']=guards\n  __abiscan_dict__['raised']=raised\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_raised):
  def __init__(self,module:_type_module,raised:_type_raised)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'module',module)
-  __dataclass_builtins_object__.__setattr__(self,'raised',raised)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['module']=module
+  __abiscan_dict__['raised']=raised
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_raised):\n def __init__(self,module:_type_module,raised:_type_raised)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'raised',raised)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_raised):\n def __init__(self,module:_type_module,raised:_type_raised)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['module']=module\n  __abiscan_dict__['raised']=raised\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_test, __dataclass_dflt_test__, _type_importable, __dataclass_dflt_importable__):
  def __init__(self,module:_type_module,test:_type_test=__dataclass_dflt_test__,importable:_type_importable=__dataclass_dflt_importable__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'module',module)
-  __dataclass_builtins_object__.__setattr__(self,'test',test)
-  __dataclass_builtins_object__.__setattr__(self,'importable',importable)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['module']=module
+  __abiscan_dict__['test']=test
+  __abiscan_dict__['importable']=importable
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_test, __dataclass_dflt_test__, _type_importable, __dataclass_dflt_importable__):\n def __init__(self,module:_type_module,test:_type_test=__dataclass_dflt_test__,importable:_type_importable=__dataclass_dflt_importable__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'module',module)\n  __dataclass_builtins_object__.__setattr__(self,'test',test)\n  __dataclass_builtins_object__.__setattr__(self,'importable',importable)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_test, __dataclass_dflt_test__, _type_importable, __dataclass_dflt_importable__):\n def __init__(self,module:_type_module,test:_type_test=__dataclass_dflt_test__,importable:_type_importable=__dataclass_dflt_importable__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['module']=module\n  __abiscan_dict__['test']=test\n  __abiscan_dict__['importable']=importable\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_modules, _type_broken, _type_pierced, _type_failures, __dataclass_dflt_failures__):
  def __init__(self,modules:_type_modules,broken:_type_broken,pierced:_type_pierced,failures:_type_failures=__dataclass_dflt_failures__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'modules',modules)
-  __dataclass_builtins_object__.__setattr__(self,'broken',broken)
-  __dataclass_builtins_object__.__setattr__(self,'pierced',pierced)
-  __dataclass_builtins_object__.__setattr__(self,'failures',failures)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['modules']=modules
+  __abiscan_dict__['broken']=broken
+  __abiscan_dict__['pierced']=pierced
+  __abiscan_dict__['failures']=failures
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_modules, _type_broken, _type_pierced, _type_failures, __dataclass_dflt_failures__):\n def __init__(self,modules:_type_modules,broken:_type_broken,pierced:_type_pierced,failures:_type_failures=__dataclass_dflt_failures__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'modules',modules)\n  __dataclass_builtins_object__.__setattr__(self,'broken',broken)\n  __dataclass_builtins_object__.__setattr__(self,'pierced',pierced)\n  __dataclass_builtins_object__.__setattr__(self,'failures',failures)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_modules, _type_broken, _type_pierced, _type_failures, __dataclass_dflt_failures__):\n def __init__(self,modules:_type_modules,broken:_type_broken,pierced:_type_pierced,failures:_type_failures=__dataclass_dflt_failures__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['modules']=modules\n  __abiscan_dict__['broken']=broken\n  __abiscan_dict__['pierced']=pierced\n  __abiscan_dict__['failures']=failures\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name):
  def __init__(self,name:_type_name)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name):\n def __init__(self,name:_type_name)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name):\n def __init__(self,name:_type_name)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_decompressobj, _type_crc32, _type_errors):
  def __init__(self,name:_type_name,decompressobj:_type_decompressobj,crc32:_type_crc32,errors:_type_errors)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'decompressobj',decompressobj)
-  __dataclass_builtins_object__.__setattr__(self,'crc32',crc32)
-  __dataclass_builtins_object__.__setattr__(self,'errors',errors)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['decompressobj']=decompressobj
+  __abiscan_dict__['crc32']=crc32
+  __abiscan_dict__['errors']=errors
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_decompressobj, _type_crc32, _type_errors):\n def __init__(self,name:_type_name,decompressobj:_type_decompressobj,crc32:_type_crc32,errors:_type_errors)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'decompressobj',decompressobj)\n  __dataclass_builtins_object__.__setattr__(self,'crc32',crc32)\n  __dataclass_builtins_object__.__setattr__(self,'errors',errors)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_decompressobj, _type_crc32, _type_errors):\n def __init__(self,name:_type_name,decompressobj:_type_decompressobj,crc32:_type_crc32,errors:_type_errors)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['decompressobj']=decompressobj\n  __abiscan_dict__['crc32']=crc32\n  __abiscan_dict__['errors']=errors\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_kind, _type_origin, _type_search_locations, __dataclass_dflt_search_locations__, _type_entry, __dataclass_dflt_entry__, _type_package_init_kind, __dataclass_dflt_package_init_kind__):
  def __init__(self,name:_type_name,kind:_type_kind,origin:_type_origin,search_locations:_type_search_locations=__dataclass_dflt_search_locations__,entry:_type_entry=__dataclass_dflt_entry__,package_init_kind:_type_package_init_kind=__dataclass_dflt_package_init_kind__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'kind',kind)
-  __dataclass_builtins_object__.__setattr__(self,'origin',origin)
-  __dataclass_builtins_object__.__setattr__(self,'search_locations',search_locations)
-  __dataclass_builtins_object__.__setattr__(self,'entry',entry)
-  __dataclass_builtins_object__.__setattr__(self,'package_init_kind',package_init_kind)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['kind']=kind
+  __abiscan_dict__['origin']=origin
+  __abiscan_dict__['search_locations']=search_locations
+  __abiscan_dict__['entry']=entry
+  __abiscan_dict__['package_init_kind']=package_init_kind
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_kind, _type_origin, _type_search_locations, __dataclass_dflt_search_locations__, _type_entry, __dataclass_dflt_entry__, _type_package_init_kind, __dataclass_dflt_package_init_kind__):\n def __init__(self,name:_type_name,kind:_type_kind,origin:_type_origin,search_locations:_type_search_locations=__dataclass_dflt_search_locations__,entry:_type_entry=__dataclass_dflt_entry__,package_init_kind:_type_package_init_kind=__dataclass_dflt_package_init_kind__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'origin',origin)\n  __dataclass_builtins_object__.__setattr__(self,'search_locations',search_locations)\n  __dataclass_builtins_object__.__setattr__(self,'entry',entry)\n  __dataclass_builtins_object__.__setattr__(self,'package_init_kind',package_init_kind)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_kind, _type_origin, _type_search_locations, __dataclass_dflt_search_locations__, _type_entry, __dataclass_dflt_entry__, _type_package_init_kind, __dataclass_dflt_package_init_kind__):\n def __init__(self,name:_type_name,kind:_type_kind,origin:_type_origin,search_locations:_type_search_locations=__dataclass_dflt_search_locations__,entry:_type_entry=__dataclass_dflt_entry__,package_init_kind:_type_package_init_kind=__dataclass_dflt_package_init_kind__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['kind']=kind\n  __abiscan_dict__['origin']=origin\n  __abiscan_dict__['search_locations']=search_locations\n  __abiscan_dict__['entry']=entry\n  __abiscan_dict__['package_init_kind']=package_init_kind\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_libraries, _type_default_dirs, __dataclass_dflt_default_dirs__, _type_cache, __dataclass_dflt_cache__, _type_dir_links, __dataclass_dflt_dir_links__, _type_preloaded, __dataclass_dflt_preloaded__, _type_executable_rpath, __dataclass_dflt_executable_rpath__, _type_complete, __dataclass_dflt_complete__, _type_absent_confidence, __dataclass_dflt_absent_confidence__, _type_absent, __dataclass_dflt_absent__, _type_lib_token, __dataclass_dflt_lib_token__, _type_platform_token, __dataclass_dflt_platform_token__, _type_sources, __dataclass_dflt_sources__, _type_notes, __dataclass_dflt_notes__, __dataclass_dflt__by_path__):
  def __init__(self,name:_type_name,libraries:_type_libraries,default_dirs:_type_default_dirs=__dataclass_dflt_default_dirs__,cache:_type_cache=__dataclass_dflt_cache__,dir_links:_type_dir_links=__dataclass_dflt_dir_links__,preloaded:_type_preloaded=__dataclass_dflt_preloaded__,executable_rpath:_type_executable_rpath=__dataclass_dflt_executable_rpath__,complete:_type_complete=__dataclass_dflt_complete__,absent_confidence:_type_absent_confidence=__dataclass_dflt_absent_confidence__,absent:_type_absent=__dataclass_dflt_absent__,lib_token:_type_lib_token=__dataclass_dflt_lib_token__,platform_token:_type_platform_token=__dataclass_dflt_platform_token__,sources:_type_sources=__dataclass_dflt_sources__,notes:_type_notes=__dataclass_dflt_notes__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'libraries',libraries)
-  __dataclass_builtins_object__.__setattr__(self,'default_dirs',default_dirs)
-  __dataclass_builtins_object__.__setattr__(self,'cache',cache)
-  __dataclass_builtins_object__.__setattr__(self,'dir_links',dir_links)
-  __dataclass_builtins_object__.__setattr__(self,'preloaded',preloaded)
-  __dataclass_builtins_object__.__setattr__(self,'executable_rpath',executable_rpath)
-  __dataclass_builtins_object__.__setattr__(self,'complete',complete)
-  __dataclass_builtins_object__.__setattr__(self,'absent_confidence',absent_confidence)
-  __dataclass_builtins_object__.__setattr__(self,'absent',absent)
-  __dataclass_builtins_object__.__setattr__(self,'lib_token',lib_token)
-  __dataclass_builtins_object__.__setattr__(self,'platform_token',platform_token)
-  __dataclass_builtins_object__.__setattr__(self,'sources',sources)
-  __dataclass_builtins_object__.__setattr__(self,'notes',notes)
-  __dataclass_builtins_object__.__setattr__(self,'_by_path',__dataclass_dflt__by_path__())
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['libraries']=libraries
+  __abiscan_dict__['default_dirs']=default_dirs
+  __abiscan_dict__['cache']=cache
+  __abiscan_dict__['dir_links']=dir_links
+  __abiscan_dict__['preloaded']=preloaded
+  __abiscan_dict__['executable_rpath']=executable_rpath
+  __abiscan_dict__['complete']=complete
+  __abiscan_dict__['absent_confidence']=absent_confidence
+  __abiscan_dict__['absent']=absent
+  __abiscan_dict__['lib_token']=lib_token
+  __abiscan_dict__['platform_token']=platform_token
+  __abiscan_dict__['sources']=sources
+  __abiscan_dict__['notes']=notes
+  __abiscan_dict__['_by_path']=__dataclass_dflt__by_path__()
   self.__post_init__()
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_libraries, _type_default_dirs, __dataclass_dflt_default_dirs__, _type_cache, __dataclass_dflt_cache__, _type_dir_links, __dataclass_dflt_dir_links__, _type_preloaded, __dataclass_dflt_preloaded__, _type_executable_rpath, __dataclass_dflt_executable_rpath__, _type_complete, __dataclass_dflt_complete__, _type_absent_confidence, __dataclass_dflt_absent_confidence__, _type_absent, __dataclass_dflt_absent__, _type_lib_token, __dataclass_dflt_lib_token__, _type_platform_token, __dataclass_dflt_platform_token__, _type_sources, __dataclass_dflt_sources__, _type_notes, __dataclass_dflt_notes__, __dataclass_dflt__by_path__):\n def __init__(self,name:_type_name,libraries:_type_libraries,default_dirs:_type_default_dirs=__dataclass_dflt_default_dirs__,cache:_type_cache=__dataclass_dflt_cache__,dir_links:_type_dir_links=__dataclass_dflt_dir_links__,preloaded:_type_preloaded=__dataclass_dflt_preloaded__,executable_rpath:_type_executable_rpath=__dataclass_dflt_executable_rpath__,complete:_type_complete=__dataclass_dflt_complete__,absent_confidence:_type_absent_confidence=__dataclass_dflt_absent_confidence__,absent:_type_absent=__dataclass_dflt_absent__,lib_token:_type_lib_token=__dataclass_dflt_lib_token__,platform_token:_type_platform_token=__dataclass_dflt_platform_token__,sources:_type_sources=__dataclass_dflt_sources__,notes:_type_notes=__dataclass_dflt_notes__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'libraries',libraries)\n  __dataclass_builtins_object__.__setattr__(self,'default_dirs',default_dirs)\n  __dataclass_builtins_object__.__setattr__(self,'cache',cache)\n  __dataclass_builtins_object__.__setattr__(self,'dir_links',dir_links)\n  __dataclass_builtins_object__.__setattr__(self,'preloaded',preloaded)\n  __dataclass_builtins_object__.__setattr__(self,'executable_rpath',executable_rpath)\n  __dataclass_builtins_object__.__setattr__(self,'complete',complete)\n  __dataclass_builtins_object__.__setattr__(self,'absent_confidence',absent_confidence)\n  __dataclass_builtins_object__.__setattr__(self,'absent',absent)\n  __dataclass_builtins_object__.__setattr__(self,'lib_token',lib_token)\n  __dataclass_builtins_object__.__setattr__(self,'platform_token',platform_token)\n  __dataclass_builtins_object__.__setattr__(self,'sources',sources)\n  __dataclass_builtins_object__.__setattr__(self,'notes',notes)\n  __dataclass_builtins_object__.__setattr__(self,'_by_path',__dataclass_dflt__by_path__())\n  self.__post_init__()\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_libraries, _type_default_dirs, __dataclass_dflt_default_dirs__, _type_cache, __dataclass_dflt_cache__, _type_dir_links, __dataclass_dflt_dir_links__, _type_preloaded, __dataclass_dflt_preloaded__, _type_executable_rpath, __dataclass_dflt_executable_rpath__, _type_complete, __dataclass_dflt_complete__, _type_absent_confidence, __dataclass_dflt_absent_confidence__, _type_absent, __dataclass_dflt_absent__, _type_lib_token, __dataclass_dflt_lib_token__, _type_platform_token, __dataclass_dflt_platform_token__, _type_sources, __dataclass_dflt_sources__, _type_notes, __dataclass_dflt_notes__, __dataclass_dflt__by_path__):\n def __init__(self,name:_type_name,libraries:_type_libraries,default_dirs:_type_default_dirs=__dataclass_dflt_default_dirs__,cache:_type_cache=__dataclass_dflt_cache__,dir_links:_type_dir_links=__dataclass_dflt_dir_links__,preloaded:_type_preloaded=__dataclass_dflt_preloaded__,executable_rpath:_type_executable_rpath=__dataclass_dflt_executable_rpath__,complete:_type_complete=__dataclass_dflt_complete__,absent_confidence:_type_absent_confidence=__dataclass_dflt_absent_confidence__,absent:_type_absent=__dataclass_dflt_absent__,lib_token:_type_lib_token=__dataclass_dflt_lib_token__,platform_token:_type_platform_token=__dataclass_dflt_platform_token__,sources:_type_sources=__dataclass_dflt_sources__,notes:_type_notes=__dataclass_dflt_notes__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['libraries']=libraries\n  __abiscan_dict__['default_dirs']=default_dirs\n  __abiscan_dict__['cache']=cache\n  __abiscan_dict__['dir_links']=dir_links\n  __abiscan_dict__['preloaded']=preloaded\n  __abiscan_dict__['executable_rpath']=executable_rpath\n  __abiscan_dict__['complete']=complete\n  __abiscan_dict__['absent_confidence']=absent_confidence\n  __abiscan_dict__['absent']=absent\n  __abiscan_dict__['lib_token']=lib_token\n  __abiscan_dict__['platform_token']=platform_token\n  __abiscan_dict__['sources']=sources\n  __abiscan_dict__['notes']=notes\n  __abiscan_dict__['_by_path']=__dataclass_dflt__by_path__()\n  self.__post_init__()\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_origin, _type_names, _type_identity, _type_version_defs, _type_exports, _type_facts, __dataclass_dflt_facts__, _type_loader, __dataclass_dflt_loader__, _type_needed_as, __dataclass_dflt_needed_as__, _type_found_via, __dataclass_dflt_found_via__, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__, _type_is_interpreter, __dataclass_dflt_is_interpreter__):
@@ -631,332 +678,357 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_origin, _type_needed_as, __dataclass_dflt_needed_as__, _type_loaded_by, __dataclass_dflt_loaded_by__, _type_found_via, __dataclass_dflt_found_via__, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):
  def __init__(self,name:_type_name,origin:_type_origin,needed_as:_type_needed_as=__dataclass_dflt_needed_as__,loaded_by:_type_loaded_by=__dataclass_dflt_loaded_by__,found_via:_type_found_via=__dataclass_dflt_found_via__,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'origin',origin)
-  __dataclass_builtins_object__.__setattr__(self,'needed_as',needed_as)
-  __dataclass_builtins_object__.__setattr__(self,'loaded_by',loaded_by)
-  __dataclass_builtins_object__.__setattr__(self,'found_via',found_via)
-  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['origin']=origin
+  __abiscan_dict__['needed_as']=needed_as
+  __abiscan_dict__['loaded_by']=loaded_by
+  __abiscan_dict__['found_via']=found_via
+  __abiscan_dict__['certainty']=certainty
+  __abiscan_dict__['source']=source
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_origin, _type_needed_as, __dataclass_dflt_needed_as__, _type_loaded_by, __dataclass_dflt_loaded_by__, _type_found_via, __dataclass_dflt_found_via__, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):\n def __init__(self,name:_type_name,origin:_type_origin,needed_as:_type_needed_as=__dataclass_dflt_needed_as__,loaded_by:_type_loaded_by=__dataclass_dflt_loaded_by__,found_via:_type_found_via=__dataclass_dflt_found_via__,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'origin',origin)\n  __dataclass_builtins_object__.__setattr__(self,'needed_as',needed_as)\n  __dataclass_builtins_object__.__setattr__(self,'loaded_by',loaded_by)\n  __dataclass_builtins_object__.__setattr__(self,'found_via',found_via)\n  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_origin, _type_needed_as, __dataclass_dflt_needed_as__, _type_loaded_by, __dataclass_dflt_loaded_by__, _type_found_via, __dataclass_dflt_found_via__, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):\n def __init__(self,name:_type_name,origin:_type_origin,needed_as:_type_needed_as=__dataclass_dflt_needed_as__,loaded_by:_type_loaded_by=__dataclass_dflt_loaded_by__,found_via:_type_found_via=__dataclass_dflt_found_via__,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['origin']=origin\n  __abiscan_dict__['needed_as']=needed_as\n  __abiscan_dict__['loaded_by']=loaded_by\n  __abiscan_dict__['found_via']=found_via\n  __abiscan_dict__['certainty']=certainty\n  __abiscan_dict__['source']=source\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_outcome, _type_path, _type_source, _type_source_path, __dataclass_dflt_source_path__, _type_kind, __dataclass_dflt_kind__, _type_error, __dataclass_dflt_error__, _type_reason, __dataclass_dflt_reason__, _type_candidates, __dataclass_dflt_candidates__, _type_replaced, __dataclass_dflt_replaced__, _type_chain, __dataclass_dflt_chain__, _type_steps, __dataclass_dflt_steps__, _type_confidence, __dataclass_dflt_confidence__, _type_assumptions, __dataclass_dflt_assumptions__):
  def __init__(self,name:_type_name,outcome:_type_outcome,path:_type_path,source:_type_source,source_path:_type_source_path=__dataclass_dflt_source_path__,kind:_type_kind=__dataclass_dflt_kind__,error:_type_error=__dataclass_dflt_error__,reason:_type_reason=__dataclass_dflt_reason__,candidates:_type_candidates=__dataclass_dflt_candidates__,replaced:_type_replaced=__dataclass_dflt_replaced__,chain:_type_chain=__dataclass_dflt_chain__,steps:_type_steps=__dataclass_dflt_steps__,confidence:_type_confidence=__dataclass_dflt_confidence__,assumptions:_type_assumptions=__dataclass_dflt_assumptions__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'outcome',outcome)
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'source_path',source_path)
-  __dataclass_builtins_object__.__setattr__(self,'kind',kind)
-  __dataclass_builtins_object__.__setattr__(self,'error',error)
-  __dataclass_builtins_object__.__setattr__(self,'reason',reason)
-  __dataclass_builtins_object__.__setattr__(self,'candidates',candidates)
-  __dataclass_builtins_object__.__setattr__(self,'replaced',replaced)
-  __dataclass_builtins_object__.__setattr__(self,'chain',chain)
-  __dataclass_builtins_object__.__setattr__(self,'steps',steps)
-  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)
-  __dataclass_builtins_object__.__setattr__(self,'assumptions',assumptions)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['outcome']=outcome
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['source_path']=source_path
+  __abiscan_dict__['kind']=kind
+  __abiscan_dict__['error']=error
+  __abiscan_dict__['reason']=reason
+  __abiscan_dict__['candidates']=candidates
+  __abiscan_dict__['replaced']=replaced
+  __abiscan_dict__['chain']=chain
+  __abiscan_dict__['steps']=steps
+  __abiscan_dict__['confidence']=confidence
+  __abiscan_dict__['assumptions']=assumptions
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_outcome, _type_path, _type_source, _type_source_path, __dataclass_dflt_source_path__, _type_kind, __dataclass_dflt_kind__, _type_error, __dataclass_dflt_error__, _type_reason, __dataclass_dflt_reason__, _type_candidates, __dataclass_dflt_candidates__, _type_replaced, __dataclass_dflt_replaced__, _type_chain, __dataclass_dflt_chain__, _type_steps, __dataclass_dflt_steps__, _type_confidence, __dataclass_dflt_confidence__, _type_assumptions, __dataclass_dflt_assumptions__):\n def __init__(self,name:_type_name,outcome:_type_outcome,path:_type_path,source:_type_source,source_path:_type_source_path=__dataclass_dflt_source_path__,kind:_type_kind=__dataclass_dflt_kind__,error:_type_error=__dataclass_dflt_error__,reason:_type_reason=__dataclass_dflt_reason__,candidates:_type_candidates=__dataclass_dflt_candidates__,replaced:_type_replaced=__dataclass_dflt_replaced__,chain:_type_chain=__dataclass_dflt_chain__,steps:_type_steps=__dataclass_dflt_steps__,confidence:_type_confidence=__dataclass_dflt_confidence__,assumptions:_type_assumptions=__dataclass_dflt_assumptions__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'outcome',outcome)\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'source_path',source_path)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'error',error)\n  __dataclass_builtins_object__.__setattr__(self,'reason',reason)\n  __dataclass_builtins_object__.__setattr__(self,'candidates',candidates)\n  __dataclass_builtins_object__.__setattr__(self,'replaced',replaced)\n  __dataclass_builtins_object__.__setattr__(self,'chain',chain)\n  __dataclass_builtins_object__.__setattr__(self,'steps',steps)\n  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)\n  __dataclass_builtins_object__.__setattr__(self,'assumptions',assumptions)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_outcome, _type_path, _type_source, _type_source_path, __dataclass_dflt_source_path__, _type_kind, __dataclass_dflt_kind__, _type_error, __dataclass_dflt_error__, _type_reason, __dataclass_dflt_reason__, _type_candidates, __dataclass_dflt_candidates__, _type_replaced, __dataclass_dflt_replaced__, _type_chain, __dataclass_dflt_chain__, _type_steps, __dataclass_dflt_steps__, _type_confidence, __dataclass_dflt_confidence__, _type_assumptions, __dataclass_dflt_assumptions__):\n def __init__(self,name:_type_name,outcome:_type_outcome,path:_type_path,source:_type_source,source_path:_type_source_path=__dataclass_dflt_source_path__,kind:_type_kind=__dataclass_dflt_kind__,error:_type_error=__dataclass_dflt_error__,reason:_type_reason=__dataclass_dflt_reason__,candidates:_type_candidates=__dataclass_dflt_candidates__,replaced:_type_replaced=__dataclass_dflt_replaced__,chain:_type_chain=__dataclass_dflt_chain__,steps:_type_steps=__dataclass_dflt_steps__,confidence:_type_confidence=__dataclass_dflt_confidence__,assumptions:_type_assumptions=__dataclass_dflt_assumptions__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['outcome']=outcome\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['source_path']=source_path\n  __abiscan_dict__['kind']=kind\n  __abiscan_dict__['error']=error\n  __abiscan_dict__['reason']=reason\n  __abiscan_dict__['candidates']=candidates\n  __abiscan_dict__['replaced']=replaced\n  __abiscan_dict__['chain']=chain\n  __abiscan_dict__['steps']=steps\n  __abiscan_dict__['confidence']=confidence\n  __abiscan_dict__['assumptions']=assumptions\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_path, _type_is_package, _type_syntax, _type_body, __dataclass_dflt_body__, _type_edges, __dataclass_dflt_edges__, _type_bound, __dataclass_dflt_bound__, _type_open_namespace, __dataclass_dflt_open_namespace__, _type_open_line, __dataclass_dflt_open_line__, _type_all_names, __dataclass_dflt_all_names__, _type_custom_finder, __dataclass_dflt_custom_finder__, _type_hook_names, __dataclass_dflt_hook_names__, _type_extends_path, __dataclass_dflt_extends_path__, _type_declared_global, __dataclass_dflt_declared_global__, _type_bound_by_call, __dataclass_dflt_bound_by_call__, _type_global_writers, __dataclass_dflt_global_writers__, _type_writes_globals, __dataclass_dflt_writes_globals__, _type_globals_prefixes, __dataclass_dflt_globals_prefixes__, _type_lazy, __dataclass_dflt_lazy__):
  def __init__(self,name:_type_name,path:_type_path,is_package:_type_is_package,syntax:_type_syntax,body:_type_body=__dataclass_dflt_body__,edges:_type_edges=__dataclass_dflt_edges__,bound:_type_bound=__dataclass_HAS_DEFAULT_FACTORY__,open_namespace:_type_open_namespace=__dataclass_dflt_open_namespace__,open_line:_type_open_line=__dataclass_dflt_open_line__,all_names:_type_all_names=__dataclass_dflt_all_names__,custom_finder:_type_custom_finder=__dataclass_dflt_custom_finder__,hook_names:_type_hook_names=__dataclass_dflt_hook_names__,extends_path:_type_extends_path=__dataclass_dflt_extends_path__,declared_global:_type_declared_global=__dataclass_dflt_declared_global__,bound_by_call:_type_bound_by_call=__dataclass_HAS_DEFAULT_FACTORY__,global_writers:_type_global_writers=__dataclass_HAS_DEFAULT_FACTORY__,writes_globals:_type_writes_globals=__dataclass_dflt_writes_globals__,globals_prefixes:_type_globals_prefixes=__dataclass_dflt_globals_prefixes__,lazy:_type_lazy=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'is_package',is_package)
-  __dataclass_builtins_object__.__setattr__(self,'syntax',syntax)
-  __dataclass_builtins_object__.__setattr__(self,'body',body)
-  __dataclass_builtins_object__.__setattr__(self,'edges',edges)
-  __dataclass_builtins_object__.__setattr__(self,'bound',__dataclass_dflt_bound__() if bound is __dataclass_HAS_DEFAULT_FACTORY__ else bound)
-  __dataclass_builtins_object__.__setattr__(self,'open_namespace',open_namespace)
-  __dataclass_builtins_object__.__setattr__(self,'open_line',open_line)
-  __dataclass_builtins_object__.__setattr__(self,'all_names',all_names)
-  __dataclass_builtins_object__.__setattr__(self,'custom_finder',custom_finder)
-  __dataclass_builtins_object__.__setattr__(self,'hook_names',hook_names)
-  __dataclass_builtins_object__.__setattr__(self,'extends_path',extends_path)
-  __dataclass_builtins_object__.__setattr__(self,'declared_global',declared_global)
-  __dataclass_builtins_object__.__setattr__(self,'bound_by_call',__dataclass_dflt_bound_by_call__() if bound_by_call is __dataclass_HAS_DEFAULT_FACTORY__ else bound_by_call)
-  __dataclass_builtins_object__.__setattr__(self,'global_writers',__dataclass_dflt_global_writers__() if global_writers is __dataclass_HAS_DEFAULT_FACTORY__ else global_writers)
-  __dataclass_builtins_object__.__setattr__(self,'writes_globals',writes_globals)
-  __dataclass_builtins_object__.__setattr__(self,'globals_prefixes',globals_prefixes)
-  __dataclass_builtins_object__.__setattr__(self,'lazy',__dataclass_dflt_lazy__() if lazy is __dataclass_HAS_DEFAULT_FACTORY__ else lazy)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['is_package']=is_package
+  __abiscan_dict__['syntax']=syntax
+  __abiscan_dict__['body']=body
+  __abiscan_dict__['edges']=edges
+  __abiscan_dict__['bound']=__dataclass_dflt_bound__() if bound is __dataclass_HAS_DEFAULT_FACTORY__ else bound
+  __abiscan_dict__['open_namespace']=open_namespace
+  __abiscan_dict__['open_line']=open_line
+  __abiscan_dict__['all_names']=all_names
+  __abiscan_dict__['custom_finder']=custom_finder
+  __abiscan_dict__['hook_names']=hook_names
+  __abiscan_dict__['extends_path']=extends_path
+  __abiscan_dict__['declared_global']=declared_global
+  __abiscan_dict__['bound_by_call']=__dataclass_dflt_bound_by_call__() if bound_by_call is __dataclass_HAS_DEFAULT_FACTORY__ else bound_by_call
+  __abiscan_dict__['global_writers']=__dataclass_dflt_global_writers__() if global_writers is __dataclass_HAS_DEFAULT_FACTORY__ else global_writers
+  __abiscan_dict__['writes_globals']=writes_globals
+  __abiscan_dict__['globals_prefixes']=globals_prefixes
+  __abiscan_dict__['lazy']=__dataclass_dflt_lazy__() if lazy is __dataclass_HAS_DEFAULT_FACTORY__ else lazy
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_path, _type_is_package, _type_syntax, _type_body, __dataclass_dflt_body__, _type_edges, __dataclass_dflt_edges__, _type_bound, __dataclass_dflt_bound__, _type_open_namespace, __dataclass_dflt_open_namespace__, _type_open_line, __dataclass_dflt_open_line__, _type_all_names, __dataclass_dflt_all_names__, _type_custom_finder, __dataclass_dflt_custom_finder__, _type_hook_names, __dataclass_dflt_hook_names__, _type_extends_path, __dataclass_dflt_extends_path__, _type_declared_global, __dataclass_dflt_declared_global__, _type_bound_by_call, __dataclass_dflt_bound_by_call__, _type_global_writers, __dataclass_dflt_global_writers__, _type_writes_globals, __dataclass_dflt_writes_globals__, _type_globals_prefixes, __dataclass_dflt_globals_prefixes__, _type_lazy, __dataclass_dflt_lazy__):\n def __init__(self,name:_type_name,path:_type_path,is_package:_type_is_package,syntax:_type_syntax,body:_type_body=__dataclass_dflt_body__,edges:_type_edges=__dataclass_dflt_edges__,bound:_type_bound=__dataclass_HAS_DEFAULT_FACTORY__,open_namespace:_type_open_namespace=__dataclass_dflt_open_namespace__,open_line:_type_open_line=__dataclass_dflt_open_line__,all_names:_type_all_names=__dataclass_dflt_all_names__,custom_finder:_type_custom_finder=__dataclass_dflt_custom_finder__,hook_names:_type_hook_names=__dataclass_dflt_hook_names__,extends_path:_type_extends_path=__dataclass_dflt_extends_path__,declared_global:_type_declared_global=__dataclass_dflt_declared_global__,bound_by_call:_type_bound_by_call=__dataclass_HAS_DEFAULT_FACTORY__,global_writers:_type_global_writers=__dataclass_HAS_DEFAULT_FACTORY__,writes_globals:_type_writes_globals=__dataclass_dflt_writes_globals__,globals_prefixes:_type_globals_prefixes=__dataclass_dflt_globals_prefixes__,lazy:_type_lazy=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'is_package',is_package)\n  __dataclass_builtins_object__.__setattr__(self,'syntax',syntax)\n  __dataclass_builtins_object__.__setattr__(self,'body',body)\n  __dataclass_builtins_object__.__setattr__(self,'edges',edges)\n  __dataclass_builtins_object__.__setattr__(self,'bound',__dataclass_dflt_bound__() if bound is __dataclass_HAS_DEFAULT_FACTORY__ else bound)\n  __dataclass_builtins_object__.__setattr__(self,'open_namespace',open_namespace)\n  __dataclass_builtins_object__.__setattr__(self,'open_line',open_line)\n  __dataclass_builtins_object__.__setattr__(self,'all_names',all_names)\n  __dataclass_builtins_object__.__setattr__(self,'custom_finder',custom_finder)\n  __dataclass_builtins_object__.__setattr__(self,'hook_names',hook_names)\n  __dataclass_builtins_object__.__setattr__(self,'extends_path',extends_path)\n  __dataclass_builtins_object__.__setattr__(self,'declared_global',declared_global)\n  __dataclass_builtins_object__.__setattr__(self,'bound_by_call',__dataclass_dflt_bound_by_call__() if bound_by_call is __dataclass_HAS_DEFAULT_FACTORY__ else bound_by_call)\n  __dataclass_builtins_object__.__setattr__(self,'global_writers',__dataclass_dflt_global_writers__() if global_writers is __dataclass_HAS_DEFAULT_FACTORY__ else global_writers)\n  __dataclass_builtins_object__.__setattr__(self,'writes_globals',writes_globals)\n  __dataclass_builtins_object__.__setattr__(self,'globals_prefixes',globals_prefixes)\n  __dataclass_builtins_object__.__setattr__(self,'lazy',__dataclass_dflt_lazy__() if lazy is __dataclass_HAS_DEFAULT_FACTORY__ else lazy)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_path, _type_is_package, _type_syntax, _type_body, __dataclass_dflt_body__, _type_edges, __dataclass_dflt_edges__, _type_bound, __dataclass_dflt_bound__, _type_open_namespace, __dataclass_dflt_open_namespace__, _type_open_line, __dataclass_dflt_open_line__, _type_all_names, __dataclass_dflt_all_names__, _type_custom_finder, __dataclass_dflt_custom_finder__, _type_hook_names, __dataclass_dflt_hook_names__, _type_extends_path, __dataclass_dflt_extends_path__, _type_declared_global, __dataclass_dflt_declared_global__, _type_bound_by_call, __dataclass_dflt_bound_by_call__, _type_global_writers, __dataclass_dflt_global_writers__, _type_writes_globals, __dataclass_dflt_writes_globals__, _type_globals_prefixes, __dataclass_dflt_globals_prefixes__, _type_lazy, __dataclass_dflt_lazy__):\n def __init__(self,name:_type_name,path:_type_path,is_package:_type_is_package,syntax:_type_syntax,body:_type_body=__dataclass_dflt_body__,edges:_type_edges=__dataclass_dflt_edges__,bound:_type_bound=__dataclass_HAS_DEFAULT_FACTORY__,open_namespace:_type_open_namespace=__dataclass_dflt_open_namespace__,open_line:_type_open_line=__dataclass_dflt_open_line__,all_names:_type_all_names=__dataclass_dflt_all_names__,custom_finder:_type_custom_finder=__dataclass_dflt_custom_finder__,hook_names:_type_hook_names=__dataclass_dflt_hook_names__,extends_path:_type_extends_path=__dataclass_dflt_extends_path__,declared_global:_type_declared_global=__dataclass_dflt_declared_global__,bound_by_call:_type_bound_by_call=__dataclass_HAS_DEFAULT_FACTORY__,global_writers:_type_global_writers=__dataclass_HAS_DEFAULT_FACTORY__,writes_globals:_type_writes_globals=__dataclass_dflt_writes_globals__,globals_prefixes:_type_globals_prefixes=__dataclass_dflt_globals_prefixes__,lazy:_type_lazy=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['is_package']=is_package\n  __abiscan_dict__['syntax']=syntax\n  __abiscan_dict__['body']=body\n  __abiscan_dict__['edges']=edges\n  __abiscan_dict__['bound']=__dataclass_dflt_bound__() if bound is __dataclass_HAS_DEFAULT_FACTORY__ else bound\n  __abiscan_dict__['open_namespace']=open_namespace\n  __abiscan_dict__['open_line']=open_line\n  __abiscan_dict__['all_names']=all_names\n  __abiscan_dict__['custom_finder']=custom_finder\n  __abiscan_dict__['hook_names']=hook_names\n  __abiscan_dict__['extends_path']=extends_path\n  __abiscan_dict__['declared_global']=declared_global\n  __abiscan_dict__['bound_by_call']=__dataclass_dflt_bound_by_call__() if bound_by_call is __dataclass_HAS_DEFAULT_FACTORY__ else bound_by_call\n  __abiscan_dict__['global_writers']=__dataclass_dflt_global_writers__() if global_writers is __dataclass_HAS_DEFAULT_FACTORY__ else global_writers\n  __abiscan_dict__['writes_globals']=writes_globals\n  __abiscan_dict__['globals_prefixes']=globals_prefixes\n  __abiscan_dict__['lazy']=__dataclass_dflt_lazy__() if lazy is __dataclass_HAS_DEFAULT_FACTORY__ else lazy\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_python_version, _type_arch, _type_multiarch, _type_extension_suffixes, _type_sys_path, _type_ld_library_path, _type_libc, _type_libc_version, _type_os_name, _type_implementation, __dataclass_dflt_implementation__, _type_abiflags, __dataclass_dflt_abiflags__, _type_runtime, __dataclass_dflt_runtime__, _type_layer_root, __dataclass_dflt_layer_root__, _type_function_root, __dataclass_dflt_function_root__, _type_site_packages, __dataclass_dflt_site_packages__, _type_ld_so_flavor, __dataclass_dflt_ld_so_flavor__, _type_max_layers, __dataclass_dflt_max_layers__, _type_max_unzipped_bytes, __dataclass_dflt_max_unzipped_bytes__, _type_sources, __dataclass_dflt_sources__, _type_notes, __dataclass_dflt_notes__, _type_os_id, __dataclass_dflt_os_id__, _type_system, __dataclass_dflt_system__, _type_capi, __dataclass_dflt_capi__):
  def __init__(self,name:_type_name,python_version:_type_python_version,arch:_type_arch,multiarch:_type_multiarch,extension_suffixes:_type_extension_suffixes,sys_path:_type_sys_path,ld_library_path:_type_ld_library_path,libc:_type_libc,libc_version:_type_libc_version,os_name:_type_os_name,implementation:_type_implementation=__dataclass_dflt_implementation__,abiflags:_type_abiflags=__dataclass_dflt_abiflags__,runtime:_type_runtime=__dataclass_dflt_runtime__,layer_root:_type_layer_root=__dataclass_dflt_layer_root__,function_root:_type_function_root=__dataclass_dflt_function_root__,site_packages:_type_site_packages=__dataclass_dflt_site_packages__,ld_so_flavor:_type_ld_so_flavor=__dataclass_dflt_ld_so_flavor__,max_layers:_type_max_layers=__dataclass_dflt_max_layers__,max_unzipped_bytes:_type_max_unzipped_bytes=__dataclass_dflt_max_unzipped_bytes__,sources:_type_sources=__dataclass_dflt_sources__,notes:_type_notes=__dataclass_dflt_notes__,os_id:_type_os_id=__dataclass_dflt_os_id__,system:_type_system=__dataclass_dflt_system__,capi:_type_capi=__dataclass_dflt_capi__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'python_version',python_version)
-  __dataclass_builtins_object__.__setattr__(self,'arch',arch)
-  __dataclass_builtins_object__.__setattr__(self,'multiarch',multiarch)
-  __dataclass_builtins_object__.__setattr__(self,'extension_suffixes',extension_suffixes)
-  __dataclass_builtins_object__.__setattr__(self,'sys_path',sys_path)
-  __dataclass_builtins_object__.__setattr__(self,'ld_library_path',ld_library_path)
-  __dataclass_builtins_object__.__setattr__(self,'libc',libc)
-  __dataclass_builtins_object__.__setattr__(self,'libc_version',libc_version)
-  __dataclass_builtins_object__.__setattr__(self,'os_name',os_name)
-  __dataclass_builtins_object__.__setattr__(self,'implementation',implementation)
-  __dataclass_builtins_object__.__setattr__(self,'abiflags',abiflags)
-  __dataclass_builtins_object__.__setattr__(self,'runtime',runtime)
-  __dataclass_builtins_object__.__setattr__(self,'layer_root',layer_root)
-  __dataclass_builtins_object__.__setattr__(self,'function_root',function_root)
-  __dataclass_builtins_object__.__setattr__(self,'site_packages',site_packages)
-  __dataclass_builtins_object__.__setattr__(self,'ld_so_flavor',ld_so_flavor)
-  __dataclass_builtins_object__.__setattr__(self,'max_layers',max_layers)
-  __dataclass_builtins_object__.__setattr__(self,'max_unzipped_bytes',max_unzipped_bytes)
-  __dataclass_builtins_object__.__setattr__(self,'sources',sources)
-  __dataclass_builtins_object__.__setattr__(self,'notes',notes)
-  __dataclass_builtins_object__.__setattr__(self,'os_id',os_id)
-  __dataclass_builtins_object__.__setattr__(self,'system',system)
-  __dataclass_builtins_object__.__setattr__(self,'capi',capi)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['python_version']=python_version
+  __abiscan_dict__['arch']=arch
+  __abiscan_dict__['multiarch']=multiarch
+  __abiscan_dict__['extension_suffixes']=extension_suffixes
+  __abiscan_dict__['sys_path']=sys_path
+  __abiscan_dict__['ld_library_path']=ld_library_path
+  __abiscan_dict__['libc']=libc
+  __abiscan_dict__['libc_version']=libc_version
+  __abiscan_dict__['os_name']=os_name
+  __abiscan_dict__['implementation']=implementation
+  __abiscan_dict__['abiflags']=abiflags
+  __abiscan_dict__['runtime']=runtime
+  __abiscan_dict__['layer_root']=layer_root
+  __abiscan_dict__['function_root']=function_root
+  __abiscan_dict__['site_packages']=site_packages
+  __abiscan_dict__['ld_so_flavor']=ld_so_flavor
+  __abiscan_dict__['max_layers']=max_layers
+  __abiscan_dict__['max_unzipped_bytes']=max_unzipped_bytes
+  __abiscan_dict__['sources']=sources
+  __abiscan_dict__['notes']=notes
+  __abiscan_dict__['os_id']=os_id
+  __abiscan_dict__['system']=system
+  __abiscan_dict__['capi']=capi
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_python_version, _type_arch, _type_multiarch, _type_extension_suffixes, _type_sys_path, _type_ld_library_path, _type_libc, _type_libc_version, _type_os_name, _type_implementation, __dataclass_dflt_implementation__, _type_abiflags, __dataclass_dflt_abiflags__, _type_runtime, __dataclass_dflt_runtime__, _type_layer_root, __dataclass_dflt_layer_root__, _type_function_root, __dataclass_dflt_function_root__, _type_site_packages, __dataclass_dflt_site_packages__, _type_ld_so_flavor, __dataclass_dflt_ld_so_flavor__, _type_max_layers, __dataclass_dflt_max_layers__, _type_max_unzipped_bytes, __dataclass_dflt_max_unzipped_bytes__, _type_sources, __dataclass_dflt_sources__, _type_notes, __dataclass_dflt_notes__, _type_os_id, __dataclass_dflt_os_id__, _type_system, __dataclass_dflt_system__, _type_capi, __dataclass_dflt_capi__):\n def __init__(self,name:_type_name,python_version:_type_python_version,arch:_type_arch,multiarch:_type_multiarch,extension_suffixes:_type_extension_suffixes,sys_path:_type_sys_path,ld_library_path:_type_ld_library_path,libc:_type_libc,libc_version:_type_libc_version,os_name:_type_os_name,implementation:_type_implementation=__dataclass_dflt_implementation__,abiflags:_type_abiflags=__dataclass_dflt_abiflags__,runtime:_type_runtime=__dataclass_dflt_runtime__,layer_root:_type_layer_root=__dataclass_dflt_layer_root__,function_root:_type_function_root=__dataclass_dflt_function_root__,site_packages:_type_site_packages=__dataclass_dflt_site_packages__,ld_so_flavor:_type_ld_so_flavor=__dataclass_dflt_ld_so_flavor__,max_layers:_type_max_layers=__dataclass_dflt_max_layers__,max_unzipped_bytes:_type_max_unzipped_bytes=__dataclass_dflt_max_unzipped_bytes__,sources:_type_sources=__dataclass_dflt_sources__,notes:_type_notes=__dataclass_dflt_notes__,os_id:_type_os_id=__dataclass_dflt_os_id__,system:_type_system=__dataclass_dflt_system__,capi:_type_capi=__dataclass_dflt_capi__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'python_version',python_version)\n  __dataclass_builtins_object__.__setattr__(self,'arch',arch)\n  __dataclass_builtins_object__.__setattr__(self,'multiarch',multiarch)\n  __dataclass_builtins_object__.__setattr__(self,'extension_suffixes',extension_suffixes)\n  __dataclass_builtins_object__.__setattr__(self,'sys_path',sys_path)\n  __dataclass_builtins_object__.__setattr__(self,'ld_library_path',ld_library_path)\n  __dataclass_builtins_object__.__setattr__(self,'libc',libc)\n  __dataclass_builtins_object__.__setattr__(self,'libc_version',libc_version)\n  __dataclass_builtins_object__.__setattr__(self,'os_name',os_name)\n  __dataclass_builtins_object__.__setattr__(self,'implementation',implementation)\n  __dataclass_builtins_object__.__setattr__(self,'abiflags',abiflags)\n  __dataclass_builtins_object__.__setattr__(self,'runtime',runtime)\n  __dataclass_builtins_object__.__setattr__(self,'layer_root',layer_root)\n  __dataclass_builtins_object__.__setattr__(self,'function_root',function_root)\n  __dataclass_builtins_object__.__setattr__(self,'site_packages',site_packages)\n  __dataclass_builtins_object__.__setattr__(self,'ld_so_flavor',ld_so_flavor)\n  __dataclass_builtins_object__.__setattr__(self,'max_layers',max_layers)\n  __dataclass_builtins_object__.__setattr__(self,'max_unzipped_bytes',max_unzipped_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'sources',sources)\n  __dataclass_builtins_object__.__setattr__(self,'notes',notes)\n  __dataclass_builtins_object__.__setattr__(self,'os_id',os_id)\n  __dataclass_builtins_object__.__setattr__(self,'system',system)\n  __dataclass_builtins_object__.__setattr__(self,'capi',capi)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_python_version, _type_arch, _type_multiarch, _type_extension_suffixes, _type_sys_path, _type_ld_library_path, _type_libc, _type_libc_version, _type_os_name, _type_implementation, __dataclass_dflt_implementation__, _type_abiflags, __dataclass_dflt_abiflags__, _type_runtime, __dataclass_dflt_runtime__, _type_layer_root, __dataclass_dflt_layer_root__, _type_function_root, __dataclass_dflt_function_root__, _type_site_packages, __dataclass_dflt_site_packages__, _type_ld_so_flavor, __dataclass_dflt_ld_so_flavor__, _type_max_layers, __dataclass_dflt_max_layers__, _type_max_unzipped_bytes, __dataclass_dflt_max_unzipped_bytes__, _type_sources, __dataclass_dflt_sources__, _type_notes, __dataclass_dflt_notes__, _type_os_id, __dataclass_dflt_os_id__, _type_system, __dataclass_dflt_system__, _type_capi, __dataclass_dflt_capi__):\n def __init__(self,name:_type_name,python_version:_type_python_version,arch:_type_arch,multiarch:_type_multiarch,extension_suffixes:_type_extension_suffixes,sys_path:_type_sys_path,ld_library_path:_type_ld_library_path,libc:_type_libc,libc_version:_type_libc_version,os_name:_type_os_name,implementation:_type_implementation=__dataclass_dflt_implementation__,abiflags:_type_abiflags=__dataclass_dflt_abiflags__,runtime:_type_runtime=__dataclass_dflt_runtime__,layer_root:_type_layer_root=__dataclass_dflt_layer_root__,function_root:_type_function_root=__dataclass_dflt_function_root__,site_packages:_type_site_packages=__dataclass_dflt_site_packages__,ld_so_flavor:_type_ld_so_flavor=__dataclass_dflt_ld_so_flavor__,max_layers:_type_max_layers=__dataclass_dflt_max_layers__,max_unzipped_bytes:_type_max_unzipped_bytes=__dataclass_dflt_max_unzipped_bytes__,sources:_type_sources=__dataclass_dflt_sources__,notes:_type_notes=__dataclass_dflt_notes__,os_id:_type_os_id=__dataclass_dflt_os_id__,system:_type_system=__dataclass_dflt_system__,capi:_type_capi=__dataclass_dflt_capi__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['python_version']=python_version\n  __abiscan_dict__['arch']=arch\n  __abiscan_dict__['multiarch']=multiarch\n  __abiscan_dict__['extension_suffixes']=extension_suffixes\n  __abiscan_dict__['sys_path']=sys_path\n  __abiscan_dict__['ld_library_path']=ld_library_path\n  __abiscan_dict__['libc']=libc\n  __abiscan_dict__['libc_version']=libc_version\n  __abiscan_dict__['os_name']=os_name\n  __abiscan_dict__['implementation']=implementation\n  __abiscan_dict__['abiflags']=abiflags\n  __abiscan_dict__['runtime']=runtime\n  __abiscan_dict__['layer_root']=layer_root\n  __abiscan_dict__['function_root']=function_root\n  __abiscan_dict__['site_packages']=site_packages\n  __abiscan_dict__['ld_so_flavor']=ld_so_flavor\n  __abiscan_dict__['max_layers']=max_layers\n  __abiscan_dict__['max_unzipped_bytes']=max_unzipped_bytes\n  __abiscan_dict__['sources']=sources\n  __abiscan_dict__['notes']=notes\n  __abiscan_dict__['os_id']=os_id\n  __abiscan_dict__['system']=system\n  __abiscan_dict__['capi']=capi\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_root, _type_path, _type_visible):
  def __init__(self,name:_type_name,root:_type_root,path:_type_path,visible:_type_visible)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'root',root)
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'visible',visible)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['root']=root
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['visible']=visible
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_root, _type_path, _type_visible):\n def __init__(self,name:_type_name,root:_type_root,path:_type_path,visible:_type_visible)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'root',root)\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'visible',visible)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_root, _type_path, _type_visible):\n def __init__(self,name:_type_name,root:_type_root,path:_type_path,visible:_type_visible)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['root']=root\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['visible']=visible\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_spec, _type_error, _type_passed_over, __dataclass_dflt_passed_over__, _type_failed_parent, __dataclass_dflt_failed_parent__):
  def __init__(self,name:_type_name,spec:_type_spec,error:_type_error,passed_over:_type_passed_over=__dataclass_dflt_passed_over__,failed_parent:_type_failed_parent=__dataclass_dflt_failed_parent__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'spec',spec)
-  __dataclass_builtins_object__.__setattr__(self,'error',error)
-  __dataclass_builtins_object__.__setattr__(self,'passed_over',passed_over)
-  __dataclass_builtins_object__.__setattr__(self,'failed_parent',failed_parent)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['spec']=spec
+  __abiscan_dict__['error']=error
+  __abiscan_dict__['passed_over']=passed_over
+  __abiscan_dict__['failed_parent']=failed_parent
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_spec, _type_error, _type_passed_over, __dataclass_dflt_passed_over__, _type_failed_parent, __dataclass_dflt_failed_parent__):\n def __init__(self,name:_type_name,spec:_type_spec,error:_type_error,passed_over:_type_passed_over=__dataclass_dflt_passed_over__,failed_parent:_type_failed_parent=__dataclass_dflt_failed_parent__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'spec',spec)\n  __dataclass_builtins_object__.__setattr__(self,'error',error)\n  __dataclass_builtins_object__.__setattr__(self,'passed_over',passed_over)\n  __dataclass_builtins_object__.__setattr__(self,'failed_parent',failed_parent)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_spec, _type_error, _type_passed_over, __dataclass_dflt_passed_over__, _type_failed_parent, __dataclass_dflt_failed_parent__):\n def __init__(self,name:_type_name,spec:_type_spec,error:_type_error,passed_over:_type_passed_over=__dataclass_dflt_passed_over__,failed_parent:_type_failed_parent=__dataclass_dflt_failed_parent__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['spec']=spec\n  __abiscan_dict__['error']=error\n  __abiscan_dict__['passed_over']=passed_over\n  __abiscan_dict__['failed_parent']=failed_parent\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_dist_info, _type_site, _type_source, _type_source_index, __dataclass_dflt_source_index__, _type_wheel_tags, __dataclass_dflt_wheel_tags__, _type_root_is_purelib, __dataclass_dflt_root_is_purelib__, _type_requires_python, __dataclass_dflt_requires_python__, _type_requires_dist, __dataclass_dflt_requires_dist__, _type_record, __dataclass_dflt_record__, _type_top_level, __dataclass_dflt_top_level__, _type_problems, __dataclass_dflt_problems__):
  def __init__(self,name:_type_name,version:_type_version,dist_info:_type_dist_info,site:_type_site,source:_type_source,source_index:_type_source_index=__dataclass_dflt_source_index__,wheel_tags:_type_wheel_tags=__dataclass_dflt_wheel_tags__,root_is_purelib:_type_root_is_purelib=__dataclass_dflt_root_is_purelib__,requires_python:_type_requires_python=__dataclass_dflt_requires_python__,requires_dist:_type_requires_dist=__dataclass_dflt_requires_dist__,record:_type_record=__dataclass_dflt_record__,top_level:_type_top_level=__dataclass_dflt_top_level__,problems:_type_problems=__dataclass_dflt_problems__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
-  __dataclass_builtins_object__.__setattr__(self,'dist_info',dist_info)
-  __dataclass_builtins_object__.__setattr__(self,'site',site)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'source_index',source_index)
-  __dataclass_builtins_object__.__setattr__(self,'wheel_tags',wheel_tags)
-  __dataclass_builtins_object__.__setattr__(self,'root_is_purelib',root_is_purelib)
-  __dataclass_builtins_object__.__setattr__(self,'requires_python',requires_python)
-  __dataclass_builtins_object__.__setattr__(self,'requires_dist',requires_dist)
-  __dataclass_builtins_object__.__setattr__(self,'record',record)
-  __dataclass_builtins_object__.__setattr__(self,'top_level',top_level)
-  __dataclass_builtins_object__.__setattr__(self,'problems',problems)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['version']=version
+  __abiscan_dict__['dist_info']=dist_info
+  __abiscan_dict__['site']=site
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['source_index']=source_index
+  __abiscan_dict__['wheel_tags']=wheel_tags
+  __abiscan_dict__['root_is_purelib']=root_is_purelib
+  __abiscan_dict__['requires_python']=requires_python
+  __abiscan_dict__['requires_dist']=requires_dist
+  __abiscan_dict__['record']=record
+  __abiscan_dict__['top_level']=top_level
+  __abiscan_dict__['problems']=problems
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_dist_info, _type_site, _type_source, _type_source_index, __dataclass_dflt_source_index__, _type_wheel_tags, __dataclass_dflt_wheel_tags__, _type_root_is_purelib, __dataclass_dflt_root_is_purelib__, _type_requires_python, __dataclass_dflt_requires_python__, _type_requires_dist, __dataclass_dflt_requires_dist__, _type_record, __dataclass_dflt_record__, _type_top_level, __dataclass_dflt_top_level__, _type_problems, __dataclass_dflt_problems__):\n def __init__(self,name:_type_name,version:_type_version,dist_info:_type_dist_info,site:_type_site,source:_type_source,source_index:_type_source_index=__dataclass_dflt_source_index__,wheel_tags:_type_wheel_tags=__dataclass_dflt_wheel_tags__,root_is_purelib:_type_root_is_purelib=__dataclass_dflt_root_is_purelib__,requires_python:_type_requires_python=__dataclass_dflt_requires_python__,requires_dist:_type_requires_dist=__dataclass_dflt_requires_dist__,record:_type_record=__dataclass_dflt_record__,top_level:_type_top_level=__dataclass_dflt_top_level__,problems:_type_problems=__dataclass_dflt_problems__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n  __dataclass_builtins_object__.__setattr__(self,'dist_info',dist_info)\n  __dataclass_builtins_object__.__setattr__(self,'site',site)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'source_index',source_index)\n  __dataclass_builtins_object__.__setattr__(self,'wheel_tags',wheel_tags)\n  __dataclass_builtins_object__.__setattr__(self,'root_is_purelib',root_is_purelib)\n  __dataclass_builtins_object__.__setattr__(self,'requires_python',requires_python)\n  __dataclass_builtins_object__.__setattr__(self,'requires_dist',requires_dist)\n  __dataclass_builtins_object__.__setattr__(self,'record',record)\n  __dataclass_builtins_object__.__setattr__(self,'top_level',top_level)\n  __dataclass_builtins_object__.__setattr__(self,'problems',problems)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_dist_info, _type_site, _type_source, _type_source_index, __dataclass_dflt_source_index__, _type_wheel_tags, __dataclass_dflt_wheel_tags__, _type_root_is_purelib, __dataclass_dflt_root_is_purelib__, _type_requires_python, __dataclass_dflt_requires_python__, _type_requires_dist, __dataclass_dflt_requires_dist__, _type_record, __dataclass_dflt_record__, _type_top_level, __dataclass_dflt_top_level__, _type_problems, __dataclass_dflt_problems__):\n def __init__(self,name:_type_name,version:_type_version,dist_info:_type_dist_info,site:_type_site,source:_type_source,source_index:_type_source_index=__dataclass_dflt_source_index__,wheel_tags:_type_wheel_tags=__dataclass_dflt_wheel_tags__,root_is_purelib:_type_root_is_purelib=__dataclass_dflt_root_is_purelib__,requires_python:_type_requires_python=__dataclass_dflt_requires_python__,requires_dist:_type_requires_dist=__dataclass_dflt_requires_dist__,record:_type_record=__dataclass_dflt_record__,top_level:_type_top_level=__dataclass_dflt_top_level__,problems:_type_problems=__dataclass_dflt_problems__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['version']=version\n  __abiscan_dict__['dist_info']=dist_info\n  __abiscan_dict__['site']=site\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['source_index']=source_index\n  __abiscan_dict__['wheel_tags']=wheel_tags\n  __abiscan_dict__['root_is_purelib']=root_is_purelib\n  __abiscan_dict__['requires_python']=requires_python\n  __abiscan_dict__['requires_dist']=requires_dist\n  __abiscan_dict__['record']=record\n  __abiscan_dict__['top_level']=top_level\n  __abiscan_dict__['problems']=problems\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_location, _type_top_level, _type_certainty, _type_source, _type_as_of, _type_version_certainty, __dataclass_dflt_version_certainty__, _type_version_source, __dataclass_dflt_version_source__, _type_source_ids, __dataclass_dflt_source_ids__, _type_notes, __dataclass_dflt_notes__):
  def __init__(self,name:_type_name,version:_type_version,location:_type_location,top_level:_type_top_level,certainty:_type_certainty,source:_type_source,as_of:_type_as_of,version_certainty:_type_version_certainty=__dataclass_dflt_version_certainty__,version_source:_type_version_source=__dataclass_dflt_version_source__,source_ids:_type_source_ids=__dataclass_dflt_source_ids__,notes:_type_notes=__dataclass_dflt_notes__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
-  __dataclass_builtins_object__.__setattr__(self,'location',location)
-  __dataclass_builtins_object__.__setattr__(self,'top_level',top_level)
-  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'as_of',as_of)
-  __dataclass_builtins_object__.__setattr__(self,'version_certainty',version_certainty)
-  __dataclass_builtins_object__.__setattr__(self,'version_source',version_source)
-  __dataclass_builtins_object__.__setattr__(self,'source_ids',source_ids)
-  __dataclass_builtins_object__.__setattr__(self,'notes',notes)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['version']=version
+  __abiscan_dict__['location']=location
+  __abiscan_dict__['top_level']=top_level
+  __abiscan_dict__['certainty']=certainty
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['as_of']=as_of
+  __abiscan_dict__['version_certainty']=version_certainty
+  __abiscan_dict__['version_source']=version_source
+  __abiscan_dict__['source_ids']=source_ids
+  __abiscan_dict__['notes']=notes
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_location, _type_top_level, _type_certainty, _type_source, _type_as_of, _type_version_certainty, __dataclass_dflt_version_certainty__, _type_version_source, __dataclass_dflt_version_source__, _type_source_ids, __dataclass_dflt_source_ids__, _type_notes, __dataclass_dflt_notes__):\n def __init__(self,name:_type_name,version:_type_version,location:_type_location,top_level:_type_top_level,certainty:_type_certainty,source:_type_source,as_of:_type_as_of,version_certainty:_type_version_certainty=__dataclass_dflt_version_certainty__,version_source:_type_version_source=__dataclass_dflt_version_source__,source_ids:_type_source_ids=__dataclass_dflt_source_ids__,notes:_type_notes=__dataclass_dflt_notes__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n  __dataclass_builtins_object__.__setattr__(self,'location',location)\n  __dataclass_builtins_object__.__setattr__(self,'top_level',top_level)\n  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'as_of',as_of)\n  __dataclass_builtins_object__.__setattr__(self,'version_certainty',version_certainty)\n  __dataclass_builtins_object__.__setattr__(self,'version_source',version_source)\n  __dataclass_builtins_object__.__setattr__(self,'source_ids',source_ids)\n  __dataclass_builtins_object__.__setattr__(self,'notes',notes)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_location, _type_top_level, _type_certainty, _type_source, _type_as_of, _type_version_certainty, __dataclass_dflt_version_certainty__, _type_version_source, __dataclass_dflt_version_source__, _type_source_ids, __dataclass_dflt_source_ids__, _type_notes, __dataclass_dflt_notes__):\n def __init__(self,name:_type_name,version:_type_version,location:_type_location,top_level:_type_top_level,certainty:_type_certainty,source:_type_source,as_of:_type_as_of,version_certainty:_type_version_certainty=__dataclass_dflt_version_certainty__,version_source:_type_version_source=__dataclass_dflt_version_source__,source_ids:_type_source_ids=__dataclass_dflt_source_ids__,notes:_type_notes=__dataclass_dflt_notes__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['version']=version\n  __abiscan_dict__['location']=location\n  __abiscan_dict__['top_level']=top_level\n  __abiscan_dict__['certainty']=certainty\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['as_of']=as_of\n  __abiscan_dict__['version_certainty']=version_certainty\n  __abiscan_dict__['version_source']=version_source\n  __abiscan_dict__['source_ids']=source_ids\n  __abiscan_dict__['notes']=notes\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_where, _type_from_runtime, __dataclass_dflt_from_runtime__):
  def __init__(self,name:_type_name,version:_type_version,where:_type_where,from_runtime:_type_from_runtime=__dataclass_dflt_from_runtime__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
-  __dataclass_builtins_object__.__setattr__(self,'where',where)
-  __dataclass_builtins_object__.__setattr__(self,'from_runtime',from_runtime)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['version']=version
+  __abiscan_dict__['where']=where
+  __abiscan_dict__['from_runtime']=from_runtime
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_where, _type_from_runtime, __dataclass_dflt_from_runtime__):\n def __init__(self,name:_type_name,version:_type_version,where:_type_where,from_runtime:_type_from_runtime=__dataclass_dflt_from_runtime__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n  __dataclass_builtins_object__.__setattr__(self,'where',where)\n  __dataclass_builtins_object__.__setattr__(self,'from_runtime',from_runtime)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_version, _type_where, _type_from_runtime, __dataclass_dflt_from_runtime__):\n def __init__(self,name:_type_name,version:_type_version,where:_type_where,from_runtime:_type_from_runtime=__dataclass_dflt_from_runtime__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['version']=version\n  __abiscan_dict__['where']=where\n  __abiscan_dict__['from_runtime']=from_runtime\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_weak, _type_version, __dataclass_dflt_version__, _type_version_file, __dataclass_dflt_version_file__):
  def __init__(self,name:_type_name,weak:_type_weak,version:_type_version=__dataclass_dflt_version__,version_file:_type_version_file=__dataclass_dflt_version_file__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'weak',weak)
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
-  __dataclass_builtins_object__.__setattr__(self,'version_file',version_file)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['weak']=weak
+  __abiscan_dict__['version']=version
+  __abiscan_dict__['version_file']=version_file
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_weak, _type_version, __dataclass_dflt_version__, _type_version_file, __dataclass_dflt_version_file__):\n def __init__(self,name:_type_name,weak:_type_weak,version:_type_version=__dataclass_dflt_version__,version_file:_type_version_file=__dataclass_dflt_version_file__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'weak',weak)\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n  __dataclass_builtins_object__.__setattr__(self,'version_file',version_file)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_name, _type_weak, _type_version, __dataclass_dflt_version__, _type_version_file, __dataclass_dflt_version_file__):\n def __init__(self,name:_type_name,weak:_type_weak,version:_type_version=__dataclass_dflt_version__,version_file:_type_version_file=__dataclass_dflt_version_file__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['weak']=weak\n  __abiscan_dict__['version']=version\n  __abiscan_dict__['version_file']=version_file\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_names, _type_kinds, _type_versions, _type_first_export):
  def __init__(self,names:_type_names,kinds:_type_kinds,versions:_type_versions,first_export:_type_first_export)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'names',names)
-  __dataclass_builtins_object__.__setattr__(self,'kinds',kinds)
-  __dataclass_builtins_object__.__setattr__(self,'versions',versions)
-  __dataclass_builtins_object__.__setattr__(self,'first_export',first_export)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['names']=names
+  __abiscan_dict__['kinds']=kinds
+  __abiscan_dict__['versions']=versions
+  __abiscan_dict__['first_export']=first_export
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_names, _type_kinds, _type_versions, _type_first_export):\n def __init__(self,names:_type_names,kinds:_type_kinds,versions:_type_versions,first_export:_type_first_export)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'names',names)\n  __dataclass_builtins_object__.__setattr__(self,'kinds',kinds)\n  __dataclass_builtins_object__.__setattr__(self,'versions',versions)\n  __dataclass_builtins_object__.__setattr__(self,'first_export',first_export)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_names, _type_kinds, _type_versions, _type_first_export):\n def __init__(self,names:_type_names,kinds:_type_kinds,versions:_type_versions,first_export:_type_first_export)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['names']=names\n  __abiscan_dict__['kinds']=kinds\n  __abiscan_dict__['versions']=versions\n  __abiscan_dict__['first_export']=first_export\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_ok, _type_message, _type_reason, _type_detail):
  def __init__(self,ok:_type_ok,message:_type_message,reason:_type_reason,detail:_type_detail)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'ok',ok)
-  __dataclass_builtins_object__.__setattr__(self,'message',message)
-  __dataclass_builtins_object__.__setattr__(self,'reason',reason)
-  __dataclass_builtins_object__.__setattr__(self,'detail',detail)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['ok']=ok
+  __abiscan_dict__['message']=message
+  __abiscan_dict__['reason']=reason
+  __abiscan_dict__['detail']=detail
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_ok, _type_message, _type_reason, _type_detail):\n def __init__(self,ok:_type_ok,message:_type_message,reason:_type_reason,detail:_type_detail)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'ok',ok)\n  __dataclass_builtins_object__.__setattr__(self,'message',message)\n  __dataclass_builtins_object__.__setattr__(self,'reason',reason)\n  __dataclass_builtins_object__.__setattr__(self,'detail',detail)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_ok, _type_message, _type_reason, _type_detail):\n def __init__(self,ok:_type_ok,message:_type_message,reason:_type_reason,detail:_type_detail)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['ok']=ok\n  __abiscan_dict__['message']=message\n  __abiscan_dict__['reason']=reason\n  __abiscan_dict__['detail']=detail\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_options):
  def __init__(self,options:_type_options)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'options',options)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['options']=options
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_options):\n def __init__(self,options:_type_options)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'options',options)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_options):\n def __init__(self,options:_type_options)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['options']=options\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_outcome, _type_error, _type_reason, _type_findings):
  def __init__(self,outcome:_type_outcome,error:_type_error,reason:_type_reason,findings:_type_findings)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'outcome',outcome)
-  __dataclass_builtins_object__.__setattr__(self,'error',error)
-  __dataclass_builtins_object__.__setattr__(self,'reason',reason)
-  __dataclass_builtins_object__.__setattr__(self,'findings',findings)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['outcome']=outcome
+  __abiscan_dict__['error']=error
+  __abiscan_dict__['reason']=reason
+  __abiscan_dict__['findings']=findings
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_outcome, _type_error, _type_reason, _type_findings):\n def __init__(self,outcome:_type_outcome,error:_type_error,reason:_type_reason,findings:_type_findings)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'outcome',outcome)\n  __dataclass_builtins_object__.__setattr__(self,'error',error)\n  __dataclass_builtins_object__.__setattr__(self,'reason',reason)\n  __dataclass_builtins_object__.__setattr__(self,'findings',findings)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_outcome, _type_error, _type_reason, _type_findings):\n def __init__(self,outcome:_type_outcome,error:_type_error,reason:_type_reason,findings:_type_findings)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['outcome']=outcome\n  __abiscan_dict__['error']=error\n  __abiscan_dict__['reason']=reason\n  __abiscan_dict__['findings']=findings\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_outcome, _type_problem, _type_objects, _type_notes, __dataclass_dflt_notes__, _type_capi_refs, __dataclass_dflt_capi_refs__, _type_confidence, __dataclass_dflt_confidence__):
  def __init__(self,outcome:_type_outcome,problem:_type_problem,objects:_type_objects,notes:_type_notes=__dataclass_dflt_notes__,capi_refs:_type_capi_refs=__dataclass_dflt_capi_refs__,confidence:_type_confidence=__dataclass_dflt_confidence__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'outcome',outcome)
-  __dataclass_builtins_object__.__setattr__(self,'problem',problem)
-  __dataclass_builtins_object__.__setattr__(self,'objects',objects)
-  __dataclass_builtins_object__.__setattr__(self,'notes',notes)
-  __dataclass_builtins_object__.__setattr__(self,'capi_refs',capi_refs)
-  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['outcome']=outcome
+  __abiscan_dict__['problem']=problem
+  __abiscan_dict__['objects']=objects
+  __abiscan_dict__['notes']=notes
+  __abiscan_dict__['capi_refs']=capi_refs
+  __abiscan_dict__['confidence']=confidence
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_outcome, _type_problem, _type_objects, _type_notes, __dataclass_dflt_notes__, _type_capi_refs, __dataclass_dflt_capi_refs__, _type_confidence, __dataclass_dflt_confidence__):\n def __init__(self,outcome:_type_outcome,problem:_type_problem,objects:_type_objects,notes:_type_notes=__dataclass_dflt_notes__,capi_refs:_type_capi_refs=__dataclass_dflt_capi_refs__,confidence:_type_confidence=__dataclass_dflt_confidence__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'outcome',outcome)\n  __dataclass_builtins_object__.__setattr__(self,'problem',problem)\n  __dataclass_builtins_object__.__setattr__(self,'objects',objects)\n  __dataclass_builtins_object__.__setattr__(self,'notes',notes)\n  __dataclass_builtins_object__.__setattr__(self,'capi_refs',capi_refs)\n  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_outcome, _type_problem, _type_objects, _type_notes, __dataclass_dflt_notes__, _type_capi_refs, __dataclass_dflt_capi_refs__, _type_confidence, __dataclass_dflt_confidence__):\n def __init__(self,outcome:_type_outcome,problem:_type_problem,objects:_type_objects,notes:_type_notes=__dataclass_dflt_notes__,capi_refs:_type_capi_refs=__dataclass_dflt_capi_refs__,confidence:_type_confidence=__dataclass_dflt_confidence__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['outcome']=outcome\n  __abiscan_dict__['problem']=problem\n  __abiscan_dict__['objects']=objects\n  __abiscan_dict__['notes']=notes\n  __abiscan_dict__['capi_refs']=capi_refs\n  __abiscan_dict__['confidence']=confidence\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_p_type, _type_offset, _type_vaddr, _type_filesz, _type_flags):
  def __init__(self,p_type:_type_p_type,offset:_type_offset,vaddr:_type_vaddr,filesz:_type_filesz,flags:_type_flags)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'p_type',p_type)
-  __dataclass_builtins_object__.__setattr__(self,'offset',offset)
-  __dataclass_builtins_object__.__setattr__(self,'vaddr',vaddr)
-  __dataclass_builtins_object__.__setattr__(self,'filesz',filesz)
-  __dataclass_builtins_object__.__setattr__(self,'flags',flags)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['p_type']=p_type
+  __abiscan_dict__['offset']=offset
+  __abiscan_dict__['vaddr']=vaddr
+  __abiscan_dict__['filesz']=filesz
+  __abiscan_dict__['flags']=flags
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_p_type, _type_offset, _type_vaddr, _type_filesz, _type_flags):\n def __init__(self,p_type:_type_p_type,offset:_type_offset,vaddr:_type_vaddr,filesz:_type_filesz,flags:_type_flags)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'p_type',p_type)\n  __dataclass_builtins_object__.__setattr__(self,'offset',offset)\n  __dataclass_builtins_object__.__setattr__(self,'vaddr',vaddr)\n  __dataclass_builtins_object__.__setattr__(self,'filesz',filesz)\n  __dataclass_builtins_object__.__setattr__(self,'flags',flags)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_p_type, _type_offset, _type_vaddr, _type_filesz, _type_flags):\n def __init__(self,p_type:_type_p_type,offset:_type_offset,vaddr:_type_vaddr,filesz:_type_filesz,flags:_type_flags)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['p_type']=p_type\n  __abiscan_dict__['offset']=offset\n  __abiscan_dict__['vaddr']=vaddr\n  __abiscan_dict__['filesz']=filesz\n  __abiscan_dict__['flags']=flags\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_packages, _type_finders, _type_modules, _type_imports):
  def __init__(self,packages:_type_packages,finders:_type_finders,modules:_type_modules,imports:_type_imports)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'packages',packages)
-  __dataclass_builtins_object__.__setattr__(self,'finders',finders)
-  __dataclass_builtins_object__.__setattr__(self,'modules',modules)
-  __dataclass_builtins_object__.__setattr__(self,'imports',imports)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['packages']=packages
+  __abiscan_dict__['finders']=finders
+  __abiscan_dict__['modules']=modules
+  __abiscan_dict__['imports']=imports
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_packages, _type_finders, _type_modules, _type_imports):\n def __init__(self,packages:_type_packages,finders:_type_finders,modules:_type_modules,imports:_type_imports)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'packages',packages)\n  __dataclass_builtins_object__.__setattr__(self,'finders',finders)\n  __dataclass_builtins_object__.__setattr__(self,'modules',modules)\n  __dataclass_builtins_object__.__setattr__(self,'imports',imports)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_packages, _type_finders, _type_modules, _type_imports):\n def __init__(self,packages:_type_packages,finders:_type_finders,modules:_type_modules,imports:_type_imports)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['packages']=packages\n  __abiscan_dict__['finders']=finders\n  __abiscan_dict__['modules']=modules\n  __abiscan_dict__['imports']=imports\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_packer, _type_names, _type_enums):
  def __init__(self,packer:_type_packer,names:_type_names,enums:_type_enums)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'packer',packer)
-  __dataclass_builtins_object__.__setattr__(self,'names',names)
-  __dataclass_builtins_object__.__setattr__(self,'enums',enums)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['packer']=packer
+  __abiscan_dict__['names']=names
+  __abiscan_dict__['enums']=enums
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_packer, _type_names, _type_enums):\n def __init__(self,packer:_type_packer,names:_type_names,enums:_type_enums)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'packer',packer)\n  __dataclass_builtins_object__.__setattr__(self,'names',names)\n  __dataclass_builtins_object__.__setattr__(self,'enums',enums)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_packer, _type_names, _type_enums):\n def __init__(self,packer:_type_packer,names:_type_names,enums:_type_enums)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['packer']=packer\n  __abiscan_dict__['names']=names\n  __abiscan_dict__['enums']=enums\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, __dataclass_dflt_path__, _type_runtime, __dataclass_dflt_runtime__, _type_arch, __dataclass_dflt_arch__, _type_python, __dataclass_dflt_python__, _type_glibc, __dataclass_dflt_glibc__, _type_target, __dataclass_dflt_target__, _type_layers, __dataclass_dflt_layers__, _type_function, __dataclass_dflt_function__, _type_site_packages, __dataclass_dflt_site_packages__, _type_imports, __dataclass_dflt_imports__, _type_format, __dataclass_dflt_format__, _type_output, __dataclass_dflt_output__, _type_policy, __dataclass_dflt_policy__):
  def __init__(self,path:_type_path=__dataclass_dflt_path__,runtime:_type_runtime=__dataclass_dflt_runtime__,arch:_type_arch=__dataclass_dflt_arch__,python:_type_python=__dataclass_dflt_python__,glibc:_type_glibc=__dataclass_dflt_glibc__,target:_type_target=__dataclass_dflt_target__,layers:_type_layers=__dataclass_dflt_layers__,function:_type_function=__dataclass_dflt_function__,site_packages:_type_site_packages=__dataclass_dflt_site_packages__,imports:_type_imports=__dataclass_dflt_imports__,format:_type_format=__dataclass_dflt_format__,output:_type_output=__dataclass_dflt_output__,policy:_type_policy=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'runtime',runtime)
-  __dataclass_builtins_object__.__setattr__(self,'arch',arch)
-  __dataclass_builtins_object__.__setattr__(self,'python',python)
-  __dataclass_builtins_object__.__setattr__(self,'glibc',glibc)
-  __dataclass_builtins_object__.__setattr__(self,'target',target)
-  __dataclass_builtins_object__.__setattr__(self,'layers',layers)
-  __dataclass_builtins_object__.__setattr__(self,'function',function)
-  __dataclass_builtins_object__.__setattr__(self,'site_packages',site_packages)
-  __dataclass_builtins_object__.__setattr__(self,'imports',imports)
-  __dataclass_builtins_object__.__setattr__(self,'format',format)
-  __dataclass_builtins_object__.__setattr__(self,'output',output)
-  __dataclass_builtins_object__.__setattr__(self,'policy',__dataclass_dflt_policy__() if policy is __dataclass_HAS_DEFAULT_FACTORY__ else policy)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['runtime']=runtime
+  __abiscan_dict__['arch']=arch
+  __abiscan_dict__['python']=python
+  __abiscan_dict__['glibc']=glibc
+  __abiscan_dict__['target']=target
+  __abiscan_dict__['layers']=layers
+  __abiscan_dict__['function']=function
+  __abiscan_dict__['site_packages']=site_packages
+  __abiscan_dict__['imports']=imports
+  __abiscan_dict__['format']=format
+  __abiscan_dict__['output']=output
+  __abiscan_dict__['policy']=__dataclass_dflt_policy__() if policy is __dataclass_HAS_DEFAULT_FACTORY__ else policy
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, __dataclass_dflt_path__, _type_runtime, __dataclass_dflt_runtime__, _type_arch, __dataclass_dflt_arch__, _type_python, __dataclass_dflt_python__, _type_glibc, __dataclass_dflt_glibc__, _type_target, __dataclass_dflt_target__, _type_layers, __dataclass_dflt_layers__, _type_function, __dataclass_dflt_function__, _type_site_packages, __dataclass_dflt_site_packages__, _type_imports, __dataclass_dflt_imports__, _type_format, __dataclass_dflt_format__, _type_output, __dataclass_dflt_output__, _type_policy, __dataclass_dflt_policy__):\n def __init__(self,path:_type_path=__dataclass_dflt_path__,runtime:_type_runtime=__dataclass_dflt_runtime__,arch:_type_arch=__dataclass_dflt_arch__,python:_type_python=__dataclass_dflt_python__,glibc:_type_glibc=__dataclass_dflt_glibc__,target:_type_target=__dataclass_dflt_target__,layers:_type_layers=__dataclass_dflt_layers__,function:_type_function=__dataclass_dflt_function__,site_packages:_type_site_packages=__dataclass_dflt_site_packages__,imports:_type_imports=__dataclass_dflt_imports__,format:_type_format=__dataclass_dflt_format__,output:_type_output=__dataclass_dflt_output__,policy:_type_policy=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'runtime',runtime)\n  __dataclass_builtins_object__.__setattr__(self,'arch',arch)\n  __dataclass_builtins_object__.__setattr__(self,'python',python)\n  __dataclass_builtins_object__.__setattr__(self,'glibc',glibc)\n  __dataclass_builtins_object__.__setattr__(self,'target',target)\n  __dataclass_builtins_object__.__setattr__(self,'layers',layers)\n  __dataclass_builtins_object__.__setattr__(self,'function',function)\n  __dataclass_builtins_object__.__setattr__(self,'site_packages',site_packages)\n  __dataclass_builtins_object__.__setattr__(self,'imports',imports)\n  __dataclass_builtins_object__.__setattr__(self,'format',format)\n  __dataclass_builtins_object__.__setattr__(self,'output',output)\n  __dataclass_builtins_object__.__setattr__(self,'policy',__dataclass_dflt_policy__() if policy is __dataclass_HAS_DEFAULT_FACTORY__ else policy)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, __dataclass_dflt_path__, _type_runtime, __dataclass_dflt_runtime__, _type_arch, __dataclass_dflt_arch__, _type_python, __dataclass_dflt_python__, _type_glibc, __dataclass_dflt_glibc__, _type_target, __dataclass_dflt_target__, _type_layers, __dataclass_dflt_layers__, _type_function, __dataclass_dflt_function__, _type_site_packages, __dataclass_dflt_site_packages__, _type_imports, __dataclass_dflt_imports__, _type_format, __dataclass_dflt_format__, _type_output, __dataclass_dflt_output__, _type_policy, __dataclass_dflt_policy__):\n def __init__(self,path:_type_path=__dataclass_dflt_path__,runtime:_type_runtime=__dataclass_dflt_runtime__,arch:_type_arch=__dataclass_dflt_arch__,python:_type_python=__dataclass_dflt_python__,glibc:_type_glibc=__dataclass_dflt_glibc__,target:_type_target=__dataclass_dflt_target__,layers:_type_layers=__dataclass_dflt_layers__,function:_type_function=__dataclass_dflt_function__,site_packages:_type_site_packages=__dataclass_dflt_site_packages__,imports:_type_imports=__dataclass_dflt_imports__,format:_type_format=__dataclass_dflt_format__,output:_type_output=__dataclass_dflt_output__,policy:_type_policy=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['runtime']=runtime\n  __abiscan_dict__['arch']=arch\n  __abiscan_dict__['python']=python\n  __abiscan_dict__['glibc']=glibc\n  __abiscan_dict__['target']=target\n  __abiscan_dict__['layers']=layers\n  __abiscan_dict__['function']=function\n  __abiscan_dict__['site_packages']=site_packages\n  __abiscan_dict__['imports']=imports\n  __abiscan_dict__['format']=format\n  __abiscan_dict__['output']=output\n  __abiscan_dict__['policy']=__dataclass_dflt_policy__() if policy is __dataclass_HAS_DEFAULT_FACTORY__ else policy\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_hash, _type_size):
  def __init__(self,path:_type_path,hash:_type_hash,size:_type_size)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'hash',hash)
-  __dataclass_builtins_object__.__setattr__(self,'size',size)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['hash']=hash
+  __abiscan_dict__['size']=size
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_hash, _type_size):\n def __init__(self,path:_type_path,hash:_type_hash,size:_type_size)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'hash',hash)\n  __dataclass_builtins_object__.__setattr__(self,'size',size)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_hash, _type_size):\n def __init__(self,path:_type_path,hash:_type_hash,size:_type_size)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['hash']=hash\n  __abiscan_dict__['size']=size\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_kind, _type_size, _type_mode, _type_link_target, __dataclass_dflt_link_target__, _type_raw_name, __dataclass_dflt_raw_name__, _type_unsafe, __dataclass_dflt_unsafe__, _type_crc, __dataclass_dflt_crc__):
  def __init__(self,path:_type_path,kind:_type_kind,size:_type_size,mode:_type_mode,link_target:_type_link_target=__dataclass_dflt_link_target__,raw_name:_type_raw_name=__dataclass_dflt_raw_name__,unsafe:_type_unsafe=__dataclass_dflt_unsafe__,crc:_type_crc=__dataclass_dflt_crc__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'kind',kind)
-  __dataclass_builtins_object__.__setattr__(self,'size',size)
-  __dataclass_builtins_object__.__setattr__(self,'mode',mode)
-  __dataclass_builtins_object__.__setattr__(self,'link_target',link_target)
-  __dataclass_builtins_object__.__setattr__(self,'raw_name',raw_name)
-  __dataclass_builtins_object__.__setattr__(self,'unsafe',unsafe)
-  __dataclass_builtins_object__.__setattr__(self,'crc',crc)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['kind']=kind
+  __abiscan_dict__['size']=size
+  __abiscan_dict__['mode']=mode
+  __abiscan_dict__['link_target']=link_target
+  __abiscan_dict__['raw_name']=raw_name
+  __abiscan_dict__['unsafe']=unsafe
+  __abiscan_dict__['crc']=crc
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_kind, _type_size, _type_mode, _type_link_target, __dataclass_dflt_link_target__, _type_raw_name, __dataclass_dflt_raw_name__, _type_unsafe, __dataclass_dflt_unsafe__, _type_crc, __dataclass_dflt_crc__):\n def __init__(self,path:_type_path,kind:_type_kind,size:_type_size,mode:_type_mode,link_target:_type_link_target=__dataclass_dflt_link_target__,raw_name:_type_raw_name=__dataclass_dflt_raw_name__,unsafe:_type_unsafe=__dataclass_dflt_unsafe__,crc:_type_crc=__dataclass_dflt_crc__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'size',size)\n  __dataclass_builtins_object__.__setattr__(self,'mode',mode)\n  __dataclass_builtins_object__.__setattr__(self,'link_target',link_target)\n  __dataclass_builtins_object__.__setattr__(self,'raw_name',raw_name)\n  __dataclass_builtins_object__.__setattr__(self,'unsafe',unsafe)\n  __dataclass_builtins_object__.__setattr__(self,'crc',crc)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_kind, _type_size, _type_mode, _type_link_target, __dataclass_dflt_link_target__, _type_raw_name, __dataclass_dflt_raw_name__, _type_unsafe, __dataclass_dflt_unsafe__, _type_crc, __dataclass_dflt_crc__):\n def __init__(self,path:_type_path,kind:_type_kind,size:_type_size,mode:_type_mode,link_target:_type_link_target=__dataclass_dflt_link_target__,raw_name:_type_raw_name=__dataclass_dflt_raw_name__,unsafe:_type_unsafe=__dataclass_dflt_unsafe__,crc:_type_crc=__dataclass_dflt_crc__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['kind']=kind\n  __abiscan_dict__['size']=size\n  __abiscan_dict__['mode']=mode\n  __abiscan_dict__['link_target']=link_target\n  __abiscan_dict__['raw_name']=raw_name\n  __abiscan_dict__['unsafe']=unsafe\n  __abiscan_dict__['crc']=crc\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_line, _type_condition, _type_taken, _type_why):
  def __init__(self,path:_type_path,line:_type_line,condition:_type_condition,taken:_type_taken,why:_type_why)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'line',line)
-  __dataclass_builtins_object__.__setattr__(self,'condition',condition)
-  __dataclass_builtins_object__.__setattr__(self,'taken',taken)
-  __dataclass_builtins_object__.__setattr__(self,'why',why)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['condition']=condition
+  __abiscan_dict__['taken']=taken
+  __abiscan_dict__['why']=why
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_line, _type_condition, _type_taken, _type_why):\n def __init__(self,path:_type_path,line:_type_line,condition:_type_condition,taken:_type_taken,why:_type_why)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'condition',condition)\n  __dataclass_builtins_object__.__setattr__(self,'taken',taken)\n  __dataclass_builtins_object__.__setattr__(self,'why',why)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_line, _type_condition, _type_taken, _type_why):\n def __init__(self,path:_type_path,line:_type_line,condition:_type_condition,taken:_type_taken,why:_type_why)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['condition']=condition\n  __abiscan_dict__['taken']=taken\n  __abiscan_dict__['why']=why\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_reason, _type_tag, __dataclass_dflt_tag__):
  def __init__(self,path:_type_path,reason:_type_reason,tag:_type_tag=__dataclass_dflt_tag__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'reason',reason)
-  __dataclass_builtins_object__.__setattr__(self,'tag',tag)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['reason']=reason
+  __abiscan_dict__['tag']=tag
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_reason, _type_tag, __dataclass_dflt_tag__):\n def __init__(self,path:_type_path,reason:_type_reason,tag:_type_tag=__dataclass_dflt_tag__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'reason',reason)\n  __dataclass_builtins_object__.__setattr__(self,'tag',tag)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_reason, _type_tag, __dataclass_dflt_tag__):\n def __init__(self,path:_type_path,reason:_type_reason,tag:_type_tag=__dataclass_dflt_tag__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['reason']=reason\n  __abiscan_dict__['tag']=tag\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_soname, _type_bits, __dataclass_dflt_bits__, _type_machine, __dataclass_dflt_machine__, _type_version_defs, __dataclass_dflt_version_defs__, _type_exports, __dataclass_dflt_exports__, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):
  def __init__(self,path:_type_path,soname:_type_soname,bits:_type_bits=__dataclass_dflt_bits__,machine:_type_machine=__dataclass_dflt_machine__,version_defs:_type_version_defs=__dataclass_dflt_version_defs__,exports:_type_exports=__dataclass_dflt_exports__,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'soname',soname)
-  __dataclass_builtins_object__.__setattr__(self,'bits',bits)
-  __dataclass_builtins_object__.__setattr__(self,'machine',machine)
-  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)
-  __dataclass_builtins_object__.__setattr__(self,'exports',exports)
-  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['soname']=soname
+  __abiscan_dict__['bits']=bits
+  __abiscan_dict__['machine']=machine
+  __abiscan_dict__['version_defs']=version_defs
+  __abiscan_dict__['exports']=exports
+  __abiscan_dict__['certainty']=certainty
+  __abiscan_dict__['source']=source
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_soname, _type_bits, __dataclass_dflt_bits__, _type_machine, __dataclass_dflt_machine__, _type_version_defs, __dataclass_dflt_version_defs__, _type_exports, __dataclass_dflt_exports__, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):\n def __init__(self,path:_type_path,soname:_type_soname,bits:_type_bits=__dataclass_dflt_bits__,machine:_type_machine=__dataclass_dflt_machine__,version_defs:_type_version_defs=__dataclass_dflt_version_defs__,exports:_type_exports=__dataclass_dflt_exports__,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'soname',soname)\n  __dataclass_builtins_object__.__setattr__(self,'bits',bits)\n  __dataclass_builtins_object__.__setattr__(self,'machine',machine)\n  __dataclass_builtins_object__.__setattr__(self,'version_defs',version_defs)\n  __dataclass_builtins_object__.__setattr__(self,'exports',exports)\n  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_soname, _type_bits, __dataclass_dflt_bits__, _type_machine, __dataclass_dflt_machine__, _type_version_defs, __dataclass_dflt_version_defs__, _type_exports, __dataclass_dflt_exports__, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):\n def __init__(self,path:_type_path,soname:_type_soname,bits:_type_bits=__dataclass_dflt_bits__,machine:_type_machine=__dataclass_dflt_machine__,version_defs:_type_version_defs=__dataclass_dflt_version_defs__,exports:_type_exports=__dataclass_dflt_exports__,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['soname']=soname\n  __abiscan_dict__['bits']=bits\n  __abiscan_dict__['machine']=machine\n  __abiscan_dict__['version_defs']=version_defs\n  __abiscan_dict__['exports']=exports\n  __abiscan_dict__['certainty']=certainty\n  __abiscan_dict__['source']=source\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_source, _type_source_path, _type_why):
  def __init__(self,path:_type_path,source:_type_source,source_path:_type_source_path,why:_type_why)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'source_path',source_path)
-  __dataclass_builtins_object__.__setattr__(self,'why',why)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['source_path']=source_path
+  __abiscan_dict__['why']=why
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_source, _type_source_path, _type_why):\n def __init__(self,path:_type_path,source:_type_source,source_path:_type_source_path,why:_type_why)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'source_path',source_path)\n  __dataclass_builtins_object__.__setattr__(self,'why',why)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_source, _type_source_path, _type_why):\n def __init__(self,path:_type_path,source:_type_source,source_path:_type_source_path,why:_type_why)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['source_path']=source_path\n  __abiscan_dict__['why']=why\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_via, _type_system, __dataclass_dflt_system__, _type_identity, __dataclass_dflt_identity__):
@@ -971,37 +1043,41 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_why):
  def __init__(self,path:_type_path,why:_type_why)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'why',why)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['why']=why
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_why):\n def __init__(self,path:_type_path,why:_type_why)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'why',why)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_path, _type_why):\n def __init__(self,path:_type_path,why:_type_why)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['why']=why\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_positional, _type_keywords, _type_var_positional, _type_var_keyword):
  def __init__(self,positional:_type_positional,keywords:_type_keywords,var_positional:_type_var_positional,var_keyword:_type_var_keyword)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'positional',positional)
-  __dataclass_builtins_object__.__setattr__(self,'keywords',keywords)
-  __dataclass_builtins_object__.__setattr__(self,'var_positional',var_positional)
-  __dataclass_builtins_object__.__setattr__(self,'var_keyword',var_keyword)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['positional']=positional
+  __abiscan_dict__['keywords']=keywords
+  __abiscan_dict__['var_positional']=var_positional
+  __abiscan_dict__['var_keyword']=var_keyword
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_positional, _type_keywords, _type_var_positional, _type_var_keyword):\n def __init__(self,positional:_type_positional,keywords:_type_keywords,var_positional:_type_var_positional,var_keyword:_type_var_keyword)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'positional',positional)\n  __dataclass_builtins_object__.__setattr__(self,'keywords',keywords)\n  __dataclass_builtins_object__.__setattr__(self,'var_positional',var_positional)\n  __dataclass_builtins_object__.__setattr__(self,'var_keyword',var_keyword)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_positional, _type_keywords, _type_var_positional, _type_var_keyword):\n def __init__(self,positional:_type_positional,keywords:_type_keywords,var_positional:_type_var_positional,var_keyword:_type_var_keyword)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['positional']=positional\n  __abiscan_dict__['keywords']=keywords\n  __abiscan_dict__['var_positional']=var_positional\n  __abiscan_dict__['var_keyword']=var_keyword\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_report, _type_declared, __dataclass_dflt_declared__):
  def __init__(self,report:_type_report,declared:_type_declared=__dataclass_dflt_declared__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'report',report)
-  __dataclass_builtins_object__.__setattr__(self,'declared',declared)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['report']=report
+  __abiscan_dict__['declared']=declared
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_report, _type_declared, __dataclass_dflt_declared__):\n def __init__(self,report:_type_report,declared:_type_declared=__dataclass_dflt_declared__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'report',report)\n  __dataclass_builtins_object__.__setattr__(self,'declared',declared)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_report, _type_declared, __dataclass_dflt_declared__):\n def __init__(self,report:_type_report,declared:_type_declared=__dataclass_dflt_declared__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['report']=report\n  __abiscan_dict__['declared']=declared\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_role, _type_location, _type_where):
  def __init__(self,role:_type_role,location:_type_location,where:_type_where)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'role',role)
-  __dataclass_builtins_object__.__setattr__(self,'location',location)
-  __dataclass_builtins_object__.__setattr__(self,'where',where)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['role']=role
+  __abiscan_dict__['location']=location
+  __abiscan_dict__['where']=where
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_role, _type_location, _type_where):\n def __init__(self,role:_type_role,location:_type_location,where:_type_where)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'role',role)\n  __dataclass_builtins_object__.__setattr__(self,'location',location)\n  __dataclass_builtins_object__.__setattr__(self,'where',where)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_role, _type_location, _type_where):\n def __init__(self,role:_type_role,location:_type_location,where:_type_where)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['role']=role\n  __abiscan_dict__['location']=location\n  __abiscan_dict__['where']=where\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_running, __dataclass_dflt_running__, _type_index, __dataclass_dflt_index__, _type_lows, __dataclass_dflt_lows__, _type_local, __dataclass_dflt_local__, _type_paused, __dataclass_dflt_paused__, _type_hooks, __dataclass_dflt_hooks__, _type_tainted, __dataclass_dflt_tainted__, _type_results, __dataclass_dflt_results__, _type_order, __dataclass_dflt_order__, _type_assumed, __dataclass_dflt_assumed__, _type_writers, __dataclass_dflt_writers__, _type_writer_frames, __dataclass_dflt_writer_frames__, _type_reused, __dataclass_dflt_reused__):
@@ -1025,10 +1101,11 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_runtimes, _type_architectures):
  def __init__(self,runtimes:_type_runtimes,architectures:_type_architectures)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'runtimes',runtimes)
-  __dataclass_builtins_object__.__setattr__(self,'architectures',architectures)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['runtimes']=runtimes
+  __abiscan_dict__['architectures']=architectures
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_runtimes, _type_architectures):\n def __init__(self,runtimes:_type_runtimes,architectures:_type_architectures)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'runtimes',runtimes)\n  __dataclass_builtins_object__.__setattr__(self,'architectures',architectures)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_runtimes, _type_architectures):\n def __init__(self,runtimes:_type_runtimes,architectures:_type_architectures)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['runtimes']=runtimes\n  __abiscan_dict__['architectures']=architectures\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_seen, __dataclass_dflt_seen__, _type_todo, __dataclass_dflt_todo__, _type_next, __dataclass_dflt_next__, _type_failed, __dataclass_dflt_failed__, _type_parsing, __dataclass_dflt_parsing__, _type_orphaned, __dataclass_dflt_orphaned__, _type_heard, __dataclass_dflt_heard__):
@@ -1046,25 +1123,27 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_select, __dataclass_dflt_select__, _type_ignore, __dataclass_dflt_ignore__, _type_fail_on, __dataclass_dflt_fail_on__, _type_severity, __dataclass_dflt_severity__, _type_per_path_ignores, __dataclass_dflt_per_path_ignores__, _type_per_module_ignores, __dataclass_dflt_per_module_ignores__):
  def __init__(self,select:_type_select=__dataclass_dflt_select__,ignore:_type_ignore=__dataclass_dflt_ignore__,fail_on:_type_fail_on=__dataclass_dflt_fail_on__,severity:_type_severity=__dataclass_HAS_DEFAULT_FACTORY__,per_path_ignores:_type_per_path_ignores=__dataclass_HAS_DEFAULT_FACTORY__,per_module_ignores:_type_per_module_ignores=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'select',select)
-  __dataclass_builtins_object__.__setattr__(self,'ignore',ignore)
-  __dataclass_builtins_object__.__setattr__(self,'fail_on',fail_on)
-  __dataclass_builtins_object__.__setattr__(self,'severity',__dataclass_dflt_severity__() if severity is __dataclass_HAS_DEFAULT_FACTORY__ else severity)
-  __dataclass_builtins_object__.__setattr__(self,'per_path_ignores',__dataclass_dflt_per_path_ignores__() if per_path_ignores is __dataclass_HAS_DEFAULT_FACTORY__ else per_path_ignores)
-  __dataclass_builtins_object__.__setattr__(self,'per_module_ignores',__dataclass_dflt_per_module_ignores__() if per_module_ignores is __dataclass_HAS_DEFAULT_FACTORY__ else per_module_ignores)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['select']=select
+  __abiscan_dict__['ignore']=ignore
+  __abiscan_dict__['fail_on']=fail_on
+  __abiscan_dict__['severity']=__dataclass_dflt_severity__() if severity is __dataclass_HAS_DEFAULT_FACTORY__ else severity
+  __abiscan_dict__['per_path_ignores']=__dataclass_dflt_per_path_ignores__() if per_path_ignores is __dataclass_HAS_DEFAULT_FACTORY__ else per_path_ignores
+  __abiscan_dict__['per_module_ignores']=__dataclass_dflt_per_module_ignores__() if per_module_ignores is __dataclass_HAS_DEFAULT_FACTORY__ else per_module_ignores
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_select, __dataclass_dflt_select__, _type_ignore, __dataclass_dflt_ignore__, _type_fail_on, __dataclass_dflt_fail_on__, _type_severity, __dataclass_dflt_severity__, _type_per_path_ignores, __dataclass_dflt_per_path_ignores__, _type_per_module_ignores, __dataclass_dflt_per_module_ignores__):\n def __init__(self,select:_type_select=__dataclass_dflt_select__,ignore:_type_ignore=__dataclass_dflt_ignore__,fail_on:_type_fail_on=__dataclass_dflt_fail_on__,severity:_type_severity=__dataclass_HAS_DEFAULT_FACTORY__,per_path_ignores:_type_per_path_ignores=__dataclass_HAS_DEFAULT_FACTORY__,per_module_ignores:_type_per_module_ignores=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'select',select)\n  __dataclass_builtins_object__.__setattr__(self,'ignore',ignore)\n  __dataclass_builtins_object__.__setattr__(self,'fail_on',fail_on)\n  __dataclass_builtins_object__.__setattr__(self,'severity',__dataclass_dflt_severity__() if severity is __dataclass_HAS_DEFAULT_FACTORY__ else severity)\n  __dataclass_builtins_object__.__setattr__(self,'per_path_ignores',__dataclass_dflt_per_path_ignores__() if per_path_ignores is __dataclass_HAS_DEFAULT_FACTORY__ else per_path_ignores)\n  __dataclass_builtins_object__.__setattr__(self,'per_module_ignores',__dataclass_dflt_per_module_ignores__() if per_module_ignores is __dataclass_HAS_DEFAULT_FACTORY__ else per_module_ignores)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_select, __dataclass_dflt_select__, _type_ignore, __dataclass_dflt_ignore__, _type_fail_on, __dataclass_dflt_fail_on__, _type_severity, __dataclass_dflt_severity__, _type_per_path_ignores, __dataclass_dflt_per_path_ignores__, _type_per_module_ignores, __dataclass_dflt_per_module_ignores__):\n def __init__(self,select:_type_select=__dataclass_dflt_select__,ignore:_type_ignore=__dataclass_dflt_ignore__,fail_on:_type_fail_on=__dataclass_dflt_fail_on__,severity:_type_severity=__dataclass_HAS_DEFAULT_FACTORY__,per_path_ignores:_type_per_path_ignores=__dataclass_HAS_DEFAULT_FACTORY__,per_module_ignores:_type_per_module_ignores=__dataclass_HAS_DEFAULT_FACTORY__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['select']=select\n  __abiscan_dict__['ignore']=ignore\n  __abiscan_dict__['fail_on']=fail_on\n  __abiscan_dict__['severity']=__dataclass_dflt_severity__() if severity is __dataclass_HAS_DEFAULT_FACTORY__ else severity\n  __abiscan_dict__['per_path_ignores']=__dataclass_dflt_per_path_ignores__() if per_path_ignores is __dataclass_HAS_DEFAULT_FACTORY__ else per_path_ignores\n  __abiscan_dict__['per_module_ignores']=__dataclass_dflt_per_module_ignores__() if per_module_ignores is __dataclass_HAS_DEFAULT_FACTORY__ else per_module_ignores\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_size, _type_identity, _type_elf, _type_elf_error, _type_rodata):
  def __init__(self,size:_type_size,identity:_type_identity,elf:_type_elf,elf_error:_type_elf_error,rodata:_type_rodata)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'size',size)
-  __dataclass_builtins_object__.__setattr__(self,'identity',identity)
-  __dataclass_builtins_object__.__setattr__(self,'elf',elf)
-  __dataclass_builtins_object__.__setattr__(self,'elf_error',elf_error)
-  __dataclass_builtins_object__.__setattr__(self,'rodata',rodata)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['size']=size
+  __abiscan_dict__['identity']=identity
+  __abiscan_dict__['elf']=elf
+  __abiscan_dict__['elf_error']=elf_error
+  __abiscan_dict__['rodata']=rodata
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_size, _type_identity, _type_elf, _type_elf_error, _type_rodata):\n def __init__(self,size:_type_size,identity:_type_identity,elf:_type_elf,elf_error:_type_elf_error,rodata:_type_rodata)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'size',size)\n  __dataclass_builtins_object__.__setattr__(self,'identity',identity)\n  __dataclass_builtins_object__.__setattr__(self,'elf',elf)\n  __dataclass_builtins_object__.__setattr__(self,'elf_error',elf_error)\n  __dataclass_builtins_object__.__setattr__(self,'rodata',rodata)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_size, _type_identity, _type_elf, _type_elf_error, _type_rodata):\n def __init__(self,size:_type_size,identity:_type_identity,elf:_type_elf,elf_error:_type_elf_error,rodata:_type_rodata)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['size']=size\n  __abiscan_dict__['identity']=identity\n  __abiscan_dict__['elf']=elf\n  __abiscan_dict__['elf_error']=elf_error\n  __abiscan_dict__['rodata']=rodata\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_size, _type_identity, _type_elf, _type_rodata):
@@ -1079,111 +1158,121 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_slots, _type_lock, _type_posted, _type_sent):
  def __init__(self,slots:_type_slots,lock:_type_lock,posted:_type_posted,sent:_type_sent)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'slots',slots)
-  __dataclass_builtins_object__.__setattr__(self,'lock',lock)
-  __dataclass_builtins_object__.__setattr__(self,'posted',posted)
-  __dataclass_builtins_object__.__setattr__(self,'sent',sent)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['slots']=slots
+  __abiscan_dict__['lock']=lock
+  __abiscan_dict__['posted']=posted
+  __abiscan_dict__['sent']=sent
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_slots, _type_lock, _type_posted, _type_sent):\n def __init__(self,slots:_type_slots,lock:_type_lock,posted:_type_posted,sent:_type_sent)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'slots',slots)\n  __dataclass_builtins_object__.__setattr__(self,'lock',lock)\n  __dataclass_builtins_object__.__setattr__(self,'posted',posted)\n  __dataclass_builtins_object__.__setattr__(self,'sent',sent)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_slots, _type_lock, _type_posted, _type_sent):\n def __init__(self,slots:_type_slots,lock:_type_lock,posted:_type_posted,sent:_type_sent)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['slots']=slots\n  __abiscan_dict__['lock']=lock\n  __abiscan_dict__['posted']=posted\n  __abiscan_dict__['sent']=sent\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_soname, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):
  def __init__(self,soname:_type_soname,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'soname',soname)
-  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['soname']=soname
+  __abiscan_dict__['certainty']=certainty
+  __abiscan_dict__['source']=source
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_soname, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):\n def __init__(self,soname:_type_soname,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'soname',soname)\n  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_soname, _type_certainty, __dataclass_dflt_certainty__, _type_source, __dataclass_dflt_source__):\n def __init__(self,soname:_type_soname,certainty:_type_certainty=__dataclass_dflt_certainty__,source:_type_source=__dataclass_dflt_source__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['soname']=soname\n  __abiscan_dict__['certainty']=certainty\n  __abiscan_dict__['source']=source\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_answers):
  def __init__(self,source:_type_source,answers:_type_answers)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'answers',answers)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['answers']=answers
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_answers):\n def __init__(self,source:_type_source,answers:_type_answers)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'answers',answers)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_answers):\n def __init__(self,source:_type_source,answers:_type_answers)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['answers']=answers\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_entry, _type_target_path, _type_key, _type_slot, __dataclass_dflt_slot__, _type_chain, __dataclass_dflt_chain__):
  def __init__(self,source:_type_source,entry:_type_entry,target_path:_type_target_path,key:_type_key,slot:_type_slot=__dataclass_dflt_slot__,chain:_type_chain=__dataclass_dflt_chain__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'entry',entry)
-  __dataclass_builtins_object__.__setattr__(self,'target_path',target_path)
-  __dataclass_builtins_object__.__setattr__(self,'key',key)
-  __dataclass_builtins_object__.__setattr__(self,'slot',slot)
-  __dataclass_builtins_object__.__setattr__(self,'chain',chain)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['entry']=entry
+  __abiscan_dict__['target_path']=target_path
+  __abiscan_dict__['key']=key
+  __abiscan_dict__['slot']=slot
+  __abiscan_dict__['chain']=chain
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_entry, _type_target_path, _type_key, _type_slot, __dataclass_dflt_slot__, _type_chain, __dataclass_dflt_chain__):\n def __init__(self,source:_type_source,entry:_type_entry,target_path:_type_target_path,key:_type_key,slot:_type_slot=__dataclass_dflt_slot__,chain:_type_chain=__dataclass_dflt_chain__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'entry',entry)\n  __dataclass_builtins_object__.__setattr__(self,'target_path',target_path)\n  __dataclass_builtins_object__.__setattr__(self,'key',key)\n  __dataclass_builtins_object__.__setattr__(self,'slot',slot)\n  __dataclass_builtins_object__.__setattr__(self,'chain',chain)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_entry, _type_target_path, _type_key, _type_slot, __dataclass_dflt_slot__, _type_chain, __dataclass_dflt_chain__):\n def __init__(self,source:_type_source,entry:_type_entry,target_path:_type_target_path,key:_type_key,slot:_type_slot=__dataclass_dflt_slot__,chain:_type_chain=__dataclass_dflt_chain__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['entry']=entry\n  __abiscan_dict__['target_path']=target_path\n  __abiscan_dict__['key']=key\n  __abiscan_dict__['slot']=slot\n  __abiscan_dict__['chain']=chain\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_entry, _type_target_path, _type_name, _type_is_package, _type_key, __dataclass_dflt_key__, _type_cached, __dataclass_dflt_cached__, _type_slot, __dataclass_dflt_slot__):
  def __init__(self,source:_type_source,entry:_type_entry,target_path:_type_target_path,name:_type_name,is_package:_type_is_package,key:_type_key=__dataclass_dflt_key__,cached:_type_cached=__dataclass_dflt_cached__,slot:_type_slot=__dataclass_dflt_slot__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'entry',entry)
-  __dataclass_builtins_object__.__setattr__(self,'target_path',target_path)
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
-  __dataclass_builtins_object__.__setattr__(self,'is_package',is_package)
-  __dataclass_builtins_object__.__setattr__(self,'key',key)
-  __dataclass_builtins_object__.__setattr__(self,'cached',cached)
-  __dataclass_builtins_object__.__setattr__(self,'slot',slot)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['entry']=entry
+  __abiscan_dict__['target_path']=target_path
+  __abiscan_dict__['name']=name
+  __abiscan_dict__['is_package']=is_package
+  __abiscan_dict__['key']=key
+  __abiscan_dict__['cached']=cached
+  __abiscan_dict__['slot']=slot
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_entry, _type_target_path, _type_name, _type_is_package, _type_key, __dataclass_dflt_key__, _type_cached, __dataclass_dflt_cached__, _type_slot, __dataclass_dflt_slot__):\n def __init__(self,source:_type_source,entry:_type_entry,target_path:_type_target_path,name:_type_name,is_package:_type_is_package,key:_type_key=__dataclass_dflt_key__,cached:_type_cached=__dataclass_dflt_cached__,slot:_type_slot=__dataclass_dflt_slot__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'entry',entry)\n  __dataclass_builtins_object__.__setattr__(self,'target_path',target_path)\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'is_package',is_package)\n  __dataclass_builtins_object__.__setattr__(self,'key',key)\n  __dataclass_builtins_object__.__setattr__(self,'cached',cached)\n  __dataclass_builtins_object__.__setattr__(self,'slot',slot)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_entry, _type_target_path, _type_name, _type_is_package, _type_key, __dataclass_dflt_key__, _type_cached, __dataclass_dflt_cached__, _type_slot, __dataclass_dflt_slot__):\n def __init__(self,source:_type_source,entry:_type_entry,target_path:_type_target_path,name:_type_name,is_package:_type_is_package,key:_type_key=__dataclass_dflt_key__,cached:_type_cached=__dataclass_dflt_cached__,slot:_type_slot=__dataclass_dflt_slot__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['entry']=entry\n  __abiscan_dict__['target_path']=target_path\n  __abiscan_dict__['name']=name\n  __abiscan_dict__['is_package']=is_package\n  __abiscan_dict__['key']=key\n  __abiscan_dict__['cached']=cached\n  __abiscan_dict__['slot']=slot\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_index, _type_kind, _type_source_path):
  def __init__(self,source:_type_source,index:_type_index,kind:_type_kind,source_path:_type_source_path)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'index',index)
-  __dataclass_builtins_object__.__setattr__(self,'kind',kind)
-  __dataclass_builtins_object__.__setattr__(self,'source_path',source_path)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['index']=index
+  __abiscan_dict__['kind']=kind
+  __abiscan_dict__['source_path']=source_path
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_index, _type_kind, _type_source_path):\n def __init__(self,source:_type_source,index:_type_index,kind:_type_kind,source_path:_type_source_path)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'index',index)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'source_path',source_path)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_index, _type_kind, _type_source_path):\n def __init__(self,source:_type_source,index:_type_index,kind:_type_kind,source_path:_type_source_path)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['index']=index\n  __abiscan_dict__['kind']=kind\n  __abiscan_dict__['source_path']=source_path\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_path, _type_problem, _type_internal, __dataclass_dflt_internal__, _type_detail, __dataclass_dflt_detail__):
  def __init__(self,source:_type_source,path:_type_path,problem:_type_problem,internal:_type_internal=__dataclass_dflt_internal__,detail:_type_detail=__dataclass_dflt_detail__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'path',path)
-  __dataclass_builtins_object__.__setattr__(self,'problem',problem)
-  __dataclass_builtins_object__.__setattr__(self,'internal',internal)
-  __dataclass_builtins_object__.__setattr__(self,'detail',detail)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['path']=path
+  __abiscan_dict__['problem']=problem
+  __abiscan_dict__['internal']=internal
+  __abiscan_dict__['detail']=detail
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_path, _type_problem, _type_internal, __dataclass_dflt_internal__, _type_detail, __dataclass_dflt_detail__):\n def __init__(self,source:_type_source,path:_type_path,problem:_type_problem,internal:_type_internal=__dataclass_dflt_internal__,detail:_type_detail=__dataclass_dflt_detail__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'path',path)\n  __dataclass_builtins_object__.__setattr__(self,'problem',problem)\n  __dataclass_builtins_object__.__setattr__(self,'internal',internal)\n  __dataclass_builtins_object__.__setattr__(self,'detail',detail)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_path, _type_problem, _type_internal, __dataclass_dflt_internal__, _type_detail, __dataclass_dflt_detail__):\n def __init__(self,source:_type_source,path:_type_path,problem:_type_problem,internal:_type_internal=__dataclass_dflt_internal__,detail:_type_detail=__dataclass_dflt_detail__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['path']=path\n  __abiscan_dict__['problem']=problem\n  __abiscan_dict__['internal']=internal\n  __abiscan_dict__['detail']=detail\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_runtimes, _type_architectures):
  def __init__(self,source:_type_source,runtimes:_type_runtimes,architectures:_type_architectures)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'source',source)
-  __dataclass_builtins_object__.__setattr__(self,'runtimes',runtimes)
-  __dataclass_builtins_object__.__setattr__(self,'architectures',architectures)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['source']=source
+  __abiscan_dict__['runtimes']=runtimes
+  __abiscan_dict__['architectures']=architectures
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_runtimes, _type_architectures):\n def __init__(self,source:_type_source,runtimes:_type_runtimes,architectures:_type_architectures)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'runtimes',runtimes)\n  __dataclass_builtins_object__.__setattr__(self,'architectures',architectures)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_source, _type_runtimes, _type_architectures):\n def __init__(self,source:_type_source,runtimes:_type_runtimes,architectures:_type_architectures)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['source']=source\n  __abiscan_dict__['runtimes']=runtimes\n  __abiscan_dict__['architectures']=architectures\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_specs, _type_version, _type_names, _type_stdlib, _type_limits, _type_cache, _type_tasks, _type_binaries, _type_memory_budget):
  def __init__(self,specs:_type_specs,version:_type_version,names:_type_names,stdlib:_type_stdlib,limits:_type_limits,cache:_type_cache,tasks:_type_tasks,binaries:_type_binaries,memory_budget:_type_memory_budget)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'specs',specs)
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
-  __dataclass_builtins_object__.__setattr__(self,'names',names)
-  __dataclass_builtins_object__.__setattr__(self,'stdlib',stdlib)
-  __dataclass_builtins_object__.__setattr__(self,'limits',limits)
-  __dataclass_builtins_object__.__setattr__(self,'cache',cache)
-  __dataclass_builtins_object__.__setattr__(self,'tasks',tasks)
-  __dataclass_builtins_object__.__setattr__(self,'binaries',binaries)
-  __dataclass_builtins_object__.__setattr__(self,'memory_budget',memory_budget)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['specs']=specs
+  __abiscan_dict__['version']=version
+  __abiscan_dict__['names']=names
+  __abiscan_dict__['stdlib']=stdlib
+  __abiscan_dict__['limits']=limits
+  __abiscan_dict__['cache']=cache
+  __abiscan_dict__['tasks']=tasks
+  __abiscan_dict__['binaries']=binaries
+  __abiscan_dict__['memory_budget']=memory_budget
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_specs, _type_version, _type_names, _type_stdlib, _type_limits, _type_cache, _type_tasks, _type_binaries, _type_memory_budget):\n def __init__(self,specs:_type_specs,version:_type_version,names:_type_names,stdlib:_type_stdlib,limits:_type_limits,cache:_type_cache,tasks:_type_tasks,binaries:_type_binaries,memory_budget:_type_memory_budget)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'specs',specs)\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n  __dataclass_builtins_object__.__setattr__(self,'names',names)\n  __dataclass_builtins_object__.__setattr__(self,'stdlib',stdlib)\n  __dataclass_builtins_object__.__setattr__(self,'limits',limits)\n  __dataclass_builtins_object__.__setattr__(self,'cache',cache)\n  __dataclass_builtins_object__.__setattr__(self,'tasks',tasks)\n  __dataclass_builtins_object__.__setattr__(self,'binaries',binaries)\n  __dataclass_builtins_object__.__setattr__(self,'memory_budget',memory_budget)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_specs, _type_version, _type_names, _type_stdlib, _type_limits, _type_cache, _type_tasks, _type_binaries, _type_memory_budget):\n def __init__(self,specs:_type_specs,version:_type_version,names:_type_names,stdlib:_type_stdlib,limits:_type_limits,cache:_type_cache,tasks:_type_tasks,binaries:_type_binaries,memory_budget:_type_memory_budget)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['specs']=specs\n  __abiscan_dict__['version']=version\n  __abiscan_dict__['names']=names\n  __abiscan_dict__['stdlib']=stdlib\n  __abiscan_dict__['limits']=limits\n  __abiscan_dict__['cache']=cache\n  __abiscan_dict__['tasks']=tasks\n  __abiscan_dict__['binaries']=binaries\n  __abiscan_dict__['memory_budget']=memory_budget\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_digest, _type_inputs, _type_problems, _type_declared):
  def __init__(self,stack:_type_stack,digest:_type_digest,inputs:_type_inputs,problems:_type_problems,declared:_type_declared)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'stack',stack)
-  __dataclass_builtins_object__.__setattr__(self,'digest',digest)
-  __dataclass_builtins_object__.__setattr__(self,'inputs',inputs)
-  __dataclass_builtins_object__.__setattr__(self,'problems',problems)
-  __dataclass_builtins_object__.__setattr__(self,'declared',declared)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['stack']=stack
+  __abiscan_dict__['digest']=digest
+  __abiscan_dict__['inputs']=inputs
+  __abiscan_dict__['problems']=problems
+  __abiscan_dict__['declared']=declared
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_digest, _type_inputs, _type_problems, _type_declared):\n def __init__(self,stack:_type_stack,digest:_type_digest,inputs:_type_inputs,problems:_type_problems,declared:_type_declared)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'stack',stack)\n  __dataclass_builtins_object__.__setattr__(self,'digest',digest)\n  __dataclass_builtins_object__.__setattr__(self,'inputs',inputs)\n  __dataclass_builtins_object__.__setattr__(self,'problems',problems)\n  __dataclass_builtins_object__.__setattr__(self,'declared',declared)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_digest, _type_inputs, _type_problems, _type_declared):\n def __init__(self,stack:_type_stack,digest:_type_digest,inputs:_type_inputs,problems:_type_problems,declared:_type_declared)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['stack']=stack\n  __abiscan_dict__['digest']=digest\n  __abiscan_dict__['inputs']=inputs\n  __abiscan_dict__['problems']=problems\n  __abiscan_dict__['declared']=declared\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stack, _type_problems, __dataclass_dflt_problems__, _type_cache, __dataclass_dflt_cache__, _type_prefetched, __dataclass_dflt_prefetched__, _type_read_elsewhere, __dataclass_dflt_read_elsewhere__, _type__members, __dataclass_dflt__members__, _type__reads, __dataclass_dflt__reads__):
@@ -1217,26 +1306,28 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stacks, _type_targets, _type_records, _type_reused, _type_scanned, _type_retried):
  def __init__(self,stacks:_type_stacks,targets:_type_targets,records:_type_records,reused:_type_reused,scanned:_type_scanned,retried:_type_retried)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'stacks',stacks)
-  __dataclass_builtins_object__.__setattr__(self,'targets',targets)
-  __dataclass_builtins_object__.__setattr__(self,'records',records)
-  __dataclass_builtins_object__.__setattr__(self,'reused',reused)
-  __dataclass_builtins_object__.__setattr__(self,'scanned',scanned)
-  __dataclass_builtins_object__.__setattr__(self,'retried',retried)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['stacks']=stacks
+  __abiscan_dict__['targets']=targets
+  __abiscan_dict__['records']=records
+  __abiscan_dict__['reused']=reused
+  __abiscan_dict__['scanned']=scanned
+  __abiscan_dict__['retried']=retried
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stacks, _type_targets, _type_records, _type_reused, _type_scanned, _type_retried):\n def __init__(self,stacks:_type_stacks,targets:_type_targets,records:_type_records,reused:_type_reused,scanned:_type_scanned,retried:_type_retried)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'stacks',stacks)\n  __dataclass_builtins_object__.__setattr__(self,'targets',targets)\n  __dataclass_builtins_object__.__setattr__(self,'records',records)\n  __dataclass_builtins_object__.__setattr__(self,'reused',reused)\n  __dataclass_builtins_object__.__setattr__(self,'scanned',scanned)\n  __dataclass_builtins_object__.__setattr__(self,'retried',retried)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_stacks, _type_targets, _type_records, _type_reused, _type_scanned, _type_retried):\n def __init__(self,stacks:_type_stacks,targets:_type_targets,records:_type_records,reused:_type_reused,scanned:_type_scanned,retried:_type_retried)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['stacks']=stacks\n  __abiscan_dict__['targets']=targets\n  __abiscan_dict__['records']=records\n  __abiscan_dict__['reused']=reused\n  __abiscan_dict__['scanned']=scanned\n  __abiscan_dict__['retried']=retried\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_target, _type_modules, _type_findings, _type_inputs, __dataclass_dflt_inputs__, _type_problems, __dataclass_dflt_problems__, _type_tool_version, __dataclass_dflt_tool_version__):
  def __init__(self,target:_type_target,modules:_type_modules,findings:_type_findings,inputs:_type_inputs=__dataclass_dflt_inputs__,problems:_type_problems=__dataclass_dflt_problems__,tool_version:_type_tool_version=__dataclass_dflt_tool_version__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'target',target)
-  __dataclass_builtins_object__.__setattr__(self,'modules',modules)
-  __dataclass_builtins_object__.__setattr__(self,'findings',findings)
-  __dataclass_builtins_object__.__setattr__(self,'inputs',inputs)
-  __dataclass_builtins_object__.__setattr__(self,'problems',problems)
-  __dataclass_builtins_object__.__setattr__(self,'tool_version',tool_version)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['target']=target
+  __abiscan_dict__['modules']=modules
+  __abiscan_dict__['findings']=findings
+  __abiscan_dict__['inputs']=inputs
+  __abiscan_dict__['problems']=problems
+  __abiscan_dict__['tool_version']=tool_version
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_target, _type_modules, _type_findings, _type_inputs, __dataclass_dflt_inputs__, _type_problems, __dataclass_dflt_problems__, _type_tool_version, __dataclass_dflt_tool_version__):\n def __init__(self,target:_type_target,modules:_type_modules,findings:_type_findings,inputs:_type_inputs=__dataclass_dflt_inputs__,problems:_type_problems=__dataclass_dflt_problems__,tool_version:_type_tool_version=__dataclass_dflt_tool_version__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'target',target)\n  __dataclass_builtins_object__.__setattr__(self,'modules',modules)\n  __dataclass_builtins_object__.__setattr__(self,'findings',findings)\n  __dataclass_builtins_object__.__setattr__(self,'inputs',inputs)\n  __dataclass_builtins_object__.__setattr__(self,'problems',problems)\n  __dataclass_builtins_object__.__setattr__(self,'tool_version',tool_version)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_target, _type_modules, _type_findings, _type_inputs, __dataclass_dflt_inputs__, _type_problems, __dataclass_dflt_problems__, _type_tool_version, __dataclass_dflt_tool_version__):\n def __init__(self,target:_type_target,modules:_type_modules,findings:_type_findings,inputs:_type_inputs=__dataclass_dflt_inputs__,problems:_type_problems=__dataclass_dflt_problems__,tool_version:_type_tool_version=__dataclass_dflt_tool_version__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['target']=target\n  __abiscan_dict__['modules']=modules\n  __abiscan_dict__['findings']=findings\n  __abiscan_dict__['inputs']=inputs\n  __abiscan_dict__['problems']=problems\n  __abiscan_dict__['tool_version']=tool_version\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_target_path, _type_entry, _type_origin, _type_source, _type_replaced, __dataclass_dflt_replaced__):
@@ -1252,67 +1343,75 @@ INITS['def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclas
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_type, _type_message):
  def __init__(self,type:_type_type,message:_type_message)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'type',type)
-  __dataclass_builtins_object__.__setattr__(self,'message',message)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['type']=type
+  __abiscan_dict__['message']=message
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_type, _type_message):\n def __init__(self,type:_type_type,message:_type_message)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'type',type)\n  __dataclass_builtins_object__.__setattr__(self,'message',message)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_type, _type_message):\n def __init__(self,type:_type_type,message:_type_message)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['type']=type\n  __abiscan_dict__['message']=message\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_type, _type_message, _type_name, __dataclass_dflt_name__):
  def __init__(self,type:_type_type,message:_type_message,name:_type_name=__dataclass_dflt_name__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'type',type)
-  __dataclass_builtins_object__.__setattr__(self,'message',message)
-  __dataclass_builtins_object__.__setattr__(self,'name',name)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['type']=type
+  __abiscan_dict__['message']=message
+  __abiscan_dict__['name']=name
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_type, _type_message, _type_name, __dataclass_dflt_name__):\n def __init__(self,type:_type_type,message:_type_message,name:_type_name=__dataclass_dflt_name__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'type',type)\n  __dataclass_builtins_object__.__setattr__(self,'message',message)\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_type, _type_message, _type_name, __dataclass_dflt_name__):\n def __init__(self,type:_type_type,message:_type_message,name:_type_name=__dataclass_dflt_name__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['type']=type\n  __abiscan_dict__['message']=message\n  __abiscan_dict__['name']=name\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_value):
  def __init__(self,value:_type_value)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'value',value)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['value']=value
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_value):\n def __init__(self,value:_type_value)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'value',value)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_value):\n def __init__(self,value:_type_value)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['value']=value\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version):
  def __init__(self,version:_type_version)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['version']=version
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version):\n def __init__(self,version:_type_version)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version):\n def __init__(self,version:_type_version)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['version']=version\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version, _type_machine, __dataclass_dflt_machine__, _type_pointer_size, __dataclass_dflt_pointer_size__, _type_executable, __dataclass_dflt_executable__, _type_micro_floor, __dataclass_dflt_micro_floor__):
  def __init__(self,version:_type_version,machine:_type_machine=__dataclass_dflt_machine__,pointer_size:_type_pointer_size=__dataclass_dflt_pointer_size__,executable:_type_executable=__dataclass_dflt_executable__,micro_floor:_type_micro_floor=__dataclass_dflt_micro_floor__)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
-  __dataclass_builtins_object__.__setattr__(self,'machine',machine)
-  __dataclass_builtins_object__.__setattr__(self,'pointer_size',pointer_size)
-  __dataclass_builtins_object__.__setattr__(self,'executable',executable)
-  __dataclass_builtins_object__.__setattr__(self,'micro_floor',micro_floor)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['version']=version
+  __abiscan_dict__['machine']=machine
+  __abiscan_dict__['pointer_size']=pointer_size
+  __abiscan_dict__['executable']=executable
+  __abiscan_dict__['micro_floor']=micro_floor
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version, _type_machine, __dataclass_dflt_machine__, _type_pointer_size, __dataclass_dflt_pointer_size__, _type_executable, __dataclass_dflt_executable__, _type_micro_floor, __dataclass_dflt_micro_floor__):\n def __init__(self,version:_type_version,machine:_type_machine=__dataclass_dflt_machine__,pointer_size:_type_pointer_size=__dataclass_dflt_pointer_size__,executable:_type_executable=__dataclass_dflt_executable__,micro_floor:_type_micro_floor=__dataclass_dflt_micro_floor__)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n  __dataclass_builtins_object__.__setattr__(self,'machine',machine)\n  __dataclass_builtins_object__.__setattr__(self,'pointer_size',pointer_size)\n  __dataclass_builtins_object__.__setattr__(self,'executable',executable)\n  __dataclass_builtins_object__.__setattr__(self,'micro_floor',micro_floor)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version, _type_machine, __dataclass_dflt_machine__, _type_pointer_size, __dataclass_dflt_pointer_size__, _type_executable, __dataclass_dflt_executable__, _type_micro_floor, __dataclass_dflt_micro_floor__):\n def __init__(self,version:_type_version,machine:_type_machine=__dataclass_dflt_machine__,pointer_size:_type_pointer_size=__dataclass_dflt_pointer_size__,executable:_type_executable=__dataclass_dflt_executable__,micro_floor:_type_micro_floor=__dataclass_dflt_micro_floor__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['version']=version\n  __abiscan_dict__['machine']=machine\n  __abiscan_dict__['pointer_size']=pointer_size\n  __abiscan_dict__['executable']=executable\n  __abiscan_dict__['micro_floor']=micro_floor\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version, _type_symbols, _type_certainty, _type_provenance):
  def __init__(self,version:_type_version,symbols:_type_symbols,certainty:_type_certainty,provenance:_type_provenance)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'version',version)
-  __dataclass_builtins_object__.__setattr__(self,'symbols',symbols)
-  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)
-  __dataclass_builtins_object__.__setattr__(self,'provenance',provenance)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['version']=version
+  __abiscan_dict__['symbols']=symbols
+  __abiscan_dict__['certainty']=certainty
+  __abiscan_dict__['provenance']=provenance
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version, _type_symbols, _type_certainty, _type_provenance):\n def __init__(self,version:_type_version,symbols:_type_symbols,certainty:_type_certainty,provenance:_type_provenance)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'version',version)\n  __dataclass_builtins_object__.__setattr__(self,'symbols',symbols)\n  __dataclass_builtins_object__.__setattr__(self,'certainty',certainty)\n  __dataclass_builtins_object__.__setattr__(self,'provenance',provenance)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_version, _type_symbols, _type_certainty, _type_provenance):\n def __init__(self,version:_type_version,symbols:_type_symbols,certainty:_type_certainty,provenance:_type_provenance)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['version']=version\n  __abiscan_dict__['symbols']=symbols\n  __abiscan_dict__['certainty']=certainty\n  __abiscan_dict__['provenance']=provenance\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_versions, _type_evidence, _type_confidence):
  def __init__(self,versions:_type_versions,evidence:_type_evidence,confidence:_type_confidence)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'versions',versions)
-  __dataclass_builtins_object__.__setattr__(self,'evidence',evidence)
-  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['versions']=versions
+  __abiscan_dict__['evidence']=evidence
+  __abiscan_dict__['confidence']=confidence
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_versions, _type_evidence, _type_confidence):\n def __init__(self,versions:_type_versions,evidence:_type_evidence,confidence:_type_confidence)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'versions',versions)\n  __dataclass_builtins_object__.__setattr__(self,'evidence',evidence)\n  __dataclass_builtins_object__.__setattr__(self,'confidence',confidence)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_versions, _type_evidence, _type_confidence):\n def __init__(self,versions:_type_versions,evidence:_type_evidence,confidence:_type_confidence)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['versions']=versions\n  __abiscan_dict__['evidence']=evidence\n  __abiscan_dict__['confidence']=confidence\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_what):
  def __init__(self,what:_type_what)->_return_type:
-  __dataclass_builtins_object__.__setattr__(self,'what',what)
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['what']=what
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_what):\n def __init__(self,what:_type_what)->_return_type:\n  __dataclass_builtins_object__.__setattr__(self,'what',what)\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_what):\n def __init__(self,what:_type_what)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['what']=what\n return __init__\n"] = __create_fn__

@@ -37,6 +37,13 @@ code with the class's module as its globals. Compiling them at start-up was a
 tenth of a one-.so scan's instructions (docs/decisions.md, *Start-up*). A text
 the table lacks (a record changed since, or one made elsewhere) is compiled on
 first use, as above.
+
+A frozen record's ``__init__`` puts its fields in the instance's ``__dict__``
+itself, where ``dataclass``'s calls ``object.__setattr__`` for each (which puts
+them there): half the time per field, and records are made by the hundred
+thousand in a scan. Where ``object.__setattr__`` would not reach the
+``__dict__`` (a class with ``__slots__``, or a data descriptor under a field's
+name), the record's ``__init__`` calls it, as ``dataclass``'s does.
 """
 
 from __future__ import annotations
@@ -178,10 +185,15 @@ def _first_init(
     cls: type, fields: tuple[dataclasses.Field[Any], ...], *, frozen: bool
 ) -> Callable[..., None]:
     # __init__ runs for every instance: the code dataclass writes (CPython 3.10 to
-    # 3.12), so it runs as fast; compiled ahead, or else on the first instance.
+    # 3.12), compiled ahead, or else on the first instance. A frozen record's fields go
+    # straight into its __dict__, as object.__setattr__ puts them there, in half the
+    # time (a call per field), unless a slot or a data descriptor would take them.
     scope: dict[str, Any] = {"__dataclass_builtins_object__": object, "_return_type": None,
                              "__dataclass_HAS_DEFAULT_FACTORY__": _FACTORY}
     params, body = ["self"], []
+    direct = frozen and _stored_in_dict(cls, fields)
+    if direct and fields:
+        body.append("__abiscan_dict__=self.__dict__")
     for f in fields:
         value, default = f.name, ""
         if f.init:
@@ -201,7 +213,9 @@ def _first_init(
             default = f"=__dataclass_dflt_{f.name}__"
         if f.init:
             params.append(f"{f.name}:_type_{f.name}{default}")
-        if frozen:
+        if direct:
+            body.append(f"__abiscan_dict__[{f.name!r}]={value}")
+        elif frozen:
             body.append(f"__dataclass_builtins_object__.__setattr__(self,{f.name!r},{value})")
         else:
             body.append(f"self.{f.name}={value}")
@@ -228,6 +242,20 @@ def _first_init(
 
     __init__.__signature__ = _signature(fields)  # type: ignore[attr-defined]
     return __init__
+
+
+def _stored_in_dict(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> bool:
+    """Whether ``object.__setattr__`` puts each field of ``cls`` in the instance's
+    ``__dict__``: no class of its MRO has ``__slots__``, and none holds a data
+    descriptor under a field's name (a default is a plain class attribute)."""
+    mro = cls.__mro__[:-1]  # not object
+    if any("__slots__" in vars(base) for base in mro):
+        return False
+    for f in fields:
+        held = next((vars(base)[f.name] for base in mro if f.name in vars(base)), None)
+        if hasattr(type(held), "__set__") or hasattr(type(held), "__delete__"):
+            return False
+    return True
 
 
 def _signature(fields: tuple[dataclasses.Field[Any], ...]) -> Signature:
