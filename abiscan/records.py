@@ -248,14 +248,13 @@ def _stored_in_dict(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> bo
     """Whether ``object.__setattr__`` puts each field of ``cls`` in the instance's
     ``__dict__``: no class of its MRO has ``__slots__``, and none holds a data
     descriptor under a field's name (a default is a plain class attribute)."""
-    mro = cls.__mro__[:-1]  # not object
-    if any("__slots__" in vars(base) for base in mro):
+    held: dict[str, Any] = {}  # what each name resolves to on the class (object's aside)
+    for base in reversed(cls.__mro__[:-1]):
+        held.update(vars(base))
+    if "__slots__" in held:
         return False
-    for f in fields:
-        held = next((vars(base)[f.name] for base in mro if f.name in vars(base)), None)
-        if hasattr(type(held), "__set__") or hasattr(type(held), "__delete__"):
-            return False
-    return True
+    kinds = {type(held.get(f.name)) for f in fields}
+    return not any(hasattr(kind, "__set__") or hasattr(kind, "__delete__") for kind in kinds)
 
 
 def _signature(fields: tuple[dataclasses.Field[Any], ...]) -> Signature:
