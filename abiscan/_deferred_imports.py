@@ -1,11 +1,12 @@
 """Import a module without the modules it imports at its top but rarely uses.
 
-Two modules abiscan needs at start-up import others at their top for a few
+Three modules abiscan needs at start-up import others at their top for a few
 functions a scan seldom or never calls: ``dataclasses`` imports ``inspect`` (which
 brings ``dis``, ``linecache`` and ``tokenize``) to write the docstring of a class
-that has none, and pyelftools' ``elftools.construct.debug`` imports ``pdb`` and
+that has none, ``urllib.parse`` imports ``ipaddress`` to check a URL's bracketed
+host, and pyelftools' ``elftools.construct.debug`` imports ``inspect``, ``pdb`` and
 ``traceback`` for two debugging constructs no ELF structure uses. Together they
-were a fifth of what a one-``.so`` scan adds to the interpreter's start-up
+were a seventh of what a one-``.so`` scan adds to the interpreter's start-up
 (docs/benchmarks.md, *Session 14* and *Session 15*).
 
 While such a module is imported, each deferred name not imported yet stands for a
