@@ -841,9 +841,6 @@ def test_rarely_used_standard_modules_load_on_first_use() -> None:
     imported without ``inspect`` and ``ipaddress``, which load when first used: a
     dataclass without a docstring gets its signature as one, a bracketed host is
     parsed, and no stand-in stays in ``sys.modules``."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "for m in ('dataclasses', 'inspect', 'urllib.parse', 'ipaddress'):\n"
@@ -862,18 +859,13 @@ def test_rarely_used_standard_modules_load_on_first_use() -> None:
         "print(dataclasses.inspect.signature is inspect.signature, sorted({type(m).__name__ "
         "for m in sys.modules.values()}))\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert run.stdout.splitlines() == ["[]", "A(x: int)", "::1", "True ['module']"]
+    assert _python_lines(code) == ["[]", "A(x: int)", "::1", "True ['module']"]
 
 
 def test_construct_debuggers_modules_load_on_first_use() -> None:
     """pyelftools' ``construct.debug`` imported through abiscan holds stand-ins for
     ``pdb`` and ``traceback`` that give the real modules' attributes when read; the
     stand-ins never stay in ``sys.modules``; a module imported before is used as it is."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "import abiscan.elf.reader\n"
@@ -883,10 +875,16 @@ def test_construct_debuggers_modules_load_on_first_use() -> None:
         "import pdb, traceback\n"
         "print(pdb.Pdb is d.pdb.Pdb, type(sys.modules['pdb']).__name__)\n"
     )
+    assert _python_lines(code) == ["[]", "pdb traceback", "True module"]
+    first = "import pdb, abiscan.elf.reader, elftools.construct.debug as d\nprint(d.pdb is pdb)"
+    assert _python_lines(first) == ["True"]
+
+
+def _python_lines(code: str) -> list[str]:
+    """What ``code`` prints, run by this interpreter in a process of its own."""
+    import subprocess
+    import sys
+
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert run.stdout.splitlines() == ["[]", "pdb traceback", "True module"]
-    first = subprocess.run(
-        [sys.executable, "-c", "import pdb, abiscan.elf.reader, elftools.construct.debug as d\n"
-         "print(d.pdb is pdb)"], capture_output=True, text=True, check=True)
-    assert first.stdout.strip() == "True"
+    return run.stdout.splitlines()
