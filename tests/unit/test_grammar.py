@@ -27,7 +27,8 @@ def test_bare_star_in_subscript_needs_311(target: tuple[int, int], source: str) 
     _, verdict = check_syntax(source.encode(), "m.py", target)
     assert verdict is not None and verdict.error is not None
     assert verdict.error.message == "invalid syntax (m.py, line 1)"
-    assert "PEP 646" in verdict.why
+    if RUNNING >= (3, 11):  # an older running parser rejects it itself, and says so
+        assert "PEP 646" in verdict.why
 
 
 @pytest.mark.skipif(RUNNING < (3, 10), reason="the running parser already speaks 3.8's words")
