@@ -1023,13 +1023,10 @@ def _summarise_binary(chain: int, path: str, news: _News) -> None:
     board: _Board = _worker["board"]
     if task is None or board.take(task.slot, WORKER + chain) != WORKER + chain:
         return
-    cache: ContentCache | None = _worker["cache"]
     summary = _summarise(task)
     pickled = _pickled(summary) if summary is not None else None
     _send(chain, ("binary-done", chain, path, pickled))
-    if pickled is not None and cache is not None and task.key is not None:
-        # After sending: the main process may be waiting.
-        cache.put_entry(task.key, entry_of(task.key, pickled))
+    _store(task.key, pickled)
 
 
 def _summarise(task: _Binary) -> MemberSummary | None:
@@ -1076,12 +1073,9 @@ def _parse_reach(chain: int, news: _News) -> None:
         # Pickled once: sent so, then stored as the body of its cache entry.
         key = _ready_key(name, task.target_path, task.is_package)
         pickled = _pickled(sent) if sent is not None else None
-        cache: ContentCache | None = _worker["cache"]
-        stored = task.key if pickled is not None and cache is not None else None
+        stored = task.key if pickled is not None and _worker["cache"] is not None else None
         _send(chain, ("done", chain, name, key, pickled, stored))
-        if pickled is not None and cache is not None and stored is not None:
-            # After sending: the main process may be waiting.
-            cache.put_entry(stored, entry_of(stored, pickled))
+        _store(stored, pickled)
         if parsed is not None:
             todo.extend(_pushed(_followed(parsed)))
     _send(chain, ("end", chain, ""))
@@ -1112,6 +1106,14 @@ def _send(chain: int, message: tuple[Any, ...]) -> None:
     results.put(message)
     board: _Board = _worker["board"]
     board.sent[chain] += 1
+
+
+def _store(key: str | None, pickled: bytes | None) -> None:
+    """Store what a worker pickled and sent as its cache entry under ``key``; called
+    after sending, since the main process may be waiting for the message."""
+    cache: ContentCache | None = _worker["cache"]
+    if cache is not None and key is not None and pickled is not None:
+        cache.put_entry(key, entry_of(key, pickled))
 
 
 def _followed(parsed: ModuleSource) -> tuple[str, ...]:

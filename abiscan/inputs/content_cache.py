@@ -27,7 +27,6 @@ import copyreg
 import dataclasses
 import enum
 import functools
-import gc
 import importlib
 import io
 import itertools
@@ -45,6 +44,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from abiscan.collector import collector_paused
 from abiscan.errors import CacheFormatError as CacheFormatError  # re-exported
 
 __all__ = [
@@ -467,26 +467,6 @@ def _pread(fd: int, offset: int, length: int) -> bytes:
     return data
 
 
-@contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    """The cyclic garbage collector paused while an entry is decoded.
-
-    Decoding allocates tens of thousands of tuples, lists and nodes, none of
-    them garbage; each allocation burst triggered collections that walked the
-    whole heap of the scan (which holds every binary's facts). In a warm scan
-    of the real layer of docs/benchmarks.md those collections cost more CPU
-    than the decoding itself.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 _TEMPORARIES = itertools.count()
 
 
@@ -565,7 +545,9 @@ def loads_value(body: bytes | memoryview) -> Any:
     """The value :func:`dumps_value` pickled; CacheFormatError for bytes that are not
     such a pickle of plain data."""
     try:
-        with _no_collection():
+        # Decoding allocates tens of thousands of objects, none of them garbage:
+        # collections they triggered walked the scan's whole heap for nothing.
+        with collector_paused():
             return _PlainUnpickler(io.BytesIO(body)).load()
     except CacheFormatError:
         raise
