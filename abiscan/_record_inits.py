@@ -210,16 +210,17 @@ def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_D
 INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_ei_class, _type_ei_data, _type_ei_version, _type_ei_osabi, _type_ei_abiversion, _type_ei_pad, _type_e_type, _type_e_machine, _type_e_version, _type_e_phentsize, _type_e_phnum, _type_e_shnum, _type_e_entry, __dataclass_dflt_e_entry__, _type_e_phoff, __dataclass_dflt_e_phoff__, _type_e_shoff, __dataclass_dflt_e_shoff__, _type_e_flags, __dataclass_dflt_e_flags__, _type_e_ehsize, __dataclass_dflt_e_ehsize__, _type_e_shentsize, __dataclass_dflt_e_shentsize__, _type_e_shstrndx, __dataclass_dflt_e_shstrndx__):\n def __init__(self,ei_class:_type_ei_class,ei_data:_type_ei_data,ei_version:_type_ei_version,ei_osabi:_type_ei_osabi,ei_abiversion:_type_ei_abiversion,ei_pad:_type_ei_pad,e_type:_type_e_type,e_machine:_type_e_machine,e_version:_type_e_version,e_phentsize:_type_e_phentsize,e_phnum:_type_e_phnum,e_shnum:_type_e_shnum,e_entry:_type_e_entry=__dataclass_dflt_e_entry__,e_phoff:_type_e_phoff=__dataclass_dflt_e_phoff__,e_shoff:_type_e_shoff=__dataclass_dflt_e_shoff__,e_flags:_type_e_flags=__dataclass_dflt_e_flags__,e_ehsize:_type_e_ehsize=__dataclass_dflt_e_ehsize__,e_shentsize:_type_e_shentsize=__dataclass_dflt_e_shentsize__,e_shstrndx:_type_e_shstrndx=__dataclass_dflt_e_shstrndx__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['ei_class']=ei_class\n  __abiscan_dict__['ei_data']=ei_data\n  __abiscan_dict__['ei_version']=ei_version\n  __abiscan_dict__['ei_osabi']=ei_osabi\n  __abiscan_dict__['ei_abiversion']=ei_abiversion\n  __abiscan_dict__['ei_pad']=ei_pad\n  __abiscan_dict__['e_type']=e_type\n  __abiscan_dict__['e_machine']=e_machine\n  __abiscan_dict__['e_version']=e_version\n  __abiscan_dict__['e_phentsize']=e_phentsize\n  __abiscan_dict__['e_phnum']=e_phnum\n  __abiscan_dict__['e_shnum']=e_shnum\n  __abiscan_dict__['e_entry']=e_entry\n  __abiscan_dict__['e_phoff']=e_phoff\n  __abiscan_dict__['e_shoff']=e_shoff\n  __abiscan_dict__['e_flags']=e_flags\n  __abiscan_dict__['e_ehsize']=e_ehsize\n  __abiscan_dict__['e_shentsize']=e_shentsize\n  __abiscan_dict__['e_shstrndx']=e_shstrndx\n return __init__\n"] = __create_fn__
 
 
-def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_line, _type_unknown, __dataclass_dflt_unknown__, _type_exact, __dataclass_dflt_exact__, _type_why, __dataclass_dflt_why__):
- def __init__(self,error:_type_error,line:_type_line,unknown:_type_unknown=__dataclass_dflt_unknown__,exact:_type_exact=__dataclass_dflt_exact__,why:_type_why=__dataclass_dflt_why__)->_return_type:
+def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_line, _type_unknown, __dataclass_dflt_unknown__, _type_exact, __dataclass_dflt_exact__, _type_why, __dataclass_dflt_why__, _type_stage, __dataclass_dflt_stage__):
+ def __init__(self,error:_type_error,line:_type_line,unknown:_type_unknown=__dataclass_dflt_unknown__,exact:_type_exact=__dataclass_dflt_exact__,why:_type_why=__dataclass_dflt_why__,stage:_type_stage=__dataclass_dflt_stage__)->_return_type:
   __abiscan_dict__=self.__dict__
   __abiscan_dict__['error']=error
   __abiscan_dict__['line']=line
   __abiscan_dict__['unknown']=unknown
   __abiscan_dict__['exact']=exact
   __abiscan_dict__['why']=why
+  __abiscan_dict__['stage']=stage
  return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_line, _type_unknown, __dataclass_dflt_unknown__, _type_exact, __dataclass_dflt_exact__, _type_why, __dataclass_dflt_why__):\n def __init__(self,error:_type_error,line:_type_line,unknown:_type_unknown=__dataclass_dflt_unknown__,exact:_type_exact=__dataclass_dflt_exact__,why:_type_why=__dataclass_dflt_why__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['error']=error\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['unknown']=unknown\n  __abiscan_dict__['exact']=exact\n  __abiscan_dict__['why']=why\n return __init__\n"] = __create_fn__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_line, _type_unknown, __dataclass_dflt_unknown__, _type_exact, __dataclass_dflt_exact__, _type_why, __dataclass_dflt_why__, _type_stage, __dataclass_dflt_stage__):\n def __init__(self,error:_type_error,line:_type_line,unknown:_type_unknown=__dataclass_dflt_unknown__,exact:_type_exact=__dataclass_dflt_exact__,why:_type_why=__dataclass_dflt_why__,stage:_type_stage=__dataclass_dflt_stage__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['error']=error\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['unknown']=unknown\n  __abiscan_dict__['exact']=exact\n  __abiscan_dict__['why']=why\n  __abiscan_dict__['stage']=stage\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_error, _type_steps, _type_broken, _type_reason, _type_certain, __dataclass_dflt_certain__, _type_confidence, __dataclass_dflt_confidence__, _type_missing, __dataclass_dflt_missing__):
@@ -514,6 +515,18 @@ def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_D
   __abiscan_dict__['modules_simulated']=modules_simulated
  return __init__
 INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_members_read, __dataclass_dflt_members_read__, _type_elf_parsed, __dataclass_dflt_elf_parsed__, _type_modules_simulated, __dataclass_dflt_modules_simulated__):\n def __init__(self,members_read:_type_members_read=__dataclass_dflt_members_read__,elf_parsed:_type_elf_parsed=__dataclass_dflt_elf_parsed__,modules_simulated:_type_modules_simulated=__dataclass_dflt_modules_simulated__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['members_read']=members_read\n  __abiscan_dict__['elf_parsed']=elf_parsed\n  __abiscan_dict__['modules_simulated']=modules_simulated\n return __init__\n"] = __create_fn__
+
+
+def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_message, _type_line, _type_exact, _type_why, _type_unknown, __dataclass_dflt_unknown__):
+ def __init__(self,message:_type_message,line:_type_line,exact:_type_exact,why:_type_why,unknown:_type_unknown=__dataclass_dflt_unknown__)->_return_type:
+  __abiscan_dict__=self.__dict__
+  __abiscan_dict__['message']=message
+  __abiscan_dict__['line']=line
+  __abiscan_dict__['exact']=exact
+  __abiscan_dict__['why']=why
+  __abiscan_dict__['unknown']=unknown
+ return __init__
+INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_message, _type_line, _type_exact, _type_why, _type_unknown, __dataclass_dflt_unknown__):\n def __init__(self,message:_type_message,line:_type_line,exact:_type_exact,why:_type_why,unknown:_type_unknown=__dataclass_dflt_unknown__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['message']=message\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['exact']=exact\n  __abiscan_dict__['why']=why\n  __abiscan_dict__['unknown']=unknown\n return __init__\n"] = __create_fn__
 
 
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_imports, _type_confidence, _type_at_init, _type_panics, _type_evidence, _type_replaces, __dataclass_dflt_replaces__):

@@ -13,9 +13,10 @@ against real CPython 3.8-3.13): relaxed decorators (PEP 614, 3.9),
 nested quotes, backslashes and comments in f-string expressions (PEP 701,
 3.12), ``except A, B:`` without parentheses (PEP 758, 3.14), and with some
 running versions parenthesised context managers (3.9): :func:`_newer_syntax`
-finds those in the tree itself. Compile-time errors that are not grammar
-errors (``return`` outside a function, ``global`` after use, ``nonlocal`` at
-module level) are not predicted.
+finds those in the tree itself. A source the grammar accepts is then compiled
+(never run): the compiler's own SyntaxErrors (``return`` outside a function,
+``global`` after use, ``nonlocal`` at module level) come from
+:mod:`abiscan.simulate.python.compile_time`.
 
 A target **newer** than the running interpreter cannot be checked with its
 own grammar: the source is parsed with the running grammar, and when that
@@ -39,9 +40,11 @@ import re
 import sys
 import tokenize
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 from abiscan.records import record
 from abiscan.report.findings import PredictedError
+from abiscan.simulate.python.compile_time import compile_error, source_warnings_ignored
 
 __all__ = [
     "RUNNING",
@@ -62,6 +65,9 @@ class SyntaxVerdict:
     unknown: str | None = None  # set instead of ``error`` when the target's grammar is newer
     exact: bool = True  # the message is known to be the target's own wording
     why: str = ""
+    # Which of the steps of compiling a source on import rejects it: the parser, or
+    # the compiler's later passes (abiscan.simulate.python.compile_time).
+    stage: Literal["parse", "compile"] = "parse"
 
 
 # Messages CPython 3.10 introduced, and what 3.8 and 3.9 said instead.
@@ -121,10 +127,11 @@ def check_syntax(
     """
     fv = target if target < RUNNING else None
     try:
-        if fv is not None:
-            tree = ast.parse(source, filename, feature_version=fv)
-        else:
-            tree = ast.parse(source, filename)
+        with source_warnings_ignored():
+            if fv is not None:
+                tree = ast.parse(source, filename, feature_version=fv)
+            else:
+                tree = ast.parse(source, filename)
     except SyntaxError as exc:
         if fv is None:
             if target > RUNNING and not _undecodable(exc):
@@ -141,7 +148,8 @@ def check_syntax(
                 )
             return None, _verdict(exc, filename, target, source)
         try:
-            tree = ast.parse(source, filename)
+            with source_warnings_ignored():
+                tree = ast.parse(source, filename)
         except SyntaxError as plain:
             return None, _verdict(plain, filename, target, source)
         # The running grammar reads it: a construct newer than the target.
@@ -151,7 +159,7 @@ def check_syntax(
         if exc.msg.startswith(_FV_COVERED):
             # feature_version polices these more strictly than the old grammar did
             # (3.8 reads "with (a, b):" as a tuple); the tree check above decides.
-            return tree, None
+            return tree, _compiled(tree, filename, target)
         msg = "invalid syntax"
         return tree, SyntaxVerdict(
             error=_syntax_error("SyntaxError", msg, exc.lineno, filename),
@@ -167,7 +175,23 @@ def check_syntax(
         newer = _newer_syntax(tree, source, target, filename)
         if newer is not None:
             return tree, newer
-    return tree, None
+    return tree, _compiled(tree, filename, target)
+
+
+def _compiled(tree: ast.Module, filename: str, target: tuple[int, int]) -> SyntaxVerdict | None:
+    """The verdict of the compiler's own SyntaxErrors (:mod:`compile_time`), or None."""
+    found = compile_error(tree, filename, target)
+    if found is None:
+        return None
+    if found.message is None:
+        return SyntaxVerdict(error=None, line=found.line, unknown=found.unknown, stage="compile")
+    return SyntaxVerdict(
+        error=_syntax_error("SyntaxError", found.message, found.line, filename),
+        line=found.line,
+        exact=found.exact,
+        why=found.why,
+        stage="compile",
+    )
 
 
 def _undecodable(exc: SyntaxError) -> bool:
@@ -235,7 +259,8 @@ def _unclosed_before_310(source: bytes) -> tuple[str, int] | None:
     # Closed at the end, the source parses up to where the old parsers stopped.
     closed = source + b"\n" + "".join(reversed(opened)).encode()
     try:
-        ast.parse(closed)
+        with source_warnings_ignored():
+            ast.parse(closed)
     except SyntaxError as exc:
         line = exc.end_lineno if exc.msg == _COMMA_HINT and exc.end_lineno else exc.lineno
         if line is not None and line <= n_lines:

@@ -460,7 +460,11 @@ class Simulator:
         verdict = source.syntax
         if verdict is not None:
             if verdict.error is not None:
-                why = f"{source.path} does not parse under the target's grammar: {verdict.why}"
+                why = (
+                    f"{source.path} does not parse under the target's grammar: {verdict.why}"
+                    if verdict.stage == "parse"
+                    else f"{source.path} does not compile on the target: {verdict.why}"
+                )
                 if not verdict.exact:
                     why += (
                         " (the message text is the closest abiscan knows; type and line "
