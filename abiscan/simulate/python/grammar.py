@@ -18,6 +18,10 @@ finds those in the tree itself. A source the grammar accepts is then compiled
 ``global`` after use, ``nonlocal`` at module level) come from
 :mod:`abiscan.simulate.python.compile_time`.
 
+A NUL byte is refused before any grammar (``compile()`` checks the bytes
+first): ``ValueError`` up to CPython 3.11.3, ``SyntaxError`` from 3.11.4,
+with the same words and no line, whatever the running parser says.
+
 A target **newer** than the running interpreter cannot be checked with its
 own grammar: the source is parsed with the running grammar, and when that
 fails the outcome is unknown (the construct may be valid on the target),
@@ -125,6 +129,8 @@ def check_syntax(
     The tree is returned whenever the running grammar can read the source
     (also with a verdict, so that its imports are still known).
     """
+    if b"\x00" in source:
+        return None, _null_bytes(target)
     fv = target if target < RUNNING else None
     try:
         with source_warnings_ignored():
@@ -191,6 +197,22 @@ def _compiled(tree: ast.Module, filename: str, target: tuple[int, int]) -> Synta
         exact=found.exact,
         why=found.why,
         stage="compile",
+    )
+
+
+_NULL_BYTES = "source code string cannot contain null bytes"
+
+
+def _null_bytes(target: tuple[int, int]) -> SyntaxVerdict:
+    """A source with a NUL byte: ``compile()`` refuses the bytes before any grammar,
+    with the same words and no line, as ValueError up to 3.11.3 and SyntaxError
+    from 3.11.4 (the parser of the running interpreter says either, or parses it)."""
+    kind = "ValueError" if target < (3, 11) else "SyntaxError"
+    return SyntaxVerdict(
+        error=PredictedError(type=kind, message=_NULL_BYTES),
+        line=None,
+        why=f"a NUL byte in the source ({kind} on CPython {target[0]}.{target[1]}"
+        + (", ValueError before 3.11.4)" if target == (3, 11) else ")"),
     )
 
 
