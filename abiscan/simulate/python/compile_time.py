@@ -87,6 +87,10 @@ _SAME_WORDING = re.compile(
 )
 _STARS = "multiple starred expressions in assignment"
 _REPEATED = re.compile(r"keyword argument repeated: .*")
+# Worded differently by 3.8 (:func:`_old_wording`), each wording known.
+_REWORDED = re.compile(
+    r"(multiple|two) starred expressions in assignment|keyword argument repeated(: .*)?"
+)
 _STAR_IMPORT = "import * only allowed at module level"
 _ASYNC_COMP = "asynchronous comprehension outside of an asynchronous function"
 _BARE_EXCEPT = "default 'except:' must be last"
@@ -138,30 +142,33 @@ def _for_target(exc: SyntaxError, tree: ast.Module, target: tuple[int, int]) -> 
     why = f"{msg} (compiled by CPython {RUNNING[0]}.{RUNNING[1]})"
     if target == RUNNING:
         return CompileVerdict(message=msg, line=line, exact=True, why=why)
-    for text, since, until in _SOME_VERSIONS:
-        if msg == text and not since <= target < until:
-            return CompileVerdict(
-                message=None,
-                line=line,
-                exact=False,
-                why=why,
-                unknown=(
-                    f"the compiler of CPython {RUNNING[0]}.{RUNNING[1]}, which runs abiscan, "
-                    f"stops at line {line} ({msg}), which CPython {target[0]}.{target[1]} "
-                    "accepts: whether the rest compiles there is not known; run abiscan on "
-                    f"CPython {target[0]}.{target[1]} to know"
-                ),
-            )
+    if any(msg == text and not since <= target < until for text, since, until in _SOME_VERSIONS):
+        return _accepted_by_target(msg, line, target, why)
     if target < (3, 10):
-        line = _old_line(msg, line, tree, exc.offset)
+        line = _old_line(msg, line, tree)
     if target < (3, 9):
         msg = _old_wording(msg)
-    exact = _SAME_WORDING.fullmatch(msg) is not None or msg in (
-        _STARS,
-        "two starred expressions in assignment",
-        "keyword argument repeated",
-    ) or _REPEATED.fullmatch(msg) is not None
+    exact = _SAME_WORDING.fullmatch(msg) is not None or _REWORDED.fullmatch(msg) is not None
     return CompileVerdict(message=msg, line=line, exact=exact, why=why)
+
+
+def _accepted_by_target(
+    msg: str, line: int | None, target: tuple[int, int], why: str
+) -> CompileVerdict:
+    """The running compiler stopped at an error the target does not raise: what comes
+    after it was never compiled, so the outcome is unknown."""
+    return CompileVerdict(
+        message=None,
+        line=line,
+        exact=False,
+        why=why,
+        unknown=(
+            f"the compiler of CPython {RUNNING[0]}.{RUNNING[1]}, which runs abiscan, stops at "
+            f"line {line} ({msg}), which CPython {target[0]}.{target[1]} accepts: whether the "
+            f"rest compiles there is not known; run abiscan on CPython {target[0]}.{target[1]} "
+            "to know"
+        ),
+    )
 
 
 def _old_wording(msg: str) -> str:
@@ -172,7 +179,7 @@ def _old_wording(msg: str) -> str:
     return msg
 
 
-def _old_line(msg: str, line: int | None, tree: ast.Module, col: int | None) -> int | None:
+def _old_line(msg: str, line: int | None, tree: ast.Module) -> int | None:
     """Where CPython 3.8 and 3.9 report an error CPython 3.10 reports at ``line``."""
     if line is None:
         return None

@@ -173,7 +173,7 @@ def check_syntax(
             exact=False,
             why=f"{exc.msg} (ast feature_version={target[0]}.{target[1]})",
         )
-    except ValueError as exc:  # null bytes: the wording and even the type vary by version
+    except ValueError as exc:  # not seen since NUL bytes are decided above; kept as a guard
         return None, SyntaxVerdict(
             error=None, line=None, unknown=f"the source cannot be parsed: {exc}"
         )
@@ -206,7 +206,7 @@ _NULL_BYTES = "source code string cannot contain null bytes"
 def _null_bytes(target: tuple[int, int]) -> SyntaxVerdict:
     """A source with a NUL byte: ``compile()`` refuses the bytes before any grammar,
     with the same words and no line, as ValueError up to 3.11.3 and SyntaxError
-    from 3.11.4 (the parser of the running interpreter says either, or parses it)."""
+    from 3.11.4, whichever of the two the running interpreter raises."""
     kind = "ValueError" if target < (3, 11) else "SyntaxError"
     return SyntaxVerdict(
         error=PredictedError(type=kind, message=_NULL_BYTES),
