@@ -423,6 +423,15 @@ _COMPILE_ERRORS = {
     "walrus_rebind": "[(x := 1) for x in range(3)]\n",
     "yield_comp": "def f():\n    return [(yield x) for x in y]\n",
     "match_capture": "match x:\n    case y:\n        pass\n    case 1:\n        pass\n",
+    "used_prior_global": "def f():\n    print(x)\n    global x\n",
+    "used_prior_nonlocal": "def g():\n    x = 1\n    def f():\n        print(x)\n"
+                           "        nonlocal x\n",
+    "param_nonlocal": "def g():\n    x = 1\n    def f(x):\n        nonlocal x\n",
+    "ann_nonlocal": "def g():\n    x = 1\n    def f():\n        nonlocal x\n"
+                    "        x: int = 1\n",
+    "yield_genexp": "def f():\n    return ((yield x) for x in y)\n",
+    "yield_class": "class C:\n    yield 1\n",
+    "walrus_iter": "[x for x in (y := [1, 2])]\n",
 }
 
 

@@ -71,7 +71,7 @@ _SAME_WORDING = re.compile(
     r"|nonlocal declaration not allowed at module level"
     r"|no binding for nonlocal '.*' found"
     r"|name '.*' is (assigned to|used prior to|parameter and) (before global declaration"
-    r"|global declaration|global|nonlocal|before nonlocal declaration)"
+    r"|global declaration|global|nonlocal|before nonlocal declaration|nonlocal declaration)"
     r"|annotated name '.*' can't be (global|nonlocal)"
     r"|import \* only allowed at module level"
     r"|from __future__ imports must occur at the beginning of the file"
@@ -84,6 +84,8 @@ _SAME_WORDING = re.compile(
     r"|default 'except:' must be last"
     r"|cannot assign to __debug__"
     r"|name capture '.*' makes remaining patterns unreachable"
+    # Raised by only some versions (_SOME_VERSIONS), in the same words by each.
+    r"|cannot delete __debug__|too many statically nested blocks"
 )
 _STARS = "multiple starred expressions in assignment"
 _REPEATED = re.compile(r"keyword argument repeated: .*")
