@@ -517,18 +517,6 @@ def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_D
 INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_members_read, __dataclass_dflt_members_read__, _type_elf_parsed, __dataclass_dflt_elf_parsed__, _type_modules_simulated, __dataclass_dflt_modules_simulated__):\n def __init__(self,members_read:_type_members_read=__dataclass_dflt_members_read__,elf_parsed:_type_elf_parsed=__dataclass_dflt_elf_parsed__,modules_simulated:_type_modules_simulated=__dataclass_dflt_modules_simulated__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['members_read']=members_read\n  __abiscan_dict__['elf_parsed']=elf_parsed\n  __abiscan_dict__['modules_simulated']=modules_simulated\n return __init__\n"] = __create_fn__
 
 
-def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_message, _type_line, _type_exact, _type_why, _type_unknown, __dataclass_dflt_unknown__):
- def __init__(self,message:_type_message,line:_type_line,exact:_type_exact,why:_type_why,unknown:_type_unknown=__dataclass_dflt_unknown__)->_return_type:
-  __abiscan_dict__=self.__dict__
-  __abiscan_dict__['message']=message
-  __abiscan_dict__['line']=line
-  __abiscan_dict__['exact']=exact
-  __abiscan_dict__['why']=why
-  __abiscan_dict__['unknown']=unknown
- return __init__
-INITS["def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_message, _type_line, _type_exact, _type_why, _type_unknown, __dataclass_dflt_unknown__):\n def __init__(self,message:_type_message,line:_type_line,exact:_type_exact,why:_type_why,unknown:_type_unknown=__dataclass_dflt_unknown__)->_return_type:\n  __abiscan_dict__=self.__dict__\n  __abiscan_dict__['message']=message\n  __abiscan_dict__['line']=line\n  __abiscan_dict__['exact']=exact\n  __abiscan_dict__['why']=why\n  __abiscan_dict__['unknown']=unknown\n return __init__\n"] = __create_fn__
-
-
 def __create_fn__(__dataclass_builtins_object__, _return_type, __dataclass_HAS_DEFAULT_FACTORY__, _type_module, _type_imports, _type_confidence, _type_at_init, _type_panics, _type_evidence, _type_replaces, __dataclass_dflt_replaces__):
  def __init__(self,module:_type_module,imports:_type_imports,confidence:_type_confidence,at_init:_type_at_init,panics:_type_panics,evidence:_type_evidence,replaces:_type_replaces=__dataclass_dflt_replaces__)->_return_type:
   __abiscan_dict__=self.__dict__

@@ -41,23 +41,11 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from abiscan.records import record
+from abiscan.simulate.python.syntax_verdict import SyntaxVerdict, syntax_error
 
-__all__ = ["CompileVerdict", "compile_error", "source_warnings_ignored"]
+__all__ = ["compile_error", "source_warnings_ignored"]
 
 RUNNING = (sys.version_info[0], sys.version_info[1])
-
-
-@record
-class CompileVerdict:
-    """The compiler's SyntaxError as the target words and places it, or why that is
-    unknown (``unknown`` set, ``message`` None)."""
-
-    message: str | None
-    line: int | None
-    exact: bool
-    why: str
-    unknown: str | None = None
 
 
 # Messages compiled from the same sources by CPython 3.8 to 3.13: the same words
@@ -84,8 +72,6 @@ _SAME_WORDING = re.compile(
     r"|default 'except:' must be last"
     r"|cannot assign to __debug__"
     r"|name capture '.*' makes remaining patterns unreachable"
-    # Raised by only some versions (_SOME_VERSIONS), in the same words by each.
-    r"|cannot delete __debug__|too many statically nested blocks"
 )
 _STARS = "multiple starred expressions in assignment"
 _REPEATED = re.compile(r"keyword argument repeated: .*")
@@ -119,48 +105,57 @@ def source_warnings_ignored() -> Iterator[None]:
 
 def compile_error(
     tree: ast.Module, filename: str, target: tuple[int, int]
-) -> CompileVerdict | None:
-    """The SyntaxError compiling ``tree`` (parsed from ``filename``) raises on the
-    target, or None when it compiles. RecursionError and MemoryError propagate,
-    as from ``ast.parse``."""
+) -> SyntaxVerdict | None:
+    """The verdict on the SyntaxError compiling ``tree`` (parsed from ``filename``)
+    raises on the target, or None when it compiles. RecursionError and MemoryError
+    propagate, as from ``ast.parse``."""
     try:
         with source_warnings_ignored():
             compile(tree, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        return _for_target(exc, tree, target)
+        return _for_target(exc, tree, filename, target)
     except (ValueError, TypeError) as exc:  # a tree the compiler refuses: never seen
-        return CompileVerdict(
-            message=None,
+        return SyntaxVerdict(
+            error=None,
             line=None,
-            exact=False,
-            why="",
             unknown=f"the parsed source does not compile: {type(exc).__name__}: {exc}",
+            stage="compile",
         )
     return None
 
 
-def _for_target(exc: SyntaxError, tree: ast.Module, target: tuple[int, int]) -> CompileVerdict:
+def _for_target(
+    exc: SyntaxError, tree: ast.Module, filename: str, target: tuple[int, int]
+) -> SyntaxVerdict:
     msg, line = exc.msg, exc.lineno
     why = f"{msg} (compiled by CPython {RUNNING[0]}.{RUNNING[1]})"
-    if target == RUNNING:
-        return CompileVerdict(message=msg, line=line, exact=True, why=why)
-    if any(msg == text and not since <= target < until for text, since, until in _SOME_VERSIONS):
+    bound = [(since, until) for text, since, until in _SOME_VERSIONS if text == msg]
+    if target != RUNNING and any(not since <= target < until for since, until in bound):
         return _accepted_by_target(msg, line, target, why)
-    if target < (3, 10):
-        line = _old_line(msg, line, tree)
-    if target < (3, 9):
-        msg = _old_wording(msg)
-    exact = _SAME_WORDING.fullmatch(msg) is not None or _REWORDED.fullmatch(msg) is not None
-    return CompileVerdict(message=msg, line=line, exact=exact, why=why)
+    exact = True
+    if target != RUNNING:
+        if target < (3, 10):
+            line = _old_line(msg, line, tree)
+        if target < (3, 9):
+            msg = _old_wording(msg)
+        # Raised by some versions only, those say it in the same words.
+        exact = bool(bound) or any(p.fullmatch(msg) for p in (_SAME_WORDING, _REWORDED))
+    return SyntaxVerdict(
+        error=syntax_error("SyntaxError", msg, line, filename),
+        line=line,
+        exact=exact,
+        why=why,
+        stage="compile",
+    )
 
 
 def _accepted_by_target(
     msg: str, line: int | None, target: tuple[int, int], why: str
-) -> CompileVerdict:
+) -> SyntaxVerdict:
     """The running compiler stopped at an error the target does not raise: what comes
     after it was never compiled, so the outcome is unknown."""
-    return CompileVerdict(
-        message=None,
+    return SyntaxVerdict(
+        error=None,
         line=line,
         exact=False,
         why=why,
@@ -170,6 +165,7 @@ def _accepted_by_target(
             f"rest compiles there is not known; run abiscan on CPython {target[0]}.{target[1]} "
             "to know"
         ),
+        stage="compile",
     )
 
 
@@ -224,16 +220,13 @@ def _scope_of_star_import(tree: ast.Module, line: int) -> ast.stmt | None:
 
 
 def _blocks(node: ast.stmt) -> list[list[ast.stmt]]:
-    """The statement lists directly inside ``node``."""
-    out: list[list[ast.stmt]] = []
-    for name in ("body", "orelse", "finalbody"):
-        value = getattr(node, name, None)
-        if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
-            out.append(value)
-    for handler in getattr(node, "handlers", ()):
-        out.append(handler.body)
-    for case in getattr(node, "cases", ()):
-        out.append(case.body)
+    """The statement lists directly inside ``node`` (a statement's fields that hold
+    statements, and its ``except`` clauses' and ``case``s' bodies)."""
+    out: list[list[ast.stmt]] = [
+        block for name in ("body", "orelse", "finalbody") if (block := getattr(node, name, None))
+    ]
+    out.extend(h.body for h in getattr(node, "handlers", ()))
+    out.extend(c.body for c in getattr(node, "cases", ()))
     return out
 
 

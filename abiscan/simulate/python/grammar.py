@@ -39,16 +39,15 @@ from __future__ import annotations
 
 import ast
 import io
-import posixpath
 import re
 import sys
 import tokenize
 from collections.abc import Iterator, Sequence
-from typing import Literal
 
 from abiscan.records import record
 from abiscan.report.findings import PredictedError
 from abiscan.simulate.python.compile_time import compile_error, source_warnings_ignored
+from abiscan.simulate.python.syntax_verdict import SyntaxVerdict, syntax_error
 
 __all__ = [
     "RUNNING",
@@ -58,20 +57,6 @@ __all__ = [
 ]
 
 RUNNING = (sys.version_info[0], sys.version_info[1])
-
-
-@record
-class SyntaxVerdict:
-    """Why a source does not import as source: a predicted SyntaxError, or unknown."""
-
-    error: PredictedError | None  # SyntaxError (or IndentationError, TabError) on the target
-    line: int | None
-    unknown: str | None = None  # set instead of ``error`` when the target's grammar is newer
-    exact: bool = True  # the message is known to be the target's own wording
-    why: str = ""
-    # Which of the steps of compiling a source on import rejects it: the parser, or
-    # the compiler's later passes (abiscan.simulate.python.compile_time).
-    stage: Literal["parse", "compile"] = "parse"
 
 
 # Messages CPython 3.10 introduced, and what 3.8 and 3.9 said instead.
@@ -113,12 +98,6 @@ def _message_for(msg: str, target: tuple[int, int], line: str = "") -> tuple[str
             if pattern.match(msg):
                 return pattern.sub(old, msg), False
     return msg, msg == "invalid syntax"
-
-
-def _syntax_error(kind: str, msg: str, line: int | None, filename: str) -> PredictedError:
-    base = posixpath.basename(filename)
-    where = f" ({base}, line {line})" if line is not None else f" ({base})"
-    return PredictedError(type=kind, message=msg + where)
 
 
 def check_syntax(
@@ -165,10 +144,10 @@ def check_syntax(
         if exc.msg.startswith(_FV_COVERED):
             # feature_version polices these more strictly than the old grammar did
             # (3.8 reads "with (a, b):" as a tuple); the tree check above decides.
-            return tree, _compiled(tree, filename, target)
+            return tree, compile_error(tree, filename, target)
         msg = "invalid syntax"
         return tree, SyntaxVerdict(
-            error=_syntax_error("SyntaxError", msg, exc.lineno, filename),
+            error=syntax_error("SyntaxError", msg, exc.lineno, filename),
             line=exc.lineno,
             exact=False,
             why=f"{exc.msg} (ast feature_version={target[0]}.{target[1]})",
@@ -181,23 +160,7 @@ def check_syntax(
         newer = _newer_syntax(tree, source, target, filename)
         if newer is not None:
             return tree, newer
-    return tree, _compiled(tree, filename, target)
-
-
-def _compiled(tree: ast.Module, filename: str, target: tuple[int, int]) -> SyntaxVerdict | None:
-    """The verdict of the compiler's own SyntaxErrors (:mod:`compile_time`), or None."""
-    found = compile_error(tree, filename, target)
-    if found is None:
-        return None
-    if found.message is None:
-        return SyntaxVerdict(error=None, line=found.line, unknown=found.unknown, stage="compile")
-    return SyntaxVerdict(
-        error=_syntax_error("SyntaxError", found.message, found.line, filename),
-        line=found.line,
-        exact=found.exact,
-        why=found.why,
-        stage="compile",
-    )
+    return tree, compile_error(tree, filename, target)
 
 
 _NULL_BYTES = "source code string cannot contain null bytes"
@@ -244,14 +207,14 @@ def _verdict(
         if old is not None:
             text, line = old
             return SyntaxVerdict(
-                error=_syntax_error("SyntaxError", text, line, filename),
+                error=syntax_error("SyntaxError", text, line, filename),
                 line=line,
                 exact=text != "invalid syntax",
                 why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})",
             )
     text, exact = _message_for(msg, target, exc.text or "")
     return SyntaxVerdict(
-        error=_syntax_error(type(exc).__name__, text, line, filename),
+        error=syntax_error(type(exc).__name__, text, line, filename),
         line=line,
         exact=exact,
         why=f"{msg} (parsed by CPython {RUNNING[0]}.{RUNNING[1]})",
@@ -316,7 +279,7 @@ def _newer_syntax(
         return None
     first = min(found, key=lambda n: (n.line, n.col))
     return SyntaxVerdict(
-        error=_syntax_error("SyntaxError", first.message, first.line, filename),
+        error=syntax_error("SyntaxError", first.message, first.line, filename),
         line=first.line,
         exact=first.message == "invalid syntax",
         why=f"{first.what} needs CPython {first.since[0]}.{first.since[1]}",
