@@ -620,6 +620,21 @@ def _plain_global(module: str, name: str) -> Any:
     return cls
 
 
+class _Unparsed:
+    """A field ``FunctionDef`` answers None for at class level (``returns``,
+    ``type_comment``, the end position): read on a deferred ``def`` before its
+    text is parsed, it parses it instead of answering that default."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, node: ast.AST | None, owner: type | None = None) -> Any:
+        if node is None:  # the class's own default, as ast.dump asks for it
+            return None
+        _parse_kept(node)
+        return node.__dict__.get(self.name)
+
+
 class _DeferredDef(ast.FunctionDef):
     """A ``def`` kept as its source text (keep_def_sources), parsed on first use.
 
@@ -627,8 +642,14 @@ class _DeferredDef(ast.FunctionDef):
     case the module body calls it; most are never called, and their syntax
     trees were three quarters of the nodes a warm scan of the real layer of
     docs/benchmarks.md rebuilt. Text that is not one ``def`` raises
-    CacheFormatError here, at first use.
+    CacheFormatError here, at first use. A skeleton's ``def`` (defer_def_body)
+    has its header's fields already, and only its body and end are parsed.
     """
+
+    returns = _Unparsed()
+    type_comment = _Unparsed()
+    end_lineno = _Unparsed()
+    end_col_offset = _Unparsed()
 
     def __getattr__(self, name: str) -> Any:
         # Called only for an attribute not set: before first use, every field.
@@ -636,7 +657,7 @@ class _DeferredDef(ast.FunctionDef):
             raise AttributeError(name)
         if "body" in self.__dict__:  # parsed already: the attribute is not a field
             raise AttributeError(name)
-        self.__dict__.update(_parsed_def(*self.__dict__[_KEPT]).__dict__)
+        _parse_kept(self)
         return getattr(self, name)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -646,6 +667,17 @@ class _DeferredDef(ast.FunctionDef):
             n: getattr(self, n) for n in (*self._fields, *self._attributes) if hasattr(self, n)
         }
         return (_def_of_fields, (fields,))
+
+
+def _parse_kept(node: ast.AST) -> None:
+    """Parse a deferred ``def``'s text into the fields it does not have yet: a
+    skeleton's ``def`` keeps its header's nodes, which what the extraction holds
+    of them must still be."""
+    fields = node.__dict__
+    if "body" in fields:
+        return
+    for key, value in _parsed_def(*fields[_KEPT]).__dict__.items():
+        fields.setdefault(key, value)
 
 
 def _def_of_fields(fields: dict[str, Any]) -> ast.FunctionDef:
@@ -694,10 +726,15 @@ def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
     cannot be taken exactly (another encoding than UTF-8, a decorator written
     oddly, something after its end on its last line) keeps its nodes.
     """
-    lines = _source_lines(source)
-    if lines is None:
-        return
+    lines: list[str] | None = None
     for node in defs:
+        if _KEPT in node.__dict__:  # a skeleton's def: kept as its text already
+            _drop_nodes(node)
+            continue
+        if lines is None:
+            lines = source_lines(source)
+            if lines is None:
+                return
         kept = _def_segment(node, lines)
         if kept is not None and type(node) is ast.FunctionDef:
             # Most are never called: a scan that parses its modules itself (--jobs 1)
@@ -705,6 +742,23 @@ def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
             node.__dict__.clear()
             node.__class__ = _DeferredDef
             node.__dict__[_KEPT] = kept
+
+
+def defer_def_body(node: ast.FunctionDef, text: str, first: int) -> None:
+    """Make ``node``, a ``def`` parsed with a placeholder for its body, a deferred
+    ``def`` whose body and end are parsed from ``text`` (its whole lines, the first
+    one numbered ``first``) when first read; its header's nodes stay."""
+    for field in ("body", "end_lineno", "end_col_offset"):
+        node.__dict__.pop(field, None)
+    node.__class__ = _DeferredDef
+    node.__dict__[_KEPT] = (text, first)
+
+
+def _drop_nodes(node: ast.FunctionDef) -> None:
+    # As keep_def_sources does: the text stands for every field until next used.
+    kept = node.__dict__[_KEPT]
+    node.__dict__.clear()
+    node.__dict__[_KEPT] = kept
 
 
 # Where a ``def`` carries its source text: (its lines, the first one's number).
@@ -716,7 +770,7 @@ _DECORATOR = re.compile(rb"[ \t]*@[ \t]*")
 _TAIL = re.compile(rb"[ \t\f]*(?:;[ \t\f]*)?(?:#.*)?")
 
 
-def _source_lines(source: bytes) -> list[str] | None:
+def source_lines(source: bytes) -> list[str] | None:
     """``source``'s lines as the parser numbers them; None unless UTF-8."""
     if source.startswith(_BOM):
         source = source[len(_BOM) :]

@@ -1719,7 +1719,9 @@ class ImportGraph:
         data: bytes,
         is_module: Callable[[str], bool],
     ) -> ModuleSource | None:
-        tree, verdict = check_syntax(data, path, self.version)
+        tree, verdict = check_syntax(
+            data, path, self.version, bodies_as_text=not _walked_whole(data)
+        )
         if tree is None:
             return ModuleSource(name=name, path=path, is_package=is_package, syntax=verdict)
         lines = data.decode("utf-8", "replace").splitlines()
@@ -1769,6 +1771,16 @@ class ImportGraph:
     @property
     def parsed(self) -> dict[str, ModuleSource]:
         return {k: v for k, v in self._parsed.items() if v is not None}
+
+
+# Words of a source whose extraction walks its whole tree, function bodies too (the
+# custom finder's names, globals(), sys.modules[...]): a skeleton would be parsed
+# whole again there, so the source is parsed whole at once.
+_WHOLE_TREE_WORDS = (b"meta_path", b"path_hooks", b"globals()", b"sys.modules[")
+
+
+def _walked_whole(data: bytes) -> bool:
+    return any(word in data for word in _WHOLE_TREE_WORDS) or _global_statement_in(data)
 
 
 # A call is written with a parenthesis: a statement whose text has none calls nothing.
