@@ -732,9 +732,10 @@ def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
             _drop_nodes(node)
             continue
         if lines is None:
-            lines = source_lines(source)
-            if lines is None:
+            text = source_text(source)
+            if text is None:
                 return
+            lines = text.split("\n")
         kept = _def_segment(node, lines)
         if kept is not None and type(node) is ast.FunctionDef:
             # Most are never called: a scan that parses its modules itself (--jobs 1)
@@ -770,8 +771,9 @@ _DECORATOR = re.compile(rb"[ \t]*@[ \t]*")
 _TAIL = re.compile(rb"[ \t\f]*(?:;[ \t\f]*)?(?:#.*)?")
 
 
-def source_lines(source: bytes) -> list[str] | None:
-    """``source``'s lines as the parser numbers them; None unless UTF-8."""
+def source_text(source: bytes) -> str | None:
+    """``source`` decoded, its lines ended by ``\n`` alone, as the parser numbers
+    them; None unless UTF-8."""
     if source.startswith(_BOM):
         source = source[len(_BOM) :]
     for line in source.split(b"\n", 2)[:2]:
@@ -787,7 +789,7 @@ def source_lines(source: bytes) -> list[str] | None:
         return None
     if "\r" in text:  # the parser ends a line at \r\n, \r or \n, and at nothing else
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.split("\n")
+    return text
 
 
 def _def_segment(node: ast.FunctionDef, lines: list[str]) -> tuple[str, int] | None:

@@ -14,7 +14,8 @@ import pytest
 
 from abiscan.inputs.content_cache import keep_def_sources
 from abiscan.simulate.python.grammar import RUNNING, check_syntax
-from abiscan.simulate.python.skeleton import compiled_skeleton
+from abiscan.simulate.python.import_graph import _may_inline
+from abiscan.simulate.python.skeleton import ReadsBody, compiled_skeleton
 
 _SHAPES = '''\
 """A module."""
@@ -94,8 +95,12 @@ def _whole(source: str) -> str:
     return ast.dump(ast.parse(source), include_attributes=True)
 
 
-def _skeleton(source: str) -> ast.Module:
-    compiles, tree = compiled_skeleton(source.encode(), "m.py")
+def _never(header: str, decorated: bool, in_class: bool) -> bool:
+    return False
+
+
+def _skeleton(source: str, reads_body: ReadsBody = _may_inline) -> ast.Module:
+    compiles, tree = compiled_skeleton(source.encode(), "m.py", reads_body)
     assert compiles and tree is not None
     return tree
 
@@ -104,11 +109,27 @@ def test_the_skeleton_is_the_whole_tree() -> None:
     tree = _skeleton(_SHAPES)
     cut = [n for n in _unread(tree.body) if type(n) is not ast.FunctionDef]  # deferred
     # Every def at module or class level whose body has lines of its own is cut, but
-    # a function the extraction may run (plain, in_if, ...: no decorator, no star),
-    # the last statement of a block (D.only: the class ends where it does) and
-    # C.last, whose end is not proven (a string's line at column 0)...
+    # a function the extraction may run (plain: no decorator, no star), the last
+    # statement of a block (D.only: the class ends where it does; in_if, in_else)
+    # and C.last, whose end is not proven (a string's line at column 0)...
     assert sorted(n.name for n in cut) == ["decorated", "method", "other", "spread"]
     # ...and reading the tree parses each body into the nodes the whole parse makes.
+    assert ast.dump(tree, include_attributes=True) == _whole(_SHAPES)
+
+
+def test_bodies_the_caller_reads_are_left_in_the_skeleton() -> None:
+    asked: list[tuple[str, bool, bool]] = []
+
+    def never(header: str, decorated: bool, in_class: bool) -> bool:
+        asked.append((header.partition("(")[0], decorated, in_class))
+        return False
+
+    tree = _skeleton(_SHAPES, never)
+    cut = [n for n in _unread(tree.body) if type(n) is not ast.FunctionDef]
+    assert sorted(n.name for n in cut) == ["decorated", "method", "other", "plain", "spread"]
+    assert ("def plain", False, False) in asked
+    assert ("def decorated", True, False) in asked
+    assert ("def method", False, True) in asked
     assert ast.dump(tree, include_attributes=True) == _whole(_SHAPES)
 
 
@@ -161,9 +182,9 @@ def test_a_block_ending_in_a_def_ends_where_the_whole_parse_says() -> None:
     ],
 )
 def test_a_def_whose_end_is_not_proven_is_left_whole(source: str) -> None:
-    compiles, tree = compiled_skeleton(source.encode(), "m.py")
+    compiles, tree = compiled_skeleton(source.encode(), "m.py", _never)
     assert compiles and tree is None
-    tree, verdict = check_syntax(source.encode(), "m.py", RUNNING, bodies_as_text=True)
+    tree, verdict = check_syntax(source.encode(), "m.py", RUNNING, reads_body=_never)
     assert verdict is None and tree is not None
     assert ast.dump(tree, include_attributes=True) == _whole(source)
     assert not any(isinstance(n, ast.Import) for n in tree.body)
@@ -171,9 +192,9 @@ def test_a_def_whose_end_is_not_proven_is_left_whole(source: str) -> None:
 
 def test_a_source_that_does_not_compile_is_decided_as_before() -> None:
     source = b"def f(a):\n    return a\n\ndef g():\n    break\n"
-    assert compiled_skeleton(source, "m.py") == (False, None)
+    assert compiled_skeleton(source, "m.py", _never) == (False, None)
     plain = check_syntax(source, "m.py", RUNNING)
-    skeleton = check_syntax(source, "m.py", RUNNING, bodies_as_text=True)
+    skeleton = check_syntax(source, "m.py", RUNNING, reads_body=_never)
     assert plain[1] is not None and plain[1] == skeleton[1]
     assert plain[1].error is not None
     assert plain[1].error.message == "'break' outside loop (m.py, line 5)"
@@ -182,7 +203,7 @@ def test_a_source_that_does_not_compile_is_decided_as_before() -> None:
 def test_an_older_target_parses_the_whole_source() -> None:
     # feature_version must see every body: a newer construct in one fails the module.
     source = b"def f(x):\n    match x:\n        case 1:\n            return 1\n"
-    tree, verdict = check_syntax(source, "m.py", (3, 9), bodies_as_text=True)
+    tree, verdict = check_syntax(source, "m.py", (3, 9), reads_body=_never)
     assert tree is not None and verdict is not None and verdict.error is not None
     assert "body" in tree.body[0].__dict__
 

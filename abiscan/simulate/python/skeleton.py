@@ -17,10 +17,11 @@ compiler says, so that a wrong guess never changes the tree:
 
 * the compiler lists each ``def`` (its code object: name and first line, a
   decorator's if any) at module or class level. Left whole: an ``async
-  def``, anything nested in a function, a body on its header's line, a
-  function the extraction may run (outside a class, no decorator, no ``*`` or
-  ``/`` in its header: it reads that body), and a ``def`` that ends an
-  indented block (the block's node ends where the ``def`` does);
+  def``, anything nested in a function, a body on its header's line, a body
+  the caller says it reads anyway (``reads_body``: parsed on its own, a
+  ``def`` pays for every line before it, to keep its line numbers), and a
+  ``def`` that ends an indented block (the block's node ends where the
+  ``def`` does);
 * the body ends before the first later line, neither blank nor a comment, that
   is indented no deeper than the ``def``; that line must be one where the
   enclosing module or class body has code (no line inside the body is, and a
@@ -40,15 +41,21 @@ from __future__ import annotations
 import ast
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import accumulate
 from types import CodeType
 from typing import NamedTuple
 
-from abiscan.inputs.content_cache import defer_def_body, source_lines
+from abiscan.inputs.content_cache import defer_def_body, source_text
 from abiscan.simulate.python.compile_time import source_warnings_ignored
 
-__all__ = ["compiled_skeleton"]
+__all__ = ["ReadsBody", "compiled_skeleton"]
+
+# Whether the caller reads the body of a def anyway, from its header's text (``def``
+# to the colon), whether it is decorated, and whether it is a class's.
+ReadsBody = Callable[[str, bool, bool], bool]
+# The lines where the module and the class bodies around a def have code.
+_Enclosing = tuple[frozenset[int], ...]
 
 # Flags of a function's code object (inspect.CO_OPTIMIZED | CO_NEWLOCALS); a class
 # body has neither. CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR: async.
@@ -75,7 +82,9 @@ class _Source(NamedTuple):
     starts: list[int]  # the offset of each line's first character in text
 
 
-def compiled_skeleton(source: bytes, filename: str) -> tuple[bool, ast.Module | None]:
+def compiled_skeleton(
+    source: bytes, filename: str, reads_body: ReadsBody
+) -> tuple[bool, ast.Module | None]:
     """Compile ``source`` as importing does: whether it compiles, and when it does,
     its skeleton tree (None when the source has no shape this module cuts)."""
     try:
@@ -83,22 +92,22 @@ def compiled_skeleton(source: bytes, filename: str) -> tuple[bool, ast.Module | 
             code = compile(source, filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return False, None
-    return True, _skeleton(source, code, filename)
+    return True, _skeleton(source, code, filename, reads_body)
 
 
-def _skeleton(source: bytes, code: CodeType, filename: str) -> ast.Module | None:
-    lines = source_lines(source)
-    if lines is None:
+def _skeleton(
+    source: bytes, code: CodeType, filename: str, reads_body: ReadsBody
+) -> ast.Module | None:
+    text = source_text(source)
+    if text is None or "\t" in text or "\f" in text:  # tabs count as the tokenizer says
         return None
-    text = "\n".join(lines)
-    if "\t" in text or "\f" in text:  # indentation as the tokenizer counts it: not here
-        return None
+    lines = text.split("\n")
     starts = list(accumulate(map(len, lines), _next, initial=0))
     src = _Source(text=text, lines=lines, starts=starts)
     cuts = [
         cut
-        for name, first, enclosing, in_class in _defs(code, frozenset())
-        if (cut := _cut(src, name, first, enclosing, in_class)) is not None
+        for name, first, enclosing in _defs(code, ())
+        if (cut := _cut(src, name, first, enclosing, reads_body)) is not None
     ]
     if not cuts:
         return None
@@ -118,20 +127,18 @@ def _next(offset: int, length: int) -> int:
     return offset + length + 1
 
 
-def _defs(
-    code: CodeType, outer: frozenset[int], in_class: bool = False
-) -> Iterator[tuple[str, int, frozenset[int], bool]]:
+def _defs(code: CodeType, outer: _Enclosing) -> Iterator[tuple[str, int, _Enclosing]]:
     """Each plain ``def`` of ``code`` (a module's or a class body's), with the lines
-    where ``code`` and the bodies around it have code, and whether it is a class's;
-    class bodies too."""
-    lines = outer | _code_lines(code)
+    where ``code`` and the bodies around it have code (the module's first: a def is
+    a class's when there are more); class bodies too."""
+    enclosing = (*outer, _code_lines(code))
     for const in code.co_consts:
         if not isinstance(const, CodeType) or const.co_name.startswith("<"):
             continue  # lambdas and comprehensions stay in the tree
         if not const.co_flags & _FUNCTION:
-            yield from _defs(const, lines, True)
+            yield from _defs(const, enclosing)
         elif not const.co_flags & _ASYNC:
-            yield const.co_name, const.co_firstlineno, lines, in_class
+            yield const.co_name, const.co_firstlineno, enclosing
 
 
 def _code_lines(code: CodeType) -> frozenset[int]:
@@ -158,7 +165,7 @@ _BODY_END: dict[int, re.Pattern[str]] = {}
 
 
 def _cut(
-    src: _Source, name: str, first: int, enclosing: frozenset[int], in_class: bool
+    src: _Source, name: str, first: int, enclosing: _Enclosing, reads_body: ReadsBody
 ) -> _Cut | None:
     """The cut of one ``def``; None to leave it whole (the text around is the same
     either way): its body on its header's line, a body the extraction reads
@@ -169,7 +176,7 @@ def _cut(
     def_line, indent = found
     start = src.starts[def_line - 1] + indent
     colon = _header_end(src.text, start)
-    if colon is None or (not in_class and _may_run(src.text[start:colon], first, def_line)):
+    if colon is None or reads_body(src.text[start:colon], first != def_line, len(enclosing) > 1):
         return None
     header_end = _line_of(src, colon)
     rest = src.lines[header_end - 1][colon - src.starts[header_end - 1] + 1 :].strip()
@@ -180,13 +187,6 @@ def _cut(
     if end <= body or not _outside(src, end, enclosing) or _ends_block(src, end, indent):
         return None
     return _Cut(name=name, first=first, def_line=def_line, indent=indent, body=body, end=end)
-
-
-def _may_run(header: str, first: int, def_line: int) -> bool:
-    """Whether the extraction may run the function (import_graph._inlinable reads the
-    body of each one outside a class without decorators or ``*``, ``**`` and ``/``
-    parameters): its body is parsed with the skeleton then, not on its own."""
-    return first == def_line and "*" not in header and "/" not in header
 
 
 def _ends_block(src: _Source, end: int, indent: int) -> bool:
@@ -204,16 +204,20 @@ def _line_of(src: _Source, offset: int) -> int:
     return bisect_right(src.starts, offset)
 
 
-def _outside(src: _Source, line: int, enclosing: frozenset[int]) -> bool:
+def _outside(src: _Source, line: int, enclosing: _Enclosing) -> bool:
     """Whether ``line``, where a body seems to end, is surely past it: the end of the
     source, a line where the code around has code (none of a body's lines is),
     or a clause without code of its own (``else:``) before such a line."""
-    if line > len(src.lines) or line in enclosing:
+    if line > len(src.lines) or _has_code(enclosing, line):
         return True
     if _CLAUSE.fullmatch(src.lines[line - 1]) is None:
         return False
     after = _NEXT_CONTENT.search(src.text, src.starts[line] - 1) if line < len(src.lines) else None
-    return after is not None and _line_of(src, after.end()) in enclosing
+    return after is not None and _has_code(enclosing, _line_of(src, after.end()))
+
+
+def _has_code(enclosing: _Enclosing, line: int) -> bool:
+    return any(line in lines for lines in enclosing)
 
 
 def _def_line(lines: list[str], name: str, first: int) -> tuple[int, int] | None:
