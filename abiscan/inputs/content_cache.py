@@ -642,8 +642,7 @@ class _DeferredDef(ast.FunctionDef):
     case the module body calls it; most are never called, and their syntax
     trees were three quarters of the nodes a warm scan of the real layer of
     docs/benchmarks.md rebuilt. Text that is not one ``def`` raises
-    CacheFormatError here, at first use. A skeleton's ``def`` (defer_def_body)
-    has its header's fields already, and only its body and end are parsed.
+    CacheFormatError here, at first use.
     """
 
     returns = _Unparsed()
@@ -670,14 +669,9 @@ class _DeferredDef(ast.FunctionDef):
 
 
 def _parse_kept(node: ast.AST) -> None:
-    """Parse a deferred ``def``'s text into the fields it does not have yet: a
-    skeleton's ``def`` keeps its header's nodes, which what the extraction holds
-    of them must still be."""
-    fields = node.__dict__
-    if "body" in fields:
-        return
-    for key, value in _parsed_def(*fields[_KEPT]).__dict__.items():
-        fields.setdefault(key, value)
+    """Parse a deferred ``def``'s text into its fields, once."""
+    if "body" not in node.__dict__:
+        node.__dict__.update(_parsed_def(*node.__dict__[_KEPT]).__dict__)
 
 
 def _def_of_fields(fields: dict[str, Any]) -> ast.FunctionDef:
@@ -726,16 +720,10 @@ def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
     cannot be taken exactly (another encoding than UTF-8, a decorator written
     oddly, something after its end on its last line) keeps its nodes.
     """
-    lines: list[str] | None = None
+    lines = _source_lines(source)
+    if lines is None:
+        return
     for node in defs:
-        if _KEPT in node.__dict__:  # a skeleton's def: kept as its text already
-            _drop_nodes(node)
-            continue
-        if lines is None:
-            text = source_text(source)
-            if text is None:
-                return
-            lines = text.split("\n")
         kept = _def_segment(node, lines)
         if kept is not None and type(node) is ast.FunctionDef:
             # Most are never called: a scan that parses its modules itself (--jobs 1)
@@ -743,23 +731,6 @@ def keep_def_sources(defs: Iterable[ast.FunctionDef], source: bytes) -> None:
             node.__dict__.clear()
             node.__class__ = _DeferredDef
             node.__dict__[_KEPT] = kept
-
-
-def defer_def_body(node: ast.FunctionDef, text: str, first: int) -> None:
-    """Make ``node``, a ``def`` parsed with a placeholder for its body, a deferred
-    ``def`` whose body and end are parsed from ``text`` (its whole lines, the first
-    one numbered ``first``) when first read; its header's nodes stay."""
-    for field in ("body", "end_lineno", "end_col_offset"):
-        node.__dict__.pop(field, None)
-    node.__class__ = _DeferredDef
-    node.__dict__[_KEPT] = (text, first)
-
-
-def _drop_nodes(node: ast.FunctionDef) -> None:
-    # As keep_def_sources does: the text stands for every field until next used.
-    kept = node.__dict__[_KEPT]
-    node.__dict__.clear()
-    node.__dict__[_KEPT] = kept
 
 
 # Where a ``def`` carries its source text: (its lines, the first one's number).
@@ -771,9 +742,8 @@ _DECORATOR = re.compile(rb"[ \t]*@[ \t]*")
 _TAIL = re.compile(rb"[ \t\f]*(?:;[ \t\f]*)?(?:#.*)?")
 
 
-def source_text(source: bytes) -> str | None:
-    """``source`` decoded, its lines ended by ``\n`` alone, as the parser numbers
-    them; None unless UTF-8."""
+def _source_lines(source: bytes) -> list[str] | None:
+    """``source``'s lines as the parser numbers them; None unless UTF-8."""
     if source.startswith(_BOM):
         source = source[len(_BOM) :]
     for line in source.split(b"\n", 2)[:2]:
@@ -789,7 +759,7 @@ def source_text(source: bytes) -> str | None:
         return None
     if "\r" in text:  # the parser ends a line at \r\n, \r or \n, and at nothing else
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
+    return text.split("\n")
 
 
 def _def_segment(node: ast.FunctionDef, lines: list[str]) -> tuple[str, int] | None:

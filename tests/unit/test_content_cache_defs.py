@@ -199,6 +199,18 @@ def test_a_def_kept_as_text_drops_its_nodes_until_first_use() -> None:
     assert ast.unparse(node) == "def f(a):\n    return [a, 'é']"
 
 
+def test_a_kept_def_read_first_for_its_end_is_parsed() -> None:
+    # FunctionDef answers None for end_lineno, returns and type_comment at class
+    # level: a kept def must parse its text instead of answering that.
+    source = b"def f(a) -> int:\n    return a\n"
+    node = ast.parse(source).body[0]
+    assert isinstance(node, ast.FunctionDef)
+    keep_def_sources([node], source)
+    assert "end_lineno" not in node.__dict__
+    assert (node.end_lineno, node.end_col_offset) == (2, 12)
+    assert isinstance(node.returns, ast.Name) and node.type_comment is None
+
+
 def test_the_import_graph_keeps_a_small_def_as_text() -> None:
     from abiscan.simulate.python.import_graph import AssignStep, ImportGraph, SourceReader
 

@@ -47,7 +47,6 @@ from collections.abc import Iterator, Sequence
 from abiscan.records import record
 from abiscan.report.findings import PredictedError
 from abiscan.simulate.python.compile_time import compile_error, source_warnings_ignored
-from abiscan.simulate.python.skeleton import ReadsBody, compiled_skeleton
 from abiscan.simulate.python.syntax_verdict import SyntaxVerdict, syntax_error
 
 __all__ = [
@@ -102,31 +101,16 @@ def _message_for(msg: str, target: tuple[int, int], line: str = "") -> tuple[str
 
 
 def check_syntax(
-    source: bytes,
-    filename: str,
-    target: tuple[int, int],
-    *,
-    reads_body: ReadsBody | None = None,
+    source: bytes, filename: str, target: tuple[int, int]
 ) -> tuple[ast.Module | None, SyntaxVerdict | None]:
     """Parse ``source`` for the target: the tree, and a verdict when it does not parse.
 
     The tree is returned whenever the running grammar can read the source
-    (also with a verdict, so that its imports are still known). Given
-    ``reads_body`` (which bodies the caller reads anyway), a source that compiles
-    on a target no older than the running grammar comes back as its skeleton
-    (skeleton.py): the same tree, the other functions' bodies parsed when first
-    read.
+    (also with a verdict, so that its imports are still known).
     """
     if b"\x00" in source:
         return None, _null_bytes(target)
     fv = target if target < RUNNING else None
-    if reads_body is not None and fv is None:
-        compiles, skeleton = compiled_skeleton(source, filename, reads_body)
-        if skeleton is not None:
-            return skeleton, None
-        if compiles:  # compiled already: only the tree is wanted
-            with source_warnings_ignored():
-                return ast.parse(source, filename), None
     try:
         with source_warnings_ignored():
             if fv is not None:

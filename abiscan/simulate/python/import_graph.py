@@ -447,13 +447,6 @@ def _plain_def(node: ast.stmt) -> bool:
     return all(isinstance(d, ast.Constant) for d in a.defaults)
 
 
-def _may_inline(header: str, decorated: bool, in_class: bool) -> bool:
-    """Whether :func:`_inlinable` may read a def's body, from its header's text alone
-    (no decorator and no ``*``, ``**`` or ``/`` parameter, outside a class): the
-    skeleton parse leaves such a body in the module's own parse."""
-    return not (in_class or decorated or "*" in header or "/" in header)
-
-
 def _inlinable(node: ast.stmt, may_hold: MayHold = _always) -> bool:
     """Whether a ``def`` is one the evaluator runs when the module body calls it: no
     decorator, plain parameters with constant defaults, and a short body of
@@ -1449,7 +1442,7 @@ def extract(
     ex = _Extractor(module, package, lines, conditions, is_module, RuntimeChecker(target, stdlib))
     guarded = (
         prefix_guarded_globals(tree)
-        if _says(joined, _GLOBALS_CALL)
+        if _says(joined, "globals()")
         else GuardedGlobals(calls=frozenset(), prefixes=())
     )
     ex.guarded_globals = guarded.calls
@@ -1465,7 +1458,7 @@ def extract(
         edges=tuple(ex.edges),
         bound=dict(ex.bound),
         open_namespace=ex.open_namespace
-        or (_says(joined, _MODULES_STORE) and _replaces_itself(tree)),
+        or (_says(joined, "sys.modules[") and _replaces_itself(tree)),
         open_line=ex.open_line,
         all_names=ex.all_names,
         declared_global=declared,
@@ -1726,13 +1719,7 @@ class ImportGraph:
         data: bytes,
         is_module: Callable[[str], bool],
     ) -> ModuleSource | None:
-        # Textual on purpose: these hooks are usually installed from inside a
-        # function (VendorImporter.install()), where the extractor never looks.
-        finder = any(word in data for word in _FINDER_WORDS)
-        whole = finder or _walks_globals(data)  # the extraction reads every body then
-        tree, verdict = check_syntax(
-            data, path, self.version, reads_body=None if whole else _may_inline
-        )
+        tree, verdict = check_syntax(data, path, self.version)
         if tree is None:
             return ModuleSource(name=name, path=path, is_package=is_package, syntax=verdict)
         lines = data.decode("utf-8", "replace").splitlines()
@@ -1748,6 +1735,9 @@ class ImportGraph:
             self.stdlib,
             source=data,
         )
+        # Textual on purpose: these hooks are usually installed from inside a
+        # function (VendorImporter.install()), where the extractor never looks.
+        finder = b"meta_path" in data or b"path_hooks" in data
         extends = is_package and (
             b"extend_path" in data
             or b"declare_namespace" in data
@@ -1779,22 +1769,6 @@ class ImportGraph:
     @property
     def parsed(self) -> dict[str, ModuleSource]:
         return {k: v for k, v in self._parsed.items() if v is not None}
-
-
-# Words of a source whose extraction walks its whole tree, function bodies too: an
-# import hook's (the names it may serve), and extract's for globals() and
-# sys.modules[...]. A skeleton's bodies would all be parsed again there.
-_FINDER_WORDS = (b"meta_path", b"path_hooks")
-_GLOBALS_CALL = "globals()"
-_MODULES_STORE = "sys.modules["
-
-
-def _walks_globals(data: bytes) -> bool:
-    return (
-        _global_statement_in(data)
-        or _says(data, _GLOBALS_CALL)
-        or _says(data, _MODULES_STORE)
-    )
 
 
 # A call is written with a parenthesis: a statement whose text has none calls nothing.
