@@ -9,9 +9,14 @@ extension's ``dlopen`` therefore binds N references against a library whose
 string table grows with N too: a lookup whose cost grows with the table
 makes the whole case grow with N squared.
 
-It scans the layer at N and at 2N, side by side in one run (median of the
-repeats), and prints both times and their ratio; linear work gives about 2,
-the budget (issue 10) is 2.2. Run:
+It scans the layer at N and at 2N, side by side in one run: one scan of each
+first, untimed (the first scan of a process imports the pipeline), then
+``--repeat`` pairs, the two sizes alternating so that a drift of the host's
+speed reaches both alike. It prints the median times of each size and the
+median of the pairs' ratios; linear work gives about 2, the budget (issue 10)
+is 2.2. (Timed as all of N's scans, the first importing the pipeline, then
+all of 2N's, three runs in a row gave 1.44, 2.46 and 2.43: docs/benchmarks.md,
+*Session 18*.) Run:
 
     python benchmarks/bench_crosslib.py [--symbols 16000] [--extensions 4] [--repeat 5]
 """
@@ -61,45 +66,48 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def time_scan(layer: Path, repeat: int) -> tuple[float, float, int]:
-    """Median scan wall and CPU time, and the number of modules predicted ok.
+def time_scan(layer: Path) -> tuple[float, float, int]:
+    """One scan's wall and CPU time, and the number of modules predicted ok.
 
     The scan runs in this process (``jobs=1``), so its CPU time is this
     process's: on a machine shared with other jobs, compare that.
     """
-    times = []
-    cpus = []
-    ok = 0
-    for _ in range(repeat):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        # Without the content cache: every run reads and binds everything (a
-        # warm run would read the summaries instead).
-        report = scan([layer], runtime="python3.12", arch="x86_64", use_cache=False, jobs=1)
-        times.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-        ok = sum(1 for m in report.modules if m.outcome == "ok")
-    return statistics.median(times), statistics.median(cpus), ok
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    # Without the content cache: every run reads and binds everything (a
+    # warm run would read the summaries instead).
+    report = scan([layer], runtime="python3.12", arch="x86_64", use_cache=False, jobs=1)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    return wall, cpu, sum(1 for m in report.modules if m.outcome == "ok")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=16000, help="N, the references")
     parser.add_argument("--extensions", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5, help="pairs of timed scans")
     args = parser.parse_args()
-    results = []
+    sizes = (args.symbols, 2 * args.symbols)
     with tempfile.TemporaryDirectory(prefix="abiscan-crosslib-") as tmp:
-        for n in (args.symbols, 2 * args.symbols):
-            layer = Path(tmp) / f"crosslib-{n}.zip"
+        layers = [Path(tmp) / f"crosslib-{n}.zip" for n in sizes]
+        for layer, n in zip(layers, sizes, strict=True):
             build_layer(layer, n, args.extensions)
-            seconds, cpu, ok = time_scan(layer, args.repeat)
-            results.append((seconds, cpu))
-            print(f"N = {n:6d} references, {args.extensions} extensions: "
-                  f"{seconds * 1000:8.1f} ms wall, {cpu * 1000:8.1f} ms CPU "
-                  f"(medians of {args.repeat}); {ok} modules ok")
-    print(f"ratio 2N / N: {results[1][0] / results[0][0]:.2f} wall, "
-          f"{results[1][1] / results[0][1]:.2f} CPU (budget 2.2)")
+            time_scan(layer)  # untimed: the first scan imports the pipeline
+        runs: list[list[tuple[float, float, int]]] = [[], []]
+        for i in range(args.repeat):
+            order = (0, 1) if i % 2 == 0 else (1, 0)
+            for k in order:
+                runs[k].append(time_scan(layers[k]))
+    for n, done in zip(sizes, runs, strict=True):
+        print(f"N = {n:6d} references, {args.extensions} extensions: "
+              f"{statistics.median(r[0] for r in done) * 1000:8.1f} ms wall, "
+              f"{statistics.median(r[1] for r in done) * 1000:8.1f} ms CPU "
+              f"(medians of {args.repeat}); {done[-1][2]} modules ok")
+    wall = statistics.median(b[0] / a[0] for a, b in zip(*runs, strict=True))
+    cpu = statistics.median(b[1] / a[1] for a, b in zip(*runs, strict=True))
+    print(f"ratio 2N / N (median of the {args.repeat} pairs): {wall:.2f} wall, "
+          f"{cpu:.2f} CPU (budget 2.2)")
 
 
 if __name__ == "__main__":
