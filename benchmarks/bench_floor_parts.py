@@ -22,9 +22,11 @@ the cold target: with abiscan's own Python work taking no time at all and the
 cores shared perfectly, a cold scan on ``--cores`` cores would still take the
 sum divided by the cores, as a ratio to the floor. Run:
 
-    python benchmarks/bench_floor_parts.py [LAYER.zip] [--rounds 3] [--cores 2]
+    python benchmarks/bench_floor_parts.py [LAYER.zip] [--rounds 3] [--cores 2] [--json]
 
-(default layer: ``bench_real.py``'s, ``/work/cache/wheels/abiscan-bench-layers/real-1.zip``).
+The default layer is ``bench_real.py``'s real one
+(``/work/cache/wheels/abiscan-bench-layers/real-1.zip``); ``bench_real.py`` runs
+this script too, and writes its summary under its table.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from __future__ import annotations
 import argparse
 import ast
 import gc
+import json
 import time
 import warnings
 import zipfile
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from unittest.mock import patch
 
@@ -79,17 +83,30 @@ def least_cpu(work: Callable[[], object], rounds: int) -> float:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("layer", nargs="?", type=Path, default=DEFAULT_LAYER)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--runtime", default="python3.12")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")  # the sources' own warnings, as the scan ignores them
+@dataclass(frozen=True)
+class Parts:
+    """CPU seconds (least of the rounds) of the floor and of each part, and the scan's."""
 
-    sources, scan_cpu = parsed_sources(args.layer, args.runtime)
-    zf = zipfile.ZipFile(args.layer)
+    elf_members: int
+    elf_mb: float
+    sources: int
+    source_mb: float
+    scan_cpu: float
+    floor: float
+    inflate: float
+    parse: float
+    compile: float
+
+    @property
+    def parts(self) -> float:
+        return self.inflate + self.parse + self.compile
+
+
+def measure(layer: Path, rounds: int = 3, runtime: str = "python3.12") -> Parts:
+    """The floor and the three parts, measured in this process."""
+    warnings.simplefilter("ignore")  # the sources' own warnings, as the scan ignores them
+    sources, scan_cpu = parsed_sources(layer, runtime)
+    zf = zipfile.ZipFile(layer)
     elf_infos = []
     for info in zf.infolist():
         if info.is_dir() or info.filename.endswith(".py"):
@@ -97,7 +114,7 @@ def main() -> None:
         with zf.open(info) as fh:
             if fh.read(4) == b"\x7fELF":
                 elf_infos.append(info)
-    reader = open_source(args.layer, InputKind.LAYER)
+    reader = open_source(layer, InputKind.LAYER)
     assert isinstance(reader, ZipSource)
     by_path = {e.path: e for e in reader.entries()}
     elf_entries = [by_path[i.filename] for i in elf_infos]
@@ -121,26 +138,59 @@ def main() -> None:
         for name, tree in trees:
             compile(tree, name, "exec", dont_inherit=True)
 
-    mb = sum(i.file_size for i in elf_infos) / 1e6
+    return Parts(
+        elf_members=len(elf_infos),
+        elf_mb=sum(i.file_size for i in elf_infos) / 1e6,
+        sources=len(sources),
+        source_mb=sum(len(d) for _, d in sources) / 1e6,
+        scan_cpu=scan_cpu,
+        floor=least_cpu(floor, rounds),
+        inflate=least_cpu(inflate, rounds),
+        parse=least_cpu(parse, rounds),
+        compile=least_cpu(compile_trees, rounds),
+    )
+
+
+def summary(p: Parts, cores: int) -> str:
+    """One paragraph for docs/benchmarks.md (``bench_real.py`` writes it)."""
+    return (
+        f"What a cold scan cannot skip (`bench_floor_parts.py`, CPU in one process, least of "
+        f"its rounds): abiscan's inflater over the {p.elf_members} ELF members "
+        f"{p.inflate:.2f} s, `ast.parse` of the {p.sources} sources a cold scan parses "
+        f"{p.parse:.2f} s, `compile` of their trees {p.compile:.2f} s; together "
+        f"{p.parts / p.floor:.2f}x the floor's {p.floor:.2f} s measured beside them, so "
+        f"{p.parts / p.floor / cores:.2f}x on {cores} cores with no other work at all."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("layer", nargs="?", type=Path, default=DEFAULT_LAYER)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--runtime", default="python3.12")
+    parser.add_argument("--json", action="store_true", help="print the measures as JSON")
+    args = parser.parse_args()
+    p = measure(args.layer, args.rounds, args.runtime)
+    if args.json:
+        print(json.dumps(asdict(p)))
+        return
     print(f"layer: {args.layer}")
-    print(f"{len(elf_infos)} ELF members ({mb:.0f} MB unzipped), {len(sources)} sources parsed "
-          f"({sum(len(d) for _, d in sources) / 1e6:.1f} MB) by a cold --jobs 1 scan, which took "
-          f"{scan_cpu:.2f} s of CPU")
-    times: dict[str, float] = {}
-    for label, work in [("floor (zipfile, every ELF member)", floor),
-                        ("inflate: abiscan's reader, every ELF member", inflate),
-                        ("parse: ast.parse, every source", parse),
-                        ("compile: every parsed tree", compile_trees)]:
-        times[label] = least_cpu(work, args.rounds)
-        print(f"  {label:46s} {times[label]:6.3f} s CPU (least of {args.rounds})")
-    base = times["floor (zipfile, every ELF member)"]
-    parts = sum(t for label, t in times.items() if not label.startswith("floor"))
-    print(f"  {'inflate + parse + compile':46s} {parts:6.3f} s CPU = {parts / base:.2f}x the floor")
-    print(f"the scan's CPU less these parts: {scan_cpu - parts:.2f} s "
-          f"({(scan_cpu - parts) / scan_cpu:.0%} of the scan)")
+    print(f"{p.elf_members} ELF members ({p.elf_mb:.0f} MB unzipped), {p.sources} sources "
+          f"parsed ({p.source_mb:.1f} MB) by a cold --jobs 1 scan, which took "
+          f"{p.scan_cpu:.2f} s of CPU")
+    for label, t in [("floor (zipfile, every ELF member)", p.floor),
+                     ("inflate: abiscan's reader, every ELF member", p.inflate),
+                     ("parse: ast.parse, every source", p.parse),
+                     ("compile: every parsed tree", p.compile)]:
+        print(f"  {label:46s} {t:6.3f} s CPU (least of {args.rounds})")
+    print(f"  {'inflate + parse + compile':46s} {p.parts:6.3f} s CPU = "
+          f"{p.parts / p.floor:.2f}x the floor")
+    print(f"the scan's CPU less these parts: {p.scan_cpu - p.parts:.2f} s "
+          f"({(p.scan_cpu - p.parts) / p.scan_cpu:.0%} of the scan)")
     print(f"on {args.cores} cores, perfectly shared, with nothing else: "
-          f"{parts / args.cores / base:.2f}x the floor; the cold target (1.5x) leaves "
-          f"{max(0.0, 1.5 * base * args.cores - parts):.2f} s of CPU for all the rest")
+          f"{p.parts / args.cores / p.floor:.2f}x the floor; the cold target (1.5x) leaves "
+          f"{max(0.0, 1.5 * p.floor * args.cores - p.parts):.2f} s of CPU for all the rest")
 
 
 if __name__ == "__main__":

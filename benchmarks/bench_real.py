@@ -25,7 +25,11 @@ In one run, it measures (wall and CPU time; each scan in a fresh process):
   ``ABISCAN_INFLATER=zlib`` (the floor is always zlib's, through ``zipfile``);
 * **auditwheel show** on the same four wheels, one after the other;
 * a **scaling curve**: cold scans of layers holding 1, 2 and 4 copies of the
-  wheels (copy *k* has every top-level name prefixed ``cK_``).
+  wheels (copy *k* has every top-level name prefixed ``cK_``);
+* **what a cold scan cannot skip** (``bench_floor_parts.py``, in a process of
+  its own): abiscan's inflater over the ELF members, and CPython's parse and
+  compile of the sources a cold scan parses, against a floor measured beside
+  them.
 
 It prints a table with the ratios to the floor and to auditwheel, and writes
 it into ``docs/benchmarks.md`` between the ``bench_real`` markers. Run:
@@ -52,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _installed import installed_env
+from bench_floor_parts import Parts, summary
 
 from abiscan.inputs.inflaters import INFLATER_VARIABLE, inflater
 
@@ -214,6 +219,14 @@ def abiscan(layer: Path, cache: Path, jobs: str,
     return run, info
 
 
+def floor_parts(layer: Path, cores: int) -> str:
+    """``bench_floor_parts.py``'s summary of the layer, measured in a fresh process."""
+    script = Path(__file__).with_name("bench_floor_parts.py")
+    out = subprocess.run([sys.executable, str(script), str(layer), "--json"],
+                         capture_output=True, text=True, check=True, env=installed_env())
+    return summary(Parts(**json.loads(out.stdout.strip().splitlines()[-1])), cores)
+
+
 def auditwheel(wheels: list[Path]) -> Run | None:
     exe = shutil.which("auditwheel") or str(Path(sys.executable).parent / "auditwheel")
     if not Path(exe).exists():
@@ -290,6 +303,8 @@ def main() -> None:
                                    {INFLATER_VARIABLE: "zlib"})
         same = digests == {info_warm["sha256"], info_single["sha256"]}
         aw = None if args.no_auditwheel else auditwheel(wheels)
+        parts = floor_parts(layer, os.cpu_count() or 1)
+        print(parts, flush=True)
         rows.append(_row("floor: inflate every ELF member once", base))
         rows.append(_row(f"abiscan cold, --jobs {jobs_label}", cold, base,
                          (statistics.median(ratios), cpu_ratio)))
@@ -340,6 +355,7 @@ def main() -> None:
         + ("byte-identical." if same else "DIFFERENT (a bug)."),
         f"Peak RSS of the cold scan: {cold.rss_mb:.0f} MB; largest member + 100 MB = "
         f"{largest / 2**20 + 100:.0f} MB.",
+        parts,
         "",
         "Scaling (cold scans, --jobs " + jobs_label + "):",
         "",
