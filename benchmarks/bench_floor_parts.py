@@ -39,6 +39,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from unittest.mock import patch
@@ -61,8 +62,10 @@ def parsed_sources(layer: Path, runtime: str) -> tuple[list[tuple[str, bytes]], 
     def recording(
         source: bytes, filename: str, target: tuple[int, int]
     ) -> tuple[ast.Module | None, SyntaxVerdict | None]:
-        seen.append((filename, source))
-        return check_syntax(source, filename, target)
+        tree, verdict = check_syntax(source, filename, target)
+        if tree is not None:  # a source the running parser refuses is neither parsed nor compiled
+            seen.append((filename, source))
+        return tree, verdict
 
     with patch.object(import_graph, "check_syntax", recording):
         start = time.process_time()
@@ -136,7 +139,8 @@ def measure(layer: Path, rounds: int = 3, runtime: str = "python3.12") -> Parts:
 
     def compile_trees() -> None:
         for name, tree in trees:
-            compile(tree, name, "exec", dont_inherit=True)
+            with suppress(SyntaxError):  # the compiler's own errors: the scan meets them too
+                compile(tree, name, "exec", dont_inherit=True)
 
     return Parts(
         elf_members=len(elf_infos),
@@ -172,6 +176,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the measures as JSON")
     args = parser.parse_args()
     p = measure(args.layer, args.rounds, args.runtime)
+    if not p.elf_members:
+        parser.exit(2, f"{args.layer}: no ELF member, so no floor to measure against\n")
     if args.json:
         print(json.dumps(asdict(p)))
         return
