@@ -222,9 +222,8 @@ def abiscan(layer: Path, cache: Path, jobs: str,
 def floor_parts(layer: Path, cores: int) -> str:
     """``bench_floor_parts.py``'s summary of the layer, measured in a fresh process."""
     script = Path(__file__).with_name("bench_floor_parts.py")
-    out = subprocess.run([sys.executable, str(script), str(layer), "--json"],
-                         capture_output=True, text=True, check=True, env=installed_env())
-    return summary(Parts(**json.loads(out.stdout.strip().splitlines()[-1])), cores)
+    _, out = _timed([sys.executable, str(script), str(layer), "--json"])
+    return summary(Parts(**json.loads(out.strip().splitlines()[-1])), cores)
 
 
 def auditwheel(wheels: list[Path]) -> Run | None:
